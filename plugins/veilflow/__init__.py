@@ -1,0 +1,1 @@
+"""veilflow: orchestrated anonymization with governance."""

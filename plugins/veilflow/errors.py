@@ -1,0 +1,92 @@
+"""Domain errors. Each carries what a user needs to fix the problem, never a raw value.
+
+The CLI turns any ``VeilflowError`` into one line on stderr and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+
+class VeilflowError(Exception):
+    """Base of every error veilflow raises on purpose."""
+
+    exit_code = 1
+
+
+class PolicyError(VeilflowError):
+    """A policy file is malformed or asks for something impossible."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
+                 field: str | None = None) -> None:
+        self.file = file
+        self.line = line
+        self.field = field
+        where = ""
+        if file:
+            where = file if line is None else f"{file}:{line}"
+        parts = [p for p in (where, f"field {field!r}" if field else "") if p]
+        prefix = ", ".join(parts)
+        super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class SchemaDrift(VeilflowError):
+    """The source table has columns the policy does not declare (or lacks declared ones)."""
+
+    exit_code = 3
+
+    def __init__(self, table: str, undeclared: list[str], missing: list[str],
+                 detail: str = "") -> None:
+        self.table = table
+        self.undeclared = undeclared
+        self.missing = missing
+        bits = []
+        if undeclared:
+            bits.append(f"undeclared column(s) {', '.join(undeclared)}")
+        if missing:
+            bits.append(f"declared column(s) missing from the source: {', '.join(missing)}")
+        msg = f"schema drift in {table}: " + "; ".join(bits)
+        msg += " (declare them in the policy, or set 'unlisted: drop')" if undeclared else ""
+        if detail:
+            msg += f". {detail}"
+        super().__init__(msg)
+
+
+class SourceError(VeilflowError):
+    """The source table is missing or its rows break the policy's assumptions."""
+
+    exit_code = 3
+
+
+class DatabaseUnavailable(VeilflowError):
+    """PostgreSQL could not be reached."""
+
+    exit_code = 4
+
+
+class TransformError(VeilflowError):
+    """An operator could not transform a column; names column and row keys, never values."""
+
+    exit_code = 5
+
+
+class KeyNotFound(VeilflowError):
+    """A data key or key version does not exist, is disabled or was destroyed."""
+
+    exit_code = 6
+
+
+class AccessDenied(VeilflowError):
+    """The connected PostgreSQL login lacks the role an operation needs."""
+
+    exit_code = 7
+
+
+class ValidationFailed(VeilflowError):
+    """The validation gate refused a candidate; it was quarantined, nothing was published."""
+
+    exit_code = 8
+
+    def __init__(self, message: str, reasons: list[dict[str, object]] | None = None) -> None:
+        self.reasons = reasons or []
+        super().__init__(message)

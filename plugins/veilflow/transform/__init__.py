@@ -1,0 +1,1 @@
+"""Transformations: a registry of small, vectorized operators (see ``base`` and ``registry``)."""

@@ -1,0 +1,114 @@
+"""The operator contract and registry.
+
+An operator is one small class: a ``name`` used by the policy's ``action:``, a pydantic
+``Config`` that validates its parameters (unknown parameters are errors), and a vectorized
+``apply`` over a whole chunk's column. Adding an operator is one file and one registry line
+in ``veilflow.transform.registry``.
+
+Values arrive as a pandas Series of pyarrow-backed strings (``pd.StringDtype("pyarrow")``),
+NULL as ``pd.NA``: every column travels as PostgreSQL's text form, so an operator parses what
+it needs. ``apply`` returns a Series of the same length and index; NULL stays NULL unless the
+operator says otherwise.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, Literal, TypeVar
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+from veilflow.transform.keys import DataKey, KeyProvider
+
+STRING = pd.StringDtype("pyarrow")
+
+GdprClass = Literal["anonymous", "pseudonymous", "identifying", "removed"]
+
+
+class OperatorConfig(BaseModel):
+    """Base of every operator's parameters: strict, frozen, no unknown keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+C = TypeVar("C", bound=OperatorConfig)
+
+
+@dataclass(frozen=True)
+class ColumnContext:
+    """What an operator knows of the column it serves, fixed for a whole run."""
+
+    dataset: str
+    column: str
+    keys: KeyProvider
+
+
+@dataclass
+class ChunkContext:
+    """One chunk: the source frame (for subject or context columns) and counters the run
+    manifest collects, e.g. ``{"email": Counter({"fallback_token": 3})}``."""
+
+    frame: pd.DataFrame
+    key_column: str
+    counters: dict[str, Counter[str]] = field(default_factory=dict)
+
+    def count(self, column: str, what: str, n: int = 1) -> None:
+        if n:
+            self.counters.setdefault(column, Counter())[what] += n
+
+    def row_keys(self, mask: pd.Series) -> list[str]:
+        """Row keys where ``mask`` holds, for error messages (keys, never values)."""
+        keys = self.frame.loc[mask.to_numpy(dtype=bool), self.key_column]
+        return [str(k) for k in keys.head(5)]
+
+
+class Operator(ABC, Generic[C]):
+    """One transformation of one column."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[OperatorConfig]]
+    #: True where the output hides the input (OpenLineage ``masking``).
+    masking: ClassVar[bool] = True
+    #: What the output is under GDPR, and why (for the lineage facet).
+    gdpr: ClassVar[GdprClass] = "pseudonymous"
+    gdpr_reason: ClassVar[str] = ""
+    #: The data-key purpose this operator draws on, or None when it needs no key.
+    key_purpose: ClassVar[str | None] = None
+    #: OpenLineage transformation type / subtype.
+    lineage_type: ClassVar[str] = "DIRECT"
+    lineage_subtype: ClassVar[str] = "TRANSFORMATION"
+    #: Whether the output must differ from the input for every non-NULL value (the
+    #: "no raw value survives" check applies).
+    hides_raw: ClassVar[bool] = True
+
+    def __init__(self, config: C, column: ColumnContext) -> None:
+        self.config = config
+        self.column = column
+
+    @property
+    def key(self) -> DataKey | None:
+        """The active data key for this operator's purpose (cached by the provider)."""
+        if self.key_purpose is None:
+            return None
+        return self.column.keys.data_key(self.column.dataset, self.key_purpose)
+
+    def output_type(self, source_type: str) -> str:
+        """The PostgreSQL type of the output column; text unless the operator keeps types."""
+        return "text"
+
+    def describe(self) -> str:
+        """One line for lineage and summaries: operator, parameters, key version. No key."""
+        params = self.config.model_dump(exclude_defaults=True)
+        text = self.name + (f" {params}" if params else "")
+        key = self.key
+        return f"{text} key={key.ref}" if key is not None else text
+
+    def params(self) -> dict[str, Any]:
+        return self.config.model_dump(mode="json")
+
+    @abstractmethod
+    def apply(self, values: pd.Series, chunk: ChunkContext) -> pd.Series:
+        """Transform a whole chunk's column at once."""

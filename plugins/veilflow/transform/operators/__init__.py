@@ -1,0 +1,1 @@
+"""One module per operator family; ``veilflow.transform.registry`` lists them."""

@@ -1,0 +1,105 @@
+"""Operators that need no key: keep, drop, mask, redact."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field
+
+from veilflow.transform.base import STRING, ChunkContext, Operator, OperatorConfig
+
+
+class KeepConfig(OperatorConfig):
+    pass
+
+
+class Keep(Operator[KeepConfig]):
+    """Pass the value through unchanged. Only for columns that are not personal data."""
+
+    name: ClassVar[str] = "keep"
+    Config = KeepConfig
+    masking = False
+    gdpr = "identifying"
+    gdpr_reason = "value copied unchanged; the policy declares it non-personal"
+    lineage_type = "DIRECT"
+    lineage_subtype = "IDENTITY"
+    hides_raw = False
+
+    def output_type(self, source_type: str) -> str:
+        return source_type
+
+    def apply(self, values: pd.Series, chunk: ChunkContext) -> pd.Series:
+        return values
+
+
+class DropConfig(OperatorConfig):
+    pass
+
+
+class Drop(Operator[DropConfig]):
+    """Leave the column out of the anonymized table altogether."""
+
+    name: ClassVar[str] = "drop"
+    Config = DropConfig
+    gdpr = "removed"
+    gdpr_reason = "column removed"
+    hides_raw = False
+
+    def apply(self, values: pd.Series, chunk: ChunkContext) -> pd.Series:
+        raise AssertionError("drop columns are removed before transform")  # pragma: no cover
+
+
+class MaskConfig(OperatorConfig):
+    char: str = Field(default="*", min_length=1, max_length=1)
+    keep_first: int = Field(default=0, ge=0)
+    keep_last: int = Field(default=0, ge=0)
+
+
+class Mask(Operator[MaskConfig]):
+    """Replace characters with ``char``, keeping ``keep_first``/``keep_last`` characters.
+    Keeps the length; values too short to hide anything are masked whole."""
+
+    name: ClassVar[str] = "mask"
+    Config = MaskConfig
+    gdpr = "anonymous"
+    gdpr_reason = "characters irreversibly replaced; no key can restore them"
+    lineage_subtype = "MASKED"
+
+    def apply(self, values: pd.Series, chunk: ChunkContext) -> pd.Series:
+        first, last = self.config.keep_first, self.config.keep_last
+        star = self.config.char.replace("\\", "\\\\")  # RE2 replacement escaping
+        arr = pa.array(values.array, type=pa.string())
+        everything = pc.replace_substring_regex(arr, ".", star)
+        if first == 0 and last == 0:
+            out = everything
+        else:
+            # Where keeping first+last would reveal the whole value, mask everything instead.
+            reveal = pc.greater(pc.utf8_length(arr), first + last)
+            head = pc.utf8_slice_codeunits(arr, 0, first)
+            middle = pc.utf8_slice_codeunits(arr, first, -last) if last else pc.utf8_slice_codeunits(arr, first)
+            tail = pc.utf8_slice_codeunits(arr, -last) if last else pc.utf8_slice_codeunits(arr, 0, 0)
+            partial = pc.binary_join_element_wise(
+                head, pc.replace_substring_regex(middle, ".", star), tail, "")
+            out = pc.if_else(reveal, partial, everything)
+        return pd.Series(pd.array(out, dtype=STRING), index=values.index)
+
+
+class RedactConfig(OperatorConfig):
+    replacement: str = "[REDACTED]"
+
+
+class Redact(Operator[RedactConfig]):
+    """Replace every non-NULL value with a fixed string."""
+
+    name: ClassVar[str] = "redact"
+    Config = RedactConfig
+    gdpr = "anonymous"
+    gdpr_reason = "value replaced by a constant"
+    lineage_subtype = "MASKED"
+
+    def apply(self, values: pd.Series, chunk: ChunkContext) -> pd.Series:
+        out = pd.Series(self.config.replacement, index=values.index, dtype=STRING)
+        return out.where(values.notna(), pd.NA).astype(STRING)

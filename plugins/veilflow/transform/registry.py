@@ -1,0 +1,25 @@
+"""Every operator the policy's ``action:`` can name. Adding one is one line here."""
+
+from __future__ import annotations
+
+from veilflow.transform.base import Operator
+from veilflow.transform.operators.basic import Drop, Keep, Mask, Redact
+from veilflow.transform.operators.generalize import Generalize
+from veilflow.transform.operators.tokenize import Tokenize
+
+OPERATORS: dict[str, type[Operator]] = {  # type: ignore[type-arg]
+    op.name: op
+    for op in (
+        Keep,
+        Drop,
+        Mask,
+        Redact,
+        Tokenize,
+        Generalize,
+    )
+}
+
+
+def operator_class(name: str) -> type[Operator]:  # type: ignore[type-arg]
+    """The operator registered under ``name``; KeyError when there is none."""
+    return OPERATORS[name]
