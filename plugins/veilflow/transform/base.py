@@ -3,7 +3,7 @@
 An operator is one small class: a ``name`` used by the policy's ``action:``, a pydantic
 ``Config`` that validates its parameters (unknown parameters are errors), and a vectorized
 ``apply`` over a whole chunk's column. Adding an operator is one file and one registry line
-in ``veilflow.transform.registry``.
+in ``veilflow.registry``.
 
 Values arrive as a pandas Series of pyarrow-backed strings (``pd.StringDtype("pyarrow")``),
 NULL as ``pd.NA``: every column travels as PostgreSQL's text form, so an operator parses what

@@ -1,1 +1,1 @@
-"""One module per operator family; ``veilflow.transform.registry`` lists them."""
+"""One module per operator family; ``veilflow.registry`` lists them."""

@@ -1,4 +1,8 @@
-"""Every operator the policy's ``action:`` can name. Adding one is one line here."""
+"""Every operator the policy's ``action:`` can name. Adding one is one line here.
+
+It sits above ``transform`` and ``detect`` because operators come from both (``scrub_text``
+lives with detection).
+"""
 
 from __future__ import annotations
 
