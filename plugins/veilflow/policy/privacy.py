@@ -1,0 +1,33 @@
+"""The policy's ``privacy:`` and ``validation:`` sections: what the gate enforces."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PrivacySettings(_Strict):
+    """Re-identification risk limits on the declared quasi-identifiers."""
+
+    quasi_identifiers: list[str] = Field(default_factory=list)
+    k: int = Field(default=1, ge=1)
+    sensitive: str | None = None
+    l: int | None = Field(default=None, ge=1)  # noqa: E741 - the field's name in the literature
+    t: float | None = Field(default=None, gt=0.0, le=1.0)
+    on_violation: Literal["fail", "suppress"] = "fail"
+    #: Upper bound on the share of rows ``suppress`` may remove before the gate fails.
+    max_suppression: float = Field(default=0.05, ge=0.0, le=1.0)
+
+
+class ValidationSettings(_Strict):
+    """Leak tests the gate runs on every candidate."""
+
+    #: Residual PII findings tolerated in free-text / unlisted output columns.
+    residual_pii_max: int = Field(default=0, ge=0)
+    #: Synthetic canary records planted by extract (never published).
+    canaries: int = Field(default=0, ge=0)
