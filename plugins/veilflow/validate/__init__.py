@@ -1,0 +1,1 @@
+"""The validation gate: what must hold before a candidate is published."""
