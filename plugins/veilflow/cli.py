@@ -1,0 +1,261 @@
+"""The ``veilflow`` command line. Every command has ``--help``; every expected failure ends in
+one clear line on stderr and a non-zero exit code (see ``veilflow.errors``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from veilflow import log_redaction
+from veilflow.commands import detect, lineage, validate, vault
+from veilflow.errors import VeilflowError
+
+app = typer.Typer(help="veilflow: anonymization pipeline with governance.",
+                  no_args_is_help=True, pretty_exceptions_enable=False,
+                  context_settings={"help_option_names": ["-h", "--help"]})
+db_app = typer.Typer(help="The zones database: start, migrate, inspect.", no_args_is_help=True)
+runs_app = typer.Typer(help="Runs and their manifests.", no_args_is_help=True)
+airflow_app = typer.Typer(help="Airflow wiring for the embedded stack.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(runs_app, name="runs")
+app.add_typer(airflow_app, name="airflow")
+
+log = logging.getLogger("veilflow")
+
+
+def err(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+@app.callback()
+def _root(verbose: Annotated[bool, typer.Option("--verbose", "-v",
+                                                help="Log progress to stderr.")] = False) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    log_redaction.install()
+
+
+# ------------------------------------------------------------------------------- db
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Start the embedded PostgreSQL if needed and apply pending migrations (idempotent)."""
+    from veilflow.zones.db import connect, redact_url, zones_url
+    from veilflow.zones.migrations import upgrade
+
+    url = zones_url()
+    with connect(url) as conn:
+        applied = upgrade(conn)
+    for m in applied:
+        typer.echo(f"applied {m.version:04d}_{m.name}")
+    typer.echo(f"database {redact_url(url)} is up to date")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """List migrations and whether each is applied."""
+    from veilflow.zones.db import connect
+    from veilflow.zones.migrations import status
+
+    with connect() as conn:
+        for mig, applied in status(conn):
+            typer.echo(f"{mig.version:04d}_{mig.name:30s} {'applied' if applied else 'pending'}")
+
+
+@db_app.command("url")
+def db_url(airflow: Annotated[bool, typer.Option(help="Airflow's metadata DB instead.")] = False
+           ) -> None:
+    """Print the connection URL (starting the embedded server if needed)."""
+    from veilflow.zones.db import airflow_url, zones_url
+
+    typer.echo(airflow_url() if airflow else zones_url())
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded PostgreSQL server."""
+    from veilflow.config import settings
+    from veilflow.zones.server import stop_embedded
+
+    s = settings()
+    if not s.embedded:
+        err("VEILFLOW_DATABASE_URL points at an external server; nothing to stop")
+        return
+    typer.echo("stopped embedded PostgreSQL" if stop_embedded(s.pgdata)
+               else "embedded PostgreSQL was not running")
+
+
+# ------------------------------------------------------------------------------- seed / run
+@app.command()
+def seed(rows: Annotated[int, typer.Option(min=1, help="Rows to generate.")] = 100_000,
+         seed: Annotated[int, typer.Option(help="Random seed (same seed, same data).")] = 42,
+         table: Annotated[str, typer.Option(help="Target table.")] = "restricted.customers",
+         ) -> None:
+    """Create the demo restricted table with deterministic fake customers."""
+    from veilflow.pipeline.seed import seed_customers
+    from veilflow.zones.db import connect
+    from veilflow.zones.migrations import upgrade
+
+    with connect() as conn:
+        upgrade(conn)
+        conn.autocommit = False
+
+        def progress(n: int) -> None:
+            err(f"  seeded {n:,}/{rows:,} rows")
+
+        n = seed_customers(conn, rows=rows, seed=seed, table=table, progress=progress)
+    typer.echo(f"seeded {table} with {n:,} rows (seed {seed})")
+
+
+def _policy_path(policy: str) -> Path:
+    p = Path(policy)
+    if not p.exists() and not p.suffix:
+        from veilflow.config import settings
+
+        candidate = settings().policies_dir / f"{policy}.yaml"
+        if candidate.exists():
+            return candidate
+    return p
+
+
+@app.command()
+def check(policy: Annotated[str, typer.Argument(help="Policy file or dataset name.")]) -> None:
+    """Validate a policy (operators and their parameters included) and print its hash."""
+    from veilflow.pipeline.plan import plan_policy
+    from veilflow.policy import load_policy
+    from veilflow.transform.keys import LocalKeyProvider
+
+    pol = load_policy(_policy_path(policy))
+    plan = plan_policy(pol, LocalKeyProvider(b"\0" * 32))
+    typer.echo(f"{pol.file}: ok, dataset {pol.dataset}, {len(plan.columns)} columns, "
+               f"hash {pol.hash[:16]}")
+
+
+@app.command()
+def run(policy: Annotated[str, typer.Argument(help="Policy file or dataset name.")],
+        run_id: Annotated[str | None, typer.Option(help="Run id (default: manual__<time>).")]
+        = None) -> None:
+    """Run a policy end to end in this process: extract, transform, validate, publish."""
+    from veilflow.pipeline.runner import run_policy
+    from veilflow.policy import load_policy
+
+    pol = load_policy(_policy_path(policy))
+    summary = run_policy(pol, run_id=run_id, progress=lambda m: err(f"  {m}"))
+    print_summary(summary.run_id)
+
+
+# ------------------------------------------------------------------------------- runs
+def _fetch_run(run_id: str | None, dataset: str | None) -> dict[str, Any]:
+    from veilflow.zones.db import connect
+
+    with connect() as conn:
+        if run_id:
+            row = conn.execute("SELECT run_id, dataset, status, rows_in, rows_out, manifest,"
+                               " error, started_at, finished_at FROM governance.runs"
+                               " WHERE run_id = %s", (run_id,)).fetchone()
+        else:
+            row = conn.execute("SELECT run_id, dataset, status, rows_in, rows_out, manifest,"
+                               " error, started_at, finished_at FROM governance.runs"
+                               " WHERE (%s::text IS NULL OR dataset = %s)"
+                               " ORDER BY started_at DESC LIMIT 1", (dataset, dataset)).fetchone()
+    if row is None:
+        raise VeilflowError("no such run" if run_id else "no runs recorded yet")
+    keys = ["run_id", "dataset", "status", "rows_in", "rows_out", "manifest", "error",
+            "started_at", "finished_at"]
+    return dict(zip(keys, row, strict=True))
+
+
+def print_summary(run_id: str | None = None, dataset: str | None = None) -> None:
+    from veilflow.config import settings
+
+    r = _fetch_run(run_id, dataset)
+    m = r["manifest"]
+    typer.echo(f"run {r['run_id']} of {r['dataset']}: {r['status']}")
+    typer.echo(f"  rows in        {r['rows_in'] or 0:>12,}")
+    typer.echo(f"  rows published {r['rows_out'] or 0:>12,}  -> {m.get('target', {}).get('table')}")
+    if r["error"]:
+        typer.echo(f"  error          {r['error']}")
+    typer.echo("  columns:")
+    for c in m.get("columns", []):
+        key = f"  [{c['key']}]" if c.get("key") else ""
+        typer.echo(f"    {c['name']:<14} {c['action']:<11} {c['gdpr']:<13}{key}")
+    gate = m.get("gate")
+    if gate:
+        bad = [c for c in gate["checks"] if not c["passed"]]
+        typer.echo(f"  gate: {'passed' if gate['passed'] else 'FAILED'} "
+                   f"({len(gate['checks'])} checks, {len(bad)} failed)")
+    q = m.get("quarantine")
+    if q:
+        typer.echo(f"  quarantined as {q['table']}: " + "; ".join(
+            x["check"] + (f"[{x['column']}]" if x.get("column") else "") for x in q["reasons"]))
+    typer.echo("where to look next:")
+    typer.echo(f"  veilflow runs show {r['run_id']} --json     the whole manifest")
+    typer.echo(f"  psql \"$(veilflow db url)\" -c 'SELECT * FROM {m.get('target', {}).get('table')}"
+               " LIMIT 5'")
+    typer.echo("  make up                                   Airflow UI on http://localhost:8080")
+    typer.echo(f"  state folder                              {settings().home}")
+
+
+@runs_app.command("list")
+def runs_list(dataset: Annotated[str | None, typer.Option(help="Only this dataset.")] = None,
+              limit: Annotated[int, typer.Option(min=1)] = 20) -> None:
+    """Recent runs, newest first."""
+    from veilflow.zones.db import connect
+
+    with connect() as conn:
+        rows = conn.execute(
+            "SELECT run_id, dataset, status, rows_in, rows_out, started_at FROM governance.runs"
+            " WHERE (%s::text IS NULL OR dataset = %s) ORDER BY started_at DESC LIMIT %s",
+            (dataset, dataset, limit)).fetchall()
+    for run_id, ds, status, rin, rout, started in rows:
+        typer.echo(f"{started:%Y-%m-%d %H:%M:%S}  {ds:<14} {status:<12} "
+                   f"{rin or 0:>10,} -> {rout or 0:>10,}  {run_id}")
+
+
+@runs_app.command("show")
+def runs_show(run_id: Annotated[str | None, typer.Argument(help="Run id (default: latest).")]
+              = None,
+              dataset: Annotated[str | None, typer.Option(help="Latest run of this dataset.")]
+              = None,
+              as_json: Annotated[bool, typer.Option("--json", help="The raw manifest.")] = False
+              ) -> None:
+    """A run's summary, or its whole manifest with --json."""
+    if as_json:
+        r = _fetch_run(run_id, dataset)
+        typer.echo(json.dumps(r["manifest"], indent=2, sort_keys=True, default=str))
+    else:
+        print_summary(run_id, dataset)
+
+
+# ------------------------------------------------------------------------------- airflow
+@airflow_app.command("env")
+def airflow_env_cmd() -> None:
+    """Print `export` lines that point Airflow at the embedded stack (eval them)."""
+    from veilflow.airflow.env import airflow_env
+
+    for k, v in airflow_env().items():
+        typer.echo(f"export {k}={shlex.quote(v)}")
+
+
+for _area in (detect, vault, validate, lineage):
+    _area.register(app)
+
+
+def main() -> None:
+    """Console entry point: domain errors become one line and an exit code."""
+    import psycopg
+
+    try:
+        app()
+    except VeilflowError as exc:
+        err(f"error: {exc}")
+        sys.exit(exc.exit_code)
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        err(f"error: database: {log_redaction.redact_text(first)}")
+        sys.exit(9)

@@ -1,0 +1,99 @@
+"""Check digits and structural validity of identifiers: Luhn, IBAN mod-97, SSN ranges.
+
+Scalar versions serve the text scanner (a few candidates per text); the ``*_array``
+versions check a whole column sample at once with numpy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+#: IBAN length per country (ISO 13616 registry, the countries seen in practice).
+IBAN_LENGTHS: dict[str, int] = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,
+    "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28,
+    "EE": 20, "EG": 29, "ES": 24, "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23,
+    "GL": 18, "GR": 27, "GT": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26,
+    "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20,
+    "LV": 21, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MR": 27, "MT": 31, "MU": 30, "NL": 18,
+    "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "SA": 24,
+    "SC": 31, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "ST": 25, "SV": 28, "TL": 23, "TN": 24,
+    "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
+}
+
+
+def luhn_ok(digits: str) -> bool:
+    """True when the digit string passes the Luhn (mod 10) check."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def card_ok(digits: str) -> bool:
+    """A plausible payment card number: 12-19 digits, a card network's leading digit
+    (2-series and 5-series Mastercard, 4 Visa incl. 19 digits, 3 Amex/JCB/Diners,
+    5/6 Maestro and Discover/UnionPay; 12 digits only for Maestro) and Luhn."""
+    n = len(digits)
+    if n < 12 or n > 19 or digits[0] not in "23456":
+        return False
+    if n == 12 and digits[0] not in "56":
+        return False
+    return luhn_ok(digits)
+
+
+def iban_ok(compact: str) -> bool:
+    """ISO 13616 check: known country length and mod-97 == 1."""
+    if len(compact) < 15 or not compact[:2].isalpha() or not compact[2:4].isdigit():
+        return False
+    want = IBAN_LENGTHS.get(compact[:2])
+    if want is not None and len(compact) != want:
+        return False
+    moved = compact[4:] + compact[:4]
+    try:
+        number = int("".join(str(int(c, 36)) for c in moved))
+    except ValueError:
+        return False
+    return number % 97 == 1
+
+
+def iban_prefix(compact: str) -> str | None:
+    """The valid IBAN at the start of ``compact`` (trailing characters tolerated)."""
+    want = IBAN_LENGTHS.get(compact[:2])
+    if want is not None:
+        head = compact[:want]
+        return head if len(head) == want and iban_ok(head) else None
+    return compact if iban_ok(compact) else None
+
+
+def ssn_ok(digits: str) -> bool:
+    """US SSN ranges: area not 000, 666 or 900-999, group not 00, serial not 0000."""
+    if len(digits) != 9 or not digits.isdigit():
+        return False
+    area, group, serial = digits[:3], digits[3:5], digits[5:]
+    return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
+
+
+def luhn_array(digits: list[str]) -> npt.NDArray[np.bool_]:
+    """Luhn check over many digit strings at once (rows of differing length allowed)."""
+    if not digits:
+        return np.zeros(0, dtype=bool)
+    width = max(len(d) for d in digits)
+    # Right-align into a zero-padded matrix so position parity counts from the check digit.
+    padded = np.frombuffer("".join(d.rjust(width, "0") for d in digits).encode("ascii"),
+                           dtype=np.uint8).reshape(len(digits), width).astype(np.int64) - 48
+    if (padded < 0).any() or (padded > 9).any():
+        bad = ((padded < 0) | (padded > 9)).any(axis=1)
+        padded = np.where(padded[:, :] < 0, 0, padded)
+    else:
+        bad = np.zeros(len(digits), dtype=bool)
+    doubled = padded[:, width - 2::-2] * 2 if width >= 2 else padded[:, :0]
+    doubled = np.where(doubled > 9, doubled - 9, doubled)
+    total = padded[:, width - 1::-2].sum(axis=1) + doubled.sum(axis=1)
+    return (total % 10 == 0) & ~bad

@@ -1,0 +1,69 @@
+"""The NLP engine: spaCy with only the components NER needs, one per process.
+
+``load_nlp`` keeps one pipeline per model name for the life of the process; workers build
+theirs once at start-up, never per chunk or per value. ``build_analyzer`` wraps the same
+pipeline in a Presidio ``AnalyzerEngine`` (with veilflow's recognizers added) for callers
+that want Presidio's interface.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from veilflow.detect.offline import ensure_offline
+from veilflow.errors import PolicyError
+
+if TYPE_CHECKING:
+    from spacy.language import Language
+
+    from veilflow.policy.detection import DetectionSettings
+
+log = logging.getLogger(__name__)
+
+#: spaCy components the NER component does not depend on in the small/medium English
+#: models (their ``ner`` carries its own tok2vec).
+NOT_NEEDED_FOR_NER = ("tok2vec", "tagger", "morphologizer", "parser", "senter",
+                      "attribute_ruler", "lemmatizer", "textcat", "entity_linker")
+
+
+@lru_cache(maxsize=4)
+def load_nlp(model: str) -> Language:
+    """The spaCy pipeline ``model`` with only NER (loaded once per process)."""
+    import spacy
+
+    ensure_offline()
+    if not spacy.util.is_package(model):
+        raise PolicyError(f"spaCy model {model!r} is not installed; install its wheel "
+                          "(nothing is downloaded at run time)", field="detection.model")
+    nlp = spacy.load(model, exclude=list(NOT_NEEDED_FOR_NER))
+    if "ner" not in nlp.pipe_names:
+        raise PolicyError(f"spaCy model {model!r} has no ner component", field="detection.model")
+    listens = nlp.get_pipe("ner").model.get_ref("tok2vec") if nlp.get_pipe("ner").model.has_ref(
+        "tok2vec") else None
+    if listens is not None and listens.name.startswith("tok2vec-listener"):
+        # Transformer/large models share an upstream tok2vec: keep it.
+        nlp = spacy.load(model, exclude=[c for c in NOT_NEEDED_FOR_NER if c != "tok2vec"])
+    nlp.max_length = 2_000_000
+    log.info("loaded spaCy model %s with components %s", model, nlp.pipe_names)
+    return nlp
+
+
+def build_analyzer(settings: DetectionSettings) -> Any:
+    """A Presidio ``AnalyzerEngine`` over the NER-only pipeline, with Presidio's predefined
+    recognizers plus veilflow's pattern and name/place rules."""
+    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from presidio_analyzer.nlp_engine import SpacyNlpEngine
+
+    from veilflow.detect.presidio import VeilflowRecognizer
+
+    ensure_offline()
+    engine = SpacyNlpEngine(models=[{"lang_code": settings.language, "model_name": settings.model}])
+    engine.nlp = {settings.language: load_nlp(settings.model)}
+    registry = RecognizerRegistry(supported_languages=[settings.language])
+    registry.load_predefined_recognizers(languages=[settings.language], nlp_engine=engine)
+    registry.add_recognizer(VeilflowRecognizer(settings))
+    return AnalyzerEngine(nlp_engine=engine, registry=registry,
+                          supported_languages=[settings.language],
+                          default_score_threshold=settings.default_threshold)

@@ -1,0 +1,109 @@
+"""Word lists the name and place rules draw on, loaded once per process.
+
+Given names and surnames come from the census-style lists bundled with Faker for the
+locales below; street suffixes are the USPS list, country and US state names are fixed
+lists. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass
+from functools import lru_cache
+
+log = logging.getLogger(__name__)
+
+#: Locales whose given names and surnames the PERSON rules know.
+NAME_LOCALES: tuple[str, ...] = (
+    "en_US", "en_GB", "en_IE", "en_IN", "en_NZ", "en_PK", "en_NG", "de_DE", "de_AT", "de_CH",
+    "fr_FR", "fr_CA", "fr_BE", "es_ES", "es_MX", "es_AR", "es_CO", "it_IT", "nl_NL", "nl_BE",
+    "pt_BR", "pt_PT", "pl_PL", "da_DK", "no_NO", "ro_RO", "hr_HR", "sk_SK", "sl_SI", "id_ID",
+    "lt_LT", "lv_LV", "et_EE", "ga_IE", "yo_NG", "ig_NG", "ha_NG", "sw",
+)
+
+#: Capitalised words that are also given names but far more often something else; they
+#: count as a given name only when a surname or a greeting confirms it.
+AMBIGUOUS_GIVEN = frozenset("""
+Will May June April August Mark Bill Grace Hope Faith Joy Rose Summer Chase Sue Pat Art Guy
+Dawn Eve Ivy Iris Lily Holly Autumn Patience Precious Sunny Angel Crystal Amber Ruby Pearl Jade
+Destiny Harmony Melody Miles Major Royal Sterling King Prince Price Page Drew Christian Justice
+Hunter Cash Don Dean Ray Roman Frank Ernest Rich Young Sage Sky River Rain Star Paris Sydney
+Austin Dallas Jordan Georgia Virginia Carolina Florence Lincoln Madison Hamilton Houston Phoenix
+Charity Constance Daisy Hazel Heather Olive Violet Jasmine Mercedes Porsche Tesla Lexus Camry
+Brown White Green Black Gray Grey Long Short Little Hall Hill Wood Field Street Park Lake
+Dale Glen Cliff Brook Forest Rock Stone Gene Bud Buck Rod Nick Jean Carol Noel Ivory Gay Penny
+Bliss Blossom Ocean Storm Wolf Fox Bear Colt Bishop Marshall Judge Baker Cook Carter Taylor
+Mason Porter Parker Booker Walker Page Tanner Sawyer Archer Gardener Fisher Hunter Saint Able
+Case Lane Way Ford Chance Lucky Happy Honey Sugar Candy Ginger Pepper Coco Rocky Sunday Monday
+Tuesday Wednesday Thursday Friday Saturday January February March October November December
+Sept Nov Dec Jan Feb Apr Jun Jul Aug Oct Order Account Support Service Team Customer Client
+Please Thanks Thank Hello Hi Dear Regards Best Cheers Sincerely Kind Call Email Phone Note
+""".split())
+
+#: Words that end a run of capitalised words that could be a name.
+NOT_NAME = frozenset("""
+I We You He She They It The A An And Or But If Of In On At To For From By With Via Per As
+Is Are Was Were Be Been Has Have Had Do Does Did Not No Yes Ok OK Please Thanks Thank Hello Hi
+Hey Dear Regards Best Cheers Sincerely Kind Re Fwd Fw Subject Team Support Service Services
+Customer Client Account Order Ticket Case Invoice Payment Card Bank Street St Avenue Ave Road
+Rd Apt Suite Unit Inc Ltd LLC Corp Co GmbH AG SA SAS BV Company Group Department Dept Office
+Hospital Clinic University School Center Centre Monday Tuesday Wednesday Thursday Friday
+Saturday Sunday January February March April May June July August September October November
+December Today Tomorrow Yesterday Mobile Phone Email Tel Fax ID SSN IBAN IP Visa Mastercard
+Amex Maestro Discover PayPal Note Notes Update Issue Request Reply Urgent New Dr Mr Mrs Ms
+""".split())
+
+TITLES = ("Mr", "Mrs", "Ms", "Miss", "Mx", "Dr", "Prof", "Sir", "Dame", "Lady", "Lord", "Herr",
+          "Frau", "Mme", "Mlle", "Sr", "Sra", "Srta", "Dott", "Dottssa", "Sig", "Sigra", "Pan",
+          "Pani", "Dhr", "Mevr", "Shri", "Smt")
+
+PARTICLES = ("van", "von", "der", "den", "de", "del", "della", "di", "da", "dos", "das", "du",
+             "le", "la", "bin", "al", "ter", "ten", "zu", "y", "e")
+
+
+@dataclass(frozen=True)
+class Gazetteers:
+    given: frozenset[str]
+    surnames: frozenset[str]
+    countries: frozenset[str]
+    states: frozenset[str]
+    street_suffixes: tuple[str, ...]
+
+
+def _names(attr: str, module: object) -> list[str]:
+    value = getattr(module, attr, ())
+    if isinstance(value, dict):
+        return list(value.keys())
+    return list(value)
+
+
+@lru_cache(maxsize=1)
+def gazetteers() -> Gazetteers:
+    """The word lists (cached: built once per process, ~0.2 s)."""
+    given: set[str] = set()
+    surnames: set[str] = set()
+    for locale in NAME_LOCALES:
+        try:
+            provider = importlib.import_module(f"faker.providers.person.{locale}").Provider
+        except (ImportError, AttributeError):  # pragma: no cover - depends on Faker's version
+            log.warning("name list for locale %s is not available", locale)
+            continue
+        for attr in ("first_names", "first_names_male", "first_names_female",
+                     "first_names_nonbinary"):
+            given.update(n for n in _names(attr, provider) if n[:1].isupper())
+        surnames.update(n for n in _names("last_names", provider) if n[:1].isupper())
+    from faker.providers.address.en_US import Provider as UsAddress
+
+    countries = frozenset(UsAddress.countries) | {
+        "USA", "US", "UK", "United States", "United Kingdom", "England", "Scotland", "Wales",
+        "Northern Ireland", "Holland", "Czechia", "Russia", "South Korea", "North Korea"}
+    states = frozenset(UsAddress.states) | {"Puerto Rico", "District of Columbia"}
+    single_given = {n for n in given if " " not in n}
+    return Gazetteers(
+        given=frozenset(single_given - AMBIGUOUS_GIVEN - NOT_NAME),
+        surnames=frozenset(n for n in surnames if " " not in n) - NOT_NAME,
+        countries=countries,
+        states=states,
+        street_suffixes=tuple(sorted(set(UsAddress.street_suffixes), key=len, reverse=True)),
+    )

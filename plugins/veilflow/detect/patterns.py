@@ -1,0 +1,270 @@
+"""Pattern recognizers for structured PII in free text, run over a whole batch at once.
+
+The scanner joins a batch of texts with NUL separators (no pattern crosses one) and runs
+each compiled pattern once over the joined string; a validator then confirms each
+candidate (Luhn, mod-97, SSN ranges, digit counts) and may adjust its score. Context words
+just before a candidate raise its score, as in Presidio's context enhancement.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from veilflow.detect.checksums import card_ok, iban_prefix, ssn_ok
+
+SEP = "\x00"
+_CONTEXT_WINDOW = 48
+
+#: A validator gets the match and the joined text; it returns None to reject, or
+#: (start, end, score) possibly narrowed.
+Validator = Callable[[re.Match[str], str], "tuple[int, int, float] | None"]
+
+
+@dataclass(frozen=True)
+class TextPattern:
+    """One regex recognizer: ``entity`` at ``score``, ``context`` words boost by ``boost``."""
+
+    name: str
+    entity: str
+    regex: re.Pattern[str]
+    score: float
+    validator: Validator | None = None
+    context: re.Pattern[str] | None = None
+    boost: float = 0.35
+    #: Without a context word the finding is dropped.
+    needs_context: bool = False
+    group: int = 0
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def find(self, text: str) -> Iterator[tuple[int, int, float]]:
+        for m in self.regex.finditer(text):
+            if self.group:
+                start, end, score = m.start(self.group), m.end(self.group), self.score
+            else:
+                start, end, score = m.start(), m.end(), self.score
+            if self.validator is not None:
+                checked = self.validator(m, text)
+                if checked is None:
+                    continue
+                start, end, score = checked
+            if self.context is not None:
+                lo = max(0, start - _CONTEXT_WINDOW)
+                before = text[lo:start]
+                cut = before.rfind(SEP)
+                if cut >= 0:
+                    before = before[cut + 1:]
+                if self.context.search(before):
+                    score = min(1.0, score + self.boost)
+                elif self.needs_context:
+                    continue
+            yield start, end, score
+
+
+def words(*ws: str) -> re.Pattern[str]:
+    """A case-insensitive pattern matching any of the context words as whole words."""
+    return re.compile(r"\b(?:" + "|".join(ws) + r")\b", re.IGNORECASE)
+
+
+# --- validators ---------------------------------------------------------------------------
+
+_NONDIGIT = re.compile(r"\D")
+_GROUPS = re.compile(r"\d+")
+
+
+def _card(m: re.Match[str], text: str) -> tuple[int, int, float] | None:
+    raw = m.group()
+    groups = [(g.start(), g.end()) for g in _GROUPS.finditer(raw)]
+    # A trailing number after a card ("... 1111 2 times") must not hide the card.
+    for last in range(len(groups), 0, -1):
+        digits = _NONDIGIT.sub("", raw[: groups[last - 1][1]])
+        if card_ok(digits):
+            return m.start(), m.start() + groups[last - 1][1], 1.0
+        if len(digits) < 12:
+            break
+    return None
+
+
+def _iban(m: re.Match[str], text: str) -> tuple[int, int, float] | None:
+    raw = m.group()
+    compact = raw.replace(" ", "")
+    valid = iban_prefix(compact)
+    if valid is None:
+        return None
+    # Map the compact length back onto the spaced original.
+    seen = 0
+    for i, ch in enumerate(raw):
+        if ch != " ":
+            seen += 1
+            if seen == len(valid):
+                return m.start(), m.start() + i + 1, 1.0
+    return None  # pragma: no cover
+
+
+def _ssn(m: re.Match[str], text: str) -> tuple[int, int, float] | None:
+    digits = _NONDIGIT.sub("", m.group())
+    return m.start(), m.end(), 0.85 if ssn_ok(digits) else 0.5
+
+
+def _ip(m: re.Match[str], text: str) -> tuple[int, int, float] | None:
+    try:
+        ipaddress.ip_address(m.group())
+    except ValueError:
+        return None
+    return m.start(), m.end(), 0.95
+
+
+_DATE_SHAPE = re.compile(
+    r"^(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|\d{5}-\d{4})$")
+_DATE_INSIDE = re.compile(r"\d{4}[-/.]\d{2}[-/.]\d{2}|\b\d{1,2}/\d{1,2}/\d{2,4}\b")
+_IPV4_SHAPE = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
+_EXT = re.compile(r"\s?(?:x|ext\.?|#)\s?\d{1,6}$", re.IGNORECASE)
+
+
+def _phone(m: re.Match[str], text: str) -> tuple[int, int, float] | None:
+    raw = m.group()
+    start, end = m.start(), m.end()
+    # Trim a trailing separator or unbalanced bracket the greedy class swallowed.
+    while raw and raw[-1] in " .-/(":
+        raw, end = raw[:-1], end - 1
+    if raw.startswith("(") and raw.count("(") > raw.count(")"):
+        raw, start = raw[1:], start + 1
+    body = _EXT.sub("", raw)
+    digits = _NONDIGIT.sub("", body)
+    n = len(digits)
+    if n < 7 or n > 15:
+        return None
+    if "  " in body or ". " in body or "--" in body or body.count("(") != body.count(")"):
+        return None
+    if _DATE_SHAPE.match(body) or _IPV4_SHAPE.match(body) or _DATE_INSIDE.search(body):
+        return None
+    plus = body.startswith(("+", "00"))
+    separated = any(c in body for c in " .-()/")
+    if plus or "(" in body or body != raw:
+        score = 0.8
+    elif separated:
+        groups = [len(g) for g in _GROUPS.findall(body)]
+        # Phone groups are 2-5 digits; an 8+ digit run with a separator is something else.
+        score = 0.7 if max(groups) <= 5 or (max(groups) <= 8 and len(groups) >= 2) else 0.4
+    elif n >= 10:
+        score = 0.6 if digits[0] == "0" else 0.45
+    else:
+        score = 0.3
+    if n < 9 and not plus:
+        score = min(score, 0.45)
+    return start, end, score
+
+
+def _date(m: re.Match[str], text: str) -> tuple[int, int, float] | None:
+    nums = [int(x) for x in _GROUPS.findall(m.group())]
+    if len(nums) >= 3 and len(m.group().split()) == 1:
+        a, b, c = nums[:3]
+        if a > 31:  # year first
+            if not (1 <= b <= 12 and 1 <= c <= 31):
+                return None
+        elif not ((1 <= a <= 12 and 1 <= b <= 31) or (1 <= b <= 12 and 1 <= a <= 31)):
+            return None
+    return m.start(), m.end(), 0.85
+
+
+# --- the patterns -------------------------------------------------------------------------
+
+_B = r"(?<![\w@.+-])"     # left boundary: not inside a word, email, decimal or signed number
+_E = r"(?![\w@-])"        # right boundary
+
+MONTH = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
+         r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)")
+
+PHONE_CONTEXT = words("phone", "tel", "telephone", "mobile", "cell", "call", "called", "calling",
+                      "reach", "contact", "fax", "text", "sms", "whatsapp", "number", "dial",
+                      "ring", "line", "hotline", "no", "nr", "ph", "mob")
+
+PATTERNS: tuple[TextPattern, ...] = (
+    TextPattern(
+        "email", "EMAIL_ADDRESS",
+        re.compile(r"(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,24}"
+                   r"(?![\w-])"),
+        1.0),
+    TextPattern(
+        "credit_card", "CREDIT_CARD",
+        re.compile(_B + r"\d{2,6}(?:[ -]?\d{2,6}){1,5}" + _E),
+        1.0, _card),
+    TextPattern(
+        "iban", "IBAN_CODE",
+        re.compile(r"(?<![\w])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,32}(?![a-z0-9])"),
+        1.0, _iban),
+    TextPattern(
+        "ssn", "US_SSN",
+        re.compile(_B + r"\d{3}([- ])\d{2}\1\d{4}" + _E),
+        0.85, _ssn,
+        context=words("ssn", "social security", "social", "ss#", "ss no", "taxpayer", "tin"),
+        boost=0.15),
+    TextPattern(
+        "ssn_bare", "US_SSN",
+        re.compile(_B + r"\d{9}" + _E),
+        0.5, lambda m, t: (m.start(), m.end(), 0.5) if ssn_ok(m.group()) else None,
+        context=words("ssn", "social security", "ss#", "social security number"),
+        boost=0.4, needs_context=True),
+    TextPattern(
+        "ipv4", "IP_ADDRESS",
+        re.compile(r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}"
+                   r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w.]\w)"),
+        0.95),
+    TextPattern(
+        "ipv6", "IP_ADDRESS",
+        re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])"),
+        0.95, _ip),
+    TextPattern(
+        "bank_account", "US_BANK_NUMBER",
+        re.compile(_B + r"\d{8,17}" + _E),
+        0.4, context=words("account", "acct", "bank", "checking", "savings", "a/c", "routing",
+                           "account number", "account no"),
+        boost=0.45, needs_context=True),
+    TextPattern(
+        "phone", "PHONE_NUMBER",
+        re.compile(r"(?<![\w+@./-])(?:\+|00)?\(?\d[\d ().\-/]{5,24}\d"
+                   r"(?:\s?(?:x|ext\.?|#)\s?\d{1,6})?(?![\w@])", re.IGNORECASE),
+        0.7, _phone, context=PHONE_CONTEXT, boost=0.25),
+    TextPattern(
+        "zip_us", "ZIP_CODE",
+        re.compile(r"(?<=\b(?:A[LKZR]|C[AOT]|DE|DC|FL|GA|HI|I[DLNA]|K[SY]|LA|M[EDAINSOT]|N[EVHJMYCD]"
+                   r"|O[HKR]|PA|RI|S[CD]|T[NX]|UT|V[TA]|W[AVIY]|PR|GU|VI|AS|MP|AA|AE|AP) )"
+                   r"\d{5}(?:-\d{4})?(?!\w)"),
+        0.9),
+    TextPattern(
+        "zip_context", "ZIP_CODE",
+        re.compile(r"(?i:zip|postal|post|postcode|plz|cp|cap)(?i:\s*code)?\s*[:#]?\s*"
+                   r"([A-Z0-9][A-Z0-9 -]{2,8}[A-Z0-9])(?!\w)"),
+        0.85, group=1),
+    TextPattern(
+        "postcode_uk", "ZIP_CODE",
+        re.compile(r"(?<![\w-])[A-Z]{1,2}\d[A-Z\d]? \d[A-Z]{2}(?!\w)"),
+        0.8),
+    TextPattern(
+        "postcode_ca", "ZIP_CODE",
+        re.compile(r"(?<![\w-])[A-Z]\d[A-Z] \d[A-Z]\d(?!\w)"),
+        0.8),
+    TextPattern(
+        # "…, 10115 Berlin", "…, 4896 VR Breda", "…, 74-360 Nowy Targ": a postcode before a city.
+        "postcode_eu", "ZIP_CODE",
+        re.compile(r"(?<=, )(?:\d{4,5}|\d{4} ?[A-Z]{2}|\d{2}-\d{3}|\d{4}-\d{3})"
+                   r"(?= [A-ZÀ-Ý][\w'-]+)"),
+        0.75),
+    TextPattern(
+        "date_iso", "DATE_TIME",
+        re.compile(r"(?<![\w.-])\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?"
+                   r"(?:Z|[+-]\d{2}:?\d{2})?)?(?![\w-])"),
+        0.85, _date),
+    TextPattern(
+        "date_numeric", "DATE_TIME",
+        re.compile(r"(?<![\w./-])\d{1,2}[/.-]\d{1,2}[/.-](?:\d{4}|\d{2})(?![\w/-]|\.\d)"),
+        0.7, _date),
+    TextPattern(
+        "date_words", "DATE_TIME",
+        re.compile(r"\b(?:\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?" + MONTH + r"\.?,?\s+\d{4}"
+                   r"|" + MONTH + r"\.?\s+\d{1,2}(?:st|nd|rd|th)?(?:,?\s+\d{4})?"
+                   r"|" + MONTH + r"\s+\d{4})\b"),
+        0.85),
+)

@@ -1,0 +1,177 @@
+"""PERSON and LOCATION rules that complement the statistical NER model.
+
+The small spaCy model misses many names and most place names in short, template-like
+text. These rules find them from given-name/surname lists, titles, greetings, street
+address shapes, "City, ST" pairs and place-name shapes, each with its own score so that
+per-entity thresholds keep control of precision.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from functools import lru_cache
+
+from veilflow.detect.gazetteers import NOT_NAME, PARTICLES, TITLES, gazetteers
+
+UPPER = "".join(c for c in map(chr, range(0x41, 0x250)) if c.isupper())
+_U = f"[{UPPER}]"
+_WORD = _U + r"[\w'’-]*"
+_INITIAL = _U + r"\."
+_TOKEN = rf"(?:{_WORD}|{_INITIAL})"
+_PART = "|".join(PARTICLES)
+#: Runs of capitalised words (with name particles and initials) on one line.
+RUN = re.compile(rf"(?<![\w@.'’-]){_TOKEN}(?:[ ](?:(?:{_PART})[ ])*{_TOKEN})*")
+_TOK = re.compile(rf"{_TOKEN}|\b(?:{_PART})\b")
+_GREETING = re.compile(
+    r"(?:\b(?:hi|hello|hey|dear|thanks|thank you|regards|cheers|best|sincerely|from|by|to|cc|"
+    r"with|ask|asked|told|tell|contact|contacted|call|called|spoke to|spoke with|signed|attn|"
+    r"patient|customer|client|agent|caller|user|member|colleague|manager|doctor|nurse|"
+    r"mother|father|wife|husband|son|daughter|name is|named|is|i'm|i am|this is)[,:]?\s*)$",
+    re.IGNORECASE)
+_SENTENCE_START = re.compile(r"(?:^|[.!?:;\n]\s*|\x00\s*)$")
+_POSSESSIVE = re.compile(r"['’]s$")
+_ROLE_WORDS = frozenset({"Patient", "Client", "Customer", "Agent", "Caller", "User", "Member",
+                         "Colleague", "Manager", "Doctor", "Nurse", "Contact", "Attn",
+                         "Name", "Employee", "Tenant", "Owner", "Applicant", "Driver"})
+
+
+def _title_re() -> re.Pattern[str]:
+    titles = "|".join(TITLES)
+    return re.compile(rf"\b(?:{titles})\.?[ ]+{_TOKEN}(?:[ ](?:(?:{_PART})[ ])*{_TOKEN}){{0,2}}")
+
+
+TITLE = _title_re()
+
+
+def find_names(text: str) -> Iterator[tuple[int, int, float]]:
+    """PERSON candidates: titles, given name + capitalised words, greeting + given name,
+    capitalised word + known surname."""
+    g = gazetteers()
+    given, surnames = g.given, g.surnames
+    street = set(g.street_suffixes)
+    for m in TITLE.finditer(text):
+        yield m.start(), _trim_possessive(text, m.start(), m.end()), 0.9
+    for run in RUN.finditer(text):
+        toks = [(t.group(), t.start() + run.start()) for t in _TOK.finditer(run.group())]
+        i = 0
+        while i < len(toks):
+            word, start = toks[i]
+            base = _POSSESSIVE.sub("", word)
+            if base in NOT_NAME or base in _ROLE_WORDS or base.lower() in PARTICLES:
+                i += 1
+                continue
+            j = i + 1
+            while j < len(toks) and j - i < 4:
+                nxt = _POSSESSIVE.sub("", toks[j][0])
+                if nxt in NOT_NAME or nxt in street or nxt in _ROLE_WORDS:
+                    break
+                j += 1
+                if nxt != toks[j - 1][0]:
+                    break  # a possessive ends the name
+            # Drop trailing particles ("Anna de").
+            while j - 1 > i and toks[j - 1][0].lower() in PARTICLES:
+                j -= 1
+            end = toks[j - 1][1] + len(toks[j - 1][0])
+            end = _trim_possessive(text, start, end)
+            before = text[max(0, start - 24):start]
+            numbered = bool(re.search(r"\d[\w]*[ ,]*$", before))
+            if numbered:  # "743 Austin Field": a house number, not a person
+                i = j
+                continue
+            n = j - i
+            last = _POSSESSIVE.sub("", toks[j - 1][0])
+            if base in given:
+                if n >= 2:
+                    score = 0.9 if last in surnames else 0.8
+                elif _GREETING.search(before):
+                    score = 0.75
+                else:
+                    score = 0.55 if _SENTENCE_START.search(before) else 0.6
+                yield start, end, score
+            elif n >= 2 and last in surnames and last not in given:
+                score = 0.5 if _SENTENCE_START.search(before) else 0.65
+                if _GREETING.search(before):
+                    score = 0.75
+                yield start, end, score
+            elif n == 1 and base in surnames and _GREETING.search(before) and len(base) > 2:
+                yield start, end, 0.55
+            i = j
+
+
+def _trim_possessive(text: str, start: int, end: int) -> int:
+    if end - start > 2 and text[end - 2:end] in ("'s", "’s"):
+        return end - 2
+    return end
+
+
+# --- places -------------------------------------------------------------------------------
+
+US_STATES_ABBR = ("AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|"
+                  "MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|"
+                  "WY|PR|GU|VI|AS|MP|AA|AE|AP")
+_PLACE_PREFIX = r"(?:North|South|East|West|New|Lake|Port|Fort|Mount|Saint|St\.|San|Santa|Los|Las|El|Bad|Sankt|Villa|Nowy|Nowa|Stary)"
+_PLACE_SUFFIX = (r"(?:town|ton|land|ville|berg|burgh|borough|bury|view|port|mouth|stad|furt|"
+                 r"chester|fort|haven|side|shire|field|ford|wood|dale|heim|hausen|dorf|burg|"
+                 r"stadt|ingen|feld|bach|au|ow|ice|ino|ano|ona|polis|ham|by|holm|bourg|ville)")
+_PREP = r"(?:in|from|to|near|at|of|visiting|via|around|outside|based in|lives in|moved to)"
+
+
+@lru_cache(maxsize=1)
+def _place_patterns() -> tuple[tuple[re.Pattern[str], float, int], ...]:
+    g = gazetteers()
+    suffixes = "|".join(re.escape(s) for s in g.street_suffixes)
+    names = sorted(g.countries | g.states, key=len, reverse=True)
+    gaz = "|".join(re.escape(n) for n in names)
+    street_words = (r"(?:rue|avenue|boulevard|bd|chemin|place|impasse|allée|route|quai|via|viale|"
+                    r"piazza|corso|largo|vicolo|calle|avenida|plaza|paseo|camino|carrer|rua|"
+                    r"travessa|ulica|ul\.|aleja|al\.|Rue|Avenue|Boulevard|Chemin|Place|Impasse|"
+                    r"Allée|Route|Quai|Via|Viale|Piazza|Corso|Largo|Vicolo|Calle|Avenida|Plaza|"
+                    r"Paseo|Camino|Carrer|Rua|Travessa|Ulica|Aleja|Rambla|Ronda|Travesía|Glorieta)")
+    compound = (r"(?:straße|strasse|str\.|weg|gasse|platz|allee|ring|damm|ufer|steig|pfad|"
+                r"straat|laan|plein|gracht|kade|singel|dreef|hof|vej|gade|gatan|vägen|veien|"
+                r"gata|tie|katu)")
+    return (
+        # 119 Avery Spring Apt. 721 / 55 Main Street, Suite 4
+        (re.compile(rf"\b\d{{1,6}}[A-Za-z]?[ ]+(?:{_WORD}[ ]+){{0,4}}(?:{suffixes})\b\.?"
+                    r"(?:,?[ ]+(?:Apt\.|Apartment|Suite|Ste\.|Unit|#)[ ]*\d+[A-Za-z]?)?"), 0.85, 0),
+        # 12, rue de la Paix / 5 Calle Mayor
+        (re.compile(rf"\b\d{{1,4}}[a-z]?,?[ ]+{street_words}[ ]+(?:[\w'’.-]+[ ]?){{1,5}}?"
+                    r"(?=[,\n\x00]|$| \d)"), 0.8, 0),
+        # Via Roma 12 / Calle de Alcalá 5 / ul. Długa 5
+        (re.compile(rf"\b{street_words}[ ]+(?:[\w'’.-]+[ ]){{1,5}}?\d{{1,4}}[a-zA-Z]?\b"
+                    r"(?:[ ]?/[ ]?\d+)?"), 0.8, 0),
+        # Hauptstraße 5 / Kerkstraat 12
+        (re.compile(rf"\b{_U}[\w'’-]*{compound}[ ]+\d{{1,4}}[a-zA-Z]?\b"), 0.8, 0),
+        # Springfield, IL  (city before a US state code)
+        (re.compile(rf"\b({_WORD}(?:[ ]{_WORD}){{0,2}}),[ ]+(?:{US_STATES_ABBR})(?=[ ]\d{{5}}|\b)"),
+         0.85, 1),
+        (re.compile(rf"(?<=, )(?:{US_STATES_ABBR})(?=[ ]\d{{5}})"), 0.85, 0),
+        # …, 10115 Berlin   (city after a postcode)
+        (re.compile(rf"(?<=, )(?:\d{{4,5}}|\d{{4}} ?[A-Z]{{2}}|\d{{2}}-\d{{3}}|\d{{4}}-\d{{3}})[ ]+"
+                    rf"({_WORD}(?:[ ](?:{_WORD}|am|an|der|de|sur|en|im)){{0,3}})"), 0.8, 1),
+        # Countries and US states by name.
+        (re.compile(rf"\b(?:{gaz})\b"), 0.85, 0),
+        # North Lisa, Port Jennifer, Lake Brandonton
+        (re.compile(rf"\b{_PLACE_PREFIX}[ ]{_WORD}"), 0.65, 0),
+        # Lindsayshire, Nashfort — a place-name shape after a preposition
+        (re.compile(rf"\b{_PREP}[ ]({_U}[\w'’-]*{_PLACE_SUFFIX})\b"), 0.75, 1),
+        # "in Potsdam": a capitalised word after a place preposition
+        (re.compile(rf"\b(?:in|from|near|visiting|outside|based in|lives in|moved to|relocated to)"
+                    rf"[ ]({_WORD}(?:[ ]{_WORD})?)(?=[ ]*[,.;!?\n\x00]|$)"), 0.55, 1),
+    )
+
+
+def find_places(text: str) -> Iterator[tuple[int, int, float]]:
+    """LOCATION candidates from address shapes and place names."""
+    g = gazetteers()
+    for rx, score, group in _place_patterns():
+        for m in rx.finditer(text):
+            s, e = m.start(group), m.end(group)
+            if text[e - 1] == "." and not re.search(r"\b\w{1,4}\.$", text[s:e]):
+                e -= 1  # a sentence's full stop, not an abbreviation's
+            word = text[s:e]
+            first = word.split(" ", 1)[0]
+            if group and (first in NOT_NAME or word in g.given):
+                continue
+            yield s, e, score

@@ -1,0 +1,317 @@
+"""The stages of a run: extract → transform[chunk] → validate → publish (or quarantine).
+
+Each stage is a plain function that opens its own connection, so each can be one Airflow
+task, retried on its own: re-running a stage for the same run gives the same tables.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pandas as pd
+import psycopg
+from psycopg import sql
+
+from veilflow.config import settings
+from veilflow.errors import SchemaDrift, SourceError, TransformError, ValidationFailed, VeilflowError
+from veilflow.pipeline.manifest import (chunk_counters, column_entries, load_manifest,
+                                        save_manifest)
+from veilflow.pipeline.plan import Plan, plan_policy
+from veilflow.policy.model import Policy
+from veilflow.transform.base import STRING, ChunkContext
+from veilflow.transform.keys import KeyProvider
+from veilflow.validate.context import GateColumn, GateContext
+from veilflow.validate.gate import run_gate
+from veilflow.validate.report import GateReport
+from veilflow.zones.copy_io import read_frame, write_frame
+from veilflow.zones.db import connect
+from veilflow.zones.publish import ROLE_NAMES, publish_version, quarantine_candidate
+from veilflow.zones.run_tables import (CANARY, ROW, RunTables, SourceColumn, count,
+                                       create_candidate, create_snapshot, drop_run_tables,
+                                       index_snapshot, source_columns, table_exists)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ChunkRef:
+    """Rows ``lo <= _vf_row < hi`` of the run's snapshot."""
+
+    index: int
+    lo: int
+    hi: int
+
+
+@dataclass(frozen=True)
+class ExtractResult:
+    run_id: str
+    rows_in: int
+    canaries: int
+    chunks: list[ChunkRef]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    index: int
+    rows: int
+    seconds: float
+    counters: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    run_id: str
+    table: str
+    rows: int
+
+
+def _readers(policy: Policy) -> list[str]:
+    return [ROLE_NAMES[r] for r, zones in policy.access.items() if "anonymized" in zones]
+
+
+# --------------------------------------------------------------------------- extract
+def check_schema(policy: Policy, columns: list[SourceColumn]) -> list[str]:
+    """Declared columns the source has; ``SchemaDrift`` on undeclared or missing ones."""
+    names = [c.name for c in columns]
+    undeclared = [n for n in names if n not in policy.columns]
+    missing = [n for n in policy.columns if n not in names]
+    if missing or (undeclared and policy.unlisted == "fail"):
+        raise SchemaDrift(policy.source.table,
+                          undeclared if policy.unlisted == "fail" else [], missing)
+    if undeclared:
+        log.info("dropping %d unlisted column(s) of %s: %s", len(undeclared),
+                 policy.source.table, ", ".join(undeclared))
+    return [n for n in names if n in policy.columns]
+
+
+def check_keys(conn: psycopg.Connection, policy: Policy) -> None:
+    """Stop on NULL or duplicate source keys: a chunk's rows are found by key order."""
+    src = sql.Identifier(policy.source.schema_name, policy.source.table_name)
+    key = sql.Identifier(policy.source.key)
+    nulls = count(conn, src, sql.SQL("{} IS NULL").format(key))
+    if nulls:
+        raise SourceError(f"{policy.source.table}: {nulls} row(s) have a NULL key "
+                          f"{policy.source.key!r}; fix the source or the key")
+    dups = conn.execute(sql.SQL(
+        "SELECT {k}::text FROM {s} GROUP BY {k} HAVING count(*) > 1 LIMIT 5").format(
+            k=key, s=src)).fetchall()
+    if dups:
+        raise SourceError(f"{policy.source.table}: duplicate key {policy.source.key!r} "
+                          f"at row key(s) {', '.join(d[0] for d in dups)}")
+
+
+def extract(policy: Policy, run_id: str, keys: KeyProvider) -> ExtractResult:
+    """Check the source against the policy, snapshot it, plant canaries, cut key ranges."""
+    plan = plan_policy(policy, keys)
+    rt = RunTables(policy.dataset, run_id)
+    with connect() as conn:
+        cols = source_columns(conn, policy.source.schema_name, policy.source.table_name)
+        declared = check_schema(policy, cols)
+        check_keys(conn, policy)
+        by_name = {c.name: c for c in cols}
+        manifest: dict[str, Any] = {
+            "run_id": run_id, "dataset": policy.dataset,
+            "policy": {"file": policy.file, "hash": policy.hash, "dataset": policy.dataset},
+            "source": {"table": policy.source.table, "key": policy.source.key,
+                       "columns": [asdict(by_name[n]) for n in declared]},
+            "target": {"table": policy.target.table},
+            "columns": column_entries(plan, by_name),
+            "started": time.time(),
+        }
+        conn.execute(
+            "INSERT INTO governance.runs (run_id, dataset, policy_hash, status, manifest)"
+            " VALUES (%s, %s, %s, 'running', %s) ON CONFLICT (run_id) DO UPDATE SET"
+            " status = 'running', policy_hash = EXCLUDED.policy_hash,"
+            " manifest = EXCLUDED.manifest, error = NULL, finished_at = NULL",
+            (run_id, policy.dataset, policy.hash, json.dumps(manifest)))
+        conn.execute("DELETE FROM governance.run_chunks WHERE run_id = %s", (run_id,))
+        conn.commit()
+        rows = create_snapshot(conn, rt, policy.source.schema_name, policy.source.table_name,
+                               policy.source.key, declared)
+        canaries = 0
+        if policy.validation.canaries:
+            from veilflow.validate.canaries import plant_canaries
+
+            with conn.transaction():
+                canaries = plant_canaries(conn, rt.snapshot, policy, policy.validation.canaries,
+                                          policy.source.key)
+        index_snapshot(conn, rt)
+        outputs = [(c.name, by_name[c.name].type if c.operator is None else
+                    c.operator.output_type(by_name[c.name].type)) for c in plan.kept]
+        create_candidate(conn, rt, outputs)
+        total = rows + canaries
+        step = policy.chunk_rows
+        chunks = [ChunkRef(i, 1 + i * step, 1 + min((i + 1) * step, total))
+                  for i in range(max(1, -(-total // step)))]
+        manifest.update(rows_in=rows, canaries=canaries, chunks=len(chunks))
+        save_manifest(conn, run_id, manifest, rows_in=rows)
+        conn.commit()
+    log.info("extract %s run %s: %d rows (+%d canaries) in %d chunk(s)", policy.dataset,
+             run_id, rows, canaries, len(chunks))
+    return ExtractResult(run_id, rows, canaries, chunks)
+
+
+# --------------------------------------------------------------------------- transform
+def transform_frame(plan: Plan, frame: pd.DataFrame) -> tuple[pd.DataFrame, ChunkContext]:
+    """Apply every kept column's operator to a chunk (pure: no I/O)."""
+    ctx = ChunkContext(frame=frame, key_column=plan.policy.source.key)
+    out = pd.DataFrame(index=frame.index)
+    for col in plan.kept:
+        assert col.operator is not None
+        try:
+            values = col.operator.apply(frame[col.name], ctx)
+        except VeilflowError:
+            raise
+        except Exception as exc:  # an operator bug must not leak a value through its message
+            raise TransformError(f"operator {col.action} failed on column {col.name!r}: "
+                                 f"{type(exc).__name__}") from None
+        if len(values) != len(frame):
+            raise TransformError(f"operator {col.action} changed the row count of {col.name!r}")
+        out[col.name] = values
+    return out, ctx
+
+
+def transform_chunk(policy: Policy, run_id: str, chunk: ChunkRef, keys: KeyProvider
+                    ) -> ChunkResult:
+    """Transform one key range and write it as one partition of the candidate, in one
+    transaction: a killed task leaves nothing, a retry rewrites the same partition."""
+    t0 = time.perf_counter()
+    plan = plan_policy(policy, keys)
+    rt = RunTables(policy.dataset, run_id)
+    names = [ROW, CANARY, *policy.columns]
+    with connect() as conn:
+        if not table_exists(conn, "staging", rt.snapshot_name):
+            raise VeilflowError(f"run {run_id} has no snapshot; run extract first")
+        present = {c.name for c in source_columns(conn, "staging", rt.snapshot_name)}
+        names = [n for n in names if n in present]
+        frame = read_frame(conn, sql.SQL(
+            "SELECT {cols} FROM {snap} WHERE {row} >= {lo} AND {row} < {hi} ORDER BY {row}"
+        ).format(cols=sql.SQL(", ").join(sql.Identifier(n) for n in names), snap=rt.snapshot,
+                 row=sql.Identifier(ROW), lo=sql.Literal(chunk.lo), hi=sql.Literal(chunk.hi)),
+            names)
+        out, ctx = transform_frame(plan, frame)
+        out[ROW] = frame[ROW]
+        out[CANARY] = frame[CANARY].map({"t": "true", "f": "false"}).astype(STRING)
+        part = rt.partition(chunk.index)
+        counters = {c: dict(v) for c, v in ctx.counters.items()}
+        with conn.transaction():
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(part))
+            conn.execute(sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(
+                part, rt.candidate))
+            write_frame(conn, part, out)
+            conn.execute(sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})"
+                                 ).format(rt.candidate, part, sql.Literal(chunk.lo),
+                                          sql.Literal(chunk.hi)))
+            conn.execute(
+                "INSERT INTO governance.run_chunks (run_id, chunk, rows, counters)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (run_id, chunk) DO UPDATE SET"
+                " rows = EXCLUDED.rows, counters = EXCLUDED.counters, finished_at = now()",
+                (run_id, chunk.index, len(out), json.dumps(counters)))
+    seconds = time.perf_counter() - t0
+    log.info("transform %s chunk %d: %d rows in %.2fs", policy.dataset, chunk.index, len(out),
+             seconds)
+    return ChunkResult(chunk.index, len(out), seconds, counters)
+
+
+# --------------------------------------------------------------------------- validate
+def gate_context(policy: Policy, run_id: str, manifest: dict[str, Any]) -> GateContext:
+    cols = [GateColumn(name=c["name"], action=c["action"], hides_raw=bool(c["hides_raw"]),
+                       source_type=c["source_type"], output_type=c["output_type"],
+                       not_null=bool(c["not_null"]))
+            for c in manifest["columns"] if c["action"] != "drop"]
+    report_dir = settings().home / "reports" / policy.dataset / RunTables(policy.dataset,
+                                                                           run_id).tag
+    return GateContext(policy=policy, tables=RunTables(policy.dataset, run_id), columns=cols,
+                       rows_in=int(manifest["rows_in"]), report_dir=report_dir)
+
+
+def validate(policy: Policy, run_id: str) -> GateReport:
+    """Run the gate on the candidate. On failure: quarantine, record, ``ValidationFailed``."""
+    with connect() as conn:
+        manifest = load_manifest(conn, run_id)
+        done, _, counters = chunk_counters(conn, run_id)
+        manifest["counters"] = counters
+        ctx = gate_context(policy, run_id, manifest)
+        if done != manifest.get("chunks"):
+            from veilflow.validate.report import CheckResult
+
+            report = GateReport(checks=[CheckResult(
+                "chunks_complete", False, observed=done, threshold=manifest.get("chunks"))])
+        else:
+            report = run_gate(conn, ctx)
+        conn.commit()
+        manifest["gate"] = report.to_dict()
+        save_manifest(conn, run_id, manifest)
+        conn.commit()
+        if not report.passed:
+            reasons = report.reasons()
+            table = quarantine_candidate(conn, ctx.tables, reasons)
+            manifest["quarantine"] = {"table": table, "reasons": reasons}
+            save_manifest(conn, run_id, manifest, status="quarantined", finished_at=True,
+                          error="gate refused the candidate")
+            drop_run_tables(conn, ctx.tables)
+            conn.commit()
+            names = ", ".join(sorted({r["check"] + (f"[{r['column']}]" if r["column"] else "")
+                                      for r in reasons}))
+            raise ValidationFailed(
+                f"{policy.dataset} run {run_id}: the gate refused the candidate ({names}); "
+                f"quarantined as {table}, the published version is untouched", reasons)
+    return report
+
+
+# --------------------------------------------------------------------------- publish
+def publish(policy: Policy, run_id: str) -> PublishResult:
+    """Swap the validated candidate into the anonymized zone; drop the run's staging."""
+    rt = RunTables(policy.dataset, run_id)
+    with connect() as conn:
+        manifest = load_manifest(conn, run_id)
+        gate = manifest.get("gate")
+        if not gate or not gate.get("passed"):
+            raise ValidationFailed(f"run {run_id} has not passed the gate; nothing published")
+        if not table_exists(conn, "staging", rt.candidate_name):
+            row = conn.execute("SELECT rows FROM governance.published_versions WHERE run_id = %s",
+                               (run_id,)).fetchone()
+            if row is not None:  # already published by an earlier attempt of this task
+                return PublishResult(run_id, policy.target.table, int(row[0]))
+            raise VeilflowError(f"run {run_id} has no candidate to publish")
+        cols = [c["name"] for c in manifest["columns"] if c["action"] != "drop"]
+        rows = publish_version(conn, rt, policy.target.schema_name, policy.target.table_name,
+                               cols, _readers(policy))
+        manifest["rows_out"] = rows
+        manifest["published"] = policy.target.table
+        manifest["finished"] = time.time()
+        save_manifest(conn, run_id, manifest, status="published", rows_out=rows,
+                      finished_at=True)
+        conn.commit()
+        drop_run_tables(conn, rt)
+        conn.commit()
+    log.info("published %s: %d rows (run %s)", policy.target.table, rows, run_id)
+    return PublishResult(run_id, policy.target.table, rows)
+
+
+# --------------------------------------------------------------------------- failure
+def fail_run(policy: Policy, run_id: str, error: str) -> None:
+    """Record a failed run, quarantine its candidate (if any) and drop its raw snapshot.
+    Never raises for a database that is down: the original error is what matters."""
+    rt = RunTables(policy.dataset, run_id)
+    try:
+        with connect() as conn:
+            exists = conn.execute("SELECT status FROM governance.runs WHERE run_id = %s",
+                                  (run_id,)).fetchone()
+            if exists is None or exists[0] in ("published", "quarantined"):
+                return
+            quarantine_candidate(conn, rt, [{"check": "run_failed", "error": error}])
+            conn.execute("UPDATE governance.runs SET status = 'failed', error = %s,"
+                         " finished_at = now() WHERE run_id = %s", (error[:2000], run_id))
+            conn.commit()
+            drop_run_tables(conn, rt)
+            conn.commit()
+    except VeilflowError as exc:
+        log.error("could not record the failure of run %s: %s", run_id, exc)

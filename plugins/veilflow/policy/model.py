@@ -1,0 +1,182 @@
+"""Typed models of a policy file: one YAML per dataset, every source column declared."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from veilflow.policy.detection import DetectionSettings
+from veilflow.policy.privacy import PrivacySettings, ValidationSettings
+
+IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+ROLES = ("pipeline", "steward", "ml_engineer", "auditor", "admin")
+ZONES = ("restricted", "anonymized", "quarantine", "reidentify")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _qualified(value: str, zone: str) -> str:
+    parts = value.split(".")
+    if len(parts) != 2 or not all(IDENT.match(p) for p in parts):
+        raise ValueError(f"expected '{zone}.<table>' in lower-case SQL identifiers")
+    if parts[0] != zone:
+        raise ValueError(f"must be in the {zone} zone ('{zone}.<table>')")
+    return value
+
+
+class Source(_Strict):
+    table: str
+    key: str
+
+    @field_validator("table")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        return _qualified(v, "restricted")
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, v: str) -> str:
+        if not IDENT.match(v):
+            raise ValueError("must be a lower-case SQL identifier")
+        return v
+
+    @property
+    def schema_name(self) -> str:
+        return self.table.split(".")[0]
+
+    @property
+    def table_name(self) -> str:
+        return self.table.split(".")[1]
+
+
+class Target(_Strict):
+    table: str
+
+    @field_validator("table")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        return _qualified(v, "anonymized")
+
+    @property
+    def schema_name(self) -> str:
+        return self.table.split(".")[0]
+
+    @property
+    def table_name(self) -> str:
+        return self.table.split(".")[1]
+
+
+class ColumnSpec(BaseModel):
+    """``action`` names an operator; every other key is that operator's parameter, validated
+    by the operator's own config model when the policy is planned."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    action: str
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class Policy(_Strict):
+    dataset: str
+    description: str = ""
+    schedule: str | None = "@daily"
+    source: Source
+    target: Target
+    #: What to do with a source column the policy does not declare: stop the run (schema
+    #: drift) or leave it out of the output.
+    unlisted: Literal["fail", "drop"] = "fail"
+    #: Rows per chunk (a key range); bounds memory whatever the table size.
+    chunk_rows: int = Field(default=50_000, ge=100, le=2_000_000)
+    #: Data keys are named by this scope (default: the dataset); policies that share a scope
+    #: share keys, so their tokens and surrogates join.
+    key_scope: str | None = None
+    columns: dict[str, ColumnSpec]
+    detection: DetectionSettings = DetectionSettings()
+    privacy: PrivacySettings = PrivacySettings()
+    validation: ValidationSettings = ValidationSettings()
+    access: dict[str, list[str]] = Field(
+        default_factory=lambda: {"ml_engineer": ["anonymized"],
+                                 "steward": ["restricted", "anonymized", "reidentify"]})
+
+    _file: str | None = PrivateAttr(default=None)
+    _lines: dict[tuple[str, ...], int] = PrivateAttr(default_factory=dict)
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset(cls, v: str) -> str:
+        if not IDENT.match(v):
+            raise ValueError("must be a lower-case identifier (letters, digits, _)")
+        return v
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        # `amount: keep` is short for `amount: {action: keep}`.
+        if isinstance(v, dict):
+            return {k: ({"action": s} if isinstance(s, str) else s) for k, s in v.items()}
+        return v
+
+    @field_validator("columns")
+    @classmethod
+    def _columns(cls, v: dict[str, ColumnSpec]) -> dict[str, ColumnSpec]:
+        if not v:
+            raise ValueError("declare at least one column")
+        for name in v:
+            if not IDENT.match(name):
+                raise ValueError(f"column {name!r} is not a lower-case SQL identifier")
+        return v
+
+    @field_validator("access")
+    @classmethod
+    def _access(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for role, zones in v.items():
+            if role not in ROLES:
+                raise ValueError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
+            for z in zones:
+                if z not in ZONES:
+                    raise ValueError(f"unknown zone {z!r} for {role}; zones are {', '.join(ZONES)}")
+        return v
+
+    @model_validator(mode="after")
+    def _key_declared(self) -> Policy:
+        if self.source.key not in self.columns:
+            raise ValueError(f"the source key {self.source.key!r} must be declared in columns")
+        for qi in self.privacy.quasi_identifiers:
+            if qi not in self.columns:
+                raise ValueError(f"quasi-identifier {qi!r} is not a declared column")
+        if self.privacy.sensitive and self.privacy.sensitive not in self.columns:
+            raise ValueError(f"sensitive column {self.privacy.sensitive!r} is not declared")
+        return self
+
+    @property
+    def file(self) -> str | None:
+        return self._file
+
+    @property
+    def scope(self) -> str:
+        return self.key_scope or self.dataset
+
+    def line_of(self, *path: str) -> int | None:
+        """The YAML line of ``path`` (e.g. ``("columns", "email", "keep_last")``), or of its
+        nearest declared parent."""
+        for n in range(len(path), 0, -1):
+            line = self._lines.get(tuple(path[:n]))
+            if line is not None:
+                return line
+        return None
+
+    @property
+    def hash(self) -> str:
+        """A stable hash of what the policy means: formatting and comments do not change it."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True,
+                               separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()

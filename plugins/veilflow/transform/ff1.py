@@ -1,0 +1,534 @@
+"""FF1 format-preserving encryption (NIST SP 800-38G), vectorized over a chunk.
+
+This module owns the cipher: FF1.Encrypt and FF1.Decrypt (SP 800-38G Algorithms 7 and 8) with
+AES-128/192/256 as the block cipher. FF1 only: FF3 and FF3-1 were withdrawn in the 2025 draft
+revision of SP 800-38G (SP 800-38G Rev. 1, second public draft), which keeps FF1 and raises the
+minimum domain size from a recommendation to a requirement.
+
+Parameters enforced, per that draft revision:
+
+* ``2 <= radix <= 2**16``;
+* ``radix**n >= 1,000,000`` for every message length ``n`` (and ``n >= 2``);
+* ``n < 2**32`` (maxlen) and tweak length ``t < 2**32`` bytes (maxTlen).
+
+Vectorized means no Python loop per value on the hot path: all values of one length go
+through each Feistel round together. The round function is a CBC-MAC over ``P || Q``; the
+blocks of ``Q`` before the one holding the round number ``[i]`` carry only the tweak, so
+their CBC-MAC chain is computed once per call (one batched AES-ECB call per block position
+when each value has its own tweak), and each round then costs one batched ECB call over all
+values' last ``Q`` block (plus one per further block position and one for the ``S``
+extension blocks when ``NUM(B)`` is wider than the block). Values whose right half fits in
+56 bits (``radix**ceil(n/2) <= 2**56``: 16 decimal digits, 22 hex, 10 base-36 characters)
+keep both halves as numpy ``uint64``; wider values keep the halves as Python integers in
+object arrays while the AES work stays batched.
+
+Public API:
+
+* ``encrypt(key, tweak, values, alphabet)`` / ``decrypt(...)``: whole strings over
+  ``alphabet`` (its characters in numeral order: ``"0123456789"`` is radix 10);
+* ``FF1(key).encrypt_numerals(x, radix, tweak)``: an ``(N, n)`` numeral matrix, where
+  ``tweak`` is one ``bytes`` for all rows or an ``(N, t)`` ``uint8`` matrix (one tweak per
+  row, one common length);
+* ``FF1(key).encrypt_ragged(numerals, lengths, radix, tweak)``: concatenated numeral strings
+  of mixed lengths (what the ``ff1`` operator uses).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from numpy.typing import NDArray
+
+from veilflow.errors import TransformError
+
+ROUNDS = 10
+MIN_DOMAIN = 1_000_000
+MAX_RADIX = 1 << 16
+#: maxlen and maxTlen: FF1 needs ``n < 2**32`` and ``t < 2**32``.
+MAX_LENGTH = (1 << 32) - 1
+#: Rows per internal batch: large enough that AES and numpy amortize their call overhead,
+#: small enough that a batch's working arrays stay in the CPU cache
+#: (``benchmarks/ff1_throughput.py`` picks it by measurement).
+BATCH_ROWS = 16384
+#: Right halves up to this size keep the round arithmetic in uint64.
+_FAST_LIMIT = 1 << 56
+
+Tweak = bytes | NDArray[np.uint8]
+Numerals = NDArray[np.uint16]
+
+
+class FF1DomainError(TransformError, ValueError):
+    """Values or parameters outside what FF1 allows (radix, length, domain size, alphabet).
+
+    Names the column when the caller knows it; never a value.
+    """
+
+    def __init__(self, message: str, *, column: str | None = None) -> None:
+        self.column = column
+        super().__init__(f"column {column!r}: {message}" if column else message)
+
+
+def min_length(radix: int) -> int:
+    """The shortest message length FF1 accepts for ``radix``: ``radix**n >= 1,000,000``."""
+    check_radix(radix)
+    n = 2
+    while radix**n < MIN_DOMAIN:
+        n += 1
+    return n
+
+
+def check_radix(radix: int) -> None:
+    if not 2 <= radix <= MAX_RADIX:
+        raise FF1DomainError(f"FF1 needs 2 <= radix <= 2**16, got radix {radix}")
+
+
+def check_domain(radix: int, length: int, *, column: str | None = None) -> None:
+    """Raise ``FF1DomainError`` unless FF1 may encrypt messages of ``length`` over ``radix``."""
+    check_radix(radix)
+    if length > MAX_LENGTH:
+        raise FF1DomainError(f"FF1 messages must be shorter than 2**32 numerals, got {length}",
+                             column=column)
+    if length < 2 or radix**length < MIN_DOMAIN:
+        raise FF1DomainError(
+            f"FF1 needs radix**length >= {MIN_DOMAIN:,} (SP 800-38G Rev. 1 draft): radix "
+            f"{radix} needs at least {min_length(radix)} numerals, got {length}",
+            column=column)
+
+
+# ---------------------------------------------------------------------------------------
+# Parameters fixed per (radix, n, t)
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Params:
+    radix: int
+    n: int
+    t: int
+    u: int
+    v: int
+    #: Bytes of NUM(B) in Q, and bytes of S used for y.
+    b: int
+    d: int
+    #: Length of Q (a multiple of 16) and the first Q block holding round data.
+    q_len: int
+    first_round_block: int
+    P: bytes
+    fast: bool
+    mod_u: int
+    mod_v: int
+
+
+@lru_cache(maxsize=256)
+def _params(radix: int, n: int, t: int) -> _Params:
+    u = n // 2
+    v = n - u
+    # b = ceil(ceil(v * log2(radix)) / 8), exactly: ceil(log2(radix**v)) is the bit length
+    # of radix**v - 1.
+    b = ((radix**v - 1).bit_length() + 7) // 8
+    d = 4 * ((b + 3) // 4) + 4
+    q_len = t + ((-t - b - 1) % 16) + 1 + b
+    P = (bytes((1, 2, 1)) + radix.to_bytes(3, "big") + bytes((ROUNDS, u % 256))
+         + n.to_bytes(4, "big") + t.to_bytes(4, "big"))
+    return _Params(radix=radix, n=n, t=t, u=u, v=v, b=b, d=d, q_len=q_len,
+                   first_round_block=(q_len - b - 1) // 16, P=P,
+                   fast=radix**v <= _FAST_LIMIT, mod_u=radix**u, mod_v=radix**v)
+
+
+# ---------------------------------------------------------------------------------------
+# The cipher
+# ---------------------------------------------------------------------------------------
+
+
+class FF1:
+    """FF1 under one AES key (16, 24 or 32 bytes). Holds no per-call state."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) not in (16, 24, 32):
+            raise FF1DomainError("FF1 needs an AES-128, -192 or -256 key (16, 24 or 32 bytes)")
+        self._aes = algorithms.AES(bytes(key))
+
+    def __repr__(self) -> str:
+        return "FF1(<key hidden>)"
+
+    # -- numeral matrices -----------------------------------------------------------------
+
+    def encrypt_numerals(self, x: NDArray[Any], radix: int, tweak: Tweak = b"",
+                         *, batch_rows: int = BATCH_ROWS, wide: bool = False) -> Numerals:
+        """FF1.Encrypt of each row of ``x`` (an ``(N, n)`` matrix of numerals < radix).
+
+        ``wide=True`` forces the Python-integer path (for testing it on short values)."""
+        return self._crypt(x, radix, tweak, encrypt=True, batch_rows=batch_rows, wide=wide)
+
+    def decrypt_numerals(self, x: NDArray[Any], radix: int, tweak: Tweak = b"",
+                         *, batch_rows: int = BATCH_ROWS, wide: bool = False) -> Numerals:
+        """FF1.Decrypt of each row of ``x``; the inverse of ``encrypt_numerals``."""
+        return self._crypt(x, radix, tweak, encrypt=False, batch_rows=batch_rows, wide=wide)
+
+    def encrypt_ragged(self, numerals: NDArray[Any], lengths: NDArray[Any], radix: int,
+                       tweak: Tweak = b"", *, batch_rows: int = BATCH_ROWS) -> Numerals:
+        """FF1.Encrypt of strings of mixed lengths, concatenated in ``numerals``; row ``i``
+        has ``lengths[i]`` numerals. Rows of one length share every round. Returns the
+        ciphertexts in the same layout."""
+        return self._ragged(numerals, lengths, radix, tweak, encrypt=True, batch_rows=batch_rows)
+
+    def decrypt_ragged(self, numerals: NDArray[Any], lengths: NDArray[Any], radix: int,
+                       tweak: Tweak = b"", *, batch_rows: int = BATCH_ROWS) -> Numerals:
+        """The inverse of ``encrypt_ragged``."""
+        return self._ragged(numerals, lengths, radix, tweak, encrypt=False, batch_rows=batch_rows)
+
+    def _ragged(self, numerals: NDArray[Any], lengths: NDArray[Any], radix: int, tweak: Tweak,
+                *, encrypt: bool, batch_rows: int) -> Numerals:
+        flat = np.asarray(numerals)
+        lens = np.asarray(lengths, dtype=np.int64)
+        out = np.empty(flat.shape[0], dtype=np.uint16)
+        if lens.size == 0:
+            return out
+        starts = np.zeros(lens.size, dtype=np.int64)
+        np.cumsum(lens[:-1], out=starts[1:])
+        per_row = not isinstance(tweak, (bytes, bytearray))
+        for n in np.unique(lens).tolist():
+            rows = np.flatnonzero(lens == n)
+            if rows.size == lens.size:
+                at: NDArray[np.int64] | None = None
+                block = flat.reshape(rows.size, n)
+            else:
+                at = (starts[rows][:, None] + np.arange(n)).ravel()
+                block = flat[at].reshape(rows.size, n)
+            row_tweak = np.asarray(tweak)[rows] if per_row else tweak
+            res = self._crypt(block, radix, row_tweak, encrypt=encrypt, batch_rows=batch_rows)
+            if at is None:
+                out[:] = res.ravel()
+            else:
+                out[at] = res.ravel()
+        return out
+
+    def _crypt(self, x: NDArray[Any], radix: int, tweak: Tweak, *, encrypt: bool,
+               batch_rows: int, wide: bool = False) -> Numerals:
+        x = np.asarray(x)
+        if x.ndim != 2:
+            raise FF1DomainError("numerals must be an (N, n) matrix")
+        rows, n = x.shape
+        check_domain(radix, n)
+        if isinstance(tweak, (bytes, bytearray)):
+            t = len(tweak)
+            common: bytes | None = bytes(tweak)
+            per_row = None
+        else:
+            per_row = np.ascontiguousarray(tweak, dtype=np.uint8)
+            if per_row.ndim != 2 or per_row.shape[0] != rows:
+                raise FF1DomainError("per-row tweaks must be an (N, t) uint8 matrix")
+            t = per_row.shape[1]
+            common = None
+        if t > MAX_LENGTH:
+            raise FF1DomainError("FF1 tweaks must be shorter than 2**32 bytes")
+        if rows and (int(x.max()) >= radix or int(x.min()) < 0):
+            raise FF1DomainError(f"numerals must be below the radix {radix}")
+        x = x.astype(np.uint16, copy=False)
+        out = np.empty((rows, n), dtype=np.uint16)
+        p = _params(radix, n, t)
+        step = max(1, batch_rows)
+        # One encryptor per call: a cryptography context must not be shared between threads.
+        ecb = Cipher(self._aes, modes.ECB()).encryptor()
+        for lo in range(0, rows, step):
+            hi = min(rows, lo + step)
+            tw = common if per_row is None else per_row[lo:hi]
+            if p.fast and not wide:
+                out[lo:hi] = _crypt_fast(ecb, p, x[lo:hi], tw, encrypt)
+            else:
+                out[lo:hi] = _crypt_wide(ecb, p, x[lo:hi], tw, encrypt)
+        return out
+
+
+# ---------------------------------------------------------------------------------------
+# Round machinery
+# ---------------------------------------------------------------------------------------
+
+
+def _ecb_rows(ecb: Any, blocks: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """AES of each 16-byte row of ``blocks`` in one ECB call."""
+    data = np.ascontiguousarray(blocks, dtype=np.uint8)
+    return np.frombuffer(ecb.update(data.tobytes()), dtype=np.uint8).reshape(data.shape)
+
+
+def _q_template(p: _Params, tweak: bytes | NDArray[np.uint8], rows: int) -> NDArray[np.uint8]:
+    """Q with ``[i]`` and ``NUM(B)`` zeroed: one row for a common tweak, else one per value."""
+    if isinstance(tweak, (bytes, bytearray)):
+        q = np.zeros((1, p.q_len), dtype=np.uint8)
+        q[0, :p.t] = np.frombuffer(bytes(tweak), dtype=np.uint8)
+    else:
+        q = np.zeros((rows, p.q_len), dtype=np.uint8)
+        q[:, :p.t] = tweak
+    return q
+
+
+def _chain_prefix(ecb: Any, p: _Params, q: NDArray[np.uint8], blocks: int) -> NDArray[np.uint8]:
+    """The CBC-MAC state after ``P`` and the first ``blocks`` blocks of Q (tweak only), one
+    row per row of ``q``: the same in every round, so computed once per call."""
+    state = np.frombuffer(ecb.update(p.P), dtype=np.uint8)[None, :].repeat(q.shape[0], axis=0)
+    for k in range(blocks):
+        state = _ecb_rows(ecb, state ^ q[:, 16 * k:16 * k + 16])
+    return state
+
+
+def _be_u64(a: NDArray[np.uint8]) -> NDArray[np.uint64]:
+    """The 8-byte big-endian rows of ``a`` as native uint64."""
+    return np.ascontiguousarray(a).view(">u8").reshape(a.shape[0]).astype(np.uint64)
+
+
+def _num_u64(x: NDArray[Any], radix: int) -> NDArray[np.uint64]:
+    """NUM_radix of each row (fits in uint64 by construction)."""
+    r = np.uint64(radix)
+    acc = x[:, 0].astype(np.uint64)
+    for j in range(1, x.shape[1]):
+        acc *= r
+        acc += x[:, j]
+    return acc
+
+
+def _str_u64(value: NDArray[np.uint64], radix: int, width: int) -> Numerals:
+    """STR_radix^width of each value."""
+    out = np.empty((value.shape[0], width), dtype=np.uint16)
+    r = np.uint64(radix)
+    acc = value.copy()
+    for j in range(width - 1, -1, -1):
+        q = acc // r
+        out[:, j] = acc - q * r
+        acc = q
+    return out
+
+
+def _crypt_fast(ecb: Any, p: _Params, x: NDArray[Any], tweak: bytes | NDArray[np.uint8],
+                encrypt: bool) -> Numerals:
+    """Both halves and all round arithmetic in uint64 (``radix**v <= 2**56``, so b <= 7 and
+    ``[i] || NUM(B)`` sit in the low half of the last Q block)."""
+    rows = x.shape[0]
+    q = _q_template(p, tweak, rows)
+    last = p.q_len // 16 - 1
+    state = _chain_prefix(ecb, p, q, last)
+    # X = state xor (last Q block): its high 8 bytes are fixed for the whole call; the low 8
+    # bytes are fixed except for [i] and NUM(B).
+    base = state ^ q[:, 16 * last:]
+    hi = _be_u64(base[:, :8])
+    lo = _be_u64(base[:, 8:])
+    if hi.shape[0] == 1:
+        hi_v: Any = hi[0]
+        lo_v: Any = lo[0]
+    else:
+        hi_v, lo_v = hi, lo
+    shift = 8 * p.b
+    a = _num_u64(x[:, :p.u], p.radix)
+    b = _num_u64(x[:, p.u:], p.radix)
+    blocks = np.empty((rows, 2), dtype=">u8")
+    blocks[:, 0] = hi_v
+    blocks_in = memoryview(blocks).cast("B")
+    out = np.empty(16 * rows + 15, dtype=np.uint8)
+    out_view = memoryview(out)
+    r_words = out[:16 * rows].view(">u8").reshape(rows, 2)
+    mod_u, mod_v = np.uint64(p.mod_u), np.uint64(p.mod_v)
+    order = range(ROUNDS) if encrypt else range(ROUNDS - 1, -1, -1)
+    for i in order:
+        m = mod_u if i % 2 == 0 else mod_v
+        # Encrypt feeds NUM(B) to the round function, decrypt NUM(A) (Algorithm 8, step 6.i).
+        fed = b if encrypt else a
+        blocks[:, 1] = (lo_v ^ np.uint64(i << shift)) ^ fed
+        ecb.update_into(blocks_in, out_view)
+        y = _y_mod(r_words, p.d, m)
+        if encrypt:
+            c = a + y
+        else:
+            c = b + (m - y)
+        # Unsigned wrap-around makes this min a branch-free "subtract m where c >= m".
+        c = np.minimum(c, c - m)
+        if encrypt:
+            a, b = b, c
+        else:
+            a, b = c, a
+    res = np.empty((rows, p.n), dtype=np.uint16)
+    res[:, :p.u] = _str_u64(a, p.radix, p.u)
+    res[:, p.u:] = _str_u64(b, p.radix, p.v)
+    return res
+
+
+def _y_mod(r_words: NDArray[Any], d: int, m: np.uint64) -> NDArray[np.uint64]:
+    """NUM(first d bytes of R) mod m, for d in {8, 12} and m <= 2**56."""
+    y = r_words[:, 0] % m
+    if d == 8:
+        return y  # type: ignore[no-any-return]
+    w = r_words[:, 1].astype(np.uint64)
+    for k in range(d - 8):
+        y = ((y << np.uint64(8)) | ((w >> np.uint64(56 - 8 * k)) & np.uint64(0xFF))) % m
+    return y  # type: ignore[no-any-return]
+
+
+def _limb(radix: int) -> int:
+    """Numerals per uint64 limb for the wide path."""
+    k = 1
+    while radix ** (k + 1) < (1 << 63):
+        k += 1
+    return k
+
+
+def _num_wide(x: NDArray[Any], radix: int) -> NDArray[np.object_]:
+    """NUM_radix of each row as Python integers, built from uint64 limbs."""
+    k = _limb(radix)
+    width = x.shape[1]
+    pad = (-width) % k
+    if pad:
+        x = np.concatenate([np.zeros((x.shape[0], pad), dtype=x.dtype), x], axis=1)
+    base = radix**k
+    acc = np.zeros(x.shape[0], dtype=object)
+    for j in range(0, x.shape[1], k):
+        acc = acc * base + _num_u64(x[:, j:j + k], radix).astype(object)
+    return acc
+
+
+def _str_wide(value: NDArray[np.object_], radix: int, width: int) -> Numerals:
+    k = _limb(radix)
+    limbs = -(-width // k)
+    base = radix**k
+    out = np.empty((value.shape[0], limbs * k), dtype=np.uint16)
+    acc = value
+    for j in range(limbs - 1, -1, -1):
+        limb = (acc % base).astype(np.uint64)
+        acc = acc // base
+        out[:, j * k:(j + 1) * k] = _str_u64(limb, radix, k)
+    return out[:, limbs * k - width:]
+
+
+def _crypt_wide(ecb: Any, p: _Params, x: NDArray[Any], tweak: bytes | NDArray[np.uint8],
+                encrypt: bool) -> Numerals:
+    """Halves as Python integers; the AES work stays batched over all rows."""
+    rows = x.shape[0]
+    q = _q_template(p, tweak, rows)
+    k0 = p.first_round_block
+    state0 = _chain_prefix(ecb, p, q, k0)
+    if state0.shape[0] != rows:
+        state0 = state0.repeat(rows, axis=0)
+    suffix = np.array(np.broadcast_to(q[:, 16 * k0:], (rows, p.q_len - 16 * k0)))
+    i_at = p.q_len - 16 * k0 - p.b - 1
+    extra = -(-p.d // 16) - 1
+    # [j]^16 for the S extension blocks, as 16-byte big-endian counters.
+    counters = np.frombuffer(b"".join(j.to_bytes(16, "big") for j in range(1, extra + 1)),
+                             dtype=np.uint8).reshape(extra, 16)
+    a = _num_wide(x[:, :p.u], p.radix)
+    b = _num_wide(x[:, p.u:], p.radix)
+    order = range(ROUNDS) if encrypt else range(ROUNDS - 1, -1, -1)
+    for i in order:
+        m = p.mod_u if i % 2 == 0 else p.mod_v
+        fed = b if encrypt else a
+        num = b"".join(int(z).to_bytes(p.b, "big") for z in fed)
+        suffix[:, i_at] = i
+        suffix[:, i_at + 1:] = np.frombuffer(num, dtype=np.uint8).reshape(rows, p.b)
+        state = state0
+        for blk in range(suffix.shape[1] // 16):
+            state = _ecb_rows(ecb, state ^ suffix[:, 16 * blk:16 * blk + 16])
+        if extra:
+            more = _ecb_rows(ecb, (state[:, None, :] ^ counters[None, :, :]).reshape(-1, 16))
+            s = np.concatenate([state, more.reshape(rows, 16 * extra)], axis=1)
+        else:
+            s = state
+        raw = np.ascontiguousarray(s[:, :p.d]).tobytes()
+        d = p.d
+        y = np.array([int.from_bytes(raw[r * d:(r + 1) * d], "big") for r in range(rows)],
+                     dtype=object)
+        if encrypt:
+            a, b = b, (a + y) % m
+        else:
+            a, b = (b - y) % m, a
+    res = np.empty((rows, p.n), dtype=np.uint16)
+    res[:, :p.u] = _str_wide(a, p.radix, p.u)
+    res[:, p.u:] = _str_wide(b, p.radix, p.v)
+    return res
+
+
+# ---------------------------------------------------------------------------------------
+# Alphabets and the string API
+# ---------------------------------------------------------------------------------------
+
+
+class Alphabet:
+    """The numerals of a radix, in order: ``Alphabet("0123456789")`` is radix 10."""
+
+    def __init__(self, chars: str) -> None:
+        if len(set(chars)) != len(chars):
+            raise FF1DomainError("an FF1 alphabet must not repeat characters")
+        check_radix(len(chars))
+        self.chars = chars
+        self.radix = len(chars)
+        self.ascii = chars.isascii()
+        codes = np.array([ord(c) for c in chars], dtype=np.int64)
+        self._codes = codes
+        size = 128 if self.ascii else int(codes.max()) + 1
+        #: Code point -> numeral, -1 outside the alphabet (code points beyond the table too).
+        self.lookup = np.full(size, -1, dtype=np.int32)
+        self.lookup[codes] = np.arange(self.radix, dtype=np.int32)
+
+    def __repr__(self) -> str:
+        return f"Alphabet(radix={self.radix})"
+
+    def numerals_of(self, codes: NDArray[Any]) -> NDArray[np.int32]:
+        """Numeral of each code point, -1 where it is not in the alphabet."""
+        codes = np.asarray(codes, dtype=np.int64)
+        inside = codes < self.lookup.shape[0]
+        return np.where(inside, self.lookup[np.where(inside, codes, 0)], -1).astype(np.int32)
+
+    def chars_of(self, numerals: NDArray[Any]) -> NDArray[np.int64]:
+        """Code point of each numeral."""
+        return self._codes[np.asarray(numerals, dtype=np.int64)]
+
+
+def code_points(values: Sequence[str]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """All characters of ``values`` as one flat array of code points, and each value's length."""
+    lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+    joined = "".join(values)
+    if joined.isascii():
+        flat = np.frombuffer(joined.encode("ascii"), dtype=np.uint8).astype(np.int64)
+    else:
+        flat = np.frombuffer(joined.encode("utf-32-le"), dtype="<u4").astype(np.int64)
+    return flat, lengths
+
+
+def strings_of(codes: NDArray[Any], lengths: NDArray[Any]) -> list[str]:
+    """The inverse of ``code_points``."""
+    codes = np.asarray(codes)
+    if codes.size and int(codes.max()) < 128:
+        text = codes.astype(np.uint8).tobytes().decode("ascii")
+    else:
+        text = codes.astype("<u4").tobytes().decode("utf-32-le")
+    ends = np.cumsum(lengths).tolist()
+    starts = [0, *ends[:-1]]
+    return [text[s:e] for s, e in zip(starts, ends, strict=True)]
+
+
+def _crypt_strings(key: bytes, tweak: bytes, values: Sequence[str], alphabet: str,
+                   encrypt: bool) -> list[str]:
+    alpha = Alphabet(alphabet)
+    codes, lengths = code_points(values)
+    numerals = alpha.numerals_of(codes)
+    if numerals.size and int(numerals.min()) < 0:
+        bad = np.repeat(np.arange(lengths.size), lengths)[numerals < 0]
+        raise FF1DomainError(f"value #{int(bad[0])} has characters outside the alphabet "
+                             f"({int(np.unique(bad).size)} value(s) in all)")
+    for n in np.unique(lengths).tolist():
+        check_domain(alpha.radix, int(n))
+    cipher = FF1(key)
+    crypt = cipher.encrypt_ragged if encrypt else cipher.decrypt_ragged
+    return strings_of(alpha.chars_of(crypt(numerals, lengths, alpha.radix, tweak)), lengths)
+
+
+def encrypt(key: bytes, tweak: bytes, values: Sequence[str], alphabet: str) -> list[str]:
+    """FF1.Encrypt of each value (a whole string over ``alphabet``) under one AES key and
+    one tweak. Raises ``FF1DomainError`` for characters outside the alphabet or a length
+    below the minimum domain."""
+    return _crypt_strings(key, tweak, values, alphabet, True)
+
+
+def decrypt(key: bytes, tweak: bytes, values: Sequence[str], alphabet: str) -> list[str]:
+    """FF1.Decrypt of each value; the inverse of ``encrypt``."""
+    return _crypt_strings(key, tweak, values, alphabet, False)

