@@ -40,3 +40,9 @@ class DetectionSettings(_Strict):
     recognizers: list[RegexRecognizerSpec] = Field(default_factory=list)
     #: Rows sampled per column by the column classifier.
     sample_size: int = Field(default=1000, ge=10)
+    #: Texts longer than this are not scanned: they are redacted whole and counted.
+    max_text_chars: int = Field(default=2_000_000, ge=1000)
+    #: Share of sampled non-NULL values that must match for a column to be classified.
+    min_hit_rate: float = Field(default=0.3, gt=0.0, le=1.0)
+    #: Worker processes for bulk free-text scanning (``veilflow detect``).
+    workers: int = Field(default=1, ge=1)

@@ -1,0 +1,311 @@
+"""The free-text scanner: finds PII spans in many texts at once.
+
+Per batch: texts are joined with NUL separators and every pattern recognizer and
+name/place rule runs once over the joined string; spaCy runs only its NER component,
+through ``nlp.pipe`` over the whole batch. Findings are filtered (allow list, per-entity
+thresholds) and resolved into non-overlapping spans per text. One ``Scanner`` per process
+(``scanner_for``), so model start-up happens once per worker.
+
+A value that cannot be scanned (not decodable as UTF-8, larger than ``max_text_chars``)
+is reported as unscannable; callers redact it and count it, never pass it through.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from veilflow.detect.gazetteers import NOT_NAME
+from veilflow.detect.patterns import MONTH, PATTERNS, SEP, TextPattern, words
+from veilflow.detect.rules import find_names, find_places
+from veilflow.detect.spans import ENTITIES, Span, resolve
+from veilflow.policy.detection import DetectionSettings
+
+log = logging.getLogger(__name__)
+
+#: spaCy label → entity, with the score Presidio gives spaCy findings.
+NER_LABELS: dict[str, str] = {"PERSON": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION",
+                              "FAC": "LOCATION", "DATE": "DATE_TIME", "TIME": "DATE_TIME"}
+NER_SCORE = 0.85
+#: Texts longer than this go through NER in pieces (cut at whitespace).
+NER_PIECE = 20_000
+
+_DATE_EVIDENCE = re.compile(
+    rf"\b{MONTH}\b|\d{{1,4}}[-/.:]\d|\b(?:19|20)\d\d\b|\b\d{{1,2}}(?:st|nd|rd|th)\b|"
+    r"\b\d{1,2}\s?(?:am|pm|a\.m\.|p\.m\.)", re.IGNORECASE)
+_HAS_UPPER = re.compile(r"[^\W\d_]")
+_LEAD_ROLES = re.compile(r"^(?:(?:Patient|Client|Customer|Agent|Caller|User|Member|Dear|Hi|Hello|"
+                         r"Hey|Thanks|Contact|Name|Attn|Employee|Tenant|Owner|Applicant|Driver|"
+                         r"Mr|Mrs|Ms|Dr)\.?[ ,:]+)+")
+
+
+@dataclass
+class BatchScan:
+    """Spans per text (sorted, non-overlapping) and which texts could not be scanned."""
+
+    spans: list[list[Span]]
+    unscannable: list[int] = field(default_factory=list)
+    reasons: dict[int, str] = field(default_factory=dict)
+
+
+def _normalize(value: object, limit: int) -> tuple[str | None, str | None]:
+    """(text, None) to scan, (None, None) for NULL/empty, (None, reason) for unscannable."""
+    if value is None:
+        return None, None
+    if isinstance(value, float) and value != value:  # NaN
+        return None, None
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        try:
+            value = bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            return None, "not UTF-8"
+    if not isinstance(value, str):
+        try:
+            import pandas as pd
+
+            if value is pd.NA:
+                return None, None
+        except ImportError:  # pragma: no cover
+            pass
+        value = str(value)
+    if not value:
+        return None, None
+    if len(value) > limit:
+        return None, f"longer than {limit} characters"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates from surrogateescape'd bytes
+        return None, "not UTF-8"
+    if SEP in value:
+        value = value.replace(SEP, " ")  # same length: offsets stay true
+    return value, None
+
+
+def _pieces(text: str, size: int) -> Iterator[tuple[int, str]]:
+    if len(text) <= size:
+        yield 0, text
+        return
+    pos = 0
+    while pos < len(text):
+        end = min(len(text), pos + size)
+        if end < len(text):
+            cut = text.rfind(" ", pos + size // 2, end)
+            end = cut if cut > pos else end
+        yield pos, text[pos:end]
+        pos = end
+
+
+class Scanner:
+    """Finds PII in batches of texts under one ``DetectionSettings``."""
+
+    def __init__(self, settings: DetectionSettings | None = None, *, use_ner: bool = True) -> None:
+        self.settings = settings or DetectionSettings()
+        self.use_ner = use_ner
+        self._nlp: Any = None
+        if use_ner:
+            from veilflow.detect.engine import load_nlp
+
+            self._nlp = load_nlp(self.settings.model)
+        self.patterns: tuple[TextPattern, ...] = PATTERNS + tuple(self._custom_patterns())
+        self._allow = {t.strip().casefold() for t in self.settings.allow_list}
+
+    def _custom_patterns(self) -> Iterator[TextPattern]:
+        s = self.settings
+        for i, spec in enumerate(s.recognizers):
+            yield TextPattern(f"policy_regex_{i}", spec.entity, re.compile(spec.regex), spec.score,
+                              context=words(*map(re.escape, spec.context)) if spec.context else None)
+        for i, deny in enumerate(s.deny_lists):
+            terms = sorted(deny.terms, key=len, reverse=True)
+            rx = re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, terms)) + r")(?!\w)",
+                            re.IGNORECASE)
+            yield TextPattern(f"policy_deny_{i}", deny.entity, rx, 1.0)
+
+    def threshold(self, entity: str) -> float:
+        return self.settings.thresholds.get(entity, self.settings.default_threshold)
+
+    # -- scanning ---------------------------------------------------------------------------
+
+    def scan(self, texts: Sequence[object], entities: Iterable[str] | None = None) -> BatchScan:
+        """Scan a batch; ``entities`` restricts what is reported (default: everything)."""
+        limit = self.settings.max_text_chars
+        clean: list[str] = []
+        result = BatchScan(spans=[[] for _ in texts])
+        for i, value in enumerate(texts):
+            text, reason = _normalize(value, limit)
+            if reason is not None:
+                result.unscannable.append(i)
+                result.reasons[i] = reason
+            clean.append(text or "")
+        if result.unscannable:
+            log.warning("%d value(s) could not be scanned (%s); they will be redacted",
+                        len(result.unscannable), ", ".join(sorted(set(result.reasons.values()))))
+        wanted = set(entities) if entities is not None else None
+        found: list[list[Span]] = [[] for _ in texts]
+        self._find_patterns(clean, found, wanted)
+        if self.use_ner and (wanted is None or wanted & {"PERSON", "LOCATION", "DATE_TIME"}):
+            self._find_ner(clean, found, wanted)
+        for i, cands in enumerate(found):
+            if cands:
+                result.spans[i] = self._finish(clean[i], cands)
+        return result
+
+    def scan_text(self, text: object) -> list[Span]:
+        return self.scan([text]).spans[0]
+
+    def _find_patterns(self, clean: list[str], found: list[list[Span]],
+                       wanted: set[str] | None) -> None:
+        joined = SEP.join(clean)
+        lengths = np.fromiter((len(t) + 1 for t in clean), dtype=np.int64, count=len(clean))
+        starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+        gs: list[int] = []
+        ge: list[int] = []
+        ents: list[str] = []
+        scores: list[float] = []
+        sources: list[str] = []
+
+        def take(it: Iterable[tuple[int, int, float]], entity: str, source: str) -> None:
+            for s, e, sc in it:
+                gs.append(s)
+                ge.append(e)
+                ents.append(entity)
+                scores.append(sc)
+                sources.append(source)
+
+        for p in self.patterns:
+            if wanted is None or p.entity in wanted:
+                take(p.find(joined), p.entity, p.name)
+        if wanted is None or "PERSON" in wanted:
+            take(find_names(joined), "PERSON", "names")
+        if wanted is None or "LOCATION" in wanted:
+            take(find_places(joined), "LOCATION", "places")
+        if not gs:
+            return
+        idx = np.searchsorted(starts, np.asarray(gs), side="right") - 1
+        for k, i in enumerate(idx.tolist()):
+            base = int(starts[i])
+            found[i].append(Span(gs[k] - base, ge[k] - base, ents[k], scores[k], sources[k]))
+
+    def _find_ner(self, clean: list[str], found: list[list[Span]], wanted: set[str] | None) -> None:
+        owners: list[tuple[int, int]] = []
+        pieces: list[str] = []
+        for i, text in enumerate(clean):
+            if not text or not _HAS_UPPER.search(text):
+                continue
+            for offset, piece in _pieces(text, NER_PIECE):
+                owners.append((i, offset))
+                pieces.append(piece)
+        for (i, offset), doc in zip(owners, self._nlp.pipe(pieces, batch_size=256), strict=True):
+            for ent in doc.ents:
+                entity = NER_LABELS.get(ent.label_)
+                if entity is None or (wanted is not None and entity not in wanted):
+                    continue
+                span = self._ner_span(ent.text, ent.start_char, ent.end_char, entity)
+                if span is not None:
+                    s, e = span
+                    found[i].append(Span(s + offset, e + offset, entity, NER_SCORE, "ner"))
+
+    @staticmethod
+    def _ner_span(text: str, start: int, end: int, entity: str) -> tuple[int, int] | None:
+        if entity == "DATE_TIME":
+            return (start, end) if _DATE_EVIDENCE.search(text) else None
+        if not text[:1].isupper() and not text[:1].isdigit():
+            if text.lower().startswith("the "):
+                start, text = start + 4, text[4:]
+            if not text[:1].isupper():
+                return None
+        if entity == "PERSON":
+            if any(c.isdigit() or c in "@/\\#" for c in text):
+                return None
+            lead = _LEAD_ROLES.match(text)
+            if lead:
+                start, text = start + lead.end(), text[lead.end():]
+            if text.endswith(("'s", "’s")):
+                end, text = end - 2, text[:-2]
+        if not text or text in NOT_NAME or len(text) < 2:
+            return None
+        return start, end
+
+    def _finish(self, text: str, cands: list[Span]) -> list[Span]:
+        kept: list[Span] = []
+        allow = self._allow
+        # A lone given-name guess that spaCy or a place rule calls a place is a place.
+        places = [(c.start, c.end) for c in cands if c.entity == "LOCATION" and c.score >= 0.8]
+        for c in cands:
+            if c.score < self.threshold(c.entity):
+                continue
+            if allow and text[c.start:c.end].strip().casefold() in allow:
+                continue
+            if (c.entity == "PERSON" and c.source == "names" and c.score < 0.7
+                    and any(s <= c.start and c.end <= e for s, e in places)):
+                continue
+            kept.append(c)
+        return resolve(kept)
+
+
+@lru_cache(maxsize=4)
+def _cached(settings_json: str, use_ner: bool) -> Scanner:
+    return Scanner(DetectionSettings.model_validate_json(settings_json), use_ner=use_ner)
+
+
+def scanner_for(settings: DetectionSettings | None = None, *, use_ner: bool = True) -> Scanner:
+    """The process-wide scanner for these settings (built once, then reused)."""
+    s = settings or DetectionSettings()
+    return _cached(s.model_dump_json(), use_ner)
+
+
+# -- many texts, many processes ---------------------------------------------------------------
+
+_worker: Scanner | None = None
+
+
+def _init_worker(settings_json: str) -> None:
+    global _worker
+    _worker = _cached(settings_json, True)
+
+
+def _scan_in_worker(batch: list[object]) -> BatchScan:
+    assert _worker is not None
+    return _worker.scan(batch)
+
+
+def scan_stream(texts: Iterable[object], settings: DetectionSettings | None = None, *,
+                workers: int = 1, batch_size: int = 512) -> Iterator[BatchScan]:
+    """Scan an iterable of texts in batches, in order, on ``workers`` processes; each worker
+    builds its engine once. Memory stays bounded: at most ``2 × workers`` batches in flight."""
+    s = settings or DetectionSettings()
+
+    def batches() -> Iterator[list[object]]:
+        batch: list[object] = []
+        for t in texts:
+            batch.append(t)
+            if len(batch) >= batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    if workers <= 1:
+        scanner = scanner_for(s)
+        for batch in batches():
+            yield scanner.scan(batch)
+        return
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(s.model_dump_json(),)) as pool:
+        pending: list[Any] = []
+        for batch in batches():
+            pending.append(pool.apply_async(_scan_in_worker, (batch,)))
+            if len(pending) >= 2 * workers:
+                yield pending.pop(0).get()
+        for job in pending:
+            yield job.get()
+
+
+__all__ = ["ENTITIES", "BatchScan", "Scanner", "scan_stream", "scanner_for"]
