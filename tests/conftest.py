@@ -1,0 +1,108 @@
+"""Shared fixtures: one embedded PostgreSQL per test session, a fresh database per test.
+
+The session gets its own ``VEILFLOW_HOME`` (a temp folder) and a fixed test master key.
+Migrations are applied once to a template database; each test that asks for ``zones_db``
+gets a copy of it (``CREATE DATABASE … TEMPLATE``, ~0.1 s) and ``VEILFLOW_DATABASE_URL``
+pointing at it, so every part of veilflow under test uses that database.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+TEST_MASTER_KEY = base64.b64encode(bytes(range(32))).decode()
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def veilflow_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A private state folder and master key for the whole session."""
+    home = tmp_path_factory.mktemp("veilflow_home")
+    saved = {k: os.environ.get(k) for k in ("VEILFLOW_HOME", "VEILFLOW_MASTER_KEY",
+                                            "VEILFLOW_DATABASE_URL")}
+    os.environ["VEILFLOW_HOME"] = str(home)
+    os.environ["VEILFLOW_MASTER_KEY"] = TEST_MASTER_KEY
+    os.environ.pop("VEILFLOW_DATABASE_URL", None)
+    yield home
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def pg_server(veilflow_home: Path) -> Iterator[str]:
+    """Superuser URL of the session's embedded server (stopped at the end)."""
+    from veilflow.zones.server import start_embedded, stop_embedded
+
+    pgdata = veilflow_home / "pgdata"
+    url = start_embedded(pgdata)
+    yield url
+    stop_embedded(pgdata)
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_server: str) -> str:
+    """A database with every migration applied, used as the template for each test."""
+    from veilflow.zones.db import ensure_database, with_database
+    from veilflow.zones.migrations import upgrade
+
+    ensure_database(pg_server, "vf_template")
+    url = with_database(pg_server, "vf_template")
+    with psycopg.connect(url) as conn:
+        upgrade(conn)
+    return url
+
+
+@pytest.fixture
+def zones_db(pg_server: str, template_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh, migrated zones database for this test; veilflow points at it."""
+    from veilflow.zones.db import with_database
+
+    name = f"vf_t{os.getpid()}_{next(_counter)}"
+    admin = with_database(pg_server, "postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE vf_template')
+    url = with_database(pg_server, name)
+    monkeypatch.setenv("VEILFLOW_DATABASE_URL", url)
+    yield url
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def conn(zones_db: str) -> Iterator[psycopg.Connection]:
+    """A superuser connection to this test's zones database (autocommit)."""
+    with psycopg.connect(zones_db, autocommit=True) as c:
+        yield c
+
+
+@pytest.fixture
+def seeded_db(zones_db: str) -> str:
+    """``zones_db`` with 2,000 demo customers in ``restricted.customers``."""
+    from veilflow.pipeline.seed import seed_customers
+
+    with psycopg.connect(zones_db) as c:
+        seed_customers(c, rows=2_000, seed=7)
+    return zones_db
+
+
+@pytest.fixture
+def customers_policy_path() -> Path:
+    return Path(__file__).resolve().parents[1] / "policies" / "customers.yaml"
+
+
+def make_login(conn: psycopg.Connection, login: str, *roles: str) -> None:
+    """Create (or reset) a LOGIN role that is a member of the given veilflow group roles."""
+    conn.execute(f'DROP ROLE IF EXISTS "{login}"')
+    conn.execute(f'CREATE ROLE "{login}" LOGIN')
+    for r in roles:
+        conn.execute(f'GRANT "{r}" TO "{login}"')
