@@ -215,16 +215,16 @@ class FF1:
             raise FF1DomainError("numerals must be an (N, n) matrix")
         rows, n = x.shape
         check_domain(radix, n)
+        common = b""
+        per_row: NDArray[np.uint8] | None = None
         if isinstance(tweak, (bytes, bytearray)):
-            t = len(tweak)
-            common: bytes | None = bytes(tweak)
-            per_row = None
+            common = bytes(tweak)
+            t = len(common)
         else:
             per_row = np.ascontiguousarray(tweak, dtype=np.uint8)
             if per_row.ndim != 2 or per_row.shape[0] != rows:
                 raise FF1DomainError("per-row tweaks must be an (N, t) uint8 matrix")
             t = per_row.shape[1]
-            common = None
         if t > MAX_LENGTH:
             raise FF1DomainError("FF1 tweaks must be shorter than 2**32 bytes")
         if rows and (int(x.max()) >= radix or int(x.min()) < 0):
@@ -237,7 +237,7 @@ class FF1:
         ecb = Cipher(self._aes, modes.ECB()).encryptor()
         for lo in range(0, rows, step):
             hi = min(rows, lo + step)
-            tw = common if per_row is None else per_row[lo:hi]
+            tw: Tweak = common if per_row is None else per_row[lo:hi]
             if p.fast and not wide:
                 out[lo:hi] = _crypt_fast(ecb, p, x[lo:hi], tw, encrypt)
             else:
@@ -291,16 +291,47 @@ def _num_u64(x: NDArray[Any], radix: int) -> NDArray[np.uint64]:
     return acc
 
 
+def _num_halves(x: NDArray[Any], p: _Params) -> tuple[NDArray[np.uint64], NDArray[np.uint64]]:
+    """NUM_radix(A) and NUM_radix(B) of each row."""
+    if p.mod_v < 1 << 53:
+        # One float64 matrix product (BLAS) is exact below 2**53 and beats a Horner loop.
+        weights = np.zeros((p.n, 2), dtype=np.float64)
+        weights[:p.u, 0] = float(p.radix) ** np.arange(p.u - 1, -1, -1)
+        weights[p.u:, 1] = float(p.radix) ** np.arange(p.v - 1, -1, -1)
+        halves = (x.astype(np.float64) @ weights).astype(np.uint64)
+        return halves[:, 0].copy(), halves[:, 1].copy()
+    return _num_u64(x[:, :p.u], p.radix), _num_u64(x[:, p.u:], p.radix)
+
+
+@lru_cache(maxsize=64)
+def _digit_table(radix: int) -> tuple[int, NDArray[np.uint16]]:
+    """Numerals of every k-numeral string, one row per value below radix**k (a few thousand
+    rows, so the table stays in cache): STR becomes one division per k numerals and a gather."""
+    k = 1
+    while radix ** (k + 1) <= 8192:
+        k += 1
+    size = radix**k
+    table = np.empty((size, k), dtype=np.uint16)
+    acc = np.arange(size, dtype=np.int64)
+    for j in range(k - 1, -1, -1):
+        acc, table[:, j] = np.divmod(acc, radix)
+    return k, table
+
+
 def _str_u64(value: NDArray[np.uint64], radix: int, width: int) -> Numerals:
     """STR_radix^width of each value."""
-    out = np.empty((value.shape[0], width), dtype=np.uint16)
-    r = np.uint64(radix)
-    acc = value.copy()
-    for j in range(width - 1, -1, -1):
-        q = acc // r
-        out[:, j] = acc - q * r
+    k, table = _digit_table(radix)
+    limbs = -(-width // k)
+    base = np.uint64(radix**k)
+    parts = np.empty((value.shape[0], limbs), dtype=np.int64)
+    acc = value
+    for j in range(limbs - 1, 0, -1):
+        q = acc // base
+        parts[:, j] = acc - q * base
         acc = q
-    return out
+    parts[:, 0] = acc
+    digits = np.take(table, parts, axis=0).reshape(value.shape[0], limbs * k)
+    return digits[:, limbs * k - width:]
 
 
 def _crypt_fast(ecb: Any, p: _Params, x: NDArray[Any], tweak: bytes | NDArray[np.uint8],
@@ -322,29 +353,39 @@ def _crypt_fast(ecb: Any, p: _Params, x: NDArray[Any], tweak: bytes | NDArray[np
     else:
         hi_v, lo_v = hi, lo
     shift = 8 * p.b
-    a = _num_u64(x[:, :p.u], p.radix)
-    b = _num_u64(x[:, p.u:], p.radix)
+    a, b = _num_halves(x, p)
     blocks = np.empty((rows, 2), dtype=">u8")
     blocks[:, 0] = hi_v
-    blocks_in = memoryview(blocks).cast("B")
+    blocks_in = memoryview(blocks).cast("B")  # type: ignore[arg-type]
     out = np.empty(16 * rows + 15, dtype=np.uint8)
-    out_view = memoryview(out)
+    out_view = memoryview(out)  # type: ignore[arg-type]
     r_words = out[:16 * rows].view(">u8").reshape(rows, 2)
     mod_u, mod_v = np.uint64(p.mod_u), np.uint64(p.mod_v)
+    y = np.empty(rows, dtype=np.uint64)
+    tmp = np.empty(rows, dtype=np.uint64)
     order = range(ROUNDS) if encrypt else range(ROUNDS - 1, -1, -1)
+    # In-place arithmetic on preallocated arrays: at this size the numpy passes themselves,
+    # not the AES calls, set the pace.
     for i in order:
         m = mod_u if i % 2 == 0 else mod_v
         # Encrypt feeds NUM(B) to the round function, decrypt NUM(A) (Algorithm 8, step 6.i).
         fed = b if encrypt else a
-        blocks[:, 1] = (lo_v ^ np.uint64(i << shift)) ^ fed
+        np.bitwise_xor(fed, lo_v ^ np.uint64(i << shift), out=tmp)
+        blocks[:, 1] = tmp
         ecb.update_into(blocks_in, out_view)
-        y = _y_mod(r_words, p.d, m)
+        _y_mod(r_words, p.d, m, y, tmp)
         if encrypt:
-            c = a + y
+            # C = (A + y) mod m lands in A's array; then A, B = B, C.
+            c = a
+            np.add(a, y, out=c)
         else:
-            c = b + (m - y)
+            # C = (B - y) mod m lands in B's array; then A, B = C, A.
+            c = b
+            np.subtract(m, y, out=y)
+            np.add(b, y, out=c)
         # Unsigned wrap-around makes this min a branch-free "subtract m where c >= m".
-        c = np.minimum(c, c - m)
+        np.subtract(c, m, out=tmp)
+        np.minimum(c, tmp, out=c)
         if encrypt:
             a, b = b, c
         else:
@@ -355,15 +396,26 @@ def _crypt_fast(ecb: Any, p: _Params, x: NDArray[Any], tweak: bytes | NDArray[np
     return res
 
 
-def _y_mod(r_words: NDArray[Any], d: int, m: np.uint64) -> NDArray[np.uint64]:
-    """NUM(first d bytes of R) mod m, for d in {8, 12} and m <= 2**56."""
-    y = r_words[:, 0] % m
+def _mod(x: NDArray[np.uint64], m: np.uint64, q: NDArray[np.uint64]) -> None:
+    """x %= m in place. numpy divides by a scalar through libdivide in ``floor_divide``
+    but not in ``remainder``, so x - (x // m) * m is several times faster than x % m."""
+    np.floor_divide(x, m, out=q)
+    q *= m
+    x -= q
+
+
+def _y_mod(r_words: NDArray[Any], d: int, m: np.uint64, y: NDArray[np.uint64],
+           q: NDArray[np.uint64]) -> None:
+    """y = NUM(first d bytes of R) mod m, for d in {8, 12} and m <= 2**56."""
+    np.copyto(y, r_words[:, 0])
+    _mod(y, m, q)
     if d == 8:
-        return y  # type: ignore[no-any-return]
+        return
     w = r_words[:, 1].astype(np.uint64)
     for k in range(d - 8):
-        y = ((y << np.uint64(8)) | ((w >> np.uint64(56 - 8 * k)) & np.uint64(0xFF))) % m
-    return y  # type: ignore[no-any-return]
+        y <<= np.uint64(8)
+        y |= (w >> np.uint64(56 - 8 * k)) & np.uint64(0xFF)
+        _mod(y, m, q)
 
 
 def _limb(radix: int) -> int:
