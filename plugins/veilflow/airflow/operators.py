@@ -1,0 +1,70 @@
+"""One Airflow operator for every veilflow stage: it loads the policy file and calls the
+stage function in ``veilflow.pipeline.stages``. XCom carries only chunk references and counts.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from veilflow.errors import (PolicyError, SchemaDrift, SourceError, TransformError,
+                             ValidationFailed, VeilflowError)
+
+log = logging.getLogger(__name__)
+
+#: Errors no retry can fix: fail the task at once.
+FINAL = (PolicyError, SchemaDrift, SourceError, TransformError, ValidationFailed)
+
+
+def veilflow_run_id(dataset: str, airflow_run_id: str) -> str:
+    """A run id unique across DAGs: the dataset plus Airflow's run id."""
+    return f"{dataset}:{airflow_run_id}"
+
+
+class VeilflowStageOperator(BaseOperator):
+    """Runs one stage (``extract``, ``transform``, ``validate``, ``publish``, ``cleanup``)
+    of the policy at ``policy_path`` for the current DAG run."""
+
+    template_fields = ("chunk",)
+    ui_color = "#e8f1fb"
+
+    def __init__(self, *, policy_path: str, stage: str, chunk: dict[str, int] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.policy_path = policy_path
+        self.stage = stage
+        self.chunk = chunk
+
+    def execute(self, context: Any) -> Any:
+        from veilflow.pipeline import stages
+        from veilflow.pipeline.keys import default_key_provider
+        from veilflow.policy import load_policy
+
+        policy = load_policy(self.policy_path)
+        run_id = veilflow_run_id(policy.dataset, context["run_id"])
+        try:
+            if self.stage == "extract":
+                result = stages.extract(policy, run_id, default_key_provider())
+                return [c.__dict__ for c in result.chunks]
+            if self.stage == "transform":
+                assert self.chunk is not None
+                res = stages.transform_chunk(policy, run_id, stages.ChunkRef(**self.chunk),
+                                             default_key_provider())
+                return {"chunk": res.index, "rows": res.rows}
+            if self.stage == "validate":
+                report = stages.validate(policy, run_id)
+                return {"passed": report.passed, "checks": len(report.checks)}
+            if self.stage == "publish":
+                pub = stages.publish(policy, run_id)
+                return {"table": pub.table, "rows": pub.rows}
+            if self.stage == "cleanup":
+                stages.fail_run(policy, run_id, "a task of the DAG run failed; see Airflow logs")
+                return None
+            raise VeilflowError(f"unknown stage {self.stage!r}")
+        except FINAL as exc:
+            stages.fail_run(policy, run_id, str(exc))
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(str(exc)) from None
