@@ -6,6 +6,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+#: Entity types the residual-PII rescan counts by default: the identifying ones. Places,
+#: dates and postcodes are left to the quasi-identifier risk measures.
+RESCAN_ENTITIES = ("PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "US_SSN", "CREDIT_CARD",
+                   "IBAN_CODE", "IP_ADDRESS", "US_BANK_NUMBER")
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -17,8 +22,11 @@ class PrivacySettings(_Strict):
     quasi_identifiers: list[str] = Field(default_factory=list)
     k: int = Field(default=1, ge=1)
     sensitive: str | None = None
-    l: int | None = Field(default=None, ge=1)  # noqa: E741 - the field's name in the literature
+    l: int | None = Field(default=None, ge=1)
     t: float | None = Field(default=None, gt=0.0, le=1.0)
+    #: Ground distance of t-closeness: ``ordered`` for numeric/temporal sensitive values,
+    #: ``equal`` for categories; ``auto`` decides from the column's type.
+    distance: Literal["auto", "equal", "ordered"] = "auto"
     on_violation: Literal["fail", "suppress"] = "fail"
     #: Upper bound on the share of rows ``suppress`` may remove before the gate fails.
     max_suppression: float = Field(default=0.05, ge=0.0, le=1.0)
@@ -31,3 +39,11 @@ class ValidationSettings(_Strict):
     residual_pii_max: int = Field(default=0, ge=0)
     #: Synthetic canary records planted by extract (never published).
     canaries: int = Field(default=0, ge=0)
+    #: Output columns the rescan reads; default: scrubbed free text and kept text columns.
+    rescan_columns: list[str] | None = None
+    #: Entity types the rescan counts.
+    rescan_entities: list[str] = Field(default_factory=lambda: list(RESCAN_ENTITIES))
+    #: Rows sampled for the rescan (0 = every row).
+    rescan_rows: int = Field(default=5000, ge=0)
+    #: Write Great Expectations Data Docs (HTML) for every run.
+    data_docs: bool = True

@@ -24,7 +24,7 @@ import secrets
 import string
 import time
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 import psycopg
@@ -46,13 +46,6 @@ MIN_EVIDENCE_LENGTH = 5
 _INT_TYPES = ("smallint", "integer", "bigint")
 _NUM_TYPES = ("numeric", "real", "double precision", "money")
 _TEXT_TYPES = ("text", "character", "varchar", "citext")
-
-
-class _ColumnSpec(Protocol):
-    action: str
-
-    @property
-    def params(self) -> dict[str, Any]: ...
 
 
 class _Policy(Protocol):
@@ -196,7 +189,7 @@ def _typed_value(pg_type: str, template: Any, bounds: tuple[Any, Any] | None) ->
     if pg_type == "date":
         return (date(1940, 1, 1) + timedelta(days=secrets.randbelow(65 * 365))).isoformat()
     if pg_type.startswith("timestamp"):
-        moment = datetime.now(timezone.utc) - timedelta(seconds=secrets.randbelow(5 * 365 * 86400))
+        moment = datetime.now(UTC) - timedelta(seconds=secrets.randbelow(5 * 365 * 86400))
         return moment.isoformat()
     if pg_type == "uuid":
         import uuid

@@ -7,9 +7,9 @@ import time
 import psycopg
 from psycopg import sql
 
-from veilflow.validate.context import GateContext
+from veilflow.validate.context import GateColumn, GateContext
 from veilflow.validate.report import CheckResult
-from veilflow.zones.run_tables import CANARY, count
+from veilflow.zones.run_tables import CANARY, ROW, count
 
 
 def row_count_parity(conn: psycopg.Connection, ctx: GateContext, suppressed: int = 0
@@ -39,5 +39,157 @@ def no_raw_value_survives(conn: psycopg.Connection, ctx: GateContext) -> list[Ch
         leaked = int(row[0]) if row else 0
         results.append(CheckResult("no_raw_value_survives", leaked == 0, observed=leaked,
                                    threshold=0, column=col.name,
+                                   seconds=time.perf_counter() - t))
+    return results
+
+
+#: Character classes a format-preserving operator keeps: digit→digit, a-z→a-z, A-Z→A-Z.
+_CLASS_FROM = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_CLASS_TO = "9" * 10 + "a" * 26 + "A" * 26
+
+
+def _shape_preserving(col: GateColumn, params: dict[str, object]) -> bool:
+    return col.action == "ff1" or (col.action == "tokenize" and params.get("format") == "preserve")
+
+
+def row_parity(conn: psycopg.Connection, ctx: GateContext) -> list[CheckResult]:
+    """Per row (snapshot and candidate matched on ``_vf_row``), in one join:
+
+    - ``null_parity``: an operator keeps NULL as NULL and non-NULL as non-NULL;
+    - ``format_preserved``: FF1 and format-preserving tokens keep the input's pattern (same
+      length, digit for digit, letter for letter, other characters unchanged).
+    """
+    t = time.perf_counter()
+    row = sql.Identifier(ROW)
+    aggs: list[sql.Composable] = []
+    labels: list[tuple[str, str]] = []
+    for col in ctx.columns:
+        c = sql.Identifier(col.name)
+        aggs.append(sql.SQL("count(*) FILTER (WHERE (s.{c} IS NULL) <> (o.{c} IS NULL))").format(
+            c=c))
+        labels.append(("null_parity", col.name))
+        spec = ctx.policy.columns.get(col.name)
+        if spec is not None and _shape_preserving(col, spec.params):
+            aggs.append(sql.SQL(
+                "count(*) FILTER (WHERE translate(s.{c}::text, {f}, {to})"
+                " <> translate(o.{c}::text, {f}, {to}))").format(
+                    c=c, f=sql.Literal(_CLASS_FROM), to=sql.Literal(_CLASS_TO)))
+            labels.append(("format_preserved", col.name))
+    if not aggs:
+        return []
+    q = sql.SQL("SELECT {aggs} FROM {snap} s JOIN {cand} o USING ({row})").format(
+        aggs=sql.SQL(", ").join(aggs), snap=ctx.tables.snapshot, cand=ctx.tables.candidate,
+        row=row)
+    got = conn.execute(q).fetchone() or tuple(0 for _ in labels)
+    seconds = (time.perf_counter() - t) / len(labels)
+    return [CheckResult(name, int(n) == 0, observed=int(n), threshold=0, column=column,
+                        seconds=seconds)
+            for (name, column), n in zip(labels, got, strict=True)]
+
+
+def token_consistency(conn: psycopg.Connection, ctx: GateContext) -> list[CheckResult]:
+    """Deterministic operators are functions both ways on this run's data: distinct
+    originals get distinct tokens (no collision) and the same original always gets the same
+    token (joinable). Counted in SQL as output values with more than one original and
+    originals with more than one output value, over the rows of the join."""
+    results = []
+    for col in ctx.columns:
+        if col.action not in ("tokenize", "ff1"):
+            continue
+        t = time.perf_counter()
+        c = sql.Identifier(col.name)
+        base = sql.SQL("SELECT s.{c}::text COLLATE \"C\" AS a, o.{c}::text COLLATE \"C\" AS b"
+                       " FROM {snap} s JOIN {cand} o USING ({row})"
+                       " WHERE s.{c} IS NOT NULL AND o.{c} IS NOT NULL").format(
+                           c=c, snap=ctx.tables.snapshot, cand=ctx.tables.candidate,
+                           row=sql.Identifier(ROW))
+        q = sql.SQL(
+            "WITH j AS MATERIALIZED ({base}),"
+            " col AS (SELECT b FROM j GROUP BY b HAVING min(a) <> max(a)),"
+            " inc AS (SELECT a FROM j GROUP BY a HAVING min(b) <> max(b))"
+            " SELECT (SELECT count(*) FROM col), (SELECT count(*) FROM inc)").format(base=base)
+        got = conn.execute(q).fetchone() or (0, 0)
+        collisions, inconsistent = int(got[0]), int(got[1])
+        seconds = time.perf_counter() - t
+        results.append(CheckResult("token_unique", collisions == 0, observed=collisions,
+                                   threshold=0, column=col.name,
+                                   details={"meaning": "output values shared by distinct "
+                                                       "originals"}, seconds=seconds / 2))
+        results.append(CheckResult("token_joinable", inconsistent == 0, observed=inconsistent,
+                                   threshold=0, column=col.name,
+                                   details={"meaning": "originals with more than one output"},
+                                   seconds=seconds / 2))
+    return results
+
+
+def raw_values_in_text(conn: psycopg.Connection, ctx: GateContext, text_columns: list[str],
+                       *, min_length: int = 6) -> list[CheckResult]:
+    """No raw value of a column the policy hides appears inside a free-text output column.
+
+    Each output text is split into whitespace-separated words (trailing punctuation
+    trimmed) and the words are hash-joined against the raw values of every hiding column,
+    in SQL. Catches single-word values (e-mail addresses, SSNs, card and account numbers,
+    IP addresses, dashed phone numbers); multi-word values are the rescan's job."""
+    hiding = [c for c in ctx.columns if c.hides_raw and c.name not in text_columns]
+    if not text_columns or not hiding:
+        return []
+    raw = sql.SQL(" UNION ").join(
+        sql.SQL("SELECT {c}::text AS v FROM {snap} WHERE {c} IS NOT NULL"
+                " AND length({c}::text) >= {n} AND {c}::text !~ '\\s'").format(
+                    c=sql.Identifier(c.name), snap=ctx.tables.snapshot,
+                    n=sql.Literal(min_length))
+        for c in hiding)
+    results = []
+    for name in text_columns:
+        t = time.perf_counter()
+        q = sql.SQL(
+            "WITH raw AS MATERIALIZED ({raw}),"
+            " w AS (SELECT o.{row} AS r, trim(BOTH '.,;:!?()[]{{}}<>\"''' FROM x.word) AS word"
+            " FROM {cand} o, regexp_split_to_table(o.{c}, '\\s+') AS x(word)"
+            " WHERE o.{c} IS NOT NULL)"
+            " SELECT count(DISTINCT w.r) FROM w JOIN raw ON raw.v = w.word").format(
+                raw=raw, row=sql.Identifier(ROW), cand=ctx.tables.candidate,
+                c=sql.Identifier(name))
+        got = conn.execute(q).fetchone()
+        leaked = int(got[0]) if got else 0
+        results.append(CheckResult("no_raw_value_in_text", leaked == 0, observed=leaked,
+                                   threshold=0, column=name,
+                                   details={"searched": [c.name for c in hiding]},
+                                   seconds=time.perf_counter() - t))
+    return results
+
+
+def tokens_rederived(conn: psycopg.Connection, ctx: GateContext, sample: int = 1000
+                     ) -> list[CheckResult]:
+    """Joinability across tables: for a sample of rows, applying the run's operator to the
+    raw value again gives exactly the candidate's value. Any other table tokenized under the
+    same key scope computes the same function, so equal originals meet on equal tokens."""
+    if ctx.recompute is None:
+        return []
+    import pandas as pd
+
+    from veilflow.transform.base import STRING
+
+    results = []
+    for col in ctx.columns:
+        if col.action not in ("tokenize", "ff1"):
+            continue
+        t = time.perf_counter()
+        c = sql.Identifier(col.name)
+        rows = conn.execute(sql.SQL(
+            "SELECT s.{c}::text, o.{c}::text FROM {snap} s JOIN {cand} o USING ({row})"
+            " WHERE s.{c} IS NOT NULL AND NOT s.{canary} ORDER BY {row} LIMIT {n}").format(
+                c=c, snap=ctx.tables.snapshot, cand=ctx.tables.candidate,
+                row=sql.Identifier(ROW), canary=sql.Identifier(CANARY),
+                n=sql.Literal(sample))).fetchall()
+        if not rows:
+            continue
+        raw = pd.Series([r[0] for r in rows], dtype=STRING)
+        again = ctx.recompute(col.name, raw).astype(STRING)
+        out = pd.Series([r[1] for r in rows], dtype=STRING)
+        differ = int((again.fillna("\x00") != out.fillna("\x00")).sum())
+        results.append(CheckResult("token_rederived", differ == 0, observed=differ,
+                                   threshold=0, column=col.name,
+                                   details={"sampled": len(rows)},
                                    seconds=time.perf_counter() - t))
     return results

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import pandas as pd
 
 from veilflow.policy.model import Policy
 from veilflow.zones.run_tables import RunTables
@@ -31,3 +34,11 @@ class GateContext:
     rows_in: int
     #: Folder for this run's reports (GX Data Docs, ...).
     report_dir: Path
+    #: Entity types found per text among those asked for, for the residual-PII rescan;
+    #: None = the detection engine configured by the policy.
+    scanner: Callable[[Sequence[str], frozenset[str]], list[list[str]]] | None = None
+    #: The run's operator for a column applied to raw values (the pipeline's plan); given,
+    #: the gate re-derives a sample of deterministic tokens to prove they join across tables.
+    recompute: Callable[[str, pd.Series], pd.Series] | None = None
+    #: Run the Great Expectations suite (and write Data Docs when the policy asks).
+    great_expectations: bool = True

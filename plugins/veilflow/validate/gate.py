@@ -1,24 +1,156 @@
-"""The gate: runs every check the policy implies on the staged candidate."""
+"""The gate: runs every check the policy implies on the staged candidate.
+
+Order matters: re-identification risk first, because ``on_violation: suppress`` deletes
+rows (counted, bounded) and every later check must see the candidate as it would be
+published; then the Great Expectations suite (schema, row-count parity, not-null, formats,
+key uniqueness) with its Data Docs; then the SQL leak and consistency checks; then the
+canaries and the residual-PII rescan. Every check reports pass/fail, observed value and
+threshold, never a value of the data.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
+from typing import Any
 
 import psycopg
 
-from veilflow.validate.checks import no_raw_value_survives, row_count_parity
+from veilflow.validate.canaries import NOT_HIDING, check_canaries
+from veilflow.validate.checks import (
+    no_raw_value_survives,
+    raw_values_in_text,
+    row_count_parity,
+    row_parity,
+    token_consistency,
+    tokens_rederived,
+)
 from veilflow.validate.context import GateContext
-from veilflow.validate.report import GateReport
+from veilflow.validate.privacy import RiskMetrics, suppress_small_classes, table_risk
+from veilflow.validate.report import CheckResult, GateReport
+from veilflow.validate.rescan import residual_pii
 
 log = logging.getLogger(__name__)
+
+
+def _candidate_name(ctx: GateContext) -> str:
+    return f'staging."{ctx.tables.candidate_name}"'
+
+
+def _snapshot_name(ctx: GateContext) -> str:
+    return f'staging."{ctx.tables.snapshot_name}"'
+
+
+def risk_checks(conn: psycopg.Connection, ctx: GateContext) -> tuple[list[CheckResult], int,
+                                                                       dict[str, Any]]:
+    """k-anonymity, l-diversity and t-closeness on the candidate's quasi-identifiers, with
+    suppression of classes smaller than k when the policy says so. Returns the checks, the
+    rows suppressed and the metrics for the run's record."""
+    p = ctx.policy.privacy
+    present = {c.name for c in ctx.columns}
+    qi = [q for q in p.quasi_identifiers if q in present]
+    if not qi:
+        return [], 0, {}
+    sensitive = p.sensitive if p.sensitive in present else None
+    t0 = time.perf_counter()
+    table = _candidate_name(ctx)
+    metrics = table_risk(conn, table, qi, sensitive, distance=p.distance)
+    record: dict[str, Any] = {"before": metrics.to_dict(),
+                              "dropped_quasi_identifiers": sorted(set(p.quasi_identifiers) - set(qi))}
+    suppressed = 0
+    checks: list[CheckResult] = []
+    if metrics.k < p.k and p.on_violation == "suppress":
+        bound = int(p.max_suppression * metrics.rows)
+        would = metrics.rows_in_classes_below(p.k)
+        if would <= bound:
+            suppressed = suppress_small_classes(conn, table, qi, p.k, max_rows=bound)
+            if not conn.autocommit:
+                conn.commit()  # GX reads the candidate through its own connection
+            metrics = table_risk(conn, table, qi, sensitive, distance=p.distance)
+        checks.append(CheckResult(
+            "suppression", would <= bound, observed=would, threshold=bound,
+            details={"k": p.k, "max_suppression": p.max_suppression,
+                     "rows": record["before"]["rows"], "suppressed": suppressed}))
+    record["after"] = metrics.to_dict()
+    record["suppressed_rows"] = suppressed
+    seconds = time.perf_counter() - t0
+    checks.extend(_risk_results(metrics, ctx, seconds))
+    return checks, suppressed, record
+
+
+def _risk_results(m: RiskMetrics, ctx: GateContext, seconds: float) -> list[CheckResult]:
+    p = ctx.policy.privacy
+    qi = {"quasi_identifiers": list(m.quasi_identifiers), "classes": m.classes}
+    out = [CheckResult("k_anonymity", m.rows == 0 or m.k >= p.k, observed=m.k, threshold=p.k,
+                       details=qi, seconds=seconds)]
+    if p.l is not None and m.l is not None:
+        out.append(CheckResult("l_diversity", m.rows == 0 or m.l >= p.l, observed=m.l,
+                               threshold=p.l, column=m.sensitive, details=qi))
+    if p.t is not None and m.t is not None:
+        out.append(CheckResult("t_closeness", m.t <= p.t, observed=round(m.t, 6),
+                               threshold=p.t, column=m.sensitive,
+                               details={**qi, "distance": m.distance}))
+    return out
 
 
 def run_gate(conn: psycopg.Connection, ctx: GateContext) -> GateReport:
     """Check the candidate; the caller publishes on pass and quarantines on fail."""
     report = GateReport()
-    report.checks.append(row_count_parity(conn, ctx, suppressed=report.suppressed_rows))
+    started = time.perf_counter()
+
+    risk, suppressed, record = risk_checks(conn, ctx)
+    report.checks.extend(risk)
+    report.suppressed_rows = suppressed
+    if record:
+        report.metrics["risk"] = record
+
+    if ctx.great_expectations:
+        from veilflow.validate.gx_suite import build_expectations, run_expectations
+
+        docs_dir = (ctx.report_dir / "datadocs") if ctx.policy.validation.data_docs else None
+        if not conn.autocommit:
+            conn.commit()
+        gx_checks, docs = run_expectations(conn, ctx, build_expectations(
+            ctx, suppressed=suppressed), docs_dir)
+        report.checks.extend(gx_checks)
+        report.data_docs = docs
+    else:
+        report.checks.append(row_count_parity(conn, ctx, suppressed=suppressed))
+
     report.checks.extend(no_raw_value_survives(conn, ctx))
+    report.checks.extend(row_parity(conn, ctx))
+    report.checks.extend(token_consistency(conn, ctx))
+    report.checks.extend(tokens_rederived(conn, ctx))
+    free_text = [c.name for c in ctx.columns if c.action == "scrub_text"]
+    report.checks.extend(raw_values_in_text(conn, ctx, free_text))
+
+    expected_canaries = _snapshot_canaries(conn, ctx)
+    if expected_canaries or ctx.policy.validation.canaries:
+        hiding = [n for n, s in ctx.policy.columns.items() if s.action not in NOT_HIDING]
+        prose = [n for n, s in ctx.policy.columns.items() if s.action == "scrub_text"]
+        report.checks.append(check_canaries(conn, _snapshot_name(ctx), _candidate_name(ctx),
+                                            hiding, prose))
+
+    report.checks.append(residual_pii(conn, ctx, ctx.scanner))
+
+    report.metrics["seconds"] = round(time.perf_counter() - started, 3)
+    report.metrics["seconds_per_check"] = _seconds_per_check(report.checks)
     for c in report.failures:
         log.warning("gate check %s failed%s: observed %s, threshold %s", c.name,
                     f" on {c.column}" if c.column else "", c.observed, c.threshold)
     return report
+
+
+def _snapshot_canaries(conn: psycopg.Connection, ctx: GateContext) -> int:
+    from psycopg import sql
+
+    row = conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
+        ctx.tables.snapshot, sql.Identifier("_vf_canary"))).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _seconds_per_check(checks: list[CheckResult]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for c in checks:
+        out[c.name] = round(out.get(c.name, 0.0) + c.seconds, 3)
+    return out

@@ -1,0 +1,250 @@
+"""Great Expectations suites generated from the policy, run in PostgreSQL on the candidate.
+
+:func:`build_expectations` derives plain specs from the gate context (nothing is typed
+twice): the schema (column set and types as the plan says), row-count parity with the
+snapshot minus suppressed rows, not-null where the source column is NOT NULL, the output
+format of each operator, and uniqueness of a deterministically transformed source key.
+:func:`run_expectations` turns them into a GX 1.x suite and validates it through GX's SQL
+datasource, so every expectation runs as SQL where the data is; GX itself is imported only
+then (it takes seconds to import).
+
+Results never carry values: every expectation runs with ``partial_unexpected_count: 0``
+and without unexpected rows (GX would otherwise return up to 20 raw failing values), so the
+results and the Data Docs hold counts only. Data Docs (HTML) are written per run.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from veilflow.validate.context import GateColumn, GateContext
+from veilflow.validate.report import CheckResult
+
+log = logging.getLogger(__name__)
+
+ROW = "_vf_row"
+CANARY = "_vf_canary"
+#: What GX may put in a result: counts, never a value.
+RESULT_FORMAT: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": 0,
+                                 "include_unexpected_rows": False}
+#: Operators whose output is a function of the input alone (same input, same output).
+DETERMINISTIC = frozenset({"tokenize", "ff1"})
+
+
+@dataclass(frozen=True)
+class ExpectationSpec:
+    """One expectation: the veilflow check it implements, GX's class name and arguments."""
+
+    check: str
+    gx_type: str
+    kwargs: dict[str, Any]
+    column: str | None = None
+    #: ``table`` runs on the whole candidate (schema); ``rows`` on its real rows only.
+    scope: str = "rows"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def gx_type_names(pg_type: str) -> list[str]:
+    """How SQLAlchemy (hence GX) names a PostgreSQL type from ``format_type``."""
+    t = pg_type.strip().lower()
+    upper = re.sub(r",\s*", ", ", t).upper()
+    names = {upper}
+    aliases = {"character varying": "VARCHAR", "character": "CHAR", "double precision":
+               "DOUBLE PRECISION", "timestamp with time zone": "TIMESTAMP WITH TIME ZONE",
+               "timestamp without time zone": "TIMESTAMP", "time without time zone": "TIME"}
+    for pg, sa in aliases.items():
+        if t.startswith(pg):
+            names.add(sa + upper[len(pg):])
+    if t in ("double precision",):
+        names.add("DOUBLE_PRECISION")
+    return sorted(names)
+
+
+def output_pattern(col: GateColumn, params: dict[str, Any]) -> str | None:
+    """The regex every non-NULL output value of ``col`` must match, or None where the
+    format is checked per row against the input (FF1, format-preserving tokens) or free."""
+    action = col.action
+    if action == "tokenize" and params.get("format", "readable") == "readable":
+        prefix = re.escape(str(params.get("prefix", "tok")))
+        domain = "(@.*)?" if params.get("keep_domain") else ""
+        return rf"^{prefix}_v[0-9]+_[a-z2-7]{{26}}{domain}$"
+    if action == "mask":
+        char = re.escape(str(params.get("char", "*")))
+        first, last = int(params.get("keep_first", 0)), int(params.get("keep_last", 0))
+        return rf"^(.{{0,{first}}}{char}+.{{0,{last}}}|)$"
+    if action == "generalize":
+        keep = int(params["keep_prefix"])
+        fill = str(params.get("fill", "*"))
+        return rf"^.{{0,{keep}}}{re.escape(fill)}*$" if fill else rf"^.{{0,{keep}}}$"
+    return None
+
+
+def build_expectations(ctx: GateContext, *, suppressed: int = 0) -> list[ExpectationSpec]:
+    """Every expectation the policy implies for this run's candidate."""
+    policy = ctx.policy
+    specs: list[ExpectationSpec] = [
+        ExpectationSpec("schema_columns", "ExpectTableColumnsToMatchSet",
+                        {"column_set": [*(c.name for c in ctx.columns), ROW, CANARY],
+                         "exact_match": True}, scope="table"),
+        ExpectationSpec("row_count_parity", "ExpectTableRowCountToEqual",
+                        {"value": ctx.rows_in - suppressed},
+                        meta={"rows_in": ctx.rows_in, "suppressed": suppressed}),
+    ]
+    for col in ctx.columns:
+        specs.append(ExpectationSpec("schema_type", "ExpectColumnValuesToBeInTypeList",
+                                     {"column": col.name,
+                                      "type_list": gx_type_names(col.output_type)},
+                                     column=col.name, scope="table"))
+    for col in ctx.columns:
+        spec = policy.columns.get(col.name)
+        params = dict(spec.params) if spec is not None else {}
+        if col.not_null:
+            specs.append(ExpectationSpec("not_null", "ExpectColumnValuesToNotBeNull",
+                                         {"column": col.name}, column=col.name))
+        pattern = output_pattern(col, params)
+        if pattern is not None:
+            specs.append(ExpectationSpec("format", "ExpectColumnValuesToMatchRegex",
+                                         {"column": col.name, "regex": pattern},
+                                         column=col.name, meta={"operator": col.action}))
+        if col.action == "redact":
+            specs.append(ExpectationSpec(
+                "format", "ExpectColumnValuesToBeInSet",
+                {"column": col.name, "value_set": [params.get("replacement", "[REDACTED]")]},
+                column=col.name, meta={"operator": col.action}))
+        if col.name == policy.source.key and col.action in DETERMINISTIC:
+            # A unique source key must stay unique: distinct originals stay distinct.
+            specs.append(ExpectationSpec("unique", "ExpectColumnValuesToBeUnique",
+                                         {"column": col.name}, column=col.name,
+                                         meta={"operator": col.action}))
+    return specs
+
+
+def sqlalchemy_url(conn: psycopg.Connection[Any]) -> str:
+    """A SQLAlchemy URL (psycopg 3 driver) for the server, database and login of ``conn``."""
+    from sqlalchemy.engine import URL
+
+    info = conn.info
+    host = info.host
+    query: dict[str, str] = {}
+    url_host: str | None = host
+    if host.startswith("/"):
+        query["host"] = host
+        url_host = None
+    url = URL.create("postgresql+psycopg", username=info.user, password=info.password or None,
+                     host=url_host, port=info.port if url_host else None,
+                     database=info.dbname, query=query)
+    return url.render_as_string(hide_password=False)
+
+
+def run_expectations(conn: psycopg.Connection[Any], ctx: GateContext,
+                     specs: list[ExpectationSpec], docs_dir: Path | None) -> tuple[
+                         list[CheckResult], str | None]:
+    """Validate ``specs`` on the candidate with GX; returns check results and the Data
+    Docs index path (None when ``docs_dir`` is None)."""
+    started = time.perf_counter()
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+    from great_expectations.checkpoint.actions import UpdateDataDocsAction
+
+    imported = time.perf_counter()
+    context = gx.get_context(mode="ephemeral")
+    context.variables.data_docs_sites = {}  # only this run's site, no temporary default one
+    try:
+        context.variables.progress_bars = {"globally": False}  # type: ignore[assignment]
+    except Exception:  # noqa: BLE001 - cosmetic only; older configs lack the setting
+        log.debug("could not disable GX progress bars")
+    tables = ctx.tables
+    warnings.filterwarnings("ignore", message="You are using a generic SQLDatasource")
+    source = context.data_sources.add_sql(name="veilflow", connection_string=sqlalchemy_url(conn))
+    whole = source.add_table_asset(name="candidate", table_name=tables.candidate_name,
+                                   schema_name="staging")
+    rows = source.add_query_asset(
+        name="candidate_rows",
+        query=f'SELECT * FROM "staging"."{tables.candidate_name}" WHERE NOT "{CANARY}"')
+    suite_name = f"{ctx.policy.dataset}"
+    validations = []
+    index: dict[tuple[str, int], ExpectationSpec] = {}
+    for scope, asset in (("table", whole), ("rows", rows)):
+        chosen = [s for s in specs if s.scope == scope]
+        if not chosen:
+            continue
+        suite = context.suites.add(gx.ExpectationSuite(name=f"{suite_name}.{scope}"))
+        for i, s in enumerate(chosen):
+            cls = getattr(gxe, s.gx_type)
+            suite.add_expectation(cls(**s.kwargs, meta={"veilflow_check": s.check,
+                                                        "veilflow_index": i, **s.meta}))
+            index[(scope, i)] = s
+        batch_def = asset.add_batch_definition_whole_table(f"{scope}_all")
+        validations.append(context.validation_definitions.add(gx.ValidationDefinition(
+            name=f"{suite_name}.{scope}.{tables.tag}", data=batch_def, suite=suite)))
+
+    actions: list[Any] = []
+    if docs_dir is not None:
+        docs_dir.mkdir(parents=True, exist_ok=True)
+        context.add_data_docs_site(site_name="run", site_config={
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                              "base_directory": str(docs_dir)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        })
+        actions.append(UpdateDataDocsAction(name="data_docs", site_names=["run"]))
+    checkpoint = context.checkpoints.add(gx.Checkpoint(
+        name=f"{suite_name}.{tables.tag}", validation_definitions=validations, actions=actions,
+        result_format=RESULT_FORMAT))
+    ran = time.perf_counter()
+    result = checkpoint.run(run_id=None)
+    seconds = time.perf_counter() - ran
+
+    checks: list[CheckResult] = []
+    for run_result in result.run_results.values():
+        for r in run_result.results:
+            meta = (r.expectation_config.meta if r.expectation_config else None) or {}
+            scope = "table" if str(run_result.suite_name).endswith(".table") else "rows"
+            spec = index.get((scope, int(meta.get("veilflow_index", -1))))
+            if spec is None:
+                continue
+            checks.append(_to_check(spec, r.success, r.result or {}, r.exception_info,
+                                    seconds / max(1, len(specs))))
+    docs = str(docs_dir / "index.html") if docs_dir is not None else None
+    log.info("GX: %d expectations in %.2fs (import %.2fs)", len(checks),
+             time.perf_counter() - started, imported - started)
+    return checks, docs
+
+
+def _to_check(spec: ExpectationSpec, success: bool | None, result: dict[str, Any],
+              exception: Any, seconds: float) -> CheckResult:
+    details: dict[str, Any] = {"engine": "great_expectations", "expectation": spec.gx_type,
+                               **{k: v for k, v in spec.meta.items() if k != "rows_in"}}
+    raised = isinstance(exception, dict) and exception.get("raised_exception")
+    if raised:
+        details["error"] = str(exception.get("exception_message") or "")[:200]
+    if "unexpected_count" in result:
+        observed: Any = int(result["unexpected_count"])
+        threshold: Any = 0
+        details["checked"] = int(result.get("element_count", 0))
+    else:
+        observed = result.get("observed_value")
+        threshold = _threshold(spec)
+        mismatch = result.get("details", {}).get("mismatched") if isinstance(
+            result.get("details"), dict) else None
+        if mismatch:
+            details["mismatched"] = mismatch  # column names only
+    return CheckResult(spec.check, bool(success) and not raised, observed=observed,
+                       threshold=threshold, column=spec.column, details=details,
+                       seconds=seconds)
+
+
+def _threshold(spec: ExpectationSpec) -> Any:
+    kw = spec.kwargs
+    for key in ("value", "column_set", "type_list", "regex", "value_set"):
+        if key in kw:
+            return kw[key]
+    return None
