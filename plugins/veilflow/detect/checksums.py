@@ -41,9 +41,10 @@ def card_ok(digits: str) -> bool:
     (2-series and 5-series Mastercard, 4 Visa incl. 19 digits, 3 Amex/JCB/Diners,
     5/6 Maestro and Discover/UnionPay; 12 digits only for Maestro) and Luhn."""
     n = len(digits)
-    if n < 12 or n > 19 or digits[0] not in "23456":
+    maestro_uk = digits.startswith("0604")  # UK Maestro's historic range
+    if n < 12 or n > 19 or (digits[0] not in "23456" and not maestro_uk):
         return False
-    if n == 12 and digits[0] not in "56":
+    if n == 12 and digits[0] not in "56" and not maestro_uk:
         return False
     return luhn_ok(digits)
 
@@ -63,13 +64,30 @@ def iban_ok(compact: str) -> bool:
     return number % 97 == 1
 
 
-def iban_prefix(compact: str) -> str | None:
-    """The valid IBAN at the start of ``compact`` (trailing characters tolerated)."""
+def iban_prefix(compact: str) -> tuple[str, bool] | None:
+    """The IBAN at the start of ``compact`` (trailing characters tolerated) and whether its
+    length is the country's. A mod-97-valid string of another length is still returned:
+    a mistyped or truncated account number is still an account number."""
     want = IBAN_LENGTHS.get(compact[:2])
     if want is not None:
         head = compact[:want]
-        return head if len(head) == want and iban_ok(head) else None
-    return compact if iban_ok(compact) else None
+        if len(head) == want and iban_ok(head):
+            return head, True
+    for n in range(min(len(compact), 34), 14, -1):
+        head = compact[:n]
+        if _mod97(head):
+            return head, want is None
+    return None
+
+
+def _mod97(compact: str) -> bool:
+    if not compact[:2].isalpha() or not compact[2:4].isdigit():
+        return False
+    moved = compact[4:] + compact[:4]
+    try:
+        return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
+    except ValueError:
+        return False
 
 
 def ssn_ok(digits: str) -> bool:

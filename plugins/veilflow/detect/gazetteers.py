@@ -52,6 +52,9 @@ Hospital Clinic University School Center Centre Monday Tuesday Wednesday Thursda
 Saturday Sunday January February March April May June July August September October November
 December Today Tomorrow Yesterday Mobile Phone Email Tel Fax ID SSN IBAN IP Visa Mastercard
 Amex Maestro Discover PayPal Note Notes Update Issue Request Reply Urgent New Dr Mr Mrs Ms
+Sep Mar Sept Jan Feb Apr Jun Jul Aug Oct Nov Dec Spoke Called Sent From To Cc Refund Wire Ship
+Address Moved Login Server Version Priority Escalated Reminder Direct Caller Cannot Cards
+Balance Ticket Patient DOB Emergency Contact Left Hi Mobile Callback Beneficiary Reference
 """.split())
 
 TITLES = ("Mr", "Mrs", "Ms", "Miss", "Mx", "Dr", "Prof", "Sir", "Dame", "Lady", "Lord", "Herr",

@@ -74,8 +74,13 @@ _NONDIGIT = re.compile(r"\D")
 _GROUPS = re.compile(r"\d+")
 
 
+_ACCOUNT = re.compile(r"\b(?:account|acct|a/c|routing)\b[^\x00]{0,20}$", re.IGNORECASE)
+
+
 def _card(m: re.Match[str], text: str) -> tuple[int, int, float] | None:
     raw = m.group()
+    if raw.isdigit() and len(raw) < 16 and _ACCOUNT.search(text, max(0, m.start() - 40), m.start()):
+        return None  # a bare account number that happens to pass Luhn
     groups = [(g.start(), g.end()) for g in _GROUPS.finditer(raw)]
     # A trailing number after a card ("... 1111 2 times") must not hide the card.
     for last in range(len(groups), 0, -1):
@@ -90,16 +95,17 @@ def _card(m: re.Match[str], text: str) -> tuple[int, int, float] | None:
 def _iban(m: re.Match[str], text: str) -> tuple[int, int, float] | None:
     raw = m.group()
     compact = raw.replace(" ", "")
-    valid = iban_prefix(compact)
-    if valid is None:
+    found = iban_prefix(compact)
+    if found is None:
         return None
+    valid, exact = found
     # Map the compact length back onto the spaced original.
     seen = 0
     for i, ch in enumerate(raw):
         if ch != " ":
             seen += 1
             if seen == len(valid):
-                return m.start(), m.start() + i + 1, 1.0
+                return m.start(), m.start() + i + 1, 1.0 if exact else 0.85
     return None  # pragma: no cover
 
 
@@ -140,7 +146,7 @@ def _phone(m: re.Match[str], text: str) -> tuple[int, int, float] | None:
         return None
     if _DATE_SHAPE.match(body) or _IPV4_SHAPE.match(body) or _DATE_INSIDE.search(body):
         return None
-    plus = body.startswith(("+", "00"))
+    plus = body.startswith(("+", "00", "(+"))
     separated = any(c in body for c in " .-()/")
     if plus or "(" in body or body != raw:
         score = 0.8
@@ -148,13 +154,42 @@ def _phone(m: re.Match[str], text: str) -> tuple[int, int, float] | None:
         groups = [len(g) for g in _GROUPS.findall(body)]
         # Phone groups are 2-5 digits; an 8+ digit run with a separator is something else.
         score = 0.7 if max(groups) <= 5 or (max(groups) <= 8 and len(groups) >= 2) else 0.4
-    elif n >= 10:
-        score = 0.6 if digits[0] == "0" else 0.45
+        if n < 8 or (n == 8 and len(groups) < 3):
+            score = min(score, 0.45)
+    elif n >= 10 or (n == 9 and digits[0] == "0"):
+        score = 0.6 if digits[0] == "0" else 0.55
     else:
         score = 0.3
-    if n < 9 and not plus:
-        score = min(score, 0.45)
     return start, end, score
+
+
+_STREETISH = re.compile(
+    r"\b(?:Apt|Apartment|Suite|Unit|Street|St|Avenue|Ave|Road|Rd|Lane|Ln|Drive|Dr|Court|Ct|"
+    r"Boulevard|Blvd|Way|Place|Pl|Terrace|Parkway|Highway|Circle|Trail|Square|Alley|Loop|"
+    r"Ridge|Meadows?|Springs?|Port|Ports|Rapids?|Falls|Fords?|Groves?|Mountains?|Villages?|"
+    r"Views?|Crossing|Estates?|Extensions?|Gardens?|Harbors?|Heights|Hills?|Islands?|Knolls?|"
+    r"Lakes?|Landing|Lights?|Mills?|Mission|Parks?|Passage|Pines?|Plains?|Points?|Prairie|"
+    r"Ramp|Ranch|Rest|Rue|Shoals?|Shores?|Skyway|Stravenue|Streets|Summit|Tunnel|Turnpike|"
+    r"Union|Valleys?|Via|Vista|Walks?|Wells?|Isle|Junction|Keys?|Locks?|Manor|Motorway|"
+    r"Overpass|Pike|Plaza|Route|Row|Run|Spur|Station|Stream|Track|Trace|Trafficway|"
+    r"Underpass|Viaduct|Bridge|Brook|Brooks|Burg|Burgs|Bypass|Camp|Canyon|Cape|Causeway|"
+    r"Centers?|Cliffs?|Club|Common|Corners?|Course|Courts|Coves?|Creek|Crescent|Crest|"
+    r"Curve|Dale|Dam|Divide|Drives|Expressway|Ferry|Fields?|Flats?|Forest|Forges?|Forks?|"
+    r"Freeway|Glens?|Greens?|Haven|Hollow|Inlet|Lodge|Mall|Mount|Neck|Orchard|Oval|Pass|"
+    r"Path|Radial|Shoal|Spurs|Squares|Throughway|Trailer|Vly|Ville|Wall|Ways|Fort|Stream|"
+    r"Apt\.)\b")
+
+
+def _postcode(m: re.Match[str], text: str) -> tuple[int, int, float] | None:
+    # "…, 77778 Torres Lane Apt. 072" is a house number, not a postcode.
+    stop = len(text)
+    for ch in ",.\n\x00;":
+        k = text.find(ch, m.end(), stop)
+        if k >= 0:
+            stop = k
+    if _STREETISH.search(text, m.end(), stop):
+        return None
+    return m.start(), m.end(), 0.75
 
 
 def _date(m: re.Match[str], text: str) -> tuple[int, int, float] | None:
@@ -177,7 +212,7 @@ _E = r"(?![\w@-])"        # right boundary
 MONTH = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
          r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)")
 
-PHONE_CONTEXT = words("phone", "tel", "telephone", "mobile", "cell", "call", "called", "calling",
+PHONE_CONTEXT = words("phone", "tel", "callback", "call back", "voicemail", "telephone", "mobile", "cell", "call", "called", "calling",
                       "reach", "contact", "fax", "text", "sms", "whatsapp", "number", "dial",
                       "ring", "line", "hotline", "no", "nr", "ph", "mob")
 
@@ -189,7 +224,7 @@ PATTERNS: tuple[TextPattern, ...] = (
         1.0),
     TextPattern(
         "credit_card", "CREDIT_CARD",
-        re.compile(_B + r"\d{2,6}(?:[ -]?\d{2,6}){1,5}" + _E),
+        re.compile(_B + r"\d{2,6}(?:[ -]?\d{1,6}){1,5}" + _E),
         1.0, _card),
     TextPattern(
         "iban", "IBAN_CODE",
@@ -224,13 +259,13 @@ PATTERNS: tuple[TextPattern, ...] = (
         boost=0.45, needs_context=True),
     TextPattern(
         "phone", "PHONE_NUMBER",
-        re.compile(r"(?<![\w+@./-])(?:\+|00)?\(?\d[\d ().\-/]{5,24}\d"
+        re.compile(r"(?<![\w+@./-])(?:\(\+\d{1,4}\)[ ]?|\+|00)?\(?\d[\d ().\-/]{5,24}\d"
                    r"(?:\s?(?:x|ext\.?|#)\s?\d{1,6})?(?![\w@])", re.IGNORECASE),
         0.7, _phone, context=PHONE_CONTEXT, boost=0.25),
     TextPattern(
         "zip_us", "ZIP_CODE",
         re.compile(r"(?<=\b(?:A[LKZR]|C[AOT]|DE|DC|FL|GA|HI|I[DLNA]|K[SY]|LA|M[EDAINSOT]|N[EVHJMYCD]"
-                   r"|O[HKR]|PA|RI|S[CD]|T[NX]|UT|V[TA]|W[AVIY]|PR|GU|VI|AS|MP|AA|AE|AP) )"
+                   r"|O[HKR]|PA|RI|S[CD]|T[NX]|UT|V[TA]|W[AVIY]|PR|GU|VI|AS|MP|AA|AE|AP|MH|PW|FM) )"
                    r"\d{5}(?:-\d{4})?(?!\w)"),
         0.9),
     TextPattern(
@@ -249,9 +284,9 @@ PATTERNS: tuple[TextPattern, ...] = (
     TextPattern(
         # "…, 10115 Berlin", "…, 4896 VR Breda", "…, 74-360 Nowy Targ": a postcode before a city.
         "postcode_eu", "ZIP_CODE",
-        re.compile(r"(?<=, )(?:\d{4,5}|\d{4} ?[A-Z]{2}|\d{2}-\d{3}|\d{4}-\d{3})"
-                   r"(?= [A-ZÀ-Ý][\w'-]+)"),
-        0.75),
+        re.compile(r"(?<=, )(?:\d{3} \d{2}|\d{4,6}|\d{4} ?[A-Z]{2}|\d{2}-\d{3}|\d{5}-\d{3}"
+                   r"|\d{4}-\d{3}|\d{8})(?= [A-ZÀ-Ý][\w'-]+)"),
+        0.75, _postcode),
     TextPattern(
         "date_iso", "DATE_TIME",
         re.compile(r"(?<![\w.-])\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?"
@@ -261,6 +296,11 @@ PATTERNS: tuple[TextPattern, ...] = (
         "date_numeric", "DATE_TIME",
         re.compile(r"(?<![\w./-])\d{1,2}[/.-]\d{1,2}[/.-](?:\d{4}|\d{2})(?![\w/-]|\.\d)"),
         0.7, _date),
+    TextPattern(
+        "time", "DATE_TIME",
+        re.compile(r"(?<![\w:.])(?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d)?(?:\s?[ap]\.?m\.?)?(?![\w:])",
+                   re.IGNORECASE),
+        0.6),
     TextPattern(
         "date_words", "DATE_TIME",
         re.compile(r"\b(?:\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?" + MONTH + r"\.?,?\s+\d{4}"

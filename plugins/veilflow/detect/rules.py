@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 from functools import lru_cache
 
-from veilflow.detect.gazetteers import NOT_NAME, PARTICLES, TITLES, gazetteers
+from veilflow.detect.gazetteers import AMBIGUOUS_GIVEN, NOT_NAME, PARTICLES, TITLES, gazetteers
 
 UPPER = "".join(c for c in map(chr, range(0x41, 0x250)) if c.isupper())
 _U = f"[{UPPER}]"
@@ -29,6 +29,14 @@ _GREETING = re.compile(
     r"patient|customer|client|agent|caller|user|member|colleague|manager|doctor|nurse|"
     r"mother|father|wife|husband|son|daughter|name is|named|is|i'm|i am|this is)[,:]?\s*)$",
     re.IGNORECASE)
+#: Words after which a run of capitalised words is a person's name even when the name
+#: lists do not know it ("spoke with Aaro Mäkelä", "beneficiary Jindřich Horáček").
+_PERSON_CONTEXT = re.compile(
+    r"(?:\b(?:with|by|for|beneficiary|payee|cardholder|account holder|holder|customer|client|"
+    r"patient|contact|caller|applicant|tenant|employee|recipient|sender|escalated to|assigned to|"
+    r"forwarded to|transferred to|referred to|talk to|spoke to|speak to|write to|ship to|"
+    r"deliver to|attn|dear|hi|hello|thanks|regards|from|name|named|signed|mr|mrs|ms|dr)"
+    r"[.,:]?[ ]*)$", re.IGNORECASE)
 _SENTENCE_START = re.compile(r"(?:^|[.!?:;\n]\s*|\x00\s*)$")
 _POSSESSIVE = re.compile(r"['’]s$")
 _ROLE_WORDS = frozenset({"Patient", "Client", "Customer", "Agent", "Caller", "User", "Member",
@@ -38,7 +46,8 @@ _ROLE_WORDS = frozenset({"Patient", "Client", "Customer", "Agent", "Caller", "Us
 
 def _title_re() -> re.Pattern[str]:
     titles = "|".join(TITLES)
-    return re.compile(rf"\b(?:{titles})\.?[ ]+{_TOKEN}(?:[ ](?:(?:{_PART})[ ])*{_TOKEN}){{0,2}}")
+    return re.compile(rf"\b(?:{titles})\.?[ ]+(?:(?:{_PART})[ ])*{_TOKEN}"
+                      rf"(?:[ ](?:(?:{_PART})[ ])*{_TOKEN}){{0,2}}")
 
 
 TITLE = _title_re()
@@ -89,14 +98,34 @@ def find_names(text: str) -> Iterator[tuple[int, int, float]]:
                 else:
                     score = 0.55 if _SENTENCE_START.search(before) else 0.6
                 yield start, end, score
+            elif base in AMBIGUOUS_GIVEN and n >= 2 and last in surnames:
+                yield start, end, 0.75
             elif n >= 2 and last in surnames and last not in given:
                 score = 0.5 if _SENTENCE_START.search(before) else 0.65
-                if _GREETING.search(before):
+                if _GREETING.search(before) or _PERSON_CONTEXT.search(before):
                     score = 0.75
                 yield start, end, score
+            elif 2 <= n <= 4 and _PERSON_CONTEXT.search(before) and _name_like(toks[i:j]):
+                yield start, end, 0.7
+            elif 2 <= n <= 4 and _EMAIL_NEXT.match(text, end) and _name_like(toks[i:j]):
+                yield start, end, 0.7
             elif n == 1 and base in surnames and _GREETING.search(before) and len(base) > 2:
                 yield start, end, 0.55
             i = j
+
+
+_EMAIL_NEXT = re.compile(r"[ ]?<[^>\s]+@|[ ]?\([^)\s]*\d")
+
+
+def _name_like(toks: list[tuple[str, int]]) -> bool:
+    """Capitalised words that could be a name: letters only, not shouting, not a place."""
+    for word, _ in toks:
+        if word.lower() in PARTICLES:
+            continue
+        if not word[0].isupper() or word.isupper() and len(word) > 1 or any(
+                ch.isdigit() for ch in word):
+            return False
+    return True
 
 
 def _trim_possessive(text: str, start: int, end: int) -> int:
@@ -109,7 +138,7 @@ def _trim_possessive(text: str, start: int, end: int) -> int:
 
 US_STATES_ABBR = ("AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|"
                   "MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|"
-                  "WY|PR|GU|VI|AS|MP|AA|AE|AP")
+                  "WY|PR|GU|VI|AS|MP|AA|AE|AP|MH|PW|FM")
 _PLACE_PREFIX = r"(?:North|South|East|West|New|Lake|Port|Fort|Mount|Saint|St\.|San|Santa|Los|Las|El|Bad|Sankt|Villa|Nowy|Nowa|Stary)"
 _PLACE_SUFFIX = (r"(?:town|ton|land|ville|berg|burgh|borough|bury|view|port|mouth|stad|furt|"
                  r"chester|fort|haven|side|shire|field|ford|wood|dale|heim|hausen|dorf|burg|"
@@ -127,7 +156,9 @@ def _place_patterns() -> tuple[tuple[re.Pattern[str], float, int], ...]:
                     r"piazza|corso|largo|vicolo|calle|avenida|plaza|paseo|camino|carrer|rua|"
                     r"travessa|ulica|ul\.|aleja|al\.|Rue|Avenue|Boulevard|Chemin|Place|Impasse|"
                     r"Allée|Route|Quai|Via|Viale|Piazza|Corso|Largo|Vicolo|Calle|Avenida|Plaza|"
-                    r"Paseo|Camino|Carrer|Rua|Travessa|Ulica|Aleja|Rambla|Ronda|Travesía|Glorieta)")
+                    r"Paseo|Camino|Carrer|Rua|Travessa|Ulica|Aleja|Rambla|Ronda|Travesía|Glorieta|Pasaje|"
+                    r"Callejón|Contrada|Viela|Morro|Alameda|Praça|Praca|Estrada|Beco|Ladeira|"
+                    r"Quadra|Vereda|Setor|Strada|Piazzale|Borgo|Canale|Vía|Plac|pl\.|Osiedle|os\.)")
     compound = (r"(?:straße|strasse|str\.|weg|gasse|platz|allee|ring|damm|ufer|steig|pfad|"
                 r"straat|laan|plein|gracht|kade|singel|dreef|hof|vej|gade|gatan|vägen|veien|"
                 r"gata|tie|katu)")
@@ -139,7 +170,7 @@ def _place_patterns() -> tuple[tuple[re.Pattern[str], float, int], ...]:
         (re.compile(rf"\b\d{{1,4}}[a-z]?,?[ ]+{street_words}[ ]+(?:[\w'’.-]+[ ]?){{1,5}}?"
                     r"(?=[,\n\x00]|$| \d)"), 0.8, 0),
         # Via Roma 12 / Calle de Alcalá 5 / ul. Długa 5
-        (re.compile(rf"\b{street_words}[ ]+(?:[\w'’.-]+[ ]){{1,5}}?\d{{1,4}}[a-zA-Z]?\b"
+        (re.compile(rf"\b{street_words}[ ]+(?:[\w'’.-]+,?[ ]){{1,5}}?\d{{1,4}}[a-zA-Z]?\b"
                     r"(?:[ ]?/[ ]?\d+)?"), 0.8, 0),
         # Hauptstraße 5 / Kerkstraat 12
         (re.compile(rf"\b{_U}[\w'’-]*{compound}[ ]+\d{{1,4}}[a-zA-Z]?\b"), 0.8, 0),
@@ -150,12 +181,18 @@ def _place_patterns() -> tuple[tuple[re.Pattern[str], float, int], ...]:
         # …, 10115 Berlin   (city after a postcode)
         (re.compile(rf"(?<=, )(?:\d{{4,5}}|\d{{4}} ?[A-Z]{{2}}|\d{{2}}-\d{{3}}|\d{{4}}-\d{{3}})[ ]+"
                     rf"({_WORD}(?:[ ](?:{_WORD}|am|an|der|de|sur|en|im)){{0,3}})"), 0.8, 1),
+        # "<name>, Porkkalankatu 2, 20702 Kärkölä": whatever holds a house number between an
+        # address lead and a postcode + city is the street address.
+        (re.compile(r"(?:, |: |\bis |\bat |\bto )([^,\n\x00:;<>()]{2,60}?"
+                    r"(?:, \d[^,\n\x00:;<>()]{0,30}?)?)"
+                    r"(?=, (?:\d{3} \d{2}|\d{4,6}|\d{4} ?[A-Z]{2}|\d{2}-\d{3}|\d{5}-\d{3}|\d{8}|"
+                    rf"[A-Z]{{1,2}}\d[A-Z\d]? \d[A-Z]{{2}}) {_U})"), 0.8, 1),
         # Countries and US states by name.
         (re.compile(rf"\b(?:{gaz})\b"), 0.85, 0),
         # North Lisa, Port Jennifer, Lake Brandonton
         (re.compile(rf"\b{_PLACE_PREFIX}[ ]{_WORD}"), 0.65, 0),
         # Lindsayshire, Nashfort — a place-name shape after a preposition
-        (re.compile(rf"\b{_PREP}[ ]({_U}[\w'’-]*{_PLACE_SUFFIX})\b"), 0.75, 1),
+        (re.compile(rf"\b{_PREP}[ ]({_U}[\w'’-]*{_PLACE_SUFFIX})\b"), 0.8, 1),
         # "in Potsdam": a capitalised word after a place preposition
         (re.compile(rf"\b(?:in|from|near|visiting|outside|based in|lives in|moved to|relocated to)"
                     rf"[ ]({_WORD}(?:[ ]{_WORD})?)(?=[ ]*[,.;!?\n\x00]|$)"), 0.55, 1),
@@ -171,6 +208,8 @@ def find_places(text: str) -> Iterator[tuple[int, int, float]]:
             if text[e - 1] == "." and not re.search(r"\b\w{1,4}\.$", text[s:e]):
                 e -= 1  # a sentence's full stop, not an abbreviation's
             word = text[s:e]
+            if group and rx.pattern.startswith("(?:, |: ") and not any(c.isdigit() for c in word):
+                continue
             first = word.split(" ", 1)[0]
             if group and (first in NOT_NAME or word in g.given):
                 continue

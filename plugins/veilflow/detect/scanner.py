@@ -36,9 +36,10 @@ NER_SCORE = 0.85
 #: Texts longer than this go through NER in pieces (cut at whitespace).
 NER_PIECE = 20_000
 
+#: A spaCy DATE/TIME is personal data only with a concrete date or time in it.
 _DATE_EVIDENCE = re.compile(
-    rf"\b{MONTH}\b|\d{{1,4}}[-/.:]\d|\b(?:19|20)\d\d\b|\b\d{{1,2}}(?:st|nd|rd|th)\b|"
-    r"\b\d{1,2}\s?(?:am|pm|a\.m\.|p\.m\.)", re.IGNORECASE)
+    rf"\b{MONTH}\.?\s+\d|\d\s+{MONTH}\b|\b\d{{1,4}}[-/.]\d{{1,2}}[-/.]\d{{1,4}}\b|"
+    r"\b(?:19|20)\d\d\b|\b\d{1,2}:\d\d\b|\b\d{1,2}\s?(?:am|pm|a\.m\.|p\.m\.)")
 _HAS_UPPER = re.compile(r"[^\W\d_]")
 _LEAD_ROLES = re.compile(r"^(?:(?:Patient|Client|Customer|Agent|Caller|User|Member|Dear|Hi|Hello|"
                          r"Hey|Thanks|Contact|Name|Attn|Employee|Tenant|Owner|Applicant|Driver|"
@@ -219,9 +220,9 @@ class Scanner:
                 start, text = start + 4, text[4:]
             if not text[:1].isupper():
                 return None
+        if any(c.isdigit() or c in "@/\\#" for c in text):
+            return None  # codes and references, not names or places
         if entity == "PERSON":
-            if any(c.isdigit() or c in "@/\\#" for c in text):
-                return None
             lead = _LEAD_ROLES.match(text)
             if lead:
                 start, text = start + lead.end(), text[lead.end():]
@@ -234,15 +235,17 @@ class Scanner:
     def _finish(self, text: str, cands: list[Span]) -> list[Span]:
         kept: list[Span] = []
         allow = self._allow
-        # A lone given-name guess that spaCy or a place rule calls a place is a place.
-        places = [(c.start, c.end) for c in cands if c.entity == "LOCATION" and c.score >= 0.8]
+        # A name guess that a place rule (street address, postcode + city, country) calls a
+        # place is a place: "28813 Derek Drive", "45923 Rastatt".
+        places = [(c.start, c.end) for c in cands
+                  if c.entity == "LOCATION" and c.score >= 0.8 and c.source == "places"]
         for c in cands:
             if c.score < self.threshold(c.entity):
                 continue
             if allow and text[c.start:c.end].strip().casefold() in allow:
                 continue
-            if (c.entity == "PERSON" and c.source == "names" and c.score < 0.7
-                    and any(s <= c.start and c.end <= e for s, e in places)):
+            if (c.entity == "PERSON" and c.score < 0.9
+                    and any(s < c.end and c.start < e for s, e in places)):
                 continue
             kept.append(c)
         return resolve(kept)

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 #: structured value (checksum, exact shape) beats a statistical guess.
 ENTITIES: tuple[str, ...] = (
     "EMAIL_ADDRESS",
-    "CREDIT_CARD",
     "IBAN_CODE",
+    "CREDIT_CARD",
     "US_SSN",
     "IP_ADDRESS",
     "US_BANK_NUMBER",
