@@ -1,23 +1,95 @@
-"""Generalization: replace a value with a coarser one."""
+"""Generalization: replace a value with a coarser one (prefix, numeric bucket, date part)."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
+import numpy as np
 import pandas as pd
-from pydantic import Field
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.compute as pc  # type: ignore[import-untyped]
+from pydantic import Field, model_validator
 
 from veilflow.transform.base import STRING, ChunkContext, Operator, OperatorConfig
+from veilflow.transform.operators.date_shift import parse_temporal, raise_bad_rows
+from veilflow.transform.operators.tokenize import _as_large_string
+
+_NUMBER = r"^\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*$"
+_INTEGER = r"^\s*[+-]?\d{1,18}\s*$"
+_TRUNCATE_WIDTH = {"year": 4, "month": 7, "day": 10}
+_MODES = ("keep_prefix", "bucket", "truncate")
+_OPTIONS = {"fill": "keep_prefix", "bottom": "bucket", "top": "bucket"}
 
 
 class GeneralizeConfig(OperatorConfig):
-    #: Keep this many leading characters; the rest become ``fill`` (one per character).
-    keep_prefix: int = Field(ge=0)
+    """Exactly one mode: ``keep_prefix``, ``bucket`` or ``truncate``; see ``Generalize``."""
+
+    #: Prefix mode: keep this many leading characters; the rest become ``fill``.
+    keep_prefix: int | None = Field(default=None, ge=0)
+    #: Prefix mode: one character per hidden character, or "" to cut the value.
     fill: str = Field(default="*", max_length=1)
+    #: Bucket mode: width of the numeric bucket, aligned at 0 ("30-39" for width 10).
+    bucket: int | None = Field(default=None, ge=1)
+    #: Bucket mode: values below become "<bottom".
+    bottom: int | None = None
+    #: Bucket mode: values at or above become "top+".
+    top: int | None = None
+    #: Date mode: keep ``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD`` of a date or timestamp.
+    truncate: Literal["year", "month", "day"] | None = None
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> GeneralizeConfig:
+        modes = [m for m in _MODES if getattr(self, m) is not None]
+        if len(modes) != 1:
+            raise ValueError("generalize takes exactly one of keep_prefix, bucket, truncate "
+                             f"(got {', '.join(modes) or 'none'})")
+        for option, mode in _OPTIONS.items():
+            if option in self.model_fields_set and mode != modes[0]:
+                raise ValueError(f"'{option}' goes with '{mode}', not with '{modes[0]}'")
+        if self.bottom is not None and self.top is not None and self.bottom >= self.top:
+            raise ValueError("'bottom' must be below 'top'")
+        return self
+
+    @property
+    def mode(self) -> str:
+        return next(m for m in _MODES if getattr(self, m) is not None)
+
+
+def bucket_labels(numbers: np.ndarray, width: int, bottom: int | None,
+                  top: int | None) -> pa.Array:
+    """Labels of numbers: ``lo-hi`` (lo ≤ v < hi + 1, buckets aligned at 0 and clipped to
+    bottom / top), ``<bottom`` below bottom, ``top+`` at or above top."""
+    lo = (np.floor_divide(numbers, width) * width).astype(np.int64)
+    hi = lo + width - 1
+    if bottom is not None:
+        lo = np.maximum(lo, bottom)
+    if top is not None:
+        hi = np.minimum(hi, top - 1)
+    text = pc.binary_join_element_wise(pa.array(lo).cast(pa.large_string()),
+                                       pa.array(hi).cast(pa.large_string()),
+                                       pa.scalar("-", pa.large_string()))
+    if bottom is not None:
+        text = pc.if_else(pa.array(numbers < bottom), pa.scalar(f"<{bottom}", pa.large_string()),
+                          text)
+    if top is not None:
+        text = pc.if_else(pa.array(numbers >= top), pa.scalar(f"{top}+", pa.large_string()), text)
+    return text
 
 
 class Generalize(Operator[GeneralizeConfig]):
-    """String prefix generalization, e.g. ZIP 94107 → 941**."""
+    """Coarsen quasi-identifiers. One mode per column:
+
+    - prefix: ``{action: generalize, keep_prefix: 3}`` → ZIP ``94107`` → ``941**``
+      (``fill: ""`` cuts instead: ``941``).
+    - numeric buckets: ``{action: generalize, bucket: 10, bottom: 18, top: 90}`` → ``34`` →
+      ``30-39``, ``17`` → ``<18``, ``18`` → ``18-19`` (clipped), ``93`` → ``90+``. Labels are
+      inclusive integer ranges aligned at 0 (``34.5`` → ``30-39``). Values that are not
+      numbers stop the chunk with a ``TransformError`` naming the row keys.
+    - date truncation: ``{action: generalize, truncate: year}`` → ``1987-04-12`` or
+      ``1987-04-12 08:15:00+02`` → ``1987`` (``month`` → ``1987-04``, ``day`` →
+      ``1987-04-12``); ``infinity`` stays; unparseable dates stop the chunk.
+
+    The output is text. NULL stays NULL."""
 
     name: ClassVar[str] = "generalize"
     Config = GeneralizeConfig
@@ -27,9 +99,46 @@ class Generalize(Operator[GeneralizeConfig]):
     hides_raw = False  # a short value may already be at the generalized level
 
     def apply(self, values: pd.Series, chunk: ChunkContext) -> pd.Series:
+        mode = self.config.mode
+        if mode == "keep_prefix":
+            out = self._prefix(values)
+        elif mode == "bucket":
+            out = self._bucket(values, chunk)
+        else:
+            out = self._truncate(values, chunk)
+        return pd.Series(pd.array(out, dtype=STRING), index=values.index)
+
+    def _prefix(self, values: pd.Series) -> pa.Array:
         n = self.config.keep_prefix
+        assert n is not None
         head = values.str.slice(0, n)
         if not self.config.fill:
-            return head.astype(STRING)
+            return pa.array(head.array)
         rest = values.str.slice(n).str.replace(r".", self.config.fill, regex=True)
-        return (head + rest).astype(STRING)
+        return pa.array((head + rest).array)
+
+    def _bucket(self, values: pd.Series, chunk: ChunkContext) -> pa.Array:
+        cfg = self.config
+        assert cfg.bucket is not None
+        arr = _as_large_string(values)
+        present = np.asarray(arr.is_valid(), dtype=bool)
+        numeric = np.asarray(pc.match_substring_regex(arr, _NUMBER).fill_null(False), dtype=bool)
+        raise_bad_rows(present & ~numeric, chunk, self.column.column, "numbers")
+        trimmed = pc.utf8_trim_whitespace(arr.filter(pa.array(present)))
+        # Integers bucket exactly in int64; anything with a fraction or exponent as float64.
+        if pc.all(pc.match_substring_regex(trimmed, _INTEGER)).as_py() is not False:
+            numbers = np.asarray(pc.cast(trimmed, pa.int64()), dtype=np.int64)
+        else:
+            numbers = np.asarray(pc.cast(trimmed, pa.float64()), dtype=np.float64)
+        labels = bucket_labels(numbers, cfg.bucket, cfg.bottom, cfg.top)
+        positions = pa.array(np.cumsum(present) - 1, mask=~present)
+        return pc.take(labels, positions)
+
+    def _truncate(self, values: pd.Series, chunk: ChunkContext) -> pa.Array:
+        assert self.config.truncate is not None
+        parsed = parse_temporal(values)
+        raise_bad_rows(parsed.bad, chunk, self.column.column,
+                       "PostgreSQL date or timestamp text")
+        arr = _as_large_string(values)
+        width = _TRUNCATE_WIDTH[self.config.truncate]
+        return pc.if_else(pa.array(parsed.dated), pc.utf8_slice_codeunits(arr, 0, width), arr)

@@ -1,0 +1,228 @@
+"""Surrogates: realistic fake values chosen by a keyed hash of the original.
+
+The surrogate of a value is picked from value pools with HMAC-SHA256 under the dataset's
+``surrogate`` data key, over ``normalize_text(value)`` (NFKC, casefold, whitespace trimmed
+and collapsed). So ``John  Smith`` and ``john smith`` get the same fake name in every column,
+table and free-text note that uses the same key, entity and locale. A partial mention
+(``Smith`` alone) is a different original and gets its own surrogate.
+
+Pools are built once per process and (locale, kind) from Faker's locale data, sorted, or from
+a Faker seeded with a fixed seed; nothing calls Faker per value. Pools combine for a large
+space: PERSON is first × last name (e.g. 690 × 1,000 for en_US); EMAIL_ADDRESS is ASCII first
+× last × 00-99 × three reserved example domains (RFC 2606, never a real mailbox); ADDRESS
+is street × city; PHONE_NUMBER is a Faker number whose digits after the fourth are
+redrawn from the hash; DATE_TIME is a day between 1940-01-01 and 2015-12-31.
+
+Collisions: different originals can share a surrogate. With a space of N values, m distinct
+originals share at least one surrogate with probability about 1 - exp(-m²/2N) (for
+en_US PERSON, N = 690,000: ~50 % at 980 people, ~100 % at 10,000). That is harmless for
+realism and intended for privacy: a surrogate is not reversible and is not a join key; use
+``tokenize`` for joins. A Faker upgrade can change the pools, hence every surrogate: Faker is
+pinned in uv.lock.
+
+Entities without a dedicated pool (GENERIC, and any unknown entity name passed to
+``surrogate_strings`` from free-text scrubbing) get a format-preserving keyed token of the
+exact value: same length, digits stay digits, letters stay letters (case kept).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+from functools import cache
+from typing import ClassVar, Literal, get_args
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.compute as pc  # type: ignore[import-untyped]
+
+from veilflow.transform.base import STRING, ChunkContext, Operator, OperatorConfig
+from veilflow.transform.keys import DataKey
+from veilflow.transform.operators.tokenize import (
+    _as_large_string,
+    _from_parts,
+    hmac_sha256,
+    normalize_text,
+    preserve_tokens,
+)
+
+Entity = Literal["PERSON", "FIRST_NAME", "LAST_NAME", "EMAIL_ADDRESS", "PHONE_NUMBER",
+                 "LOCATION", "ADDRESS", "CITY", "DATE_TIME", "GENERIC"]
+Locale = Literal["en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL"]
+ENTITIES: tuple[str, ...] = get_args(Entity)
+LOCALES: tuple[str, ...] = get_args(Locale)
+
+#: Fixed seed of the Faker instances that build pools (pools must not change between runs).
+POOL_SEED = 20261127
+#: Size of the pools drawn from a seeded Faker (phone numbers, streets, cities).
+POOL_SIZE = 2000
+EMAIL_DOMAINS = ("example.com", "example.net", "example.org")
+#: DATE_TIME surrogates fall in [1940-01-01, 2015-12-31].
+_DATE_FIRST = int(np.datetime64("1940-01-01", "D").astype(np.int64))
+_DATE_SPAN = int(np.datetime64("2016-01-01", "D").astype(np.int64)) - _DATE_FIRST
+#: PHONE_NUMBER: digits from this position on are redrawn from the hash (up to 12 of them).
+_PHONE_KEEP_DIGITS = 4
+
+
+class SurrogateConfig(OperatorConfig):
+    entity: Entity
+    locale: Locale = "en_US"
+
+
+def _faker(locale: str) -> object:
+    from faker import Faker
+
+    fake = Faker(locale)
+    fake.seed_instance(POOL_SEED)
+    return fake
+
+
+def _person_provider(locale: str) -> object:
+    fake = _faker(locale)
+    for provider in fake.providers:  # type: ignore[attr-defined]
+        if type(provider).__module__.startswith("faker.providers.person"):
+            return provider
+    raise LookupError(f"Faker has no person provider for locale {locale}")  # pragma: no cover
+
+
+def _ascii_word(text: str) -> str:
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return "".join(c for c in folded.lower() if c.isalnum())
+
+
+@cache
+def pool(locale: str, kind: str) -> pa.Array:
+    """The value pool of one (locale, kind), built once per process. Kinds: ``first``,
+    ``last``, ``first_ascii``, ``last_ascii``, ``phone``, ``street``, ``city``."""
+    values: list[str]
+    if kind in ("first", "last", "first_ascii", "last_ascii"):
+        provider = _person_provider(locale)
+        names = getattr(provider, "first_names" if kind.startswith("first") else "last_names")
+        words = {str(n) for n in names}
+        if kind.endswith("_ascii"):
+            words = {_ascii_word(n) for n in words} - {""}
+        values = sorted(words)
+    elif kind in ("phone", "street", "city"):
+        fake = _faker(locale)
+        make = getattr(fake, {"phone": "phone_number", "street": "street_address",
+                              "city": "city"}[kind])
+        # A fixed number of draws, de-duplicated and sorted: the pool depends only on the
+        # seed and the locale data.
+        values = sorted({make() for _ in range(POOL_SIZE)})
+    else:
+        raise KeyError(kind)
+    return pa.array(values, type=pa.large_string())
+
+
+def _pick(locale: str, kind: str, index: np.ndarray) -> pa.Array:
+    p = pool(locale, kind)
+    return pc.take(p, pa.array(index % np.uint64(len(p))))
+
+
+def _join(*parts: pa.Array | str) -> pa.Array:
+    """Concatenate arrays and literal strings row by row."""
+    large = [pa.scalar(p, pa.large_string()) if isinstance(p, str) else p for p in parts]
+    return pc.binary_join_element_wise(*large, pa.scalar("", pa.large_string()))
+
+
+def _redraw_digits(arr: pa.Array, words: np.ndarray) -> pa.Array:
+    """Replace the digits of each string from position ``_PHONE_KEEP_DIGITS`` on (at most
+    ``words.shape[1]`` of them) with ``word % 10``; other characters stay."""
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset:arr.offset + len(arr) + 1]
+    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]].copy()
+    offsets = offsets - offsets[0]
+    lengths = np.diff(offsets)
+    row = np.repeat(np.arange(len(arr)), lengths)
+    at = np.flatnonzero((data >= 0x30) & (data <= 0x39))
+    rows_at = row[at]
+    # Rank of each digit within its string: position in `at` minus the row's first position.
+    starts = np.searchsorted(rows_at, np.arange(len(arr)))
+    rank = np.arange(at.size) - starts[rows_at] - _PHONE_KEEP_DIGITS
+    take = (rank >= 0) & (rank < words.shape[1])
+    digits = words[rows_at[take], rank[take]] % 10
+    data[at[take]] = (0x30 + digits).astype(np.uint8)
+    return _from_parts(data, offsets, np.ones(len(arr), dtype=bool))
+
+
+def _surrogates(entity: str, locale: str, digests: np.ndarray) -> pa.Array:
+    """Surrogates for the dense (non-NULL) rows whose HMAC digests are ``digests``."""
+    w = digests.view("<u8").reshape(-1, 4)  # four independent 64-bit indices per value
+    if entity == "PERSON":
+        return _join(_pick(locale, "first", w[:, 0]), " ", _pick(locale, "last", w[:, 1]))
+    if entity == "FIRST_NAME":
+        return _pick(locale, "first", w[:, 0])
+    if entity == "LAST_NAME":
+        return _pick(locale, "last", w[:, 1])
+    if entity == "EMAIL_ADDRESS":
+        number = pa.array(np.char.zfill((w[:, 2] % np.uint64(100)).astype(str), 2),
+                          type=pa.large_string())
+        domains = pa.array(list(EMAIL_DOMAINS), type=pa.large_string())
+        domain = pc.take(domains, pa.array(w[:, 3] % np.uint64(len(EMAIL_DOMAINS))))
+        return _join(_pick(locale, "first_ascii", w[:, 0]), ".",
+                     _pick(locale, "last_ascii", w[:, 1]), number, "@", domain)
+    if entity == "PHONE_NUMBER":
+        words = digests[:, 8:].view(">u2").reshape(-1, 12)
+        return _redraw_digits(_pick(locale, "phone", w[:, 0]), words)
+    if entity == "ADDRESS":
+        return _join(_pick(locale, "street", w[:, 0]), ", ", _pick(locale, "city", w[:, 1]))
+    if entity in ("LOCATION", "CITY"):
+        return _pick(locale, "city", w[:, 1])
+    if entity == "DATE_TIME":
+        days = (_DATE_FIRST + (w[:, 2] % np.uint64(_DATE_SPAN)).astype(np.int64)).astype(np.int32)
+        return pc.cast(pc.cast(pa.array(days), pa.date32()), pa.large_string())
+    raise KeyError(entity)  # pragma: no cover
+
+
+def surrogate_array(values: pd.Series | pa.Array | pa.ChunkedArray, entity: str, key: DataKey,
+                    locale: str = "en_US") -> pa.LargeStringArray:
+    """Surrogates of a whole column; NULL stays NULL. ``entity`` outside ``ENTITIES`` (e.g.
+    ``US_SSN`` from free text) gets the GENERIC format-preserving surrogate."""
+    if locale not in LOCALES:
+        raise ValueError(f"unsupported surrogate locale {locale!r}; one of {', '.join(LOCALES)}")
+    arr = _as_large_string(values)
+    valid = np.asarray(arr.is_valid(), dtype=bool)
+    present = arr.drop_null()
+    if entity not in ENTITIES or entity == "GENERIC":
+        messages = pc.cast(present, pa.large_binary()).to_pylist()
+        data, dense_offsets, _ = preserve_tokens(key.material, messages)
+        dense = _from_parts(data, dense_offsets, np.ones(len(messages), dtype=bool))
+    else:
+        messages = [t.encode() for t in normalize_text(present.to_pylist())]
+        dense = _surrogates(entity, locale, hmac_sha256(key.material, messages))
+    if valid.all():
+        return dense.cast(pa.large_string())
+    # Scatter the dense results back to their rows: a NULL index takes NULL.
+    positions = pa.array(np.cumsum(valid) - 1, mask=~valid)
+    return pc.take(dense, positions).cast(pa.large_string())
+
+
+def surrogate_strings(values: Sequence[str | None], entity: str, key: DataKey,
+                      locale: str = "en_US") -> list[str | None]:
+    """Surrogates of a plain list of strings (free-text scrubbing calls this per entity
+    type); the same as the ``surrogate`` column operator for the same key, entity, locale."""
+    out = surrogate_array(pa.array(values, type=pa.large_string()), entity, key, locale)
+    return out.to_pylist()  # type: ignore[no-any-return]
+
+
+class Surrogate(Operator[SurrogateConfig]):
+    """Realistic fake values, the same fake for the same (normalized) original.
+
+    YAML: ``{action: surrogate, entity: PERSON}``, optionally ``locale: de_DE``. Entities:
+    PERSON, FIRST_NAME, LAST_NAME, EMAIL_ADDRESS, PHONE_NUMBER, LOCATION, ADDRESS, CITY,
+    DATE_TIME, GENERIC (format-preserving). Locales: en_US (default), en_GB, de_DE, fr_FR,
+    es_ES, it_IT, nl_NL. Not a join key: distinct originals may share a surrogate (see the
+    module docstring for the birthday bound)."""
+
+    name: ClassVar[str] = "surrogate"
+    Config = SurrogateConfig
+    key_purpose = "surrogate"
+    gdpr = "pseudonymous"
+    gdpr_reason = "keyed deterministic choice of a fake value; linkable by whoever holds the key"
+    hides_raw = False  # a pool may contain the original (a real first name maps to another)
+
+    def apply(self, values: pd.Series, chunk: ChunkContext) -> pd.Series:
+        key = self.key
+        assert key is not None
+        out = surrogate_array(values, self.config.entity, key, self.config.locale)
+        return pd.Series(pd.array(out, dtype=STRING), index=values.index)
