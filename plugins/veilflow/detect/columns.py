@@ -1,0 +1,318 @@
+"""The column classifier: what each column of a table holds, from a sample.
+
+Structured columns are checked with vectorized patterns over the whole sample (pyarrow
+regex kernels, numpy Luhn), never with NLP; names and places use the name/place lists; only
+columns of free text go through the text scanner. Column names are hints that break ties
+and confirm weak evidence, never the only evidence for a PII type.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from veilflow.detect.checksums import card_ok, iban_prefix, luhn_array, ssn_ok
+from veilflow.detect.gazetteers import gazetteers
+from veilflow.detect.shape import masked_shape
+from veilflow.policy.detection import DetectionSettings
+
+FREE_TEXT = "FREE_TEXT"
+IDENTIFIER = "IDENTIFIER"
+
+#: Full-value patterns (RE2 syntax, run by pyarrow over the whole sample).
+VALUE_PATTERNS: dict[str, str] = {
+    "EMAIL_ADDRESS": r"^[A-Za-z0-9._%+'-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,24}$",
+    "IP_ADDRESS": (r"^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$"
+                   r"|^(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}$"),
+    "IBAN_CODE": r"^[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,32}$",
+    "CREDIT_CARD": r"^\d(?:[ -]?\d){11,18}$",
+    "US_SSN": r"^\d{3}-\d{2}-\d{4}$|^\d{3} \d{2} \d{4}$",
+    "DATE_TIME": (r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?"
+                  r"(?:Z|[+-]\d{2}(?::?\d{2})?)?)?$"
+                  r"|^\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}(?: \d{1,2}:\d{2}(?::\d{2})?)?$"
+                  r"|^(?i:[a-z]{3,9}\.? \d{1,2},? \d{4}|\d{1,2} [a-z]{3,9}\.? \d{4})$"),
+    "PHONE_NUMBER": (r"^(?:\(\+\d{1,4}\) ?|\+|00)?\(?\d[\d ().\-/]{5,22}\d"
+                     r"(?: ?(?:x|ext\.?|#) ?\d{1,6})?$"),
+    "ZIP_CODE": (r"^\d{5}(?:-\d{4})?$|^[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}$|^[A-Z]\d[A-Z] ?\d[A-Z]\d$"
+                 r"|^\d{4} ?[A-Z]{2}$|^\d{2}-\d{3}$|^\d{3} \d{2}$|^\d{5}-\d{3}$"),
+    "US_BANK_NUMBER": r"^\d{8,17}$",
+}
+#: Weaker formats accepted only with a confirming column name.
+HINTED_PATTERNS: dict[str, str] = {
+    "ZIP_CODE": r"^\d{4,6}$|^\d{8}$",
+    "US_SSN": r"^\d{9}$",
+}
+#: Checked in this order; the first with enough hits wins (the specific before the general).
+ORDER = ("EMAIL_ADDRESS", "IP_ADDRESS", "IBAN_CODE", "CREDIT_CARD", "US_SSN", "DATE_TIME",
+         "PHONE_NUMBER", "ZIP_CODE", "US_BANK_NUMBER")
+
+HINTS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((e, re.compile(rx)) for e, rx in (
+    ("EMAIL_ADDRESS", r"e_?mail|mail"),
+    ("IP_ADDRESS", r"(?:^|_)ip(?:_|$)|ip_?addr|ipv[46]"),
+    ("IBAN_CODE", r"iban"),
+    ("CREDIT_CARD", r"card|(?:^|_)cc(?:_|$)|(?:^|_)pan(?:_|$)|cc_?num"),
+    ("US_SSN", r"ssn|social_?sec|social_?security|(?:^|_)sin(?:_|$)|tax_?id"),
+    ("DATE_TIME", r"date|dob|birth|(?:^|_)ts$|_at$|time|day|(?:^|_)dt(?:_|$)"),
+    ("PHONE_NUMBER", r"phone|tel|mobile|cell|fax|contact_?no|(?:^|_)msisdn"),
+    ("ZIP_CODE", r"zip|postal|postcode|post_?code|plz|(?:^|_)cap(?:_|$)"),
+    ("US_BANK_NUMBER", r"account|acct|bank_?no|bank_?num|routing"),
+    ("PERSON", r"name|first|last|surname|given|person|patient|customer_?name|owner|holder"),
+    ("LOCATION", r"city|town|country|state|addr|street|location|place|region|county|village|"
+                 r"municipality|province"),
+    (IDENTIFIER, r"(?:^|_)id$|_id$|^id_|mrn|(?:^|_)key$|_no$|_num$|number|uuid|guid|code$"),
+    (FREE_TEXT, r"note|comment|text|description|remark|message|body|memo|narrative|summary"),
+))
+
+#: Suggested operator per entity (policy ``action`` and parameters).
+SUGGESTIONS: dict[str, tuple[str, dict[str, Any]]] = {
+    "PERSON": ("surrogate", {"entity": "PERSON"}),
+    "EMAIL_ADDRESS": ("tokenize", {"keep_domain": True}),
+    "PHONE_NUMBER": ("ff1", {"alphabet": "digits", "keep_first": 2}),
+    "US_SSN": ("ff1", {"alphabet": "digits"}),
+    "CREDIT_CARD": ("ff1", {"alphabet": "digits", "keep_last": 4}),
+    "IBAN_CODE": ("tokenize", {}),
+    "IP_ADDRESS": ("tokenize", {}),
+    "DATE_TIME": ("date_shift", {"max_days": 180}),
+    "LOCATION": ("surrogate", {"entity": "LOCATION"}),
+    "ZIP_CODE": ("generalize", {"keep_prefix": 3}),
+    "US_BANK_NUMBER": ("tokenize", {}),
+    IDENTIFIER: ("tokenize", {"deterministic": True}),
+    FREE_TEXT: ("scrub_text", {"with": "redact"}),
+}
+
+
+@dataclass(frozen=True)
+class ColumnVerdict:
+    """What the classifier concluded about one column; never holds a raw value."""
+
+    column: str
+    #: A PII entity, ``FREE_TEXT`` (text with embedded PII), ``IDENTIFIER`` (a unique
+    #: record key) or None (not personal data as far as the sample shows).
+    entity: str | None
+    confidence: float
+    #: Share of sampled non-NULL values that showed the entity.
+    hit_rate: float
+    sampled: int
+    null_rate: float
+    action: str
+    params: dict[str, Any] = field(default_factory=dict)
+    evidence: str = ""
+    #: Masked format of a typical matching value (``j***@e***.com``), never the value.
+    shape: str = ""
+    #: For free text: how many sampled values held each entity.
+    text_entities: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        """One line for messages (schema drift, logs): no values."""
+        what = self.entity or "no PII found"
+        return (f"{self.column}: {what} (confidence {self.confidence:.2f}, hit rate "
+                f"{self.hit_rate:.0%} of {self.sampled} sampled), suggested action "
+                f"{self.action}")
+
+
+def hinted(column: str) -> list[str]:
+    """Entities the column's name suggests."""
+    name = re.sub(r"(?<=[a-z])(?=[A-Z])", "_", column).lower()
+    return [e for e, rx in HINTS if rx.search(name)]
+
+
+def _as_strings(values: pd.Series) -> pa.Array:
+    s = values.dropna()
+    if not len(s):
+        return pa.array([], type=pa.string())
+    if s.dtype != object and not isinstance(s.dtype, pd.StringDtype):
+        s = s.astype(str)
+    arr = pa.array(s.astype(object).map(lambda v: v.decode("utf-8", "replace")
+                                        if isinstance(v, bytes) else str(v)).tolist(),
+                   type=pa.string())
+    return pc.utf8_trim_whitespace(arr)
+
+
+def _validated(entity: str, values: list[str], matched: np.ndarray) -> np.ndarray:
+    """Checksum / range validation on the pattern matches."""
+    if not matched.any():
+        return matched
+    idx = np.flatnonzero(matched)
+    picked = [values[i] for i in idx]
+    if entity == "CREDIT_CARD":
+        digits = [re.sub(r"\D", "", v) for v in picked]
+        ok = luhn_array(digits) & np.array([card_ok(d) for d in digits], dtype=bool)
+    elif entity == "IBAN_CODE":
+        ok = np.array([iban_prefix(v.replace(" ", "")) is not None for v in picked], dtype=bool)
+    elif entity == "US_SSN":
+        ok = np.array([ssn_ok(re.sub(r"\D", "", v)) for v in picked], dtype=bool)
+    elif entity == "PHONE_NUMBER":
+        nd = np.array([len(re.sub(r"\D", "", re.sub(r"(?i) ?(?:x|ext\.?|#) ?\d+$", "", v)))
+                       for v in picked])
+        ok = (nd >= 7) & (nd <= 15)
+    else:
+        return matched
+    out = np.zeros_like(matched)
+    out[idx] = ok
+    return out
+
+
+def _person_rate(values: list[str]) -> float:
+    g = gazetteers()
+    hits = 0
+    for v in values:
+        toks = [t.strip(".,") for t in v.split()]
+        toks = [t for t in toks if t]
+        if not 1 <= len(toks) <= 5 or any(ch.isdigit() for ch in v):
+            continue
+        if toks[0] in g.given or toks[-1] in g.surnames or (len(toks) > 1 and toks[1] in g.given):
+            hits += 1
+    return hits / max(len(values), 1)
+
+
+_PLACE_SHAPE = re.compile(
+    r"^(?:North|South|East|West|New|Lake|Port|Fort|Mount|Saint|St\.|San|Santa|Los|Las|El)\s\S"
+    r"|(?:town|ton|land|ville|berg|burgh|borough|bury|view|port|mouth|stad|furt|chester|fort|"
+    r"haven|side|shire|field|ford|wood|dale|heim|hausen|dorf|burg|stadt|ingen|feld|bach|polis|"
+    r"ham|by|holm|bourg|city)$", re.IGNORECASE)
+_STREET = re.compile(r"^\d{1,6}[A-Za-z]?\s+\S.*\s\S|^\S.*\s\d{1,5}[a-zA-Z]?(?:[/-]\d+)?$")
+
+
+def _place_rate(values: list[str]) -> float:
+    g = gazetteers()
+    hits = 0
+    for v in values:
+        if v in g.countries or v in g.states or _PLACE_SHAPE.search(v) or _STREET.search(v):
+            hits += 1
+    return hits / max(len(values), 1)
+
+
+def classify_series(column: str, values: pd.Series,
+                    settings: DetectionSettings | None = None) -> ColumnVerdict:
+    """Classify one column from a sample of its values."""
+    s = settings or DetectionSettings()
+    total = len(values)
+    arr = _as_strings(values.head(s.sample_size))
+    arr = arr.filter(pc.greater(pc.utf8_length(arr), 0))
+    n = len(arr)
+    null_rate = 1 - n / total if total else 0.0
+    hints = hinted(column)
+
+    def verdict(entity: str | None, hit: float, evidence: str, shape: str = "",
+                conf: float | None = None, text_entities: dict[str, int] | None = None
+                ) -> ColumnVerdict:
+        action, params = SUGGESTIONS.get(entity or "", ("keep", {}))
+        if conf is None:
+            conf = min(1.0, hit * (1.0 if entity in hints else 0.9)) if entity else 1 - hit
+        return ColumnVerdict(column, entity, round(conf, 3), round(hit, 3), n,
+                             round(null_rate, 3), action, dict(params), evidence, shape,
+                             text_entities or {})
+
+    if n == 0:
+        return verdict(None, 0.0, "no non-NULL values sampled", conf=0.0)
+    values_list: list[str] = arr.to_pylist()
+    lengths = np.asarray(pc.utf8_length(arr).to_numpy(zero_copy_only=False))
+    spaces = np.array([v.count(" ") for v in values_list])
+    distinct = len(set(values_list)) / n
+    need = s.min_hit_rate
+
+    # Free text: long, many words. Scan a sample with the text scanner.
+    if lengths.mean() >= 30 and spaces.mean() >= 4:
+        from veilflow.detect.scanner import scanner_for
+
+        sample = values_list[: min(n, 200)]
+        scan = scanner_for(s).scan(sample)
+        per_entity: Counter[str] = Counter()
+        with_pii = 0
+        for spans in scan.spans:
+            kinds = {sp.entity for sp in spans}
+            per_entity.update(kinds)
+            with_pii += bool(kinds)
+        hit = with_pii / len(sample)
+        found = ", ".join(f"{e} in {c}" for e, c in per_entity.most_common())
+        evidence = (f"free text (mean {lengths.mean():.0f} chars); PII in {with_pii} of "
+                    f"{len(sample)} scanned values" + (f": {found}" if found else ""))
+        conf = max(hit, 0.5 if FREE_TEXT in hints else 0.3)
+        return verdict(FREE_TEXT, hit, evidence, conf=conf, text_entities=dict(per_entity))
+
+    # Structured formats, the specific before the general.
+    rates: dict[str, float] = {}
+    masks: dict[str, np.ndarray] = {}
+    for entity in ORDER:
+        patterns = [VALUE_PATTERNS[entity]]
+        if entity in HINTED_PATTERNS and entity in hints:
+            patterns.append(HINTED_PATTERNS[entity])
+        m = np.zeros(n, dtype=bool)
+        for rx in patterns:
+            m |= np.asarray(pc.match_substring_regex(arr, rx).to_numpy(zero_copy_only=False),
+                            dtype=bool)
+        m = _validated(entity, values_list, m)
+        masks[entity] = m
+        rates[entity] = float(m.mean())
+
+    numeric = np.asarray(pc.match_substring_regex(arr, r"^[-+]?\d+(?:[.,]\d+)?$").to_numpy(
+        zero_copy_only=False), dtype=bool).mean()
+    # A unique record key beats the number formats it may happen to match.
+    if IDENTIFIER in hints and distinct >= 0.95 and not any(
+            rates[e] >= 0.8 for e in ("EMAIL_ADDRESS", "IP_ADDRESS", "IBAN_CODE", "CREDIT_CARD",
+                                       "US_SSN", "PHONE_NUMBER") if e in hints):
+        return verdict(IDENTIFIER, distinct, f"{distinct:.0%} distinct values; column name "
+                       "marks a record key", masked_shape(values_list[0]))
+    for entity in ORDER:
+        rate = rates[entity]
+        if entity in ("ZIP_CODE", "US_BANK_NUMBER", "PHONE_NUMBER") and entity not in hints:
+            # Plain numbers look like these; without a confirming name demand more.
+            if numeric >= 0.5 and (entity != "PHONE_NUMBER" or rate < 0.95):
+                continue
+        threshold = need if entity in hints else 0.8
+        if rate >= threshold:
+            first = int(np.flatnonzero(masks[entity])[0])
+            how = {"CREDIT_CARD": " (Luhn-valid)", "IBAN_CODE": " (mod-97 valid)",
+                   "US_SSN": " (valid SSN ranges)"}.get(entity, "")
+            named = f"; column name suggests {entity}" if entity in hints else ""
+            return verdict(entity, rate, f"{rate:.0%} of {n} sampled values match {entity}"
+                           f"{how}{named}", masked_shape(values_list[first], entity))
+
+    # Names and places from the name/place lists.
+    person = _person_rate(values_list) if spaces.mean() <= 4 else 0.0
+    place = _place_rate(values_list)
+    if "PERSON" in hints and person >= need and "LOCATION" not in hints:
+        return verdict("PERSON", person, f"{person:.0%} of values are known given names or "
+                       "surnames; column name suggests PERSON",
+                       masked_shape(values_list[0], "PERSON"))
+    if "LOCATION" in hints and (place >= need or (lengths.mean() <= 40 and numeric < 0.5)):
+        return verdict("LOCATION", max(place, need), f"{place:.0%} of values have a place or "
+                       "street-address shape; column name suggests LOCATION",
+                       masked_shape(values_list[0], "LOCATION"))
+    if person >= 0.6 and person > place:
+        return verdict("PERSON", person, f"{person:.0%} of values are known given names or "
+                       "surnames", masked_shape(values_list[0], "PERSON"))
+    if place >= 0.6:
+        return verdict("LOCATION", place, f"{place:.0%} of values have a place or "
+                       "street-address shape", masked_shape(values_list[0], "LOCATION"))
+
+    # A unique code-like column is a record key even without a telling name.
+    codey = bool(pc.all(pc.match_substring_regex(arr, r"^[A-Za-z0-9_-]{1,40}$")).as_py())
+    if codey and distinct >= 0.98 and n >= 20 and numeric < 0.5 or (
+            IDENTIFIER in hints and distinct >= 0.95):
+        return verdict(IDENTIFIER, distinct, f"{distinct:.0%} distinct code-like values",
+                       masked_shape(values_list[0]))
+    best = max(rates.items(), key=lambda kv: kv[1])
+    cardinality = len(set(values_list))
+    kind = "categorical" if cardinality <= 50 else "numeric" if numeric >= 0.9 else "text"
+    evidence = f"{kind}, {cardinality} distinct of {n} sampled"
+    if best[1] > 0:
+        evidence += f"; strongest format {best[0]} at {best[1]:.0%}"
+    return verdict(None, best[1], evidence)
+
+
+def classify_columns(frame_sample: pd.DataFrame,
+                     settings: DetectionSettings | None = None) -> list[ColumnVerdict]:
+    """A verdict for every column of a sample of a table (e.g. the first rows or a
+    ``TABLESAMPLE``), in column order."""
+    return [classify_series(str(c), frame_sample[c], settings) for c in frame_sample.columns]
