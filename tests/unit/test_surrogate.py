@@ -1,0 +1,151 @@
+"""Surrogates: consistent per normalized original, drawn from Faker's locale data, keyed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Sequence
+
+import pandas as pd
+import pytest
+from faker import Faker
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+from veilflow.transform.base import STRING, ChunkContext, ColumnContext
+from veilflow.transform.keys import LocalKeyProvider
+from veilflow.transform.operators.surrogate import (
+    EMAIL_DOMAINS,
+    ENTITIES,
+    Surrogate,
+    SurrogateConfig,
+    pool,
+    surrogate_strings,
+)
+
+PROVIDER = LocalKeyProvider(b"s" * 32)
+KEY = PROVIDER.data_key("ds", "surrogate")
+OTHER_KEY = LocalKeyProvider(b"t" * 32).data_key("ds", "surrogate")
+NAMES = [f"Person Number {i}" for i in range(300)]
+
+
+def apply(values: Sequence[str | None], entity: str, column: str = "c",
+          locale: str = "en_US") -> list[str | None]:
+    cfg = SurrogateConfig.model_validate({"entity": entity, "locale": locale})
+    op = Surrogate(cfg, ColumnContext("ds", column, PROVIDER))
+    out = op.apply(pd.Series(list(values), dtype=STRING),
+                   ChunkContext(pd.DataFrame({"k": range(len(values))}), "k"))
+    assert out.dtype == STRING and len(out) == len(values)
+    return [None if pd.isna(v) else v for v in out]
+
+
+def person_names(locale: str) -> tuple[set[str], set[str]]:
+    fake = Faker(locale)
+    provider = next(p for p in fake.providers if "person" in type(p).__module__)
+    return set(provider.first_names), set(provider.last_names)
+
+
+def test_same_person_same_surrogate_across_columns_spelling_and_free_text() -> None:
+    a = apply(["John Smith", "Ann Lee", None], "PERSON", column="full_name")
+    b = apply(["  JOHN\tsmith ", "ann lee"], "PERSON", column="contact")
+    assert a[0] == b[0] and a[1] == b[1] and a[2] is None
+    assert surrogate_strings(["john smith"], "PERSON", KEY) == [a[0]]
+    assert a[0] != a[1]
+
+
+def test_person_is_a_first_and_a_last_name_of_the_locale() -> None:
+    for locale in ("en_US", "de_DE"):
+        firsts, lasts = person_names(locale)
+        for fake in apply(NAMES[:50], "PERSON", locale=locale):
+            assert fake is not None
+            # Some first names hold a space themselves ("Klaus Peter").
+            splits = [i for i, c in enumerate(fake) if c == " "]
+            assert any(fake[:i] in firsts and fake[i + 1:] in lasts for i in splits)
+        assert all(v in firsts for v in apply(NAMES[:20], "FIRST_NAME", locale=locale))
+        assert all(v in lasts for v in apply(NAMES[:20], "LAST_NAME", locale=locale))
+
+
+def test_keys_change_surrogates_and_spread_over_the_pool() -> None:
+    mine = surrogate_strings(NAMES, "PERSON", KEY)
+    theirs = surrogate_strings(NAMES, "PERSON", OTHER_KEY)
+    assert sum(a == b for a, b in zip(mine, theirs, strict=True)) < 5
+    # 300 originals in a space of ~690,000: expected shared surrogates ≈ 0.07.
+    assert len(set(mine)) >= 297
+
+
+def test_email_phone_address_location_date_shapes() -> None:
+    emails = apply(NAMES[:40], "EMAIL_ADDRESS")
+    pattern = re.compile(r"^[a-z0-9]+\.[a-z0-9]+\d\d@(" + "|".join(
+        re.escape(d) for d in EMAIL_DOMAINS) + r")$")
+    assert all(e is not None and pattern.match(e) for e in emails)
+
+    phones = apply(NAMES[:40], "PHONE_NUMBER")
+    skeletons = {re.sub(r"\d", "#", p) for p in pool("en_US", "phone").to_pylist()}
+    for p in phones:
+        assert p is not None and re.sub(r"\d", "#", p) in skeletons
+    assert len(set(phones)) == 40
+
+    cities = set(pool("en_US", "city").to_pylist())
+    assert all(c in cities for c in apply(NAMES[:20], "CITY"))
+    assert apply(NAMES[:20], "LOCATION") == apply(NAMES[:20], "CITY")
+    for address in apply(NAMES[:20], "ADDRESS"):
+        assert address is not None
+        street, _, city = address.rpartition(", ")
+        assert street in set(pool("en_US", "street").to_pylist()) and city in cities
+
+    for day in apply(NAMES[:50], "DATE_TIME"):
+        assert day is not None
+        assert dt.date(1940, 1, 1) <= dt.date.fromisoformat(day) <= dt.date(2015, 12, 31)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.text(max_size=30), min_size=1, max_size=10))
+def test_generic_and_unknown_entities_preserve_the_format(values: list[str]) -> None:
+    generic = surrogate_strings(values, "GENERIC", KEY)
+    assert surrogate_strings(values, "US_SSN", KEY) == generic
+    for v, s in zip(values, generic, strict=True):
+        assert s is not None and len(s) == len(v)
+        for a, b in zip(v, s, strict=True):
+            if a.isascii() and a.isdigit():
+                assert b.isascii() and b.isdigit()
+            elif a.isascii() and a.isalpha():
+                assert b.isascii() and b.isalpha() and a.isupper() == b.isupper()
+            else:
+                assert a == b
+
+
+def test_deterministic_across_processes() -> None:
+    script = (
+        "import json;from veilflow.transform.keys import LocalKeyProvider;"
+        "from veilflow.transform.operators.surrogate import surrogate_strings;"
+        "k=LocalKeyProvider(b's'*32).data_key('ds','surrogate');"
+        "print(json.dumps([surrogate_strings(['Ann Lee','x@y.org'],e,k,'fr_FR')"
+        " for e in ('PERSON','EMAIL_ADDRESS','PHONE_NUMBER','ADDRESS')]))")
+    here = [surrogate_strings(["Ann Lee", "x@y.org"], e, KEY, "fr_FR")
+            for e in ("PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "ADDRESS")]
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, timeout=60)
+    assert json.loads(out.stdout) == here
+
+
+@pytest.mark.parametrize("entity", ENTITIES)
+def test_every_entity_keeps_nulls_and_handles_empty_text(entity: str) -> None:
+    out = apply([None, "", "Ann", None], entity)
+    assert out[0] is None and out[3] is None and out[1] is not None and out[2] is not None
+
+
+@pytest.mark.parametrize("params", [
+    {"entity": "PERSN"}, {"entity": "PERSON", "locale": "xx_XX"}, {},
+    {"entity": "PERSON", "seed": 3},
+])
+def test_config_is_strict(params: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        SurrogateConfig.model_validate(params)
+
+
+def test_unsupported_locale_in_free_text_call_is_refused() -> None:
+    with pytest.raises(ValueError, match="locale"):
+        surrogate_strings(["a"], "PERSON", KEY, "xx_XX")
