@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import itertools
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,15 +24,17 @@ _counter = itertools.count()
 
 
 @pytest.fixture(scope="session", autouse=True)
-def veilflow_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A private state folder and master key for the whole session."""
-    home = tmp_path_factory.mktemp("veilflow_home")
+def veilflow_home() -> Iterator[Path]:
+    """A private state folder and master key for the whole session. Not under pytest's
+    rotating basetemp: the embedded server lives here for the whole session."""
+    home = Path(tempfile.mkdtemp(prefix="veilflow-test-"))
     saved = {k: os.environ.get(k) for k in ("VEILFLOW_HOME", "VEILFLOW_MASTER_KEY",
                                             "VEILFLOW_DATABASE_URL")}
     os.environ["VEILFLOW_HOME"] = str(home)
     os.environ["VEILFLOW_MASTER_KEY"] = TEST_MASTER_KEY
     os.environ.pop("VEILFLOW_DATABASE_URL", None)
     yield home
+    shutil.rmtree(home, ignore_errors=True)
     for k, v in saved.items():
         if v is None:
             os.environ.pop(k, None)

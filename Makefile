@@ -1,0 +1,65 @@
+# veilflow — the project's vocabulary. `make demo` and `make test` work on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+ROWS ?= 100000
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+export VEILFLOW_HOME ?= $(CURDIR)/.veilflow
+AIRFLOW_ENV = eval "$$($(BIN)/veilflow airflow env)"
+
+.PHONY: help venv demo test test-fast lint bench up down clean db
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/veilflow: pyproject.toml uv.lock
+	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || \
+	  $(PYTHON) -m pip install --quiet uv
+	$(UV) sync --frozen
+	@touch $@
+
+venv: $(BIN)/veilflow  ## create .venv from uv.lock (uv sync --frozen)
+
+db: venv  ## start the embedded PostgreSQL and apply migrations
+	$(BIN)/veilflow db upgrade
+
+demo: db  ## seed restricted.customers, run its policy as an Airflow DAG, print the summary
+	$(BIN)/veilflow seed --rows $(ROWS)
+	@$(AIRFLOW_ENV) && airflow db migrate >$$VEILFLOW_HOME/airflow-migrate.log 2>&1 \
+	  || { echo "airflow db migrate failed; see $$VEILFLOW_HOME/airflow-migrate.log"; exit 1; }
+	@echo "running DAG veilflow_customers (log: $(VEILFLOW_HOME)/demo-dag.log) ..."
+	@$(AIRFLOW_ENV) && airflow dags reserialize >/dev/null 2>&1 && \
+	  airflow dags test veilflow_customers >$(VEILFLOW_HOME)/demo-dag.log 2>&1 \
+	  || { echo "DAG run failed; see $(VEILFLOW_HOME)/demo-dag.log"; \
+	       $(BIN)/veilflow runs show --dataset customers; exit 1; }
+	@$(BIN)/veilflow runs show --dataset customers
+
+test: venv  ## the whole suite: unit, integration (embedded PostgreSQL), end-to-end DAG and UI
+	./scripts/system-deps.sh
+	$(BIN)/pytest -q
+
+test-fast: venv  ## unit tests only
+	$(BIN)/pytest -q tests/unit
+
+lint: venv  ## ruff, format check, mypy --strict on the library, import layers
+	$(BIN)/ruff check plugins dags tests benchmarks
+	$(BIN)/ruff format --check plugins dags
+	$(BIN)/mypy plugins/veilflow
+	$(BIN)/lint-imports
+
+bench: db  ## speed and quality benchmarks (prints figures; see benchmarks/RESULTS.md)
+	@for b in benchmarks/*.py; do case $$b in */corpus.py|*/_*.py) continue;; esac; \
+	  echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+up: db  ## start Airflow (standalone: api-server, scheduler, dag-processor, triggerer)
+	@$(AIRFLOW_ENV) && airflow db migrate >$$VEILFLOW_HOME/airflow-migrate.log 2>&1
+	@./scripts/airflow-up.sh
+
+down:  ## stop Airflow and the embedded PostgreSQL
+	@./scripts/airflow-down.sh
+	@[ -x $(BIN)/veilflow ] && $(BIN)/veilflow db stop || true
+
+clean: down  ## remove the state folder (data, keys, Airflow home)
+	rm -rf $(VEILFLOW_HOME)
