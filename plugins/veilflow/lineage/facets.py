@@ -1,0 +1,251 @@
+"""Facets built from a run manifest: OpenLineage's own (schema, column lineage, data-quality
+assertions) and veilflow's ``veilflow_anonymization`` run facet.
+
+Everything here is pure: a manifest in, attrs facet objects out. The manifest holds names,
+types, counts and key versions only, so the facets do too.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import attr
+from openlineage.client.facet_v2 import (
+    column_lineage_dataset,
+    data_quality_assertions_dataset,
+    schema_dataset,
+)
+from openlineage.client.generated.base import RunFacet
+
+from veilflow.config import PROJECT_ROOT
+from veilflow.lineage.naming import DatasetRef
+
+#: The key a veilflow run facet is stored under (custom facets carry the producer's prefix).
+FACET_KEY = "veilflow_anonymization"
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+FACET_SCHEMA_FILE = SCHEMA_DIR / "VeilflowAnonymizationRunFacet.json"
+FACET_SCHEMA_ID = "https://veilflow.dev/spec/facets/1-0-0/VeilflowAnonymizationRunFacet.json"
+FACET_SCHEMA_URL = FACET_SCHEMA_ID + "#/$defs/VeilflowAnonymizationRunFacet"
+PRODUCER = "https://github.com/veilflow/veilflow/tree/0.1.0"
+ENTITY_PREFIX = "entity:"
+STAGES = ("extract", "transform", "validate", "publish", "quarantine")
+
+
+@attr.define
+class VeilflowAnonymizationRunFacet(RunFacet):
+    """What one stage did: policy, operator and key version per column, GDPR class per
+    output column, detection counts, gate assertions, rows. Schema: ``FACET_SCHEMA_FILE``."""
+
+    runId: str
+    dataset: str
+    stage: str
+    policy: dict[str, str]
+    columns: list[dict[str, Any]]
+    keyVersions: list[dict[str, Any]]
+    rows: dict[str, int]
+    chunk: int | None = attr.field(default=None)
+    detection: dict[str, dict[str, int]] | None = attr.field(default=None)
+    counters: dict[str, dict[str, int]] | None = attr.field(default=None)
+    gate: dict[str, Any] | None = attr.field(default=None)
+    quarantine: dict[str, Any] | None = attr.field(default=None)
+
+    @staticmethod
+    def _get_schema() -> str:
+        return FACET_SCHEMA_URL
+
+
+# ------------------------------------------------------------------------------ pieces
+def parse_key_ref(ref: str | None) -> dict[str, Any] | None:
+    """``"customers/token@v3"`` → ``{"id": "customers/token", "version": 3}``."""
+    if not ref:
+        return None
+    key_id, sep, version = ref.rpartition("@v")
+    if not sep or not version.isdigit() or not key_id:
+        return {"id": ref, "version": 1} if not sep else None
+    return {"id": key_id, "version": int(version)}
+
+
+def _param_text(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def describe_column(col: dict[str, Any]) -> str:
+    """One line naming the operator, all its parameters and its key id + version."""
+    params = col.get("params") or {}
+    args = ", ".join(f"{k}={_param_text(v)}" for k, v in sorted(params.items()))
+    text = f"{col['action']}({args})"
+    key = parse_key_ref(col.get("key"))
+    if key is not None:
+        text += f" with key {key['id']} version {key['version']}"
+    return text
+
+
+def output_columns(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """Manifest columns present in the output (every action but ``drop``), in order."""
+    return [c for c in manifest.get("columns", []) if c.get("action") != "drop"]
+
+
+def policy_file(path: str | None) -> str | None:
+    if not path:
+        return None
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return p.name
+
+
+def split_counters(counters: dict[str, dict[str, int]]
+                   ) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
+    """Manifest counters → (entities detected per column, other counters per column)."""
+    detection: dict[str, dict[str, int]] = {}
+    other: dict[str, dict[str, int]] = {}
+    for column, counts in sorted(counters.items()):
+        for what, n in sorted(counts.items()):
+            if what.startswith(ENTITY_PREFIX):
+                detection.setdefault(column, {})[what[len(ENTITY_PREFIX):]] = int(n)
+            else:
+                other.setdefault(column, {})[what] = int(n)
+    return detection, other
+
+
+def _scalar(value: Any) -> str | None:
+    """A gate figure as text for an assertion (counts and thresholds; nothing else)."""
+    if value is None:
+        return None
+    if isinstance(value, bool | int | float):
+        return json.dumps(value)
+    if isinstance(value, str):
+        return value[:200]
+    return json.dumps(value, sort_keys=True, default=str)[:200]
+
+
+def gate_assertions(gate: dict[str, Any]) -> list[dict[str, Any]]:
+    """The gate's checks as assertion dicts: check name, success, column, expected, actual."""
+    out = []
+    for check in gate.get("checks", []):
+        item: dict[str, Any] = {"assertion": str(check["name"]), "success": bool(check["passed"])}
+        for field, value in (("column", check.get("column")),
+                             ("expected", _scalar(check.get("threshold"))),
+                             ("actual", _scalar(check.get("observed")))):
+            if value is not None:
+                item[field] = str(value)
+        out.append(item)
+    return out
+
+
+# ------------------------------------------------------------------------------ facets
+def schema_facet(columns: list[tuple[str, str | None]]) -> schema_dataset.SchemaDatasetFacet:
+    return schema_dataset.SchemaDatasetFacet(fields=[
+        schema_dataset.SchemaDatasetFacetFields(name=name, type=type_, ordinal_position=i)
+        for i, (name, type_) in enumerate(columns, start=1)])
+
+
+def source_schema(manifest: dict[str, Any]) -> schema_dataset.SchemaDatasetFacet:
+    return schema_facet([(c["name"], c.get("type")) for c in
+                         manifest.get("source", {}).get("columns", [])])
+
+
+def output_schema(manifest: dict[str, Any]) -> schema_dataset.SchemaDatasetFacet:
+    return schema_facet([(c["name"], c.get("output_type") or "text")
+                         for c in output_columns(manifest)])
+
+
+def transformation(col: dict[str, Any]) -> column_lineage_dataset.Transformation:
+    return column_lineage_dataset.Transformation(
+        type=col.get("lineage_type") or "DIRECT",
+        subtype=col.get("lineage_subtype") or ("IDENTITY" if col["action"] == "keep"
+                                               else "TRANSFORMATION"),
+        description=describe_column(col), masking=bool(col.get("masking")))
+
+
+def column_lineage_facet(manifest: dict[str, Any], source: DatasetRef, *, identity: bool = False
+                         ) -> column_lineage_dataset.ColumnLineageDatasetFacet:
+    """Every output column from its source column. ``identity`` describes a raw copy (the
+    extract snapshot): every declared column, unchanged, not masked."""
+    fields: dict[str, column_lineage_dataset.Fields] = {}
+    if identity:
+        for col in manifest.get("source", {}).get("columns", []):
+            t = column_lineage_dataset.Transformation(
+                type="DIRECT", subtype="IDENTITY", description="copied unchanged into staging",
+                masking=False)
+            fields[col["name"]] = column_lineage_dataset.Fields(
+                inputFields=[column_lineage_dataset.InputField(
+                    namespace=source.namespace, name=source.name, field=col["name"],
+                    transformations=[t])],
+                transformationDescription=t.description, transformationType="IDENTITY")
+        return column_lineage_dataset.ColumnLineageDatasetFacet(fields=fields)
+    for col in output_columns(manifest):
+        t = transformation(col)
+        fields[col["name"]] = column_lineage_dataset.Fields(
+            inputFields=[column_lineage_dataset.InputField(
+                namespace=source.namespace, name=source.name, field=col["name"],
+                transformations=[t])],
+            transformationDescription=t.description,
+            transformationType="MASKED" if t.masking else "IDENTITY")
+    return column_lineage_dataset.ColumnLineageDatasetFacet(fields=fields)
+
+
+def assertions_facet(gate: dict[str, Any]
+                     ) -> data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet:
+    return data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet(assertions=[
+        data_quality_assertions_dataset.Assertion(
+            assertion=a["assertion"], success=a["success"], column=a.get("column"),
+            severity="error", expected=a.get("expected"), actual=a.get("actual"))
+        for a in gate_assertions(gate)])
+
+
+def veilflow_facet(manifest: dict[str, Any], *, stage: str, run_id: str, dataset: str,
+                   policy_name: str, policy_hash: str, policy_path: str | None = None,
+                   chunk: int | None = None, rows_quarantined: int | None = None
+                   ) -> VeilflowAnonymizationRunFacet:
+    columns = []
+    keys: dict[tuple[str, int], dict[str, Any]] = {}
+    for c in manifest.get("columns", []):
+        key = parse_key_ref(c.get("key"))
+        entry: dict[str, Any] = {
+            "name": c["name"], "operator": c["action"], "parameters": c.get("params") or {},
+            "gdprClass": c.get("gdpr") or "removed", "gdprReason": c.get("gdpr_reason") or "",
+            "masking": bool(c.get("masking"))}
+        if key is not None:
+            entry["key"] = key
+            keys[(key["id"], key["version"])] = key
+        if c.get("source_type"):
+            entry["sourceType"] = c["source_type"]
+        if c.get("action") != "drop" and c.get("output_type"):
+            entry["outputType"] = c["output_type"]
+        columns.append(entry)
+    detection, other = split_counters(manifest.get("counters") or {})
+    gate = manifest.get("gate")
+    rows: dict[str, int] = {}
+    for name, value in (("in", manifest.get("rows_in")), ("canaries", manifest.get("canaries")),
+                        ("out", manifest.get("rows_out")),
+                        ("suppressed", (gate or {}).get("suppressed_rows")),
+                        ("quarantined", rows_quarantined)):
+        if value is not None:
+            rows[name] = int(value)
+    gate_data: dict[str, Any] | None = None
+    if gate:
+        gate_data = {"passed": bool(gate.get("passed")), "assertions": gate_assertions(gate)}
+        if gate.get("data_docs"):
+            gate_data["dataDocs"] = str(gate["data_docs"])
+    quarantine: dict[str, Any] | None = None
+    q = manifest.get("quarantine")
+    if q:
+        quarantine = {"reasons": [
+            {"check": str(r.get("check")), **({"column": str(r["column"])} if r.get("column")
+                                              else {})}
+            for r in q.get("reasons", [])]}
+        if q.get("table"):
+            quarantine["table"] = str(q["table"])
+    policy = {"name": policy_name, "hash": policy_hash}
+    file = policy_file(policy_path)
+    if file:
+        policy["file"] = file
+    return VeilflowAnonymizationRunFacet(
+        runId=run_id, dataset=dataset, stage=stage, chunk=chunk, policy=policy,
+        columns=columns, keyVersions=sorted(keys.values(), key=lambda k: (k["id"], k["version"])),
+        rows=rows, detection=detection or None, counters=other or None, gate=gate_data,
+        quarantine=quarantine, producer=PRODUCER)
