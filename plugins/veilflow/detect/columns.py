@@ -74,9 +74,9 @@ HINTS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((e, re.compile(rx)) for e
 SUGGESTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "PERSON": ("surrogate", {"entity": "PERSON"}),
     "EMAIL_ADDRESS": ("tokenize", {"keep_domain": True}),
-    "PHONE_NUMBER": ("ff1", {"alphabet": "digits", "keep_first": 2}),
+    "PHONE_NUMBER": ("mask", {"keep_last": 2}),
     "US_SSN": ("ff1", {"alphabet": "digits"}),
-    "CREDIT_CARD": ("ff1", {"alphabet": "digits", "keep_last": 4}),
+    "CREDIT_CARD": ("ff1", {"alphabet": "digits", "keep_last": 4, "luhn": True}),
     "IBAN_CODE": ("tokenize", {}),
     "IP_ADDRESS": ("tokenize", {}),
     "DATE_TIME": ("date_shift", {"max_days": 180}),
