@@ -10,6 +10,7 @@ import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 from pydantic import Field, model_validator
 
+from veilflow.errors import TransformError
 from veilflow.transform.base import STRING, ChunkContext, Operator, OperatorConfig
 from veilflow.transform.operators.date_shift import parse_temporal, raise_bad_rows
 from veilflow.transform.operators.tokenize import _as_large_string
@@ -124,12 +125,18 @@ class Generalize(Operator[GeneralizeConfig]):
         present = np.asarray(arr.is_valid(), dtype=bool)
         numeric = np.asarray(pc.match_substring_regex(arr, _NUMBER).fill_null(False), dtype=bool)
         raise_bad_rows(present & ~numeric, chunk, self.column.column, "numbers")
-        trimmed = pc.utf8_trim_whitespace(arr.filter(pa.array(present)))
+        trimmed = pc.replace_substring_regex(
+            pc.utf8_trim_whitespace(arr.filter(pa.array(present))), r"^\+", "")
         # Integers bucket exactly in int64; anything with a fraction or exponent as float64.
-        if pc.all(pc.match_substring_regex(trimmed, _INTEGER)).as_py() is not False:
-            numbers = np.asarray(pc.cast(trimmed, pa.int64()), dtype=np.int64)
-        else:
-            numbers = np.asarray(pc.cast(trimmed, pa.float64()), dtype=np.float64)
+        try:
+            if pc.all(pc.match_substring_regex(trimmed, _INTEGER)).as_py() is not False:
+                numbers = np.asarray(pc.cast(trimmed, pa.int64()), dtype=np.int64)
+            else:
+                numbers = np.asarray(pc.cast(trimmed, pa.float64()), dtype=np.float64)
+        except pa.ArrowInvalid:  # Arrow's message quotes the value: never pass it on
+            raise TransformError(
+                f"column {self.column.column}: a value passed the number check but could "
+                "not be read as a number") from None
         labels = bucket_labels(numbers, cfg.bucket, cfg.bottom, cfg.top)
         positions = pa.array(np.cumsum(present) - 1, mask=~present)
         return pc.take(labels, positions)
