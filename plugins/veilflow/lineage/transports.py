@@ -1,9 +1,13 @@
 """Delivery of stored events beyond the governance store, through openlineage-python's own
 transports and configuration:
 
-- ``OPENLINEAGE_URL`` (Marquez over HTTP), an ``openlineage.yml`` (``OPENLINEAGE_CONFIG``, the
-  working folder or ``~/.openlineage``) or ``OPENLINEAGE__TRANSPORT__*`` variables: whatever
-  transport ``OpenLineageClient`` resolves from them;
+- an ``openlineage.yml`` (``OPENLINEAGE_CONFIG``, the working folder or ``~/.openlineage``)
+  or ``OPENLINEAGE__TRANSPORT__*`` variables: whatever transport ``OpenLineageClient``
+  resolves from them, with their own retry settings;
+- else ``OPENLINEAGE_URL`` (+ ``OPENLINEAGE_ENDPOINT``, ``OPENLINEAGE_API_KEY``): the HTTP
+  transport (Marquez), retrying a connection ``VEILFLOW_LINEAGE_HTTP_RETRIES`` times (default
+  1; the client's own default of 5 with backoff holds a task ~9 s per event when Marquez is
+  down, and the governance store already keeps every event for a later retry);
 - ``VEILFLOW_LINEAGE_FILE_DIR``: one JSON file per event in that folder (the file transport).
 
 The event delivered is the stored JSON itself, byte for byte. A failing transport is skipped
@@ -27,7 +31,8 @@ from openlineage.client.transport import Transport
 log = logging.getLogger(__name__)
 
 _CONFIG_ENV = ("OPENLINEAGE_URL", "OPENLINEAGE_CONFIG", "OPENLINEAGE_DISABLED",
-               "OPENLINEAGE_ENDPOINT", "VEILFLOW_LINEAGE_FILE_DIR")
+               "OPENLINEAGE_ENDPOINT", "OPENLINEAGE_API_KEY", "VEILFLOW_LINEAGE_FILE_DIR",
+               "VEILFLOW_LINEAGE_HTTP_RETRIES")
 _CREDENTIALS = re.compile(r"//[^/@\s]+@")
 
 
@@ -41,27 +46,50 @@ class Delivery:
     last_error: str | None = field(default=None)
 
 
-def _openlineage_configured() -> bool:
-    if os.environ.get("OPENLINEAGE_DISABLED", "").strip().lower() == "true":
-        return False
-    if os.environ.get("OPENLINEAGE_URL"):
-        return True
-    if any(k.startswith("OPENLINEAGE__TRANSPORT") for k in os.environ):
+def _openlineage_config_given() -> bool:
+    """An openlineage.yml or ``OPENLINEAGE__TRANSPORT…`` variables (the client's full config;
+    ``OPENLINEAGE__TRANSPORT__TRANSPORTS__DEFAULT_HTTP…`` is the client's own alias of
+    ``OPENLINEAGE_URL`` and does not count)."""
+    if any(k.startswith("OPENLINEAGE__TRANSPORT") and "DEFAULT_HTTP" not in k
+           for k in os.environ):
         return True
     candidates = [os.environ.get("OPENLINEAGE_CONFIG"), str(Path.cwd() / "openlineage.yml"),
                   str(Path("~/.openlineage/openlineage.yml").expanduser())]
     return any(p and Path(p).is_file() for p in candidates)
 
 
+def http_retries() -> int:
+    try:
+        return max(0, int(os.environ.get("VEILFLOW_LINEAGE_HTTP_RETRIES", "1")))
+    except ValueError:
+        return 1
+
+
+def _url_transport(url: str) -> Transport:
+    from openlineage.client.transport.http import HttpConfig, HttpTransport
+
+    n = http_retries()
+    params: dict[str, Any] = {
+        "url": url, "endpoint": os.environ.get("OPENLINEAGE_ENDPOINT", "api/v1/lineage"),
+        "timeout": 5.0,
+        "retry": {"total": n, "connect": n, "read": n, "backoff_factor": 0.2}}
+    if os.environ.get("OPENLINEAGE_API_KEY"):
+        params["auth"] = {"type": "api_key", "apiKey": os.environ["OPENLINEAGE_API_KEY"]}
+    return HttpTransport(HttpConfig.from_dict(params))
+
+
 def build_deliveries() -> list[Delivery]:
     """The transports configured right now (none: the governance store is the only one)."""
     out: list[Delivery] = []
-    if _openlineage_configured():
+    disabled = os.environ.get("OPENLINEAGE_DISABLED", "").strip().lower() == "true"
+    if not disabled and _openlineage_config_given():
         from openlineage.client import OpenLineageClient
 
         transport = OpenLineageClient().transport
         if transport.kind not in ("noop", "console"):
             out.append(Delivery(f"openlineage:{transport.kind}", transport))
+    elif not disabled and os.environ.get("OPENLINEAGE_URL"):
+        out.append(Delivery("openlineage:http", _url_transport(os.environ["OPENLINEAGE_URL"])))
     folder = os.environ.get("VEILFLOW_LINEAGE_FILE_DIR")
     if folder:
         from openlineage.client.transport.file import FileConfig, FileTransport
