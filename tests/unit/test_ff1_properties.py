@@ -7,7 +7,7 @@ import string
 
 import numpy as np
 import pytest
-from ffx import FF1 as ReferenceFF1
+from ffx import FF1 as ReferenceFF1  # type: ignore[import-untyped]
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from veilflow.errors import TransformError

@@ -516,7 +516,8 @@ class Alphabet:
         self.ascii = chars.isascii()
         codes = np.array([ord(c) for c in chars], dtype=np.int64)
         self._codes = codes
-        size = 128 if self.ascii else int(codes.max()) + 1
+        # At least 256 entries, so bytes index the table directly.
+        size = max(256, int(codes.max()) + 1)
         #: Code point -> numeral, -1 outside the alphabet (code points beyond the table too).
         self.lookup = np.full(size, -1, dtype=np.int32)
         self.lookup[codes] = np.arange(self.radix, dtype=np.int32)
@@ -526,21 +527,26 @@ class Alphabet:
 
     def numerals_of(self, codes: NDArray[Any]) -> NDArray[np.int32]:
         """Numeral of each code point, -1 where it is not in the alphabet."""
-        codes = np.asarray(codes, dtype=np.int64)
+        codes = np.asarray(codes)
+        if codes.dtype == np.uint8:
+            return np.take(self.lookup, codes)
+        codes = codes.astype(np.int64, copy=False)
         inside = codes < self.lookup.shape[0]
         return np.where(inside, self.lookup[np.where(inside, codes, 0)], -1).astype(np.int32)
 
-    def chars_of(self, numerals: NDArray[Any]) -> NDArray[np.int64]:
-        """Code point of each numeral."""
-        return self._codes[np.asarray(numerals, dtype=np.int64)]
+    def chars_of(self, numerals: NDArray[Any]) -> NDArray[Any]:
+        """Code point of each numeral (``uint8`` for an ASCII alphabet)."""
+        table = self._codes.astype(np.uint8) if self.ascii else self._codes
+        return np.take(table, np.asarray(numerals))
 
 
-def code_points(values: Sequence[str]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """All characters of ``values`` as one flat array of code points, and each value's length."""
+def code_points(values: Sequence[str]) -> tuple[NDArray[Any], NDArray[np.int64]]:
+    """All characters of ``values`` as one flat array of code points (``uint8`` when all are
+    ASCII, else ``int64``), and each value's length."""
     lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
     joined = "".join(values)
     if joined.isascii():
-        flat = np.frombuffer(joined.encode("ascii"), dtype=np.uint8).astype(np.int64)
+        flat: NDArray[Any] = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
     else:
         flat = np.frombuffer(joined.encode("utf-32-le"), dtype="<u4").astype(np.int64)
     return flat, lengths
@@ -549,8 +555,8 @@ def code_points(values: Sequence[str]) -> tuple[NDArray[np.int64], NDArray[np.in
 def strings_of(codes: NDArray[Any], lengths: NDArray[Any]) -> list[str]:
     """The inverse of ``code_points``."""
     codes = np.asarray(codes)
-    if codes.size and int(codes.max()) < 128:
-        text = codes.astype(np.uint8).tobytes().decode("ascii")
+    if codes.dtype == np.uint8 or (codes.size and int(codes.max()) < 128):
+        text = codes.astype(np.uint8, copy=False).tobytes().decode("ascii")
     else:
         text = codes.astype("<u4").tobytes().decode("utf-32-le")
     ends = np.cumsum(lengths).tolist()

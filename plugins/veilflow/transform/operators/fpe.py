@@ -49,7 +49,8 @@ import base64
 import hashlib
 import hmac
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from functools import cached_property
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -84,6 +85,10 @@ _TWEAK_LABEL = b"veilflow-ff1\0"
 
 #: Why a value could not be encrypted; counter names in the chunk's counters.
 _REASONS = ("invalid_characters", "below_minimum_domain", "luhn_invalid", "no_at_sign")
+
+
+def _reason(name: str) -> int:
+    return _REASONS.index(name) + 1
 
 
 class FF1Config(OperatorConfig):
@@ -126,50 +131,103 @@ class FF1Config(OperatorConfig):
 
 @dataclass
 class _Layout:
-    """Where each value's characters go: one flat array over all characters of the non-NULL
-    values, row by row."""
+    """Where each value's characters go: one flat array over all characters of a slice of
+    non-NULL values, row by row."""
 
-    codes: NDArray[np.int64]
+    codes: NDArray[Any]
     lengths: NDArray[np.int64]
     ascii: bool
     numerals: NDArray[np.int32]
     #: Alphabet characters (outside an email's domain).
     is_num: NDArray[np.bool_]
-    #: 0-based rank of each alphabet character within its value.
-    rank: NDArray[np.int64]
-    row_of: NDArray[np.int64]
-    n_alpha: NDArray[np.int64]
-    #: Per value: the reason it cannot be encrypted, or "" when it can.
-    reason: NDArray[np.object_]
+    n_alpha: NDArray[np.int32]
+    #: Per value: 0 when it can be encrypted, else 1 + its index in ``_REASONS``.
+    reason: NDArray[np.int8]
+    #: The common width when every value has the same length, else 0.
+    width: int
 
     @property
     def rows(self) -> int:
         return int(self.lengths.size)
 
+    @cached_property
+    def row_of(self) -> NDArray[np.int32]:
+        return np.repeat(np.arange(self.rows, dtype=np.int32), self.lengths)
 
-def _codes_of(values: pd.Series) -> tuple[NDArray[np.int64], NDArray[np.int64], bool]:
-    """Code points of all characters (flat) and each value's length. ASCII data is read
-    straight from the Arrow buffers."""
-    arr = pa.array(values.array, type=pa.large_string())
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
+    @cached_property
+    def rank(self) -> NDArray[np.int32]:
+        """0-based rank of each alphabet character within its value."""
+        before = np.zeros(self.rows, dtype=np.int32)
+        np.cumsum(self.n_alpha[:-1], out=before[1:])
+        rank = np.cumsum(self.is_num, dtype=np.int32)
+        rank -= 1
+        rank -= before[self.row_of]
+        return rank
+
+    def pattern(self, rows: NDArray[np.bool_]) -> NDArray[np.bool_] | None:
+        """When the selected values share one length and have their alphabet characters at
+        the same places (``dddd-dddd-dddd-dddd``), that shared pattern: the work then goes
+        column-wise over a character matrix, without per-character masks."""
+        if not self.width or not rows.any():
+            return None
+        grid = self.is_num.reshape(self.rows, self.width)
+        chosen = grid if rows.all() else grid[rows]
+        first = chosen[0]
+        return first if bool((chosen == first).all()) else None
+
+
+def _codes_of(arr: Any) -> tuple[NDArray[Any], NDArray[np.int64], bool]:
+    """Code points of all characters of a large_string array without NULLs (flat) and each
+    value's length. ASCII data is read straight from the Arrow buffers as bytes."""
     n = len(arr)
-    if n and pc.all(pc.string_is_ascii(arr)).as_py():
-        offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset:arr.offset + n + 1]
-        data_buf = arr.buffers()[2]
-        data = (np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None
-                else np.empty(0, dtype=np.uint8))
-        flat = data[offsets[0]:offsets[-1]].astype(np.int64)
-        return flat, np.diff(offsets), True
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset:arr.offset + n + 1]
+    data_buf = arr.buffers()[2]
+    data = (np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None
+            else np.empty(0, dtype=np.uint8))[offsets[0]:offsets[-1]]
+    if data.size == 0 or int(data.max()) < 128:
+        # ASCII: one byte is one character.
+        return data, np.diff(offsets), True
     codes, lengths = ff1.code_points(arr.to_pylist())
     return codes, lengths, bool(codes.size == 0 or codes.max() < 128)
 
 
-def _luhn_sums(digits: NDArray[np.int64], from_right: NDArray[np.int64],
-               row_of: NDArray[np.int64], rows: int) -> NDArray[np.int64]:
+def _luhn_sums(digits: NDArray[Any], from_right: NDArray[Any], row_of: NDArray[Any],
+               rows: int) -> NDArray[np.int64]:
     """Luhn sum of each row over the given digits (position counted from the right)."""
     contrib = np.where(from_right % 2 == 1, _LUHN_DOUBLE[digits], digits)
     return np.bincount(row_of, weights=contrib, minlength=rows).astype(np.int64)
+
+
+def _runs(columns: NDArray[np.int64]) -> list[tuple[int, int]]:
+    """Contiguous runs of sorted column indexes, as (start, stop) pairs."""
+    if columns.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(columns) != 1) + 1
+    starts = np.r_[0, breaks]
+    stops = np.r_[breaks, columns.size]
+    return [(int(columns[a]), int(columns[b - 1]) + 1) for a, b in zip(starts, stops, strict=True)]
+
+
+def _columns(matrix: NDArray[Any], columns: NDArray[np.int64]) -> NDArray[Any]:
+    """``matrix[:, columns]`` through slices of contiguous runs (much faster than fancy
+    indexing for a few runs such as the digit groups of a card number)."""
+    runs = _runs(columns)
+    if len(runs) == 1:
+        return matrix[:, runs[0][0]:runs[0][1]]
+    return np.concatenate([matrix[:, a:b] for a, b in runs], axis=1)
+
+
+def _set_columns(matrix: NDArray[Any], columns: NDArray[np.int64], values: NDArray[Any]) -> None:
+    """``matrix[:, columns] = values`` through slices of contiguous runs."""
+    at = 0
+    for a, b in _runs(columns):
+        matrix[:, a:b] = values[:, at:at + b - a]
+        at += b - a
+
+
+#: Rows per slice inside ``apply``: keeps the per-character arrays in cache and the memory
+#: of a large chunk bounded.
+SLICE_ROWS = 65536
 
 
 class FF1Encrypt(Operator[FF1Config]):
@@ -216,21 +274,27 @@ class FF1Encrypt(Operator[FF1Config]):
 
     # -- machinery ----------------------------------------------------------------------
 
-    def _layout(self, values: pd.Series) -> _Layout:
+    def _layout(self, arr: Any) -> _Layout:
         cfg = self.config
         alphabet = ff1.Alphabet(cfg.characters)
-        codes, lengths, ascii_only = _codes_of(values)
+        codes, lengths, ascii_only = _codes_of(arr)
         rows = lengths.size
-        row_of = np.repeat(np.arange(rows, dtype=np.int64), lengths)
         numerals = alphabet.numerals_of(codes)
         is_num = numerals >= 0
         if cfg.separators is None:
             is_sep = ~is_num
+        elif codes.dtype == np.uint8:
+            table = np.zeros(256, dtype=bool)
+            table[[ord(c) for c in cfg.separators if ord(c) < 256]] = True
+            is_sep = ~is_num & table[codes]
         else:
             seps = np.array([ord(c) for c in cfg.separators], dtype=np.int64)
             is_sep = ~is_num & np.isin(codes, seps)
-        reason = np.full(rows, "", dtype=object)
+        reason = np.zeros(rows, dtype=np.int8)
+        width = int(lengths[0]) if rows and bool((lengths == lengths[0]).all()) else 0
+        row_of: NDArray[np.int32] | None = None
         if cfg.email:
+            row_of = np.repeat(np.arange(rows, dtype=np.int32), lengths)
             at = np.flatnonzero(codes == ord("@"))
             last_at = np.full(rows, -1, dtype=np.int64)
             if at.size:
@@ -240,78 +304,172 @@ class FF1Encrypt(Operator[FF1Config]):
             domain = (last_at[row_of] >= 0) & (np.arange(codes.size) >= last_at[row_of])
             is_num &= ~domain
             is_sep |= domain
-            reason[last_at < 0] = "no_at_sign"
-        bad = np.bincount(row_of, weights=~is_num & ~is_sep, minlength=rows) > 0
-        reason[(reason == "") & bad] = "invalid_characters"
-        n_alpha = np.bincount(row_of, weights=is_num, minlength=rows).astype(np.int64)
-        before = np.zeros(rows, dtype=np.int64)
-        np.cumsum(n_alpha[:-1], out=before[1:])
-        rank = np.cumsum(is_num) - 1 - before[row_of]
+            reason[last_at < 0] = _reason("no_at_sign")
+        other = ~is_num & ~is_sep
+        if width:
+            bad = other.reshape(rows, width).any(axis=1)
+            n_alpha = is_num.reshape(rows, width).sum(axis=1, dtype=np.int32)
+        else:
+            if row_of is None:
+                row_of = np.repeat(np.arange(rows, dtype=np.int32), lengths)
+            bad = np.bincount(row_of[other], minlength=rows) > 0
+            n_alpha = np.bincount(row_of[is_num], minlength=rows).astype(np.int32)
+        reason[(reason == 0) & bad] = _reason("invalid_characters")
         n_enc = n_alpha - cfg.keep_first - cfg.keep_last - int(cfg.luhn)
         short = n_enc < ff1.min_length(alphabet.radix)
-        reason[(reason == "") & short] = "below_minimum_domain"
-        return _Layout(codes=codes, lengths=lengths, ascii=ascii_only, numerals=numerals,
-                       is_num=is_num, rank=rank, row_of=row_of, n_alpha=n_alpha,
-                       reason=reason)
+        reason[(reason == 0) & short] = _reason("below_minimum_domain")
+        lay = _Layout(codes=codes, lengths=lengths, ascii=ascii_only, numerals=numerals,
+                      is_num=is_num, n_alpha=n_alpha, reason=reason, width=width)
+        if row_of is not None:
+            lay.row_of = row_of
+        return lay
 
-    def _luhn_check(self, lay: _Layout, digits: NDArray[np.int64]) -> NDArray[np.bool_]:
-        """Per row: do its digits pass the Luhn check?"""
+    def _luhn_check(self, lay: _Layout, pattern: NDArray[np.bool_] | None) -> NDArray[np.bool_]:
+        """Per row: do its digits pass the Luhn check? (Column-wise under a shared pattern;
+        rows outside the pattern's selection give meaningless answers there.)"""
+        if pattern is not None:
+            places = np.flatnonzero(pattern)
+            digits = lay.numerals.reshape(lay.rows, lay.width)[:, places].astype(np.int64)
+            doubled = (np.arange(places.size)[::-1] % 2 == 1)
+            contrib = np.where(doubled, _LUHN_DOUBLE[np.maximum(digits, 0)], digits)
+            return np.asarray(contrib.sum(axis=1) % 10 == 0)
         where = lay.is_num
-        from_right = lay.n_alpha[lay.row_of[where]] - 1 - lay.rank[where]
-        sums = _luhn_sums(digits[where], from_right, lay.row_of[where], lay.rows)
+        rows_of = lay.row_of[where]
+        from_right = lay.n_alpha[rows_of] - 1 - lay.rank[where]
+        sums = _luhn_sums(lay.numerals[where], from_right, rows_of, lay.rows)
         return np.asarray(sums % 10 == 0)
 
     def _run(self, values: pd.Series, chunk: ChunkContext, *, encrypt: bool) -> pd.Series:
+        out = pd.Series(pd.NA, index=values.index, dtype=STRING)
+        present = values.notna().to_numpy(dtype=bool)
+        if not present.any():
+            return out
+        arr = pa.array(values.array, type=pa.large_string())
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        arr = arr.filter(pa.array(present))
+        positions = np.flatnonzero(present)
+        parts: list[pd.Series] = []
+        tweaks = self._tweaks(values, present, chunk)
+        for lo in range(0, len(arr), SLICE_ROWS):
+            hi = min(len(arr), lo + SLICE_ROWS)
+            tweak = tweaks if isinstance(tweaks, bytes) else tweaks[lo:hi]
+            parts.append(self._run_slice(arr.slice(lo, hi - lo), tweak, values,
+                                         positions[lo:hi], chunk, encrypt=encrypt))
+        done = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+        out[present] = done.array
+        return out
+
+    def _tweaks(self, values: pd.Series, present: NDArray[np.bool_],
+                chunk: ChunkContext) -> ff1.Tweak:
+        """The column tweak, or one tweak per non-NULL value with a context column."""
+        cfg = self.config
+        if cfg.context_column is None:
+            return self.column_tweak()
+        if cfg.context_column not in chunk.frame.columns:
+            raise TransformError(f"column {self.column.column!r}: context column "
+                                 f"{cfg.context_column!r} is not in the chunk")
+        context = chunk.frame[cfg.context_column].reindex(values.index)[present]
+        return self.context_tweaks(context.reset_index(drop=True))
+
+    def _run_slice(self, arr: Any, tweak: ff1.Tweak, values: pd.Series,
+                   positions: NDArray[np.int64], chunk: ChunkContext,
+                   *, encrypt: bool) -> pd.Series:
         cfg = self.config
         column = self.column.column
         key = self.key
         if key is None:  # pragma: no cover - key_purpose is set
             raise TransformError(f"column {column!r}: no ff1 data key")
-        out = pd.Series(pd.NA, index=values.index, dtype=STRING)
-        present = values.notna().to_numpy(dtype=bool)
-        if not present.any():
-            return out
-        text = values[present].astype(STRING)
-        lay = self._layout(text)
-        digits = lay.numerals.astype(np.int64)
+        lay = self._layout(arr)
 
         tokens = np.zeros(lay.rows, dtype=bool)
         if not encrypt:
-            pattern = _TOKEN_RE + ("(@|$)" if cfg.email else "$")
-            tokens = pc.match_substring_regex(
-                pa.array(text.array, type=pa.large_string()), pattern
-            ).to_numpy(zero_copy_only=False).astype(bool)
-            lay.reason[tokens] = ""
+            token_re = _TOKEN_RE + ("(@|$)" if cfg.email else "$")
+            tokens = pc.match_substring_regex(arr, token_re).to_numpy(
+                zero_copy_only=False).astype(bool)
+            lay.reason[tokens] = 0
+        candidates = (lay.reason == 0) & ~tokens
+        pattern = lay.pattern(candidates)
         if cfg.luhn:
-            failed = (lay.reason == "") & ~tokens & ~self._luhn_check(lay, digits)
-            lay.reason[failed] = "luhn_invalid"
-        invalid = lay.reason != ""
-
+            failed = candidates & ~self._luhn_check(lay, pattern)
+            lay.reason[failed] = _reason("luhn_invalid")
+        invalid = lay.reason != 0
         if invalid.any():
-            self._invalid(values, present, text, lay, invalid, chunk, encrypt=encrypt)
+            self._invalid(values, positions[invalid], lay.reason[invalid], chunk,
+                          encrypt=encrypt)
 
         ok = ~invalid & ~tokens
-        row_ok = ok[lay.row_of]
-        top = lay.n_alpha[lay.row_of] - cfg.keep_last - int(cfg.luhn)
-        chosen = lay.is_num & row_ok & (lay.rank >= cfg.keep_first) & (lay.rank < top)
-        new_digits = digits.copy()
+        codes = lay.codes.copy()
         if ok.any():
-            lengths = np.bincount(lay.row_of[chosen], minlength=lay.rows)[ok]
-            tweak: ff1.Tweak
-            if cfg.context_column is None:
-                tweak = self.column_tweak()
+            row_tweak = tweak if isinstance(tweak, bytes) else tweak[ok]
+            if pattern is not None:
+                codes = self._crypt_uniform(lay, codes, ok, pattern, key.material, row_tweak,
+                                            encrypt=encrypt)
             else:
-                if cfg.context_column not in chunk.frame.columns:
-                    raise TransformError(f"column {column!r}: context column "
-                                         f"{cfg.context_column!r} is not in the chunk")
-                context = chunk.frame[cfg.context_column].reindex(values.index)[present]
-                tweak = self.context_tweaks(context.reset_index(drop=True))[ok]
-            cipher = ff1.FF1(key.material)
-            radix = len(cfg.characters)
-            crypt = cipher.encrypt_ragged if encrypt else cipher.decrypt_ragged
-            new_digits[chosen] = crypt(digits[chosen], lengths, radix, tweak)
+                codes = self._crypt_ragged(lay, codes, ok, key.material, row_tweak,
+                                           encrypt=encrypt)
+
+        done = self._strings(codes, lay)
+        if tokens.any():
+            chunk.count(column, "not_reversible", int(tokens.sum()))
+        if invalid.any():
+            text = pd.Series(arr.filter(pa.array(invalid)).to_pylist(), dtype=object)
+            done[invalid] = self._fallback(text)
+        return done
+
+    def _alphabet_codes(self) -> NDArray[Any]:
+        chars = self.config.characters
+        return np.array([ord(c) for c in chars], dtype=np.uint8 if chars.isascii() else np.int64)
+
+    def _crypt_uniform(self, lay: _Layout, codes: NDArray[Any], ok: NDArray[np.bool_],
+                       pattern: NDArray[np.bool_], key: bytes, tweak: ff1.Tweak,
+                       *, encrypt: bool) -> NDArray[Any]:
+        cfg = self.config
+        places = np.flatnonzero(pattern)
+        stop = places.size - cfg.keep_last - int(cfg.luhn)
+        chosen = places[cfg.keep_first:stop]
+        all_ok = bool(ok.all())
+        digits = lay.numerals.reshape(lay.rows, lay.width)
+        if not all_ok:
+            digits = digits[ok]
+        cipher = ff1.FF1(key)
+        crypt = cipher.encrypt_numerals if encrypt else cipher.decrypt_numerals
+        enc = crypt(_columns(digits, chosen), len(cfg.characters), tweak)
+        alphabet = self._alphabet_codes()
+        if alphabet.dtype != codes.dtype:
+            codes = codes.astype(np.int64)
+        grid = codes.reshape(lay.rows, lay.width)
+        block = grid if all_ok else grid[ok]
+        _set_columns(block, chosen, alphabet[enc])
+        if cfg.luhn:
+            # All digits in order, with the encrypted (or decrypted) ones in place.
+            full = _columns(digits, places).astype(np.int64)
+            full[:, cfg.keep_first:stop] = enc
+            doubled = np.arange(places.size)[::-1] % 2 == 1
+            contrib = np.where(doubled, _LUHN_DOUBLE[full], full)
+            need = (contrib.sum(axis=1) - contrib[:, stop]) * -1 % 10
+            fix = _LUHN_UNDOUBLE[need] if doubled[stop] else need
+            block[:, places[stop]] = alphabet[fix]
+        if not all_ok:
+            grid[ok] = block
+        return grid.reshape(-1)
+
+    def _crypt_ragged(self, lay: _Layout, codes: NDArray[Any], ok: NDArray[np.bool_],
+                      key: bytes, tweak: ff1.Tweak, *, encrypt: bool) -> NDArray[Any]:
+        cfg = self.config
+        digits = lay.numerals
+        row_ok = ok[lay.row_of]
+        top = lay.n_alpha[lay.row_of] - (cfg.keep_last + int(cfg.luhn))
+        chosen = lay.is_num & row_ok & (lay.rank < top)
+        if cfg.keep_first:
+            chosen &= lay.rank >= cfg.keep_first
+        lengths = np.bincount(lay.row_of[chosen], minlength=lay.rows)[ok]
+        cipher = ff1.FF1(key)
+        crypt = cipher.encrypt_ragged if encrypt else cipher.decrypt_ragged
+        new_digits = digits.astype(np.int64)
+        new_digits[chosen] = crypt(digits[chosen], lengths, len(cfg.characters), tweak)
         changed = chosen
-        if cfg.luhn and ok.any():
+        if cfg.luhn:
             adjust = lay.is_num & row_ok & (lay.rank == top)
             others = lay.is_num & row_ok & ~adjust
             from_right = lay.n_alpha[lay.row_of] - 1 - lay.rank
@@ -321,55 +479,48 @@ class FF1Encrypt(Operator[FF1Config]):
             new_digits[adjust] = np.where(from_right[adjust] % 2 == 1,
                                           _LUHN_UNDOUBLE[need], need)
             changed = chosen | adjust
-        codes = lay.codes.copy()
-        alphabet_codes = np.array([ord(c) for c in cfg.characters], dtype=np.int64)
-        codes[changed] = alphabet_codes[new_digits[changed]]
-
-        result = self._strings(codes, lay, ascii_out=lay.ascii and cfg.characters.isascii())
-        done = pd.Series(result.array, index=text.index, dtype=STRING)
-        if tokens.any():
-            done[tokens] = text[tokens]
-            chunk.count(column, "not_reversible", int(tokens.sum()))
-        if invalid.any():
-            done[invalid] = self._fallback(text[invalid], chunk)
-        out[present] = done.array
-        return out
+        alphabet = self._alphabet_codes()
+        if alphabet.dtype != codes.dtype:
+            codes = codes.astype(np.int64)
+        codes[changed] = alphabet[new_digits[changed]]
+        return codes
 
     @staticmethod
-    def _strings(codes: NDArray[np.int64], lay: _Layout, *, ascii_out: bool) -> pd.Series:
-        if ascii_out:
+    def _strings(codes: NDArray[Any], lay: _Layout) -> pd.Series:
+        if codes.dtype == np.uint8:
             offsets = np.zeros(lay.rows + 1, dtype=np.int64)
             np.cumsum(lay.lengths, out=offsets[1:])
             arr = pa.Array.from_buffers(pa.large_string(), lay.rows, [
-                None, pa.py_buffer(offsets.tobytes()),
-                pa.py_buffer(codes.astype(np.uint8).tobytes())])
+                None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(codes.tobytes())])
             return pd.Series(pd.array(arr, dtype=STRING))
         return pd.Series(ff1.strings_of(codes, lay.lengths), dtype=STRING)
 
-    def _invalid(self, values: pd.Series, present: NDArray[np.bool_], text: pd.Series,
-                 lay: _Layout, invalid: NDArray[np.bool_], chunk: ChunkContext,
-                 *, encrypt: bool) -> None:
+    def _invalid(self, values: pd.Series, positions: NDArray[np.int64],
+                 reasons: NDArray[np.int8], chunk: ChunkContext, *, encrypt: bool) -> None:
+        """Count invalid values per reason; raise unless they fall back to tokens."""
         column = self.column.column
-        reasons = pd.Series(lay.reason[invalid]).value_counts()
-        for reason, n in reasons.items():
-            chunk.count(column, str(reason), int(n))
+        counts = {_REASONS[code - 1]: int(n)
+                  for code, n in zip(*np.unique(reasons, return_counts=True), strict=True)}
+        for reason, n in counts.items():
+            chunk.count(column, reason, n)
+        total = int(reasons.size)
         if encrypt and self.config.on_invalid == "token":
-            chunk.count(column, "fallback_token", int(invalid.sum()))
+            chunk.count(column, "fallback_token", total)
             return
         mask = np.zeros(len(values), dtype=bool)
-        mask[np.flatnonzero(present)[invalid]] = True
+        mask[positions] = True
         keys = chunk.row_keys(pd.Series(mask, index=values.index))
-        summary = ", ".join(f"{n} {str(r).replace('_', ' ')}" for r, n in reasons.items())
+        summary = ", ".join(f"{n} {r.replace('_', ' ')}" for r, n in counts.items())
         if encrypt:
-            chunk.count(column, "invalid", int(invalid.sum()))
+            chunk.count(column, "invalid", total)
             what = "cannot be FF1-encrypted"
         else:
-            chunk.count(column, "not_decryptable", int(invalid.sum()))
+            chunk.count(column, "not_decryptable", total)
             what = "are not ciphertexts of this ff1 configuration (tampered or foreign)"
-        raise TransformError(f"column {column!r}: {int(invalid.sum())} value(s) {what} "
+        raise TransformError(f"column {column!r}: {total} value(s) {what} "
                              f"({summary}); row keys {', '.join(keys)}")
 
-    def _fallback(self, text: pd.Series, chunk: ChunkContext) -> list[str]:
+    def _fallback(self, text: pd.Series) -> list[str]:
         """HMAC tokens (the ``tokenize`` operator's form) for values FF1 cannot take; an
         email keeps its domain."""
         token_key = self.column.keys.data_key(self.column.dataset, "token")
