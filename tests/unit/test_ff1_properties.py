@@ -196,6 +196,13 @@ def test_characters_outside_the_alphabet_name_the_position_not_the_value() -> No
     assert "#1" in str(err.value) and "12345x" not in str(err.value)
 
 
+def test_empty_batch() -> None:
+    assert ff1.encrypt(bytes(16), b"", [], string.digits) == []
+    assert ff1.FF1(bytes(16)).encrypt_numerals(np.zeros((0, 8), dtype=int), 10).shape == (0, 8)
+    with pytest.raises(ff1.FF1DomainError):
+        ff1.encrypt(bytes(16), b"", [""], string.digits)
+
+
 def test_key_lengths() -> None:
     with pytest.raises(ff1.FF1DomainError):
         ff1.FF1(bytes(20))

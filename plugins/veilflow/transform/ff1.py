@@ -347,7 +347,8 @@ def _crypt_fast(ecb: Any, p: _Params, x: NDArray[Any], tweak: bytes | NDArray[np
     base = state ^ q[:, 16 * last:]
     hi = _be_u64(base[:, :8])
     lo = _be_u64(base[:, 8:])
-    if hi.shape[0] == 1:
+    shared = hi.shape[0] == 1
+    if shared:
         hi_v: Any = hi[0]
         lo_v: Any = lo[0]
     else:
@@ -370,7 +371,11 @@ def _crypt_fast(ecb: Any, p: _Params, x: NDArray[Any], tweak: bytes | NDArray[np
         m = mod_u if i % 2 == 0 else mod_v
         # Encrypt feeds NUM(B) to the round function, decrypt NUM(A) (Algorithm 8, step 6.i).
         fed = b if encrypt else a
-        np.bitwise_xor(fed, lo_v ^ np.uint64(i << shift), out=tmp)
+        if shared:
+            np.bitwise_xor(fed, lo_v ^ np.uint64(i << shift), out=tmp)
+        else:
+            np.bitwise_xor(fed, lo_v, out=tmp)
+            tmp ^= np.uint64(i << shift)
         blocks[:, 1] = tmp
         ecb.update_into(blocks_in, out_view)
         _y_mod(r_words, p.d, m, y, tmp)
@@ -560,7 +565,7 @@ def strings_of(codes: NDArray[Any], lengths: NDArray[Any]) -> list[str]:
     else:
         text = codes.astype("<u4").tobytes().decode("utf-32-le")
     ends = np.cumsum(lengths).tolist()
-    starts = [0, *ends[:-1]]
+    starts = [0, *ends[:-1]] if ends else []
     return [text[s:e] for s, e in zip(starts, ends, strict=True)]
 
 
