@@ -41,8 +41,10 @@ def card_ok(digits: str) -> bool:
     (2-series and 5-series Mastercard, 4 Visa incl. 19 digits, 3 Amex/JCB/Diners,
     5/6 Maestro and Discover/UnionPay; 12 digits only for Maestro) and Luhn."""
     n = len(digits)
-    maestro_uk = digits.startswith("0604")  # UK Maestro's historic range
-    if n < 12 or n > 19 or (digits[0] not in "23456" and not maestro_uk):
+    # UK Maestro's 0604 and JCB's 15-digit 1800 ranges start outside 2-6.
+    maestro_uk = digits.startswith("0604")
+    jcb15 = n == 15 and digits.startswith("1800")
+    if n < 12 or n > 19 or (digits[0] not in "23456" and not maestro_uk and not jcb15):
         return False
     if n == 12 and digits[0] not in "56" and not maestro_uk:
         return False

@@ -1,0 +1,35 @@
+"""veilflow's recognizers behind Presidio's ``EntityRecognizer`` interface, so an
+``AnalyzerEngine`` (``veilflow.detect.engine.build_analyzer``) reports what the veilflow
+scanner's patterns and name/place rules find."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from presidio_analyzer import EntityRecognizer, RecognizerResult
+
+from veilflow.detect.scanner import Scanner
+from veilflow.detect.spans import ENTITIES
+from veilflow.policy.detection import DetectionSettings
+
+
+class VeilflowRecognizer(EntityRecognizer):  # type: ignore[misc]
+    """Patterns (validated cards, IBANs, phones, ...) and name/place rules; no NER of its
+    own (the engine's NLP artifacts carry spaCy's)."""
+
+    def __init__(self, settings: DetectionSettings | None = None) -> None:
+        self._scanner = Scanner(settings, use_ner=False)
+        entities = list(ENTITIES) + sorted(
+            {r.entity for r in self._scanner.settings.recognizers}
+            | {d.entity for d in self._scanner.settings.deny_lists})
+        super().__init__(supported_entities=entities, name="VeilflowRecognizer",
+                         supported_language=self._scanner.settings.language)
+
+    def load(self) -> None:
+        """Nothing to load: patterns compile at construction."""
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None
+                ) -> list[RecognizerResult]:
+        wanted = set(entities) if entities else None
+        spans = self._scanner.scan([text], entities=wanted).spans[0]
+        return [RecognizerResult(s.entity, s.start, s.end, s.score) for s in spans]
