@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 import pandas as pd
+import pyarrow as pa  # type: ignore[import-untyped]
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,7 +24,9 @@ from veilflow.transform.operators.tokenize import (
     Tokenize,
     TokenizeConfig,
     hmac_sha256,
+    normalize_array,
     normalize_text,
+    split_domain,
     tokenize_strings,
 )
 
@@ -216,3 +219,19 @@ def test_describe_names_the_key_version_not_the_key() -> None:
     text = op.describe()
     assert "ds/token@v1" in text and "preserve" in text
     assert KEY.material.hex() not in text and repr(KEY.material) not in text
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(alphabet=st.sampled_from(
+    " \t\n\x0b\x0c\r\x1c\x1f\x85\u00a0\u2003aZß\ufb01É9-"), max_size=12), st.text(max_size=12)),
+    max_size=10))
+def test_vectorized_normalization_equals_the_python_definition(values: list[str | None]) -> None:
+    out = normalize_array(pa.array(values, type=pa.large_string())).to_pylist()
+    assert out == [None if v is None else normalize_text([v])[0] for v in values]
+
+
+def test_split_domain_edge_cases() -> None:
+    values = ["a@b", "x@y@z", "none", None, "@d", "e@", ""]
+    local, domain = split_domain(pa.array(values, type=pa.large_string()))
+    assert local.to_pylist() == ["a", "x@y", "none", None, "", "e", ""]
+    assert domain.to_pylist() == ["@b", "@z", "", "", "@d", "@", ""]

@@ -43,7 +43,7 @@ from veilflow.transform.operators.tokenize import (
     _as_large_string,
     _from_parts,
     hmac_sha256,
-    normalize_text,
+    normalize_array,
     preserve_tokens,
 )
 
@@ -63,6 +63,7 @@ _DATE_FIRST = int(np.datetime64("1940-01-01", "D").astype(np.int64))
 _DATE_SPAN = int(np.datetime64("2016-01-01", "D").astype(np.int64)) - _DATE_FIRST
 #: PHONE_NUMBER: digits from this position on are redrawn from the hash (up to 12 of them).
 _PHONE_KEEP_DIGITS = 4
+_PHONE_REDRAWN = 12
 
 
 class SurrogateConfig(OperatorConfig):
@@ -126,23 +127,37 @@ def _join(*parts: pa.Array | str) -> pa.Array:
     return pc.binary_join_element_wise(*large, pa.scalar("", pa.large_string()))
 
 
-def _redraw_digits(arr: pa.Array, words: np.ndarray) -> pa.Array:
-    """Replace the digits of each string from position ``_PHONE_KEEP_DIGITS`` on (at most
-    ``words.shape[1]`` of them) with ``word % 10``; other characters stay."""
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset:arr.offset + len(arr) + 1]
-    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]].copy()
-    offsets = offsets - offsets[0]
-    lengths = np.diff(offsets)
-    row = np.repeat(np.arange(len(arr)), lengths)
-    at = np.flatnonzero((data >= 0x30) & (data <= 0x39))
-    rows_at = row[at]
-    # Rank of each digit within its string: position in `at` minus the row's first position.
-    starts = np.searchsorted(rows_at, np.arange(len(arr)))
-    rank = np.arange(at.size) - starts[rows_at] - _PHONE_KEEP_DIGITS
-    take = (rank >= 0) & (rank < words.shape[1])
-    digits = words[rows_at[take], rank[take]] % 10
-    data[at[take]] = (0x30 + digits).astype(np.uint8)
-    return _from_parts(data, offsets, np.ones(len(arr), dtype=bool))
+@cache
+def _phone_layout(locale: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The phone pool as a padded byte matrix, its lengths, and per entry the byte positions
+    of the digits to redraw (from the ``_PHONE_KEEP_DIGITS``-th digit on, -1 padded)."""
+    phones = [p.encode() for p in pool(locale, "phone").to_pylist()]
+    width = max(len(p) for p in phones)
+    matrix = np.zeros((len(phones), width), dtype=np.uint8)
+    positions = np.full((len(phones), _PHONE_REDRAWN), -1, dtype=np.int64)
+    for i, p in enumerate(phones):
+        matrix[i, :len(p)] = np.frombuffer(p, dtype=np.uint8)
+        digits = [j for j, b in enumerate(p) if 0x30 <= b <= 0x39][_PHONE_KEEP_DIGITS:]
+        positions[i, :len(digits[:_PHONE_REDRAWN])] = digits[:_PHONE_REDRAWN]
+    lengths = np.array([len(p) for p in phones], dtype=np.int64)
+    return matrix, lengths, positions
+
+
+def _phones(locale: str, index: np.ndarray, words: np.ndarray) -> pa.Array:
+    """Pool entries picked by ``index`` with their later digits redrawn as ``word % 10``."""
+    matrix, lengths, positions = _phone_layout(locale)
+    pick = (index % np.uint64(len(matrix))).astype(np.int64)
+    out = matrix[pick]
+    rows = np.arange(len(pick))
+    for k in range(_PHONE_REDRAWN):
+        column = positions[pick, k]
+        ok = column >= 0
+        out[rows[ok], column[ok]] = (0x30 + words[ok, k] % 10).astype(np.uint8)
+    size = lengths[pick]
+    offsets = np.zeros(len(pick) + 1, dtype=np.int64)
+    np.cumsum(size, out=offsets[1:])
+    data = out[np.arange(matrix.shape[1]) < size[:, None]]
+    return _from_parts(data, offsets, np.ones(len(pick), dtype=bool))
 
 
 def _surrogates(entity: str, locale: str, digests: np.ndarray) -> pa.Array:
@@ -162,8 +177,7 @@ def _surrogates(entity: str, locale: str, digests: np.ndarray) -> pa.Array:
         return _join(_pick(locale, "first_ascii", w[:, 0]), ".",
                      _pick(locale, "last_ascii", w[:, 1]), number, "@", domain)
     if entity == "PHONE_NUMBER":
-        words = digests[:, 8:].view(">u2").reshape(-1, 12)
-        return _redraw_digits(_pick(locale, "phone", w[:, 0]), words)
+        return _phones(locale, w[:, 0], digests[:, 8:].view(">u2").reshape(-1, 12))
     if entity == "ADDRESS":
         return _join(_pick(locale, "street", w[:, 0]), ", ", _pick(locale, "city", w[:, 1]))
     if entity in ("LOCATION", "CITY"):
@@ -188,7 +202,7 @@ def surrogate_array(values: pd.Series | pa.Array | pa.ChunkedArray, entity: str,
         data, dense_offsets, _ = preserve_tokens(key.material, messages)
         dense = _from_parts(data, dense_offsets, np.ones(len(messages), dtype=bool))
     else:
-        messages = [t.encode() for t in normalize_text(present.to_pylist())]
+        messages = pc.cast(normalize_array(present), pa.large_binary()).to_pylist()
         dense = _surrogates(entity, locale, hmac_sha256(key.material, messages))
     if valid.all():
         return dense.cast(pa.large_string())
