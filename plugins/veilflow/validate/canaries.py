@@ -152,7 +152,7 @@ def _text_value(kind: str, tag: str, template: str | None) -> str:
         return f"555-01{digits[-2:]}"
     if kind == "person":
         return "Canary " + secrets.choice(string.ascii_uppercase) + _shaped_like("x" * 7)
-    return _shaped_like(tmpl) if tmpl else f"canary-{tag}"
+    return _shaped_like(tmpl) if tmpl else f"canary-{secrets.token_hex(4)}"
 
 
 #: The planted entities a free-text canary sentence carries, as the gate finds them again.
@@ -313,7 +313,8 @@ def evidence_forms(value: str) -> set[str]:
     """The forms of a planted value whose presence in the output proves a leak."""
     forms = {value, value.lower()}
     digits = re.sub(r"\D", "", value)
-    if len(digits) >= 7 and len(digits) != len(value):
+    # Numbers written with separators (SSN, phone, card) also leak as bare digits.
+    if len(digits) >= 7 and len(digits) != len(value) and not re.search(r"[^\W\d_]", value):
         forms.add(digits)
     return {f for f in forms if len(f) >= MIN_EVIDENCE_LENGTH}
 

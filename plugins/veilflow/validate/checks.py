@@ -43,13 +43,26 @@ def no_raw_value_survives(conn: psycopg.Connection, ctx: GateContext) -> list[Ch
     return results
 
 
-#: Character classes a format-preserving operator keeps: digit→digit, a-z→a-z, A-Z→A-Z.
+#: Character classes a format-preserving token keeps: digit→digit, a-z→a-z, A-Z→A-Z.
 _CLASS_FROM = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _CLASS_TO = "9" * 10 + "a" * 26 + "A" * 26
+#: Values an operator could not transform in place and replaced by a readable token
+#: (``on_invalid: token``); counted by the transform, not a format violation.
+FALLBACK_TOKEN = "^tok_v[0-9]+_[a-z2-7]{26}"
 
 
-def _shape_preserving(col: GateColumn, params: dict[str, object]) -> bool:
-    return col.action == "ff1" or (col.action == "tokenize" and params.get("format") == "preserve")
+def _shape_map(col: GateColumn, params: dict[str, object]) -> tuple[str, str] | None:
+    """``translate()`` arguments that reduce a value to its pattern under ``col``'s operator,
+    or None when the operator does not promise to keep the pattern."""
+    if col.action == "tokenize" and params.get("format") == "preserve":
+        return _CLASS_FROM, _CLASS_TO
+    if col.action == "ff1":
+        from veilflow.transform.operators.fpe import ALPHABETS
+
+        alphabet = str(params.get("alphabet", "digits"))
+        chars = ALPHABETS.get(alphabet, alphabet)
+        return chars, "\x01" * len(chars)
+    return None
 
 
 def row_parity(conn: psycopg.Connection, ctx: GateContext) -> list[CheckResult]:
@@ -69,11 +82,13 @@ def row_parity(conn: psycopg.Connection, ctx: GateContext) -> list[CheckResult]:
             c=c))
         labels.append(("null_parity", col.name))
         spec = ctx.policy.columns.get(col.name)
-        if spec is not None and _shape_preserving(col, spec.params):
+        shape = _shape_map(col, spec.params) if spec is not None else None
+        if shape is not None:
             aggs.append(sql.SQL(
                 "count(*) FILTER (WHERE translate(s.{c}::text, {f}, {to})"
-                " <> translate(o.{c}::text, {f}, {to}))").format(
-                    c=c, f=sql.Literal(_CLASS_FROM), to=sql.Literal(_CLASS_TO)))
+                " <> translate(o.{c}::text, {f}, {to}) AND o.{c}::text !~ {fallback})").format(
+                    c=c, f=sql.Literal(shape[0]), to=sql.Literal(shape[1]),
+                    fallback=sql.Literal(FALLBACK_TOKEN)))
             labels.append(("format_preserved", col.name))
     if not aggs:
         return []
@@ -96,13 +111,22 @@ def token_consistency(conn: psycopg.Connection, ctx: GateContext) -> list[CheckR
     for col in ctx.columns:
         if col.action not in ("tokenize", "ff1"):
             continue
+        spec = ctx.policy.columns.get(col.name)
+        params = spec.params if spec is not None else {}
+        if params.get("context_column"):
+            continue  # a context tweak sets equal values apart on purpose
         t = time.perf_counter()
         c = sql.Identifier(col.name)
-        base = sql.SQL("SELECT s.{c}::text COLLATE \"C\" AS a, o.{c}::text COLLATE \"C\" AS b"
+        original: sql.Composable = sql.SQL("s.{}::text").format(c)
+        if params.get("normalize") == "casefold":
+            # The operator hashes NFKC + casefold + collapsed whitespace: compare likewise.
+            original = sql.SQL("lower(normalize(regexp_replace(btrim({}), '\\s+', ' ', 'g'),"
+                               " NFKC))").format(original)
+        base = sql.SQL("SELECT {orig} COLLATE \"C\" AS a, o.{c}::text COLLATE \"C\" AS b"
                        " FROM {snap} s JOIN {cand} o USING ({row})"
                        " WHERE s.{c} IS NOT NULL AND o.{c} IS NOT NULL").format(
-                           c=c, snap=ctx.tables.snapshot, cand=ctx.tables.candidate,
-                           row=sql.Identifier(ROW))
+                           orig=original, c=c, snap=ctx.tables.snapshot,
+                           cand=ctx.tables.candidate, row=sql.Identifier(ROW))
         q = sql.SQL(
             "WITH j AS MATERIALIZED ({base}),"
             " col AS (SELECT b FROM j GROUP BY b HAVING min(a) <> max(a)),"

@@ -28,7 +28,7 @@ from veilflow.validate.checks import (
 from veilflow.validate.context import GateContext
 from veilflow.validate.privacy import RiskMetrics, suppress_small_classes, table_risk
 from veilflow.validate.report import CheckResult, GateReport
-from veilflow.validate.rescan import residual_pii
+from veilflow.validate.rescan import rescan_columns, residual_pii
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +121,7 @@ def run_gate(conn: psycopg.Connection, ctx: GateContext) -> GateReport:
     report.checks.extend(row_parity(conn, ctx))
     report.checks.extend(token_consistency(conn, ctx))
     report.checks.extend(tokens_rederived(conn, ctx))
-    free_text = [c.name for c in ctx.columns if c.action == "scrub_text"]
-    report.checks.extend(raw_values_in_text(conn, ctx, free_text))
+    report.checks.extend(raw_values_in_text(conn, ctx, rescan_columns(ctx)))
 
     expected_canaries = _snapshot_canaries(conn, ctx)
     if expected_canaries or ctx.policy.validation.canaries:

@@ -1,0 +1,204 @@
+"""The validation gate on real runs: a clean candidate passes and publishes; each check
+fails on purpose (raw SSN left in a note, canary leaked, token collision, dropped row, k
+below threshold) and the gate quarantines, leaving the published version readable."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from veilflow.errors import ValidationFailed
+from veilflow.pipeline.keys import default_key_provider
+from veilflow.pipeline.stages import extract, publish, transform_chunk, validate
+from veilflow.policy.loader import parse_policy
+from veilflow.policy.model import Policy
+from veilflow.zones.run_tables import RunTables
+
+pytestmark = pytest.mark.slow
+
+BASE = Path(__file__).resolve().parents[2] / "policies" / "customers.yaml"
+
+
+def policy_with(replace: dict[str, str] | None = None, append: str = "") -> Policy:
+    """The demo policy with lines replaced (regex → text) and sections appended."""
+    text = BASE.read_text()
+    for pattern, repl in (replace or {}).items():
+        text, n = re.subn(pattern, repl, text, flags=re.MULTILINE)
+        assert n, pattern
+    return parse_policy(text + append, file="test-policy.yaml")
+
+
+def stage(policy: Policy, run_id: str) -> RunTables:
+    """extract + transform every chunk: the candidate waits in staging for the gate."""
+    keys = default_key_provider()
+    ex = extract(policy, run_id, keys)
+    for chunk in ex.chunks:
+        transform_chunk(policy, run_id, chunk, keys)
+    return RunTables(policy.dataset, run_id)
+
+
+def refused(policy: Policy, run_id: str, tamper: Callable[[psycopg.Connection, RunTables], None],
+            url: str) -> ValidationFailed:
+    rt = stage(policy, run_id)
+    with psycopg.connect(url, autocommit=True) as c:
+        tamper(c, rt)
+    with pytest.raises(ValidationFailed) as info:
+        validate(policy, run_id)
+    return info.value
+
+
+def failed_checks(err: ValidationFailed) -> set[str]:
+    return {str(r["check"]) for r in err.reasons}
+
+
+def published(url: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(url) as c:
+        return c.execute("SELECT * FROM anonymized.customers ORDER BY customer_id").fetchall()
+
+
+def test_clean_run_passes_publishes_and_keeps_values_out_of_the_report(seeded_db: str) -> None:
+    policy = policy_with(append="validation: {canaries: 3}\n")
+    stage(policy, "clean")
+    report = validate(policy, "clean")
+    assert report.passed, report.reasons()
+    names = {c.name for c in report.checks}
+    assert {"schema_columns", "schema_type", "row_count_parity", "not_null", "format", "unique",
+            "no_raw_value_survives", "null_parity", "token_unique", "token_joinable",
+            "canaries", "residual_pii", "k_anonymity"} <= names
+    assert report.data_docs and Path(report.data_docs).is_file()
+    html = Path(report.data_docs).read_text()
+    assert "customers" in html
+    # No raw value of a personal column reaches the report (checked against the source).
+    text = json.dumps(report.to_dict(), default=str)
+    with psycopg.connect(seeded_db) as c:
+        raw = c.execute("SELECT ssn, email, full_name FROM restricted.customers"
+                        " WHERE ssn IS NOT NULL LIMIT 200").fetchall()
+    assert not any(v in text for row in raw for v in row)
+    assert publish(policy, "clean").rows == 2000
+
+
+def test_raw_ssn_left_in_a_note_is_quarantined_and_the_published_version_stays(
+        seeded_db: str) -> None:
+    policy = policy_with({r"^  note:.*$": "  note:        keep"})
+    stage(policy, "v1")
+    with psycopg.connect(seeded_db, autocommit=True) as c:  # v1: notes without PII
+        c.execute(sql.SQL("UPDATE {} SET note = 'customer asked about fees'"
+                          " WHERE note IS NOT NULL").format(RunTables("customers", "v1").candidate))
+    assert validate(policy, "v1").passed
+    publish(policy, "v1")
+    before = published(seeded_db)
+
+    def leak_ssn(c: psycopg.Connection, rt: RunTables) -> None:
+        c.execute(sql.SQL(
+            "UPDATE {cand} o SET note = 'caller gave SSN ' || s.ssn || ' to verify'"
+            " FROM {snap} s WHERE s._vf_row = o._vf_row AND s.ssn IS NOT NULL"
+            " AND o._vf_row = 7 AND o.note IS NOT NULL").format(cand=rt.candidate,
+                                                                 snap=rt.snapshot))
+        c.execute(sql.SQL("UPDATE {} SET note = 'customer asked about fees'"
+                          " WHERE _vf_row <> 7 AND note IS NOT NULL").format(rt.candidate))
+
+    err = refused(policy, "v2", leak_ssn, seeded_db)
+    assert {"residual_pii", "no_raw_value_in_text"} <= failed_checks(err)
+    assert "quarantined as quarantine." in str(err)
+    # The message and reasons carry check names and counts, never the SSN.
+    with psycopg.connect(seeded_db) as c:
+        ssn = c.execute("SELECT ssn FROM restricted.customers WHERE ssn IS NOT NULL").fetchall()
+        quarantined = c.execute("SELECT reasons FROM governance.quarantined WHERE run_id = 'v2'"
+                                ).fetchone()
+    dumped = json.dumps(err.reasons) + str(err)
+    assert not any(s[0] in dumped for s in ssn)
+    assert quarantined is not None
+    assert published(seeded_db) == before  # the previous version is untouched and readable
+
+
+def test_leaked_canary_is_quarantined(seeded_db: str) -> None:
+    policy = policy_with(append="validation: {canaries: 4}\n")
+
+    def leak_canary(c: psycopg.Connection, rt: RunTables) -> None:
+        # A broken operator passes canary e-mail addresses through in another column.
+        c.execute(sql.SQL(
+            "UPDATE {cand} o SET city = s.email FROM {snap} s"
+            " WHERE s._vf_row = o._vf_row AND s._vf_canary").format(
+                cand=rt.candidate, snap=rt.snapshot))
+
+    err = refused(policy, "canary", leak_canary, seeded_db)
+    assert "canaries" in failed_checks(err)
+    reason = next(r for r in err.reasons if r["check"] == "canaries")
+    assert reason["details"]["leaks"] == {"email->city": 4}, reason  # type: ignore[index]
+    assert reason["observed"] == 4
+
+
+def test_token_collision_is_quarantined(seeded_db: str) -> None:
+    def collide(c: psycopg.Connection, rt: RunTables) -> None:
+        c.execute(sql.SQL(
+            "UPDATE {cand} SET email = (SELECT email FROM {cand} WHERE _vf_row = 1)"
+            " WHERE _vf_row = 2").format(cand=rt.candidate))
+
+    err = refused(policy_with(), "collide", collide, seeded_db)
+    reasons = {(r["check"], r["column"]) for r in err.reasons}
+    assert ("token_unique", "email") in reasons
+    assert ("token_joinable", "email") not in reasons
+
+
+def test_key_token_collision_fails_uniqueness(seeded_db: str) -> None:
+    def collide(c: psycopg.Connection, rt: RunTables) -> None:
+        c.execute(sql.SQL(
+            "UPDATE {cand} SET customer_id = (SELECT customer_id FROM {cand} WHERE _vf_row = 1)"
+            " WHERE _vf_row = 3").format(cand=rt.candidate))
+
+    err = refused(policy_with(), "keycollide", collide, seeded_db)
+    reasons = {(r["check"], r["column"]) for r in err.reasons}
+    assert {("unique", "customer_id"), ("token_unique", "customer_id")} <= reasons
+
+
+def test_dropped_row_is_quarantined(seeded_db: str) -> None:
+    def drop_row(c: psycopg.Connection, rt: RunTables) -> None:
+        c.execute(sql.SQL("DELETE FROM {} WHERE _vf_row = 5").format(rt.candidate))
+
+    err = refused(policy_with(), "dropped", drop_row, seeded_db)
+    reason = next(r for r in err.reasons if r["check"] == "row_count_parity")
+    assert (reason["observed"], reason["threshold"]) == (1999, 2000)
+
+
+def test_k_below_threshold_fails(seeded_db: str) -> None:
+    policy = policy_with({r"^  sensitive: diagnosis$": "  sensitive: diagnosis\n  k: 3"})
+    err = refused(policy, "lowk", lambda c, rt: None, seeded_db)
+    reason = next(r for r in err.reasons if r["check"] == "k_anonymity")
+    assert reason["observed"] == 1 and reason["threshold"] == 3
+
+
+def test_suppression_removes_small_classes_counts_them_and_passes(seeded_db: str) -> None:
+    """QI gender only: classes F, M and the rare X. With k above the size of X but below
+    F and M, suppression removes exactly the X rows (counted from the source)."""
+    with psycopg.connect(seeded_db) as c:
+        sizes = dict(c.execute(
+            "SELECT gender, count(*) FROM restricted.customers GROUP BY gender").fetchall())
+    k = sizes["X"] + 1
+    assert k <= min(sizes["F"], sizes["M"])
+    policy = policy_with({r"^  quasi_identifiers: .*$": "  quasi_identifiers: [gender]",
+                          r"^  sensitive: diagnosis$":
+                          f"  sensitive: diagnosis\n  k: {k}\n  on_violation: suppress"})
+    stage(policy, "suppress")
+    report = validate(policy, "suppress")
+    assert report.passed, report.reasons()
+    assert report.suppressed_rows == sizes["X"]
+    risk = report.metrics["risk"]
+    assert risk["before"]["k"] == sizes["X"] and risk["after"]["k"] == min(sizes["F"], sizes["M"])
+    parity = next(c for c in report.checks if c.name == "row_count_parity")
+    assert parity.observed == 2000 - sizes["X"]
+    assert publish(policy, "suppress").rows == 2000 - sizes["X"]
+
+
+def test_suppression_beyond_the_bound_fails(seeded_db: str) -> None:
+    policy = policy_with({r"^  sensitive: diagnosis$":
+                          "  sensitive: diagnosis\n  k: 2\n  on_violation: suppress\n"
+                          "  max_suppression: 0.01"})
+    err = refused(policy, "toomuch", lambda c, rt: None, seeded_db)
+    reason = next(r for r in err.reasons if r["check"] == "suppression")
+    assert reason["observed"] > reason["threshold"] == 20  # type: ignore[operator]
