@@ -258,9 +258,9 @@ def classify_series(column: str, values: pd.Series,
     numeric = np.asarray(pc.match_substring_regex(arr, r"^[-+]?\d+(?:[.,]\d+)?$").to_numpy(
         zero_copy_only=False), dtype=bool).mean()
     # A unique record key beats the number formats it may happen to match.
+    # (unless the name also points at a format the values match, as in "post_code").
     if IDENTIFIER in hints and distinct >= 0.95 and not any(
-            rates[e] >= 0.8 for e in ("EMAIL_ADDRESS", "IP_ADDRESS", "IBAN_CODE", "CREDIT_CARD",
-                                       "US_SSN", "PHONE_NUMBER") if e in hints):
+            rates[e] >= need for e in ORDER if e in hints):
         return verdict(IDENTIFIER, distinct, f"{distinct:.0%} distinct values; column name "
                        "marks a record key", masked_shape(values_list[0]))
     for entity in ORDER:

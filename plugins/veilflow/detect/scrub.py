@@ -62,6 +62,18 @@ class ScrubTextConfig(OperatorConfig):
     #: The policy's ``detection:`` settings (filled in by the planner when absent).
     detection: DetectionSettings | None = None
 
+    @field_validator("with_")
+    @classmethod
+    def _replacements(cls, v: Any) -> Any:
+        allowed = set(Replacement.__args__)  # type: ignore[attr-defined]
+        specs = [v] if isinstance(v, str) or (isinstance(v, dict) and "action" in v) else list(
+            v.values())
+        for spec in specs:
+            action = spec if isinstance(spec, str) else spec.get("action")
+            if action not in allowed:
+                raise ValueError(f"replacement must be one of {sorted(allowed)}, got {action!r}")
+        return v
+
     @field_validator("entities")
     @classmethod
     def _entities(cls, v: list[str]) -> list[str]:
