@@ -8,11 +8,11 @@ stay clear, ``email: true`` encrypts the local part and keeps ``@domain``.
 Tweak. Every value of a column is encrypted under the data key of purpose ``ff1`` (the
 32-byte material is an AES-256 key) and the tweak
 
-* ``SHA-256(b"veilflow-ff1\\0" + dataset + b"\\0" + column)[:8]`` (UTF-8), or, with
-  ``context_column``,
+* ``SHA-256(b"veilflow-ff1\\0" + dataset + b"\\0" + column)[:8]`` (names as UTF-8), or,
+  with ``context_column``,
 * ``SHA-256(b"veilflow-ff1\\0" + dataset + b"\\0" + column + b"\\0" + flag + context)[:16]``
-  where ``flag`` is ``b"\\1"`` and ``context`` the UTF-8 context value, or ``flag`` is
-  ``b"\\0"`` and ``context`` empty when the context value is NULL.
+  where ``flag`` is ``b"\\1"`` and ``context`` the context value's text form (``str()``) as
+  UTF-8, or ``flag`` is ``b"\\0"`` and ``context`` empty when the context value is NULL.
 
 So equal values in one column encrypt equally (joins on the column survive within a dataset)
 unless a context column sets them apart.
@@ -25,13 +25,14 @@ restores the input exactly because inputs must be Luhn-valid (values failing the
 are invalid, below).
 
 Invalid values: characters outside both the alphabet and ``separators``, fewer encryptable
-characters than FF1's minimum domain allows (``radix**n >= 1,000,000``: 6 digits, 4 base-36
-characters), a failed Luhn check with ``luhn``, no ``@`` with ``email``. ``on_invalid: token``
-replaces such a value (the local part with ``email``) with the deterministic readable token
+characters (alphabet characters minus ``keep_first``, ``keep_last`` and the Luhn digit) than
+FF1's minimum domain allows (``radix**n >= 1,000,000``: 6 digits, 4 base-36 characters), a
+failed Luhn check with ``luhn``, no ``@`` with ``email``. ``on_invalid: token`` replaces such
+a value (the local part with ``email``) with the deterministic readable token
 ``tok_v<version>_<26 base32 chars>`` (the first 128 bits of HMAC-SHA256 of the UTF-8 value
-under the ``token`` data key, the ``tokenize`` operator's readable form); ``on_invalid: fail`` raises
-``TransformError`` naming the column and row keys. Both count per reason in the chunk's
-counters. NULL stays NULL.
+under the ``token`` data key, the ``tokenize`` operator's readable form); ``on_invalid: fail``
+raises ``TransformError`` naming the column and row keys. Both count per reason in the
+chunk's counters. NULL stays NULL.
 
 What decryption can detect (``decrypt_values``). FF1 is a keyed permutation of each length's
 numeral strings: every well-formed ciphertext decrypts to *some* plaintext under *any* key and
