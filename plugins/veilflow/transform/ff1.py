@@ -235,11 +235,14 @@ class FF1:
         step = max(1, batch_rows)
         # One encryptor per call: a cryptography context must not be shared between threads.
         ecb = Cipher(self._aes, modes.ECB()).encryptor()
+        work: _Work | None = None
         for lo in range(0, rows, step):
             hi = min(rows, lo + step)
             tw: Tweak = common if per_row is None else per_row[lo:hi]
             if p.fast and not wide:
-                out[lo:hi] = _crypt_fast(ecb, p, x[lo:hi], tw, encrypt)
+                if work is None:
+                    work = _Work(min(step, rows))
+                _crypt_fast(ecb, p, x[lo:hi], tw, encrypt, work, out[lo:hi])
             else:
                 out[lo:hi] = _crypt_wide(ecb, p, x[lo:hi], tw, encrypt)
         return out
@@ -291,16 +294,38 @@ def _num_u64(x: NDArray[Any], radix: int) -> NDArray[np.uint64]:
     return acc
 
 
-def _num_halves(x: NDArray[Any], p: _Params) -> tuple[NDArray[np.uint64], NDArray[np.uint64]]:
-    """NUM_radix(A) and NUM_radix(B) of each row."""
-    if p.mod_v < 1 << 53:
-        # One float64 matrix product (BLAS) is exact below 2**53 and beats a Horner loop.
-        weights = np.zeros((p.n, 2), dtype=np.float64)
-        weights[:p.u, 0] = float(p.radix) ** np.arange(p.u - 1, -1, -1)
-        weights[p.u:, 1] = float(p.radix) ** np.arange(p.v - 1, -1, -1)
-        halves = (x.astype(np.float64) @ weights).astype(np.uint64)
-        return halves[:, 0].copy(), halves[:, 1].copy()
-    return _num_u64(x[:, :p.u], p.radix), _num_u64(x[:, p.u:], p.radix)
+class _Work:
+    """Arrays one call reuses for every batch: allocating them per batch costs page faults
+    (fresh memory from the OS) that outweigh the arithmetic."""
+
+    def __init__(self, rows: int) -> None:
+        self.blocks = np.empty((rows, 2), dtype=">u8")
+        self.out = np.empty(16 * rows + 15, dtype=np.uint8)
+        self.a = np.empty(rows, dtype=np.uint64)
+        self.b = np.empty(rows, dtype=np.uint64)
+        self.y = np.empty(rows, dtype=np.uint64)
+        self.tmp = np.empty(rows, dtype=np.uint64)
+
+
+def _num_halves(x: NDArray[Any], p: _Params, work: _Work
+                ) -> tuple[NDArray[np.uint64], NDArray[np.uint64]]:
+    """NUM_radix(A) and NUM_radix(B) of each row, by Horner's rule over the columns (in
+    uint32 while the halves fit: half the memory traffic). No BLAS: a threaded matrix
+    product would fight the scheduler's own worker processes for cores."""
+    rows = x.shape[0]
+    a, b = work.a[:rows], work.b[:rows]
+    small = p.mod_v <= 1 << 32
+    for half, lo, hi in ((a, 0, p.u), (b, p.u, p.n)):
+        if small:
+            r32 = np.uint32(p.radix)
+            acc = x[:, lo].astype(np.uint32)
+            for j in range(lo + 1, hi):
+                acc *= r32
+                acc += x[:, j]
+            half[:] = acc
+        else:
+            half[:] = _num_u64(x[:, lo:hi], p.radix)
+    return a, b
 
 
 @lru_cache(maxsize=64)
@@ -335,7 +360,7 @@ def _str_u64(value: NDArray[np.uint64], radix: int, width: int) -> Numerals:
 
 
 def _crypt_fast(ecb: Any, p: _Params, x: NDArray[Any], tweak: bytes | NDArray[np.uint8],
-                encrypt: bool) -> Numerals:
+                encrypt: bool, work: _Work, dest: NDArray[np.uint16]) -> None:
     """Both halves and all round arithmetic in uint64 (``radix**v <= 2**56``, so b <= 7 and
     ``[i] || NUM(B)`` sit in the low half of the last Q block)."""
     rows = x.shape[0]
@@ -354,16 +379,16 @@ def _crypt_fast(ecb: Any, p: _Params, x: NDArray[Any], tweak: bytes | NDArray[np
     else:
         hi_v, lo_v = hi, lo
     shift = 8 * p.b
-    a, b = _num_halves(x, p)
-    blocks = np.empty((rows, 2), dtype=">u8")
+    a, b = _num_halves(x, p, work)
+    blocks = work.blocks[:rows]
     blocks[:, 0] = hi_v
     blocks_in = memoryview(blocks).cast("B")  # type: ignore[arg-type]
-    out = np.empty(16 * rows + 15, dtype=np.uint8)
+    out = work.out[:16 * rows + 15]
     out_view = memoryview(out)  # type: ignore[arg-type]
     r_words = out[:16 * rows].view(">u8").reshape(rows, 2)
     mod_u, mod_v = np.uint64(p.mod_u), np.uint64(p.mod_v)
-    y = np.empty(rows, dtype=np.uint64)
-    tmp = np.empty(rows, dtype=np.uint64)
+    y = work.y[:rows]
+    tmp = work.tmp[:rows]
     order = range(ROUNDS) if encrypt else range(ROUNDS - 1, -1, -1)
     # In-place arithmetic on preallocated arrays: at this size the numpy passes themselves,
     # not the AES calls, set the pace.
@@ -395,10 +420,8 @@ def _crypt_fast(ecb: Any, p: _Params, x: NDArray[Any], tweak: bytes | NDArray[np
             a, b = b, c
         else:
             a, b = c, a
-    res = np.empty((rows, p.n), dtype=np.uint16)
-    res[:, :p.u] = _str_u64(a, p.radix, p.u)
-    res[:, p.u:] = _str_u64(b, p.radix, p.v)
-    return res
+    dest[:, :p.u] = _str_u64(a, p.radix, p.u)
+    dest[:, p.u:] = _str_u64(b, p.radix, p.v)
 
 
 def _mod(x: NDArray[np.uint64], m: np.uint64, q: NDArray[np.uint64]) -> None:
