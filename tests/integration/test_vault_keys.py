@@ -110,6 +110,9 @@ def test_rotation_keeps_old_versions_reversible(
     fresh = _provider(role_logins["pipeline"]).data_key("people", "token")
     assert fresh.version == 2 and fresh.material != v1.material
     tokens_v2 = tokenize_strings(EMAILS, fresh)
+    pinned = _provider(role_logins["pipeline"])
+    pinned.pin("people", "token", 1)  # a later task of a run that started before the rotation
+    assert pinned.data_key("people", "token").material == v1.material
     assert all(t and t.startswith("tok_v2_") for t in tokens_v2)
     states = {v.version: v.state for v in list_keys(conn, "people")}
     assert states == {1: "retired", 2: "active"}

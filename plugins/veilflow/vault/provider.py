@@ -54,15 +54,19 @@ class VaultKeyProvider:
 
     def data_key(self, dataset: str, purpose: str, version: int | None = None) -> DataKey:
         if version is None:
-            pinned = self._active.get((dataset, purpose))
-            if pinned is not None:
-                return self._keys[(dataset, purpose, pinned)]
-        else:
+            version = self._active.get((dataset, purpose))
+        if version is not None:
             hit = self._keys.get((dataset, purpose, version))
             if hit is not None:
                 return hit
         with self._lock:
             return self._fetch(dataset, purpose, version)
+
+    def pin(self, dataset: str, purpose: str, version: int) -> None:
+        """Use ``version`` as this provider's active version of ``dataset/purpose`` (e.g. the
+        version a run's manifest recorded, so every task of the run encrypts alike even if
+        the key is rotated mid-run). It must not be disabled or destroyed."""
+        self._active[(dataset, purpose)] = version
 
     def _fetch(self, dataset: str, purpose: str, version: int | None) -> DataKey:
         kid = key_id(dataset, purpose)
