@@ -226,6 +226,16 @@ def _set_columns(matrix: NDArray[Any], columns: NDArray[np.int64], values: NDArr
         at += b - a
 
 
+def _luhn_matrix_sums(digits: NDArray[np.uint8]) -> NDArray[np.int64]:
+    """Luhn sum of each row of a digit matrix (last column = rightmost digit): the plain sum
+    plus, on every second column from the right's second, the doubling's surplus."""
+    width = digits.shape[1]
+    total = digits.sum(axis=1, dtype=np.int64)
+    twice = digits[:, (width - 2) % 2::2] if width > 1 else digits[:, :0]
+    total += (np.take(_LUHN_DOUBLE, twice) - twice).sum(axis=1, dtype=np.int64)
+    return np.asarray(total, dtype=np.int64)
+
+
 #: Rows per slice inside ``apply``: keeps the per-character arrays in cache and the memory
 #: of a large chunk bounded.
 SLICE_ROWS = 65536
@@ -330,10 +340,10 @@ class FF1Encrypt(Operator[FF1Config]):
         rows outside the pattern's selection give meaningless answers there.)"""
         if pattern is not None:
             places = np.flatnonzero(pattern)
-            digits = lay.numerals.reshape(lay.rows, lay.width)[:, places].astype(np.int64)
-            doubled = (np.arange(places.size)[::-1] % 2 == 1)
-            contrib = np.where(doubled, _LUHN_DOUBLE[np.maximum(digits, 0)], digits)
-            return np.asarray(contrib.sum(axis=1) % 10 == 0)
+            digits = _columns(lay.numerals.reshape(lay.rows, lay.width), places)
+            # Rows outside the selection may hold -1 (not a digit) at these places.
+            sums = _luhn_matrix_sums(np.maximum(digits, 0).astype(np.uint8))
+            return np.asarray(sums % 10 == 0)
         where = lay.is_num
         rows_of = lay.row_of[where]
         from_right = lay.n_alpha[rows_of] - 1 - lay.rank[where]
@@ -444,12 +454,12 @@ class FF1Encrypt(Operator[FF1Config]):
         _set_columns(block, chosen, alphabet[enc])
         if cfg.luhn:
             # All digits in order, with the encrypted (or decrypted) ones in place.
-            full = _columns(digits, places).astype(np.int64)
+            full = _columns(digits, places).astype(np.uint8)
             full[:, cfg.keep_first:stop] = enc
-            doubled = np.arange(places.size)[::-1] % 2 == 1
-            contrib = np.where(doubled, _LUHN_DOUBLE[full], full)
-            need = (contrib.sum(axis=1) - contrib[:, stop]) * -1 % 10
-            fix = _LUHN_UNDOUBLE[need] if doubled[stop] else need
+            full[:, stop] = 0  # the digit to solve for contributes nothing yet
+            need = (-_luhn_matrix_sums(full)) % 10
+            doubled = (places.size - 1 - stop) % 2 == 1
+            fix = _LUHN_UNDOUBLE[need] if doubled else need
             block[:, places[stop]] = alphabet[fix]
         if not all_ok:
             grid[ok] = block
