@@ -142,3 +142,21 @@ def test_tail_and_who_may_read_it(zones_db: str, conn: psycopg.Connection,
     with connect(user=role_logins["admin"], autocommit=True) as c, \
             pytest.raises(psycopg.errors.InsufficientPrivilege):
         audit.tail(c, 2)
+
+
+def test_concurrent_appenders_never_fork_the_chain(zones_db: str,
+                                                   conn: psycopg.Connection) -> None:
+    import threading
+
+    def append(worker: int) -> None:
+        with connect(autocommit=True) as c:
+            for i in range(20):
+                audit.record(c, "policy.run", target=f"w{worker}", count=i)
+
+    threads = [threading.Thread(target=append, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    report = audit.verify(conn)
+    assert report.ok and report.rows == 80
