@@ -215,3 +215,13 @@ def test_the_auditor_reads_lineage_and_the_others_without_a_role_do_not(
             except psycopg.errors.InsufficientPrivilege:
                 ok = False
         assert ok is expect, role
+
+
+def test_an_unknown_capability_is_denied_to_every_role(
+        zones_db: str, conn: psycopg.Connection, people: dict[str, str]) -> None:
+    for role, login in people.items():
+        with connect(zones_db, user=login, autocommit=True) as c:
+            assert not access.allowed(c, "keys.export"), role
+            with pytest.raises(AccessDenied, match="requires no role"):
+                access.require(c, "keys.export", action="keys.export", target="*")
+    assert access.allowed(conn, "keys.export")  # a superuser passes every check

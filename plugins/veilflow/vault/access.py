@@ -70,14 +70,14 @@ def require(conn: psycopg.Connection, capability: str, *, action: str, target: s
             purpose: str | None = None, count: int | None = None) -> str:
     """Pass when the connected login holds ``capability``; otherwise audit the attempt as
     denied and raise ``AccessDenied``. Returns the login."""
-    if capability == "reidentify" and (purpose is None or len(purpose.strip()) < MIN_PURPOSE):
-        raise deny(conn, action, target=target, purpose=purpose, count=count,
-                   reason=f"a stated purpose (at least {MIN_PURPOSE} characters) is required")
     if not allowed(conn, capability):
         holders = CAPABILITIES.get(capability, frozenset())
         need = " or ".join(sorted(zone_access.ROLES[h] for h in holders)) or "no role"
         raise deny(conn, action, target=target, purpose=purpose, count=count,
                    reason=f"requires {need}")
+    if capability == "reidentify" and (purpose is None or len(purpose.strip()) < MIN_PURPOSE):
+        raise deny(conn, action, target=target, purpose=purpose, count=count,
+                   reason=f"a stated purpose (at least {MIN_PURPOSE} characters) is required")
     return session_login(conn)
 
 
