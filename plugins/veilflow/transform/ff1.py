@@ -330,10 +330,11 @@ def _num_halves(x: NDArray[Any], p: _Params, work: _Work
 
 @lru_cache(maxsize=64)
 def _digit_table(radix: int) -> tuple[int, NDArray[np.uint16]]:
-    """Numerals of every k-numeral string, one row per value below radix**k (a few thousand
-    rows, so the table stays in cache): STR becomes one division per k numerals and a gather."""
+    """Numerals of every k-numeral string, one row per value below radix**k (at most 16384
+    rows, so the table stays in cache): STR becomes one division per k numerals and a
+    gather of whole rows."""
     k = 1
-    while radix ** (k + 1) <= 8192:
+    while radix ** (k + 1) <= 16384:
         k += 1
     size = radix**k
     table = np.empty((size, k), dtype=np.uint16)
@@ -345,18 +346,41 @@ def _digit_table(radix: int) -> tuple[int, NDArray[np.uint16]]:
 
 def _str_u64(value: NDArray[np.uint64], radix: int, width: int) -> Numerals:
     """STR_radix^width of each value."""
+    out = np.empty((value.shape[0], width), dtype=np.uint16)
+    _str_into(out, ((value, 0, width),), radix)
+    return out
+
+
+def _str_into(dest: NDArray[np.uint16],
+              halves: tuple[tuple[NDArray[np.uint64], int, int], ...], radix: int) -> None:
+    """Write STR_radix^width(value) into ``dest[:, at:at + width]`` for each
+    (value, at, width): k-numeral limbs by division, then one gather of table rows."""
     k, table = _digit_table(radix)
-    limbs = -(-width // k)
+    rows = dest.shape[0]
     base = np.uint64(radix**k)
-    parts = np.empty((value.shape[0], limbs), dtype=np.int64)
-    acc = value
-    for j in range(limbs - 1, 0, -1):
-        q = acc // base
-        parts[:, j] = acc - q * base
-        acc = q
-    parts[:, 0] = acc
-    digits = np.take(table, parts, axis=0).reshape(value.shape[0], limbs * k)
-    return digits[:, limbs * k - width:]
+    limbs = [-(-width // k) for _, _, width in halves]
+    parts = np.empty((rows, sum(limbs)), dtype=np.intp)
+    col = 0
+    for (value, _, _), count in zip(halves, limbs, strict=True):
+        acc = value
+        for j in range(count - 1, 0, -1):
+            q = acc // base
+            parts[:, col + j] = acc - q * base
+            acc = q
+        parts[:, col] = acc
+        col += count
+    row = np.dtype((np.void, 2 * k))
+    packed = table.view(row).reshape(-1)
+    exact = all(width % k == 0 for _, _, width in halves)
+    if exact and dest.flags.c_contiguous and sum(limbs) * k == dest.shape[1]:
+        np.take(packed, parts, out=dest.view(row).reshape(rows, -1))
+        return
+    digits = np.take(packed, parts).view(np.uint16).reshape(rows, -1)
+    col = 0
+    for (_, at, width), count in zip(halves, limbs, strict=True):
+        end = (col + count) * k
+        dest[:, at:at + width] = digits[:, end - width:end]
+        col += count
 
 
 def _crypt_fast(ecb: Any, p: _Params, x: NDArray[Any], tweak: bytes | NDArray[np.uint8],
@@ -420,8 +444,7 @@ def _crypt_fast(ecb: Any, p: _Params, x: NDArray[Any], tweak: bytes | NDArray[np
             a, b = b, c
         else:
             a, b = c, a
-    dest[:, :p.u] = _str_u64(a, p.radix, p.u)
-    dest[:, p.u:] = _str_u64(b, p.radix, p.v)
+    _str_into(dest, ((a, 0, p.u), (b, p.u, p.v)), p.radix)
 
 
 def _mod(x: NDArray[np.uint64], m: np.uint64, q: NDArray[np.uint64]) -> None:
