@@ -45,6 +45,10 @@ def sample_table(conn: psycopg.Connection, table: str, rows: int) -> pd.DataFram
             cur.execute(query)
             names = [d.name for d in cur.description or []]
             data = cur.fetchall()
+            if len(data) < rows and estimate > rows * 4:
+                # Page sampling came up short (few pages picked): take the first rows instead.
+                cur.execute(sql.SQL("SELECT * FROM {} LIMIT {}").format(ident, sql.Literal(rows)))
+                data = cur.fetchall()
     except psycopg.errors.UndefinedTable as exc:
         raise SourceError(f"table {table} does not exist") from exc
     frame = pd.DataFrame(data, columns=names, dtype=object)
