@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from veilflow.transform.base import STRING, ChunkContext, ColumnContext
 from veilflow.transform.keys import DataKey, LocalKeyProvider
+from veilflow.transform.operators import tokenize as tokenize_module
 from veilflow.transform.operators.tokenize import (
     Tokenize,
     TokenizeConfig,
@@ -235,3 +236,21 @@ def test_split_domain_edge_cases() -> None:
     local, domain = split_domain(pa.array(values, type=pa.large_string()))
     assert local.to_pylist() == ["a", "x@y", "none", None, "", "e", ""]
     assert domain.to_pylist() == ["@b", "@z", "", "", "@d", "@", ""]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 40).flatmap(lambda width: st.lists(
+    st.text(alphabet=st.sampled_from("09azAZ-_ é"), min_size=width, max_size=width)
+    .filter(lambda v: len(v.encode()) == width), min_size=1, max_size=8)))
+def test_fixed_width_path_matches_the_reference(values: list[str]) -> None:
+    # One byte length for every value takes the matrix path: same tokens as the reference.
+    out = tokenize_strings(values, KEY, TokenizeConfig(format="preserve"))
+    assert out == [reference_preserve(KEY.material, v) for v in values]
+
+
+def test_batching_does_not_change_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
+    values = ["4111111111111111", "x", "", None, "Ann Lee", "é-9", "a" * 33, "b@c.d"] * 3
+    configs = [TokenizeConfig(), TokenizeConfig(format="preserve")]
+    expected = [tokenize_strings(values, KEY, cfg) for cfg in configs]
+    monkeypatch.setattr(tokenize_module, "BATCH_ROWS", 3)
+    assert [tokenize_strings(values, KEY, cfg) for cfg in configs] == expected
