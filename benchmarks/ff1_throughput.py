@@ -108,7 +108,8 @@ def main() -> None:
         print(f"  {batch:>8}  {n / wall:>12,.0f}  {n / cpu:>12,.0f}")
     # Picked by CPU time: wall time on a shared machine mostly measures the neighbours.
     best_batch = max(rates, key=lambda b: rates[b])
-    print(f"  best batch {best_batch} (module default BATCH_ROWS={ff1.BATCH_ROWS})\n")
+    print(f"  best batch {best_batch} (module default BATCH_ROWS={ff1.BATCH_ROWS})")
+    print(f"  peak RSS after the numeral runs: {peak_rss_mib():.0f} MiB\n")
 
     enc = cipher.encrypt_numerals(digits, 10, tweak, batch_rows=best_batch)
     dec_rate = rates_of(n, 3, lambda: cipher.decrypt_numerals(enc, 10, tweak,
@@ -193,7 +194,8 @@ def main() -> None:
     print(f"AES-ECB, {best_batch} blocks per call   blocks {wall_rate['floor']:>14,.0f}  "
           f"{cpu_rate['floor']:>14,.0f}")
     print(f"AES-ECB, 262144 blocks per call  blocks {floor_big:>14,.0f}  (wall)")
-    print(f"peak RSS: {peak_rss_mib():.0f} MiB\n")
+    print(f"peak RSS of the whole run (1M Python strings, pandas columns included): "
+          f"{peak_rss_mib():.0f} MiB\n")
 
     for label, rate in (("per wall-clock second", wall_rate), ("per CPU second", cpu_rate)):
         ours, ffx_rate, floor_values = rate["ours"], rate["ffx"], rate["floor"] / 10
