@@ -25,10 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import corpus  # noqa: E402
-import psutil  # noqa: E402
-
-from veilflow.detect.offline import ensure_offline  # noqa: E402
+import corpus
+import psutil
+from veilflow.detect.offline import ensure_offline
 
 Pred = list[tuple[int, int, str]]
 

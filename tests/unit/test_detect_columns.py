@@ -7,8 +7,12 @@ import random
 import pandas as pd
 import pytest
 from faker import Faker
-
-from veilflow.detect.columns import FREE_TEXT, IDENTIFIER, classify_columns, classify_series
+from veilflow.detect.columns import (
+    FREE_TEXT,
+    IDENTIFIER,
+    classify_columns,
+    classify_series,
+)
 from veilflow.detect.report import ScanReport
 from veilflow.pipeline.seed import _Pools, customers_frame
 
@@ -102,3 +106,15 @@ def test_nulls_and_empty_columns() -> None:
     assert v.entity is None and v.sampled == 0 and v.confidence == 0.0
     v = classify_series("email", pd.Series(["a@b.org", None, "c@d.com", None]))
     assert v.entity == "EMAIL_ADDRESS" and v.null_rate == 0.5
+
+
+def test_drift_detail_names_the_new_columns_verdict(customers: pd.DataFrame) -> None:
+    from veilflow.detect.columns import drift_detail
+    from veilflow.errors import SchemaDrift
+
+    frame = customers.rename(columns={"email": "backup_contact"})
+    detail = drift_detail(frame, ["backup_contact", "not_sampled"])
+    err = SchemaDrift("restricted.customers", ["backup_contact"], [], detail=detail)
+    assert "backup_contact: EMAIL_ADDRESS" in str(err)
+    assert "suggested action tokenize" in str(err)
+    assert not any(v in str(err) for v in customers["email"].head(50))

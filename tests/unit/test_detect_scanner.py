@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
-
 from veilflow.detect.scanner import Scanner, scan_stream, scanner_for
 from veilflow.detect.spans import Span, resolve
-from veilflow.policy.detection import DenyListSpec, DetectionSettings, RegexRecognizerSpec
+from veilflow.policy.detection import (
+    DenyListSpec,
+    DetectionSettings,
+    RegexRecognizerSpec,
+)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +64,7 @@ def test_batch_equals_one_by_one(scanner: Scanner) -> None:
 def test_spans_do_not_overlap_and_entities_filter(scanner: Scanner) -> None:
     text = "Jane Smith <jane.smith@example.com> 555-123-4567"
     spans = scanner.scan_text(text)
-    for a, b in zip(spans, spans[1:]):
+    for a, b in itertools.pairwise(spans):
         assert a.end <= b.start
     only = scanner.scan([text], entities=["EMAIL_ADDRESS"]).spans[0]
     assert [s.entity for s in only] == ["EMAIL_ADDRESS"]

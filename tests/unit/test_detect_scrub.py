@@ -5,7 +5,6 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from pydantic import ValidationError
-
 from veilflow.detect.scrub import UNSCANNABLE, ScrubText, ScrubTextConfig
 from veilflow.transform.base import STRING, ChunkContext, ColumnContext
 from veilflow.transform.keys import LocalKeyProvider
@@ -82,7 +81,7 @@ def test_config_is_validated() -> None:
     with pytest.raises(ValidationError):
         ScrubTextConfig(entities=["person"])
     with pytest.raises(ValidationError):
-        ScrubTextConfig(**{"unknown": 1})
+        ScrubTextConfig(unknown=1)
     with pytest.raises(ValidationError):
         ScrubTextConfig(**{"with": {"PERSON": "ff1"}})
     with pytest.raises(ValidationError):

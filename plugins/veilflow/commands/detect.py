@@ -40,7 +40,7 @@ def _sample_file(path: Path, rows: int) -> Any:
         raise SourceError(f"file {path} does not exist")
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
         pf = pq.ParquetFile(path)
         batches = []
@@ -58,7 +58,7 @@ def _sample_file(path: Path, rows: int) -> Any:
                             sep="\t" if suffix == ".tsv" else ",",
                             encoding_errors="replace")
     for c in frame.columns:
-        frame[c] = frame[c].map(lambda v: None if v is None or v != v else str(v))
+        frame[c] = frame[c].map(lambda v: None if v is None or pd.isna(v) else str(v))
     return frame
 
 

@@ -116,4 +116,5 @@ def luhn_array(digits: list[str]) -> npt.NDArray[np.bool_]:
     doubled = padded[:, width - 2::-2] * 2 if width >= 2 else padded[:, :0]
     doubled = np.where(doubled > 9, doubled - 9, doubled)
     total = padded[:, width - 1::-2].sum(axis=1) + doubled.sum(axis=1)
-    return (total % 10 == 0) & ~bad
+    ok: npt.NDArray[np.bool_] = (total % 10 == 0) & ~bad
+    return ok

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.compute as pc  # type: ignore[import-untyped]
 
 from veilflow.detect.checksums import card_ok, iban_prefix, luhn_array, ssn_ok
 from veilflow.detect.gazetteers import gazetteers
@@ -64,8 +64,8 @@ HINTS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((e, re.compile(rx)) for e
     ("ZIP_CODE", r"zip|postal|postcode|post_?code|plz|(?:^|_)cap(?:_|$)"),
     ("US_BANK_NUMBER", r"account|acct|bank_?no|bank_?num|routing"),
     ("PERSON", r"name|first|last|surname|given|person|patient|customer_?name|owner|holder"),
-    ("LOCATION", r"city|town|country|state|addr|street|location|place|region|county|village|"
-                 r"municipality|province"),
+    ("LOCATION", (r"city|town|country|state|addr|street|location|place|region|county|village|"
+                  r"municipality|province")),
     (IDENTIFIER, r"(?:^|_)id$|_id$|^id_|mrn|(?:^|_)key$|_no$|_num$|number|uuid|guid|code$"),
     (FREE_TEXT, r"note|comment|text|description|remark|message|body|memo|narrative|summary"),
 ))
@@ -265,10 +265,10 @@ def classify_series(column: str, values: pd.Series,
                        "marks a record key", masked_shape(values_list[0]))
     for entity in ORDER:
         rate = rates[entity]
-        if entity in ("ZIP_CODE", "US_BANK_NUMBER", "PHONE_NUMBER") and entity not in hints:
-            # Plain numbers look like these; without a confirming name demand more.
-            if numeric >= 0.5 and (entity != "PHONE_NUMBER" or rate < 0.95):
-                continue
+        # Plain numbers look like these; without a confirming name demand more.
+        if (entity in ("ZIP_CODE", "US_BANK_NUMBER", "PHONE_NUMBER") and entity not in hints
+                and numeric >= 0.5 and (entity != "PHONE_NUMBER" or rate < 0.95)):
+            continue
         threshold = need if entity in hints else 0.8
         if rate >= threshold:
             first = int(np.flatnonzero(masks[entity])[0])
@@ -316,3 +316,15 @@ def classify_columns(frame_sample: pd.DataFrame,
     """A verdict for every column of a sample of a table (e.g. the first rows or a
     ``TABLESAMPLE``), in column order."""
     return [classify_series(str(c), frame_sample[c], settings) for c in frame_sample.columns]
+
+
+def drift_detail(frame_sample: pd.DataFrame, columns: list[str],
+                 settings: DetectionSettings | None = None) -> str:
+    """The scan's verdict on new (undeclared) columns, for the ``SchemaDrift`` message:
+    ``scan of new column(s): nickname: PERSON (confidence 0.92, ...), suggested action
+    surrogate``. Never a value."""
+    present = [c for c in columns if c in frame_sample.columns]
+    if not present:
+        return ""
+    verdicts = classify_columns(frame_sample[present], settings)
+    return "scan of new column(s): " + "; ".join(v.summary() for v in verdicts)

@@ -40,8 +40,8 @@ def load_nlp(model: str) -> Language:
     nlp = spacy.load(model, exclude=list(NOT_NEEDED_FOR_NER))
     if "ner" not in nlp.pipe_names:
         raise PolicyError(f"spaCy model {model!r} has no ner component", field="detection.model")
-    listens = nlp.get_pipe("ner").model.get_ref("tok2vec") if nlp.get_pipe("ner").model.has_ref(
-        "tok2vec") else None
+    ner: Any = nlp.get_pipe("ner")
+    listens = ner.model.get_ref("tok2vec") if ner.model.has_ref("tok2vec") else None
     if listens is not None and listens.name.startswith("tok2vec-listener"):
         # Transformer/large models share an upstream tok2vec: keep it.
         nlp = spacy.load(model, exclude=[c for c in NOT_NEEDED_FOR_NER if c != "tok2vec"])
@@ -60,7 +60,7 @@ def build_analyzer(settings: DetectionSettings) -> Any:
 
     ensure_offline()
     engine = SpacyNlpEngine(models=[{"lang_code": settings.language, "model_name": settings.model}])
-    engine.nlp = {settings.language: load_nlp(settings.model)}
+    engine.nlp = {settings.language: load_nlp(settings.model)}  # type: ignore[assignment]
     registry = RecognizerRegistry(supported_languages=[settings.language])
     registry.load_predefined_recognizers(languages=[settings.language], nlp_engine=engine)
     registry.add_recognizer(VeilflowRecognizer(settings))

@@ -13,7 +13,7 @@ from veilflow.detect.spans import ENTITIES
 from veilflow.policy.detection import DetectionSettings
 
 
-class VeilflowRecognizer(EntityRecognizer):  # type: ignore[misc]
+class VeilflowRecognizer(EntityRecognizer):
     """Patterns (validated cards, IBANs, phones, ...) and name/place rules; no NER of its
     own (the engine's NLP artifacts carry spaCy's)."""
 

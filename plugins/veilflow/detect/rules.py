@@ -12,7 +12,13 @@ import re
 from collections.abc import Iterator
 from functools import lru_cache
 
-from veilflow.detect.gazetteers import AMBIGUOUS_GIVEN, NOT_NAME, PARTICLES, TITLES, gazetteers
+from veilflow.detect.gazetteers import (
+    AMBIGUOUS_GIVEN,
+    NOT_NAME,
+    PARTICLES,
+    TITLES,
+    gazetteers,
+)
 
 UPPER = "".join(c for c in map(chr, range(0x41, 0x250)) if c.isupper())
 _U = f"[{UPPER}]"
@@ -105,9 +111,7 @@ def find_names(text: str) -> Iterator[tuple[int, int, float]]:
                 if _GREETING.search(before) or _PERSON_CONTEXT.search(before):
                     score = 0.75
                 yield start, end, score
-            elif 2 <= n <= 4 and _PERSON_CONTEXT.search(before) and _name_like(toks[i:j]):
-                yield start, end, 0.7
-            elif 2 <= n <= 4 and _EMAIL_NEXT.match(text, end) and _name_like(toks[i:j]):
+            elif 2 <= n <= 4 and _PERSON_CONTEXT.search(before) and _name_like(toks[i:j]) or 2 <= n <= 4 and _EMAIL_NEXT.match(text, end) and _name_like(toks[i:j]):
                 yield start, end, 0.7
             elif n == 1 and base in surnames and _GREETING.search(before) and len(base) > 2:
                 yield start, end, 0.55

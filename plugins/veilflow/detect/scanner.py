@@ -13,11 +13,12 @@ is reported as unscannable; callers redact it and count it, never pass it throug
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -59,7 +60,7 @@ def _normalize(value: object, limit: int) -> tuple[str | None, str | None]:
     """(text, None) to scan, (None, None) for NULL/empty, (None, reason) for unscannable."""
     if value is None:
         return None, None
-    if isinstance(value, float) and value != value:  # NaN
+    if isinstance(value, float) and math.isnan(value):
         return None, None
     if isinstance(value, (bytes, bytearray, memoryview)):
         try:
@@ -305,10 +306,12 @@ class ScanPool:
 
     def __init__(self, settings: DetectionSettings | None = None, workers: int = 2) -> None:
         import multiprocessing as mp
+        from multiprocessing.context import BaseContext
 
         self.settings = settings or DetectionSettings()
         self.workers = workers
         payload = self.settings.model_dump_json()
+        ctx: BaseContext
         if "fork" in mp.get_all_start_methods():
             ctx = mp.get_context("fork")
             _cached(payload, True)
@@ -316,7 +319,7 @@ class ScanPool:
             ctx = mp.get_context()
         self._pool = ctx.Pool(workers, initializer=_init_worker, initargs=(payload,))
 
-    def __enter__(self) -> ScanPool:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

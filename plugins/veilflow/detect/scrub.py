@@ -23,7 +23,13 @@ from pydantic import ConfigDict, Field, field_validator
 from veilflow.detect.scanner import Scanner, scanner_for
 from veilflow.detect.spans import ENTITIES
 from veilflow.policy.detection import DetectionSettings
-from veilflow.transform.base import STRING, ChunkContext, ColumnContext, Operator, OperatorConfig
+from veilflow.transform.base import (
+    STRING,
+    ChunkContext,
+    ColumnContext,
+    Operator,
+    OperatorConfig,
+)
 from veilflow.transform.operators.basic import Mask, Redact
 from veilflow.transform.operators.tokenize import Tokenize
 
