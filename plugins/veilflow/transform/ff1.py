@@ -18,9 +18,9 @@ their CBC-MAC chain is computed once per call (one batched AES-ECB call per bloc
 when each value has its own tweak), and each round then costs one batched ECB call over all
 values' last ``Q`` block (plus one per further block position and one for the ``S``
 extension blocks when ``NUM(B)`` is wider than the block). Values whose right half fits in
-56 bits (``radix**ceil(n/2) <= 2**56``: 16 decimal digits, 22 hex, 10 base-36 characters)
-keep both halves as numpy ``uint64``; wider values keep the halves as Python integers in
-object arrays while the AES work stays batched.
+56 bits (``radix**ceil(n/2) <= 2**56``: up to 32 decimal digits, 28 hex or 20 base-36
+characters) keep both halves as numpy ``uint64``; longer values keep the halves as Python
+integers in object arrays while the AES work stays batched.
 
 Public API:
 
