@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -124,7 +125,9 @@ def detect(
                                        "each object has a text field.")],
     output: Annotated[str, typer.Option("--output", "-o", help="JSON Lines out ('-' = stdout).")],
     text_field: Annotated[str, typer.Option(help="The field holding the text.")] = "text",
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    workers: Annotated[int | None, typer.Option(
+        min=1, help="Worker processes (default: the policy's detection.workers, else 1).")
+                       ] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Documents per batch.")] = 512,
     policy: Annotated[str | None, typer.Option(help="Use this policy's detection: settings.")
                       ] = None,
@@ -135,7 +138,7 @@ def detect(
     from veilflow.detect.scanner import scan_stream
 
     settings = _settings(policy)
-    docs: list[tuple[dict[str, Any] | None, str]] = []
+    docs: deque[tuple[dict[str, Any] | None, str]] = deque()
     counts = {"documents": 0, "spans": 0, "unscannable": 0, "skipped": 0}
 
     def texts() -> Iterator[object]:
@@ -145,9 +148,10 @@ def detect(
 
     out = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")  # noqa: SIM115
     try:
-        for batch in scan_stream(texts(), settings, workers=workers, batch_size=batch_size):
+        for batch in scan_stream(texts(), settings, workers=workers or settings.workers,
+                                 batch_size=batch_size):
             for k, spans in enumerate(batch.spans):
-                doc, problem = docs.pop(0)
+                doc, problem = docs.popleft()
                 if doc is None:
                     counts["skipped"] += 1
                     log.warning("skipped %s", problem)
