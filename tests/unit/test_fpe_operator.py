@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from veilflow.errors import TransformError
 from veilflow.transform.base import STRING, ChunkContext, ColumnContext
-from veilflow.transform.keys import LocalKeyProvider
+from veilflow.transform.keys import DataKey, LocalKeyProvider
 from veilflow.transform.operators.fpe import FF1Config, FF1Encrypt
 
 KEYS = LocalKeyProvider(bytes(range(32)))
@@ -369,3 +369,25 @@ def test_shared_pattern_and_ragged_paths_agree(cfg: dict[str, Any]) -> None:
     assert ragged[200] != odd and [c for c in ragged[200] if c == " "] == [" "] * 5
     assert list(op.decrypt_values(ragged, chunk)) == [*dashed, odd]
     assert list(op.decrypt_values(shared, chunk_of(dashed)[1])) == dashed
+
+
+class _TwoVersions:
+    """A key provider with versions 1 and 2 of the ``ff1`` key; version 2 is active."""
+
+    def data_key(self, dataset: str, purpose: str, version: int | None = None) -> DataKey:
+        v = 2 if version is None else version
+        return DataKey(f"{dataset}/{purpose}", v, hashlib.sha256(f"{purpose}{v}".encode()).digest())
+
+
+def test_decrypt_with_an_older_key_version() -> None:
+    keys = _TwoVersions()
+    _, chunk = chunk_of(["123-45-6789"])
+    old = FF1Encrypt(FF1Config(), ColumnContext(DATASET, "card", keys))
+    v1_key = keys.data_key(DATASET, "ff1", 1).material
+    enc_v1 = pd.Series([ReferenceFF1(v1_key, radix=10).encrypt("123456789",
+                                                               tweak=column_tweak())],
+                       dtype=STRING)
+    formatted = enc_v1.str.slice(0, 3) + "-" + enc_v1.str.slice(3, 5) + "-" + enc_v1.str.slice(5)
+    assert old.decrypt_values(formatted, chunk, key_version=1)[0] == "123-45-6789"
+    assert old.decrypt_values(formatted, chunk)[0] != "123-45-6789"
+    assert "ff1@v2" in old.describe()

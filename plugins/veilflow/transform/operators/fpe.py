@@ -63,6 +63,7 @@ from pydantic import Field, field_validator, model_validator
 from veilflow.errors import TransformError
 from veilflow.transform import ff1
 from veilflow.transform.base import STRING, ChunkContext, Operator, OperatorConfig
+from veilflow.transform.keys import DataKey
 
 _DIGITS = "0123456789"
 _LOWER = "abcdefghijklmnopqrstuvwxyz"
@@ -257,11 +258,17 @@ class FF1Encrypt(Operator[FF1Config]):
     def apply(self, values: pd.Series, chunk: ChunkContext) -> pd.Series:
         return self._run(values, chunk, encrypt=True)
 
-    def decrypt_values(self, values: pd.Series, chunk: ChunkContext) -> pd.Series:
+    def decrypt_values(self, values: pd.Series, chunk: ChunkContext,
+                       key_version: int | None = None) -> pd.Series:
         """Authorized re-identification: the inverse of ``apply`` (the vault decides who may
-        call it). Raises ``TransformError`` for values that cannot be ciphertexts of this
-        operator; see the module docstring for what cannot be detected."""
-        return self._run(values, chunk, encrypt=False)
+        call it). A ciphertext does not say which key version made it (it keeps the format),
+        so values encrypted before a rotation need ``key_version`` from the run's manifest
+        or lineage (``describe()`` records the key ref); the active version otherwise.
+        Raises ``TransformError`` for values that cannot be ciphertexts of this operator;
+        see the module docstring for what cannot be detected."""
+        key = (self.key if key_version is None else
+               self.column.keys.data_key(self.column.dataset, "ff1", key_version))
+        return self._run(values, chunk, encrypt=False, key=key)
 
     # -- tweak --------------------------------------------------------------------------
 
@@ -350,7 +357,11 @@ class FF1Encrypt(Operator[FF1Config]):
         sums = _luhn_sums(lay.numerals[where], from_right, rows_of, lay.rows)
         return np.asarray(sums % 10 == 0)
 
-    def _run(self, values: pd.Series, chunk: ChunkContext, *, encrypt: bool) -> pd.Series:
+    def _run(self, values: pd.Series, chunk: ChunkContext, *, encrypt: bool,
+             key: DataKey | None = None) -> pd.Series:
+        key = key if key is not None else self.key
+        if key is None:  # pragma: no cover - key_purpose is set
+            raise TransformError(f"column {self.column.column!r}: no ff1 data key")
         out = pd.Series(pd.NA, index=values.index, dtype=STRING)
         present = values.notna().to_numpy(dtype=bool)
         if not present.any():
@@ -366,7 +377,7 @@ class FF1Encrypt(Operator[FF1Config]):
             hi = min(len(arr), lo + SLICE_ROWS)
             tweak = tweaks if isinstance(tweaks, bytes) else tweaks[lo:hi]
             parts.append(self._run_slice(arr.slice(lo, hi - lo), tweak, values,
-                                         positions[lo:hi], chunk, encrypt=encrypt))
+                                         positions[lo:hi], chunk, key, encrypt=encrypt))
         done = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
         out[present] = done.array
         return out
@@ -384,13 +395,10 @@ class FF1Encrypt(Operator[FF1Config]):
         return self.context_tweaks(context.reset_index(drop=True))
 
     def _run_slice(self, arr: Any, tweak: ff1.Tweak, values: pd.Series,
-                   positions: NDArray[np.int64], chunk: ChunkContext,
+                   positions: NDArray[np.int64], chunk: ChunkContext, key: DataKey,
                    *, encrypt: bool) -> pd.Series:
         cfg = self.config
         column = self.column.column
-        key = self.key
-        if key is None:  # pragma: no cover - key_purpose is set
-            raise TransformError(f"column {column!r}: no ff1 data key")
         lay = self._layout(arr)
 
         tokens = np.zeros(lay.rows, dtype=bool)
@@ -413,12 +421,15 @@ class FF1Encrypt(Operator[FF1Config]):
         codes = lay.codes.copy()
         if ok.any():
             row_tweak = tweak if isinstance(tweak, bytes) else tweak[ok]
-            if pattern is not None:
-                codes = self._crypt_uniform(lay, codes, ok, pattern, key.material, row_tweak,
-                                            encrypt=encrypt)
-            else:
-                codes = self._crypt_ragged(lay, codes, ok, key.material, row_tweak,
-                                           encrypt=encrypt)
+            try:
+                if pattern is not None:
+                    codes = self._crypt_uniform(lay, codes, ok, pattern, key.material,
+                                                row_tweak, encrypt=encrypt)
+                else:
+                    codes = self._crypt_ragged(lay, codes, ok, key.material, row_tweak,
+                                               encrypt=encrypt)
+            except ff1.FF1DomainError as err:  # pragma: no cover - values are screened above
+                raise ff1.FF1DomainError(str(err), column=column) from None
 
         done = self._strings(codes, lay)
         if tokens.any():
