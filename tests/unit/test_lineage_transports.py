@@ -155,3 +155,17 @@ def test_a_broken_manifest_is_logged_not_raised(caplog: pytest.LogCaptureFixture
         emit_stage(None, stage="publish", event_type="COMPLETE", policy=ls.policy(),
                    run_id=ls.RUN_ID, manifest={"columns": [{"action": "keep"}]})
     assert any("could not emit publish COMPLETE" in r.getMessage() for r in caplog.records)
+
+
+def test_in_memory_double_is_a_lineage_emitter_with_the_same_events() -> None:
+    from veilflow.lineage.emitter import LineageEmitter
+    from veilflow.lineage.memory import InMemoryLineage
+
+    double = InMemoryLineage()
+    port: LineageEmitter = double
+    port(None, stage="publish", event_type="COMPLETE", policy=ls.policy(), run_id=ls.RUN_ID,
+         manifest=ls.manifest())
+    (got,) = double.of("publish", "COMPLETE")
+    expected = event()
+    got.pop("eventTime"), expected.pop("eventTime")
+    assert got == expected

@@ -14,7 +14,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import sql
@@ -34,10 +34,21 @@ from veilflow.policy.model import Policy
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ParentRun", "RetryResult", "emit_stage", "lineage_enabled", "retry_pending"]
+__all__ = ["LineageEmitter", "ParentRun", "RetryResult", "emit_stage", "lineage_enabled",
+           "retry_pending"]
 
 #: Seconds spent inside ``emit_stage`` in this process (the benchmark reads it).
 EMIT_SECONDS = [0.0]
+
+
+class LineageEmitter(Protocol):
+    """The port the stages emit through: ``emit_stage`` here, ``InMemoryLineage``
+    (``veilflow.lineage.memory``) in tests."""
+
+    def __call__(self, conn: psycopg.Connection | None, *, stage: str, event_type: str,
+                 policy: Policy, run_id: str, manifest: dict[str, Any],
+                 parent: ParentRun | None = None, error: str | None = None,
+                 chunk: int | None = None) -> None: ...
 
 
 def lineage_enabled() -> bool:

@@ -129,7 +129,8 @@ def stage_io(stage: str, ds: StageDatasets, manifest: dict[str, Any],
         if manifest.get("rows_in") is not None:
             stats["outputStatistics"] = output_statistics_output_dataset.\
                 OutputStatisticsOutputDatasetFacet(
-                    rowCount=int(manifest["rows_in"]) + int(manifest.get("canaries") or 0))
+                    rowCount=int(manifest["rows_in"]) + int(manifest.get("canaries") or 0),
+                    producer=PRODUCER)
         out = OutputDataset(namespace=ds.snapshot.namespace, name=ds.snapshot.name, facets={
             "schema": source_schema(manifest),
             "columnLineage": column_lineage_facet(manifest, ds.source, identity=True)},
@@ -151,7 +152,7 @@ def stage_io(stage: str, ds: StageDatasets, manifest: dict[str, Any],
     out_facets: dict[str, Any] = {}
     if rows is not None:
         out_facets["outputStatistics"] = output_statistics_output_dataset.\
-            OutputStatisticsOutputDatasetFacet(rowCount=int(rows))
+            OutputStatisticsOutputDatasetFacet(rowCount=int(rows), producer=PRODUCER)
     out = OutputDataset(namespace=ref.namespace, name=ref.name, facets={
         "schema": output_schema(manifest),
         "columnLineage": column_lineage_facet(manifest, ds.source)}, outputFacets=out_facets)
@@ -167,9 +168,10 @@ def run_facets(policy: Policy, run_id: str, manifest: dict[str, Any], stage: str
             job=parent_run.Job(namespace=parent.namespace, name=parent.job_name),
             root=parent_run.Root(
                 run=parent_run.RootRun(runId=parent.run_uuid),
-                job=parent_run.RootJob(namespace=parent.namespace, name=parent.job_name))),
+                job=parent_run.RootJob(namespace=parent.namespace, name=parent.job_name)),
+            producer=PRODUCER),
         "processing_engine": processing_engine_run.ProcessingEngineRunFacet(
-            version=ENGINE_VERSION, name="veilflow"),
+            version=ENGINE_VERSION, name="veilflow", producer=PRODUCER),
         FACET_KEY: veilflow_facet(
             manifest, stage=stage, run_id=run_id, dataset=policy.dataset,
             policy_name=policy.dataset, policy_hash=policy.hash, policy_path=policy.file,
@@ -177,7 +179,7 @@ def run_facets(policy: Policy, run_id: str, manifest: dict[str, Any], stage: str
     }
     if error:
         facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
-            message=error[:MAX_ERROR_CHARS], programmingLanguage="python")
+            message=error[:MAX_ERROR_CHARS], programmingLanguage="python", producer=PRODUCER)
     return facets
 
 
@@ -202,7 +204,8 @@ def build_stage_event(policy: Policy, run_id: str, manifest: dict[str, Any], *, 
                                   chunk=chunk, rows_quarantined=rows_quarantined)),
         job=Job(namespace=job_namespace(), name=stage_job_name(policy.dataset, stage),
                 facets={"jobType": job_type_job.JobTypeJobFacet(
-                    processingType="BATCH", integration="VEILFLOW", jobType="TASK")}),
+                    processingType="BATCH", integration="VEILFLOW", jobType="TASK",
+                    producer=PRODUCER)}),
         inputs=inputs, outputs=outputs)
 
 

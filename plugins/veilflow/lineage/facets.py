@@ -140,7 +140,7 @@ def gate_assertions(gate: dict[str, Any]) -> list[dict[str, Any]]:
 def schema_facet(columns: list[tuple[str, str | None]]) -> schema_dataset.SchemaDatasetFacet:
     return schema_dataset.SchemaDatasetFacet(fields=[
         schema_dataset.SchemaDatasetFacetFields(name=name, type=type_, ordinal_position=i)
-        for i, (name, type_) in enumerate(columns, start=1)])
+        for i, (name, type_) in enumerate(columns, start=1)], producer=PRODUCER)
 
 
 def source_schema(manifest: dict[str, Any]) -> schema_dataset.SchemaDatasetFacet:
@@ -176,7 +176,7 @@ def column_lineage_facet(manifest: dict[str, Any], source: DatasetRef, *, identi
                     namespace=source.namespace, name=source.name, field=col["name"],
                     transformations=[t])],
                 transformationDescription=t.description, transformationType="IDENTITY")
-        return column_lineage_dataset.ColumnLineageDatasetFacet(fields=fields)
+        return column_lineage_dataset.ColumnLineageDatasetFacet(fields=fields, producer=PRODUCER)
     for col in output_columns(manifest):
         t = transformation(col)
         fields[col["name"]] = column_lineage_dataset.Fields(
@@ -185,7 +185,7 @@ def column_lineage_facet(manifest: dict[str, Any], source: DatasetRef, *, identi
                 transformations=[t])],
             transformationDescription=t.description,
             transformationType="MASKED" if t.masking else "IDENTITY")
-    return column_lineage_dataset.ColumnLineageDatasetFacet(fields=fields)
+    return column_lineage_dataset.ColumnLineageDatasetFacet(fields=fields, producer=PRODUCER)
 
 
 def assertions_facet(gate: dict[str, Any]
@@ -194,7 +194,7 @@ def assertions_facet(gate: dict[str, Any]
         data_quality_assertions_dataset.Assertion(
             assertion=a["assertion"], success=a["success"], column=a.get("column"),
             severity="error", expected=a.get("expected"), actual=a.get("actual"))
-        for a in gate_assertions(gate)])
+        for a in gate_assertions(gate)], producer=PRODUCER)
 
 
 def veilflow_facet(manifest: dict[str, Any], *, stage: str, run_id: str, dataset: str,
