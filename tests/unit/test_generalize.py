@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 
@@ -65,7 +64,8 @@ def test_every_integer_lies_in_its_bucket(values: list[int], width: int) -> None
 def test_float_buckets_contain_the_value(v: float, width: int) -> None:
     [label] = apply([repr(v)], bucket=width)
     assert label is not None
-    lo = math.floor(v / width) * width
+    lo = int(v // width) * width  # exact floor division, unlike floor(v / width)
+    assert lo <= v < lo + width
     assert label == f"{lo}-{lo + width - 1}"
 
 

@@ -27,7 +27,7 @@ from pydantic import Field
 
 from veilflow.errors import TransformError
 from veilflow.transform.base import STRING, ChunkContext, Operator, OperatorConfig
-from veilflow.transform.operators.tokenize import _as_large_string, hmac_sha256
+from veilflow.transform.operators.tokenize import as_large_string, hmac_sha256
 
 #: PostgreSQL's text forms of date / timestamp / timestamptz (plus ISO ``T`` and ``Z``).
 TEMPORAL_PATTERN = (r"^\d{4}-\d{2}-\d{2}"
@@ -59,7 +59,7 @@ class TemporalText:
 def parse_temporal(values: pd.Series | pa.Array | pa.ChunkedArray) -> TemporalText:
     """Split PostgreSQL date/timestamp text into day numbers and the rest, vectorized.
     Never raises on content and never puts a value in an error: callers report ``bad``."""
-    arr = _as_large_string(values)
+    arr = as_large_string(values)
     present = np.asarray(arr.is_valid(), dtype=bool)
     infinite = np.asarray(pc.is_in(arr, value_set=_INFINITE).fill_null(False), dtype=bool)
     shaped = np.asarray(pc.match_substring_regex(arr, TEMPORAL_PATTERN).fill_null(False),
@@ -104,7 +104,7 @@ def day_offsets(digests: np.ndarray, max_days: int) -> np.ndarray:
 def subject_offsets(subjects: pd.Series | pa.Array, key: bytes, max_days: int) -> np.ndarray:
     """The offset of each row's subject (HMAC over the exact subject text, each distinct
     subject hashed once); rows with a NULL subject get 0 and are the caller's to handle."""
-    arr = _as_large_string(subjects)
+    arr = as_large_string(subjects)
     encoded = pc.dictionary_encode(arr)
     distinct = pc.cast(encoded.dictionary, pa.large_binary()).to_pylist()
     per_subject = day_offsets(hmac_sha256(key, distinct), max_days)
@@ -160,5 +160,5 @@ class DateShift(Operator[DateShiftConfig]):
         raise_bad_rows(out_of_range, chunk, column, "shiftable within years 1-9999")
         text = pc.binary_join_element_wise(format_days(np.where(parsed.dated, shifted, 0)),
                                            parsed.rest, pa.scalar("", pa.large_string()))
-        out = pc.if_else(pa.array(parsed.dated), text, _as_large_string(values))
+        out = pc.if_else(pa.array(parsed.dated), text, as_large_string(values))
         return pd.Series(pd.array(out, dtype=STRING), index=values.index)

@@ -13,7 +13,7 @@ from pydantic import Field, model_validator
 from veilflow.errors import TransformError
 from veilflow.transform.base import STRING, ChunkContext, Operator, OperatorConfig
 from veilflow.transform.operators.date_shift import parse_temporal, raise_bad_rows
-from veilflow.transform.operators.tokenize import _as_large_string
+from veilflow.transform.operators.tokenize import as_large_string
 
 _NUMBER = r"^\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*$"
 _INTEGER = r"^\s*[+-]?\d{1,18}\s*$"
@@ -121,7 +121,7 @@ class Generalize(Operator[GeneralizeConfig]):
     def _bucket(self, values: pd.Series, chunk: ChunkContext) -> pa.Array:
         cfg = self.config
         assert cfg.bucket is not None
-        arr = _as_large_string(values)
+        arr = as_large_string(values)
         present = np.asarray(arr.is_valid(), dtype=bool)
         numeric = np.asarray(pc.match_substring_regex(arr, _NUMBER).fill_null(False), dtype=bool)
         raise_bad_rows(present & ~numeric, chunk, self.column.column, "numbers")
@@ -146,6 +146,6 @@ class Generalize(Operator[GeneralizeConfig]):
         parsed = parse_temporal(values)
         raise_bad_rows(parsed.bad, chunk, self.column.column,
                        "PostgreSQL date or timestamp text")
-        arr = _as_large_string(values)
+        arr = as_large_string(values)
         width = _TRUNCATE_WIDTH[self.config.truncate]
         return pc.if_else(pa.array(parsed.dated), pc.utf8_slice_codeunits(arr, 0, width), arr)

@@ -40,11 +40,11 @@ import pyarrow.compute as pc  # type: ignore[import-untyped]
 from veilflow.transform.base import STRING, ChunkContext, Operator, OperatorConfig
 from veilflow.transform.keys import DataKey
 from veilflow.transform.operators.tokenize import (
-    _as_large_string,
-    _from_parts,
+    as_large_string,
     hmac_sha256,
     normalize_array,
     preserve_tokens,
+    strings_from_buffers,
 )
 
 Entity = Literal["PERSON", "FIRST_NAME", "LAST_NAME", "EMAIL_ADDRESS", "PHONE_NUMBER",
@@ -157,7 +157,7 @@ def _phones(locale: str, index: np.ndarray, words: np.ndarray) -> pa.Array:
     offsets = np.zeros(len(pick) + 1, dtype=np.int64)
     np.cumsum(size, out=offsets[1:])
     data = out[np.arange(matrix.shape[1]) < size[:, None]]
-    return _from_parts(data, offsets, np.ones(len(pick), dtype=bool))
+    return strings_from_buffers(data, offsets, np.ones(len(pick), dtype=bool))
 
 
 def _surrogates(entity: str, locale: str, digests: np.ndarray) -> pa.Array:
@@ -194,13 +194,13 @@ def surrogate_array(values: pd.Series | pa.Array | pa.ChunkedArray, entity: str,
     ``US_SSN`` from free text) gets the GENERIC format-preserving surrogate."""
     if locale not in LOCALES:
         raise ValueError(f"unsupported surrogate locale {locale!r}; one of {', '.join(LOCALES)}")
-    arr = _as_large_string(values)
+    arr = as_large_string(values)
     valid = np.asarray(arr.is_valid(), dtype=bool)
     present = arr.drop_null()
     if entity not in ENTITIES or entity == "GENERIC":
         messages = pc.cast(present, pa.large_binary()).to_pylist()
         data, dense_offsets, _ = preserve_tokens(key.material, messages)
-        dense = _from_parts(data, dense_offsets, np.ones(len(messages), dtype=bool))
+        dense = strings_from_buffers(data, dense_offsets, np.ones(len(messages), dtype=bool))
     else:
         messages = pc.cast(normalize_array(present), pa.large_binary()).to_pylist()
         dense = _surrogates(entity, locale, hmac_sha256(key.material, messages))

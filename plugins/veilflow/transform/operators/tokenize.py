@@ -10,7 +10,8 @@ Two output forms:
   kept), drawn from an HMAC-SHA256 key stream of the whole value. The first ASCII letter or
   digit always changes, so no value maps to itself (values without any are returned as is
   and counted). Unlike FF1 this is not a bijection: two inputs can share a token, with the
-  birthday bound of the output space (e.g. about 1 in 2 for 1,200 distinct 6-digit values).
+  birthday bound of the output space (e.g. about 1 in 2 that some pair among 1,100 distinct
+  6-digit values shares a token: 9·10⁵ outputs, as the first digit never keeps its value).
   Collisions within a chunk are counted as ``token_collisions``; use ``ff1`` where a short
   key must stay unique.
 
@@ -77,9 +78,9 @@ def hmac_sha256(key: bytes, messages: Sequence[bytes]) -> np.ndarray:
     """HMAC-SHA256 of each message, as an ``(n, 32)`` uint8 array.
 
     The key schedule (ipad/opad compression) runs once; each message then costs a copy of
-    the keyed state plus its own compressions: ~2.1M short values/s on one core, against
-    ~0.7M/s for a ``hmac.digest`` loop and ~1.7M/s for copied hashlib inner/outer states
-    (benchmarks/RESULTS.md)."""
+    the keyed state plus its own compressions: ~2.1M short values/s on one quiet core,
+    against ~0.7M/s for a ``hmac.digest`` loop and ~1.7M/s for copied hashlib inner/outer
+    states (benchmarks/transform_throughput.py)."""
     base = crypto_hmac.HMAC(key, hashes.SHA256())
     copy = base.copy
     out = bytearray()
@@ -102,7 +103,7 @@ _ASCII_SPACE = r"[\t\n\x0b\x0c\r\x1c-\x1f ]+"
 def normalize_array(values: pa.Array) -> pa.LargeStringArray:
     """``normalize_text`` over a string array, NULLs kept. ASCII rows (where NFKC changes
     nothing and casefold is lowercase) take a vectorized path; the rest go through Python."""
-    arr = _as_large_string(values)
+    arr = as_large_string(values)
     fast = pc.ascii_trim(pc.replace_substring_regex(pc.ascii_lower(arr), _ASCII_SPACE, " "),
                          characters=" ")
     ascii_rows = pc.string_is_ascii(arr).fill_null(True)
@@ -113,7 +114,9 @@ def normalize_array(values: pa.Array) -> pa.LargeStringArray:
     return pc.replace_with_mask(fast, slow_rows, pa.array(slow, type=pa.large_string()))
 
 
-def _as_large_string(values: pd.Series | pa.Array | pa.ChunkedArray) -> pa.LargeStringArray:
+def as_large_string(values: pd.Series | pa.Array | pa.ChunkedArray) -> pa.LargeStringArray:
+    """One contiguous ``large_string`` Arrow array of a column (zero-copy for pandas'
+    pyarrow-backed strings)."""
     if isinstance(values, pd.Series):
         arr = pa.array(values.array)
     else:
@@ -139,10 +142,12 @@ def _from_fixed_width(matrix: np.ndarray, valid: np.ndarray) -> pa.LargeStringAr
     lengths = np.where(valid, width, 0)
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    return _from_parts(np.ascontiguousarray(matrix).reshape(-1), offsets, valid)
+    return strings_from_buffers(np.ascontiguousarray(matrix).reshape(-1), offsets, valid)
 
 
-def _from_parts(data: np.ndarray, offsets: np.ndarray, valid: np.ndarray) -> pa.LargeStringArray:
+def strings_from_buffers(data: np.ndarray, offsets: np.ndarray,
+                         valid: np.ndarray) -> pa.LargeStringArray:
+    """A string array over UTF-8 ``data`` cut at ``offsets`` (n + 1), NULL where not ``valid``."""
     n = len(valid)
     validity = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
     return pa.LargeStringArray.from_buffers(
@@ -297,7 +302,7 @@ class TokenStats:
 def tokenize_array(values: pd.Series | pa.Array | pa.ChunkedArray, key: DataKey,
                    config: TokenizeConfig) -> tuple[pa.LargeStringArray, TokenStats]:
     """Tokens of a whole column; NULL stays NULL."""
-    arr = _as_large_string(values)
+    arr = as_large_string(values)
     domain = None
     if config.keep_domain:
         arr, domain = split_domain(arr)
@@ -317,7 +322,7 @@ def tokenize_array(values: pd.Series | pa.Array | pa.ChunkedArray, key: DataKey,
         lengths[valid] = np.diff(dense_offsets)
         offsets = np.zeros(len(valid) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        out = _from_parts(data, offsets, valid)
+        out = strings_from_buffers(data, offsets, valid)
         collisions = pc.count_distinct(hashed).as_py() - pc.count_distinct(out.drop_null()).as_py()
         stats = TokenStats(unchanged=unchanged, collisions=collisions)
     if domain is not None:
