@@ -169,3 +169,14 @@ def test_in_memory_double_is_a_lineage_emitter_with_the_same_events() -> None:
     expected = event()
     got.pop("eventTime"), expected.pop("eventTime")
     assert got == expected
+
+
+def test_a_broken_transport_config_keeps_the_event_pending(monkeypatch: pytest.MonkeyPatch,
+                                                           tmp_path: Path) -> None:
+    monkeypatch.setenv("VEILFLOW_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("VEILFLOW_DATABASE_URL", f"postgresql://nobody@/x?host={tmp_path}")
+    monkeypatch.setenv("OPENLINEAGE_URL", "not a url")
+    emit_stage(None, stage="publish", event_type="COMPLETE", policy=ls.policy(),
+               run_id=ls.RUN_ID, manifest=ls.manifest())
+    (path,) = spool_dir().glob("*.json")
+    assert json.loads(path.read_text())["delivered"] is False  # a later retry delivers it

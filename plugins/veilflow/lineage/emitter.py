@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -36,10 +35,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["LineageEmitter", "ParentRun", "RetryResult", "emit_stage", "lineage_enabled",
            "retry_pending"]
-
-#: Seconds spent inside ``emit_stage`` in this process (the benchmark reads it).
-EMIT_SECONDS = [0.0]
-
 
 class LineageEmitter(Protocol):
     """The port the stages emit through: ``emit_stage`` here, ``InMemoryLineage``
@@ -89,15 +84,12 @@ def emit_stage(conn: psycopg.Connection | None, *, stage: str, event_type: str, 
     ``conn`` None opens a connection to the zones database. Never raises."""
     if not lineage_enabled():
         return
-    t0 = time.perf_counter()
     try:
         _emit(conn, stage=stage, event_type=event_type, policy=policy, run_id=run_id,
               manifest=manifest, parent=parent, error=error, chunk=chunk)
     except Exception as exc:  # noqa: BLE001  (lineage never fails a run)
         log.error("lineage: could not emit %s %s for run %s of %s: %s", stage, event_type,
                   run_id, policy.dataset, describe_error(exc))
-    finally:
-        EMIT_SECONDS[0] += time.perf_counter() - t0
 
 
 def _emit(conn: psycopg.Connection | None, *, stage: str, event_type: str, policy: Policy,
@@ -121,19 +113,25 @@ def _emit(conn: psycopg.Connection | None, *, stage: str, event_type: str, polic
             parent=parent, error=error, chunk=chunk, rows_quarantined=rows_q))
         record = EventRecord(run_id=run_id, dataset=policy.dataset, stage=stage,
                              policy_hash=_policy_hash(policy, manifest), event=event)
-        targets = deliveries()
-        event_id = _store(conn, record, delivered=False if targets else None)
-        if not targets:
-            return
-        failure = deliver(event, targets)
-        if event_id is not None and conn is not None:
-            try:
-                mark_delivery(conn, event_id, failure)
-                if own is not None:
-                    own.commit()
-            except psycopg.Error as exc:
-                log.error("lineage: could not record the delivery of event %d: %s", event_id,
-                          describe_error(exc))
+        config_error = None
+        try:
+            targets = deliveries()
+        except Exception as exc:  # noqa: BLE001  (a bad transport config must not lose events)
+            targets, config_error = [], f"transport configuration: {describe_error(exc)}"
+            log.error("lineage: %s; the event stays pending in the governance store",
+                      config_error)
+        event_id = _store(conn, record,
+                          delivered=False if targets or config_error else None)
+        if event_id is None or conn is None or (not targets and not config_error):
+            return  # spooled events are delivered once imported (store first, then deliver)
+        failure = deliver(event, targets) if targets else config_error
+        try:
+            mark_delivery(conn, event_id, failure)
+            if own is not None:
+                own.commit()
+        except psycopg.Error as exc:
+            log.error("lineage: could not record the delivery of event %d: %s", event_id,
+                      describe_error(exc))
     finally:
         if own is not None:
             own.close()
