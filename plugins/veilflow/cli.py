@@ -139,13 +139,16 @@ def check(policy: Annotated[str, typer.Argument(help="Policy file or dataset nam
 @app.command()
 def run(policy: Annotated[str, typer.Argument(help="Policy file or dataset name.")],
         run_id: Annotated[str | None, typer.Option(help="Run id (default: manual__<time>).")]
+        = None,
+        workers: Annotated[int | None, typer.Option(
+            min=1, help="Processes transforming chunks in parallel (default: one per CPU).")]
         = None) -> None:
     """Run a policy end to end in this process: extract, transform, validate, publish."""
     from veilflow.pipeline.runner import run_policy
     from veilflow.policy import load_policy
 
     pol = load_policy(_policy_path(policy))
-    summary = run_policy(pol, run_id=run_id, progress=lambda m: err(f"  {m}"))
+    summary = run_policy(pol, run_id=run_id, progress=lambda m: err(f"  {m}"), workers=workers)
     print_summary(summary.run_id)
 
 

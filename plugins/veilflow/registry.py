@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from veilflow.transform.base import Operator
 from veilflow.transform.operators.basic import Drop, Keep, Mask, Redact
+from veilflow.transform.operators.fpe import FF1Encrypt
 from veilflow.transform.operators.generalize import Generalize
 from veilflow.transform.operators.tokenize import Tokenize
 
@@ -20,6 +21,7 @@ OPERATORS: dict[str, type[Operator]] = {  # type: ignore[type-arg]
         Redact,
         Tokenize,
         Generalize,
+        FF1Encrypt,
     )
 }
 

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from veilflow.errors import VeilflowError
 from veilflow.pipeline.keys import default_key_provider
-from veilflow.pipeline.stages import extract, fail_run, publish, transform_chunk, validate
+from veilflow.pipeline.stages import (ChunkRef, ChunkResult, extract, fail_run, publish,
+                                      transform_chunk, validate)
 from veilflow.policy.model import Policy
 from veilflow.transform.keys import KeyProvider
 
@@ -34,10 +38,35 @@ def new_run_id() -> str:
     return "manual__" + datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+#: What forked chunk workers inherit (set just before the pool forks).
+_WORKER_STATE: dict[str, Any] = {}
+
+
+def _transform_in_worker(chunk: ChunkRef) -> ChunkResult:
+    return transform_chunk(_WORKER_STATE["policy"], _WORKER_STATE["run_id"], chunk,
+                           _WORKER_STATE["keys"])
+
+
+def _transform_all(policy: Policy, run_id: str, chunks: list[ChunkRef], keys: KeyProvider,
+                   workers: int) -> Iterator[ChunkResult]:
+    """Transform every chunk, in ``workers`` forked processes when there is more than one
+    chunk and more than one worker (chunks are independent key ranges)."""
+    if workers <= 1 or len(chunks) <= 1:
+        for chunk in chunks:
+            yield transform_chunk(policy, run_id, chunk, keys)
+        return
+    _WORKER_STATE.update(policy=policy, run_id=run_id, keys=keys)
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=ctx) as pool:
+        yield from pool.map(_transform_in_worker, chunks)
+
+
 def run_policy(policy: Policy, run_id: str | None = None, keys: KeyProvider | None = None,
-               progress: Callable[[str], None] | None = None) -> RunSummary:
+               progress: Callable[[str], None] | None = None,
+               workers: int | None = None) -> RunSummary:
     """extract → transform every chunk → validate → publish; on any failure the candidate
-    is quarantined, the run recorded as failed and the error re-raised."""
+    is quarantined, the run recorded as failed and the error re-raised. ``workers``
+    processes transform chunks in parallel (default: one per CPU)."""
     run_id = run_id or new_run_id()
     keys = keys or default_key_provider()
     say = progress or (lambda _msg: None)
@@ -46,10 +75,10 @@ def run_policy(policy: Policy, run_id: str | None = None, keys: KeyProvider | No
         ex = extract(policy, run_id, keys)
         say(f"extracted {ex.rows_in:,} rows into {len(ex.chunks)} chunk(s)")
         done = 0
-        for chunk in ex.chunks:
-            res = transform_chunk(policy, run_id, chunk, keys)
+        n = workers if workers is not None else (os.cpu_count() or 1)
+        for i, res in enumerate(_transform_all(policy, run_id, ex.chunks, keys, n), start=1):
             done += res.rows
-            say(f"chunk {chunk.index + 1}/{len(ex.chunks)}: {done:,} rows transformed")
+            say(f"chunk {i}/{len(ex.chunks)}: {done:,} rows transformed")
         report = validate(policy, run_id)
         say(f"gate passed ({len(report.checks)} checks)")
         pub = publish(policy, run_id)

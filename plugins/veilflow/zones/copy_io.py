@@ -22,7 +22,7 @@ def read_frame(conn: psycopg.Connection, query: sql.Composable, columns: list[st
     buf = io.BytesIO()
     with conn.cursor() as cur, cur.copy(
             sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(query)) as copy:
-        for block in copy:
+        while block := copy.read():
             buf.write(block)
     if buf.tell() == 0:
         return pd.DataFrame({c: pd.Series([], dtype=STRING) for c in columns})

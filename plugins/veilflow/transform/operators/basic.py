@@ -70,19 +70,20 @@ class Mask(Operator[MaskConfig]):
 
     def apply(self, values: pd.Series, chunk: ChunkContext) -> pd.Series:
         first, last = self.config.keep_first, self.config.keep_last
-        star = self.config.char.replace("\\", "\\\\")  # RE2 replacement escaping
+        star = pa.scalar(self.config.char)
         arr = pa.array(values.array, type=pa.string())
-        everything = pc.replace_substring_regex(arr, ".", star)
+        lengths = pc.utf8_length(arr)
+        everything = pc.binary_repeat(star, lengths)
         if first == 0 and last == 0:
             out = everything
         else:
             # Where keeping first+last would reveal the whole value, mask everything instead.
-            reveal = pc.greater(pc.utf8_length(arr), first + last)
+            reveal = pc.greater(lengths, first + last)
             head = pc.utf8_slice_codeunits(arr, 0, first)
-            middle = pc.utf8_slice_codeunits(arr, first, -last) if last else pc.utf8_slice_codeunits(arr, first)
-            tail = pc.utf8_slice_codeunits(arr, -last) if last else pc.utf8_slice_codeunits(arr, 0, 0)
-            partial = pc.binary_join_element_wise(
-                head, pc.replace_substring_regex(middle, ".", star), tail, "")
+            tail = (pc.utf8_slice_codeunits(arr, -last) if last
+                    else pc.utf8_slice_codeunits(arr, 0, 0))
+            hidden = pc.max_element_wise(pc.subtract(lengths, first + last), 0)
+            partial = pc.binary_join_element_wise(head, pc.binary_repeat(star, hidden), tail, "")
             out = pc.if_else(reveal, partial, everything)
         return pd.Series(pd.array(out, dtype=STRING), index=values.index)
 
