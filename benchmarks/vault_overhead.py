@@ -20,6 +20,7 @@ import base64
 import os
 import resource
 import secrets
+import shutil
 import statistics
 import tempfile
 import time
@@ -205,6 +206,7 @@ def main() -> None:
         from veilflow.config import settings
 
         stop_embedded(settings().pgdata)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -22,8 +22,8 @@ from typing import Any
 
 import pandas as pd
 import psycopg
-import pyarrow as pa  # type: ignore[import-untyped]
-import pyarrow.compute as pc  # type: ignore[import-untyped]
+import pyarrow as pa
+import pyarrow.compute as pc
 from psycopg import sql
 
 from veilflow.errors import KeyNotFound, VeilflowError
@@ -150,7 +150,7 @@ def _decrypt_ff1(conn: psycopg.Connection, master: MasterKeyProvider, policy: Po
                                           keys=_PinnedKeys({"ff1": key})))
     values = pd.Series(pd.array(list(tokens), dtype=STRING))
     chunk = ChunkContext(frame=pd.DataFrame({"_row": range(len(values))}), key_column="_row")
-    out = op.decrypt_values(values, chunk)
+    out = op.decrypt_values(values, chunk, key_version=key.version)
     plain: list[str | None] = [None if pd.isna(v) else str(v) for v in out]
     not_reversible = sum(chunk.counters.get(column, {}).values())
     for i, (tok, orig) in enumerate(zip(tokens, plain, strict=True)):
