@@ -98,13 +98,18 @@ def main() -> None:
     ap.add_argument("--docs", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=corpus.SEED)
     ap.add_argument("--no-presidio", action="store_true")
+    ap.add_argument("--unseen", action="store_true",
+                    help="Only the second template set (measured, then used to fix rules).")
+    ap.add_argument("--holdout", action="store_true",
+                    help="Only the last template set, never tuned against.")
     args = ap.parse_args()
     ensure_offline()
-    docs = corpus.generate(args.docs, args.seed)
+    docs = corpus.generate(args.docs, args.seed, unseen=args.unseen, holdout=args.holdout)
     texts = [d.text for d in docs]
     entities = corpus.ENTITIES
     print(f"corpus: {len(docs)} documents, {sum(len(d.spans) for d in docs)} labeled spans, "
-          f"seed {args.seed}")
+          f"seed {args.seed}" + (", unseen templates only" if args.unseen else "")
+          + (", hold-out templates only" if args.holdout else ""))
     print("gold spans per entity:", dict(Counter(s[2] for d in docs for s in d.spans)))
 
     from veilflow.detect.scanner import Scanner

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import random
-
+import numpy as np
 import pandas as pd
 import pytest
 from faker import Faker
@@ -31,19 +30,20 @@ def customers() -> pd.DataFrame:
 
 
 def patients(n: int = 300, seed: int = 11) -> tuple[pd.DataFrame, dict[str, str | None]]:
-    rng = random.Random(seed)
+    rng = np.random.default_rng(seed)
     fakes = {loc: Faker(loc) for loc in ("en_GB", "de_DE", "fr_FR", "en_US")}
     for i, f in enumerate(fakes.values()):
         f.seed_instance(seed + i)
     rows = []
-    for i in range(n):
-        f = fakes[rng.choice(list(fakes))]
+    locales = list(fakes)
+    for _ in range(n):
+        f = fakes[locales[rng.integers(len(locales))]]
         us = fakes["en_US"]
         rows.append({
-            "mrn": f"MRN-{rng.randint(10**6, 10**7 - 1)}",
+            "mrn": f"MRN-{rng.integers(10**6, 10**7)}",
             "pt_name": f"{f.first_name()} {f.last_name()}",
             "dob": f.date_of_birth().strftime("%d/%m/%Y"),
-            "sex": rng.choice(["F", "M"]),
+            "sex": str(rng.choice(["F", "M"])),
             "tel": f.phone_number(),
             "e_mail": f.email(),
             "addr_line": us.street_address(),
@@ -54,7 +54,7 @@ def patients(n: int = 300, seed: int = 11) -> tuple[pd.DataFrame, dict[str, str 
             "acct_iban": f.iban(),
             "client_ip": us.ipv4(),
             "visit_time": us.date_time().isoformat(sep=" "),
-            "ward": rng.choice(["A1", "B2", "ICU"]),
+            "ward": str(rng.choice(["A1", "B2", "ICU"])),
             "charge": f"{rng.uniform(10, 900):.2f}",
             "remarks": f"Seen by Dr. {f.last_name()}; callback {f.phone_number()}.",
         })

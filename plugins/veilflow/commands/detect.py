@@ -98,7 +98,7 @@ def scan(
 def _read_docs(path: str, text_field: str) -> Iterator[tuple[dict[str, Any] | None, object, str]]:
     """(document, text, raw line) per input line; a line that is not a JSON object yields
     (None, None, reason) so it can be reported without being echoed."""
-    stream = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
+    stream = sys.stdin.buffer if path == "-" else open(path, "rb")
     try:
         for n, raw in enumerate(stream, 1):
             if not raw.strip():
@@ -146,7 +146,7 @@ def detect(
             docs.append((doc, problem))
             yield text if doc is not None else None
 
-    out = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")  # noqa: SIM115
+    out = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")
     try:
         for batch in scan_stream(texts(), settings, workers=workers or settings.workers,
                                  batch_size=batch_size):

@@ -298,7 +298,7 @@ def classify_series(column: str, values: pd.Series,
 
     # A unique code-like column is a record key even without a telling name.
     codey = bool(pc.all(pc.match_substring_regex(arr, r"^[A-Za-z0-9_-]{1,40}$")).as_py())
-    if codey and distinct >= 0.98 and n >= 20 and numeric < 0.5 or (
+    if (codey and distinct >= 0.98 and n >= 20 and numeric < 0.5) or (
             IDENTIFIER in hints and distinct >= 0.95):
         return verdict(IDENTIFIER, distinct, f"{distinct:.0%} distinct code-like values",
                        masked_shape(values_list[0]))

@@ -24,10 +24,55 @@ NAME_LOCALES: tuple[str, ...] = (
 
 #: Capitalised words that are also given names but far more often something else; they
 #: count as a given name only when a surname or a greeting confirms it.
-AMBIGUOUS_GIVEN = frozenset(["Will", "May", "June", "April", "August", "Mark", "Bill", "Grace", "Hope", "Faith", "Joy", "Rose", "Summer", "Chase", "Sue", "Pat", "Art", "Guy", "Dawn", "Eve", "Ivy", "Iris", "Lily", "Holly", "Autumn", "Patience", "Precious", "Sunny", "Angel", "Crystal", "Amber", "Ruby", "Pearl", "Jade", "Destiny", "Harmony", "Melody", "Miles", "Major", "Royal", "Sterling", "King", "Prince", "Price", "Page", "Drew", "Christian", "Justice", "Hunter", "Cash", "Don", "Dean", "Ray", "Roman", "Frank", "Ernest", "Rich", "Young", "Sage", "Sky", "River", "Rain", "Star", "Paris", "Sydney", "Austin", "Dallas", "Jordan", "Georgia", "Virginia", "Carolina", "Florence", "Lincoln", "Madison", "Hamilton", "Houston", "Phoenix", "Charity", "Constance", "Daisy", "Hazel", "Heather", "Olive", "Violet", "Jasmine", "Mercedes", "Porsche", "Tesla", "Lexus", "Camry", "Brown", "White", "Green", "Black", "Gray", "Grey", "Long", "Short", "Little", "Hall", "Hill", "Wood", "Field", "Street", "Park", "Lake", "Dale", "Glen", "Cliff", "Brook", "Forest", "Rock", "Stone", "Gene", "Bud", "Buck", "Rod", "Nick", "Jean", "Carol", "Noel", "Ivory", "Gay", "Penny", "Bliss", "Blossom", "Ocean", "Storm", "Wolf", "Fox", "Bear", "Colt", "Bishop", "Marshall", "Judge", "Baker", "Cook", "Carter", "Taylor", "Mason", "Porter", "Parker", "Booker", "Walker", "Page", "Tanner", "Sawyer", "Archer", "Gardener", "Fisher", "Hunter", "Saint", "Able", "Case", "Lane", "Way", "Ford", "Chance", "Lucky", "Happy", "Honey", "Sugar", "Candy", "Ginger", "Pepper", "Coco", "Rocky", "Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "January", "February", "March", "October", "November", "December", "Sept", "Nov", "Dec", "Jan", "Feb", "Apr", "Jun", "Jul", "Aug", "Oct", "Order", "Account", "Support", "Service", "Team", "Customer", "Client", "Please", "Thanks", "Thank", "Hello", "Hi", "Dear", "Regards", "Best", "Cheers", "Sincerely", "Kind", "Call", "Email", "Phone", "Note"])
+AMBIGUOUS_GIVEN = frozenset((
+    "Will", "May", "June", "April", "August", "Mark", "Bill", "Grace", "Hope", "Faith",
+    "Joy", "Rose", "Summer", "Chase", "Sue", "Pat", "Art", "Guy", "Dawn", "Eve", "Ivy",
+    "Iris", "Lily", "Holly", "Autumn", "Patience", "Precious", "Sunny", "Angel", "Crystal",
+    "Amber", "Ruby", "Pearl", "Jade", "Destiny", "Harmony", "Melody", "Miles", "Major",
+    "Royal", "Sterling", "King", "Prince", "Price", "Page", "Drew", "Christian", "Justice",
+    "Hunter", "Cash", "Don", "Dean", "Ray", "Roman", "Frank", "Ernest", "Rich", "Young",
+    "Sage", "Sky", "River", "Rain", "Star", "Paris", "Sydney", "Austin", "Dallas", "Jordan",
+    "Georgia", "Virginia", "Carolina", "Florence", "Lincoln", "Madison", "Hamilton",
+    "Houston", "Phoenix", "Charity", "Constance", "Daisy", "Hazel", "Heather", "Olive",
+    "Violet", "Jasmine", "Mercedes", "Porsche", "Tesla", "Lexus", "Camry", "Brown", "White",
+    "Green", "Black", "Gray", "Grey", "Long", "Short", "Little", "Hall", "Hill", "Wood",
+    "Field", "Street", "Park", "Lake", "Dale", "Glen", "Cliff", "Brook", "Forest", "Rock",
+    "Stone", "Gene", "Bud", "Buck", "Rod", "Nick", "Jean", "Carol", "Noel", "Ivory", "Gay",
+    "Penny", "Bliss", "Blossom", "Ocean", "Storm", "Wolf", "Fox", "Bear", "Colt", "Bishop",
+    "Marshall", "Judge", "Baker", "Cook", "Carter", "Taylor", "Mason", "Porter", "Parker",
+    "Booker", "Walker", "Tanner", "Sawyer", "Archer", "Gardener", "Fisher", "Saint", "Able",
+    "Case", "Lane", "Way", "Ford", "Chance", "Lucky", "Happy", "Honey", "Sugar", "Candy",
+    "Ginger", "Pepper", "Coco", "Rocky", "Sunday", "Monday", "Tuesday", "Wednesday",
+    "Thursday", "Friday", "Saturday", "January", "February", "March", "October", "November",
+    "December", "Sept", "Nov", "Dec", "Jan", "Feb", "Apr", "Jun", "Jul", "Aug", "Oct",
+    "Order", "Account", "Support", "Service", "Team", "Customer", "Client", "Please",
+    "Thanks", "Thank", "Hello", "Hi", "Dear", "Regards", "Best", "Cheers", "Sincerely",
+    "Kind", "Call", "Email", "Phone", "Note",
+))
 
 #: Words that end a run of capitalised words that could be a name.
-NOT_NAME = frozenset(["I", "We", "You", "He", "She", "They", "It", "The", "A", "An", "And", "Or", "But", "If", "Of", "In", "On", "At", "To", "For", "From", "By", "With", "Via", "Per", "As", "Is", "Are", "Was", "Were", "Be", "Been", "Has", "Have", "Had", "Do", "Does", "Did", "Not", "No", "Yes", "Ok", "OK", "Please", "Thanks", "Thank", "Hello", "Hi", "Hey", "Dear", "Regards", "Best", "Cheers", "Sincerely", "Kind", "Re", "Fwd", "Fw", "Subject", "Team", "Support", "Service", "Services", "Customer", "Client", "Account", "Order", "Ticket", "Case", "Invoice", "Payment", "Card", "Bank", "Street", "St", "Avenue", "Ave", "Road", "Rd", "Apt", "Suite", "Unit", "Inc", "Ltd", "LLC", "Corp", "Co", "GmbH", "AG", "SA", "SAS", "BV", "Company", "Group", "Department", "Dept", "Office", "Hospital", "Clinic", "University", "School", "Center", "Centre", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday", "January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December", "Today", "Tomorrow", "Yesterday", "Mobile", "Phone", "Email", "Tel", "Fax", "ID", "SSN", "IBAN", "IP", "Visa", "Mastercard", "Amex", "Maestro", "Discover", "PayPal", "Note", "Notes", "Update", "Issue", "Request", "Reply", "Urgent", "New", "Dr", "Mr", "Mrs", "Ms", "Sep", "Mar", "Sept", "Jan", "Feb", "Apr", "Jun", "Jul", "Aug", "Oct", "Nov", "Dec", "Spoke", "Called", "Sent", "From", "To", "Cc", "Refund", "Wire", "Ship", "Address", "Moved", "Login", "Server", "Version", "Priority", "Escalated", "Reminder", "Direct", "Caller", "Cannot", "Cards", "Balance", "Ticket", "Patient", "DOB", "Emergency", "Contact", "Left", "Hi", "Mobile", "Callback", "Beneficiary", "Reference"])
+NOT_NAME = frozenset((
+    "I", "We", "You", "He", "She", "They", "It", "The", "A", "An", "And", "Or", "But", "If",
+    "Of", "In", "On", "At", "To", "For", "From", "By", "With", "Via", "Per", "As", "Is",
+    "Are", "Was", "Were", "Be", "Been", "Has", "Have", "Had", "Do", "Does", "Did", "Not",
+    "No", "Yes", "Ok", "OK", "Please", "Thanks", "Thank", "Hello", "Hi", "Hey", "Dear",
+    "Regards", "Best", "Cheers", "Sincerely", "Kind", "Re", "Fwd", "Fw", "Subject", "Team",
+    "Support", "Service", "Services", "Customer", "Client", "Account", "Order", "Ticket",
+    "Case", "Invoice", "Payment", "Card", "Bank", "Street", "St", "Avenue", "Ave", "Road",
+    "Rd", "Apt", "Suite", "Unit", "Inc", "Ltd", "LLC", "Corp", "Co", "GmbH", "AG", "SA",
+    "SAS", "BV", "Company", "Group", "Department", "Dept", "Office", "Hospital", "Clinic",
+    "University", "School", "Center", "Centre", "Monday", "Tuesday", "Wednesday",
+    "Thursday", "Friday", "Saturday", "Sunday", "January", "February", "March", "April",
+    "May", "June", "July", "August", "September", "October", "November", "December",
+    "Today", "Tomorrow", "Yesterday", "Mobile", "Phone", "Email", "Tel", "Fax", "ID", "SSN",
+    "IBAN", "IP", "Visa", "Mastercard", "Amex", "Maestro", "Discover", "PayPal", "Note",
+    "Notes", "Update", "Issue", "Request", "Reply", "Urgent", "New", "Dr", "Mr", "Mrs",
+    "Ms", "Sep", "Mar", "Sept", "Feb", "Apr", "Jun", "Jul", "Aug", "Oct", "Nov", "Dec",
+    "Spoke", "Called", "Sent", "Cc", "Refund", "Wire", "Ship", "Address", "Moved", "Login",
+    "Server", "Version", "Priority", "Escalated", "Reminder", "Direct", "Caller", "Cannot",
+    "Cards", "Balance", "Patient", "DOB", "Emergency", "Contact", "Left", "Callback",
+    "Beneficiary", "Reference",
+))
 
 TITLES = ("Mr", "Mrs", "Ms", "Miss", "Mx", "Dr", "Prof", "Sir", "Dame", "Lady", "Lord", "Herr",
           "Frau", "Mme", "Mlle", "Sr", "Sra", "Srta", "Dott", "Dottssa", "Sig", "Sigra", "Pan",

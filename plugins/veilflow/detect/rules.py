@@ -51,9 +51,16 @@ _ROLE_WORDS = frozenset({"Patient", "Client", "Customer", "Agent", "Caller", "Us
 
 
 def _title_re() -> re.Pattern[str]:
-    titles = "|".join(TITLES)
+    # Titles in any case ("dr Björklund" in shorthand notes); the name stays capitalised.
+    titles = "|".join(f"(?i:{t})" for t in TITLES)
     return re.compile(rf"\b(?:{titles})\.?[ ]+(?:(?:{_PART})[ ])*{_TOKEN}"
                       rf"(?:[ ](?:(?:{_PART})[ ])*{_TOKEN}){{0,2}}")
+
+
+#: A single capitalised word after these is a name even when no list knows it.
+_STRONG_PERSON_CONTEXT = re.compile(
+    r"(?:\b(?:signed by|dear|hi|hello|hey|thanks|thank you|regards|cheers|attn|"
+    r"my name is|this is|i am|i'm)[,:]?[ ]*)$", re.IGNORECASE)
 
 
 TITLE = _title_re()
@@ -95,6 +102,9 @@ def find_names(text: str) -> Iterator[tuple[int, int, float]]:
                 i = j
                 continue
             n = j - i
+            if n == 1 and re.match(r"[ .]*\d", text[end:end + 3]):
+                i = j
+                continue  # "Jan 05", "May 2024": a date, not a name
             last = _POSSESSIVE.sub("", toks[j - 1][0])
             if base in given:
                 if n >= 2:
@@ -111,10 +121,13 @@ def find_names(text: str) -> Iterator[tuple[int, int, float]]:
                 if _GREETING.search(before) or _PERSON_CONTEXT.search(before):
                     score = 0.75
                 yield start, end, score
-            elif 2 <= n <= 4 and _PERSON_CONTEXT.search(before) and _name_like(toks[i:j]) or 2 <= n <= 4 and _EMAIL_NEXT.match(text, end) and _name_like(toks[i:j]):
+            elif (2 <= n <= 4 and _PERSON_CONTEXT.search(before) and _name_like(toks[i:j])) or (2 <= n <= 4 and _EMAIL_NEXT.match(text, end) and _name_like(toks[i:j])):
                 yield start, end, 0.7
             elif n == 1 and base in surnames and _GREETING.search(before) and len(base) > 2:
                 yield start, end, 0.55
+            elif n == 1 and len(base) > 2 and _STRONG_PERSON_CONTEXT.search(before) and (
+                    _name_like(toks[i:j])):
+                yield start, end, 0.6
             i = j
 
 
@@ -126,7 +139,7 @@ def _name_like(toks: list[tuple[str, int]]) -> bool:
     for word, _ in toks:
         if word.lower() in PARTICLES:
             continue
-        if not word[0].isupper() or word.isupper() and len(word) > 1 or any(
+        if not word[0].isupper() or (word.isupper() and len(word) > 1) or any(
                 ch.isdigit() for ch in word):
             return False
     return True
@@ -203,11 +216,24 @@ def _place_patterns() -> tuple[tuple[re.Pattern[str], float, int], ...]:
     )
 
 
+_CITY_AFTER = re.compile(rf",[ ]+({_WORD}(?:[ ]{_WORD}){{0,2}})(?=[ ]*(?:[,.;!?\n\x00]|$))")
+_LABELLED_PLACE = re.compile(
+    rf"\b(?i:location|city|town|village|place of birth|birthplace|hometown|country|"
+    rf"destination|origin)[ ]*[:=]?[ ]+({_WORD}(?:[ ]{_WORD}){{0,2}})")
+
+
 def find_places(text: str) -> Iterator[tuple[int, int, float]]:
     """LOCATION candidates from address shapes and place names."""
     g = gazetteers()
-    for rx, score, group in _place_patterns():
+    for m in _LABELLED_PLACE.finditer(text):
+        if m.group(1).split(" ", 1)[0] not in NOT_NAME:
+            yield m.start(1), m.end(1), 0.8
+    for i, (rx, score, group) in enumerate(_place_patterns()):
         for m in rx.finditer(text):
+            if i == 0:  # a street address: the capitalised words after its comma are the city
+                city = _CITY_AFTER.match(text, m.end() - (text[m.end() - 1] == "."))
+                if city and city.group(1).split(" ", 1)[0] not in NOT_NAME:
+                    yield city.start(1), city.end(1), 0.8
             s, e = m.start(group), m.end(group)
             if text[e - 1] == "." and not re.search(r"\b\w{1,4}\.$", text[s:e]):
                 e -= 1  # a sentence's full stop, not an abbreviation's
