@@ -143,3 +143,13 @@ def test_stream_keeps_order_across_workers() -> None:
     assert len(out) == 60
     for i, (t, spans) in enumerate(zip(texts, out, strict=True)):
         assert [t[s.start:s.end] for s in spans] == [f"user{i}@example.com"]
+
+
+def test_presidio_analyzer_gets_veilflow_recognizers() -> None:
+    from veilflow.detect.engine import build_analyzer
+
+    analyzer = build_analyzer(DetectionSettings())
+    text = "Charge 2221 0000 0000 0009 for Ms. Ana Pop today."  # a Luhn-valid 2-series card
+    results = analyzer.analyze(text, language="en")
+    cards = [text[r.start:r.end] for r in results if r.entity_type == "CREDIT_CARD"]
+    assert "2221 0000 0000 0009" in cards
