@@ -20,26 +20,26 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import argparse
-import hashlib
-import hmac
-import resource
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+import argparse  # noqa: E402
+import hashlib  # noqa: E402
+import hmac  # noqa: E402
+import resource  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from typing import Any  # noqa: E402
 
-import numpy as np
-import pandas as pd
-import pyarrow as pa  # type: ignore[import-untyped]
-import pyarrow.compute as pc  # type: ignore[import-untyped]
-from veilflow.registry import OPERATORS
-from veilflow.transform.base import STRING, ChunkContext, ColumnContext, Operator
-from veilflow.transform.keys import LocalKeyProvider
-from veilflow.transform.operators.date_shift import DateShift
-from veilflow.transform.operators.suppress import Suppress
-from veilflow.transform.operators.surrogate import Surrogate, pool
-from veilflow.transform.operators.tokenize import hmac_sha256
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pyarrow as pa  # noqa: E402
+import pyarrow.compute as pc  # noqa: E402
+from veilflow.registry import OPERATORS  # noqa: E402
+from veilflow.transform.base import STRING, ChunkContext, ColumnContext, Operator  # noqa: E402
+from veilflow.transform.keys import LocalKeyProvider  # noqa: E402
+from veilflow.transform.operators.date_shift import DateShift  # noqa: E402
+from veilflow.transform.operators.suppress import Suppress  # noqa: E402
+from veilflow.transform.operators.surrogate import Surrogate, pool  # noqa: E402
+from veilflow.transform.operators.tokenize import hmac_sha256  # noqa: E402
 
 #: The closest Presidio operator for each of ours.
 PRESIDIO_PEER = {"tokenize": "hash", "surrogate": "hash", "date_shift": "hash",
