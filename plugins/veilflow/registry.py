@@ -6,10 +6,14 @@ lives with detection).
 
 from __future__ import annotations
 
+from veilflow.detect.scrub import ScrubText
 from veilflow.transform.base import Operator
 from veilflow.transform.operators.basic import Drop, Keep, Mask, Redact
+from veilflow.transform.operators.date_shift import DateShift
 from veilflow.transform.operators.fpe import FF1Encrypt
 from veilflow.transform.operators.generalize import Generalize
+from veilflow.transform.operators.suppress import Suppress
+from veilflow.transform.operators.surrogate import Surrogate
 from veilflow.transform.operators.tokenize import Tokenize
 
 OPERATORS: dict[str, type[Operator]] = {  # type: ignore[type-arg]
@@ -20,8 +24,12 @@ OPERATORS: dict[str, type[Operator]] = {  # type: ignore[type-arg]
         Mask,
         Redact,
         Tokenize,
-        Generalize,
         FF1Encrypt,
+        Surrogate,
+        Generalize,
+        DateShift,
+        Suppress,
+        ScrubText,
     )
 }
 

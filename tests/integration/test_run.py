@@ -86,6 +86,7 @@ def test_declared_column_missing_from_source(seeded_db: str, conn: psycopg.Conne
 def test_null_key_stops_the_run(seeded_db: str, conn: psycopg.Connection,
                                 policy_text: str) -> None:
     conn.execute("ALTER TABLE restricted.customers DROP CONSTRAINT customers_pkey")
+    conn.execute("ALTER TABLE restricted.customers ALTER COLUMN customer_id DROP NOT NULL")
     conn.execute("UPDATE restricted.customers SET customer_id = NULL WHERE customer_id < 3")
     with pytest.raises(SourceError, match="2 row\\(s\\) have a NULL key"):
         run_policy(parse_policy(policy_text))

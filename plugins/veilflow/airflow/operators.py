@@ -42,29 +42,44 @@ class VeilflowStageOperator(BaseOperator):
         from veilflow.pipeline.keys import default_key_provider
         from veilflow.policy import load_policy
 
+        from veilflow.airflow.lineage import parent_from_context
+
         policy = load_policy(self.policy_path)
         run_id = veilflow_run_id(policy.dataset, context["run_id"])
+        self._veilflow_run_id = run_id
+        parent = parent_from_context(context)
         try:
             if self.stage == "extract":
-                result = stages.extract(policy, run_id, default_key_provider())
+                result = stages.extract(policy, run_id, default_key_provider(), parent=parent)
                 return [c.__dict__ for c in result.chunks]
             if self.stage == "transform":
                 assert self.chunk is not None
                 res = stages.transform_chunk(policy, run_id, stages.ChunkRef(**self.chunk),
-                                             default_key_provider())
+                                             default_key_provider(), parent=parent)
                 return {"chunk": res.index, "rows": res.rows}
             if self.stage == "validate":
-                report = stages.validate(policy, run_id)
+                report = stages.validate(policy, run_id, parent=parent)
                 return {"passed": report.passed, "checks": len(report.checks)}
             if self.stage == "publish":
-                pub = stages.publish(policy, run_id)
+                pub = stages.publish(policy, run_id, parent=parent)
                 return {"table": pub.table, "rows": pub.rows}
             if self.stage == "cleanup":
-                stages.fail_run(policy, run_id, "a task of the DAG run failed; see Airflow logs")
+                stages.fail_run(policy, run_id, "a task of the DAG run failed; see Airflow logs",
+                                parent=parent)
                 return None
             raise VeilflowError(f"unknown stage {self.stage!r}")
         except FINAL as exc:
-            stages.fail_run(policy, run_id, str(exc))
+            stages.fail_run(policy, run_id, str(exc), parent=parent)
             from airflow.sdk.exceptions import AirflowFailException
 
             raise AirflowFailException(str(exc)) from None
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Airflow's OpenLineage provider sees the same datasets and facets veilflow stores."""
+        from veilflow.airflow.lineage import stage_lineage
+
+        run_id = getattr(self, "_veilflow_run_id", None)
+        if run_id is None or self.stage == "cleanup":
+            return None
+        chunk = self.chunk.get("index") if isinstance(self.chunk, dict) else None
+        return stage_lineage(self.policy_path, run_id, self.stage, chunk=chunk)

@@ -50,8 +50,12 @@ def plan_policy(policy: Policy, keys: KeyProvider) -> Plan:
                 f"unknown operator {spec.action!r}; known: {', '.join(sorted(OPERATORS))}",
                 file=policy.file, line=policy.line_of("columns", name, "action"),
                 field=f"columns.{name}.action")
+        params = spec.params
+        # Operators that scan text take the policy's detection settings unless given.
+        if "detection" in cls.Config.model_fields and "detection" not in params:
+            params = {**params, "detection": policy.detection}
         try:
-            config = cls.Config(**spec.params)
+            config = cls.Config(**params)
         except ValidationError as exc:
             err = exc.errors()[0]
             param = ".".join(str(p) for p in err["loc"]) or spec.action

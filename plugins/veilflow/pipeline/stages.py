@@ -17,7 +17,10 @@ import psycopg
 from psycopg import sql
 
 from veilflow.config import settings
-from veilflow.errors import SchemaDrift, SourceError, TransformError, ValidationFailed, VeilflowError
+from veilflow.lineage.emitter import emit_stage
+from veilflow.lineage.events import ParentRun
+from veilflow.errors import (PolicyError, SchemaDrift, SourceError, TransformError,
+                             ValidationFailed, VeilflowError)
 from veilflow.pipeline.manifest import (chunk_counters, column_entries, load_manifest,
                                         save_manifest)
 from veilflow.pipeline.plan import Plan, plan_policy
@@ -72,6 +75,19 @@ class PublishResult:
     rows: int
 
 
+def _audit(conn: psycopg.Connection, policy: Policy, run_id: str, outcome: str,
+           count: int | None, **details: Any) -> None:
+    """Record a run's outcome in the audit log (names and counts only)."""
+    from veilflow.vault.audit import record
+
+    try:
+        record(conn, "policy_run", target=policy.target.table, count=count, outcome=outcome,
+               details={"run_id": run_id, "dataset": policy.dataset,
+                        "policy_hash": policy.hash, **details})
+    except VeilflowError as exc:
+        log.error("could not audit run %s: %s", run_id, exc)
+
+
 def _readers(policy: Policy) -> list[str]:
     return [ROLE_NAMES[r] for r, zones in policy.access.items() if "anonymized" in zones]
 
@@ -107,7 +123,8 @@ def check_keys(conn: psycopg.Connection, policy: Policy) -> None:
                           f"at row key(s) {', '.join(d[0] for d in dups)}")
 
 
-def extract(policy: Policy, run_id: str, keys: KeyProvider) -> ExtractResult:
+def extract(policy: Policy, run_id: str, keys: KeyProvider,
+            parent: ParentRun | None = None) -> ExtractResult:
     """Check the source against the policy, snapshot it, plant canaries, cut key ranges."""
     plan = plan_policy(policy, keys)
     rt = RunTables(policy.dataset, run_id)
@@ -133,6 +150,8 @@ def extract(policy: Policy, run_id: str, keys: KeyProvider) -> ExtractResult:
             (run_id, policy.dataset, policy.hash, json.dumps(manifest)))
         conn.execute("DELETE FROM governance.run_chunks WHERE run_id = %s", (run_id,))
         conn.commit()
+        emit_stage(conn, stage="extract", event_type="START", policy=policy, run_id=run_id,
+                   manifest=manifest, parent=parent)
         rows = create_snapshot(conn, rt, policy.source.schema_name, policy.source.table_name,
                                policy.source.key, declared)
         canaries = 0
@@ -153,12 +172,28 @@ def extract(policy: Policy, run_id: str, keys: KeyProvider) -> ExtractResult:
         manifest.update(rows_in=rows, canaries=canaries, chunks=len(chunks))
         save_manifest(conn, run_id, manifest, rows_in=rows)
         conn.commit()
+        emit_stage(conn, stage="extract", event_type="COMPLETE", policy=policy, run_id=run_id,
+                   manifest=manifest, parent=parent)
     log.info("extract %s run %s: %d rows (+%d canaries) in %d chunk(s)", policy.dataset,
              run_id, rows, canaries, len(chunks))
     return ExtractResult(run_id, rows, canaries, chunks)
 
 
 # --------------------------------------------------------------------------- transform
+def pin_run_keys(keys: KeyProvider, manifest: dict[str, Any]) -> None:
+    """Make ``keys`` hand out the key versions extract recorded for this run, so every task
+    of a run encrypts alike even when a key is rotated while the run is under way."""
+    pin = getattr(keys, "pin", None)
+    if pin is None:
+        return
+    for col in manifest.get("columns", []):
+        ref = col.get("key")
+        if ref and "@v" in ref:
+            key_id, version = ref.rsplit("@v", 1)
+            dataset, purpose = key_id.rsplit("/", 1)
+            pin(dataset, purpose, int(version))
+
+
 def transform_frame(plan: Plan, frame: pd.DataFrame) -> tuple[pd.DataFrame, ChunkContext]:
     """Apply every kept column's operator to a chunk (pure: no I/O)."""
     ctx = ChunkContext(frame=frame, key_column=plan.policy.source.key)
@@ -178,17 +213,24 @@ def transform_frame(plan: Plan, frame: pd.DataFrame) -> tuple[pd.DataFrame, Chun
     return out, ctx
 
 
-def transform_chunk(policy: Policy, run_id: str, chunk: ChunkRef, keys: KeyProvider
-                    ) -> ChunkResult:
+def transform_chunk(policy: Policy, run_id: str, chunk: ChunkRef, keys: KeyProvider,
+                    parent: ParentRun | None = None) -> ChunkResult:
     """Transform one key range and write it as one partition of the candidate, in one
     transaction: a killed task leaves nothing, a retry rewrites the same partition."""
     t0 = time.perf_counter()
-    plan = plan_policy(policy, keys)
     rt = RunTables(policy.dataset, run_id)
     names = [ROW, CANARY, *policy.columns]
     with connect() as conn:
         if not table_exists(conn, "staging", rt.snapshot_name):
             raise VeilflowError(f"run {run_id} has no snapshot; run extract first")
+        manifest = load_manifest(conn, run_id)
+        if manifest.get("policy", {}).get("hash") != policy.hash:
+            raise PolicyError(f"the policy changed since run {run_id} started; start a new run",
+                              file=policy.file)
+        pin_run_keys(keys, manifest)
+        plan = plan_policy(policy, keys)
+        emit_stage(conn, stage="transform", event_type="START", policy=policy, run_id=run_id,
+                   manifest=manifest, parent=parent, chunk=chunk.index)
         present = {c.name for c in source_columns(conn, "staging", rt.snapshot_name)}
         names = [n for n in names if n in present]
         frame = read_frame(conn, sql.SQL(
@@ -214,6 +256,8 @@ def transform_chunk(policy: Policy, run_id: str, chunk: ChunkRef, keys: KeyProvi
                 " VALUES (%s, %s, %s, %s) ON CONFLICT (run_id, chunk) DO UPDATE SET"
                 " rows = EXCLUDED.rows, counters = EXCLUDED.counters, finished_at = now()",
                 (run_id, chunk.index, len(out), json.dumps(counters)))
+        emit_stage(conn, stage="transform", event_type="COMPLETE", policy=policy,
+                   run_id=run_id, manifest=manifest, parent=parent, chunk=chunk.index)
     seconds = time.perf_counter() - t0
     log.info("transform %s chunk %d: %d rows in %.2fs", policy.dataset, chunk.index, len(out),
              seconds)
@@ -232,10 +276,12 @@ def gate_context(policy: Policy, run_id: str, manifest: dict[str, Any]) -> GateC
                        rows_in=int(manifest["rows_in"]), report_dir=report_dir)
 
 
-def validate(policy: Policy, run_id: str) -> GateReport:
+def validate(policy: Policy, run_id: str, parent: ParentRun | None = None) -> GateReport:
     """Run the gate on the candidate. On failure: quarantine, record, ``ValidationFailed``."""
     with connect() as conn:
         manifest = load_manifest(conn, run_id)
+        emit_stage(conn, stage="validate", event_type="START", policy=policy, run_id=run_id,
+                   manifest=manifest, parent=parent)
         done, _, counters = chunk_counters(conn, run_id)
         manifest["counters"] = counters
         ctx = gate_context(policy, run_id, manifest)
@@ -250,6 +296,9 @@ def validate(policy: Policy, run_id: str) -> GateReport:
         manifest["gate"] = report.to_dict()
         save_manifest(conn, run_id, manifest)
         conn.commit()
+        emit_stage(conn, stage="validate", event_type="COMPLETE" if report.passed else "FAIL",
+                   policy=policy, run_id=run_id, manifest=manifest, parent=parent,
+                   error=None if report.passed else "gate refused the candidate")
         if not report.passed:
             reasons = report.reasons()
             table = quarantine_candidate(conn, ctx.tables, reasons)
@@ -258,6 +307,10 @@ def validate(policy: Policy, run_id: str) -> GateReport:
                           error="gate refused the candidate")
             drop_run_tables(conn, ctx.tables)
             conn.commit()
+            emit_stage(conn, stage="quarantine", event_type="COMPLETE", policy=policy,
+                       run_id=run_id, manifest=manifest, parent=parent)
+            _audit(conn, policy, run_id, "error", manifest.get("rows_in"),
+                   status="quarantined", failed_checks=sorted({r["check"] for r in reasons}))
             names = ", ".join(sorted({r["check"] + (f"[{r['column']}]" if r["column"] else "")
                                       for r in reasons}))
             raise ValidationFailed(
@@ -267,11 +320,13 @@ def validate(policy: Policy, run_id: str) -> GateReport:
 
 
 # --------------------------------------------------------------------------- publish
-def publish(policy: Policy, run_id: str) -> PublishResult:
+def publish(policy: Policy, run_id: str, parent: ParentRun | None = None) -> PublishResult:
     """Swap the validated candidate into the anonymized zone; drop the run's staging."""
     rt = RunTables(policy.dataset, run_id)
     with connect() as conn:
         manifest = load_manifest(conn, run_id)
+        emit_stage(conn, stage="publish", event_type="START", policy=policy, run_id=run_id,
+                   manifest=manifest, parent=parent)
         gate = manifest.get("gate")
         if not gate or not gate.get("passed"):
             raise ValidationFailed(f"run {run_id} has not passed the gate; nothing published")
@@ -292,12 +347,15 @@ def publish(policy: Policy, run_id: str) -> PublishResult:
         conn.commit()
         drop_run_tables(conn, rt)
         conn.commit()
+        emit_stage(conn, stage="publish", event_type="COMPLETE", policy=policy, run_id=run_id,
+                   manifest=manifest, parent=parent)
+        _audit(conn, policy, run_id, "ok", rows, status="published")
     log.info("published %s: %d rows (run %s)", policy.target.table, rows, run_id)
     return PublishResult(run_id, policy.target.table, rows)
 
 
 # --------------------------------------------------------------------------- failure
-def fail_run(policy: Policy, run_id: str, error: str) -> None:
+def fail_run(policy: Policy, run_id: str, error: str, parent: ParentRun | None = None) -> None:
     """Record a failed run, quarantine its candidate (if any) and drop its raw snapshot.
     Never raises for a database that is down: the original error is what matters."""
     rt = RunTables(policy.dataset, run_id)
@@ -305,7 +363,10 @@ def fail_run(policy: Policy, run_id: str, error: str) -> None:
         with connect() as conn:
             exists = conn.execute("SELECT status FROM governance.runs WHERE run_id = %s",
                                   (run_id,)).fetchone()
-            if exists is None or exists[0] in ("published", "quarantined"):
+            if exists is None:  # stopped before extract recorded the run (drift, bad source)
+                _audit(conn, policy, run_id, "error", None, status="failed", error=error[:300])
+                return
+            if exists[0] in ("published", "quarantined"):
                 return
             quarantine_candidate(conn, rt, [{"check": "run_failed", "error": error}])
             conn.execute("UPDATE governance.runs SET status = 'failed', error = %s,"
@@ -313,5 +374,10 @@ def fail_run(policy: Policy, run_id: str, error: str) -> None:
             conn.commit()
             drop_run_tables(conn, rt)
             conn.commit()
+            manifest = load_manifest(conn, run_id)
+            emit_stage(conn, stage="quarantine", event_type="FAIL", policy=policy,
+                       run_id=run_id, manifest=manifest, parent=parent, error=error)
+            _audit(conn, policy, run_id, "error", manifest.get("rows_in"), status="failed",
+                   error=error[:300])
     except VeilflowError as exc:
         log.error("could not record the failure of run %s: %s", run_id, exc)
