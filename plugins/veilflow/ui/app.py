@@ -129,7 +129,7 @@ def create_app(resolve_user: TokenResolver, *, connect: Connect | None = None,
     async def _auth_error(request: Request, exc: AuthError) -> Response:
         base = request.scope.get("root_path", "")
         html = env.get_template("error.html").render(
-            base=base, viewer=None, pages=PAGES, current="", message=exc.message,
+            base=base, viewer=None, pages=PAGES, current="", problem=exc.message,
             status=exc.status, airflow_root=airflow_root)
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return HTMLResponse(html, status_code=exc.status, headers=headers)
