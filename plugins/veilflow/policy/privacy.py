@@ -22,7 +22,7 @@ class PrivacySettings(_Strict):
     quasi_identifiers: list[str] = Field(default_factory=list)
     k: int = Field(default=1, ge=1)
     sensitive: str | None = None
-    l: int | None = Field(default=None, ge=1)
+    l: int | None = Field(default=None, ge=1)  # noqa: E741 - the name used in the literature
     t: float | None = Field(default=None, gt=0.0, le=1.0)
     #: Ground distance of t-closeness: ``ordered`` for numeric/temporal sensitive values,
     #: ``equal`` for categories; ``auto`` decides from the column's type.

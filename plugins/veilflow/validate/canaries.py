@@ -25,6 +25,7 @@ import string
 import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Protocol
 
 import psycopg
@@ -128,6 +129,14 @@ def _kind(name: str, spec: Any, template: str | None) -> str:
     return "shaped"
 
 
+@lru_cache(maxsize=1)
+def _name_pools() -> tuple[list[str], list[str]]:
+    """Given names and surnames from Faker's en_US lists (read, never called at random)."""
+    from faker.providers.person.en_US import Provider
+
+    return list(Provider.first_names), list(Provider.last_names)
+
+
 def _text_value(kind: str, tag: str, template: str | None) -> str:
     tmpl = template or ""
     n_digits = sum(ch.isdigit() for ch in tmpl)
@@ -151,13 +160,15 @@ def _text_value(kind: str, tag: str, template: str | None) -> str:
             return _with_digits(tmpl, digits)
         return f"555-01{digits[-2:]}"
     if kind == "person":
-        return "Canary " + secrets.choice(string.ascii_uppercase) + _shaped_like("x" * 7)
+        # A real-looking name, so the test is fair to a detector that knows names.
+        first, last = _name_pools()
+        return f"{secrets.choice(first)} {secrets.choice(last)}"
     return _shaped_like(tmpl) if tmpl else f"canary-{secrets.token_hex(4)}"
 
 
 #: The planted entities a free-text canary sentence carries, as the gate finds them again.
 FREE_TEXT_PATTERNS = (
-    re.compile(r"Canary [A-Z][a-z]{7}"),
+    re.compile(r"Canary record [0-9a-f]{8}\. (.+?) called about the account"),
     re.compile(r"canary\.[0-9a-f]{8}@canary\.invalid"),
     re.compile(r"\d*555-01\d\d"),
     re.compile(r"9\d\d-\d\d-\d{4}"),
@@ -346,7 +357,8 @@ def check_canaries(conn: psycopg.Connection[Any], snapshot_table: str | sql.Comp
                 if value is None:
                     continue
                 if col in prose:
-                    found = [m.group(0) for p in FREE_TEXT_PATTERNS for m in p.finditer(value)]
+                    found = [m.group(m.lastindex or 0) for p in FREE_TEXT_PATTERNS
+                             for m in p.finditer(value)]
                 else:
                     found = [value]
                 for v in found:

@@ -34,9 +34,9 @@ class GateContext:
     rows_in: int
     #: Folder for this run's reports (GX Data Docs, ...).
     report_dir: Path
-    #: Entity types found per text among those asked for, for the residual-PII rescan;
-    #: None = the detection engine configured by the policy.
-    scanner: Callable[[Sequence[str], frozenset[str]], list[list[str]]] | None = None
+    #: Per text, the (entity, found text) findings among the entity types asked for, for
+    #: the residual-PII rescan; None = the detection engine configured by the policy.
+    scanner: Callable[[Sequence[str], frozenset[str]], list[list[tuple[str, str]]]] | None = None
     #: The run's operator for a column applied to raw values (the pipeline's plan); given,
     #: the gate re-derives a sample of deterministic tokens to prove they join across tables.
     recompute: Callable[[str, pd.Series], pd.Series] | None = None

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from veilflow.validate.canaries import NOT_HIDING, check_canaries
 from veilflow.validate.checks import (
@@ -97,6 +98,9 @@ def run_gate(conn: psycopg.Connection, ctx: GateContext) -> GateReport:
     """Check the candidate; the caller publishes on pass and quarantines on fail."""
     report = GateReport()
     started = time.perf_counter()
+    # Chunks are written as fresh partitions that autovacuum has not analyzed yet; without
+    # statistics the planner picks nested loops for the joins below.
+    conn.execute(sql.SQL("ANALYZE {}").format(ctx.tables.candidate))
 
     risk, suppressed, record = risk_checks(conn, ctx)
     report.checks.extend(risk)
@@ -141,8 +145,6 @@ def run_gate(conn: psycopg.Connection, ctx: GateContext) -> GateReport:
 
 
 def _snapshot_canaries(conn: psycopg.Connection, ctx: GateContext) -> int:
-    from psycopg import sql
-
     row = conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
         ctx.tables.snapshot, sql.Identifier("_vf_canary"))).fetchone()
     return int(row[0]) if row else 0

@@ -60,9 +60,10 @@ def gx_type_names(pg_type: str) -> list[str]:
     aliases = {"character varying": "VARCHAR", "character": "CHAR", "double precision":
                "DOUBLE PRECISION", "timestamp with time zone": "TIMESTAMP WITH TIME ZONE",
                "timestamp without time zone": "TIMESTAMP", "time without time zone": "TIME"}
-    for pg, sa in aliases.items():
+    for pg in sorted(aliases, key=len, reverse=True):  # "character varying" before "character"
         if t.startswith(pg):
-            names.add(sa + upper[len(pg):])
+            names.add(aliases[pg] + upper[len(pg):])
+            break
     if t in ("double precision",):
         names.add("DOUBLE_PRECISION")
     return sorted(names)
@@ -81,7 +82,12 @@ def output_pattern(col: GateColumn, params: dict[str, Any]) -> str | None:
         first, last = int(params.get("keep_first", 0)), int(params.get("keep_last", 0))
         return rf"^(.{{0,{first}}}{char}+.{{0,{last}}}|)$"
     if action == "generalize":
-        keep = int(params["keep_prefix"])
+        if params.get("truncate") is not None:
+            return {"year": r"^[0-9]{4}$", "month": r"^[0-9]{4}-[0-9]{2}$",
+                    "day": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}[str(params["truncate"])]
+        if params.get("bucket") is not None:
+            return r"^(-?[0-9]+--?[0-9]+|<-?[0-9]+|-?[0-9]+\+)$"
+        keep = int(params.get("keep_prefix") or 0)
         fill = str(params.get("fill", "*"))
         return rf"^.{{0,{keep}}}{re.escape(fill)}*$" if fill else rf"^.{{0,{keep}}}$"
     return None
@@ -159,7 +165,7 @@ def run_expectations(conn: psycopg.Connection[Any], ctx: GateContext,
     context.variables.data_docs_sites = {}  # only this run's site, no temporary default one
     try:
         context.variables.progress_bars = {"globally": False}  # type: ignore[assignment]
-    except Exception:  # noqa: BLE001 - cosmetic only; older configs lack the setting
+    except Exception:  # cosmetic only; older configs lack the setting
         log.debug("could not disable GX progress bars")
     tables = ctx.tables
     warnings.filterwarnings("ignore", message="You are using a generic SQLDatasource")

@@ -31,7 +31,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import psycopg
-import pyarrow.csv as pacsv  # type: ignore[import-untyped]
+import pyarrow.csv as pacsv
 from psycopg import sql
 
 from veilflow.errors import SourceError
@@ -57,7 +57,7 @@ class RiskMetrics:
     rows: int
     classes: int
     k: int
-    l: int | None
+    l: int | None  # noqa: E741 - the name used in the literature
     t: float | None
     distance: Distance | None
     #: Equivalence-class size -> number of classes of that size.
@@ -401,7 +401,8 @@ def suppress_small_classes(conn: psycopg.Connection[Any], table: str,
     qi_cols = sql.SQL(", ").join(sql.Identifier(c) for c in qi)
     # A window partition treats NULLs as equal, as GROUP BY does, so classes match k's.
     victims = sql.SQL(
-        "SELECT ctid FROM (SELECT ctid, count(*) OVER (PARTITION BY {qi}) AS size"
+        "SELECT tableoid, ctid FROM (SELECT tableoid, ctid,"
+        " count(*) OVER (PARTITION BY {qi}) AS size"
         " FROM {tbl} {where}) w WHERE size < {k}"
     ).format(qi=qi_cols, tbl=tbl, where=where, k=sql.Literal(k))
     with conn.cursor() as cur:
@@ -410,7 +411,9 @@ def suppress_small_classes(conn: psycopg.Connection[Any], table: str,
         count = int(row[0]) if row else 0
         if count == 0 or (max_rows is not None and count > max_rows):
             return count
-        cur.execute(sql.SQL("DELETE FROM {tbl} WHERE ctid IN ({victims})").format(
+        # (tableoid, ctid) names a row in a partitioned table too (ctid alone repeats
+        # across partitions).
+        cur.execute(sql.SQL("DELETE FROM {tbl} WHERE (tableoid, ctid) IN ({victims})").format(
             tbl=tbl, victims=victims))
         log.info("suppressed %d rows in classes smaller than k=%d in %s", cur.rowcount, k,
                  table)

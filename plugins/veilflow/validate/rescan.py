@@ -1,5 +1,11 @@
 """Residual-PII rescan: the detection engine reads the candidate's free-text and passed-through
-text columns again and counts what it still finds; the policy sets the tolerance.
+text columns again and counts the personal data still there; the policy sets the tolerance.
+
+A finding counts when its text also occurs in the same row's source (any column of the
+snapshot row): personal data that survived, where it was or moved into another column. Replacements are shaped like personal data on purpose (a surrogate name, a
+token with the e-mail's domain, a format-preserving phone number) and the engine finds them
+too; they are not in the source, so they do not count. For a kept column the output is the
+source, so every finding counts.
 
 The rows scanned are a sample drawn in PostgreSQL (``validation.rescan_rows``; 0 scans every
 row), canary rows excluded (the canary check owns them). Findings are counted per column
@@ -23,8 +29,8 @@ from veilflow.validate.report import CheckResult
 
 log = logging.getLogger(__name__)
 
-#: Entity types found in each text of a batch, among the entity types asked for.
-TextScanner = Callable[[Sequence[str], frozenset[str]], list[list[str]]]
+#: Per text of a batch, the findings among the entity types asked for: (entity, found text).
+TextScanner = Callable[[Sequence[str], frozenset[str]], list[list[tuple[str, str]]]]
 #: Actions whose text output may still hold personal data: prose scrubbed span by span,
 #: and values passed through because the policy calls them non-personal.
 RESCANNED_ACTIONS = frozenset({"scrub_text", "keep"})
@@ -35,14 +41,15 @@ PROSE_ONLY = frozenset({"PERSON", "LOCATION", "DATE_TIME", "ZIP_CODE"})
 
 
 def default_scanner(ctx: GateContext) -> TextScanner:
-    """The detection engine configured by the policy's ``detection:`` section."""
+    """The detection engine configured by the policy's ``detection:`` section. Its spaCy
+    model is loaded only when an entity only NER finds is asked for (prose columns)."""
     from veilflow.detect.scanner import scanner_for
 
-    scanner = scanner_for(ctx.policy.detection)
-
-    def scan(texts: Sequence[str], entities: frozenset[str]) -> list[list[str]]:
+    def scan(texts: Sequence[str], entities: frozenset[str]) -> list[list[tuple[str, str]]]:
+        scanner = scanner_for(ctx.policy.detection, use_ner=bool(entities & PROSE_ONLY))
         found = scanner.scan(list(texts), entities=entities)
-        return [[s.entity for s in spans] for spans in found.spans]
+        return [[(s.entity, text[s.start:s.end]) for s in spans]
+                for text, spans in zip(texts, found.spans, strict=True)]
 
     return scan
 
@@ -56,59 +63,75 @@ def rescan_columns(ctx: GateContext) -> list[str]:
             if c.action in RESCANNED_ACTIONS and c.output_type.startswith(_TEXT_TYPES)]
 
 
-def sample_texts(conn: psycopg.Connection[Any], ctx: GateContext, columns: list[str],
-                 rows: int) -> tuple[list[tuple[Any, ...]], int]:
-    """Up to ``rows`` real candidate rows of ``columns`` (all when ``rows`` is 0), and the
-    number of real rows in the candidate."""
-    cand = ctx.tables.candidate
-    canary = sql.Identifier("_vf_canary")
+def sample_rows(conn: psycopg.Connection[Any], ctx: GateContext, columns: list[str],
+                rows: int) -> tuple[list[tuple[Any, ...]], int]:
+    """Up to ``rows`` real rows (all when ``rows`` is 0): the candidate's values of
+    ``columns``, then the whole snapshot row as text (matched on the row number); and the
+    candidate's real row count."""
+    cand, snap = ctx.tables.candidate, ctx.tables.snapshot
+    canary, row = sql.Identifier("_vf_canary"), sql.Identifier("_vf_row")
     total_row = conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE NOT {}").format(
         cand, canary)).fetchone()
     total = int(total_row[0]) if total_row else 0
-    cols = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
-    if rows <= 0 or total <= rows:
-        q = sql.SQL("SELECT {} FROM {} WHERE NOT {}").format(cols, cand, canary)
-    else:
-        # Bernoulli sampling reads every page but keeps ~rows rows, spread over the table.
+    pairs = sql.SQL(", ").join(
+        [*(sql.SQL("o.{}::text").format(sql.Identifier(c)) for c in columns),
+         sql.SQL("s::text")])
+    sample: sql.Composable = sql.SQL("")
+    limit: sql.Composable = sql.SQL("")
+    if 0 < rows < total:
+        # Bernoulli sampling spreads the rows over the whole table.
         pct = min(100.0, 100.0 * rows * 1.2 / total)
-        q = sql.SQL("SELECT {} FROM {} TABLESAMPLE BERNOULLI ({}) REPEATABLE (7)"
-                    " WHERE NOT {} LIMIT {}").format(cols, cand, sql.Literal(pct), canary,
-                                                     sql.Literal(rows))
+        sample = sql.SQL("TABLESAMPLE BERNOULLI ({}) REPEATABLE (7)").format(sql.Literal(pct))
+        limit = sql.SQL("LIMIT {}").format(sql.Literal(rows))
+    q = sql.SQL("SELECT {pairs} FROM {cand} o {sample} JOIN {snap} s USING ({row})"
+                " WHERE NOT o.{canary} {limit}").format(
+                    pairs=pairs, cand=cand, sample=sample, snap=snap, row=row, canary=canary,
+                    limit=limit)
     return conn.execute(q).fetchall(), total
 
 
 def residual_pii(conn: psycopg.Connection[Any], ctx: GateContext,
                  scanner: TextScanner | None = None) -> CheckResult:
-    """Count PII findings left in the candidate's rescanned columns; pass when the total is
-    at most ``validation.residual_pii_max``."""
+    """Count personal data that survived into the candidate's rescanned columns; pass when
+    the total is at most ``validation.residual_pii_max``."""
     t = time.perf_counter()
     tolerance = ctx.policy.validation.residual_pii_max
     columns = rescan_columns(ctx)
     if not columns:
         return CheckResult("residual_pii", True, observed=0, threshold=tolerance,
                            details={"columns": []}, seconds=time.perf_counter() - t)
-    sample_rows = ctx.policy.validation.rescan_rows
-    rows, total = sample_texts(conn, ctx, columns, sample_rows)
+    rows, total = sample_rows(conn, ctx, columns, ctx.policy.validation.rescan_rows)
     scan = scanner if scanner is not None else default_scanner(ctx)
-    per_column: dict[str, dict[str, int]] = {}
-    findings = 0
-    batch = 512
     wanted = frozenset(ctx.policy.validation.rescan_entities)
     actions = {c.name: c.action for c in ctx.columns}
+    per_column: dict[str, dict[str, int]] = {}
+    replaced: Counter[str] = Counter()
+    findings = 0
+    batch = 512
     for j, name in enumerate(columns):
         entities = wanted if actions.get(name) == "scrub_text" else wanted - PROSE_ONLY
         if not entities:
             continue
-        texts = [r[j] for r in rows if r[j] is not None and str(r[j]).strip()]
+        pairs = [(str(r[j]), str(r[-1] or "")) for r in rows
+                 if r[j] is not None and str(r[j]).strip()]
         counts: Counter[str] = Counter()
-        for i in range(0, len(texts), batch):
-            for found in scan([str(x) for x in texts[i:i + batch]], entities):
-                counts.update(e for e in found if e in entities)
+        for i in range(0, len(pairs), batch):
+            part = pairs[i:i + batch]
+            for (_, source), found in zip(part, scan([p[0] for p in part], entities),
+                                          strict=True):
+                for entity, text in found:
+                    if entity not in entities:
+                        continue
+                    if text and text in source:
+                        counts[entity] += 1
+                    else:
+                        replaced[entity] += 1
         if counts:
             per_column[name] = dict(sorted(counts.items()))
             findings += sum(counts.values())
     details: dict[str, Any] = {"columns": columns, "rows_scanned": len(rows),
-                               "rows_total": total}
+                               "rows_total": total,
+                               "replacements_seen": dict(sorted(replaced.items()))}
     if per_column:
         details["findings"] = per_column
     return CheckResult("residual_pii", findings <= tolerance, observed=findings,
