@@ -153,3 +153,16 @@ def test_presidio_analyzer_gets_veilflow_recognizers() -> None:
     results = analyzer.analyze(text, language="en")
     cards = [text[r.start:r.end] for r in results if r.entity_type == "CREDIT_CARD"]
     assert "2221 0000 0000 0009" in cards
+
+
+def test_ner_runs_only_where_words_are_unexplained(scanner: Scanner) -> None:
+    explained = "Spoke with Karl Haglund. New email is karl@example.org, balance 12.00 EUR."
+    unknown = "Escalated to Aaro Rytkönen-Vaara, who knows the case."
+    assert not scanner._needs_ner(explained, scanner.scan([explained]).spans[0])
+    assert scanner._needs_ner(unknown, [])
+    always = Scanner(DetectionSettings(ner="always"))
+    for text in (explained, unknown, "Tapio called about Potsdam."):
+        assert {(s.start, s.end, s.entity) for s in always.scan_text(text)} >= {
+            (s.start, s.end, s.entity) for s in scanner.scan_text(text) if s.source != "ner"}
+    got = {(unknown[s.start:s.end], s.entity) for s in scanner.scan_text(unknown)}
+    assert ("Aaro Rytkönen-Vaara", "PERSON") in got

@@ -41,7 +41,7 @@ def _sample_file(path: Path, rows: int) -> Any:
         raise SourceError(f"file {path} does not exist")
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):
-        import pyarrow.parquet as pq  # type: ignore[import-untyped]
+        import pyarrow.parquet as pq
 
         pf = pq.ParquetFile(path)
         batches = []

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa  # type: ignore[import-untyped]
-import pyarrow.compute as pc  # type: ignore[import-untyped]
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from veilflow.detect.checksums import card_ok, iban_prefix, luhn_array, ssn_ok
 from veilflow.detect.gazetteers import gazetteers

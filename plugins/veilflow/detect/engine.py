@@ -50,6 +50,25 @@ def load_nlp(model: str) -> Language:
     return nlp
 
 
+@lru_cache(maxsize=4)
+def english_words(model: str) -> frozenset[str]:
+    """Lower-case English words from the model's lemmatizer tables (WordNet-derived), or an
+    empty set when the model ships none."""
+    import glob
+
+    import spacy
+    from spacy.lookups import Lookups
+
+    root = spacy.util.get_package_path(model)
+    found = glob.glob(str(root / "*" / "lemmatizer" / "lookups" / "lookups.bin"))
+    if not found:
+        return frozenset()
+    lookups = Lookups().from_disk(found[0].rsplit("/", 1)[0])
+    if not lookups.has_table("lemma_index"):
+        return frozenset()
+    return frozenset(w for words in lookups.get_table("lemma_index").values() for w in words)
+
+
 def build_analyzer(settings: DetectionSettings) -> Any:
     """A Presidio ``AnalyzerEngine`` over the NER-only pipeline, with Presidio's predefined
     recognizers plus veilflow's pattern and name/place rules."""

@@ -22,7 +22,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from veilflow.detect.gazetteers import NOT_NAME
+from veilflow.detect.gazetteers import NOT_NAME, gazetteers
 from veilflow.detect.patterns import MONTH, PATTERNS, SEP, TextPattern, words
 from veilflow.detect.rules import find_names, find_places
 from veilflow.detect.spans import ENTITIES, Span, resolve
@@ -42,6 +42,13 @@ _DATE_EVIDENCE = re.compile(
     rf"\b{MONTH}\.?\s+\d|\d\s+{MONTH}\b|\b\d{{1,4}}[-/.]\d{{1,2}}[-/.]\d{{1,4}}\b|"
     r"\b(?:19|20)\d\d\b|\b\d{1,2}:\d\d\b|\b\d{1,2}\s?(?:am|pm|a\.m\.|p\.m\.)")
 _HAS_UPPER = re.compile(r"[^\W\d_]")
+_CAPITALISED = re.compile(r"(?<![\w@.'’-])[^\W\d_][\w'’-]*")
+_LOWER_NEXT = re.compile(r"[ ,]+[a-z]")
+
+
+def _opens_sentence(text: str, start: int) -> bool:
+    before = text[:start].rstrip(" \t\"'([")
+    return not before or before[-1] in ".!?:;\n"
 _LEAD_ROLES = re.compile(r"^(?:(?:Patient|Client|Customer|Agent|Caller|User|Member|Dear|Hi|Hello|"
                          r"Hey|Thanks|Contact|Name|Attn|Employee|Tenant|Owner|Applicant|Driver|"
                          r"Mr|Mrs|Ms|Dr)\.?[ ,:]+)+")
@@ -110,10 +117,14 @@ class Scanner:
         self.settings = settings or DetectionSettings()
         self.use_ner = use_ner
         self._nlp: Any = None
+        self._words: frozenset[str] = frozenset()
         if use_ner:
-            from veilflow.detect.engine import load_nlp
+            from veilflow.detect.engine import english_words, load_nlp
 
             self._nlp = load_nlp(self.settings.model)
+            self._words = english_words(self.settings.model)
+        g = gazetteers()
+        self._names = (g.given, g.surnames)
         self.patterns: tuple[TextPattern, ...] = PATTERNS + tuple(self._custom_patterns())
         self._allow = {t.strip().casefold() for t in self.settings.allow_list}
 
@@ -151,7 +162,9 @@ class Scanner:
         found: list[list[Span]] = [[] for _ in texts]
         self._find_patterns(clean, found, wanted)
         if self.use_ner and (wanted is None or wanted & {"PERSON", "LOCATION", "DATE_TIME"}):
-            self._find_ner(clean, found, wanted)
+            todo = ([i for i, t in enumerate(clean) if self._needs_ner(t, found[i])]
+                    if self.settings.ner == "auto" else list(range(len(clean))))
+            self._find_ner(clean, found, wanted, todo)
         for i, cands in enumerate(found):
             if cands:
                 result.spans[i] = self._finish(clean[i], cands)
@@ -193,10 +206,44 @@ class Scanner:
             base = int(starts[i])
             found[i].append(Span(gs[k] - base, ge[k] - base, ents[k], scores[k], sources[k]))
 
-    def _find_ner(self, clean: list[str], found: list[list[Span]], wanted: set[str] | None) -> None:
+    def _needs_ner(self, text: str, cands: list[Span]) -> bool:
+        """Whether any capitalised word is left unexplained by the patterns and rules: not
+        inside a finding, not a known non-name, not an acronym or code, not a dictionary word
+        opening a sentence. Only then can the NER model add a name or place."""
+        if not text or not _HAS_UPPER.search(text):
+            return False
+        covered = [(c.start, c.end) for c in cands if c.score >= self.threshold(c.entity)]
+        given, surnames = self._names
+        for m in _CAPITALISED.finditer(text):
+            word = m.group()
+            if not word[0].isupper() or word in NOT_NAME:
+                continue
+            if any(s <= m.start() and m.end() <= e for s, e in covered):
+                continue
+            if (word.isupper() and len(word) <= 5) or any(ch.isdigit() for ch in word):
+                continue  # acronyms (EUR, USD) and codes (ORD-1234)
+            if (word not in given and word not in surnames and _opens_sentence(text, m.start())
+                    and _LOWER_NEXT.match(text, m.end()) and self._is_word(word.lower())):
+                continue
+            return True
+        return False
+
+    def _is_word(self, lower: str) -> bool:
+        words = self._words
+        if lower in words:
+            return True
+        for suffix, repl in (("ies", "y"), ("ied", "y"), ("ing", ""), ("ing", "e"), ("ed", ""),
+                             ("ed", "e"), ("es", ""), ("s", ""), ("d", "")):
+            if lower.endswith(suffix) and lower[: -len(suffix)] + repl in words:
+                return True
+        return False
+
+    def _find_ner(self, clean: list[str], found: list[list[Span]], wanted: set[str] | None,
+                  todo: list[int]) -> None:
         owners: list[tuple[int, int]] = []
         pieces: list[str] = []
-        for i, text in enumerate(clean):
+        for i in todo:
+            text = clean[i]
             if not text or not _HAS_UPPER.search(text):
                 continue
             for offset, piece in _pieces(text, NER_PIECE):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -46,3 +48,6 @@ class DetectionSettings(_Strict):
     min_hit_rate: float = Field(default=0.3, gt=0.0, le=1.0)
     #: Worker processes for bulk free-text scanning (``veilflow detect``).
     workers: int = Field(default=1, ge=1)
+    #: ``auto``: run the NER model only on texts with capitalised words that the patterns,
+    #: name/place lists and an English dictionary leave unexplained; ``always``: on every text.
+    ner: Literal["auto", "always"] = "auto"
