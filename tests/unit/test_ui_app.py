@@ -232,13 +232,14 @@ def test_admin_grants_and_revokes_a_role_audited_with_the_airflow_user(ui_db: st
             assert ui_audit(conn, "ui.access.grant") == [
                 ("vf_ui_analyst ml_engineer", "ok",
                  {"airflow_user": "alice", "via": "ui", "role": "veilflow_ml_engineer",
-                  "changed": False})]
+                  "login_created": False})]
             assert ui_audit(conn, "access.grant")[-1][:2] == ("vf_ui_analyst", "ok")
             r = post(c, "/access/revoke", {"login": "vf_ui_analyst", "role": "ml_engineer"},
                      token="alice")
             assert "Revoked veilflow_ml_engineer from vf_ui_analyst" in r.text
             assert not member(conn, "vf_ui_analyst", "veilflow_ml_engineer")
-            assert ui_audit(conn, "ui.access.revoke")[-1][2]["airflow_user"] == "alice"
+            revoked = ui_audit(conn, "ui.access.revoke")[-1][2]
+            assert revoked["airflow_user"] == "alice" and revoked["was_member"] is True
             audit_page = c.get("/audit", params={"airflow_user": "alice"}).text
             assert "ui.access.grant" in audit_page and "ui.access.revoke" in audit_page
         finally:

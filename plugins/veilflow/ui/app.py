@@ -288,8 +288,10 @@ def create_app(resolve_user: TokenResolver, *, connect: Connect | None = None,
                          reason=str(exc))
                 return _access_page(request, who, error=str(exc),
                                     status=403 if isinstance(exc, AccessDenied) else 400)
+            outcome_detail = ({"login_created": changed} if verb == "grant" else
+                              {"was_member": changed})
             audit_ui(conn, who, f"ui.{action}", target, "ok",
-                     role=zone_access.group_role(role), changed=changed)
+                     role=zone_access.group_role(role), **outcome_detail)
         if verb == "grant":
             msg = (f"Created login {login} and granted" if changed else "Granted") + \
                 f" {zone_access.group_role(role)} to {login}."

@@ -86,7 +86,8 @@ def column_graph(edges: Sequence[ColumnEdge], *, title: str = "") -> Markup:
     in_tables = sorted({e.input_table for e in edges})
     for x, label in ((x_in, ", ".join(in_tables)), (x_op, "operator · key version"),
                      (x_out, ", ".join(out_tables))):
-        parts.append(f'<text class="lane" x="{x}" y="18">{escape(label)}</text>')
+        parts.append(f'<text class="lane" x="{x}" y="18">{escape(_clip(label, LANE_W[0] + GAP))}'
+                     "</text>")
     for name, i in inputs.items():
         parts.append(_box(x_in, y_of(i), LANE_W[0], name.rsplit(".", 1)[-1],
                           fill="#fdf0f0", stroke="#a94442", css="vf-in",

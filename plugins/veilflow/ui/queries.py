@@ -75,8 +75,10 @@ def lineage_datasets(conn: psycopg.Connection, flt: LineageFilter) -> list[Datas
         " array_agg(DISTINCT outputs[1])"
         f" FROM governance.lineage_events WHERE {where}"
         " GROUP BY dataset ORDER BY max(event_time) DESC", params).fetchall()
+    # staging tables are a run's scratch space; users look for what was published
     return [DatasetSummary(r[0], int(r[1]), int(r[2]), r[3], r[4],
-                           [o for o in r[5] if o]) for r in rows]
+                           [o for o in r[5] if o and not o.startswith("staging.")])
+            for r in rows]
 
 
 @dataclass(frozen=True)
