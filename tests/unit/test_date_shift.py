@@ -131,3 +131,8 @@ def test_missing_subject_column_and_config() -> None:
                    {"max_days": 3, "subject": "x", "seed": 1}):
         with pytest.raises(ValidationError):
             DateShiftConfig.model_validate(params)
+
+
+def test_empty_and_all_null_chunks() -> None:
+    assert shift([], []) == []
+    assert shift([None, None], [None, "a"]) == [None, None]

@@ -108,3 +108,9 @@ def test_mode_and_describe() -> None:
     cfg = GeneralizeConfig(bucket=5, top=90)
     assert cfg.mode == "bucket"
     assert Generalize(cfg, COL).describe() == "generalize {'bucket': 5, 'top': 90}"
+
+
+@pytest.mark.parametrize("params", [{"keep_prefix": 2}, {"bucket": 5}, {"truncate": "year"}])
+def test_empty_and_all_null_chunks(params: dict[str, object]) -> None:
+    assert apply([], **params) == []
+    assert apply([None, None], **params) == [None, None]

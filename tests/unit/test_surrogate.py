@@ -149,3 +149,9 @@ def test_config_is_strict(params: dict[str, object]) -> None:
 def test_unsupported_locale_in_free_text_call_is_refused() -> None:
     with pytest.raises(ValueError, match="locale"):
         surrogate_strings(["a"], "PERSON", KEY, "xx_XX")
+
+
+@pytest.mark.parametrize("entity", ["PERSON", "PHONE_NUMBER", "GENERIC"])
+def test_empty_and_all_null_chunks(entity: str) -> None:
+    assert apply([], entity) == []
+    assert apply([None, None], entity) == [None, None]

@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -254,3 +255,10 @@ def test_batching_does_not_change_tokens(monkeypatch: pytest.MonkeyPatch) -> Non
     expected = [tokenize_strings(values, KEY, cfg) for cfg in configs]
     monkeypatch.setattr(tokenize_module, "BATCH_ROWS", 3)
     assert [tokenize_strings(values, KEY, cfg) for cfg in configs] == expected
+
+
+@pytest.mark.parametrize("params", [{}, {"format": "preserve"}, {"keep_domain": True},
+                                    {"normalize": "casefold"}])
+def test_empty_and_all_null_chunks(params: dict[str, Any]) -> None:
+    assert apply([], **params) == []
+    assert apply([None, None], **params) == [None, None]
