@@ -16,13 +16,9 @@ from veilflow.policy import load_policy, parse_policy
 from veilflow.zones.run_tables import RunTables, table_exists
 
 
-def small(policy_text: str) -> str:
-    return policy_text.replace("chunk_rows: 50000", "chunk_rows: 700")
-
-
 @pytest.fixture
 def policy_text(customers_policy_path: Path) -> str:
-    return small(customers_policy_path.read_text())
+    return customers_policy_path.read_text()
 
 
 def rows(conn: psycopg.Connection, q: str) -> list[tuple[object, ...]]:
@@ -125,7 +121,7 @@ def test_gate_failure_quarantines_and_keeps_the_published_version(
     monkeypatch.setitem(registry.OPERATORS, "leaky", Leaky)
     with pytest.raises(ValidationFailed) as info:
         run_policy(parse_policy(policy_text.replace(
-            "ssn:         {action: tokenize}", "ssn:         {action: leaky}")))
+            "ssn:         {action: ff1, alphabet: digits}", "ssn:         {action: leaky}")))
     assert any(r["check"] == "no_raw_value_survives" and r["column"] == "ssn"
                for r in info.value.reasons)
     assert rows(conn, "SELECT md5(string_agg(email, ',' ORDER BY email))"
@@ -168,9 +164,10 @@ def test_a_chunk_retried_after_a_crash_gives_the_same_rows(
 
 def test_chunk_ranges_cover_every_row_once(seeded_db: str, policy_text: str) -> None:
     ex = extract(parse_policy(policy_text), "ranges", default_key_provider())
+    assert ex.canaries == 20
     covered = [r for c in ex.chunks for r in range(c.lo, c.hi)]
-    assert covered == list(range(1, 2001))
-    assert ex.chunks[-1] == ChunkRef(2, 1401, 2001)
+    assert covered == list(range(1, 2021))
+    assert ex.chunks[-1] == ChunkRef(2, 1401, 2021)
 
 
 def test_broken_policy_file_stops_before_reading(seeded_db: str, tmp_path: Path) -> None:

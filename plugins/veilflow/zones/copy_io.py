@@ -35,7 +35,8 @@ def read_frame(conn: psycopg.Connection, query: sql.Composable, columns: list[st
             column_types={c: pa.string() for c in columns},
             strings_can_be_null=True, quoted_strings_can_be_null=False, null_values=[""]),
     )
-    return table.to_pandas(types_mapper={pa.string(): STRING}.get)
+    frame: pd.DataFrame = table.to_pandas(types_mapper={pa.string(): STRING}.get)
+    return frame
 
 
 def write_frame(conn: psycopg.Connection, table: sql.Composable, frame: pd.DataFrame) -> int:

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 import psycopg
 from psycopg import sql
 
-from veilflow.zones.run_tables import CANARY, ROW, RunTables, table_exists
+from veilflow.zones.run_tables import CANARY, RunTables, table_exists
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +39,9 @@ def publish_version(conn: psycopg.Connection, rt: RunTables, target_schema: str,
     with conn.transaction():
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(target_schema, new)))
         conn.execute(sql.SQL(
-            "CREATE TABLE {new} AS SELECT {cols} FROM {cand} WHERE NOT {canary} ORDER BY {row}"
+            "CREATE TABLE {new} AS SELECT {cols} FROM {cand} WHERE NOT {canary}"
         ).format(new=sql.Identifier(target_schema, new), cols=cols, cand=rt.candidate,
-                 canary=sql.Identifier(CANARY), row=sql.Identifier(ROW)))
+                 canary=sql.Identifier(CANARY)))
         rows = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
             sql.Identifier(target_schema, new))).fetchone()
         for role in readers:

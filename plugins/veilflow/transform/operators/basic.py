@@ -102,5 +102,7 @@ class Redact(Operator[RedactConfig]):
     lineage_subtype = "MASKED"
 
     def apply(self, values: pd.Series, chunk: ChunkContext) -> pd.Series:
-        out = pd.Series(self.config.replacement, index=values.index, dtype=STRING)
-        return out.where(values.notna(), pd.NA).astype(STRING)
+        arr = pa.array(values.array, type=pa.string())
+        out = pc.if_else(pc.is_null(arr), pa.scalar(None, pa.string()),
+                         pa.scalar(self.config.replacement))
+        return pd.Series(pd.array(out, dtype=STRING), index=values.index)
