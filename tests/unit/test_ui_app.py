@@ -341,3 +341,15 @@ def test_audit_filters_and_chain_verification(ui_db: str) -> None:
                               " 'reidentify.values'").fetchone() or (None,)
         broken = c.get("/audit", params={"verify_chain": "1"}).text
         assert f"Audit chain BROKEN at row {seq}" in broken
+
+
+def test_names_from_the_url_and_the_store_are_escaped(ui_db: str) -> None:
+    hostile = "<img src=x onerror=alert(1)>"
+    html = client("victor").get(f"/lineage/{quote(hostile, safe='')}").text
+    assert hostile not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    with psycopg.connect(ui_db, autocommit=True) as conn:
+        from veilflow.vault.audit import record
+
+        record(conn, "key.use", target=hostile, details={"note": hostile})
+    audit = client("victor").get("/audit").text
+    assert hostile not in audit and "&lt;img src=x" in audit

@@ -52,3 +52,12 @@ def test_dag_run_links() -> None:
     assert dag_run_path("customers", "customers:manual__2026-11-27T06:00:00+00:00") == \
         "/dags/veilflow_customers/runs/manual__2026-11-27T06%3A00%3A00%2B00%3A00"
     assert dag_run_path("customers", "manual__2026-11-27T06:00:00.1Z") is None
+
+
+def test_links_follow_airflows_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    from veilflow.airflow.plugin import airflow_root
+
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example/team-a/")
+    assert airflow_root() == "/team-a"
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "http://localhost:8080")
+    assert airflow_root() == ""

@@ -33,10 +33,20 @@ def dag_run_path(dataset: str, run_id: str) -> str | None:
     return f"/dags/{quote(dag_id_for(dataset))}/runs/{quote(airflow_run, safe='')}"
 
 
+def airflow_root() -> str:
+    """The Airflow UI's path prefix (``[api] base_url``'s path; empty at the root)."""
+    from urllib.parse import urlparse
+
+    from airflow.configuration import conf
+
+    base = conf.get("api", "base_url", fallback="") or ""
+    return urlparse(base).path.rstrip("/")
+
+
 def build_app() -> Any:
     from veilflow.ui.app import create_app
 
-    return create_app(resolve_airflow_user, run_link=dag_run_path)
+    return create_app(resolve_airflow_user, run_link=dag_run_path, airflow_root=airflow_root())
 
 
 class VeilflowPlugin(AirflowPlugin):

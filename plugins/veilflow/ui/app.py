@@ -226,7 +226,7 @@ def create_app(resolve_user: TokenResolver, *, connect: Connect | None = None,
         docs = ((detail.manifest.get("gate") or {}).get("data_docs") if detail else None)
         if not docs:
             raise AuthError(404, "this run has no Data Docs")
-        root = Path(docs).parent.resolve()
+        root = Path(str(docs).removeprefix("file://")).parent.resolve()
         target = (root / path).resolve()
         if not target.is_relative_to(root) or not target.is_file():
             raise AuthError(404, "no such Data Docs file")
