@@ -105,3 +105,20 @@ def test_format_regex_accepts_every_real_output_and_rejects_raw(op_cls: type, pa
     assert all(rx.search(v) for v in outputs if v is not None), outputs
     if op_cls is Tokenize:  # a raw value is not a token
         assert not any(rx.search(v) for v in VALUES)
+
+
+@pytest.mark.parametrize(("params", "values"), [
+    ({"truncate": "year"}, ["1980-05-17", "2001-12-31", None]),
+    ({"truncate": "month"}, ["1980-05-17", "2001-12-31 10:00:00+00"]),
+    ({"truncate": "day"}, ["1980-05-17 23:59:59"]),
+    ({"bucket": 10}, ["34", "0", "-5", "99"]),
+    ({"bucket": 10, "bottom": 18, "top": 90}, ["5", "34", "95", "18"]),
+])
+def test_generalize_modes_match_their_format(params: dict[str, object],
+                                             values: list[str | None]) -> None:
+    op = Generalize(Generalize.Config(**params),
+                    ColumnContext("people", "c", LocalKeyProvider(b"\x01" * 32)))
+    outputs = _apply(op, values)
+    pattern = output_pattern(GateColumn("c", "generalize", False, "text", "text", False), params)
+    assert pattern is not None
+    assert all(re.search(pattern, v) for v in outputs if v is not None), outputs

@@ -1,0 +1,112 @@
+"""`veilflow validate` runs the gate alone on the staged candidate; `veilflow risk` reads a
+table; the rescan counts only personal data that survived from the source row."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psycopg
+import pytest
+import yaml
+from psycopg import sql
+from typer.testing import CliRunner
+from veilflow.cli import app
+from veilflow.errors import ValidationFailed
+from veilflow.pipeline.keys import default_key_provider
+from veilflow.pipeline.manifest import load_manifest
+from veilflow.pipeline.stages import extract, gate_context, transform_chunk
+from veilflow.policy.loader import parse_policy
+from veilflow.policy.model import Policy
+from veilflow.validate.rescan import residual_pii
+from veilflow.zones.run_tables import RunTables
+
+pytestmark = pytest.mark.slow
+
+BASE = Path(__file__).resolve().parents[2] / "policies" / "customers.yaml"
+
+
+def simple_policy(tmp_path: Path, **validation: object) -> tuple[Policy, Path]:
+    data = yaml.safe_load(BASE.read_text())
+    data["columns"].update({"customer_id": {"action": "tokenize"}, "note": {"action": "keep"}})
+    data["privacy"] = {"quasi_identifiers": ["gender"], "sensitive": "diagnosis"}
+    data["validation"] = {"canaries": 0, **validation}
+    path = tmp_path / "customers.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return parse_policy(path.read_text(), file=str(path)), path
+
+
+def stage(policy: Policy, run_id: str) -> RunTables:
+    keys = default_key_provider()
+    for chunk in extract(policy, run_id, keys).chunks:
+        transform_chunk(policy, run_id, chunk, keys)
+    return RunTables(policy.dataset, run_id)
+
+
+def test_validate_command_passes_then_refuses(seeded_db: str, tmp_path: Path) -> None:
+    policy, path = simple_policy(tmp_path)
+    stage(policy, "cli1")
+    with psycopg.connect(seeded_db, autocommit=True) as c:
+        c.execute(sql.SQL("UPDATE {} SET note = 'no personal data here'"
+                          " WHERE note IS NOT NULL").format(RunTables("customers", "cli1").candidate))
+    out = CliRunner().invoke(app, ["validate", str(path), "--format", "json"])
+    assert out.exit_code == 0, out.output
+    report = json.loads(out.output)
+    assert report["passed"] and report["run_id"] == "cli1"
+
+    rt = stage(policy, "cli2")  # the notes still hold names, e-mails and phone numbers
+    out = CliRunner().invoke(app, ["validate", str(path), "--run", "cli2"])
+    # ``app`` raises; the console entry point turns it into exit code 8.
+    assert isinstance(out.exception, ValidationFailed), out.output
+    assert out.exception.exit_code == 8
+    assert "FAIL residual_pii" in out.output
+    with psycopg.connect(seeded_db) as c:
+        raw = [r[0] for r in c.execute("SELECT email FROM restricted.customers").fetchall()]
+        moved = c.execute("SELECT quarantine_table FROM governance.quarantined"
+                          " WHERE run_id = 'cli2'").fetchone()
+    assert not any(e in out.output for e in raw)
+    assert moved is not None and moved[0].startswith("quarantine.")
+    assert RunTables("customers", "cli2").candidate_name not in out.output or rt
+
+
+def test_risk_command_on_a_table(seeded_db: str) -> None:
+    out = CliRunner().invoke(app, ["risk", "restricted.customers", "--qi", "gender",
+                                   "--sensitive", "diagnosis", "--format", "json"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.output)
+    with psycopg.connect(seeded_db) as c:
+        sizes = dict(c.execute("SELECT gender, count(*) FROM restricted.customers"
+                               " GROUP BY gender").fetchall())
+    assert data["k"] == min(sizes.values()) and data["rows"] == 2000
+    expected: dict[str, int] = {}
+    for n in sizes.values():
+        expected[str(n)] = expected.get(str(n), 0) + 1
+    assert data["class_sizes"] == expected
+
+
+def test_rescan_counts_what_survived_not_what_replaced_it(seeded_db: str,
+                                                         tmp_path: Path) -> None:
+    """A stub scanner reports what follows "write to" as an e-mail address; the candidate
+    keeps one source address and replaces another: only the kept one counts."""
+    policy, _ = simple_policy(tmp_path, rescan_rows=0)
+    rt = stage(policy, "rescan")
+    with psycopg.connect(seeded_db, autocommit=True) as c:
+        email = c.execute(sql.SQL("SELECT email FROM {} WHERE _vf_row = 3").format(
+            rt.snapshot)).fetchone()
+        assert email is not None
+        c.execute(sql.SQL("UPDATE {} SET note = NULL").format(rt.candidate))
+        c.execute(sql.SQL("UPDATE {} SET note = %s WHERE _vf_row = 3").format(rt.candidate),
+                  (f"write to {email[0]}",))
+        c.execute(sql.SQL("UPDATE {} SET note = 'write to tok_v1_x@example.com' WHERE _vf_row = 4"
+                          ).format(rt.candidate))
+
+    def stub(texts: list[str], entities: frozenset[str]) -> list[list[tuple[str, str]]]:
+        return [[("EMAIL_ADDRESS", t.removeprefix("write to "))] if t.startswith("write to ")
+                else [] for t in texts]
+
+    with psycopg.connect(seeded_db) as c:
+        ctx = gate_context(policy, "rescan", load_manifest(c, "rescan"))
+        result = residual_pii(c, ctx, stub)
+    assert result.observed == 1 and not result.passed
+    assert result.details["findings"] == {"note": {"EMAIL_ADDRESS": 1}}
+    assert result.details["replacements_seen"] == {"EMAIL_ADDRESS": 1}
