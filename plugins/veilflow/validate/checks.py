@@ -249,6 +249,9 @@ def tokens_rederived(conn: psycopg.Connection, ctx: GateContext, sample: int = 1
     for col in ctx.columns:
         if col.action not in ("tokenize", "ff1"):
             continue
+        spec = ctx.policy.columns.get(col.name)
+        if spec is not None and spec.params.get("context_column"):
+            continue  # the value alone does not determine the output
         t = time.perf_counter()
         c = sql.Identifier(col.name)
         rows = conn.execute(sql.SQL(
