@@ -14,8 +14,10 @@ def test_plugin_registers_the_app_and_five_nav_entries() -> None:
 
     assert VeilflowPlugin.name == "veilflow"
     (app,) = VeilflowPlugin.fastapi_apps
-    assert app["url_prefix"] == "/veilflow" and isinstance(app["app"], FastAPI)
-    paths = {getattr(r, "path", None) for r in app["app"].routes}
+    assert app["url_prefix"] == "/veilflow" and callable(app["app"])
+    built = app["app"].app  # built on first use, once
+    assert isinstance(built, FastAPI) and app["app"].app is built
+    paths = {getattr(r, "path", None) for r in built.routes}
     views = VeilflowPlugin.external_views
     assert [v["name"] for v in views] == ["Lineage", "Runs", "Access", "Keys", "Audit"]
     for v in views:
@@ -61,3 +63,14 @@ def test_links_follow_airflows_base_url(monkeypatch: pytest.MonkeyPatch) -> None
     assert airflow_root() == "/team-a"
     monkeypatch.setenv("AIRFLOW__API__BASE_URL", "http://localhost:8080")
     assert airflow_root() == ""
+
+
+def test_importing_the_plugin_does_not_build_the_ui() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, veilflow.airflow.plugin as p; "
+            "print(sorted(m for m in ('fastapi', 'veilflow.ui.app', 'veilflow.ui.auth') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True)
+    assert out.stdout.strip() == "[]"

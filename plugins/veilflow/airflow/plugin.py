@@ -3,16 +3,18 @@ governance UI (``veilflow.ui``) as a FastAPI app under ``/veilflow`` in Airflow'
 with one navigation entry per page (Lineage, Runs, Access, Keys, Audit) under "Veilflow".
 
 The app is given Airflow's auth manager to check every request (``ui_auth``) and Airflow's
-naming to link runs to their DAG runs. Building it touches no database.
+naming to link runs to their DAG runs. It is built on its first request: Airflow imports
+plugins in every task process too, and those never serve a page, so they should not pay for
+importing FastAPI and the UI. Building it touches no database.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
-
-from veilflow.airflow.ui_auth import resolve_airflow_user
 
 URL_PREFIX = "/veilflow"
 PAGES = (("Lineage", "lineage"), ("Runs", "runs"), ("Access", "access"), ("Keys", "keys"),
@@ -44,14 +46,39 @@ def airflow_root() -> str:
 
 
 def build_app() -> Any:
+    """The UI app wired to Airflow."""
+    from veilflow.airflow.ui_auth import resolve_airflow_user
     from veilflow.ui.app import create_app
 
     return create_app(resolve_airflow_user, run_link=dag_run_path, airflow_root=airflow_root())
 
 
+class LazyApp:
+    """An ASGI app that builds the real one on its first request."""
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self._factory = factory
+        self._app: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def app(self) -> Any:
+        if self._app is None:
+            with self._lock:
+                if self._app is None:
+                    self._app = self._factory()
+        return self._app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+    def __repr__(self) -> str:
+        return "veilflow.ui.app:create_app (built on first request)"
+
+
 class VeilflowPlugin(AirflowPlugin):
     name = "veilflow"
-    fastapi_apps = [{"app": build_app(), "url_prefix": URL_PREFIX,
+    fastapi_apps = [{"app": LazyApp(build_app), "url_prefix": URL_PREFIX,
                      "name": "veilflow governance"}]
     external_views = [
         {"name": label, "href": f"{URL_PREFIX.lstrip('/')}/{slug}", "url_route": f"veilflow-{slug}",
