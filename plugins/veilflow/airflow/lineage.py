@@ -20,8 +20,14 @@ from veilflow.policy.model import Policy
 log = logging.getLogger(__name__)
 
 #: Operator stages → lineage stages (``cleanup`` quarantines a failed run's candidate).
-STAGE_OF_TASK = {"extract": "extract", "transform": "transform", "validate": "validate",
-                 "publish": "publish", "cleanup": "quarantine", "quarantine": "quarantine"}
+STAGE_OF_TASK = {
+    "extract": "extract",
+    "transform": "transform",
+    "validate": "validate",
+    "publish": "publish",
+    "cleanup": "quarantine",
+    "quarantine": "quarantine",
+}
 #: Run facets the provider sets itself for the task (its own parent and engine).
 PROVIDER_OWNED = ("parent", "processing_engine")
 
@@ -56,17 +62,26 @@ def parent_from_context(context: Any) -> ParentRun:
             lineage_root_run_id,
         )
 
-        return ParentRun(lineage_root_job_namespace(ti), lineage_root_job_name(ti),
-                         lineage_root_run_id(ti))
-    except Exception as exc:  # noqa: BLE001  (no provider, or an older one: a stable fallback)
-        log.info("OpenLineage provider unavailable (%s); naming the DAG run itself",
-                 type(exc).__name__)
+        return ParentRun(
+            lineage_root_job_namespace(ti), lineage_root_job_name(ti), lineage_root_run_id(ti)
+        )
+    except Exception as exc:  # no provider, or an older one: a stable fallback
+        log.info(
+            "OpenLineage provider unavailable (%s); naming the DAG run itself", type(exc).__name__
+        )
         return ParentRun("default", str(ti.dag_id), str(context["run_id"]))
 
 
-def stage_lineage(policy: Policy | str | Path, run_id: str, stage: str, *,
-                  chunk: int | None = None, error: str | None = None,
-                  manifest: dict[str, Any] | None = None, naming: Naming | None = None) -> Any:
+def stage_lineage(
+    policy: Policy | str | Path,
+    run_id: str,
+    stage: str,
+    *,
+    chunk: int | None = None,
+    error: str | None = None,
+    manifest: dict[str, Any] | None = None,
+    naming: Naming | None = None,
+) -> Any:
     """The provider's ``OperatorLineage`` for one task: inputs and outputs with schema and
     column lineage, the gate's assertions, and the ``veilflow_anonymization`` run facet.
     Reads the run's manifest from the zones database unless given. Never raises: on any
@@ -87,14 +102,25 @@ def stage_lineage(policy: Policy | str | Path, run_id: str, stage: str, *,
                     manifest = load_manifest(conn, run_id)
                     manifest["counters"] = chunk_counters(conn, run_id)[2]
                 naming = naming or naming_of(conn.info)
-        event = build_stage_event(policy, run_id, manifest, stage=lineage_stage,
-                                  event_type="FAIL" if error else "COMPLETE", naming=naming,
-                                  error=error, chunk=chunk)
+        event = build_stage_event(
+            policy,
+            run_id,
+            manifest,
+            stage=lineage_stage,
+            event_type="FAIL" if error else "COMPLETE",
+            naming=naming,
+            error=error,
+            chunk=chunk,
+        )
         facets = {k: v for k, v in (event.run.facets or {}).items() if k not in PROVIDER_OWNED}
-        return _operator_lineage(inputs=list(event.inputs or []),
-                                 outputs=list(event.outputs or []), run_facets=facets,
-                                 job_facets={})
-    except Exception as exc:  # noqa: BLE001
-        log.error("lineage for task %s of run %s unavailable: %s", stage, run_id,
-                  type(exc).__name__)
+        return _operator_lineage(
+            inputs=list(event.inputs or []),
+            outputs=list(event.outputs or []),
+            run_facets=facets,
+            job_facets={},
+        )
+    except Exception as exc:  # lineage never fails a task
+        log.error(
+            "lineage for task %s of run %s unavailable: %s", stage, run_id, type(exc).__name__
+        )
         return _operator_lineage()

@@ -38,7 +38,12 @@ from openlineage.client.facet_v2 import (
     parent_run,
     processing_engine_run,
 )
-from openlineage.client.generated.base import DatasetFacet, InputDatasetFacet, RunFacet
+from openlineage.client.generated.base import (
+    DatasetFacet,
+    InputDatasetFacet,
+    OutputDatasetFacet,
+    RunFacet,
+)
 from openlineage.client.serde import Serde
 
 from veilflow.lineage.facets import (
@@ -91,17 +96,20 @@ class StageDatasets:
     quarantine: DatasetRef
 
 
-def stage_datasets(policy: Policy, run_id: str, manifest: dict[str, Any], naming: Naming
-                   ) -> StageDatasets:
+def stage_datasets(
+    policy: Policy, run_id: str, manifest: dict[str, Any], naming: Naming
+) -> StageDatasets:
     rt = RunTables(policy.dataset, run_id)
-    q = (manifest.get("quarantine") or {}).get("table") or \
-        f"quarantine.{f'{rt.dataset}__{rt.tag}'[:63]}"
+    q = (manifest.get("quarantine") or {}).get(
+        "table"
+    ) or f"quarantine.{f'{rt.dataset}__{rt.tag}'[:63]}"
     return StageDatasets(
         source=naming.dataset(policy.source.table),
         snapshot=naming.dataset(f"staging.{rt.snapshot_name}"),
         candidate=naming.dataset(f"staging.{rt.candidate_name}"),
         target=naming.dataset(policy.target.table),
-        quarantine=naming.dataset(q))
+        quarantine=naming.dataset(q),
+    )
 
 
 def default_parent(policy: Policy, run_id: str) -> ParentRun:
@@ -113,81 +121,140 @@ def stage_run_id(run_id: str, stage: str, chunk: int | None = None) -> str:
     return as_run_uuid(run_id, stage, *(() if chunk is None else (f"chunk{chunk}",)))
 
 
-def _input(ref: DatasetRef, facets: dict[str, DatasetFacet],
-           input_facets: dict[str, InputDatasetFacet] | None = None) -> InputDataset:
-    return InputDataset(namespace=ref.namespace, name=ref.name, facets=facets,
-                        inputFacets=input_facets or {})
+def _input(
+    ref: DatasetRef,
+    facets: dict[str, DatasetFacet],
+    input_facets: dict[str, InputDatasetFacet] | None = None,
+) -> InputDataset:
+    return InputDataset(
+        namespace=ref.namespace, name=ref.name, facets=facets, inputFacets=input_facets or {}
+    )
 
 
-def stage_io(stage: str, ds: StageDatasets, manifest: dict[str, Any],
-             rows_quarantined: int | None = None
-             ) -> tuple[list[InputDataset], list[OutputDataset]]:
+def stage_io(
+    stage: str, ds: StageDatasets, manifest: dict[str, Any], rows_quarantined: int | None = None
+) -> tuple[list[InputDataset], list[OutputDataset]]:
     """The input and output datasets of a stage, with their facets."""
     src = _input(ds.source, {"schema": source_schema(manifest)})
     if stage == "extract":
-        stats = {}
+        stats: dict[str, OutputDatasetFacet] = {}
         if manifest.get("rows_in") is not None:
-            stats["outputStatistics"] = output_statistics_output_dataset.\
-                OutputStatisticsOutputDatasetFacet(
+            stats["outputStatistics"] = (
+                output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
                     rowCount=int(manifest["rows_in"]) + int(manifest.get("canaries") or 0),
-                    producer=PRODUCER)
-        out = OutputDataset(namespace=ds.snapshot.namespace, name=ds.snapshot.name, facets={
-            "schema": source_schema(manifest),
-            "columnLineage": column_lineage_facet(manifest, ds.source, identity=True)},
-            outputFacets=stats)  # type: ignore[arg-type]
+                    producer=PRODUCER,
+                )
+            )
+        out = OutputDataset(
+            namespace=ds.snapshot.namespace,
+            name=ds.snapshot.name,
+            facets={
+                "schema": source_schema(manifest),
+                "columnLineage": column_lineage_facet(manifest, ds.source, identity=True),
+            },
+            outputFacets=stats,
+        )
         return [src], [out]
     if stage == "transform":
         snap = _input(ds.snapshot, {"schema": source_schema(manifest)})
-        out = OutputDataset(namespace=ds.candidate.namespace, name=ds.candidate.name, facets={
-            "schema": output_schema(manifest),
-            "columnLineage": column_lineage_facet(manifest, ds.source)})
+        out = OutputDataset(
+            namespace=ds.candidate.namespace,
+            name=ds.candidate.name,
+            facets={
+                "schema": output_schema(manifest),
+                "columnLineage": column_lineage_facet(manifest, ds.source),
+            },
+        )
         return [src, snap], [out]
     gate = manifest.get("gate")
-    cand = _input(ds.candidate, {"schema": output_schema(manifest)},
-                  {"dataQualityAssertions": assertions_facet(gate)} if gate else None)
+    cand = _input(
+        ds.candidate,
+        {"schema": output_schema(manifest)},
+        {"dataQualityAssertions": assertions_facet(gate)} if gate else None,
+    )
     if stage == "validate":
         return [src, cand], []
-    ref, rows = (ds.target, manifest.get("rows_out")) if stage == "publish" else \
-        (ds.quarantine, rows_quarantined)
+    ref, rows = (
+        (ds.target, manifest.get("rows_out"))
+        if stage == "publish"
+        else (ds.quarantine, rows_quarantined)
+    )
     out_facets: dict[str, Any] = {}
     if rows is not None:
-        out_facets["outputStatistics"] = output_statistics_output_dataset.\
-            OutputStatisticsOutputDatasetFacet(rowCount=int(rows), producer=PRODUCER)
-    out = OutputDataset(namespace=ref.namespace, name=ref.name, facets={
-        "schema": output_schema(manifest),
-        "columnLineage": column_lineage_facet(manifest, ds.source)}, outputFacets=out_facets)
+        out_facets["outputStatistics"] = (
+            output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
+                rowCount=int(rows), producer=PRODUCER
+            )
+        )
+    out = OutputDataset(
+        namespace=ref.namespace,
+        name=ref.name,
+        facets={
+            "schema": output_schema(manifest),
+            "columnLineage": column_lineage_facet(manifest, ds.source),
+        },
+        outputFacets=out_facets,
+    )
     return [src, cand], [out]
 
 
-def run_facets(policy: Policy, run_id: str, manifest: dict[str, Any], stage: str, *,
-               parent: ParentRun, error: str | None = None, chunk: int | None = None,
-               rows_quarantined: int | None = None) -> dict[str, RunFacet]:
+def run_facets(
+    policy: Policy,
+    run_id: str,
+    manifest: dict[str, Any],
+    stage: str,
+    *,
+    parent: ParentRun,
+    error: str | None = None,
+    chunk: int | None = None,
+    rows_quarantined: int | None = None,
+) -> dict[str, RunFacet]:
     facets: dict[str, RunFacet] = {
         "parent": parent_run.ParentRunFacet(
             run=parent_run.Run(runId=parent.run_uuid),
             job=parent_run.Job(namespace=parent.namespace, name=parent.job_name),
             root=parent_run.Root(
                 run=parent_run.RootRun(runId=parent.run_uuid),
-                job=parent_run.RootJob(namespace=parent.namespace, name=parent.job_name)),
-            producer=PRODUCER),
+                job=parent_run.RootJob(namespace=parent.namespace, name=parent.job_name),
+            ),
+            producer=PRODUCER,
+        ),
         "processing_engine": processing_engine_run.ProcessingEngineRunFacet(
-            version=ENGINE_VERSION, name="veilflow", producer=PRODUCER),
+            version=ENGINE_VERSION, name="veilflow", producer=PRODUCER
+        ),
         FACET_KEY: veilflow_facet(
-            manifest, stage=stage, run_id=run_id, dataset=policy.dataset,
-            policy_name=policy.dataset, policy_hash=policy.hash, policy_path=policy.file,
-            chunk=chunk, rows_quarantined=rows_quarantined),
+            manifest,
+            stage=stage,
+            run_id=run_id,
+            dataset=policy.dataset,
+            policy_name=policy.dataset,
+            policy_hash=policy.hash,
+            policy_path=policy.file,
+            chunk=chunk,
+            rows_quarantined=rows_quarantined,
+        ),
     }
     if error:
         facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
-            message=error[:MAX_ERROR_CHARS], programmingLanguage="python", producer=PRODUCER)
+            message=error[:MAX_ERROR_CHARS], programmingLanguage="python", producer=PRODUCER
+        )
     return facets
 
 
-def build_stage_event(policy: Policy, run_id: str, manifest: dict[str, Any], *, stage: str,
-                      event_type: str, naming: Naming, parent: ParentRun | None = None,
-                      error: str | None = None, chunk: int | None = None,
-                      rows_quarantined: int | None = None,
-                      event_time: datetime | None = None) -> RunEvent:
+def build_stage_event(
+    policy: Policy,
+    run_id: str,
+    manifest: dict[str, Any],
+    *,
+    stage: str,
+    event_type: str,
+    naming: Naming,
+    parent: ParentRun | None = None,
+    error: str | None = None,
+    chunk: int | None = None,
+    rows_quarantined: int | None = None,
+    event_time: datetime | None = None,
+) -> RunEvent:
     """The RunEvent for one transition (START/COMPLETE/FAIL/...) of one stage of a run."""
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
@@ -198,15 +265,37 @@ def build_stage_event(policy: Policy, run_id: str, manifest: dict[str, Any], *, 
     inputs, outputs = stage_io(stage, datasets, manifest, rows_quarantined)
     when = (event_time or datetime.now(UTC)).isoformat()
     return RunEvent(
-        eventTime=when, producer=PRODUCER, eventType=RunState(event_type),
-        run=Run(runId=stage_run_id(run_id, stage, chunk),
-                facets=run_facets(policy, run_id, manifest, stage, parent=parent, error=error,
-                                  chunk=chunk, rows_quarantined=rows_quarantined)),
-        job=Job(namespace=job_namespace(), name=stage_job_name(policy.dataset, stage),
-                facets={"jobType": job_type_job.JobTypeJobFacet(
-                    processingType="BATCH", integration="VEILFLOW", jobType="TASK",
-                    producer=PRODUCER)}),
-        inputs=inputs, outputs=outputs)
+        eventTime=when,
+        producer=PRODUCER,
+        eventType=RunState(event_type),
+        run=Run(
+            runId=stage_run_id(run_id, stage, chunk),
+            facets=run_facets(
+                policy,
+                run_id,
+                manifest,
+                stage,
+                parent=parent,
+                error=error,
+                chunk=chunk,
+                rows_quarantined=rows_quarantined,
+            ),
+        ),
+        job=Job(
+            namespace=job_namespace(),
+            name=stage_job_name(policy.dataset, stage),
+            facets={
+                "jobType": job_type_job.JobTypeJobFacet(
+                    processingType="BATCH",
+                    integration="VEILFLOW",
+                    jobType="TASK",
+                    producer=PRODUCER,
+                )
+            },
+        ),
+        inputs=inputs,
+        outputs=outputs,
+    )
 
 
 def event_dict(event: RunEvent) -> dict[str, Any]:

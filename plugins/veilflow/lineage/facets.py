@@ -97,15 +97,16 @@ def policy_file(path: str | None) -> str | None:
         return p.name
 
 
-def split_counters(counters: dict[str, dict[str, int]]
-                   ) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
+def split_counters(
+    counters: dict[str, dict[str, int]],
+) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
     """Manifest counters → (entities detected per column, other counters per column)."""
     detection: dict[str, dict[str, int]] = {}
     other: dict[str, dict[str, int]] = {}
     for column, counts in sorted(counters.items()):
         for what, n in sorted(counts.items()):
             if what.startswith(ENTITY_PREFIX):
-                detection.setdefault(column, {})[what[len(ENTITY_PREFIX):]] = int(n)
+                detection.setdefault(column, {})[what[len(ENTITY_PREFIX) :]] = int(n)
             else:
                 other.setdefault(column, {})[what] = int(n)
     return detection, other
@@ -127,9 +128,11 @@ def gate_assertions(gate: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for check in gate.get("checks", []):
         item: dict[str, Any] = {"assertion": str(check["name"]), "success": bool(check["passed"])}
-        for field, value in (("column", check.get("column")),
-                             ("expected", _scalar(check.get("threshold"))),
-                             ("actual", _scalar(check.get("observed")))):
+        for field, value in (
+            ("column", check.get("column")),
+            ("expected", _scalar(check.get("threshold"))),
+            ("actual", _scalar(check.get("observed"))),
+        ):
             if value is not None:
                 item[field] = str(value)
         out.append(item)
@@ -138,77 +141,124 @@ def gate_assertions(gate: dict[str, Any]) -> list[dict[str, Any]]:
 
 # ------------------------------------------------------------------------------ facets
 def schema_facet(columns: list[tuple[str, str | None]]) -> schema_dataset.SchemaDatasetFacet:
-    return schema_dataset.SchemaDatasetFacet(fields=[
-        schema_dataset.SchemaDatasetFacetFields(name=name, type=type_, ordinal_position=i)
-        for i, (name, type_) in enumerate(columns, start=1)], producer=PRODUCER)
+    return schema_dataset.SchemaDatasetFacet(
+        fields=[
+            schema_dataset.SchemaDatasetFacetFields(name=name, type=type_, ordinal_position=i)
+            for i, (name, type_) in enumerate(columns, start=1)
+        ],
+        producer=PRODUCER,
+    )
 
 
 def source_schema(manifest: dict[str, Any]) -> schema_dataset.SchemaDatasetFacet:
-    return schema_facet([(c["name"], c.get("type")) for c in
-                         manifest.get("source", {}).get("columns", [])])
+    return schema_facet(
+        [(c["name"], c.get("type")) for c in manifest.get("source", {}).get("columns", [])]
+    )
 
 
 def output_schema(manifest: dict[str, Any]) -> schema_dataset.SchemaDatasetFacet:
-    return schema_facet([(c["name"], c.get("output_type") or "text")
-                         for c in output_columns(manifest)])
+    return schema_facet(
+        [(c["name"], c.get("output_type") or "text") for c in output_columns(manifest)]
+    )
 
 
 def transformation(col: dict[str, Any]) -> column_lineage_dataset.Transformation:
     return column_lineage_dataset.Transformation(
         type=col.get("lineage_type") or "DIRECT",
-        subtype=col.get("lineage_subtype") or ("IDENTITY" if col["action"] == "keep"
-                                               else "TRANSFORMATION"),
-        description=describe_column(col), masking=bool(col.get("masking")))
+        subtype=col.get("lineage_subtype")
+        or ("IDENTITY" if col["action"] == "keep" else "TRANSFORMATION"),
+        description=describe_column(col),
+        masking=bool(col.get("masking")),
+    )
 
 
-def column_lineage_facet(manifest: dict[str, Any], source: DatasetRef, *, identity: bool = False
-                         ) -> column_lineage_dataset.ColumnLineageDatasetFacet:
+def column_lineage_facet(
+    manifest: dict[str, Any], source: DatasetRef, *, identity: bool = False
+) -> column_lineage_dataset.ColumnLineageDatasetFacet:
     """Every output column from its source column. ``identity`` describes a raw copy (the
     extract snapshot): every declared column, unchanged, not masked."""
     fields: dict[str, column_lineage_dataset.Fields] = {}
     if identity:
         for col in manifest.get("source", {}).get("columns", []):
             t = column_lineage_dataset.Transformation(
-                type="DIRECT", subtype="IDENTITY", description="copied unchanged into staging",
-                masking=False)
+                type="DIRECT",
+                subtype="IDENTITY",
+                description="copied unchanged into staging",
+                masking=False,
+            )
             fields[col["name"]] = column_lineage_dataset.Fields(
-                inputFields=[column_lineage_dataset.InputField(
-                    namespace=source.namespace, name=source.name, field=col["name"],
-                    transformations=[t])],
-                transformationDescription=t.description, transformationType="IDENTITY")
+                inputFields=[
+                    column_lineage_dataset.InputField(
+                        namespace=source.namespace,
+                        name=source.name,
+                        field=col["name"],
+                        transformations=[t],
+                    )
+                ],
+                transformationDescription=t.description,
+                transformationType="IDENTITY",
+            )
         return column_lineage_dataset.ColumnLineageDatasetFacet(fields=fields, producer=PRODUCER)
     for col in output_columns(manifest):
         t = transformation(col)
         fields[col["name"]] = column_lineage_dataset.Fields(
-            inputFields=[column_lineage_dataset.InputField(
-                namespace=source.namespace, name=source.name, field=col["name"],
-                transformations=[t])],
+            inputFields=[
+                column_lineage_dataset.InputField(
+                    namespace=source.namespace,
+                    name=source.name,
+                    field=col["name"],
+                    transformations=[t],
+                )
+            ],
             transformationDescription=t.description,
-            transformationType="MASKED" if t.masking else "IDENTITY")
+            transformationType="MASKED" if t.masking else "IDENTITY",
+        )
     return column_lineage_dataset.ColumnLineageDatasetFacet(fields=fields, producer=PRODUCER)
 
 
-def assertions_facet(gate: dict[str, Any]
-                     ) -> data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet:
-    return data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet(assertions=[
-        data_quality_assertions_dataset.Assertion(
-            assertion=a["assertion"], success=a["success"], column=a.get("column"),
-            severity="error", expected=a.get("expected"), actual=a.get("actual"))
-        for a in gate_assertions(gate)], producer=PRODUCER)
+def assertions_facet(
+    gate: dict[str, Any],
+) -> data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet:
+    return data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet(
+        assertions=[
+            data_quality_assertions_dataset.Assertion(
+                assertion=a["assertion"],
+                success=a["success"],
+                column=a.get("column"),
+                severity="error",
+                expected=a.get("expected"),
+                actual=a.get("actual"),
+            )
+            for a in gate_assertions(gate)
+        ],
+        producer=PRODUCER,
+    )
 
 
-def veilflow_facet(manifest: dict[str, Any], *, stage: str, run_id: str, dataset: str,
-                   policy_name: str, policy_hash: str, policy_path: str | None = None,
-                   chunk: int | None = None, rows_quarantined: int | None = None
-                   ) -> VeilflowAnonymizationRunFacet:
+def veilflow_facet(
+    manifest: dict[str, Any],
+    *,
+    stage: str,
+    run_id: str,
+    dataset: str,
+    policy_name: str,
+    policy_hash: str,
+    policy_path: str | None = None,
+    chunk: int | None = None,
+    rows_quarantined: int | None = None,
+) -> VeilflowAnonymizationRunFacet:
     columns = []
     keys: dict[tuple[str, int], dict[str, Any]] = {}
     for c in manifest.get("columns", []):
         key = parse_key_ref(c.get("key"))
         entry: dict[str, Any] = {
-            "name": c["name"], "operator": c["action"], "parameters": c.get("params") or {},
-            "gdprClass": c.get("gdpr") or "removed", "gdprReason": c.get("gdpr_reason") or "",
-            "masking": bool(c.get("masking"))}
+            "name": c["name"],
+            "operator": c["action"],
+            "parameters": c.get("params") or {},
+            "gdprClass": c.get("gdpr") or "removed",
+            "gdprReason": c.get("gdpr_reason") or "",
+            "masking": bool(c.get("masking")),
+        }
         if key is not None:
             entry["key"] = key
             keys[(key["id"], key["version"])] = key
@@ -220,10 +270,13 @@ def veilflow_facet(manifest: dict[str, Any], *, stage: str, run_id: str, dataset
     detection, other = split_counters(manifest.get("counters") or {})
     gate = manifest.get("gate")
     rows: dict[str, int] = {}
-    for name, value in (("in", manifest.get("rows_in")), ("canaries", manifest.get("canaries")),
-                        ("out", manifest.get("rows_out")),
-                        ("suppressed", (gate or {}).get("suppressed_rows")),
-                        ("quarantined", rows_quarantined)):
+    for name, value in (
+        ("in", manifest.get("rows_in")),
+        ("canaries", manifest.get("canaries")),
+        ("out", manifest.get("rows_out")),
+        ("suppressed", (gate or {}).get("suppressed_rows")),
+        ("quarantined", rows_quarantined),
+    ):
         if value is not None:
             rows[name] = int(value)
     gate_data: dict[str, Any] | None = None
@@ -234,10 +287,15 @@ def veilflow_facet(manifest: dict[str, Any], *, stage: str, run_id: str, dataset
     quarantine: dict[str, Any] | None = None
     q = manifest.get("quarantine")
     if q:
-        quarantine = {"reasons": [
-            {"check": str(r.get("check")), **({"column": str(r["column"])} if r.get("column")
-                                              else {})}
-            for r in q.get("reasons", [])]}
+        quarantine = {
+            "reasons": [
+                {
+                    "check": str(r.get("check")),
+                    **({"column": str(r["column"])} if r.get("column") else {}),
+                }
+                for r in q.get("reasons", [])
+            ]
+        }
         if q.get("table"):
             quarantine["table"] = str(q["table"])
     policy = {"name": policy_name, "hash": policy_hash}
@@ -245,7 +303,17 @@ def veilflow_facet(manifest: dict[str, Any], *, stage: str, run_id: str, dataset
     if file:
         policy["file"] = file
     return VeilflowAnonymizationRunFacet(
-        runId=run_id, dataset=dataset, stage=stage, chunk=chunk, policy=policy,
-        columns=columns, keyVersions=sorted(keys.values(), key=lambda k: (k["id"], k["version"])),
-        rows=rows, detection=detection or None, counters=other or None, gate=gate_data,
-        quarantine=quarantine, producer=PRODUCER)
+        runId=run_id,
+        dataset=dataset,
+        stage=stage,
+        chunk=chunk,
+        policy=policy,
+        columns=columns,
+        keyVersions=sorted(keys.values(), key=lambda k: (k["id"], k["version"])),
+        rows=rows,
+        detection=detection or None,
+        counters=other or None,
+        gate=gate_data,
+        quarantine=quarantine,
+        producer=PRODUCER,
+    )

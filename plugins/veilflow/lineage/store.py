@@ -22,9 +22,26 @@ from veilflow.config import settings
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("event_id", "run_id", "ol_run_id", "parent_run_id", "parent_job", "dataset",
-           "policy_hash", "job_namespace", "job_name", "stage", "event_type", "event_time",
-           "inputs", "outputs", "event", "delivered", "delivery_attempts", "delivery_error")
+COLUMNS = (
+    "event_id",
+    "run_id",
+    "ol_run_id",
+    "parent_run_id",
+    "parent_job",
+    "dataset",
+    "policy_hash",
+    "job_namespace",
+    "job_name",
+    "stage",
+    "event_type",
+    "event_time",
+    "inputs",
+    "outputs",
+    "event",
+    "delivered",
+    "delivery_attempts",
+    "delivery_error",
+)
 
 
 @dataclass(frozen=True)
@@ -42,12 +59,16 @@ class EventRecord:
         parent = (ev.get("run", {}).get("facets") or {}).get("parent") or {}
         pjob = parent.get("job") or {}
         return {
-            "run_id": self.run_id, "ol_run_id": ev["run"]["runId"],
+            "run_id": self.run_id,
+            "ol_run_id": ev["run"]["runId"],
             "parent_run_id": (parent.get("run") or {}).get("runId"),
             "parent_job": f"{pjob['namespace']}/{pjob['name']}" if pjob else None,
-            "dataset": self.dataset, "policy_hash": self.policy_hash,
-            "job_namespace": ev["job"]["namespace"], "job_name": ev["job"]["name"],
-            "stage": self.stage, "event_type": ev.get("eventType") or "OTHER",
+            "dataset": self.dataset,
+            "policy_hash": self.policy_hash,
+            "job_namespace": ev["job"]["namespace"],
+            "job_name": ev["job"]["name"],
+            "stage": self.stage,
+            "event_type": ev.get("eventType") or "OTHER",
             "event_time": ev["eventTime"],
             "inputs": [table_name(d["name"]) for d in ev.get("inputs") or []],
             "outputs": [table_name(d["name"]) for d in ev.get("outputs") or []],
@@ -82,8 +103,7 @@ def table_name(dataset_name: str) -> str:
     return ".".join(parts[-2:]) if len(parts) >= 2 else dataset_name
 
 
-def store_event(conn: psycopg.Connection, record: EventRecord, *, delivered: bool | None
-                ) -> int:
+def store_event(conn: psycopg.Connection, record: EventRecord, *, delivered: bool | None) -> int:
     """Append one event. Inside the caller's transaction this is a savepoint (it commits with
     the caller); on an idle connection it commits at once. Returns the event id."""
     row = record.row()
@@ -95,7 +115,8 @@ def store_event(conn: psycopg.Connection, record: EventRecord, *, delivered: boo
             " %(parent_run_id)s, %(parent_job)s, %(dataset)s, %(policy_hash)s,"
             " %(job_namespace)s, %(job_name)s, %(stage)s, %(event_type)s, %(event_time)s,"
             " %(inputs)s, %(outputs)s, %(event)s, %(delivered)s) RETURNING event_id",
-            {**row, "event": json.dumps(record.event), "delivered": delivered})
+            {**row, "event": json.dumps(record.event), "delivered": delivered},
+        )
         got = cur.fetchone()
     assert got is not None
     return int(got[0])
@@ -108,15 +129,17 @@ def mark_delivery(conn: psycopg.Connection, event_id: int, error: str | None) ->
             "UPDATE governance.lineage_events SET delivery_attempts = delivery_attempts + 1,"
             " delivered = %s, delivery_error = %s,"
             " delivered_at = CASE WHEN %s THEN now() END WHERE event_id = %s",
-            (error is None, error, error is None, event_id))
+            (error is None, error, error is None, event_id),
+        )
 
 
-def pending_events(conn: psycopg.Connection, limit: int = 1000
-                   ) -> list[tuple[int, dict[str, Any]]]:
+def pending_events(conn: psycopg.Connection, limit: int = 1000) -> list[tuple[int, dict[str, Any]]]:
     """Events not yet delivered to the configured transports, oldest first."""
     rows = conn.execute(
         "SELECT event_id, event FROM governance.lineage_events WHERE delivered = false"
-        " ORDER BY event_id LIMIT %s", (limit,)).fetchall()
+        " ORDER BY event_id LIMIT %s",
+        (limit,),
+    ).fetchall()
     return [(int(r[0]), r[1]) for r in rows]
 
 
@@ -129,15 +152,18 @@ def _where_dataset(dataset: str) -> tuple[str, list[Any]]:
     return "(outputs @> ARRAY[%s]::text[] OR inputs @> ARRAY[%s]::text[])", [table, table]
 
 
-def dataset_events(conn: psycopg.Connection, dataset: str, *, run_id: str | None = None,
-                   limit: int | None = None) -> list[StoredEvent]:
+def dataset_events(
+    conn: psycopg.Connection, dataset: str, *, run_id: str | None = None, limit: int | None = None
+) -> list[StoredEvent]:
     """Stored events of a dataset (optionally one run), oldest first."""
     where, params = _where_dataset(dataset)
     if run_id is not None:
         where += " AND run_id = %s"
         params.append(run_id)
-    sql = (f"SELECT {', '.join(COLUMNS)} FROM governance.lineage_events WHERE {where}"
-           " ORDER BY event_time, event_id")
+    sql = (
+        f"SELECT {', '.join(COLUMNS)} FROM governance.lineage_events WHERE {where}"
+        " ORDER BY event_time, event_id"
+    )
     if limit is not None:
         sql += " LIMIT %s"
         params.append(limit)
@@ -149,19 +175,24 @@ def latest_run(conn: psycopg.Connection, dataset: str) -> str | None:
     where, params = _where_dataset(dataset)
     row = conn.execute(
         f"SELECT run_id FROM governance.lineage_events WHERE {where}"
-        " ORDER BY event_time DESC, event_id DESC LIMIT 1", params).fetchone()
+        " ORDER BY event_time DESC, event_id DESC LIMIT 1",
+        params,
+    ).fetchone()
     return None if row is None else str(row[0])
 
 
-def dataset_runs(conn: psycopg.Connection, dataset: str, limit: int = 100
-                 ) -> list[tuple[str, datetime, datetime, str]]:
+def dataset_runs(
+    conn: psycopg.Connection, dataset: str, limit: int = 100
+) -> list[tuple[str, datetime, datetime, str]]:
     """(run id, first event, last event, last event type) per run of a dataset, newest first."""
     where, params = _where_dataset(dataset)
     rows = conn.execute(
         "SELECT run_id, min(event_time), max(event_time),"
         " (array_agg(stage || ':' || event_type ORDER BY event_time DESC, event_id DESC))[1]"
         f" FROM governance.lineage_events WHERE {where}"
-        " GROUP BY run_id ORDER BY max(event_time) DESC LIMIT %s", [*params, limit]).fetchall()
+        " GROUP BY run_id ORDER BY max(event_time) DESC LIMIT %s",
+        [*params, limit],
+    ).fetchall()
     return [(str(r[0]), r[1], r[2], str(r[3])) for r in rows]
 
 
@@ -184,9 +215,19 @@ def spool_event(record: EventRecord, *, delivered: bool | None) -> Path:
     ev = record.event
     path = folder / f"{time.time_ns()}-{ev['run']['runId']}-{ev.get('eventType', 'OTHER')}.json"
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"run_id": record.run_id, "dataset": record.dataset,
-                               "stage": record.stage, "policy_hash": record.policy_hash,
-                               "delivered": delivered, "event": ev}, sort_keys=True))
+    tmp.write_text(
+        json.dumps(
+            {
+                "run_id": record.run_id,
+                "dataset": record.dataset,
+                "stage": record.stage,
+                "policy_hash": record.policy_hash,
+                "delivered": delivered,
+                "event": ev,
+            },
+            sort_keys=True,
+        )
+    )
     tmp.replace(path)
     return path
 
@@ -199,9 +240,13 @@ def import_spool(conn: psycopg.Connection) -> int:
     moved = 0
     for path in sorted(folder.glob("*.json")):
         data = json.loads(path.read_text())
-        record = EventRecord(run_id=data["run_id"], dataset=data["dataset"],
-                             stage=data["stage"], policy_hash=data.get("policy_hash"),
-                             event=data["event"])
+        record = EventRecord(
+            run_id=data["run_id"],
+            dataset=data["dataset"],
+            stage=data["stage"],
+            policy_hash=data.get("policy_hash"),
+            event=data["event"],
+        )
         store_event(conn, record, delivered=data.get("delivered"))
         if not conn.autocommit:
             conn.commit()

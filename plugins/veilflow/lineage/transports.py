@@ -30,9 +30,15 @@ from openlineage.client.transport import Transport
 
 log = logging.getLogger(__name__)
 
-_CONFIG_ENV = ("OPENLINEAGE_URL", "OPENLINEAGE_CONFIG", "OPENLINEAGE_DISABLED",
-               "OPENLINEAGE_ENDPOINT", "OPENLINEAGE_API_KEY", "VEILFLOW_LINEAGE_FILE_DIR",
-               "VEILFLOW_LINEAGE_HTTP_RETRIES")
+_CONFIG_ENV = (
+    "OPENLINEAGE_URL",
+    "OPENLINEAGE_CONFIG",
+    "OPENLINEAGE_DISABLED",
+    "OPENLINEAGE_ENDPOINT",
+    "OPENLINEAGE_API_KEY",
+    "VEILFLOW_LINEAGE_FILE_DIR",
+    "VEILFLOW_LINEAGE_HTTP_RETRIES",
+)
 _CREDENTIALS = re.compile(r"//[^/@\s]+@")
 
 
@@ -50,11 +56,13 @@ def _openlineage_config_given() -> bool:
     """An openlineage.yml or ``OPENLINEAGE__TRANSPORT…`` variables (the client's full config;
     ``OPENLINEAGE__TRANSPORT__TRANSPORTS__DEFAULT_HTTP…`` is the client's own alias of
     ``OPENLINEAGE_URL`` and does not count)."""
-    if any(k.startswith("OPENLINEAGE__TRANSPORT") and "DEFAULT_HTTP" not in k
-           for k in os.environ):
+    if any(k.startswith("OPENLINEAGE__TRANSPORT") and "DEFAULT_HTTP" not in k for k in os.environ):
         return True
-    candidates = [os.environ.get("OPENLINEAGE_CONFIG"), str(Path.cwd() / "openlineage.yml"),
-                  str(Path("~/.openlineage/openlineage.yml").expanduser())]
+    candidates = [
+        os.environ.get("OPENLINEAGE_CONFIG"),
+        str(Path.cwd() / "openlineage.yml"),
+        str(Path("~/.openlineage/openlineage.yml").expanduser()),
+    ]
     return any(p and Path(p).is_file() for p in candidates)
 
 
@@ -70,9 +78,11 @@ def _url_transport(url: str) -> Transport:
 
     n = http_retries()
     params: dict[str, Any] = {
-        "url": url, "endpoint": os.environ.get("OPENLINEAGE_ENDPOINT", "api/v1/lineage"),
+        "url": url,
+        "endpoint": os.environ.get("OPENLINEAGE_ENDPOINT", "api/v1/lineage"),
         "timeout": 5.0,
-        "retry": {"total": n, "connect": n, "read": n, "backoff_factor": 0.2}}
+        "retry": {"total": n, "connect": n, "read": n, "backoff_factor": 0.2},
+    }
     if os.environ.get("OPENLINEAGE_API_KEY"):
         params["auth"] = {"type": "api_key", "apiKey": os.environ["OPENLINEAGE_API_KEY"]}
     return HttpTransport(HttpConfig.from_dict(params))
@@ -95,8 +105,12 @@ def build_deliveries() -> list[Delivery]:
         from openlineage.client.transport.file import FileConfig, FileTransport
 
         Path(folder).mkdir(parents=True, exist_ok=True)
-        out.append(Delivery("file", FileTransport(FileConfig(
-            log_file_path=str(Path(folder) / "event"), append=False))))
+        out.append(
+            Delivery(
+                "file",
+                FileTransport(FileConfig(log_file_path=str(Path(folder) / "event"), append=False)),
+            )
+        )
     return out
 
 
@@ -105,9 +119,11 @@ _cache: dict[tuple[Any, ...], list[Delivery]] = {}
 
 def deliveries() -> list[Delivery]:
     """The configured transports, built once per configuration (env and config files)."""
-    key = (tuple(os.environ.get(k) for k in _CONFIG_ENV),
-           tuple(sorted((k, v) for k, v in os.environ.items()
-                        if k.startswith("OPENLINEAGE__"))), str(Path.cwd()))
+    key = (
+        tuple(os.environ.get(k) for k in _CONFIG_ENV),
+        tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("OPENLINEAGE__"))),
+        str(Path.cwd()),
+    )
     got = _cache.get(key)
     if got is None:
         _cache.clear()
@@ -129,8 +145,7 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:500] if text else type(exc).__name__
 
 
-def deliver(event: dict[str, Any], targets: list[Delivery], *, force: bool = False
-            ) -> str | None:
+def deliver(event: dict[str, Any], targets: list[Delivery], *, force: bool = False) -> str | None:
     """Send one event to every target. None when all took it, else the errors joined.
     A target that failed within the backoff window is skipped (and counts as failed) unless
     ``force``."""
@@ -142,12 +157,16 @@ def deliver(event: dict[str, Any], targets: list[Delivery], *, force: bool = Fal
             continue
         try:
             target.transport.emit(cast(Any, event))
-        except Exception as exc:  # noqa: BLE001  (any transport failure is reported, never raised)
+        except Exception as exc:  # any transport failure is reported, never raised
             reason = describe_error(exc)
             target.down_until = time.monotonic() + backoff_seconds()
             target.last_error = reason
-            log.error("lineage delivery to %s failed (%s); the event stays in the governance "
-                      "store for `veilflow lineage retry`", target.name, reason)
+            log.error(
+                "lineage delivery to %s failed (%s); the event stays in the governance "
+                "store for `veilflow lineage retry`",
+                target.name,
+                reason,
+            )
             errors.append(f"{target.name}: {reason}")
         else:
             target.down_until = 0.0

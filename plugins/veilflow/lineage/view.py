@@ -69,22 +69,30 @@ def edges_of(event: dict[str, Any]) -> list[ColumnEdge]:
             key = col.get("key")
             for inp in spec.get("inputFields") or []:
                 t = (inp.get("transformations") or [{}])[0]
-                edges.append(ColumnEdge(
-                    output_table=table_name(out["name"]), column=name,
-                    input_table=table_name(inp["name"]), input_column=inp["field"],
-                    operator=col.get("operator") or "copy",
-                    description=t.get("description") or spec.get(
-                        "transformationDescription") or "",
-                    transformation=f"{t.get('type', '?')}/{t.get('subtype', '?')}",
-                    masking=bool(t.get("masking")),
-                    key=f"{key['id']}@v{key['version']}" if key else None,
-                    gdpr_class=col.get("gdprClass"), gdpr_reason=col.get("gdprReason")))
+                edges.append(
+                    ColumnEdge(
+                        output_table=table_name(out["name"]),
+                        column=name,
+                        input_table=table_name(inp["name"]),
+                        input_column=inp["field"],
+                        operator=col.get("operator") or "copy",
+                        description=t.get("description")
+                        or spec.get("transformationDescription")
+                        or "",
+                        transformation=f"{t.get('type', '?')}/{t.get('subtype', '?')}",
+                        masking=bool(t.get("masking")),
+                        key=f"{key['id']}@v{key['version']}" if key else None,
+                        gdpr_class=col.get("gdprClass"),
+                        gdpr_reason=col.get("gdprReason"),
+                    )
+                )
     # jsonb keeps object keys in its own order; the policy's column order is the facet's
     return sorted(edges, key=lambda e: (e.output_table, order.get(e.column, len(order))))
 
 
-def run_lineage(conn: psycopg.Connection, dataset: str, *, run_id: str | None = None,
-                column: str | None = None) -> RunLineage | None:
+def run_lineage(
+    conn: psycopg.Connection, dataset: str, *, run_id: str | None = None, column: str | None = None
+) -> RunLineage | None:
     """Column lineage of ``dataset`` (policy dataset or table) for ``run_id`` or the latest
     run; only ``column`` when given. None when nothing is stored."""
     run_id = run_id or latest_run(conn, dataset)
@@ -101,6 +109,13 @@ def run_lineage(conn: psycopg.Connection, dataset: str, *, run_id: str | None = 
     if column is not None:
         edges = [e for e in edges if column in (e.column, e.input_column)]
     facet = (chosen.event.get("run", {}).get("facets") or {}).get(FACET_KEY) or {}
-    return RunLineage(dataset=chosen.dataset, run_id=run_id, stage=chosen.stage,
-                      event_type=chosen.event_type, event_time=chosen.event_time,
-                      policy_hash=chosen.policy_hash, edges=edges, facet=facet)
+    return RunLineage(
+        dataset=chosen.dataset,
+        run_id=run_id,
+        stage=chosen.stage,
+        event_type=chosen.event_type,
+        event_time=chosen.event_time,
+        policy_hash=chosen.policy_hash,
+        edges=edges,
+        facet=facet,
+    )
