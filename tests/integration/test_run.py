@@ -72,6 +72,17 @@ def test_schema_drift_stops_before_anything_is_written(seeded_db: str, conn: psy
     assert "passport_no" not in cols
 
 
+def test_drift_message_carries_the_scan_verdict(seeded_db: str, conn: psycopg.Connection,
+                                               policy_text: str) -> None:
+    conn.execute("ALTER TABLE restricted.customers ADD COLUMN backup_email text")
+    conn.execute("UPDATE restricted.customers SET backup_email = email")
+    with pytest.raises(SchemaDrift) as info:
+        run_policy(parse_policy(policy_text))
+    message = str(info.value)
+    assert "backup_email" in message and "EMAIL_ADDRESS" in message
+    assert "@" not in message  # a verdict, never a value
+
+
 def test_declared_column_missing_from_source(seeded_db: str, conn: psycopg.Connection,
                                              policy_text: str) -> None:
     conn.execute("ALTER TABLE restricted.customers DROP COLUMN iban")
@@ -159,7 +170,7 @@ def test_a_chunk_retried_after_a_crash_gives_the_same_rows(
         transform_chunk(policy, "retry-run", chunk, keys)
     transform_chunk(policy, "retry-run", ex.chunks[1], keys)  # a second, late retry
     got = rows(conn, f'SELECT count(*), count(DISTINCT _vf_row) FROM staging."{rt.candidate_name}"')
-    assert got == [(2000, 2000)]
+    assert got == [(2020, 2020)]  # 2,000 rows and 20 canaries
 
 
 def test_chunk_ranges_cover_every_row_once(seeded_db: str, policy_text: str) -> None:

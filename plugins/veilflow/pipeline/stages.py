@@ -93,14 +93,27 @@ def _readers(policy: Policy) -> list[str]:
 
 
 # --------------------------------------------------------------------------- extract
-def check_schema(policy: Policy, columns: list[SourceColumn]) -> list[str]:
-    """Declared columns the source has; ``SchemaDrift`` on undeclared or missing ones."""
+def check_schema(policy: Policy, columns: list[SourceColumn],
+                 conn: psycopg.Connection | None = None) -> list[str]:
+    """Declared columns the source has; ``SchemaDrift`` on undeclared or missing ones. With
+    a connection, the message carries the detection scan's verdict on each new column."""
     names = [c.name for c in columns]
     undeclared = [n for n in names if n not in policy.columns]
     missing = [n for n in policy.columns if n not in names]
     if missing or (undeclared and policy.unlisted == "fail"):
-        raise SchemaDrift(policy.source.table,
-                          undeclared if policy.unlisted == "fail" else [], missing)
+        shown = undeclared if policy.unlisted == "fail" else []
+        detail = ""
+        if shown and conn is not None:
+            from veilflow.detect.columns import drift_detail
+            from veilflow.detect.store import sample_table
+
+            try:
+                sample = sample_table(conn, policy.source.table, 200)
+                detail = drift_detail(sample, shown, policy.detection)
+            except Exception as exc:  # the drift itself is the error to report
+                log.warning("could not scan the new column(s): %s", type(exc).__name__)
+                conn.rollback()
+        raise SchemaDrift(policy.source.table, shown, missing, detail)
     if undeclared:
         log.info("dropping %d unlisted column(s) of %s: %s", len(undeclared),
                  policy.source.table, ", ".join(undeclared))
@@ -123,6 +136,29 @@ def check_keys(conn: psycopg.Connection, policy: Policy) -> None:
                           f"at row key(s) {', '.join(d[0] for d in dups)}")
 
 
+def scan_source(conn: psycopg.Connection, policy: Policy, run_id: str,
+                columns: list[str]) -> dict[str, Any]:
+    """Classify the source's columns on a sample (``detection.sample_size`` rows), store the
+    result in ``governance.scan_results`` and return counts per entity per column for the
+    manifest (never values). A scan failure is recorded, not fatal: the policy, not the
+    scan, decides what is transformed."""
+    from veilflow.detect.report import ScanReport
+    from veilflow.detect.store import sample_table, store_scan
+
+    try:
+        sample = sample_table(conn, policy.source.table, policy.detection.sample_size)
+        report = ScanReport.of_frame(policy.dataset, policy.source.table,
+                                     sample[[c for c in columns if c in sample.columns]],
+                                     policy.detection)
+        with conn.transaction():
+            store_scan(conn, run_id, policy.dataset, report)
+        return {"sampled": len(sample), "entities": report.counts()}
+    except Exception as exc:
+        conn.rollback()
+        log.warning("detection scan of %s failed: %s", policy.source.table, type(exc).__name__)
+        return {"error": type(exc).__name__}
+
+
 def extract(policy: Policy, run_id: str, keys: KeyProvider,
             parent: ParentRun | None = None) -> ExtractResult:
     """Check the source against the policy, snapshot it, plant canaries, cut key ranges."""
@@ -130,7 +166,7 @@ def extract(policy: Policy, run_id: str, keys: KeyProvider,
     rt = RunTables(policy.dataset, run_id)
     with connect() as conn:
         cols = source_columns(conn, policy.source.schema_name, policy.source.table_name)
-        declared = check_schema(policy, cols)
+        declared = check_schema(policy, cols, conn)
         check_keys(conn, policy)
         by_name = {c.name: c for c in cols}
         manifest: dict[str, Any] = {
@@ -154,6 +190,7 @@ def extract(policy: Policy, run_id: str, keys: KeyProvider,
                    manifest=manifest, parent=parent)
         rows = create_snapshot(conn, rt, policy.source.schema_name, policy.source.table_name,
                                policy.source.key, declared)
+        manifest["detection"] = scan_source(conn, policy, run_id, declared)
         canaries = 0
         if policy.validation.canaries:
             from veilflow.validate.canaries import plant_canaries
