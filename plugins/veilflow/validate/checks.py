@@ -199,9 +199,10 @@ def raw_values_in_text(conn: psycopg.Connection, ctx: GateContext, text_columns:
     Each output text is split into whitespace-separated words (surrounding punctuation
     trimmed); the distinct words of all text columns form the small side of one hash join
     that every raw value of every hiding column probes, in SQL. Catches single-word values
-    (e-mail addresses, SSNs, card and account numbers, IP addresses, dashed phone numbers);
-    multi-word values are the rescan's job. Observed: distinct raw values found per
-    column."""
+    with a digit or an ``@`` (e-mail addresses, SSNs, card and account numbers, IBANs, IP
+    addresses, dashed phone numbers, numeric ids): the identifiers and contact data a
+    scrubber can miss whole; names and other prose are the rescan's job. Observed: distinct
+    raw values found per column."""
     hiding = [c for c in ctx.columns if c.hides_raw and c.name not in text_columns]
     if not text_columns or not hiding:
         return []
@@ -212,13 +213,14 @@ def raw_values_in_text(conn: psycopg.Connection, ctx: GateContext, text_columns:
                     label=sql.Literal(name), c=sql.Identifier(name), cand=ctx.tables.candidate)
         for name in text_columns)
     raw = sql.SQL(" UNION ALL ").join(
-        sql.SQL("SELECT {c}::text AS v FROM {snap} WHERE {c} IS NOT NULL").format(
+        sql.SQL("SELECT {c}::text AS v FROM {snap} WHERE {c} IS NOT NULL"
+                " AND {c}::text ~ '[0-9@]'").format(
             c=sql.Identifier(c.name), snap=ctx.tables.snapshot)
         for c in hiding)
     q = sql.SQL(
         "WITH w AS MATERIALIZED (SELECT DISTINCT col, word FROM"
         " (SELECT col, trim(BOTH {punct} FROM word) AS word FROM ({words}) x) y"
-        " WHERE length(word) >= {n})"
+        " WHERE length(word) >= {n} AND word ~ '[0-9@]')"
         " SELECT w.col, count(DISTINCT w.word) FROM ({raw}) r JOIN w ON w.word = r.v"
         " GROUP BY w.col").format(words=words, raw=raw, n=sql.Literal(min_length),
                                   punct=sql.Literal(".,;:!?()[]{}<>\"'"))
