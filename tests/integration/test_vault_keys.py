@@ -225,7 +225,13 @@ def test_a_wrong_master_key_fails_clearly_and_changes_nothing(
         "columns:\n  id: keep\n  email: {action: tokenize}\n")
     with pytest.raises(MasterKeyError, match="Nothing was changed"):
         run_policy(tokens_only)
-    assert _snapshot(conn) == before
+    keys_after, audit_after, runs_after = _snapshot(conn)
+    assert (keys_after, runs_after) == (before[0], before[2])
+    # The only trace is the audit row of the refused run itself.
+    assert audit_after == (before[1][0] + 1,)  # type: ignore[index]
+    last = conn.execute("SELECT action, outcome FROM governance.audit_log"
+                        " ORDER BY seq DESC LIMIT 1").fetchone()
+    assert last == ("policy_run", "error")
     exists = conn.execute("SELECT to_regclass('anonymized.people')").fetchone()
     assert exists == (None,)
 
