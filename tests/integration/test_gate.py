@@ -159,6 +159,18 @@ def test_key_token_collision_fails_uniqueness(seeded_db: str) -> None:
     err = refused(policy_with(), "keycollide", collide, seeded_db)
     reasons = {(r["check"], r["column"]) for r in err.reasons}
     assert {("unique", "customer_id"), ("token_unique", "customer_id")} <= reasons
+    # GX found the duplicate; its Data Docs show counts, never the duplicated value.
+    with psycopg.connect(seeded_db) as c:
+        manifest = c.execute("SELECT manifest FROM governance.runs WHERE run_id = 'keycollide'"
+                             ).fetchone()
+        token = c.execute("SELECT customer_id FROM quarantine.{} WHERE _vf_row = 1".format(
+            f'"customers__{RunTables("customers", "keycollide").tag}"')).fetchone()
+    assert manifest is not None and token is not None
+    docs = Path(manifest[0]["gate"]["data_docs"]).parent
+    pages = [p.read_text() for p in docs.rglob("*.html")]
+    assert len(pages) >= 3 and any("expect_column_values_to_be_unique" in p or
+                                   "unique" in p for p in pages)
+    assert not any(token[0] in p for p in pages)
 
 
 def test_dropped_row_is_quarantined(seeded_db: str) -> None:
