@@ -58,7 +58,8 @@ class VeilflowStageOperator(BaseOperator):
                                              default_key_provider(), parent=parent)
                 return {"chunk": res.index, "rows": res.rows}
             if self.stage == "validate":
-                report = stages.validate(policy, run_id, parent=parent)
+                report = stages.validate(policy, run_id, parent=parent,
+                                         keys=default_key_provider())
                 return {"passed": report.passed, "checks": len(report.checks)}
             if self.stage == "publish":
                 pub = stages.publish(policy, run_id, parent=parent)
@@ -74,12 +75,18 @@ class VeilflowStageOperator(BaseOperator):
 
             raise AirflowFailException(str(exc)) from None
 
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """Airflow's OpenLineage provider sees the same datasets and facets veilflow stores."""
+    def _lineage(self, error: str | None = None) -> Any:
         from veilflow.airflow.lineage import stage_lineage
 
         run_id = getattr(self, "_veilflow_run_id", None)
         if run_id is None or self.stage == "cleanup":
             return None
         chunk = self.chunk.get("index") if isinstance(self.chunk, dict) else None
-        return stage_lineage(self.policy_path, run_id, self.stage, chunk=chunk)
+        return stage_lineage(self.policy_path, run_id, self.stage, chunk=chunk, error=error)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Airflow's OpenLineage provider sees the same datasets and facets veilflow stores."""
+        return self._lineage()
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        return self._lineage(error="task failed")

@@ -79,7 +79,7 @@ def run_policy(policy: Policy, run_id: str | None = None, keys: KeyProvider | No
         for i, res in enumerate(_transform_all(policy, run_id, ex.chunks, keys, n), start=1):
             done += res.rows
             say(f"chunk {i}/{len(ex.chunks)}: {done:,} rows transformed")
-        report = validate(policy, run_id)
+        report = validate(policy, run_id, keys=keys)
         say(f"gate passed ({len(report.checks)} checks)")
         pub = publish(policy, run_id)
     except VeilflowError as exc:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -266,6 +267,7 @@ def transform_chunk(policy: Policy, run_id: str, chunk: ChunkRef, keys: KeyProvi
                               file=policy.file)
         pin_run_keys(keys, manifest)
         plan = plan_policy(policy, keys)
+        conn.commit()
         emit_stage(conn, stage="transform", event_type="START", policy=policy, run_id=run_id,
                    manifest=manifest, parent=parent, chunk=chunk.index)
         present = {c.name for c in source_columns(conn, "staging", rt.snapshot_name)}
@@ -302,6 +304,18 @@ def transform_chunk(policy: Policy, run_id: str, chunk: ChunkRef, keys: KeyProvi
 
 
 # --------------------------------------------------------------------------- validate
+def recompute_with(plan: Plan) -> Callable[[str, pd.Series], pd.Series]:
+    """For the gate's re-derivation check: apply a column's operator again to raw values."""
+    ops = {c.name: c.operator for c in plan.kept if c.operator is not None}
+    key = plan.policy.source.key
+
+    def recompute(column: str, values: pd.Series) -> pd.Series:
+        frame = pd.DataFrame({key: values})
+        return ops[column].apply(values, ChunkContext(frame=frame, key_column=key))
+
+    return recompute
+
+
 def gate_context(policy: Policy, run_id: str, manifest: dict[str, Any]) -> GateContext:
     cols = [GateColumn(name=c["name"], action=c["action"], hides_raw=bool(c["hides_raw"]),
                        source_type=c["source_type"], output_type=c["output_type"],
@@ -313,15 +327,23 @@ def gate_context(policy: Policy, run_id: str, manifest: dict[str, Any]) -> GateC
                        rows_in=int(manifest["rows_in"]), report_dir=report_dir)
 
 
-def validate(policy: Policy, run_id: str, parent: ParentRun | None = None) -> GateReport:
-    """Run the gate on the candidate. On failure: quarantine, record, ``ValidationFailed``."""
+def validate(policy: Policy, run_id: str, parent: ParentRun | None = None,
+             keys: KeyProvider | None = None) -> GateReport:
+    """Run the gate on the candidate. On failure: quarantine, record, ``ValidationFailed``.
+    ``keys`` (default: the vault) lets the gate re-derive a sample of tokens."""
+    if keys is None:
+        from veilflow.pipeline.keys import default_key_provider
+
+        keys = default_key_provider()
     with connect() as conn:
         manifest = load_manifest(conn, run_id)
+        pin_run_keys(keys, manifest)
         emit_stage(conn, stage="validate", event_type="START", policy=policy, run_id=run_id,
                    manifest=manifest, parent=parent)
         done, _, counters = chunk_counters(conn, run_id)
         manifest["counters"] = counters
-        ctx = gate_context(policy, run_id, manifest)
+        ctx = replace(gate_context(policy, run_id, manifest),
+                      recompute=recompute_with(plan_policy(policy, keys)))
         if done != manifest.get("chunks"):
             from veilflow.validate.report import CheckResult
 

