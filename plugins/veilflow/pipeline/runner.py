@@ -32,6 +32,8 @@ class RunSummary:
     seconds: float
     columns: list[tuple[str, str]]
     gate: dict[str, Any]
+    #: Wall seconds per stage: extract, transform, validate, publish.
+    stage_seconds: dict[str, float]
 
 
 def new_run_id() -> str:
@@ -71,17 +73,28 @@ def run_policy(policy: Policy, run_id: str | None = None, keys: KeyProvider | No
     keys = keys or default_key_provider()
     say = progress or (lambda _msg: None)
     t0 = time.perf_counter()
+    stage_seconds: dict[str, float] = {}
+
+    def lap(stage: str, since: float) -> float:
+        now = time.perf_counter()
+        stage_seconds[stage] = round(now - since, 3)
+        return now
+
     try:
         ex = extract(policy, run_id, keys)
+        t = lap("extract", t0)
         say(f"extracted {ex.rows_in:,} rows into {len(ex.chunks)} chunk(s)")
         done = 0
         n = workers if workers is not None else (os.cpu_count() or 1)
         for i, res in enumerate(_transform_all(policy, run_id, ex.chunks, keys, n), start=1):
             done += res.rows
             say(f"chunk {i}/{len(ex.chunks)}: {done:,} rows transformed")
+        t = lap("transform", t)
         report = validate(policy, run_id, keys=keys)
+        t = lap("validate", t)
         say(f"gate passed ({len(report.checks)} checks)")
         pub = publish(policy, run_id)
+        lap("publish", t)
     except VeilflowError as exc:
         fail_run(policy, run_id, str(exc))
         raise
@@ -92,4 +105,4 @@ def run_policy(policy: Policy, run_id: str | None = None, keys: KeyProvider | No
         run_id=run_id, dataset=policy.dataset, rows_in=ex.rows_in, rows_published=pub.rows,
         target=pub.table, seconds=time.perf_counter() - t0,
         columns=[(name, spec.action) for name, spec in policy.columns.items()],
-        gate=report.to_dict())
+        gate=report.to_dict(), stage_seconds=stage_seconds)
