@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import corpus
 import psutil
+
 from veilflow.detect.offline import ensure_offline
 
 Pred = list[tuple[int, int, str]]

@@ -63,6 +63,7 @@ def run_veilflow(texts: list[str], workers: int, ner: str,
 def run_presidio(texts: list[str], out: mp.Queue) -> None:  # type: ignore[type-arg]
     from presidio_analyzer import AnalyzerEngine
     from presidio_analyzer.nlp_engine import NlpEngineProvider
+
     from veilflow.detect.offline import ensure_offline
 
     ensure_offline()  # this machine must not reach the network; same for both

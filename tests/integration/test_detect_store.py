@@ -7,6 +7,7 @@ import json
 import psycopg
 import pytest
 from typer.testing import CliRunner
+
 from veilflow.detect.report import ScanReport
 from veilflow.detect.store import sample_table, store_scan
 from veilflow.errors import SourceError

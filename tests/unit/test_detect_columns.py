@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from faker import Faker
+
 from veilflow.detect.columns import (
     FREE_TEXT,
     IDENTIFIER,

@@ -6,6 +6,7 @@ import itertools
 import time
 
 import pytest
+
 from veilflow.detect.scanner import Scanner, scan_stream, scanner_for
 from veilflow.detect.spans import Span, resolve
 from veilflow.policy.detection import (
@@ -166,3 +167,37 @@ def test_ner_runs_only_where_words_are_unexplained(scanner: Scanner) -> None:
             (s.start, s.end, s.entity) for s in scanner.scan_text(text) if s.source != "ner"}
     got = {(unknown[s.start:s.end], s.entity) for s in scanner.scan_text(unknown)}
     assert ("Aaro Rytkönen-Vaara", "PERSON") in got
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("Customer Virginia Campbell called about a refund.", "Virginia Campbell"),
+    ("Follow-up scheduled with Rose Jordan regarding the invoice.", "Rose Jordan"),
+    ("Customer Rose Washington called about a refund.", "Rose Washington"),
+    ("Left voicemail; April Parker prefers email.", "April Parker"),
+    ("Spoke with Teresa Park. New email is on file.", "Teresa Park"),
+    ("Card declined twice, Sandra Mills will retry tomorrow.", "Sandra Mills"),
+    ("Left voicemail; Tina Best prefers email.", "Tina Best"),
+    ("Spoke with Mason Green. New email is on file.", "Mason Green"),
+    ("Customer Annette Thornton Le called about a refund.", "Annette Thornton Le"),
+])
+def test_a_name_wins_over_the_place_or_stop_word_inside_it(scanner: Scanner, text: str,
+                                                          name: str) -> None:
+    # A place list or a stop word that takes one word of a name leaves the rest of the
+    # name behind once the place is replaced; the whole name is one PERSON.
+    assert (name, "PERSON") in entities(scanner, text)
+
+
+@pytest.mark.parametrize(("text", "place"), [
+    ("Shipped to 28813 Derek Drive, Lake Jennifer.", "28813 Derek Drive"),
+    ("She moved to Virginia last year.", "Virginia"),
+    ("Office in Jordan, near Amman.", "Jordan"),
+])
+def test_places_stay_places(scanner: Scanner, text: str, place: str) -> None:
+    got = entities(scanner, text)
+    assert (place, "LOCATION") in got
+    assert not any(e == "PERSON" for _, e in got)
+
+
+def test_months_and_sign_offs_are_not_names(scanner: Scanner) -> None:
+    got = entities(scanner, "Delivered May 5. Best, the support team")
+    assert not any(e == "PERSON" for _, e in got)

@@ -80,19 +80,36 @@ def find_names(text: str) -> Iterator[tuple[int, int, float]]:
         while i < len(toks):
             word, start = toks[i]
             base = _POSSESSIVE.sub("", word)
+            if base in _MONTH_GIVEN and i + 1 < len(toks):
+                # "April Parker": a month that is also a given name, before a surname and
+                # not before a day number ("May 5"), is a name.
+                nxt, nstart = toks[i + 1]
+                end = nstart + len(nxt)
+                if (nxt in surnames and nxt not in NOT_NAME and nxt not in given
+                        and not _DIGIT_NEXT.match(text, end)):
+                    yield start, _trim_possessive(text, start, end), 0.75
+                    i += 2
+                    continue
             if base in NOT_NAME or base in _ROLE_WORDS or base.lower() in PARTICLES:
                 i += 1
                 continue
             j = i + 1
             while j < len(toks) and j - i < 4:
                 nxt = _POSSESSIVE.sub("", toks[j][0])
+                if (j == i + 1 and j + 1 == len(toks)
+                        and (base in given or (base in AMBIGUOUS_GIVEN and _PERSON_CONTEXT.search(
+                            text[max(0, start - 24):start])))
+                        and ((nxt in street and nxt in surnames) or nxt in _WORD_SURNAMES)
+                        and not _DIGIT_NEXT.match(text, toks[j][1] + len(toks[j][0]))):
+                    j += 1  # "Teresa Park", "Tina Best": a surname, not a street or sign-off
+                    break
                 if nxt in NOT_NAME or nxt in street or nxt in _ROLE_WORDS:
                     break
                 j += 1
                 if nxt != toks[j - 1][0]:
                     break  # a possessive ends the name
-            # Drop trailing particles ("Anna de").
-            while j - 1 > i and toks[j - 1][0].lower() in PARTICLES:
+            # Drop trailing particles ("Anna de"); capitalised, they are surnames ("Kim Le").
+            while j - 1 > i and toks[j - 1][0] in PARTICLES:
                 j -= 1
             end = toks[j - 1][1] + len(toks[j - 1][0])
             end = _trim_possessive(text, start, end)
@@ -131,6 +148,11 @@ def find_names(text: str) -> Iterator[tuple[int, int, float]]:
             i = j
 
 
+#: Month names that are also given names; a surname right after makes them a name.
+_MONTH_GIVEN = frozenset({"April", "May", "June", "August"})
+#: Surnames that the name rules otherwise stop at (sign-offs, months).
+_WORD_SURNAMES = frozenset({"Best", "Case", "May"})
+_DIGIT_NEXT = re.compile(r"[ ,.]*\d")
 _EMAIL_NEXT = re.compile(r"[ ]?<[^>\s]+@|[ ]?\([^)\s]*\d")
 
 

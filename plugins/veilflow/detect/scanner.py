@@ -300,8 +300,12 @@ class Scanner:
                 continue
             if allow and text[c.start:c.end].strip().casefold() in allow:
                 continue
-            if (c.entity == "PERSON" and c.score < 0.9
-                    and any(s < c.end and c.start < e for s, e in places)):
+            if c.entity == "PERSON" and c.score < 0.9 and any(
+                    s < c.end and c.start < e
+                    and not (c.start <= s and e <= c.end and e - s < c.end - c.start)
+                    for s, e in places):
+                # ... unless the place is only one word of the name: "Virginia Campbell",
+                # "Rose Jordan" are people whatever the place lists say.
                 continue
             kept.append(c)
         return resolve(kept)

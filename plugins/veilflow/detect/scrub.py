@@ -21,7 +21,7 @@ import pandas as pd
 from pydantic import ConfigDict, Field, field_validator
 
 from veilflow.detect.scanner import Scanner, scanner_for
-from veilflow.detect.spans import ENTITIES
+from veilflow.detect.spans import ENTITIES, Span
 from veilflow.policy.detection import DetectionSettings
 from veilflow.transform.base import (
     STRING,
@@ -134,7 +134,6 @@ class ScrubText(Operator[ScrubTextConfig]):
         return f"scrub_text ({parts})"
 
     def apply(self, values: pd.Series, chunk: ChunkContext) -> pd.Series:
-        column = self.column.column
         out = values.astype(object).copy()
         present = values.notna().to_numpy()
         positions = [i for i, p in enumerate(present) if p]
@@ -142,32 +141,79 @@ class ScrubText(Operator[ScrubTextConfig]):
         scan = self.scanner.scan(texts, entities=self.config.entities)
         for k in scan.unscannable:
             out.iloc[positions[k]] = UNSCANNABLE
-        chunk.count(column, "unscannable", len(scan.unscannable))
-        # Collect every span of every row, grouped by entity.
+        self.chunk_count(chunk, "unscannable", len(scan.unscannable))
+        rows = [k for k, spans in enumerate(scan.spans) if spans and k not in scan.reasons]
+        first = self._replace([texts[k] for k in rows], [scan.spans[k] for k in rows], chunk)
+        # Second pass over the texts the first one changed: a replacement changes the
+        # context of what is left around it, and the engine may now find what it missed
+        # ("Virginia Campbell" → "[LOCATION] Campbell" → PERSON "Campbell"). Findings inside
+        # the first pass's replacements are those replacements (shaped like PII on purpose)
+        # and stay; anything else is replaced too, so the output never holds what the same
+        # engine finds in it. Bounded: the second pass's own output is not scanned again.
+        again = self.scanner.scan([t for t, _ in first], entities=self.config.entities)
+        extra = [_outside(t, spans, done) for (t, done), spans in zip(first, again.spans,
+                                                                        strict=True)]
+        todo = [j for j, spans in enumerate(extra) if spans]
+        second = self._replace([first[j][0] for j in todo], [extra[j] for j in todo], chunk)
+        final = [t for t, _ in first]
+        for j, (t, _) in zip(todo, second, strict=True):
+            final[j] = t
+        self.chunk_count(chunk, "rescrubbed", len(todo))
+        for k, text in zip(rows, final, strict=True):
+            out.iloc[positions[k]] = text
+        return pd.Series(pd.array(out.tolist(), dtype=STRING), index=values.index)
+
+    def chunk_count(self, chunk: ChunkContext, what: str, n: int) -> None:
+        chunk.count(self.column.column, what, n)
+
+    def _replace(self, texts: list[str], found: list[list[Span]],
+                 chunk: ChunkContext) -> list[tuple[str, list[tuple[int, int]]]]:
+        """Each text with its spans replaced, entity by entity in one vectorized call per
+        entity, and where the replacements now sit in it."""
         groups: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
-        for k, spans in enumerate(scan.spans):
+        for k, spans in enumerate(found):
             for s in spans:
                 if s.entity in self._ops:
                     groups[s.entity].append((k, s.start, s.end))
-        replaced: dict[tuple[int, int], tuple[int, str]] = {}
+        by_row: dict[int, list[tuple[int, int, str]]] = defaultdict(list)
         for entity, items in groups.items():
             originals = pd.Series([texts[k][a:b] for k, a, b in items], dtype=STRING)
             new = self._ops[entity].apply(originals, chunk).astype(object).tolist()
             for (k, a, b), r in zip(items, new, strict=True):
-                replaced[(k, a)] = (b, "" if r is None or r is pd.NA else str(r))
-            chunk.count(column, f"entity:{entity}", len(items))
-        by_row: dict[int, list[tuple[int, int, str]]] = defaultdict(list)
-        for (k, a), (b, r) in replaced.items():
-            by_row[k].append((a, b, r))
-        for k, edits in by_row.items():
-            if k in scan.reasons:
-                continue
-            text = texts[k]
-            pieces, pos = [], 0
-            for a, b, r in sorted(edits):
+                by_row[k].append((a, b, "" if r is None or r is pd.NA else str(r)))
+            self.chunk_count(chunk, f"entity:{entity}", len(items))
+        result: list[tuple[str, list[tuple[int, int]]]] = []
+        for k, text in enumerate(texts):
+            pieces: list[str] = []
+            regions: list[tuple[int, int]] = []
+            pos = size = 0
+            for a, b, r in sorted(by_row.get(k, ())):
                 pieces.append(text[pos:a])
+                size += a - pos
                 pieces.append(r)
+                regions.append((size, size + len(r)))
+                size += len(r)
                 pos = b
             pieces.append(text[pos:])
-            out.iloc[positions[k]] = "".join(pieces)
-        return pd.Series(pd.array(out.tolist(), dtype=STRING), index=values.index)
+            result.append(("".join(pieces), regions))
+        return result
+
+
+def _outside(text: str, spans: list[Span], done: list[tuple[int, int]]) -> list[Span]:
+    """The parts of ``spans`` outside the replacements ``done`` (the longest part of each,
+    trimmed of spaces and punctuation): what a second pass still has to replace."""
+    kept: list[Span] = []
+    for s in spans:
+        parts = [(s.start, s.end)]
+        for a, b in done:
+            parts = [p for x, y in parts for p in ((x, min(y, a)), (max(x, b), y)) if p[0] < p[1]]
+        if not parts:
+            continue
+        x, y = max(parts, key=lambda p: p[1] - p[0])
+        while x < y and not text[x].isalnum():
+            x += 1
+        while y > x and not text[y - 1].isalnum():
+            y -= 1
+        if y - x >= 2:
+            kept.append(Span(x, y, s.entity, s.score, s.source))
+    return kept
