@@ -6,8 +6,14 @@ AES-ECB rate of ``cryptography`` for 10 blocks per value (the floor: FF1 needs 1
 per 16-digit value), and peak RSS. Targets: >= 25x libffx, >= 1.5M values/s, >= 25% of the
 AES floor.
 
-Run: .venv/bin/python benchmarks/ff1_throughput.py [--values N]
+``--baseline FILE`` also loads another version of ``ff1.py`` (for example
+``git show <rev>:plugins/veilflow/transform/ff1.py > /tmp/ff1_before.py``) and alternates it
+with the current one in the target block, so before/after figures come from one session.
+
+Run: .venv/bin/python benchmarks/ff1_throughput.py [--values N] [--baseline FILE]
 """
+
+# ruff: noqa: E402  (the environment must be set before numpy is imported)
 
 from __future__ import annotations
 
@@ -18,14 +24,17 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse
+import importlib.util
 import resource
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from ffx import FF1 as ReferenceFF1  # type: ignore[import-untyped]
+from ffx import FF1 as ReferenceFF1
+
 from veilflow.transform import ff1
 from veilflow.transform.base import STRING, ChunkContext, ColumnContext
 from veilflow.transform.keys import LocalKeyProvider
@@ -74,6 +83,16 @@ def aes_floor(key: bytes, batch: int, blocks_total: int) -> float:
     return calls * batch / best_of(3, run)
 
 
+def load_baseline(path: str) -> Any:
+    """Another version of the ff1 module, loaded from its file under its own name."""
+    spec = importlib.util.spec_from_file_location("ff1_baseline", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -83,6 +102,7 @@ def main() -> None:
     parser.add_argument("--values", type=int, default=1_000_000)
     parser.add_argument("--ffx-sample", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--baseline", help="another ff1.py to alternate with this one")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
@@ -164,18 +184,25 @@ def main() -> None:
         for _ in range(calls):
             ecb.update_into(src, dst)
 
-    best = {"ours": [float("inf")] * 2, "floor": [float("inf")] * 2,
-            "ffx": [float("inf")] * 2}
     runs: dict[str, Callable[[], object]] = {
         "ours": lambda: cipher.encrypt_numerals(digits, 10, tweak, batch_rows=best_batch),
         "floor": floor_run,
         "ffx": lambda: [reference.encrypt(s, tweak=tweak) for s in sample],
     }
+    if args.baseline:
+        baseline = load_baseline(args.baseline)
+        old = baseline.FF1(key)
+        old_batch = getattr(baseline, "BATCH_ROWS", best_batch)
+        assert (old.encrypt_numerals(digits[:20_000], 10, tweak)
+                == cipher.encrypt_numerals(digits[:20_000], 10, tweak)).all()
+        runs["baseline"] = lambda: old.encrypt_numerals(digits, 10, tweak,
+                                                        batch_rows=old_batch)
+    best = {name: [float("inf")] * 2 for name in runs}
     for _ in range(args.rounds):
         for name, fn in runs.items():
             wall, cpu = best_times(1, fn)
             best[name] = [min(best[name][0], wall), min(best[name][1], cpu)]
-    counts = {"ours": n, "floor": calls * best_batch, "ffx": len(sample)}
+    counts = {"ours": n, "floor": calls * best_batch, "ffx": len(sample), "baseline": n}
     wall_rate = {k: counts[k] / v[0] for k, v in best.items()}
     cpu_rate = {k: counts[k] / v[1] for k, v in best.items()}
     floor_big = aes_floor(key, 262144, 10 * n)
@@ -194,6 +221,9 @@ def main() -> None:
     print(f"\nalternated {args.rounds} times, best of each  {'per wall-s':>14}  {'per CPU-s':>14}")
     print(f"our FF1, numeral API, batch {best_batch:<6} values {wall_rate['ours']:>14,.0f}  "
           f"{cpu_rate['ours']:>14,.0f}")
+    if "baseline" in best:
+        print(f"baseline ff1.py, numeral API      values {wall_rate['baseline']:>14,.0f}  "
+              f"{cpu_rate['baseline']:>14,.0f}")
     print(f"libffx, {len(sample):,} values (scaled)    values {wall_rate['ffx']:>14,.0f}  "
           f"{cpu_rate['ffx']:>14,.0f}")
     print(f"AES-ECB, {best_batch} blocks per call   blocks {wall_rate['floor']:>14,.0f}  "
@@ -212,6 +242,9 @@ def main() -> None:
         print(f"  >= 25% of AES floor:    {100 * ours / floor_values:6.1f}%  "
               f"{'met' if ours >= 0.25 * floor_values else 'MISSED'}  "
               f"(floor {floor_values:,.0f} values/s at 10 blocks per value)")
+        if "baseline" in rate:
+            print(f"  baseline ff1.py:        {100 * rate['baseline'] / floor_values:6.1f}% "
+                  f"of the floor; this version is {ours / rate['baseline']:.2f}x the baseline")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ Public API:
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -227,30 +228,42 @@ class FF1:
             t = per_row.shape[1]
         if t > MAX_LENGTH:
             raise FF1DomainError("FF1 tweaks must be shorter than 2**32 bytes")
-        if rows and (int(x.max()) >= radix or int(x.min()) < 0):
-            raise FF1DomainError(f"numerals must be below the radix {radix}")
-        x = x.astype(np.uint16, copy=False)
         out = np.empty((rows, n), dtype=np.uint16)
         p = _params(radix, n, t)
         step = max(1, batch_rows)
         # One encryptor per call: a cryptography context must not be shared between threads.
-        ecb = Cipher(self._aes, modes.ECB()).encryptor()
+        # ECB here is the single-block AES that FF1's round function (a CBC-MAC) is built
+        # from, never a mode that encrypts the data itself.
+        ecb = Cipher(self._aes, modes.ECB()).encryptor()  # noqa: S305
         work: _Work | None = None
+        fixed = None
+        if p.fast and not wide and per_row is None:
+            fixed = _last_block(ecb, p, common, 1)
         for lo in range(0, rows, step):
             hi = min(rows, lo + step)
+            # Checked batch by batch: the batch is then in cache for NUM.
+            xb = _checked(x[lo:hi], radix)
             tw: Tweak = common if per_row is None else per_row[lo:hi]
             if p.fast and not wide:
                 if work is None:
-                    work = _Work(min(step, rows))
-                _crypt_fast(ecb, p, x[lo:hi], tw, encrypt, work, out[lo:hi])
+                    work = _Work(min(step, rows), n)
+                _crypt_fast(ecb, p, xb, tw, encrypt, work, out[lo:hi], fixed)
             else:
-                out[lo:hi] = _crypt_wide(ecb, p, x[lo:hi], tw, encrypt)
+                out[lo:hi] = _crypt_wide(ecb, p, xb, tw, encrypt)
         return out
 
 
 # ---------------------------------------------------------------------------------------
 # Round machinery
 # ---------------------------------------------------------------------------------------
+
+
+def _checked(x: NDArray[Any], radix: int) -> NDArray[np.uint16]:
+    """``x`` as uint16 numerals, or ``FF1DomainError`` if any is outside ``[0, radix)``."""
+    if x.size and (int(x.max()) >= radix
+                   or (x.dtype.kind != "u" and int(x.min()) < 0)):
+        raise FF1DomainError(f"numerals must be below the radix {radix}")
+    return x.astype(np.uint16, copy=False)
 
 
 def _ecb_rows(ecb: Any, blocks: NDArray[np.uint8]) -> NDArray[np.uint8]:
@@ -298,9 +311,17 @@ class _Work:
     """Arrays one call reuses for every batch: allocating them per batch costs page faults
     (fresh memory from the OS) that outweigh the arithmetic."""
 
-    def __init__(self, rows: int) -> None:
-        self.blocks = np.empty((rows, 2), dtype=">u8")
+    def __init__(self, rows: int, n: int) -> None:
+        #: Four numerals per uint64 word, for ``_num_nibbles``.
+        self.words = np.empty((rows, max(1, n // 4)), dtype=np.uint64)
+        self.groups = np.empty((rows, max(1, n // 4)), dtype=np.uint64)
+        self.blocks_raw = np.empty(16 * rows, dtype=np.uint8)
+        #: The AES input blocks as big-endian words, and both buffers as byte views made
+        #: once (a memoryview of a non-native dtype goes through a slow ctypes check).
+        self.blocks = self.blocks_raw.view(">u8").reshape(rows, 2)
         self.out = np.empty(16 * rows + 15, dtype=np.uint8)
+        self.blocks_mv = memoryview(self.blocks_raw)  # type: ignore[arg-type]
+        self.out_mv = memoryview(self.out)  # type: ignore[arg-type]
         self.a = np.empty(rows, dtype=np.uint64)
         self.b = np.empty(rows, dtype=np.uint64)
         self.y = np.empty(rows, dtype=np.uint64)
@@ -314,6 +335,9 @@ def _num_halves(x: NDArray[Any], p: _Params, work: _Work
     product would fight the scheduler's own worker processes for cores."""
     rows = x.shape[0]
     a, b = work.a[:rows], work.b[:rows]
+    if _nibbles_fit(p) and x.flags.c_contiguous:
+        _num_nibbles(x, p, work, a, b)
+        return a, b
     small = p.mod_v <= 1 << 32
     for half, lo, hi in ((a, 0, p.u), (b, p.u, p.n)):
         if small:
@@ -328,11 +352,61 @@ def _num_halves(x: NDArray[Any], p: _Params, work: _Work
     return a, b
 
 
+#: ``(word * _GATHER) >> 48`` packs the four 16-bit lanes of a little-endian uint64 word,
+#: each a numeral below 16, into one 16-bit index (lane j at bits 4j..4j+3): every other
+#: partial product lands in bits 12..47 without overlapping, so nothing carries upwards.
+_GATHER = np.uint64((1 << 48) + (1 << 36) + (1 << 24) + (1 << 12))
+
+
+def _nibbles_fit(p: _Params) -> bool:
+    """Whether NUM may go four numerals per uint64 word: radix <= 16 and both halves made
+    of whole words (16-digit card numbers: two words per half)."""
+    return (p.radix <= 16 and p.u % 4 == 0 and p.v % 4 == 0
+            and sys.byteorder == "little")
+
+
+@lru_cache(maxsize=16)
+def _nibble_table(radix: int) -> NDArray[np.uint64]:
+    """NUM_radix of the four numerals packed in each 16-bit index (numeral j in bits
+    4j..4j+3, the first numeral lowest). Indices holding a nibble >= radix never occur."""
+    idx = np.arange(1 << 16, dtype=np.uint64)
+    table = np.zeros(1 << 16, dtype=np.uint64)
+    for j in range(4):
+        table += ((idx >> np.uint64(4 * j)) & np.uint64(15)) * np.uint64(radix ** (3 - j))
+    return table
+
+
+def _num_nibbles(x: NDArray[np.uint16], p: _Params, work: _Work, a: NDArray[np.uint64],
+                 b: NDArray[np.uint64]) -> None:
+    """NUM of both halves, four numerals at a time: each uint64 word of the (checked,
+    C-contiguous) numerals becomes a 16-bit index by one multiply and shift, a table gives
+    the word's value, and Horner's rule in radix**4 joins the words of each half."""
+    rows = x.shape[0]
+    words = work.words[:rows]
+    groups = work.groups[:rows]
+    np.multiply(x.view(np.uint64), _GATHER, out=words)
+    np.right_shift(words, np.uint64(48), out=words)
+    # Indices are below 2**16: mode="clip" skips the bounds check per index.
+    np.take(_nibble_table(p.radix), words.view(np.int64), out=groups, mode="clip")
+    base = np.uint64(p.radix**4)
+    for half, lo, hi in ((a, 0, p.u // 4), (b, p.u // 4, p.n // 4)):
+        if hi - lo == 1:
+            np.copyto(half, groups[:, lo])
+            continue
+        np.multiply(groups[:, lo], base, out=half)
+        half += groups[:, lo + 1]
+        for j in range(lo + 2, hi):
+            half *= base
+            half += groups[:, j]
+
+
 @lru_cache(maxsize=64)
-def _digit_table(radix: int) -> tuple[int, NDArray[np.uint16]]:
+def _digit_table(radix: int) -> tuple[int, NDArray[Any], np.dtype[Any]]:
     """Numerals of every k-numeral string, one row per value below radix**k (at most 16384
     rows, so the table stays in cache): STR becomes one division per k numerals and a
-    gather of whole rows."""
+    gather of whole rows. Returns k, the table with each row as one item, and that item's
+    dtype: a plain unsigned integer when the row is 2, 4 or 8 bytes (numpy's take copies
+    those far faster than void items)."""
     k = 1
     while radix ** (k + 1) <= 16384:
         k += 1
@@ -341,7 +415,8 @@ def _digit_table(radix: int) -> tuple[int, NDArray[np.uint16]]:
     acc = np.arange(size, dtype=np.int64)
     for j in range(k - 1, -1, -1):
         acc, table[:, j] = np.divmod(acc, radix)
-    return k, table
+    row = np.dtype(f"u{2 * k}") if k in (1, 2, 4) else np.dtype((np.void, 2 * k))
+    return k, table.view(row).reshape(-1), row
 
 
 def _str_u64(value: NDArray[np.uint64], radix: int, width: int) -> Numerals:
@@ -355,27 +430,33 @@ def _str_into(dest: NDArray[np.uint16],
               halves: tuple[tuple[NDArray[np.uint64], int, int], ...], radix: int) -> None:
     """Write STR_radix^width(value) into ``dest[:, at:at + width]`` for each
     (value, at, width): k-numeral limbs by division, then one gather of table rows."""
-    k, table = _digit_table(radix)
+    k, packed, row = _digit_table(radix)
     rows = dest.shape[0]
     base = np.uint64(radix**k)
     limbs = [-(-width // k) for _, _, width in halves]
     parts = np.empty((rows, sum(limbs)), dtype=np.intp)
+    # Two contiguous buffers for the limb arithmetic (floor_divide only takes numpy's
+    # fast scalar-divisor path with a contiguous output), then strided copies into parts.
+    quotients = (np.empty(rows, dtype=np.uint64), np.empty(rows, dtype=np.uint64))
+    r = np.empty(rows, dtype=np.uint64)
     col = 0
     for (value, _, _), count in zip(halves, limbs, strict=True):
         acc = value
-        for j in range(count - 1, 0, -1):
-            q = acc // base
-            parts[:, col + j] = acc - q * base
+        for step, j in enumerate(range(count - 1, 0, -1)):
+            q = quotients[step % 2]
+            np.floor_divide(acc, base, out=q)
+            np.multiply(q, base, out=r)
+            np.subtract(acc, r, out=r)
+            parts[:, col + j] = r
             acc = q
         parts[:, col] = acc
         col += count
-    row = np.dtype((np.void, 2 * k))
-    packed = table.view(row).reshape(-1)
     exact = all(width % k == 0 for _, _, width in halves)
+    # mode="clip" skips the per-index bounds check; every limb is below radix**k.
     if exact and dest.flags.c_contiguous and sum(limbs) * k == dest.shape[1]:
-        np.take(packed, parts, out=dest.view(row).reshape(rows, -1))
+        np.take(packed, parts, out=dest.view(row).reshape(rows, -1), mode="clip")
         return
-    digits = np.take(packed, parts).view(np.uint16).reshape(rows, -1)
+    digits = np.take(packed, parts, mode="clip").view(np.uint16).reshape(rows, -1)
     col = 0
     for (_, at, width), count in zip(halves, limbs, strict=True):
         end = (col + count) * k
@@ -383,19 +464,26 @@ def _str_into(dest: NDArray[np.uint16],
         col += count
 
 
-def _crypt_fast(ecb: Any, p: _Params, x: NDArray[Any], tweak: bytes | NDArray[np.uint8],
-                encrypt: bool, work: _Work, dest: NDArray[np.uint16]) -> None:
-    """Both halves and all round arithmetic in uint64 (``radix**v <= 2**56``, so b <= 7 and
-    ``[i] || NUM(B)`` sit in the low half of the last Q block)."""
-    rows = x.shape[0]
+def _last_block(ecb: Any, p: _Params, tweak: bytes | NDArray[np.uint8], rows: int
+                ) -> tuple[NDArray[np.uint64], NDArray[np.uint64]]:
+    """X = (CBC-MAC state before the last Q block) xor (that block with ``[i]`` and NUM(B)
+    zeroed), as its high and low 8 bytes: the high half is the same in every round, the low
+    half differs only in ``[i]`` and NUM(B). One row for a common tweak, else one per row."""
     q = _q_template(p, tweak, rows)
     last = p.q_len // 16 - 1
     state = _chain_prefix(ecb, p, q, last)
-    # X = state xor (last Q block): its high 8 bytes are fixed for the whole call; the low 8
-    # bytes are fixed except for [i] and NUM(B).
     base = state ^ q[:, 16 * last:]
-    hi = _be_u64(base[:, :8])
-    lo = _be_u64(base[:, 8:])
+    return _be_u64(base[:, :8]), _be_u64(base[:, 8:])
+
+
+def _crypt_fast(ecb: Any, p: _Params, x: NDArray[Any], tweak: bytes | NDArray[np.uint8],
+                encrypt: bool, work: _Work, dest: NDArray[np.uint16],
+                fixed: tuple[NDArray[np.uint64], NDArray[np.uint64]] | None = None) -> None:
+    """Both halves and all round arithmetic in uint64 (``radix**v <= 2**56``, so b <= 7 and
+    ``[i] || NUM(B)`` sit in the low half of the last Q block). ``fixed`` is
+    ``_last_block`` for a common tweak, computed once per call."""
+    rows = x.shape[0]
+    hi, lo = fixed if fixed is not None else _last_block(ecb, p, tweak, rows)
     shared = hi.shape[0] == 1
     if shared:
         hi_v: Any = hi[0]
@@ -406,13 +494,18 @@ def _crypt_fast(ecb: Any, p: _Params, x: NDArray[Any], tweak: bytes | NDArray[np
     a, b = _num_halves(x, p, work)
     blocks = work.blocks[:rows]
     blocks[:, 0] = hi_v
-    blocks_in = memoryview(blocks).cast("B")  # type: ignore[arg-type]
+    blocks_in = work.blocks_mv[:16 * rows]
     out = work.out[:16 * rows + 15]
-    out_view = memoryview(out)  # type: ignore[arg-type]
+    out_view = work.out_mv[:16 * rows + 15]
     r_words = out[:16 * rows].view(">u8").reshape(rows, 2)
     mod_u, mod_v = np.uint64(p.mod_u), np.uint64(p.mod_v)
     y = work.y[:rows]
     tmp = work.tmp[:rows]
+    # The largest y for which A + y fits in uint64 (A < m <= mod_v); the smallest y for
+    # which B - y surely wraps (y >= 2m > B) yet B - y + 2**64 + ((-2**64) mod m) does not.
+    fold_add = (1 << 64) - 1 - (p.mod_v - 1)
+    fold_sub = {mod: 2 * int(mod) for mod in (mod_u, mod_v)}
+    neg_wrap = {mod: np.uint64(-(1 << 64) % int(mod)) for mod in (mod_u, mod_v)}
     order = range(ROUNDS) if encrypt else range(ROUNDS - 1, -1, -1)
     # In-place arithmetic on preallocated arrays: at this size the numpy passes themselves,
     # not the AES calls, set the pace.
@@ -420,14 +513,34 @@ def _crypt_fast(ecb: Any, p: _Params, x: NDArray[Any], tweak: bytes | NDArray[np
         m = mod_u if i % 2 == 0 else mod_v
         # Encrypt feeds NUM(B) to the round function, decrypt NUM(A) (Algorithm 8, step 6.i).
         fed = b if encrypt else a
+        # y is free until R arrives: the common rounds below touch only a, b, y and the
+        # two block buffers, which keeps a batch's working set small.
         if shared:
-            np.bitwise_xor(fed, lo_v ^ np.uint64(i << shift), out=tmp)
+            np.bitwise_xor(fed, lo_v ^ np.uint64(i << shift), out=y)
         else:
-            np.bitwise_xor(fed, lo_v, out=tmp)
-            tmp ^= np.uint64(i << shift)
-        blocks[:, 1] = tmp
+            np.bitwise_xor(fed, lo_v, out=y)
+            y ^= np.uint64(i << shift)
+        blocks[:, 1] = y
         ecb.update_into(blocks_in, out_view)
-        _y_mod(r_words, p.d, m, y, tmp)
+        if p.d == 8:
+            np.copyto(y, r_words[:, 0])
+            if encrypt and int(np.maximum.reduce(y)) <= fold_add:
+                # A + y cannot wrap: C = (A + y) mod m in one reduction, no y mod m first.
+                np.add(a, y, out=a)
+                _mod(a, m, y)
+                a, b = b, a
+                continue
+            if not encrypt and int(np.minimum.reduce(y)) >= fold_sub[m]:
+                # B - y wraps exactly once (y > B), i.e. adds 2**64; adding
+                # (-2**64) mod m cannot wrap again, so one reduction finishes it.
+                np.subtract(b, y, out=b)
+                b += neg_wrap[m]
+                _mod(b, m, y)
+                a, b = b, a
+                continue
+            _mod(y, m, tmp)
+        else:
+            _y_mod(r_words, p.d, m, y, tmp)
         if encrypt:
             # C = (A + y) mod m lands in A's array; then A, B = B, C.
             c = a
