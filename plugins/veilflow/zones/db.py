@@ -69,8 +69,14 @@ def airflow_url() -> str:
     return with_database(base, AIRFLOW_DATABASE, driver="psycopg2")
 
 
+#: Databases this process already made sure of (one round trip saved per connection).
+_ENSURED: set[tuple[str, str]] = set()
+
+
 def ensure_database(url: str, name: str) -> None:
     """Create database ``name`` on the server of ``url`` if it does not exist."""
+    if (url, name) in _ENSURED:
+        return
     admin = with_database(url, "postgres")
     with _connect(admin, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
@@ -79,6 +85,7 @@ def ensure_database(url: str, name: str) -> None:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
             except psycopg.errors.DuplicateDatabase:
                 pass  # created concurrently by another process
+    _ENSURED.add((url, name))
 
 
 def connect(url: str | None = None, *, user: str | None = None,

