@@ -26,6 +26,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse
 import importlib.util
 import resource
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -89,6 +90,8 @@ def load_baseline(path: str) -> Any:
     if spec is None or spec.loader is None:
         raise SystemExit(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
+    # Registered first: its dataclasses look their module up while being defined.
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 
@@ -104,6 +107,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--baseline", help="another ff1.py to alternate with this one")
     args = parser.parse_args()
+    baseline = load_baseline(args.baseline) if args.baseline else None
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
 
@@ -189,8 +193,7 @@ def main() -> None:
         "floor": floor_run,
         "ffx": lambda: [reference.encrypt(s, tweak=tweak) for s in sample],
     }
-    if args.baseline:
-        baseline = load_baseline(args.baseline)
+    if baseline is not None:
         old = baseline.FF1(key)
         old_batch = getattr(baseline, "BATCH_ROWS", best_batch)
         assert (old.encrypt_numerals(digits[:20_000], 10, tweak)

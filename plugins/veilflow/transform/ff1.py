@@ -314,7 +314,7 @@ class _Work:
     def __init__(self, rows: int, n: int) -> None:
         #: Four numerals per uint64 word, for ``_num_nibbles``.
         self.words = np.empty((rows, max(1, n // 4)), dtype=np.uint64)
-        self.groups = np.empty((rows, max(1, n // 4)), dtype=np.uint64)
+        self.groups = np.empty((rows, max(1, n // 4)), dtype=np.uint32)
         self.blocks_raw = np.empty(16 * rows, dtype=np.uint8)
         #: The AES input blocks as big-endian words, and both buffers as byte views made
         #: once (a memoryview of a non-native dtype goes through a slow ctypes check).
@@ -366,13 +366,14 @@ def _nibbles_fit(p: _Params) -> bool:
 
 
 @lru_cache(maxsize=16)
-def _nibble_table(radix: int) -> NDArray[np.uint64]:
+def _nibble_table(radix: int) -> NDArray[np.uint32]:
     """NUM_radix of the four numerals packed in each 16-bit index (numeral j in bits
-    4j..4j+3, the first numeral lowest). Indices holding a nibble >= radix never occur."""
-    idx = np.arange(1 << 16, dtype=np.uint64)
-    table = np.zeros(1 << 16, dtype=np.uint64)
+    4j..4j+3, the first numeral lowest); uint32 (radix**4 <= 2**16) halves its cache
+    footprint. Indices holding a nibble >= radix never occur."""
+    idx = np.arange(1 << 16, dtype=np.uint32)
+    table = np.zeros(1 << 16, dtype=np.uint32)
     for j in range(4):
-        table += ((idx >> np.uint64(4 * j)) & np.uint64(15)) * np.uint64(radix ** (3 - j))
+        table += ((idx >> np.uint32(4 * j)) & np.uint32(15)) * np.uint32(radix ** (3 - j))
     return table
 
 
@@ -427,18 +428,24 @@ def _str_u64(value: NDArray[np.uint64], radix: int, width: int) -> Numerals:
 
 
 def _str_into(dest: NDArray[np.uint16],
-              halves: tuple[tuple[NDArray[np.uint64], int, int], ...], radix: int) -> None:
+              halves: tuple[tuple[NDArray[np.uint64], int, int], ...], radix: int,
+              work: _Work | None = None) -> None:
     """Write STR_radix^width(value) into ``dest[:, at:at + width]`` for each
-    (value, at, width): k-numeral limbs by division, then one gather of table rows."""
+    (value, at, width): k-numeral limbs by division, then one gather of table rows.
+    ``work`` lends buffers that are free by then (its words, y and tmp)."""
     k, packed, row = _digit_table(radix)
     rows = dest.shape[0]
     base = np.uint64(radix**k)
     limbs = [-(-width // k) for _, _, width in halves]
-    parts = np.empty((rows, sum(limbs)), dtype=np.intp)
-    # Two contiguous buffers for the limb arithmetic (floor_divide only takes numpy's
-    # fast scalar-divisor path with a contiguous output), then strided copies into parts.
-    quotients = (np.empty(rows, dtype=np.uint64), np.empty(rows, dtype=np.uint64))
-    r = np.empty(rows, dtype=np.uint64)
+    # Contiguous buffers for the limb arithmetic (floor_divide only takes numpy's fast
+    # scalar-divisor path with a contiguous output), then strided copies into parts.
+    if work is not None and work.words.shape[1] == sum(limbs):
+        parts = work.words[:rows].view(np.intp)
+        r, q0 = work.y[:rows], work.tmp[:rows]
+    else:
+        parts = np.empty((rows, sum(limbs)), dtype=np.intp)
+        r, q0 = np.empty(rows, dtype=np.uint64), np.empty(rows, dtype=np.uint64)
+    quotients = (q0, q0 if max(limbs) <= 2 else np.empty(rows, dtype=np.uint64))
     col = 0
     for (value, _, _), count in zip(halves, limbs, strict=True):
         acc = value
@@ -557,7 +564,7 @@ def _crypt_fast(ecb: Any, p: _Params, x: NDArray[Any], tweak: bytes | NDArray[np
             a, b = b, c
         else:
             a, b = c, a
-    _str_into(dest, ((a, 0, p.u), (b, p.u, p.v)), p.radix)
+    _str_into(dest, ((a, 0, p.u), (b, p.u, p.v)), p.radix, work)
 
 
 def _mod(x: NDArray[np.uint64], m: np.uint64, q: NDArray[np.uint64]) -> None:
