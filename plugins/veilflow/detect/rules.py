@@ -17,6 +17,7 @@ from veilflow.detect.gazetteers import (
     NOT_NAME,
     PARTICLES,
     TITLES,
+    cities,
     gazetteers,
 )
 
@@ -244,8 +245,80 @@ _LABELLED_PLACE = re.compile(
     rf"destination|origin)[ ]*[:=]?[ ]+({_WORD}(?:[ ]{_WORD}){{0,2}})")
 
 
+#: A field of a record: what lies between separators (``;``, ``|``, tab, comma, line, text).
+_FIELD = re.compile(r"(?:(?<=[,;|\t\n\x00])|^)[ ]*([^,;|\t\n\x00]{2,60}?)[ ]*"
+                    r"(?=[,;|\t\n\x00]|$)")
+#: Words after which a known city name is a place.
+_CITY_PREP = re.compile(
+    r"\b(?:(in|near|visiting|outside|around|based in|lives in|living in|moved to|relocated to|"
+    r"flew to|flying to|travelling to|traveling to|trip to)|(from|to|at|via))[ ]+(?=" + _U + ")",
+    re.IGNORECASE)
+_PLACE_FIELD = re.compile(rf"(?:{_PLACE_PREFIX}[ ]{_WORD}|{_U}[\w'’-]*{_PLACE_SUFFIX}"
+                          rf"|{_WORD}[ ]{_U}[\w'’-]*{_PLACE_SUFFIX})$")
+_CAPS = re.compile(rf"(?<![\w@.'’-]){_WORD}(?:[ ]{_WORD})*")
+
+
+def _name_like_word(word: str) -> bool:
+    g = gazetteers()
+    return word in g.given or word in g.surnames or word in AMBIGUOUS_GIVEN
+
+
+def find_cities(text: str) -> Iterator[tuple[int, int, float]]:
+    """LOCATION candidates from the GeoNames city list: a whole field of a record ("Jane
+    Doe;jane@x.org;Lyon"), a city after "in"/"to"/..., and the biggest cities anywhere.
+    A city that is also a personal name ("Sydney", "Jackson") counts only where nothing
+    suggests a person: in a ``;``/``|``/tab field, or after "in", "near", "moved to"."""
+    c = cities()
+    if not c.names:
+        return
+    for m in _FIELD.finditer(text):
+        field = m.group(1)
+        s, e = m.span(1)
+        comma = text[e:e + 1] == "," or text[m.start() - 1:m.start()] == ","
+        if comma and _name_like_word(field):
+            continue
+        if field in c.names:
+            yield s, e, 0.8
+        elif (s > 0 or e < len(text)) and _PLACE_FIELD.match(field):
+            yield s, e, 0.7  # "Lake Jennifer", "Pearsonborough": a place by its shape
+    for m in _CITY_PREP.finditer(text):
+        toks = _CAPS.match(text, m.end())
+        if toks is None:
+            continue
+        words = toks.group().split(" ")[: c.words]
+        for n in range(len(words), 0, -1):
+            name = " ".join(words[:n])
+            if name in c.names:
+                if m.group(2) and (_name_like_word(name) or name not in c.primary):
+                    break  # "from Jackson", "to Sydney": as likely a person
+                yield m.end(), m.end() + len(name), 0.8
+                break
+    major, firsts = c.major, _first_words(c.major)
+    for run in _CAPS.finditer(text):
+        words = run.group().split(" ")
+        pos = run.start()
+        i = 0
+        while i < len(words):
+            step = 1
+            if words[i] in firsts:
+                for n in range(min(3, len(words) - i), 0, -1):
+                    name = " ".join(words[i:i + n])
+                    if name in major:
+                        yield pos, pos + len(name), 0.6
+                        step = n
+                        break
+            pos += sum(len(w) + 1 for w in words[i:i + step])
+            i += step
+
+
+@lru_cache(maxsize=2)
+def _first_words(names: frozenset[str]) -> frozenset[str]:
+    return frozenset(n.split(" ", 1)[0] for n in names)
+
+
 def find_places(text: str) -> Iterator[tuple[int, int, float]]:
     """LOCATION candidates from address shapes and place names."""
+    yield from find_cities(text)
     g = gazetteers()
     for m in _LABELLED_PLACE.finditer(text):
         if m.group(1).split(" ", 1)[0] not in NOT_NAME:
