@@ -312,20 +312,31 @@ class _Work:
     (fresh memory from the OS) that outweigh the arithmetic."""
 
     def __init__(self, rows: int, n: int) -> None:
-        #: Four numerals per uint64 word, for ``_num_nibbles``.
-        self.words = np.empty((rows, max(1, n // 4)), dtype=np.uint64)
-        self.groups = np.empty((rows, max(1, n // 4)), dtype=np.uint32)
-        self.blocks_raw = np.empty(16 * rows, dtype=np.uint8)
+        # One pool for the AES input and output blocks, and one for y and tmp: NUM runs
+        # before the rounds and STR after them, so their scratch (words, groups, STR limbs)
+        # borrows these when it fits. Fewer distinct bytes per batch stay in cache better.
+        pool = np.empty(32 * rows + 15, dtype=np.uint8)
+        pair = np.empty(2 * rows, dtype=np.uint64)
+        self.blocks_raw = pool[:16 * rows]
         #: The AES input blocks as big-endian words, and both buffers as byte views made
         #: once (a memoryview of a non-native dtype goes through a slow ctypes check).
         self.blocks = self.blocks_raw.view(">u8").reshape(rows, 2)
-        self.out = np.empty(16 * rows + 15, dtype=np.uint8)
+        self.out = pool[16 * rows:]
         self.blocks_mv = memoryview(self.blocks_raw)  # type: ignore[arg-type]
         self.out_mv = memoryview(self.out)  # type: ignore[arg-type]
         self.a = np.empty(rows, dtype=np.uint64)
         self.b = np.empty(rows, dtype=np.uint64)
-        self.y = np.empty(rows, dtype=np.uint64)
-        self.tmp = np.empty(rows, dtype=np.uint64)
+        self.y = pair[:rows]
+        self.tmp = pair[rows:]
+        #: Four numerals per uint64 word (``_num_nibbles``; also STR's limbs) and their
+        #: values: in the block pool and the y/tmp pair when n <= 16.
+        g = max(1, n // 4)
+        if g <= 4:
+            self.words = pool[:8 * g * rows].view(np.uint64).reshape(rows, g)
+            self.groups = pair.view(np.uint32)[:g * rows].reshape(rows, g)
+        else:
+            self.words = np.empty((rows, g), dtype=np.uint64)
+            self.groups = np.empty((rows, g), dtype=np.uint32)
 
 
 def _num_halves(x: NDArray[Any], p: _Params, work: _Work
