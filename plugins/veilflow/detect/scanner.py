@@ -22,7 +22,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from veilflow.detect.gazetteers import NOT_NAME, gazetteers
+from veilflow.detect.gazetteers import NOT_NAME, cities, gazetteers
 from veilflow.detect.patterns import MONTH, PATTERNS, SEP, TextPattern, words
 from veilflow.detect.rules import find_names, find_places
 from veilflow.detect.spans import ENTITIES, Span, resolve
@@ -125,6 +125,7 @@ class Scanner:
             self._words = english_words(self.settings.model)
         g = gazetteers()
         self._names = (g.given, g.surnames)
+        cities()  # built here, so that forked workers inherit it
         self.patterns: tuple[TextPattern, ...] = PATTERNS + tuple(self._custom_patterns())
         self._allow = {t.strip().casefold() for t in self.settings.allow_list}
 
