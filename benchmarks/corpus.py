@@ -14,10 +14,13 @@ from __future__ import annotations
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 from faker import Faker
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 T = TypeVar("T")
 
@@ -401,7 +404,7 @@ def short_notes(n: int, seed: int = SEED) -> list[str]:
 
 # --- tables for column classification -------------------------------------------------------
 
-def patients_frame(n: int = 500, seed: int = SEED) -> tuple[object, dict[str, str | None]]:
+def patients_frame(n: int = 500, seed: int = SEED) -> tuple[pd.DataFrame, dict[str, str | None]]:
     """A differently named table: (frame, expected entity per column; None = not PII)."""
     import pandas as pd
 

@@ -20,7 +20,9 @@ import multiprocessing as mp
 import resource
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -136,7 +138,7 @@ def run_scrub(rows: int, out: mp.Queue) -> None:  # type: ignore[type-arg]
              "peak_rss_mib": _peak_mib()})
 
 
-def child(target: object, *args: object) -> dict[str, object]:
+def child(target: Callable[..., None], *args: object) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     p = ctx.Process(target=target, args=(*args, q))

@@ -24,8 +24,8 @@ def chunk_for(n: int) -> ChunkContext:
     return ChunkContext(frame=pd.DataFrame({"id": range(n)}), key_column="id")
 
 
-def scrub(config: dict[str, object], values: list[object]) -> tuple[pd.Series, ChunkContext]:
-    op = ScrubText(ScrubTextConfig(**config), ColumnContext("customers", "note", KEYS))
+def scrub(config: dict[str, object], values: Sequence[object]) -> tuple[pd.Series, ChunkContext]:
+    op = ScrubText(ScrubTextConfig.model_validate(config), ColumnContext("customers", "note", KEYS))
     chunk = chunk_for(len(values))
     return op.apply(pd.Series(values, dtype=object), chunk), chunk
 
@@ -83,17 +83,17 @@ def test_index_and_dtype_are_kept() -> None:
 
 def test_config_is_validated() -> None:
     with pytest.raises(ValidationError):
-        ScrubTextConfig(**{"with": "explode"})
+        ScrubTextConfig.model_validate({"with": "explode"})
     with pytest.raises(ValidationError):
-        ScrubTextConfig(entities=["person"])
+        ScrubTextConfig.model_validate({"entities": ["person"]})
     with pytest.raises(ValidationError):
-        ScrubTextConfig(unknown=1)
+        ScrubTextConfig.model_validate({"unknown": 1})
     with pytest.raises(ValidationError):
-        ScrubTextConfig(**{"with": {"PERSON": "ff1"}})
+        ScrubTextConfig.model_validate({"with": {"PERSON": "ff1"}})
     with pytest.raises(ValidationError):
-        ScrubTextConfig(**{"with": {"action": "drop"}})
+        ScrubTextConfig.model_validate({"with": {"action": "drop"}})
     with pytest.raises(ValidationError):  # the inner operator validates its own parameters
-        ScrubText(ScrubTextConfig(**{"with": {"action": "tokenize", "bogus": 1}}),
+        ScrubText(ScrubTextConfig.model_validate({"with": {"action": "tokenize", "bogus": 1}}),
                   ColumnContext("d", "n", KEYS))
 
 
@@ -118,7 +118,7 @@ class _ContextScrub(ScrubText):
 
 
 def test_second_pass_replaces_what_the_first_one_uncovered() -> None:
-    config = ScrubTextConfig(**{"with": {"EMAIL_ADDRESS": "tokenize"}})
+    config = ScrubTextConfig.model_validate({"with": {"EMAIL_ADDRESS": "tokenize"}})
     op = _ContextScrub(config, ColumnContext("customers", "note", KEYS))
     chunk = chunk_for(2)
     out = op.apply(pd.Series(["Customer Virginia Campbell wrote from jane@x.org",
@@ -150,7 +150,7 @@ def test_no_residual_pii_in_scrubbed_seed_notes(rows: int, seed: int) -> None:
     from veilflow.policy.privacy import RESCAN_ENTITIES
 
     policy = load_policy(Path(__file__).resolve().parents[2] / "policies" / "customers.yaml")
-    op = ScrubText(ScrubTextConfig(**{**policy.columns["note"].params,
+    op = ScrubText(ScrubTextConfig.model_validate({**policy.columns["note"].params,
                                       "detection": policy.detection}),
                    ColumnContext("customers", "note", KEYS))
     engine = scanner_for(policy.detection)
