@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shlex
+import shutil
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -178,8 +180,12 @@ def print_summary(run_id: str | None = None, dataset: str | None = None) -> None
 
     r = _fetch_run(run_id, dataset)
     m = r["manifest"]
+    exe = "veilflow" if shutil.which("veilflow") else os.path.relpath(sys.argv[0])
+    gate = m.get("gate")
     typer.echo(f"run {r['run_id']} of {r['dataset']}: {r['status']}")
     typer.echo(f"  rows in        {r['rows_in'] or 0:>12,}")
+    if gate and gate.get("suppressed_rows"):
+        typer.echo(f"  suppressed     {gate['suppressed_rows']:>12,}  (equivalence classes below k)")
     typer.echo(f"  rows published {r['rows_out'] or 0:>12,}  -> {m.get('target', {}).get('table')}")
     if r["error"]:
         typer.echo(f"  error          {r['error']}")
@@ -187,21 +193,24 @@ def print_summary(run_id: str | None = None, dataset: str | None = None) -> None
     for c in m.get("columns", []):
         key = f"  [{c['key']}]" if c.get("key") else ""
         typer.echo(f"    {c['name']:<14} {c['action']:<11} {c['gdpr']:<13}{key}")
-    gate = m.get("gate")
     if gate:
         bad = [c for c in gate["checks"] if not c["passed"]]
         typer.echo(f"  gate: {'passed' if gate['passed'] else 'FAILED'} "
                    f"({len(gate['checks'])} checks, {len(bad)} failed)")
+        if gate.get("data_docs"):
+            typer.echo(f"  data docs: {gate['data_docs']}")
     q = m.get("quarantine")
     if q:
         typer.echo(f"  quarantined as {q['table']}: " + "; ".join(
             x["check"] + (f"[{x['column']}]" if x.get("column") else "") for x in q["reasons"]))
     typer.echo("where to look next:")
-    typer.echo(f"  veilflow runs show {r['run_id']} --json     the whole manifest")
-    typer.echo(f"  psql \"$(veilflow db url)\" -c 'SELECT * FROM {m.get('target', {}).get('table')}"
+    typer.echo(f"  {exe} runs show '{r['run_id']}' --json   the whole manifest")
+    typer.echo(f"  {exe} lineage show {r['dataset']}   column lineage")
+    typer.echo(f"  psql \"$({exe} db url)\" -c 'SELECT * FROM {m.get('target', {}).get('table')}"
                " LIMIT 5'")
-    typer.echo("  make up                                   Airflow UI on http://localhost:8080")
-    typer.echo(f"  state folder                              {settings().home}")
+    typer.echo("  make up   the Airflow UI on http://localhost:8080 (menu Veilflow: lineage, runs,"
+               " access, keys, audit)")
+    typer.echo(f"  state folder: {settings().home}")
 
 
 @runs_app.command("list")
