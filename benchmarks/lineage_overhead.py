@@ -146,6 +146,7 @@ def main() -> None:
     # emitting the same event objects to its file transport.
     from openlineage.client import OpenLineageClient
     from openlineage.client.transport.file import FileConfig, FileTransport
+
     from veilflow.lineage.events import build_stage_event
     from veilflow.lineage.naming import naming_of
     from veilflow.pipeline.manifest import load_manifest

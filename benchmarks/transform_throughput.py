@@ -35,6 +35,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.compute as pc  # noqa: E402
+
 from veilflow.registry import OPERATORS  # noqa: E402
 from veilflow.transform.base import STRING, ChunkContext, ColumnContext, Operator  # noqa: E402
 from veilflow.transform.keys import LocalKeyProvider  # noqa: E402

@@ -66,6 +66,7 @@ def ms(t: tuple[float, float, float]) -> str:
 
 def seed(runs: int) -> None:
     import psycopg
+
     from veilflow.pipeline.seed import seed_customers
     from veilflow.policy import load_policy
     from veilflow.zones.db import connect, zones_url
@@ -184,6 +185,7 @@ def main() -> None:
 
 def run(args: argparse.Namespace) -> None:
     from fastapi.testclient import TestClient
+
     from veilflow.lineage.store import dataset_runs
     from veilflow.lineage.view import run_lineage
     from veilflow.ui import queries

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 import psycopg
+
 from veilflow.transform.base import STRING, ChunkContext, ColumnContext
 from veilflow.transform.keys import DataKey
 from veilflow.transform.operators.tokenize import (

@@ -125,9 +125,9 @@ def token(ui: AirflowUi, user: str) -> str:
 def test_lineage_graph_grant_and_audit_in_the_airflow_ui(airflow_ui: AirflowUi,
                                                          customers_policy_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
-    from veilflow.policy import load_policy
 
     from tests.conftest import make_login
+    from veilflow.policy import load_policy
 
     zones_db = os.environ["VEILFLOW_DATABASE_URL"]
     with psycopg.connect(zones_db, autocommit=True) as conn:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
+
 from veilflow.errors import AccessDenied
 from veilflow.policy import parse_policy
 from veilflow.transform.operators.tokenize import tokenize_strings

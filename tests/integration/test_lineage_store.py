@@ -13,6 +13,10 @@ from typing import Any
 import psycopg
 import pytest
 from typer.testing import CliRunner
+
+from tests.conftest import make_login
+from tests.unit import lineage_support as ls
+from tests.unit.test_lineage_transports import closed_port, marquez  # noqa: F401 (fixture)
 from veilflow.errors import ValidationFailed
 from veilflow.lineage import transports
 from veilflow.lineage.emitter import emit_stage, retry_pending
@@ -23,10 +27,6 @@ from veilflow.pipeline.runner import run_policy
 from veilflow.policy import parse_policy
 from veilflow.policy.model import Policy
 from veilflow.zones.db import with_database
-
-from tests.conftest import make_login
-from tests.unit import lineage_support as ls
-from tests.unit.test_lineage_transports import closed_port, marquez  # noqa: F401 (fixture)
 
 
 @pytest.fixture(autouse=True)

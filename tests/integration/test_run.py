@@ -7,8 +7,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from veilflow.errors import (DatabaseUnavailable, PolicyError, SchemaDrift, SourceError,
-                             ValidationFailed)
+from veilflow.errors import (
+    DatabaseUnavailable,
+    PolicyError,
+    SchemaDrift,
+    SourceError,
+    ValidationFailed,
+)
 from veilflow.pipeline.keys import default_key_provider
 from veilflow.pipeline.runner import run_policy
 from veilflow.pipeline.stages import ChunkRef, extract, transform_chunk
@@ -101,13 +106,13 @@ def test_null_key_stops_the_run(seeded_db: str, conn: psycopg.Connection,
     conn.execute("ALTER TABLE restricted.customers DROP CONSTRAINT customers_pkey")
     conn.execute("ALTER TABLE restricted.customers ALTER COLUMN customer_id DROP NOT NULL")
     conn.execute("UPDATE restricted.customers SET customer_id = NULL WHERE customer_id < 3")
-    with pytest.raises(SourceError, match="2 row\\(s\\) have a NULL key"):
+    with pytest.raises(SourceError, match=r"2 row\(s\) have a NULL key"):
         run_policy(parse_policy(policy_text))
     assert not table_exists(conn, "anonymized", "customers")
 
 
 def test_missing_source_table(zones_db: str, policy_text: str) -> None:
-    with pytest.raises(SourceError, match="restricted.customers does not exist"):
+    with pytest.raises(SourceError, match=r"restricted\.customers does not exist"):
         run_policy(parse_policy(policy_text))
 
 

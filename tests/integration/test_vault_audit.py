@@ -10,6 +10,7 @@ import json
 import psycopg
 import pytest
 from typer.testing import CliRunner
+
 from veilflow.errors import AccessDenied
 from veilflow.vault import access, audit
 from veilflow.zones.db import connect

@@ -8,6 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from typer.testing import CliRunner, Result
+
 from veilflow.cli import app
 from veilflow.errors import AccessDenied, VeilflowError
 from veilflow.transform.operators.tokenize import tokenize_strings

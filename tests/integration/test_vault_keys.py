@@ -9,6 +9,7 @@ import json
 import pandas as pd
 import psycopg
 import pytest
+
 from veilflow.errors import KeyNotFound
 from veilflow.policy import parse_policy
 from veilflow.transform.base import STRING, ChunkContext, ColumnContext

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+
 from veilflow.pipeline.runner import run_policy
 from veilflow.policy import parse_policy
 from veilflow.vault.keys import list_keys, unwrap

@@ -53,4 +53,4 @@ def test_migrations_are_recorded_and_idempotent(conn: psycopg.Connection) -> Non
     assert upgrade(conn) == []  # the template already has them all
     assert all(applied for _, applied in status(conn))
     versions = conn.execute("SELECT version FROM governance.schema_migrations ORDER BY 1")
-    assert [v for (v,) in versions][0] == 1
+    assert next(v for (v,) in versions) == 1

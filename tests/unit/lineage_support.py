@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from veilflow.pipeline.manifest import column_entries
 from veilflow.pipeline.plan import plan_policy
 from veilflow.policy import parse_policy

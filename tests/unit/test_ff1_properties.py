@@ -10,6 +10,7 @@ import pytest
 from ffx import FF1 as ReferenceFF1  # type: ignore[import-untyped]
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from veilflow.errors import TransformError
 from veilflow.transform import ff1
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from veilflow.transform import ff1
 
 _DATA = json.loads((Path(__file__).parent / "vectors" / "nist_ff1.json").read_text())

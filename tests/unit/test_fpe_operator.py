@@ -18,6 +18,7 @@ from ffx import FF1 as ReferenceFF1  # type: ignore[import-untyped]
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
+
 from veilflow.errors import TransformError
 from veilflow.transform.base import STRING, ChunkContext, ColumnContext
 from veilflow.transform.keys import DataKey, LocalKeyProvider

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
+
 from veilflow.errors import TransformError
 from veilflow.transform.base import STRING, ChunkContext, ColumnContext
 from veilflow.transform.keys import LocalKeyProvider

@@ -6,12 +6,12 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+
+from tests.unit import lineage_support as ls
 from veilflow.airflow.lineage import LineageResult, parent_from_context, stage_lineage
 from veilflow.lineage.events import build_stage_event, event_dict
 from veilflow.lineage.facets import FACET_KEY
 from veilflow.lineage.naming import Naming
-
-from tests.unit import lineage_support as ls
 
 NAMING = Naming("postgres://localhost:5432", "veilflow")
 

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.unit import lineage_support as ls
 from veilflow.lineage.events import (
     EVENT_TYPES,
     ParentRun,
@@ -30,8 +32,6 @@ from veilflow.lineage.facets import (
 )
 from veilflow.lineage.naming import Naming, as_run_uuid, naming_of, pg_namespace
 from veilflow.lineage.validation import event_errors
-
-from tests.unit import lineage_support as ls
 
 NAMING = Naming("postgres://localhost:5432", "veilflow")
 WHEN = datetime(2026, 11, 27, 6, 30, tzinfo=UTC)

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.unit import lineage_support as ls
 from veilflow.lineage import transports
 from veilflow.lineage.emitter import emit_stage
 from veilflow.lineage.events import build_stage_event, event_dict
@@ -21,8 +23,6 @@ from veilflow.lineage.naming import Naming
 from veilflow.lineage.store import spool_dir
 from veilflow.lineage.transports import build_deliveries, deliver
 from veilflow.lineage.validation import event_errors
-
-from tests.unit import lineage_support as ls
 
 OL_ENV = ("OPENLINEAGE_URL", "OPENLINEAGE_CONFIG", "OPENLINEAGE_DISABLED",
           "VEILFLOW_LINEAGE_FILE_DIR", "VEILFLOW_LINEAGE")

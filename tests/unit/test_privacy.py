@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from pycanon import anonymity
+
 from veilflow.errors import SourceError
 from veilflow.validate.privacy import (
     _ordered_emd,

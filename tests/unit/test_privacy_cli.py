@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
+
 from veilflow.cli import app
 from veilflow.commands.validate import size_distribution
 

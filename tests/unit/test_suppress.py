@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from pydantic import ValidationError
+
 from veilflow.transform.base import STRING, ChunkContext, ColumnContext
 from veilflow.transform.keys import LocalKeyProvider
 from veilflow.transform.operators.suppress import (

@@ -15,6 +15,7 @@ from faker import Faker
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
+
 from veilflow.transform.base import STRING, ChunkContext, ColumnContext
 from veilflow.transform.keys import LocalKeyProvider
 from veilflow.transform.operators.surrogate import (

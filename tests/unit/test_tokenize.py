@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
+
 from veilflow.transform.base import STRING, ChunkContext, ColumnContext
 from veilflow.transform.keys import DataKey, LocalKeyProvider
 from veilflow.transform.operators import tokenize as tokenize_module

@@ -18,11 +18,11 @@ from urllib.parse import quote
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+
+from tests.unit import lineage_support as ls
 from veilflow.lineage.emitter import emit_stage
 from veilflow.ui.app import create_app
 from veilflow.ui.auth import Identity, form_token
-
-from tests.unit import lineage_support as ls
 
 ORIGIN = "http://testserver"
 RUN_A = "patients:manual__2026-11-20T06:00:00+00:00"

@@ -10,6 +10,7 @@ pytest.importorskip("airflow")
 
 def test_plugin_registers_the_app_and_five_nav_entries() -> None:
     from fastapi import FastAPI
+
     from veilflow.airflow.plugin import VeilflowPlugin
 
     assert VeilflowPlugin.name == "veilflow"
@@ -28,6 +29,7 @@ def test_plugin_registers_the_app_and_five_nav_entries() -> None:
 
 def test_admin_means_the_auth_managers_admin_role() -> None:
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
     from veilflow.airflow.ui_auth import is_airflow_admin
 
     def user(role: str | None) -> SimpleAuthManagerUser:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 from veilflow.transform.keys import DataKey
 from veilflow.vault.keys import (
     KeyDestroyed,

@@ -9,8 +9,14 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from veilflow.errors import (PolicyError, SchemaDrift, SourceError, TransformError,
-                             ValidationFailed, VeilflowError)
+from veilflow.errors import (
+    PolicyError,
+    SchemaDrift,
+    SourceError,
+    TransformError,
+    ValidationFailed,
+    VeilflowError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +44,10 @@ class VeilflowStageOperator(BaseOperator):
         self.chunk = chunk
 
     def execute(self, context: Any) -> Any:
+        from veilflow.airflow.lineage import parent_from_context
         from veilflow.pipeline import stages
         from veilflow.pipeline.keys import default_key_provider
         from veilflow.policy import load_policy
-
-        from veilflow.airflow.lineage import parent_from_context
 
         policy = load_policy(self.policy_path)
         run_id = veilflow_run_id(policy.dataset, context["run_id"])

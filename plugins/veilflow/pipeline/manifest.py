@@ -63,7 +63,7 @@ def save_manifest(conn: psycopg.Connection, run_id: str, manifest: dict[str, Any
         sets.append(f"{name} = %s")
         params.append(value)
     params.append(run_id)
-    conn.execute(f"UPDATE governance.runs SET {', '.join(sets)} WHERE run_id = %s",  # noqa: S608
+    conn.execute(f"UPDATE governance.runs SET {', '.join(sets)} WHERE run_id = %s",
                  params)
 
 

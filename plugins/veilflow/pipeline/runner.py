@@ -9,13 +9,20 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from veilflow.errors import VeilflowError
 from veilflow.pipeline.keys import default_key_provider
-from veilflow.pipeline.stages import (ChunkRef, ChunkResult, extract, fail_run, publish,
-                                      transform_chunk, validate)
+from veilflow.pipeline.stages import (
+    ChunkRef,
+    ChunkResult,
+    extract,
+    fail_run,
+    publish,
+    transform_chunk,
+    validate,
+)
 from veilflow.policy.model import Policy
 from veilflow.transform.keys import KeyProvider
 
@@ -37,7 +44,7 @@ class RunSummary:
 
 
 def new_run_id() -> str:
-    return "manual__" + datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return "manual__" + datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 #: What forked chunk workers inherit (set just before the pool forks).

@@ -18,12 +18,17 @@ import psycopg
 from psycopg import sql
 
 from veilflow.config import settings
+from veilflow.errors import (
+    PolicyError,
+    SchemaDrift,
+    SourceError,
+    TransformError,
+    ValidationFailed,
+    VeilflowError,
+)
 from veilflow.lineage.emitter import emit_stage
 from veilflow.lineage.events import ParentRun
-from veilflow.errors import (PolicyError, SchemaDrift, SourceError, TransformError,
-                             ValidationFailed, VeilflowError)
-from veilflow.pipeline.manifest import (chunk_counters, column_entries, load_manifest,
-                                        save_manifest)
+from veilflow.pipeline.manifest import chunk_counters, column_entries, load_manifest, save_manifest
 from veilflow.pipeline.plan import Plan, plan_policy
 from veilflow.policy.model import Policy
 from veilflow.transform.base import STRING, ChunkContext
@@ -34,9 +39,19 @@ from veilflow.validate.report import GateReport
 from veilflow.zones.copy_io import read_frame, write_frame
 from veilflow.zones.db import connect
 from veilflow.zones.publish import ROLE_NAMES, publish_version, quarantine_candidate
-from veilflow.zones.run_tables import (CANARY, ROW, RunTables, SourceColumn, count,
-                                       create_candidate, create_snapshot, drop_run_tables,
-                                       index_snapshot, source_columns, table_exists)
+from veilflow.zones.run_tables import (
+    CANARY,
+    ROW,
+    RunTables,
+    SourceColumn,
+    count,
+    create_candidate,
+    create_snapshot,
+    drop_run_tables,
+    index_snapshot,
+    source_columns,
+    table_exists,
+)
 
 log = logging.getLogger(__name__)
 

@@ -17,13 +17,13 @@ def _lines(node: yaml.Node, path: tuple[str, ...], out: dict[tuple[str, ...], in
     """Record the line of every key (and list item) below ``node``, by its path."""
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
-            child = path + (str(key.value),)
+            child = (*path, str(key.value))
             out[child] = key.start_mark.line + 1
             _lines(value, child, out)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            out[path + (str(i),)] = item.start_mark.line + 1
-            _lines(item, path + (str(i),), out)
+            out[(*path, str(i))] = item.start_mark.line + 1
+            _lines(item, (*path, str(i)), out)
 
 
 def parse_policy(text: str, file: str = "<policy>") -> Policy:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlencode, urlparse, urlunparse, parse_qsl
+from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 
 import psycopg
 from psycopg import sql

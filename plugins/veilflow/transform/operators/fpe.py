@@ -82,7 +82,7 @@ ALPHABETS = {
 _LUHN_DOUBLE = np.array([0, 2, 4, 6, 8, 1, 3, 5, 7, 9], dtype=np.int64)
 _LUHN_UNDOUBLE = np.argsort(_LUHN_DOUBLE)
 
-_TOKEN_RE = r"^tok_v[0-9]+_[a-z2-7]{26}"
+_TOKEN_RE = r"^tok_v[0-9]+_[a-z2-7]{26}"  # noqa: S105 - a pattern, not a secret
 _TWEAK_LABEL = b"veilflow-ff1\0"
 
 #: Why a value could not be encrypted; counter names in the chunk's counters.
