@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from veilflow.errors import VeilflowError
+from veilflow.errors import DatabaseUnavailable, VeilflowError
 from veilflow.pipeline.keys import default_key_provider
 from veilflow.pipeline.stages import (
     ChunkRef,
@@ -102,6 +102,8 @@ def run_policy(policy: Policy, run_id: str | None = None, keys: KeyProvider | No
         say(f"gate passed ({len(report.checks)} checks)")
         pub = publish(policy, run_id)
         lap("publish", t)
+    except DatabaseUnavailable:
+        raise  # nothing can be recorded or quarantined without the database
     except VeilflowError as exc:
         fail_run(policy, run_id, str(exc))
         raise
