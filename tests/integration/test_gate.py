@@ -12,11 +12,15 @@ import psycopg
 import pytest
 import yaml
 from psycopg import sql
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 from veilflow.errors import ValidationFailed
 from veilflow.pipeline.keys import default_key_provider
-from veilflow.pipeline.stages import extract, publish, transform_chunk, validate
+from veilflow.pipeline.manifest import load_manifest
+from veilflow.pipeline.stages import extract, gate_context, publish, transform_chunk, validate
 from veilflow.policy.loader import parse_policy
 from veilflow.policy.model import Policy
+from veilflow.validate.gx_suite import build_expectations, run_expectations
 from veilflow.zones.run_tables import RunTables
 
 pytestmark = pytest.mark.slow
@@ -216,3 +220,36 @@ def test_suppression_beyond_the_bound_fails(seeded_db: str) -> None:
     err = refused(policy, "toomuch", lambda c, rt: None, seeded_db)
     reason = next(r for r in err.reasons if r["check"] == "suppression")
     assert reason["observed"] > reason["threshold"] == 20  # type: ignore[operator]
+
+
+def test_gx_fetches_counts_not_rows_and_leaves_canaries_out(seeded_db: str) -> None:
+    """GX must run whole-table checks in PostgreSQL: no statement it sends may return the
+    candidate's rows to Python (a query asset made GX fetch every row to learn its
+    columns). Expectations on real rows leave the planted canaries out: the row count is
+    that of the source, though the candidate holds the canaries too."""
+    policy = policy_with(validation={"canaries": 3})
+    rt = stage(policy, "gxrows")
+    fetched: list[tuple[int, str]] = []
+
+    def count_rows(conn: object, cursor: psycopg.Cursor[object], statement: str,
+                   *args: object) -> None:
+        fetched.append((cursor.rowcount, " ".join(statement.split())[:120]))
+
+    with psycopg.connect(seeded_db) as c:
+        ctx = gate_context(policy, "gxrows", load_manifest(c, "gxrows"))
+        in_candidate = c.execute(sql.SQL("SELECT count(*) FROM {}").format(rt.candidate)
+                                 ).fetchone()
+        event.listen(Engine, "after_cursor_execute", count_rows)
+        try:
+            checks, docs = run_expectations(c, ctx, build_expectations(ctx), None)
+        finally:
+            event.remove(Engine, "after_cursor_execute", count_rows)
+    assert in_candidate == (2003,) and docs is None
+    assert fetched, "GX sent no SQL"
+    most = max(fetched)
+    assert most[0] <= len(ctx.columns) + 2, most  # catalog rows at most, never data rows
+    assert all(c.passed for c in checks), [c.name for c in checks if not c.passed]
+    parity = next(c for c in checks if c.name == "row_count_parity")
+    assert parity.observed == 2000
+    nulls = [c for c in checks if c.name == "not_null"]
+    assert nulls and all(c.details["checked"] == 2000 for c in nulls)

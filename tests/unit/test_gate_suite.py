@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from veilflow.policy.loader import parse_policy
 from veilflow.transform.base import STRING, ChunkContext, ColumnContext
 from veilflow.transform.keys import LocalKeyProvider
@@ -15,7 +17,12 @@ from veilflow.transform.operators.basic import Mask
 from veilflow.transform.operators.generalize import Generalize
 from veilflow.transform.operators.tokenize import Tokenize
 from veilflow.validate.context import GateColumn, GateContext
-from veilflow.validate.gx_suite import build_expectations, gx_type_names, output_pattern
+from veilflow.validate.gx_suite import (
+    build_expectations,
+    gx_type_names,
+    output_pattern,
+    token_format_parts,
+)
 from veilflow.zones.run_tables import RunTables
 
 POLICY = """
@@ -122,3 +129,50 @@ def test_generalize_modes_match_their_format(params: dict[str, object],
     pattern = output_pattern(GateColumn("c", "generalize", False, "text", "text", False), params)
     assert pattern is not None
     assert all(re.search(pattern, v) for v in outputs if v is not None), outputs
+
+
+def _like(pattern: str, value: str) -> bool:
+    """SQL LIKE with PostgreSQL's default backslash escape, by an independent translation."""
+    out, i = [], 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < len(pattern):
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        out.append(".*" if ch == "%" else "." if ch == "_" else re.escape(ch))
+        i += 1
+    return re.fullmatch("".join(out), value, flags=re.DOTALL) is not None
+
+
+@pytest.mark.parametrize("prefix", ["tok", "cust7", "cust_id", "a%b"])
+def test_token_format_parts_mean_exactly_the_format_regex(prefix: str) -> None:
+    col = GateColumn("c", "tokenize", True, "text", "text", False)
+    params = {"prefix": prefix}
+    exact = output_pattern(col, params)
+    parts = token_format_parts(col, params)
+    assert exact is not None and parts is not None
+    regex, like = parts
+    # Near-misses around the real shape: digest lengths 24..28, stray '_', digits, case.
+    piece = st.sampled_from(["a", "z", "2", "7", "8", "A", "_", "@", "0", "9", "v", "%"])
+    near = st.builds(lambda v, d, tail: f"{prefix}_v{v}_{d}{tail}",
+                     st.sampled_from(["1", "12", "", "x", "1_2"]),
+                     st.text(alphabet="abcdefghijklmnopqrstuvwxyz234567", min_size=24,
+                             max_size=28),
+                     st.lists(piece, max_size=3).map("".join))
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.one_of(near, st.text(max_size=40)))
+    def agree(value: str) -> None:
+        want = re.fullmatch(exact.strip("^$"), value) is not None
+        got = re.fullmatch(regex.strip("^$"), value) is not None and _like(like, value)
+        assert got == want, value
+
+    agree()
+    if not prefix.isalnum():  # the operator accepts alphanumeric prefixes only
+        return
+    token = _apply(Tokenize(Tokenize.Config(prefix=prefix),
+                            ColumnContext("people", "c", LocalKeyProvider(b"\x01" * 32))),
+                   ["x"])[0]
+    assert token is not None and re.fullmatch(regex.strip("^$"), token) and _like(like, token)
+    assert token_format_parts(col, {"keep_domain": True}) is None

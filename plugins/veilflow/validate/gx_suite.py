@@ -6,7 +6,9 @@ snapshot minus suppressed rows, not-null where the source column is NOT NULL, th
 format of each operator, and uniqueness of a deterministically transformed source key.
 :func:`run_expectations` turns them into a GX 1.x suite and validates it through GX's SQL
 datasource, so every expectation runs as SQL where the data is; GX itself is imported only
-then (it takes seconds to import).
+then (it takes seconds to import). One table asset, one batch, one suite: the expectations
+on real rows carry a row condition (canaries left out), so GX answers all of them but key
+uniqueness and the row count with one aggregate scan, and nothing row-sized reaches Python.
 
 Results never carry values: every expectation runs with ``partial_unexpected_count: 0``
 and without unexpected rows (GX would otherwise return up to 20 raw failing values), so the
@@ -93,6 +95,30 @@ def output_pattern(col: GateColumn, params: dict[str, Any]) -> str | None:
     return None
 
 
+#: Letters of a readable token's digest (base32, lower case) and how many there are.
+TOKEN_ALPHABET, TOKEN_LENGTH = "[a-z2-7]", 26
+
+
+def token_format_parts(col: GateColumn, params: dict[str, Any]) -> tuple[str, str] | None:
+    """For a readable token without a kept domain, its format as two cheap tests that
+    together mean exactly :func:`output_pattern`'s regex: a regex without the length bound
+    (``^P_v[0-9]+_[a-z2-7]*$``) and a LIKE pattern fixing the digest's length
+    (``P\\_v%\\_`` and 26 ``_``). PostgreSQL's regex engine spends ~4x longer on a bounded
+    repetition (``{26}``) than on ``*``; LIKE checks length at almost no cost.
+
+    Why the pair is exact: a value matching the regex has no ``_`` after ``P_v`` but the
+    separator (digits and digest hold none), and LIKE puts an ``_`` after ``P_v`` at the
+    27th character from the end: that can only be the separator, so the digest has 26
+    letters. The converse is immediate. None for other formats."""
+    if col.action != "tokenize" or params.get("format", "readable") != "readable" or \
+            params.get("keep_domain"):
+        return None
+    prefix = str(params.get("prefix", "tok"))
+    regex = rf"^{re.escape(prefix)}_v[0-9]+_{TOKEN_ALPHABET}*$"
+    like_prefix = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return regex, like_prefix + "\\_v%\\_" + "_" * TOKEN_LENGTH
+
+
 def build_expectations(ctx: GateContext, *, suppressed: int = 0) -> list[ExpectationSpec]:
     """Every expectation the policy implies for this run's candidate."""
     policy = ctx.policy
@@ -116,7 +142,17 @@ def build_expectations(ctx: GateContext, *, suppressed: int = 0) -> list[Expecta
             specs.append(ExpectationSpec("not_null", "ExpectColumnValuesToNotBeNull",
                                          {"column": col.name}, column=col.name))
         pattern = output_pattern(col, params)
-        if pattern is not None:
+        parts = token_format_parts(col, params)
+        if parts is not None:
+            regex, like = parts
+            meta = {"operator": col.action, "format": pattern}
+            specs.append(ExpectationSpec("format", "ExpectColumnValuesToMatchRegex",
+                                         {"column": col.name, "regex": regex},
+                                         column=col.name, meta={**meta, "part": "alphabet"}))
+            specs.append(ExpectationSpec("format", "ExpectColumnValuesToMatchLikePattern",
+                                         {"column": col.name, "like_pattern": like},
+                                         column=col.name, meta={**meta, "part": "length"}))
+        elif pattern is not None:
             specs.append(ExpectationSpec("format", "ExpectColumnValuesToMatchRegex",
                                          {"column": col.name, "regex": pattern},
                                          column=col.name, meta={"operator": col.action}))
@@ -159,6 +195,7 @@ def run_expectations(conn: psycopg.Connection[Any], ctx: GateContext,
     import great_expectations as gx
     import great_expectations.expectations as gxe
     from great_expectations.checkpoint.actions import UpdateDataDocsAction
+    from great_expectations.expectations.row_conditions import Column
 
     imported = time.perf_counter()
     context = gx.get_context(mode="ephemeral")
@@ -170,27 +207,30 @@ def run_expectations(conn: psycopg.Connection[Any], ctx: GateContext,
     tables = ctx.tables
     warnings.filterwarnings("ignore", message="You are using a generic SQLDatasource")
     source = context.data_sources.add_sql(name="veilflow", connection_string=sqlalchemy_url(conn))
-    whole = source.add_table_asset(name="candidate", table_name=tables.candidate_name,
+    # One table asset, one batch, one suite. Expectations on the real rows carry a row
+    # condition instead of reading a query asset: GX reflects a query asset's columns by
+    # running the query unbounded and fetching every row into Python (a whole-table copy
+    # in memory), where a table's columns come from the catalog. Expectations with the same
+    # row condition share one domain, so GX bundles their metrics into one scan.
+    asset = source.add_table_asset(name="candidate", table_name=tables.candidate_name,
                                    schema_name="staging")
-    rows = source.add_query_asset(
-        name="candidate_rows",
-        query=f'SELECT * FROM "staging"."{tables.candidate_name}" WHERE NOT "{CANARY}"')
+    real_rows = Column(CANARY) == False  # noqa: E712 -- a GX condition, not a comparison
     suite_name = f"{ctx.policy.dataset}"
-    validations = []
-    index: dict[tuple[str, int], ExpectationSpec] = {}
-    for scope, asset in (("table", whole), ("rows", rows)):
-        chosen = [s for s in specs if s.scope == scope]
-        if not chosen:
-            continue
-        suite = context.suites.add(gx.ExpectationSuite(name=f"{suite_name}.{scope}"))
-        for i, s in enumerate(chosen):
-            cls = getattr(gxe, s.gx_type)
-            suite.add_expectation(cls(**s.kwargs, meta={"veilflow_check": s.check,
-                                                        "veilflow_index": i, **s.meta}))
-            index[(scope, i)] = s
-        batch_def = asset.add_batch_definition_whole_table(f"{scope}_all")
-        validations.append(context.validation_definitions.add(gx.ValidationDefinition(
-            name=f"{suite_name}.{scope}.{tables.tag}", data=batch_def, suite=suite)))
+    expectations = []
+    index: dict[int, ExpectationSpec] = {}
+    for i, s in enumerate(specs):
+        cls = getattr(gxe, s.gx_type)
+        condition = {"row_condition": real_rows} if s.scope == "rows" else {}
+        expectations.append(cls(**s.kwargs, **condition, meta={
+            "veilflow_check": s.check, "veilflow_index": i, "veilflow_scope": s.scope,
+            **s.meta}))
+        index[i] = s
+    # Built whole, then stored once: adding expectations one by one re-serializes the
+    # stored suite each time.
+    suite = context.suites.add(gx.ExpectationSuite(name=suite_name, expectations=expectations))
+    batch_def = asset.add_batch_definition_whole_table("all")
+    validations = [context.validation_definitions.add(gx.ValidationDefinition(
+        name=f"{suite_name}.{tables.tag}", data=batch_def, suite=suite))]
 
     actions: list[Any] = []
     if docs_dir is not None:
@@ -213,8 +253,7 @@ def run_expectations(conn: psycopg.Connection[Any], ctx: GateContext,
     for run_result in result.run_results.values():
         for r in run_result.results:
             meta = (r.expectation_config.meta if r.expectation_config else None) or {}
-            scope = "table" if str(run_result.suite_name).endswith(".table") else "rows"
-            spec = index.get((scope, int(meta.get("veilflow_index", -1))))
+            spec = index.get(int(meta.get("veilflow_index", -1)))
             if spec is None:
                 continue
             checks.append(_to_check(spec, r.success, r.result or {}, r.exception_info,
@@ -250,7 +289,7 @@ def _to_check(spec: ExpectationSpec, success: bool | None, result: dict[str, Any
 
 def _threshold(spec: ExpectationSpec) -> Any:
     kw = spec.kwargs
-    for key in ("value", "column_set", "type_list", "regex", "value_set"):
+    for key in ("value", "column_set", "type_list", "regex", "like_pattern", "value_set"):
         if key in kw:
             return kw[key]
     return None
