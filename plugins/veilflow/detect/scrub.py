@@ -6,6 +6,9 @@ operator, the same operator (and key) a structured column would use.
 
 Per chunk: scan all values in one batch, collect every span of every row, group the span
 texts by entity, run one vectorized ``apply`` per group, then splice replacements back.
+Then once more over the texts that changed: what the engine now finds outside the first
+pass's replacements is replaced too (counted as ``rescrubbed``), so the output does not hold
+what the same engine finds in it, which is what the validation gate's rescan looks for.
 So ``jane@x.org`` in the ``email`` column (tokenize, keep_domain) and in a note become the
 same token. A value that cannot be scanned is redacted whole and counted as
 ``unscannable``; findings are counted per entity (``entity:PERSON``), never recorded.
