@@ -1,0 +1,327 @@
+"""The production topology of docker-compose.yml, run natively: Redis as the Celery broker,
+the session's embedded PostgreSQL as Airflow's metadata DB, Celery's result backend and the
+zones, and Airflow 3 with the CeleryExecutor as separate processes (api-server, scheduler,
+dag-processor, celery worker with two slots).
+
+The customers DAG is unpaused and triggered from the CLI like an operator would; the test
+waits for the run, then checks the published table, the governance record, and that every
+task went through Celery: each task instance's Celery task id is in the worker's log next to
+the task instance's id, and Celery's result backend (a table in PostgreSQL) says it succeeded.
+
+Everything listens on 127.0.0.1 only (serve-logs is skipped), and every process started here
+(with the task processes they fork, which run in process groups of their own) is stopped at
+the end, whatever happened.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+import psycopg
+import pytest
+
+from tests.e2e.conftest import ROOT
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
+METADATA_DB = "airflow_celery"
+DAG_ID = "veilflow_customers"
+RUN_ID = "manual__celery_topology"
+TASKS = ("extract", "transform", "validate", "publish", "cleanup")
+RUN_TIMEOUT_S = 360
+START_TIMEOUT_S = 180
+WORKER_SLOTS = 2
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def tail(path: Path, chars: int = 3000) -> str:
+    try:
+        return path.read_text(errors="replace")[-chars:]
+    except OSError as exc:
+        return f"<unreadable: {exc}>"
+
+
+@dataclass
+class Topology:
+    """The processes of one native CeleryExecutor stack and where they log."""
+
+    env: dict[str, str] = field(repr=False)  # holds the JWT secret and the master key
+    home: Path
+    metadata_url: str
+    api: str
+    logs: dict[str, Path] = field(default_factory=dict)
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
+    seen: dict[int, psutil.Process] = field(default_factory=dict, repr=False)
+
+    def start(self, name: str, *argv: str) -> subprocess.Popen[bytes]:
+        log = self.home / f"{name}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(list(argv), env=self.env, stdout=out,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True, cwd=self.home)
+        self.logs[name] = log
+        self.procs[name] = proc
+        return proc
+
+    def api_token(self) -> str:
+        """A bearer token for the REST API, as the admin user the api-server generated."""
+        passwords = json.loads(
+            (self.home / "simple_auth_manager_passwords.json.generated").read_text())
+        r = httpx.post(f"{self.api}/auth/token",
+                       json={"username": "admin", "password": passwords["admin"]}, timeout=30)
+        r.raise_for_status()
+        return str(r.json()["access_token"])
+
+    def airflow(self, *args: str, timeout: int = 180) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["airflow", *args], env=self.env, capture_output=True, text=True,
+                              timeout=timeout, check=False, cwd=self.home)
+
+    def track(self) -> None:
+        """Remember every descendant seen so far: task processes leave their parent's
+        process group, so stopping the groups alone could leave them behind."""
+        for proc in self.procs.values():
+            try:
+                for child in psutil.Process(proc.pid).children(recursive=True):
+                    self.seen.setdefault(child.pid, child)
+            except psutil.NoSuchProcess:
+                pass
+
+    def check_alive(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                pytest.fail(f"{name} exited with {proc.returncode}\n{self.report()}")
+
+    def report(self) -> str:
+        parts = [f"--- {name} ({path}) ---\n{tail(path)}" for name, path in self.logs.items()]
+        task_logs = sorted((self.home / "logs").rglob("*.log"),
+                           key=lambda p: p.stat().st_mtime)[-4:]
+        parts += [f"--- task log {p.relative_to(self.home)} ---\n{tail(p, 2000)}"
+                  for p in task_logs]
+        return "\n".join(parts)
+
+    def stop(self) -> None:
+        """SIGTERM every process group (Redis last), SIGKILL what outlives a grace period,
+        then any descendant still running."""
+        self.track()
+        order = [n for n in self.procs if n != "redis"] + (["redis"] if "redis" in self.procs
+                                                           else [])
+        for name in order:
+            _signal_group(self.procs[name], signal.SIGTERM)
+        deadline = time.monotonic() + 25
+        for name in order:
+            proc = self.procs[name]
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(proc, signal.SIGKILL)
+                proc.wait(timeout=10)
+        for child in self.seen.values():
+            try:
+                if child.is_running():
+                    child.kill()
+            except psutil.NoSuchProcess:
+                pass
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def wait_for(topology: Topology, what: str, check: Callable[[], object], timeout: float,
+             every: float = 1.0) -> object:
+    """Poll ``check()`` until it returns something truthy; fail with every log's tail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        topology.check_alive()
+        topology.track()
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not within {timeout:.0f} s\n{topology.report()}")
+        time.sleep(every)
+
+
+def metadata_row(url: str, query: str, *params: object) -> tuple[object, ...] | None:
+    with psycopg.connect(url) as conn:
+        return conn.execute(query, params).fetchone()
+
+
+@pytest.fixture
+def celery_topology(pg_server: str, seeded_db: str, customers_policy_path: Path,
+                    tmp_path: Path) -> Iterator[Topology]:
+    """Redis, api-server, scheduler, dag-processor and a Celery worker on a fresh metadata
+    database, pointed at this test's zones database and a policies folder holding the
+    customers policy (unscheduled: the only run is the one the test triggers)."""
+    from veilflow.zones.db import with_database
+
+    if not Path(REDIS).exists():
+        pytest.skip("redis-server is not installed (scripts/system-deps.sh installs it)")
+    admin = with_database(pg_server, "postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{METADATA_DB}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{METADATA_DB}"')
+
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    text = customers_policy_path.read_text()
+    unscheduled = text.replace('schedule: "@daily"', "schedule: null")
+    assert unscheduled != text, "the demo policy's schedule line changed; update this test"
+    (policies / "customers.yaml").write_text(unscheduled)
+
+    home = tmp_path / "airflow_home"
+    home.mkdir()
+    redis_port, api_port = free_port(), free_port()
+    metadata = with_database(pg_server, METADATA_DB, driver="psycopg2")
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(api_port),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata,
+        "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + with_database(pg_server, METADATA_DB),
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(WORKER_SLOTS),
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+        "VEILFLOW_DATABASE_URL": seeded_db,
+        "VEILFLOW_POLICIES": str(policies),
+        "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
+    }
+    topology = Topology(env=env, home=home, metadata_url=with_database(pg_server, METADATA_DB),
+                        api=f"http://127.0.0.1:{api_port}")
+    try:
+        migrated = topology.airflow("db", "migrate", timeout=300)
+        assert migrated.returncode == 0, migrated.stdout[-3000:] + migrated.stderr[-3000:]
+
+        topology.start("redis", REDIS, "--bind", "127.0.0.1", "--port", str(redis_port),
+                       "--save", "", "--appendonly", "no", "--dir", str(home))
+        topology.start("api-server", "airflow", "api-server", "--host", "127.0.0.1",
+                       "--port", str(api_port), "--workers", "1")
+        topology.start("scheduler", "airflow", "scheduler", "--skip-serve-logs")
+        topology.start("dag-processor", "airflow", "dag-processor")
+        topology.start("celery-worker", "airflow", "celery", "worker", "--concurrency", str(WORKER_SLOTS),
+                       "--skip-serve-logs", "--without-gossip", "--without-mingle",
+                       "--celery-hostname", "veilflow-e2e@127.0.0.1")
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(f"{topology.api}/api/v2/monitor/health",
+                                 timeout=3).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(topology, "api-server healthy", healthy, START_TIMEOUT_S, every=2)
+        wait_for(topology, "celery worker ready",
+                 lambda: "ready." in tail(topology.logs["celery-worker"], 100_000),
+                 START_TIMEOUT_S, every=2)
+        wait_for(topology, f"{DAG_ID} parsed by the dag-processor",
+                 lambda: metadata_row(topology.metadata_url,
+                                      "SELECT 1 FROM serialized_dag WHERE dag_id = %s", DAG_ID),
+                 START_TIMEOUT_S, every=2)
+        yield topology
+    finally:
+        topology.stop()
+
+
+def test_customers_dag_runs_on_celery_workers(celery_topology: Topology, seeded_db: str
+                                              ) -> None:
+    topology = celery_topology
+    unpaused = topology.airflow("dags", "unpause", DAG_ID, "--yes")
+    assert unpaused.returncode == 0, unpaused.stdout[-2000:] + unpaused.stderr[-2000:]
+    triggered = topology.airflow("dags", "trigger", DAG_ID, "--run-id", RUN_ID)
+    assert triggered.returncode == 0, triggered.stdout[-2000:] + triggered.stderr[-2000:]
+
+    headers = {"Authorization": f"Bearer {topology.api_token()}"}
+
+    def finished() -> object:
+        r = httpx.get(f"{topology.api}/api/v2/dags/{DAG_ID}/dagRuns/{RUN_ID}",
+                      headers=headers, timeout=10)
+        r.raise_for_status()
+        state = r.json()["state"]
+        return state in ("success", "failed") and state
+
+    state = wait_for(topology, f"{DAG_ID} run finished", finished, RUN_TIMEOUT_S, every=2)
+    assert state == "success", topology.report()
+
+    with psycopg.connect(topology.metadata_url) as conn:
+        tis = conn.execute(
+            "SELECT id::text, task_id, map_index, state, queue, external_executor_id, "
+            "start_date, end_date "
+            "FROM task_instance WHERE dag_id = %s AND run_id = %s ORDER BY task_id, map_index",
+            (DAG_ID, RUN_ID)).fetchall()
+
+    assert all(t[5] for t in tis), f"task instances without a Celery task id: {tis}"
+
+    def celery_results() -> dict[str, str] | None:
+        """Celery's own record of each task, once the worker has written them all: a task
+        instance is marked done (through the execution API) just before its Celery task
+        returns and its result is stored."""
+        with psycopg.connect(topology.metadata_url) as conn:
+            rows: dict[str, str] = dict(
+                conn.execute("SELECT task_id, status FROM celery_taskmeta").fetchall())
+        pending = [t[5] for t in tis if rows.get(t[5]) in (None, "PENDING", "STARTED", "RETRY")]
+        return None if pending else rows
+
+    results = wait_for(topology, "Celery results stored", celery_results, 60)
+    assert isinstance(results, dict)
+    # 2,000 rows in chunks of 700: three mapped transform task instances.
+    assert sorted(t[1] for t in tis) == sorted(
+        ["extract", "validate", "publish", "cleanup"] + ["transform"] * 3), tis
+    assert sorted(t[2] for t in tis if t[1] == "transform") == [0, 1, 2]
+    worker_log = topology.logs["celery-worker"].read_text(errors="replace")
+    for ti_id, task_id, map_index, ti_state, queue, celery_id, _, _ in tis:
+        where = f"{task_id}[{map_index}]"
+        assert ti_state == "success", (where, ti_state)
+        assert queue == "default", (where, queue)
+        # The scheduler handed the task to Celery (its Celery task id is recorded), the
+        # worker received and ran that very task instance, and the result backend in
+        # PostgreSQL holds the Celery task's success.
+        assert celery_id, f"{where}: no Celery task id"
+        assert f"[{celery_id}] Executing workload in Celery" in worker_log, where
+        line = next(ln for ln in worker_log.splitlines()
+                    if f"[{celery_id}] Executing workload" in ln)
+        assert ti_id in line and f"task_id='{task_id}'" in line, (where, line[:400])
+        assert results.get(celery_id) == "SUCCESS", (where, results.get(celery_id))
+
+    # The worker's two slots shared the chunks: two transform tasks ran at the same time.
+    spans = sorted((t[6], t[7]) for t in tis if t[1] == "transform")
+    assert any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans)), spans
+
+    with psycopg.connect(seeded_db) as conn:
+        assert conn.execute("SELECT count(*) FROM anonymized.customers").fetchone() == (2000,)
+        runs = conn.execute("SELECT run_id, status, rows_out FROM governance.runs").fetchall()
+        chunks = conn.execute("SELECT count(*) FROM governance.run_chunks").fetchone()
+    assert runs == [(f"customers:{RUN_ID}", "published", 2000)]
+    assert chunks == (3,)
