@@ -181,6 +181,8 @@ def celery_topology(pg_server: str, seeded_db: str, customers_policy_path: Path,
     from veilflow.zones.db import with_database
 
     if not Path(REDIS).exists():
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is missing; scripts/system-deps.sh installs it")
         pytest.skip("redis-server is not installed (scripts/system-deps.sh installs it)")
     admin = with_database(pg_server, "postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
