@@ -24,7 +24,7 @@ def compose() -> dict[str, Any]:
         if os.environ.get("CI"):
             pytest.fail("docker-compose is missing; scripts/system-deps.sh installs it")
         pytest.skip("docker-compose not installed (apt-get install docker-compose)")
-    env = {**os.environ, "VEILFLOW_MASTER_KEY": "dGVzdA=="}
+    env = {**os.environ, "VEILFLOW_MASTER_KEY": "dGVzdA==", "AIRFLOW_JWT_SECRET": "x" * 64}
     out = subprocess.run([exe, "-f", str(ROOT / "docker-compose.yml"), "config"], env=env,
                          capture_output=True, text=True, check=False, cwd=ROOT)
     assert out.returncode == 0, out.stderr
@@ -67,11 +67,23 @@ def test_dags_plugins_and_policies_are_mounted(compose: dict[str, Any]) -> None:
         assert targets["/opt/airflow/policies"] == "policies"
 
 
-def test_the_master_key_is_required_not_defaulted() -> None:
+def test_secrets_are_required_not_defaulted() -> None:
     exe = shutil.which("docker-compose")
     if exe is None:
         pytest.skip("docker-compose not installed")
     env = {k: v for k, v in os.environ.items() if k != "VEILFLOW_MASTER_KEY"}
+    env["AIRFLOW_JWT_SECRET"] = "x" * 64
     out = subprocess.run([exe, "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
                          env=env, capture_output=True, text=True, check=False, cwd=ROOT)
     assert out.returncode != 0 and "VEILFLOW_MASTER_KEY" in out.stderr
+
+
+def test_the_jwt_secret_is_required_too() -> None:
+    exe = shutil.which("docker-compose")
+    if exe is None:
+        pytest.skip("docker-compose not installed")
+    env = {k: v for k, v in os.environ.items() if k != "AIRFLOW_JWT_SECRET"}
+    env["VEILFLOW_MASTER_KEY"] = "dGVzdA=="
+    out = subprocess.run([exe, "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
+                         env=env, capture_output=True, text=True, check=False, cwd=ROOT)
+    assert out.returncode != 0 and "AIRFLOW_JWT_SECRET" in out.stderr
