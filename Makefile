@@ -45,7 +45,7 @@ test-fast: venv  ## unit tests only
 
 lint: venv  ## ruff, format check, mypy --strict on the library, import layers
 	$(BIN)/ruff check plugins dags tests benchmarks
-	$(BIN)/ruff format --check plugins dags
+	$(BIN)/ruff format --check plugins dags tests benchmarks
 	$(BIN)/mypy plugins/veilflow
 	$(BIN)/lint-imports
 
