@@ -27,14 +27,44 @@ T = TypeVar("T")
 SEED = 20261127
 
 #: Locales for names, phones, addresses and IBANs. The second group is held out.
-KNOWN_LOCALES = ("en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL", "pl_PL",
-                 "pt_BR", "en_IN")
+KNOWN_LOCALES = (
+    "en_US",
+    "en_GB",
+    "de_DE",
+    "fr_FR",
+    "es_ES",
+    "it_IT",
+    "nl_NL",
+    "pl_PL",
+    "pt_BR",
+    "en_IN",
+)
 HELD_OUT_LOCALES = ("sv_SE", "fi_FI", "cs_CZ")
 
-CARD_TYPES = ("visa16", "visa19", "visa13", "mastercard", "amex", "discover", "maestro",
-              "jcb16", "diners")
-ENTITIES = ("PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "US_SSN", "CREDIT_CARD", "IBAN_CODE",
-            "IP_ADDRESS", "DATE_TIME", "LOCATION", "ZIP_CODE", "US_BANK_NUMBER")
+CARD_TYPES = (
+    "visa16",
+    "visa19",
+    "visa13",
+    "mastercard",
+    "amex",
+    "discover",
+    "maestro",
+    "jcb16",
+    "diners",
+)
+ENTITIES = (
+    "PERSON",
+    "EMAIL_ADDRESS",
+    "PHONE_NUMBER",
+    "US_SSN",
+    "CREDIT_CARD",
+    "IBAN_CODE",
+    "IP_ADDRESS",
+    "DATE_TIME",
+    "LOCATION",
+    "ZIP_CODE",
+    "US_BANK_NUMBER",
+)
 
 
 @dataclass
@@ -114,8 +144,14 @@ class _Gen:
     def email(self, name: str | None = None) -> str:
         r = self.rng.random()
         if name and r < 0.4:
-            local = "".join(c for c in name.lower().replace(" ", ".") if c.isascii()
-                            and (c.isalnum() or c == ".")).strip(".") or "user"
+            local = (
+                "".join(
+                    c
+                    for c in name.lower().replace(" ", ".")
+                    if c.isascii() and (c.isalnum() or c == ".")
+                ).strip(".")
+                or "user"
+            )
             return f"{local}@{self.us.free_email_domain()}"
         return self.us.email() if r < 0.8 else self.us.company_email()
 
@@ -132,12 +168,12 @@ class _Gen:
         sep = " " if style < 0.67 else "-"
         if len(raw) == 15:
             return sep.join((raw[:4], raw[4:10], raw[10:]))
-        return sep.join(raw[i:i + 4] for i in range(0, len(raw), 4))
+        return sep.join(raw[i : i + 4] for i in range(0, len(raw), 4))
 
     def iban(self) -> str:
         raw = self.fakers[self.rng.choice(KNOWN_LOCALES + HELD_OUT_LOCALES)].iban()
         if self.rng.random() < 0.5:
-            return " ".join(raw[i:i + 4] for i in range(0, len(raw), 4))
+            return " ".join(raw[i : i + 4] for i in range(0, len(raw), 4))
         return raw
 
     def ssn(self) -> str:
@@ -147,13 +183,19 @@ class _Gen:
 
     def ip(self) -> str:
         r = self.rng.random()
-        return (self.us.ipv4_public() if r < 0.5 else self.us.ipv4_private() if r < 0.75
-                else self.us.ipv6())
+        return (
+            self.us.ipv4_public()
+            if r < 0.5
+            else self.us.ipv4_private()
+            if r < 0.75
+            else self.us.ipv6()
+        )
 
     def date(self) -> str:
         d = self.us.date_between("-80y", "today")
-        fmt = self.rng.choice(["%Y-%m-%d", "%m/%d/%Y", "%d.%m.%Y", "%B %d, %Y", "%d %b %Y",
-                               "%b %d, %Y"])
+        fmt = self.rng.choice(
+            ["%Y-%m-%d", "%m/%d/%Y", "%d.%m.%Y", "%B %d, %Y", "%d %b %Y", "%b %d, %Y"]
+        )
         return d.strftime(fmt)
 
     def time(self) -> str:
@@ -166,8 +208,11 @@ class _Gen:
         return f"{self.rng.randint(5, 4999)}.{self.rng.randint(0, 99):02d}"
 
     def code(self) -> str:
-        return "".join(self.rng.choice(string.ascii_uppercase) for _ in range(3)) + "-" + str(
-            self.rng.randint(100, 9999))
+        return (
+            "".join(self.rng.choice(string.ascii_uppercase) for _ in range(3))
+            + "-"
+            + str(self.rng.randint(100, 9999))
+        )
 
 
 def _note(g: _Gen) -> Doc:
@@ -176,13 +221,17 @@ def _note(g: _Gen) -> Doc:
     name = g.name(loc)
     k = g.rng.randrange(12)
     if k == 0:
-        b.lit("Customer ").pii(name, "PERSON").lit(" called from ").pii(g.phone(loc), "PHONE_NUMBER")
+        b.lit("Customer ").pii(name, "PERSON").lit(" called from ").pii(
+            g.phone(loc), "PHONE_NUMBER"
+        )
         b.lit(f" about order {g.order()}; email ").pii(g.email(name), "EMAIL_ADDRESS").lit(".")
     elif k == 1:
         b.lit("Hi ").pii(g.first(loc), "PERSON").lit(", your new phone number ")
         b.pii(g.phone(loc), "PHONE_NUMBER").lit(" is active. Ticket ").lit(g.code()).lit(" closed.")
     elif k == 2:
-        b.lit("Spoke with ").pii(name, "PERSON").lit(". New email is ").pii(g.email(name), "EMAIL_ADDRESS")
+        b.lit("Spoke with ").pii(name, "PERSON").lit(". New email is ").pii(
+            g.email(name), "EMAIL_ADDRESS"
+        )
         b.lit(", please update the account.")
     elif k == 3:
         b.lit("Left voicemail at ").pii(g.phone(loc), "PHONE_NUMBER").lit("; ").pii(name, "PERSON")
@@ -192,7 +241,9 @@ def _note(g: _Gen) -> Doc:
         b.lit(", SSN ").pii(g.ssn(), "US_SSN").lit(", seen by Dr. ")
         b.pii(g.fakers[loc].last_name(), "PERSON").lit(".")
     elif k == 5:
-        b.lit("Refund of ").lit(g.amount()).lit(" USD processed to card ").pii(g.card(), "CREDIT_CARD")
+        b.lit("Refund of ").lit(g.amount()).lit(" USD processed to card ").pii(
+            g.card(), "CREDIT_CARD"
+        )
         b.lit(" for ").pii(name, "PERSON").lit(".")
     elif k == 6:
         b.lit("Wire transfer to IBAN ").pii(g.iban(), "IBAN_CODE").lit(", beneficiary ")
@@ -201,7 +252,9 @@ def _note(g: _Gen) -> Doc:
         b.lit("Login from ").pii(g.ip(), "IP_ADDRESS").lit(" flagged for user ")
         b.pii(g.email(name), "EMAIL_ADDRESS").lit(f" after {g.rng.randint(3, 9)} failed attempts.")
     elif k == 8:
-        b.lit("Reminder: ").pii(name, "PERSON").lit(" has an appointment on ").pii(g.date(), "DATE_TIME")
+        b.lit("Reminder: ").pii(name, "PERSON").lit(" has an appointment on ").pii(
+            g.date(), "DATE_TIME"
+        )
         b.lit(" at ").pii(g.time(), "DATE_TIME").lit(".")
     elif k == 9:
         b.lit("Direct deposit to account number ")
@@ -235,7 +288,9 @@ def _ticket(g: _Gen) -> Doc:
         b.lit(g.amount()).lit(".")
     elif k == 3:
         other = g.name(g.locale())
-        b.lit("Escalated to ").pii(other, "PERSON").lit(". Mobile: ").pii(g.phone(loc), "PHONE_NUMBER")
+        b.lit("Escalated to ").pii(other, "PERSON").lit(". Mobile: ").pii(
+            g.phone(loc), "PHONE_NUMBER"
+        )
         b.lit(f". Priority {g.rng.randint(1, 4)}.")
     else:
         b.lit("Refund to IBAN ").pii(g.iban(), "IBAN_CODE").lit(" requested; contact ")
@@ -248,8 +303,12 @@ def _address(g: _Gen) -> Doc:
     if g.rng.random() < 0.5:
         f = g.us
         name = g.name("en_US")
-        b.lit("Ship to: ").pii(name, "PERSON").lit(", ").pii(f.street_address(), "LOCATION").lit(", ")
-        b.pii(f.city(), "LOCATION").lit(", ").pii(f.state_abbr(include_territories=False), "LOCATION")
+        b.lit("Ship to: ").pii(name, "PERSON").lit(", ").pii(f.street_address(), "LOCATION").lit(
+            ", "
+        )
+        b.pii(f.city(), "LOCATION").lit(", ").pii(
+            f.state_abbr(include_territories=False), "LOCATION"
+        )
         b.lit(" ").pii(f.zipcode(), "ZIP_CODE").lit(".")
         if g.rng.random() < 0.5:
             b.lit(" Phone ").pii(g.phone("en_US"), "PHONE_NUMBER").lit(".")
@@ -277,7 +336,9 @@ def _mixed(g: _Gen) -> Doc:
         b.pii(g.phone(), "PHONE_NUMBER").lit(") lives in ").pii(g.fakers[loc].city(), "LOCATION")
         b.lit(".")
     elif k == 1:
-        b.lit("Cards on file: ").pii(g.card(), "CREDIT_CARD").lit(" and ").pii(g.card(), "CREDIT_CARD")
+        b.lit("Cards on file: ").pii(g.card(), "CREDIT_CARD").lit(" and ").pii(
+            g.card(), "CREDIT_CARD"
+        )
         b.lit(f"; limit {g.amount()}.")
     elif k == 2:
         b.lit("From: ").pii(name, "PERSON").lit(" <").pii(g.email(name), "EMAIL_ADDRESS")
@@ -285,10 +346,14 @@ def _mixed(g: _Gen) -> Doc:
         b.pii(g.phone(loc), "PHONE_NUMBER").lit(". Thanks, ").pii(g.first(loc), "PERSON")
     elif k == 3:
         b.lit("Emergency contact: ").pii(name, "PERSON").lit(", ").pii(g.phone(loc), "PHONE_NUMBER")
-        b.lit(", born ").pii(g.date(), "DATE_TIME").lit(" in ").pii(g.fakers[loc].city(), "LOCATION")
+        b.lit(", born ").pii(g.date(), "DATE_TIME").lit(" in ").pii(
+            g.fakers[loc].city(), "LOCATION"
+        )
         b.lit(".")
     else:
-        b.lit("Server log: user ").pii(g.email(), "EMAIL_ADDRESS").lit(" from ").pii(g.ip(), "IP_ADDRESS")
+        b.lit("Server log: user ").pii(g.email(), "EMAIL_ADDRESS").lit(" from ").pii(
+            g.ip(), "IP_ADDRESS"
+        )
         b.lit(f" got error {g.rng.randint(400, 599)} after {g.rng.randint(1, 900)} ms.")
     return b.doc("mixed", held_out=loc in HELD_OUT_LOCALES)
 
@@ -310,10 +375,14 @@ def _unseen(g: _Gen) -> Doc:
         b.pii(g.phone(loc), "PHONE_NUMBER").lit(" | ").pii(g.email(name), "EMAIL_ADDRESS")
     elif k == 2:
         b.lit("HR: employee ").pii(name, "PERSON").lit(" (start date ").pii(g.date(), "DATE_TIME")
-        b.lit(f") requested {g.rng.randint(2, 20)} days leave; salary to ").pii(g.iban(), "IBAN_CODE")
+        b.lit(f") requested {g.rng.randint(2, 20)} days leave; salary to ").pii(
+            g.iban(), "IBAN_CODE"
+        )
     elif k == 3:
         b.lit("pt c/o chest pain since ").pii(g.date(), "DATE_TIME").lit(". referred by dr ")
-        b.pii(f.last_name(), "PERSON").lit(f". bp {g.rng.randint(100, 160)}/{g.rng.randint(60, 99)}.")
+        b.pii(f.last_name(), "PERSON").lit(
+            f". bp {g.rng.randint(100, 160)}/{g.rng.randint(60, 99)}."
+        )
     elif k == 4:
         b.lit("name=").pii(name, "PERSON").lit("; email=").pii(g.email(), "EMAIL_ADDRESS")
         b.lit("; ip=").pii(g.ip(), "IP_ADDRESS").lit("; ssn=").pii(g.ssn(), "US_SSN")
@@ -326,12 +395,16 @@ def _unseen(g: _Gen) -> Doc:
         b.lit("Payment failed: card=").pii(g.card(), "CREDIT_CARD").lit(" holder=")
         b.pii(name, "PERSON").lit(f" amount={g.amount()}")
     elif k == 7:
-        b.lit("Delivered to ").pii(name, "PERSON").lit(" at ").pii(g.us.street_address(), "LOCATION")
+        b.lit("Delivered to ").pii(name, "PERSON").lit(" at ").pii(
+            g.us.street_address(), "LOCATION"
+        )
         b.lit(", ").pii(g.us.city(), "LOCATION").lit(". Signed by ").pii(g.first(loc), "PERSON")
         b.lit(".")
     elif k == 8:
         b.lit("I, ").pii(name, "PERSON").lit(", born ").pii(g.date(), "DATE_TIME")
-        b.lit(", authorize debit of account ").pii(str(g.rng.randint(10**8, 10**12)), "US_BANK_NUMBER")
+        b.lit(", authorize debit of account ").pii(
+            str(g.rng.randint(10**8, 10**12)), "US_BANK_NUMBER"
+        )
         b.lit(".")
     else:
         b.lit("fwd from ").pii(g.email(name), "EMAIL_ADDRESS").lit(": pls call ")
@@ -354,7 +427,9 @@ def _holdout(g: _Gen) -> Doc:
         b.lit("Booking confirmed for ").pii(name, "PERSON").lit(", passport holder, arriving ")
         b.pii(g.date(), "DATE_TIME").lit(". Contact e-mail: ").pii(g.email(name), "EMAIL_ADDRESS")
     elif k == 2:
-        b.lit("Dear parent of ").pii(g.first(loc), "PERSON").lit(", please phone the school office on ")
+        b.lit("Dear parent of ").pii(g.first(loc), "PERSON").lit(
+            ", please phone the school office on "
+        )
         b.pii(g.phone(loc), "PHONE_NUMBER").lit(".")
     elif k == 3:
         b.lit("Your statement for IBAN ").pii(g.iban(), "IBAN_CODE").lit(" is ready, ")
@@ -380,8 +455,7 @@ def _holdout(g: _Gen) -> Doc:
     return b.doc("holdout", held_out=loc in HELD_OUT_LOCALES)
 
 
-def generate(n: int, seed: int = SEED, unseen: bool = False, holdout: bool = False
-             ) -> list[Doc]:
+def generate(n: int, seed: int = SEED, unseen: bool = False, holdout: bool = False) -> list[Doc]:
     """``n`` labeled documents: 45% notes, 25% tickets, 15% addresses, 15% mixed formats;
     with ``unseen`` / ``holdout``, only the templates in ``_unseen`` / ``_holdout``."""
     g = _Gen(seed)
@@ -404,6 +478,7 @@ def short_notes(n: int, seed: int = SEED) -> list[str]:
 
 # --- tables for column classification -------------------------------------------------------
 
+
 def patients_frame(n: int = 500, seed: int = SEED) -> tuple[pd.DataFrame, dict[str, str | None]]:
     """A differently named table: (frame, expected entity per column; None = not PII)."""
     import pandas as pd
@@ -414,33 +489,50 @@ def patients_frame(n: int = 500, seed: int = SEED) -> tuple[pd.DataFrame, dict[s
     for i in range(n):
         loc = g.locale(0.1)
         name = g.name(loc)
-        rows.append({
-            "pt_id": str(100000 + i),
-            "mrn": f"MRN{g.rng.randint(10**6, 10**7 - 1)}",
-            "pt_name": name,
-            "dob": f.date_of_birth(minimum_age=0, maximum_age=99).isoformat(),
-            "sex": g.rng.choice(["female", "male"]),
-            "contact_no": g.phone(loc),
-            "mail": g.email(name),
-            "home_addr": f.street_address(),
-            "town": f.city(),
-            "postal": f.zipcode(),
-            "social_sec": f.ssn(),
-            "payment_card": g.card(),
-            "bank_iban": g.iban(),
-            "last_ip": g.ip(),
-            "admitted_at": f.date_time_between("-3y").isoformat(sep=" "),
-            "ward": g.rng.choice(["A1", "B2", "C3", "ICU", "ER"]),
-            "bill_total": g.amount(),
-            "clinician_notes": (f"Pt {name} seen; callback {g.phone(loc)}." if g.rng.random() < 0.5
-                                else f"Follow-up in {g.rng.randint(1, 8)} weeks, no change."),
-        })
+        rows.append(
+            {
+                "pt_id": str(100000 + i),
+                "mrn": f"MRN{g.rng.randint(10**6, 10**7 - 1)}",
+                "pt_name": name,
+                "dob": f.date_of_birth(minimum_age=0, maximum_age=99).isoformat(),
+                "sex": g.rng.choice(["female", "male"]),
+                "contact_no": g.phone(loc),
+                "mail": g.email(name),
+                "home_addr": f.street_address(),
+                "town": f.city(),
+                "postal": f.zipcode(),
+                "social_sec": f.ssn(),
+                "payment_card": g.card(),
+                "bank_iban": g.iban(),
+                "last_ip": g.ip(),
+                "admitted_at": f.date_time_between("-3y").isoformat(sep=" "),
+                "ward": g.rng.choice(["A1", "B2", "C3", "ICU", "ER"]),
+                "bill_total": g.amount(),
+                "clinician_notes": (
+                    f"Pt {name} seen; callback {g.phone(loc)}."
+                    if g.rng.random() < 0.5
+                    else f"Follow-up in {g.rng.randint(1, 8)} weeks, no change."
+                ),
+            }
+        )
     expected: dict[str, str | None] = {
-        "pt_id": "IDENTIFIER", "mrn": "IDENTIFIER", "pt_name": "PERSON", "dob": "DATE_TIME",
-        "sex": None, "contact_no": "PHONE_NUMBER", "mail": "EMAIL_ADDRESS",
-        "home_addr": "LOCATION", "town": "LOCATION", "postal": "ZIP_CODE",
-        "social_sec": "US_SSN", "payment_card": "CREDIT_CARD", "bank_iban": "IBAN_CODE",
-        "last_ip": "IP_ADDRESS", "admitted_at": "DATE_TIME", "ward": None, "bill_total": None,
+        "pt_id": "IDENTIFIER",
+        "mrn": "IDENTIFIER",
+        "pt_name": "PERSON",
+        "dob": "DATE_TIME",
+        "sex": None,
+        "contact_no": "PHONE_NUMBER",
+        "mail": "EMAIL_ADDRESS",
+        "home_addr": "LOCATION",
+        "town": "LOCATION",
+        "postal": "ZIP_CODE",
+        "social_sec": "US_SSN",
+        "payment_card": "CREDIT_CARD",
+        "bank_iban": "IBAN_CODE",
+        "last_ip": "IP_ADDRESS",
+        "admitted_at": "DATE_TIME",
+        "ward": None,
+        "bill_total": None,
         "clinician_notes": "FREE_TEXT",
     }
     return pd.DataFrame(rows), expected
@@ -448,9 +540,20 @@ def patients_frame(n: int = 500, seed: int = SEED) -> tuple[pd.DataFrame, dict[s
 
 #: Expected verdicts for the demo ``customers`` table (``veilflow.pipeline.seed``).
 CUSTOMERS_EXPECTED: dict[str, str | None] = {
-    "customer_id": "IDENTIFIER", "full_name": "PERSON", "email": "EMAIL_ADDRESS",
-    "phone": "PHONE_NUMBER", "ssn": "US_SSN", "credit_card": "CREDIT_CARD",
-    "birth_date": "DATE_TIME", "gender": None, "zip": "ZIP_CODE", "city": "LOCATION",
-    "iban": "IBAN_CODE", "ip_address": "IP_ADDRESS", "signup_ts": "DATE_TIME", "amount": None,
-    "diagnosis": None, "note": "FREE_TEXT",
+    "customer_id": "IDENTIFIER",
+    "full_name": "PERSON",
+    "email": "EMAIL_ADDRESS",
+    "phone": "PHONE_NUMBER",
+    "ssn": "US_SSN",
+    "credit_card": "CREDIT_CARD",
+    "birth_date": "DATE_TIME",
+    "gender": None,
+    "zip": "ZIP_CODE",
+    "city": "LOCATION",
+    "iban": "IBAN_CODE",
+    "ip_address": "IP_ADDRESS",
+    "signup_ts": "DATE_TIME",
+    "amount": None,
+    "diagnosis": None,
+    "note": "FREE_TEXT",
 }

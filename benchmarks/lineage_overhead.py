@@ -54,8 +54,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=1, help="off/on pairs")
-    ap.add_argument("--chunk-rows", type=int, default=None,
-                    help="rows per chunk (default: the policy's)")
+    ap.add_argument(
+        "--chunk-rows", type=int, default=None, help="rows per chunk (default: the policy's)"
+    )
     ap.add_argument("--with-gate", action="store_true", help="run the real validation gate")
     ap.add_argument("--keep", action="store_true", help="keep the state folder afterwards")
     args = ap.parse_args()
@@ -77,8 +78,10 @@ def main() -> None:
     from veilflow.zones.migrations import upgrade
     from veilflow.zones.server import stop_embedded
 
-    print(f"machine: {psutil.cpu_count()} cores, "
-          f"{psutil.virtual_memory().total / 2**30:.0f} GiB; state in {home}")
+    print(
+        f"machine: {psutil.cpu_count()} cores, "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB; state in {home}"
+    )
     t0 = time.perf_counter()
     with connect() as conn:
         upgrade(conn)
@@ -111,8 +114,13 @@ def main() -> None:
         from veilflow.validate.report import CheckResult, GateReport
 
         def row_count_gate(conn: object, ctx: Any) -> GateReport:
-            return GateReport(checks=[CheckResult("row_count_parity", True,
-                                                  observed=ctx.rows_in, threshold=ctx.rows_in)])
+            return GateReport(
+                checks=[
+                    CheckResult(
+                        "row_count_parity", True, observed=ctx.rows_in, threshold=ctx.rows_in
+                    )
+                ]
+            )
 
         stages.run_gate = row_count_gate  # type: ignore[assignment]
         print("gate: replaced by a row-count check (the lineage share is an upper bound)")
@@ -130,17 +138,25 @@ def main() -> None:
         ons.append(one(f"bench-on-{i}", on=True))
         emits.append(spent.value)
         counts.append(calls.value)
-        print(f"pair {i + 1}: off {offs[-1]:.2f}s, on {ons[-1]:.2f}s, "
-              f"emitting {emits[-1] * 1000:.0f} ms in {counts[-1]} events "
-              f"= {100 * emits[-1] / offs[-1]:.2f}% of the run without lineage")
+        print(
+            f"pair {i + 1}: off {offs[-1]:.2f}s, on {ons[-1]:.2f}s, "
+            f"emitting {emits[-1] * 1000:.0f} ms in {counts[-1]} events "
+            f"= {100 * emits[-1] / offs[-1]:.2f}% of the run without lineage"
+        )
     off, on = min(offs), min(ons)
     worst = max(e / o for e, o in zip(emits, offs, strict=True))
-    print(f"run of {args.rows:,} rows without lineage: {off:.2f}s "
-          f"({args.rows / off:,.0f} rows/s, best of {args.repeat})")
-    print(f"emitting lineage: {min(emits) * 1000:.0f}-{max(emits) * 1000:.0f} ms for "
-          f"{counts[0]} events; worst pair {100 * worst:.2f}% of the run (target < 2%)")
-    print(f"end to end, lineage on vs off: {on:.2f}s vs {off:.2f}s "
-          f"({100 * (on - off) / off:+.2f}%, noise included)")
+    print(
+        f"run of {args.rows:,} rows without lineage: {off:.2f}s "
+        f"({args.rows / off:,.0f} rows/s, best of {args.repeat})"
+    )
+    print(
+        f"emitting lineage: {min(emits) * 1000:.0f}-{max(emits) * 1000:.0f} ms for "
+        f"{counts[0]} events; worst pair {100 * worst:.2f}% of the run (target < 2%)"
+    )
+    print(
+        f"end to end, lineage on vs off: {on:.2f}s vs {off:.2f}s "
+        f"({100 * (on - off) / off:+.2f}%, noise included)"
+    )
 
     # Per event: veilflow's emit_stage (build + store) vs openlineage-python's own client
     # emitting the same event objects to its file transport.
@@ -158,23 +174,43 @@ def main() -> None:
         naming = naming_of(conn.info)
         t = time.perf_counter()
         for _ in range(n):
-            emitter.emit_stage(conn, stage="publish", event_type="COMPLETE", policy=policy,
-                               run_id="bench-events", manifest=manifest)
+            emitter.emit_stage(
+                conn,
+                stage="publish",
+                event_type="COMPLETE",
+                policy=policy,
+                run_id="bench-events",
+                manifest=manifest,
+            )
         ours = (time.perf_counter() - t) / n
         t = time.perf_counter()
-        events = [build_stage_event(policy, "bench-events", manifest, stage="publish",
-                                    event_type="COMPLETE", naming=naming) for _ in range(n)]
+        events = [
+            build_stage_event(
+                policy,
+                "bench-events",
+                manifest,
+                stage="publish",
+                event_type="COMPLETE",
+                naming=naming,
+            )
+            for _ in range(n)
+        ]
         build = (time.perf_counter() - t) / n
-    client = OpenLineageClient(transport=FileTransport(FileConfig(
-        log_file_path=str(home / "ol-client" / "event"), append=False)))
+    client = OpenLineageClient(
+        transport=FileTransport(
+            FileConfig(log_file_path=str(home / "ol-client" / "event"), append=False)
+        )
+    )
     (home / "ol-client").mkdir()
     t = time.perf_counter()
     for ev in events:
         client.emit(ev)
     theirs = (time.perf_counter() - t) / n
-    print(f"per publish event: veilflow emit_stage (build + store) {ours * 1000:.2f} ms "
-          f"(build alone {build * 1000:.2f} ms); openlineage-python client -> file "
-          f"{theirs * 1000:.2f} ms")
+    print(
+        f"per publish event: veilflow emit_stage (build + store) {ours * 1000:.2f} ms "
+        f"(build alone {build * 1000:.2f} ms); openlineage-python client -> file "
+        f"{theirs * 1000:.2f} ms"
+    )
 
     # Marquez configured but unreachable: the first emission pays one bounded attempt.
     with socket.socket() as s:
@@ -185,14 +221,24 @@ def main() -> None:
         times = []
         for _ in range(5):
             t = time.perf_counter()
-            emitter.emit_stage(conn, stage="publish", event_type="COMPLETE", policy=policy,
-                               run_id="bench-down", manifest=manifest)
+            emitter.emit_stage(
+                conn,
+                stage="publish",
+                event_type="COMPLETE",
+                policy=policy,
+                run_id="bench-down",
+                manifest=manifest,
+            )
             times.append(time.perf_counter() - t)
-        pending = conn.execute("SELECT count(*) FROM governance.lineage_events"
-                               " WHERE run_id = 'bench-down' AND NOT delivered").fetchone()
-    print(f"Marquez unreachable: first event {times[0] * 1000:.0f} ms, next ones "
-          f"{max(times[1:]) * 1000:.1f} ms max (skipped during the backoff); "
-          f"{pending[0] if pending else 0} of 5 kept pending in the store")
+        pending = conn.execute(
+            "SELECT count(*) FROM governance.lineage_events"
+            " WHERE run_id = 'bench-down' AND NOT delivered"
+        ).fetchone()
+    print(
+        f"Marquez unreachable: first event {times[0] * 1000:.0f} ms, next ones "
+        f"{max(times[1:]) * 1000:.1f} ms max (skipped during the backoff); "
+        f"{pending[0] if pending else 0} of 5 kept pending in the store"
+    )
 
     # The lineage explorer's reads when the dataset has 1,000 runs (copies of a real run's
     # events, one day apart).
@@ -208,7 +254,8 @@ def main() -> None:
             " policy_hash, job_namespace, job_name, stage, event_type,"
             " event_time - make_interval(days => g), inputs, outputs, event, delivered"
             " FROM governance.lineage_events, generate_series(1, 999) g"
-            " WHERE run_id = 'bench-on-0'")
+            " WHERE run_id = 'bench-on-0'"
+        )
         conn.execute("ANALYZE governance.lineage_events")
         conn.commit()
         best_runs = best_lin = float("inf")
@@ -220,8 +267,10 @@ def main() -> None:
             lin = run_lineage(conn, "anonymized.customers")
             best_lin = min(best_lin, time.perf_counter() - t)
     assert lin is not None
-    print(f"store reads, dataset with {len(runs):,} runs: list runs {best_runs * 1000:.1f} ms, "
-          f"column lineage of the latest ({len(lin.edges)} columns) {best_lin * 1000:.1f} ms")
+    print(
+        f"store reads, dataset with {len(runs):,} runs: list runs {best_runs * 1000:.1f} ms, "
+        f"column lineage of the latest ({len(lin.edges)} columns) {best_lin * 1000:.1f} ms"
+    )
     print(f"peak RSS of this process: {peak_rss_mib():.0f} MiB")
     stop_embedded(home / "pgdata")
     if not args.keep:

@@ -66,10 +66,14 @@ def child(rows: int, chunk: int) -> dict[str, float]:
     summary = run_policy(policy)
     seconds = time.perf_counter() - t0
     assert summary.rows_published == rows
-    return {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds,
-            **{f"{k}_s": v for k, v in summary.stage_seconds.items()},
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "rss_after_seed_mib": rss_after_seed / 1024}
+    return {
+        "rows": rows,
+        "seconds": seconds,
+        "rows_per_s": rows / seconds,
+        **{f"{k}_s": v for k, v in summary.stage_seconds.items()},
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_after_seed_mib": rss_after_seed / 1024,
+    }
 
 
 def main() -> None:
@@ -86,26 +90,40 @@ def main() -> None:
     env.pop("VEILFLOW_DATABASE_URL", None)
     env.setdefault("VEILFLOW_MASTER_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
     results = []
-    print(f"{'rows':>10} {'seconds':>8} {'rows/s':>10} {'peak RSS MiB':>13}   "
-          "extract / transform / validate / publish seconds (transform rows/s)")
+    print(
+        f"{'rows':>10} {'seconds':>8} {'rows/s':>10} {'peak RSS MiB':>13}   "
+        "extract / transform / validate / publish seconds (transform rows/s)"
+    )
     for rows in args.rows:
-        out = subprocess.run([sys.executable, __file__, "--child", str(rows), "--chunk",
-                              str(args.chunk)], env=env, capture_output=True, text=True,
-                             check=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", str(rows), "--chunk", str(args.chunk)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         r = json.loads(out.stdout.strip().splitlines()[-1])
         results.append(r)
-        print(f"{r['rows']:>10,} {r['seconds']:>8.2f} {r['rows_per_s']:>10,.0f} "
-              f"{r['peak_rss_mib']:>13.0f}   {r['extract_s']:.1f} / {r['transform_s']:.1f} / "
-              f"{r['validate_s']:.1f} / {r['publish_s']:.1f} "
-              f"({r['rows'] / r['transform_s']:,.0f})")
+        print(
+            f"{r['rows']:>10,} {r['seconds']:>8.2f} {r['rows_per_s']:>10,.0f} "
+            f"{r['peak_rss_mib']:>13.0f}   {r['extract_s']:.1f} / {r['transform_s']:.1f} / "
+            f"{r['validate_s']:.1f} / {r['publish_s']:.1f} "
+            f"({r['rows'] / r['transform_s']:,.0f})"
+        )
     if len(results) >= 2:
         ratio = results[-1]["peak_rss_mib"] / results[0]["peak_rss_mib"]
-        print(f"peak RSS ratio {results[-1]['rows']:,} / {results[0]['rows']:,} rows: "
-              f"{ratio:.2f}x (target <= 1.5x)")
+        print(
+            f"peak RSS ratio {results[-1]['rows']:,} / {results[0]['rows']:,} rows: "
+            f"{ratio:.2f}x (target <= 1.5x)"
+        )
     best = min(r["rows_per_s"] for r in results)
     print(f"slowest size: {best:,.0f} rows/s (target >= 100,000 rows/s)")
-    subprocess.run([sys.executable, "-m", "veilflow.cli", "db", "stop"], env=env,
-                   capture_output=True, check=False)
+    subprocess.run(
+        [sys.executable, "-m", "veilflow.cli", "db", "stop"],
+        env=env,
+        capture_output=True,
+        check=False,
+    )
 
 
 if __name__ == "__main__":

@@ -45,8 +45,7 @@ from veilflow.transform.operators.surrogate import Surrogate, pool  # noqa: E402
 from veilflow.transform.operators.tokenize import hmac_sha256  # noqa: E402
 
 #: The closest Presidio operator for each of ours.
-PRESIDIO_PEER = {"tokenize": "hash", "surrogate": "hash", "date_shift": "hash",
-                 "ff1": "encrypt"}
+PRESIDIO_PEER = {"tokenize": "hash", "surrogate": "hash", "date_shift": "hash", "ff1": "encrypt"}
 
 
 @dataclass(frozen=True)
@@ -71,21 +70,31 @@ def cases(actions: set[str]) -> list[Case]:
         Case("tokenize keep_domain", "tokenize", {"keep_domain": True}, "emails"),
         Case("tokenize casefold", "tokenize", {"normalize": "casefold"}, "names"),
         Case("generalize keep_prefix 3", "generalize", {"keep_prefix": 3}, "zips"),
-        Case("generalize bucket 10 top/bottom", "generalize",
-             {"bucket": 10, "bottom": 18, "top": 90}, "ages"),
+        Case(
+            "generalize bucket 10 top/bottom",
+            "generalize",
+            {"bucket": 10, "bottom": 18, "top": 90},
+            "ages",
+        ),
         Case("generalize truncate month", "generalize", {"truncate": "month"}, "timestamps"),
         Case("surrogate PERSON", "surrogate", {"entity": "PERSON"}, "names"),
         Case("surrogate EMAIL_ADDRESS", "surrogate", {"entity": "EMAIL_ADDRESS"}, "emails"),
         Case("surrogate PHONE_NUMBER", "surrogate", {"entity": "PHONE_NUMBER"}, "phones"),
         Case("surrogate GENERIC", "surrogate", {"entity": "GENERIC"}, "ids"),
         Case("date_shift dates", "date_shift", {"max_days": 180, "subject": "ids"}, "dates"),
-        Case("date_shift timestamps", "date_shift", {"max_days": 180, "subject": "ids"},
-             "timestamps"),
+        Case(
+            "date_shift timestamps", "date_shift", {"max_days": 180, "subject": "ids"}, "timestamps"
+        ),
         Case("suppress", "suppress", {}, "ids"),
         Case("ff1 digits", "ff1", {}, "cards"),
-        Case("scrub_text surrogate (detection incl.)", "scrub_text",
-             {"entities": ["PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER"], "with": "surrogate"},
-             "notes", sample=5000, compare=False),
+        Case(
+            "scrub_text surrogate (detection incl.)",
+            "scrub_text",
+            {"entities": ["PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER"], "with": "surrogate"},
+            "notes",
+            sample=5000,
+            compare=False,
+        ),
     ]
     return [c for c in out if c.action in actions]
 
@@ -115,11 +124,21 @@ def columns(n: int) -> pd.DataFrame:
         "ages": digits(105, 1),
         "phones": join("+1-555-", digits(10**7, 7)),
         "dates": pa.array(days).cast(pa.date32()).cast(pa.large_string()),
-        "timestamps": join(pa.array(seconds).cast(pa.timestamp("s")).cast(pa.large_string()),
-                           "+00"),
+        "timestamps": join(
+            pa.array(seconds).cast(pa.timestamp("s")).cast(pa.large_string()), "+00"
+        ),
     }
-    frame["notes"] = join("Called ", frame["names"], " at ", frame["phones"], ", mail ",
-                          frame["emails"], " about order ", frame["zips"], ".")
+    frame["notes"] = join(
+        "Called ",
+        frame["names"],
+        " at ",
+        frame["phones"],
+        ", mail ",
+        frame["emails"],
+        " about order ",
+        frame["zips"],
+        ".",
+    )
     return pd.DataFrame({k: pd.Series(pd.array(v, dtype=STRING)) for k, v in frame.items()})
 
 
@@ -186,8 +205,8 @@ def hmac_variants(key: bytes, n: int) -> dict[str, float]:
         "hmac.digest loop": n / best_of(3, digest_loop),
         "hashlib inner/outer .copy()": n / best_of(3, hashlib_states),
         "cryptography HMAC .copy(), list": n / best_of(3, crypto_list),
-        "cryptography HMAC .copy(), bytearray (hmac_sha256)":
-            n / best_of(3, lambda: hmac_sha256(key, messages)),
+        "cryptography HMAC .copy(), bytearray (hmac_sha256)": n
+        / best_of(3, lambda: hmac_sha256(key, messages)),
     }
 
 
@@ -200,15 +219,21 @@ def presidio_rates(sample: list[str]) -> dict[str, tuple[float, float]]:
     configs = {
         "hash": OperatorConfig("hash", {"hash_type": "sha256"}),
         "encrypt": OperatorConfig("encrypt", {"key": "0123456789abcdef0123456789abcdef"}),
-        "mask": OperatorConfig("mask", {"masking_char": "*", "chars_to_mask": 12,
-                                        "from_end": True}),
+        "mask": OperatorConfig(
+            "mask", {"masking_char": "*", "chars_to_mask": 12, "from_end": True}
+        ),
     }
     rates = {}
     for name, config in configs.items():
+
         def run(config: OperatorConfig = config) -> None:
             for text in sample:
-                engine.anonymize(text=text, operators={"ID": config}, analyzer_results=[
-                    RecognizerResult("ID", 0, len(text), 1.0)])
+                engine.anonymize(
+                    text=text,
+                    operators={"ID": config},
+                    analyzer_results=[RecognizerResult("ID", 0, len(text), 1.0)],
+                )
+
         wall, cpu = timed(1, run)
         rates[name] = (len(sample) / wall, len(sample) / cpu)
     return rates
@@ -224,8 +249,9 @@ def main() -> None:
     n = args.values
 
     registry: dict[str, type[Operator]] = dict(OPERATORS)  # type: ignore[type-arg]
-    unregistered = [extra for extra in (Surrogate, DateShift, Suppress)
-                    if extra.name not in registry]
+    unregistered = [
+        extra for extra in (Surrogate, DateShift, Suppress) if extra.name not in registry
+    ]
     for extra in unregistered:
         registry[extra.name] = extra
     keys = LocalKeyProvider(bytes(range(32)))
@@ -237,16 +263,22 @@ def main() -> None:
     t0 = time.perf_counter()
     frame = columns(n)
     chunk = ChunkContext(frame, "ids")
-    print(f"Transform operators, {n:,} values per column, one core "
-          f"(data built in {time.perf_counter() - t0:.1f} s)")
+    print(
+        f"Transform operators, {n:,} values per column, one core "
+        f"(data built in {time.perf_counter() - t0:.1f} s)"
+    )
     print(f"surrogate pools for en_US built in {pools_s:.2f} s (once per process)")
     if unregistered:
-        print("not yet in veilflow.registry, measured directly: "
-              + ", ".join(extra.name for extra in unregistered))
+        print(
+            "not yet in veilflow.registry, measured directly: "
+            + ", ".join(extra.name for extra in unregistered)
+        )
     measured = {c.action for c in cases(set(registry))}
     unmeasured = sorted(set(registry) - measured - {"drop"})
-    print("not measured: drop (removes the column)"
-          + (f"; no case for {', '.join(unmeasured)}" if unmeasured else ""))
+    print(
+        "not measured: drop (removes the column)"
+        + (f"; no case for {', '.join(unmeasured)}" if unmeasured else "")
+    )
     print(f"peak RSS after setup: {peak_rss_mib():.0f} MiB\n")
 
     results: dict[str, tuple[str, float, float]] = {}
@@ -259,8 +291,11 @@ def main() -> None:
         case_chunk = chunk if rows == n else ChunkContext(frame.head(rows), "ids")
         op.apply(values.head(1000), ChunkContext(frame.head(1000), "ids"))  # warm caches
 
-        def run(op: Operator = op, values: pd.Series = values,  # type: ignore[type-arg]
-                case_chunk: ChunkContext = case_chunk) -> None:
+        def run(
+            op: Operator = op,
+            values: pd.Series = values,  # type: ignore[type-arg]
+            case_chunk: ChunkContext = case_chunk,
+        ) -> None:
             op.apply(values, case_chunk)
 
         wall, cpu = timed(5 if rows == n else 1, run)
@@ -291,11 +326,15 @@ def main() -> None:
     for label, (action, wall_rate, cpu_rate) in results.items():
         peer = PRESIDIO_PEER.get(action, "mask")
         ratio, cpu_ratio = wall_rate / presidio[peer][0], cpu_rate / presidio[peer][1]
-        print(f"  {label:<40} {peer:<8} {ratio:8.1f}x {verdict(ratio >= 10):<6} "
-              f"{cpu_ratio:8.1f}x {verdict(cpu_ratio >= 10)}")
+        print(
+            f"  {label:<40} {peer:<8} {ratio:8.1f}x {verdict(ratio >= 10):<6} "
+            f"{cpu_ratio:8.1f}x {verdict(cpu_ratio >= 10)}"
+        )
     _, token_wall, token_cpu = results["tokenize readable"]
-    print(f"  HMAC tokens >= 1,000,000 values/s: {token_wall:,.0f}/s {verdict(token_wall >= 1e6)}, "
-          f"{token_cpu:,.0f}/CPU-s {verdict(token_cpu >= 1e6)}")
+    print(
+        f"  HMAC tokens >= 1,000,000 values/s: {token_wall:,.0f}/s {verdict(token_wall >= 1e6)}, "
+        f"{token_cpu:,.0f}/CPU-s {verdict(token_cpu >= 1e6)}"
+    )
 
 
 if __name__ == "__main__":

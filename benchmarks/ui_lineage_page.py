@@ -39,9 +39,15 @@ sys.path.insert(0, str(ROOT))
 
 RUN_ID = "customers:scheduled__2026-11-27T06:00:00+00:00"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def peak_rss_mib() -> float:
@@ -96,7 +102,8 @@ def seed(runs: int) -> None:
             " started_at - make_interval(days => g), finished_at - make_interval(days => g),"
             " rows_in, rows_out, manifest, error"
             " FROM governance.runs, generate_series(1, %s) g WHERE run_id = %s",
-            (runs - 1, RUN_ID))
+            (runs - 1, RUN_ID),
+        )
         conn.execute(
             "INSERT INTO governance.lineage_events (run_id, ol_run_id, parent_run_id,"
             " parent_job, dataset, policy_hash, job_namespace, job_name, stage, event_type,"
@@ -108,13 +115,16 @@ def seed(runs: int) -> None:
             " FROM governance.lineage_events e, generate_series(1, %s) g"
             " JOIN LATERAL (SELECT (SELECT started_at FROM governance.runs WHERE run_id = %s)"
             "   - make_interval(days => g) AS started_at) r ON true"
-            " WHERE e.run_id = %s", (runs - 1, RUN_ID, RUN_ID))
+            " WHERE e.run_id = %s",
+            (runs - 1, RUN_ID, RUN_ID),
+        )
         conn.execute("ANALYZE governance.lineage_events")
         conn.execute("ANALYZE governance.runs")
         conn.commit()
         n_runs, n_events = conn.execute(
             "SELECT count(DISTINCT run_id), count(*) FROM governance.lineage_events"
-            " WHERE dataset = 'customers'").fetchone() or (0, 0)
+            " WHERE dataset = 'customers'"
+        ).fetchone() or (0, 0)
     print(f"store: {n_runs:,} runs of customers, {n_events:,} lineage events")
 
 
@@ -133,8 +143,14 @@ def browser_render(app: object, repeat: int) -> tuple[float, float, float] | Non
     from playwright.sync_api import sync_playwright
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,  # type: ignore[arg-type]
-                                           log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,  # type: ignore[arg-type]
+            log_level="warning",
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
@@ -144,7 +160,9 @@ def browser_render(app: object, repeat: int) -> tuple[float, float, float] | Non
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             ctx = browser.new_context()
-            ctx.add_cookies([{"name": "_token", "value": "bench", "url": f"http://127.0.0.1:{port}"}])
+            ctx.add_cookies(
+                [{"name": "_token", "value": "bench", "url": f"http://127.0.0.1:{port}"}]
+            )
             page = ctx.new_page()
             for _ in range(repeat):
                 t = time.perf_counter()
@@ -206,6 +224,7 @@ def run(args: argparse.Namespace) -> None:
             r = client.get(path, params=params)
             assert r.status_code == 200 and "<svg" in r.text, r.text[-500:]
             return r
+
         return call
 
     page = timed(get("/lineage/customers"), args.repeat)
@@ -223,16 +242,28 @@ def run(args: argparse.Namespace) -> None:
         lin = run_lineage(conn, "customers", run_id=RUN_ID)
         assert lin is not None
         svg = timed(lambda: column_graph(lin.edges), args.repeat)
-        ours = timed(lambda: (queries.lineage_runs(conn, flt, limit=args.runs),
-                              run_lineage(conn, "customers", run_id=RUN_ID)), args.repeat)
-        theirs = timed(lambda: (dataset_runs(conn, "customers", limit=args.runs),
-                                run_lineage(conn, "customers")), args.repeat)
+        ours = timed(
+            lambda: (
+                queries.lineage_runs(conn, flt, limit=args.runs),
+                run_lineage(conn, "customers", run_id=RUN_ID),
+            ),
+            args.repeat,
+        )
+        theirs = timed(
+            lambda: (
+                dataset_runs(conn, "customers", limit=args.runs),
+                run_lineage(conn, "customers"),
+            ),
+            args.repeat,
+        )
     print(f"  runs query (page of 100): {ms(runs_q)}")
     print(f"  column lineage of one run ({len(lin.edges)} columns): {ms(lin_q)}")
     print(f"  SVG column graph: {ms(svg)}")
     print(f"all {args.runs:,} runs + column lineage, UI queries: {ms(ours)}")
-    print(f"same through veilflow.lineage.store.dataset_runs + view.run_lineage "
-          f"(the CLI's reads): {ms(theirs)}")
+    print(
+        f"same through veilflow.lineage.store.dataset_runs + view.run_lineage "
+        f"(the CLI's reads): {ms(theirs)}"
+    )
 
     if not args.no_browser:
         shown = browser_render(app, max(5, args.repeat // 2))
@@ -240,8 +271,10 @@ def run(args: argparse.Namespace) -> None:
             print(f"headless Chromium, navigation until the graph is drawn: {ms(shown)}")
     print(f"peak RSS of this process: {peak_rss_mib():.0f} MiB")
     target = page[2] < 1.0
-    print(f"target: explorer page for {args.runs:,} runs < 1 s — "
-          f"{'met' if target else 'MISSED'} (median {page[2] * 1000:.0f} ms server-side)")
+    print(
+        f"target: explorer page for {args.runs:,} runs < 1 s — "
+        f"{'met' if target else 'MISSED'} (median {page[2] * 1000:.0f} ms server-side)"
+    )
 
 
 if __name__ == "__main__":

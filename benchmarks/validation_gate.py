@@ -48,10 +48,12 @@ def _policy() -> Any:
     policy = load_policy(ROOT / "policies" / "customers.yaml")
     # The demo policy with every gate feature on and thresholds it meets, so every check
     # runs to the end: canaries, l and t computed and compared, the rescan sampling.
-    return policy.model_copy(update={
-        "privacy": policy.privacy.model_copy(update={"l": 1, "t": 1.0}),
-        "validation": policy.validation.model_copy(update={"canaries": 20}),
-    })
+    return policy.model_copy(
+        update={
+            "privacy": policy.privacy.model_copy(update={"l": 1, "t": 1.0}),
+            "validation": policy.validation.model_copy(update={"canaries": 20}),
+        }
+    )
 
 
 def _peak_mib() -> float:
@@ -79,8 +81,13 @@ def stage(rows: int) -> dict[str, Any]:
     for chunk in ex.chunks:
         transform_chunk(policy, RUN_ID, chunk, keys)
     transformed = time.perf_counter() - t
-    return {"seed_s": seeded, "extract_s": extracted, "transform_s": transformed,
-            "chunks": len(ex.chunks), "peak_rss_mib": _peak_mib()}
+    return {
+        "seed_s": seeded,
+        "extract_s": extracted,
+        "transform_s": transformed,
+        "chunks": len(ex.chunks),
+        "peak_rss_mib": _peak_mib(),
+    }
 
 
 def gate() -> dict[str, Any]:
@@ -97,11 +104,16 @@ def gate() -> dict[str, Any]:
         seconds = time.perf_counter() - t
         conn.rollback()
     failed = [f"{c.name}[{c.column}]" for c in report.failures]
-    return {"gate_s": seconds, "passed": report.passed, "failed": failed,
-            "checks": len(report.checks),
-            "per_check": report.metrics.get("seconds_per_check", {}),
-            "risk": report.metrics.get("risk", {}).get("after", {}),
-            "data_docs": report.data_docs, "peak_rss_mib": _peak_mib()}
+    return {
+        "gate_s": seconds,
+        "passed": report.passed,
+        "failed": failed,
+        "checks": len(report.checks),
+        "per_check": report.metrics.get("seconds_per_check", {}),
+        "risk": report.metrics.get("risk", {}).get("after", {}),
+        "data_docs": report.data_docs,
+        "peak_rss_mib": _peak_mib(),
+    }
 
 
 def _best(fn: Any, repeat: int = 3) -> tuple[Any, float]:
@@ -118,6 +130,7 @@ def canon(canon_rows: int) -> dict[str, Any]:
     import numpy as np
     from psycopg import sql
     from pycanon import anonymity
+
     from veilflow.validate.privacy import frame_risk, table_risk
     from veilflow.zones.copy_io import read_frame
     from veilflow.zones.db import connect
@@ -128,22 +141,40 @@ def canon(canon_rows: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     # The candidate (generalized quasi-identifiers, what the gate measures) and the snapshot
     # (raw quasi-identifiers: nearly one class per row, pycanon's hard case).
-    for label, name, ident in (("candidate", f'staging."{rt.candidate_name}"', rt.candidate),
-                               ("snapshot", f'staging."{rt.snapshot_name}"', rt.snapshot)):
+    for label, name, ident in (
+        ("candidate", f'staging."{rt.candidate_name}"', rt.candidate),
+        ("snapshot", f'staging."{rt.snapshot_name}"', rt.snapshot),
+    ):
         with connect() as conn:
-            sql_kl, sql_kl_s = _best(lambda name=name: table_risk(  # type: ignore[misc]
-                conn, name, QI, SENSITIVE, with_t=False))
-            frame = read_frame(conn, sql.SQL("SELECT {} FROM {} WHERE NOT _vf_canary").format(
-                sql.SQL(", ").join(sql.Identifier(c) for c in cols), ident), cols)
+            sql_kl, sql_kl_s = _best(
+                lambda name=name: table_risk(  # type: ignore[misc]
+                    conn, name, QI, SENSITIVE, with_t=False
+                )
+            )
+            frame = read_frame(
+                conn,
+                sql.SQL("SELECT {} FROM {} WHERE NOT _vf_canary").format(
+                    sql.SQL(", ").join(sql.Identifier(c) for c in cols), ident
+                ),
+                cols,
+            )
         frame = frame.astype(object).where(frame.notna(), "NULL")  # pycanon: plain values
         n = len(frame)
-        ours, ours_kl_s = _best(lambda frame=frame: frame_risk(  # type: ignore[misc]
-            frame, QI, SENSITIVE))
+        ours, ours_kl_s = _best(
+            lambda frame=frame: frame_risk(  # type: ignore[misc]
+                frame, QI, SENSITIVE
+            )
+        )
         # pycanon's cost grows with the number of classes: all rows of the generalized
         # candidate, a sample of the raw snapshot.
         limit = n if label == "candidate" else canon_rows
-        sample = frame if n <= limit else frame.iloc[
-            np.random.default_rng(7).choice(n, limit, replace=False)].reset_index(drop=True)
+        sample = (
+            frame
+            if n <= limit
+            else frame.iloc[np.random.default_rng(7).choice(n, limit, replace=False)].reset_index(
+                drop=True
+            )
+        )
         m = len(sample)
         t = time.perf_counter()
         k_c = anonymity.k_anonymity(sample, QI)
@@ -154,11 +185,19 @@ def canon(canon_rows: int) -> dict[str, Any]:
         ours_sample = ours if m == n else frame_risk(sample, QI, SENSITIVE)
         scale = n / m
         out[label] = {
-            "rows": n, "sample_rows": m, "scale": scale, "classes": ours.classes,
-            "k": ours.k, "l": ours.l, "sql_kl_s": sql_kl_s, "ours_pandas_kl_s": ours_kl_s,
-            "canon_k_s": canon_k_s, "canon_l_s": canon_l_s,
+            "rows": n,
+            "sample_rows": m,
+            "scale": scale,
+            "classes": ours.classes,
+            "k": ours.k,
+            "l": ours.l,
+            "sql_kl_s": sql_kl_s,
+            "ours_pandas_kl_s": ours_kl_s,
+            "canon_k_s": canon_k_s,
+            "canon_l_s": canon_l_s,
             "canon_kl_full_s": (canon_k_s + canon_l_s) * scale,
-            "agree": (k_c, l_c) == (ours_sample.k, ours_sample.l) and sql_kl.k == ours.k
+            "agree": (k_c, l_c) == (ours_sample.k, ours_sample.l)
+            and sql_kl.k == ours.k
             and sql_kl.l == ours.l,
         }
     with connect() as conn:
@@ -169,8 +208,9 @@ def canon(canon_rows: int) -> dict[str, Any]:
 
 
 def _child(step: str, env: dict[str, str], *args: str) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, __file__, "--child", step, *args], env=env,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", step, *args], env=env, capture_output=True, text=True
+    )
     if out.returncode != 0:
         sys.stderr.write(out.stderr[-4000:])
         raise SystemExit(f"step {step} failed")
@@ -181,14 +221,19 @@ def _child(step: str, env: dict[str, str], *args: str) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--canon-rows", type=int, default=50_000,
-                    help="Largest frame pycanon runs on (its time is scaled above).")
+    ap.add_argument(
+        "--canon-rows",
+        type=int,
+        default=50_000,
+        help="Largest frame pycanon runs on (its time is scaled above).",
+    )
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--arg", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        fn = {"stage": lambda: stage(args.arg), "gate": gate,
-              "canon": lambda: canon(args.arg)}[args.child]
+        fn = {"stage": lambda: stage(args.arg), "gate": gate, "canon": lambda: canon(args.arg)}[
+            args.child
+        ]
         print(json.dumps(fn(), default=str))
         return
 
@@ -198,38 +243,57 @@ def main() -> None:
     env.setdefault("VEILFLOW_MASTER_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
     try:
         st = _child("stage", env, "--arg", str(args.rows))
-        print(f"stage   {args.rows:,} rows: seed {st['seed_s']:.1f}s, extract "
-              f"{st['extract_s']:.1f}s, transform {st['transform_s']:.1f}s "
-              f"({st['chunks']} chunks), peak RSS {st['peak_rss_mib']:.0f} MiB")
+        print(
+            f"stage   {args.rows:,} rows: seed {st['seed_s']:.1f}s, extract "
+            f"{st['extract_s']:.1f}s, transform {st['transform_s']:.1f}s "
+            f"({st['chunks']} chunks), peak RSS {st['peak_rss_mib']:.0f} MiB"
+        )
         g = _child("gate", env)
-        print(f"gate    {g['gate_s']:.1f}s for {g['checks']} checks, passed={g['passed']} "
-              f"{g['failed'] or ''}, peak RSS {g['peak_rss_mib']:.0f} MiB")
+        print(
+            f"gate    {g['gate_s']:.1f}s for {g['checks']} checks, passed={g['passed']} "
+            f"{g['failed'] or ''}, peak RSS {g['peak_rss_mib']:.0f} MiB"
+        )
         for name, secs in sorted(g["per_check"].items(), key=lambda kv: -kv[1]):
             print(f"          {name:24} {secs:8.2f}s")
         c = _child("canon", env, "--arg", str(args.canon_rows))
         print(f"risk    t={c['t']:.4f} on the candidate; peak RSS {c['peak_rss_mib']:.0f} MiB")
         for label in ("candidate", "snapshot"):
             r = c[label]
-            how = ("measured on all rows" if r["scale"] == 1 else
-                   f"measured on {r['sample_rows']:,} rows, x{r['scale']:.0f} linear estimate")
-            print(f"  {label}: k={r['k']} l={r['l']} on {r['rows']:,} rows, "
-                  f"{r['classes']:,} classes; results agree with pycanon: {r['agree']}")
+            how = (
+                "measured on all rows"
+                if r["scale"] == 1
+                else f"measured on {r['sample_rows']:,} rows, x{r['scale']:.0f} linear estimate"
+            )
+            print(
+                f"  {label}: k={r['k']} l={r['l']} on {r['rows']:,} rows, "
+                f"{r['classes']:,} classes; results agree with pycanon: {r['agree']}"
+            )
             print(f"          veilflow SQL k+l          {r['sql_kl_s']:8.2f}s  (best of 3)")
             print(f"          veilflow pandas k+l       {r['ours_pandas_kl_s']:8.2f}s  (best of 3)")
             print(f"          pycanon k+l               {r['canon_kl_full_s']:8.2f}s  ({how})")
-            print(f"          speed-up over pycanon: SQL "
-                  f"{r['canon_kl_full_s'] / r['sql_kl_s']:,.0f}x, pandas "
-                  f"{r['canon_kl_full_s'] / r['ours_pandas_kl_s']:,.0f}x (target >= 10x)")
+            print(
+                f"          speed-up over pycanon: SQL "
+                f"{r['canon_kl_full_s'] / r['sql_kl_s']:,.0f}x, pandas "
+                f"{r['canon_kl_full_s'] / r['ours_pandas_kl_s']:,.0f}x (target >= 10x)"
+            )
         overhead = g["gate_s"] / st["transform_s"]
         transform_total = st["extract_s"] + st["transform_s"]
-        print(f"gate / transform: {overhead:.0%} (target <= 50%); gate / (extract + "
-              f"transform): {g['gate_s'] / transform_total:.0%}")
+        print(
+            f"gate / transform: {overhead:.0%} (target <= 50%); gate / (extract + "
+            f"transform): {g['gate_s'] / transform_total:.0%}"
+        )
         peak = max(st["peak_rss_mib"], g["peak_rss_mib"], c["peak_rss_mib"])
-        print(f"peak RSS of the gate process {g['peak_rss_mib']:.0f} MiB, of any step "
-              f"{peak:.0f} MiB (target < 2048 MiB; PostgreSQL's own memory not included)")
+        print(
+            f"peak RSS of the gate process {g['peak_rss_mib']:.0f} MiB, of any step "
+            f"{peak:.0f} MiB (target < 2048 MiB; PostgreSQL's own memory not included)"
+        )
     finally:
-        subprocess.run([sys.executable, "-m", "veilflow.cli", "db", "stop"], env=env,
-                       capture_output=True, check=False)
+        subprocess.run(
+            [sys.executable, "-m", "veilflow.cli", "db", "stop"],
+            env=env,
+            capture_output=True,
+            check=False,
+        )
         _stop_server(Path(home) / "pgdata")
         shutil.rmtree(home, ignore_errors=True)
 

@@ -28,8 +28,10 @@ def veilflow_home() -> Iterator[Path]:
     """A private state folder and master key for the whole session. Not under pytest's
     rotating basetemp: the embedded server lives here for the whole session."""
     home = Path(tempfile.mkdtemp(prefix="veilflow-test-"))
-    saved = {k: os.environ.get(k) for k in ("VEILFLOW_HOME", "VEILFLOW_MASTER_KEY",
-                                            "VEILFLOW_DATABASE_URL")}
+    saved = {
+        k: os.environ.get(k)
+        for k in ("VEILFLOW_HOME", "VEILFLOW_MASTER_KEY", "VEILFLOW_DATABASE_URL")
+    }
     os.environ["VEILFLOW_HOME"] = str(home)
     os.environ["VEILFLOW_MASTER_KEY"] = TEST_MASTER_KEY
     os.environ.pop("VEILFLOW_DATABASE_URL", None)
@@ -106,8 +108,11 @@ def small_data_policy(text: str, chunk_rows: int = 700) -> str:
     """The demo policy tuned for the 2,000-row test table: chunks of ``chunk_rows`` (so runs
     have several), and k = l = 1 — on 2,000 rows the demo's generalization leaves classes
     too small for k = 5 (the privacy checks have tests of their own)."""
-    out = (text.replace("chunk_rows: 50000", f"chunk_rows: {chunk_rows}")
-           .replace("  k: 5\n", "  k: 1\n").replace("  l: 2\n", "  l: 1\n"))
+    out = (
+        text.replace("chunk_rows: 50000", f"chunk_rows: {chunk_rows}")
+        .replace("  k: 5\n", "  k: 1\n")
+        .replace("  l: 2\n", "  l: 1\n")
+    )
     assert out != text, "the demo policy changed shape; update small_data_policy"
     return out
 

@@ -18,9 +18,12 @@ from veilflow import log_redaction
 from veilflow.commands import detect, lineage, validate, vault
 from veilflow.errors import VeilflowError
 
-app = typer.Typer(help="veilflow: anonymization pipeline with governance.",
-                  no_args_is_help=True, pretty_exceptions_enable=False,
-                  context_settings={"help_option_names": ["-h", "--help"]})
+app = typer.Typer(
+    help="veilflow: anonymization pipeline with governance.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 db_app = typer.Typer(help="The zones database: start, migrate, inspect.", no_args_is_help=True)
 runs_app = typer.Typer(help="Runs and their manifests.", no_args_is_help=True)
 airflow_app = typer.Typer(help="Airflow wiring for the embedded stack.", no_args_is_help=True)
@@ -36,10 +39,16 @@ def err(message: str) -> None:
 
 
 @app.callback()
-def _root(verbose: Annotated[bool, typer.Option("--verbose", "-v",
-                                                help="Log progress to stderr.")] = False) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+def _root(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log progress to stderr.")
+    ] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     log_redaction.install()
 
 
@@ -70,8 +79,9 @@ def db_status() -> None:
 
 
 @db_app.command("url")
-def db_url(airflow: Annotated[bool, typer.Option(help="Airflow's metadata DB instead.")] = False
-           ) -> None:
+def db_url(
+    airflow: Annotated[bool, typer.Option(help="Airflow's metadata DB instead.")] = False,
+) -> None:
     """Print the connection URL (starting the embedded server if needed)."""
     from veilflow.zones.db import airflow_url, zones_url
 
@@ -88,16 +98,20 @@ def db_stop() -> None:
     if not s.embedded:
         err("VEILFLOW_DATABASE_URL points at an external server; nothing to stop")
         return
-    typer.echo("stopped embedded PostgreSQL" if stop_embedded(s.pgdata)
-               else "embedded PostgreSQL was not running")
+    typer.echo(
+        "stopped embedded PostgreSQL"
+        if stop_embedded(s.pgdata)
+        else "embedded PostgreSQL was not running"
+    )
 
 
 # ------------------------------------------------------------------------------- seed / run
 @app.command()
-def seed(rows: Annotated[int, typer.Option(min=1, help="Rows to generate.")] = 100_000,
-         seed: Annotated[int, typer.Option(help="Random seed (same seed, same data).")] = 42,
-         table: Annotated[str, typer.Option(help="Target table.")] = "restricted.customers",
-         ) -> None:
+def seed(
+    rows: Annotated[int, typer.Option(min=1, help="Rows to generate.")] = 100_000,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same data).")] = 42,
+    table: Annotated[str, typer.Option(help="Target table.")] = "restricted.customers",
+) -> None:
     """Create the demo restricted table with deterministic fake customers."""
     from veilflow.pipeline.seed import seed_customers
     from veilflow.zones.db import connect
@@ -134,17 +148,22 @@ def check(policy: Annotated[str, typer.Argument(help="Policy file or dataset nam
 
     pol = load_policy(_policy_path(policy))
     plan = plan_policy(pol, LocalKeyProvider(b"\0" * 32))
-    typer.echo(f"{pol.file}: ok, dataset {pol.dataset}, {len(plan.columns)} columns, "
-               f"hash {pol.hash[:16]}")
+    typer.echo(
+        f"{pol.file}: ok, dataset {pol.dataset}, {len(plan.columns)} columns, hash {pol.hash[:16]}"
+    )
 
 
 @app.command()
-def run(policy: Annotated[str, typer.Argument(help="Policy file or dataset name.")],
-        run_id: Annotated[str | None, typer.Option(help="Run id (default: manual__<time>).")]
-        = None,
-        workers: Annotated[int | None, typer.Option(
-            min=1, help="Processes transforming chunks in parallel (default: one per CPU).")]
-        = None) -> None:
+def run(
+    policy: Annotated[str, typer.Argument(help="Policy file or dataset name.")],
+    run_id: Annotated[str | None, typer.Option(help="Run id (default: manual__<time>).")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Processes transforming chunks in parallel (default: one per CPU)."
+        ),
+    ] = None,
+) -> None:
     """Run a policy end to end in this process: extract, transform, validate, publish."""
     from veilflow.pipeline.runner import run_policy
     from veilflow.policy import load_policy
@@ -160,18 +179,33 @@ def _fetch_run(run_id: str | None, dataset: str | None) -> dict[str, Any]:
 
     with connect() as conn:
         if run_id:
-            row = conn.execute("SELECT run_id, dataset, status, rows_in, rows_out, manifest,"
-                               " error, started_at, finished_at FROM governance.runs"
-                               " WHERE run_id = %s", (run_id,)).fetchone()
+            row = conn.execute(
+                "SELECT run_id, dataset, status, rows_in, rows_out, manifest,"
+                " error, started_at, finished_at FROM governance.runs"
+                " WHERE run_id = %s",
+                (run_id,),
+            ).fetchone()
         else:
-            row = conn.execute("SELECT run_id, dataset, status, rows_in, rows_out, manifest,"
-                               " error, started_at, finished_at FROM governance.runs"
-                               " WHERE (%s::text IS NULL OR dataset = %s)"
-                               " ORDER BY started_at DESC LIMIT 1", (dataset, dataset)).fetchone()
+            row = conn.execute(
+                "SELECT run_id, dataset, status, rows_in, rows_out, manifest,"
+                " error, started_at, finished_at FROM governance.runs"
+                " WHERE (%s::text IS NULL OR dataset = %s)"
+                " ORDER BY started_at DESC LIMIT 1",
+                (dataset, dataset),
+            ).fetchone()
     if row is None:
         raise VeilflowError("no such run" if run_id else "no runs recorded yet")
-    keys = ["run_id", "dataset", "status", "rows_in", "rows_out", "manifest", "error",
-            "started_at", "finished_at"]
+    keys = [
+        "run_id",
+        "dataset",
+        "status",
+        "rows_in",
+        "rows_out",
+        "manifest",
+        "error",
+        "started_at",
+        "finished_at",
+    ]
     return dict(zip(keys, row, strict=True))
 
 
@@ -185,7 +219,9 @@ def print_summary(run_id: str | None = None, dataset: str | None = None) -> None
     typer.echo(f"run {r['run_id']} of {r['dataset']}: {r['status']}")
     typer.echo(f"  rows in        {r['rows_in'] or 0:>12,}")
     if gate and gate.get("suppressed_rows"):
-        typer.echo(f"  suppressed     {gate['suppressed_rows']:>12,}  (equivalence classes below k)")
+        typer.echo(
+            f"  suppressed     {gate['suppressed_rows']:>12,}  (equivalence classes below k)"
+        )
     typer.echo(f"  rows published {r['rows_out'] or 0:>12,}  -> {m.get('target', {}).get('table')}")
     if r["error"]:
         typer.echo(f"  error          {r['error']}")
@@ -195,27 +231,38 @@ def print_summary(run_id: str | None = None, dataset: str | None = None) -> None
         typer.echo(f"    {c['name']:<14} {c['action']:<11} {c['gdpr']:<13}{key}")
     if gate:
         bad = [c for c in gate["checks"] if not c["passed"]]
-        typer.echo(f"  gate: {'passed' if gate['passed'] else 'FAILED'} "
-                   f"({len(gate['checks'])} checks, {len(bad)} failed)")
+        typer.echo(
+            f"  gate: {'passed' if gate['passed'] else 'FAILED'} "
+            f"({len(gate['checks'])} checks, {len(bad)} failed)"
+        )
         if gate.get("data_docs"):
             typer.echo(f"  data docs: {gate['data_docs']}")
     q = m.get("quarantine")
     if q:
-        typer.echo(f"  quarantined as {q['table']}: " + "; ".join(
-            x["check"] + (f"[{x['column']}]" if x.get("column") else "") for x in q["reasons"]))
+        typer.echo(
+            f"  quarantined as {q['table']}: "
+            + "; ".join(
+                x["check"] + (f"[{x['column']}]" if x.get("column") else "") for x in q["reasons"]
+            )
+        )
     typer.echo("where to look next:")
     typer.echo(f"  {exe} runs show '{r['run_id']}' --json   the whole manifest")
     typer.echo(f"  {exe} lineage show {r['dataset']}   column lineage")
-    typer.echo(f"  psql \"$({exe} db url)\" -c 'SELECT * FROM {m.get('target', {}).get('table')}"
-               " LIMIT 5'")
-    typer.echo("  make up   the Airflow UI on http://localhost:8080 (menu Veilflow: lineage, runs,"
-               " access, keys, audit)")
+    typer.echo(
+        f"  psql \"$({exe} db url)\" -c 'SELECT * FROM {m.get('target', {}).get('table')} LIMIT 5'"
+    )
+    typer.echo(
+        "  make up   the Airflow UI on http://localhost:8080 (menu Veilflow: lineage, runs,"
+        " access, keys, audit)"
+    )
     typer.echo(f"  state folder: {settings().home}")
 
 
 @runs_app.command("list")
-def runs_list(dataset: Annotated[str | None, typer.Option(help="Only this dataset.")] = None,
-              limit: Annotated[int, typer.Option(min=1)] = 20) -> None:
+def runs_list(
+    dataset: Annotated[str | None, typer.Option(help="Only this dataset.")] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 20,
+) -> None:
     """Recent runs, newest first."""
     from veilflow.zones.db import connect
 
@@ -223,19 +270,21 @@ def runs_list(dataset: Annotated[str | None, typer.Option(help="Only this datase
         rows = conn.execute(
             "SELECT run_id, dataset, status, rows_in, rows_out, started_at FROM governance.runs"
             " WHERE (%s::text IS NULL OR dataset = %s) ORDER BY started_at DESC LIMIT %s",
-            (dataset, dataset, limit)).fetchall()
+            (dataset, dataset, limit),
+        ).fetchall()
     for run_id, ds, status, rin, rout, started in rows:
-        typer.echo(f"{started:%Y-%m-%d %H:%M:%S}  {ds:<14} {status:<12} "
-                   f"{rin or 0:>10,} -> {rout or 0:>10,}  {run_id}")
+        typer.echo(
+            f"{started:%Y-%m-%d %H:%M:%S}  {ds:<14} {status:<12} "
+            f"{rin or 0:>10,} -> {rout or 0:>10,}  {run_id}"
+        )
 
 
 @runs_app.command("show")
-def runs_show(run_id: Annotated[str | None, typer.Argument(help="Run id (default: latest).")]
-              = None,
-              dataset: Annotated[str | None, typer.Option(help="Latest run of this dataset.")]
-              = None,
-              as_json: Annotated[bool, typer.Option("--json", help="The raw manifest.")] = False
-              ) -> None:
+def runs_show(
+    run_id: Annotated[str | None, typer.Argument(help="Run id (default: latest).")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Latest run of this dataset.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The raw manifest.")] = False,
+) -> None:
     """A run's summary, or its whole manifest with --json."""
     if as_json:
         r = _fetch_run(run_id, dataset)

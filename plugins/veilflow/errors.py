@@ -17,8 +17,14 @@ class PolicyError(VeilflowError):
 
     exit_code = 2
 
-    def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
-                 field: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
         self.file = file
         self.line = line
         self.field = field
@@ -35,8 +41,9 @@ class SchemaDrift(VeilflowError):
 
     exit_code = 3
 
-    def __init__(self, table: str, undeclared: list[str], missing: list[str],
-                 detail: str = "") -> None:
+    def __init__(
+        self, table: str, undeclared: list[str], missing: list[str], detail: str = ""
+    ) -> None:
         self.table = table
         self.undeclared = undeclared
         self.missing = missing

@@ -29,27 +29,44 @@ def airflow_session(pg_server: str, tmp_path_factory: pytest.TempPathFactory) ->
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": with_database(pg_server, "airflow_test",
-                                                             driver="psycopg2"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": with_database(
+            pg_server, "airflow_test", driver="psycopg2"
+        ),
         "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
     }
-    out = subprocess.run(["airflow", "db", "migrate"], env=env, capture_output=True, text=True,
-                         timeout=300, check=False)
+    out = subprocess.run(
+        ["airflow", "db", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return env
 
 
 @pytest.fixture
-def airflow_cli(airflow_session: dict[str, str], zones_db: str, tmp_path: Path
-                ) -> Iterator[tuple[AirflowCli, Path]]:
+def airflow_cli(
+    airflow_session: dict[str, str], zones_db: str, tmp_path: Path
+) -> Iterator[tuple[AirflowCli, Path]]:
     """Run `airflow ...` against this test's zones DB and a private policies folder."""
     policies = tmp_path / "policies"
     policies.mkdir()
 
     def run(*args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
-        env = {**airflow_session, "VEILFLOW_DATABASE_URL": zones_db,
-               "VEILFLOW_POLICIES": str(policies)}
-        return subprocess.run(["airflow", *args], env=env, capture_output=True, text=True,
-                              timeout=timeout, check=False)
+        env = {
+            **airflow_session,
+            "VEILFLOW_DATABASE_URL": zones_db,
+            "VEILFLOW_POLICIES": str(policies),
+        }
+        return subprocess.run(
+            ["airflow", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
     yield run, policies

@@ -76,9 +76,15 @@ class Topology:
     def start(self, name: str, *argv: str) -> subprocess.Popen[bytes]:
         log = self.home / f"{name}.log"
         with log.open("wb") as out:
-            proc = subprocess.Popen(list(argv), env=self.env, stdout=out,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, cwd=self.home)
+            proc = subprocess.Popen(
+                list(argv),
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=self.home,
+            )
         self.logs[name] = log
         self.procs[name] = proc
         return proc
@@ -86,15 +92,26 @@ class Topology:
     def api_token(self) -> str:
         """A bearer token for the REST API, as the admin user the api-server generated."""
         passwords = json.loads(
-            (self.home / "simple_auth_manager_passwords.json.generated").read_text())
-        r = httpx.post(f"{self.api}/auth/token",
-                       json={"username": "admin", "password": passwords["admin"]}, timeout=30)
+            (self.home / "simple_auth_manager_passwords.json.generated").read_text()
+        )
+        r = httpx.post(
+            f"{self.api}/auth/token",
+            json={"username": "admin", "password": passwords["admin"]},
+            timeout=30,
+        )
         r.raise_for_status()
         return str(r.json()["access_token"])
 
     def airflow(self, *args: str, timeout: int = 180) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["airflow", *args], env=self.env, capture_output=True, text=True,
-                              timeout=timeout, check=False, cwd=self.home)
+        return subprocess.run(
+            ["airflow", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            cwd=self.home,
+        )
 
     def track(self) -> None:
         """Remember every descendant seen so far: task processes leave their parent's
@@ -113,18 +130,21 @@ class Topology:
 
     def report(self) -> str:
         parts = [f"--- {name} ({path}) ---\n{tail(path)}" for name, path in self.logs.items()]
-        task_logs = sorted((self.home / "logs").rglob("*.log"),
-                           key=lambda p: p.stat().st_mtime)[-4:]
-        parts += [f"--- task log {p.relative_to(self.home)} ---\n{tail(p, 2000)}"
-                  for p in task_logs]
+        task_logs = sorted((self.home / "logs").rglob("*.log"), key=lambda p: p.stat().st_mtime)[
+            -4:
+        ]
+        parts += [
+            f"--- task log {p.relative_to(self.home)} ---\n{tail(p, 2000)}" for p in task_logs
+        ]
         return "\n".join(parts)
 
     def stop(self) -> None:
         """SIGTERM every process group (Redis last), SIGKILL what outlives a grace period,
         then any descendant still running."""
         self.track()
-        order = [n for n in self.procs if n != "redis"] + (["redis"] if "redis" in self.procs
-                                                           else [])
+        order = [n for n in self.procs if n != "redis"] + (
+            ["redis"] if "redis" in self.procs else []
+        )
         for name in order:
             _signal_group(self.procs[name], signal.SIGTERM)
         deadline = time.monotonic() + 25
@@ -152,8 +172,9 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
         pass
 
 
-def wait_for(topology: Topology, what: str, check: Callable[[], object], timeout: float,
-             every: float = 1.0) -> object:
+def wait_for(
+    topology: Topology, what: str, check: Callable[[], object], timeout: float, every: float = 1.0
+) -> object:
     """Poll ``check()`` until it returns something truthy; fail with every log's tail."""
     deadline = time.monotonic() + timeout
     while True:
@@ -173,8 +194,9 @@ def metadata_row(url: str, query: str, *params: object) -> tuple[object, ...] | 
 
 
 @pytest.fixture
-def celery_topology(pg_server: str, seeded_db: str, customers_policy_path: Path,
-                    tmp_path: Path) -> Iterator[Topology]:
+def celery_topology(
+    pg_server: str, seeded_db: str, customers_policy_path: Path, tmp_path: Path
+) -> Iterator[Topology]:
     """Redis, api-server, scheduler, dag-processor and a Celery worker on a fresh metadata
     database, pointed at this test's zones database and a policies folder holding the
     customers policy (unscheduled: the only run is the one the test triggers)."""
@@ -221,44 +243,88 @@ def celery_topology(pg_server: str, seeded_db: str, customers_policy_path: Path,
         "VEILFLOW_POLICIES": str(policies),
         "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
     }
-    topology = Topology(env=env, home=home, metadata_url=with_database(pg_server, METADATA_DB),
-                        api=f"http://127.0.0.1:{api_port}")
+    topology = Topology(
+        env=env,
+        home=home,
+        metadata_url=with_database(pg_server, METADATA_DB),
+        api=f"http://127.0.0.1:{api_port}",
+    )
     try:
         migrated = topology.airflow("db", "migrate", timeout=300)
         assert migrated.returncode == 0, migrated.stdout[-3000:] + migrated.stderr[-3000:]
 
-        topology.start("redis", REDIS, "--bind", "127.0.0.1", "--port", str(redis_port),
-                       "--save", "", "--appendonly", "no", "--dir", str(home))
-        topology.start("api-server", "airflow", "api-server", "--host", "127.0.0.1",
-                       "--port", str(api_port), "--workers", "1")
+        topology.start(
+            "redis",
+            REDIS,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(redis_port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(home),
+        )
+        topology.start(
+            "api-server",
+            "airflow",
+            "api-server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(api_port),
+            "--workers",
+            "1",
+        )
         topology.start("scheduler", "airflow", "scheduler", "--skip-serve-logs")
         topology.start("dag-processor", "airflow", "dag-processor")
-        topology.start("celery-worker", "airflow", "celery", "worker", "--concurrency", str(WORKER_SLOTS),
-                       "--skip-serve-logs", "--without-gossip", "--without-mingle",
-                       "--celery-hostname", "veilflow-e2e@127.0.0.1")
+        topology.start(
+            "celery-worker",
+            "airflow",
+            "celery",
+            "worker",
+            "--concurrency",
+            str(WORKER_SLOTS),
+            "--skip-serve-logs",
+            "--without-gossip",
+            "--without-mingle",
+            "--celery-hostname",
+            "veilflow-e2e@127.0.0.1",
+        )
 
         def healthy() -> bool:
             try:
-                return httpx.get(f"{topology.api}/api/v2/monitor/health",
-                                 timeout=3).status_code == 200
+                return (
+                    httpx.get(f"{topology.api}/api/v2/monitor/health", timeout=3).status_code == 200
+                )
             except httpx.HTTPError:
                 return False
 
         wait_for(topology, "api-server healthy", healthy, START_TIMEOUT_S, every=2)
-        wait_for(topology, "celery worker ready",
-                 lambda: "ready." in tail(topology.logs["celery-worker"], 100_000),
-                 START_TIMEOUT_S, every=2)
-        wait_for(topology, f"{DAG_ID} parsed by the dag-processor",
-                 lambda: metadata_row(topology.metadata_url,
-                                      "SELECT 1 FROM serialized_dag WHERE dag_id = %s", DAG_ID),
-                 START_TIMEOUT_S, every=2)
+        wait_for(
+            topology,
+            "celery worker ready",
+            lambda: "ready." in tail(topology.logs["celery-worker"], 100_000),
+            START_TIMEOUT_S,
+            every=2,
+        )
+        wait_for(
+            topology,
+            f"{DAG_ID} parsed by the dag-processor",
+            lambda: metadata_row(
+                topology.metadata_url, "SELECT 1 FROM serialized_dag WHERE dag_id = %s", DAG_ID
+            ),
+            START_TIMEOUT_S,
+            every=2,
+        )
         yield topology
     finally:
         topology.stop()
 
 
-def test_customers_dag_runs_on_celery_workers(celery_topology: Topology, seeded_db: str
-                                              ) -> None:
+def test_customers_dag_runs_on_celery_workers(celery_topology: Topology, seeded_db: str) -> None:
     topology = celery_topology
     unpaused = topology.airflow("dags", "unpause", DAG_ID, "--yes")
     assert unpaused.returncode == 0, unpaused.stdout[-2000:] + unpaused.stderr[-2000:]
@@ -268,8 +334,9 @@ def test_customers_dag_runs_on_celery_workers(celery_topology: Topology, seeded_
     headers = {"Authorization": f"Bearer {topology.api_token()}"}
 
     def finished() -> object:
-        r = httpx.get(f"{topology.api}/api/v2/dags/{DAG_ID}/dagRuns/{RUN_ID}",
-                      headers=headers, timeout=10)
+        r = httpx.get(
+            f"{topology.api}/api/v2/dags/{DAG_ID}/dagRuns/{RUN_ID}", headers=headers, timeout=10
+        )
         r.raise_for_status()
         state = r.json()["state"]
         return state in ("success", "failed") and state
@@ -282,7 +349,8 @@ def test_customers_dag_runs_on_celery_workers(celery_topology: Topology, seeded_
             "SELECT id::text, task_id, map_index, state, queue, external_executor_id, "
             "start_date, end_date "
             "FROM task_instance WHERE dag_id = %s AND run_id = %s ORDER BY task_id, map_index",
-            (DAG_ID, RUN_ID)).fetchall()
+            (DAG_ID, RUN_ID),
+        ).fetchall()
 
     assert all(t[5] for t in tis), f"task instances without a Celery task id: {tis}"
 
@@ -292,7 +360,8 @@ def test_customers_dag_runs_on_celery_workers(celery_topology: Topology, seeded_
         returns and its result is stored."""
         with psycopg.connect(topology.metadata_url) as conn:
             rows: dict[str, str] = dict(
-                conn.execute("SELECT task_id, status FROM celery_taskmeta").fetchall())
+                conn.execute("SELECT task_id, status FROM celery_taskmeta").fetchall()
+            )
         pending = [t[5] for t in tis if rows.get(t[5]) in (None, "PENDING", "STARTED", "RETRY")]
         return None if pending else rows
 
@@ -300,7 +369,8 @@ def test_customers_dag_runs_on_celery_workers(celery_topology: Topology, seeded_
     assert isinstance(results, dict)
     # 2,000 rows in chunks of 700: three mapped transform task instances.
     assert sorted(t[1] for t in tis) == sorted(
-        ["extract", "validate", "publish", "cleanup"] + ["transform"] * 3), tis
+        ["extract", "validate", "publish", "cleanup"] + ["transform"] * 3
+    ), tis
     assert sorted(t[2] for t in tis if t[1] == "transform") == [0, 1, 2]
     worker_log = topology.logs["celery-worker"].read_text(errors="replace")
     for ti_id, task_id, map_index, ti_state, queue, celery_id, _, _ in tis:
@@ -312,8 +382,9 @@ def test_customers_dag_runs_on_celery_workers(celery_topology: Topology, seeded_
         # PostgreSQL holds the Celery task's success.
         assert celery_id, f"{where}: no Celery task id"
         assert f"[{celery_id}] Executing workload in Celery" in worker_log, where
-        line = next(ln for ln in worker_log.splitlines()
-                    if f"[{celery_id}] Executing workload" in ln)
+        line = next(
+            ln for ln in worker_log.splitlines() if f"[{celery_id}] Executing workload" in ln
+        )
         assert ti_id in line and f"task_id='{task_id}'" in line, (where, line[:400])
         assert results.get(celery_id) == "SUCCESS", (where, results.get(celery_id))
 

@@ -18,13 +18,16 @@ def write_policy(folder: Path, source: Path, chunk_rows: int = 700) -> None:
     (folder / "customers.yaml").write_text(text)
 
 
-def test_one_dag_per_policy_imports_cleanly(airflow_cli: tuple[AirflowCli, Path],
-                                            customers_policy_path: Path) -> None:
+def test_one_dag_per_policy_imports_cleanly(
+    airflow_cli: tuple[AirflowCli, Path], customers_policy_path: Path
+) -> None:
     run, policies = airflow_cli
     write_policy(policies, customers_policy_path)
-    (policies / "orders.yaml").write_text(customers_policy_path.read_text().replace(
-        "dataset: customers", "dataset: orders").replace("anonymized.customers",
-                                                          "anonymized.orders"))
+    (policies / "orders.yaml").write_text(
+        customers_policy_path.read_text()
+        .replace("dataset: customers", "dataset: orders")
+        .replace("anonymized.customers", "anonymized.orders")
+    )
     out = run("dags", "reserialize")
     assert out.returncode == 0, out.stderr[-2000:]
     listed = run("dags", "list", "--output", "plain")
@@ -33,9 +36,9 @@ def test_one_dag_per_policy_imports_cleanly(airflow_cli: tuple[AirflowCli, Path]
     assert "veilflow" not in errors.stdout
 
 
-def test_dag_run_publishes_through_mapped_chunks(airflow_cli: tuple[AirflowCli, Path],
-                                                 seeded_db: str, customers_policy_path: Path
-                                                 ) -> None:
+def test_dag_run_publishes_through_mapped_chunks(
+    airflow_cli: tuple[AirflowCli, Path], seeded_db: str, customers_policy_path: Path
+) -> None:
     run, policies = airflow_cli
     write_policy(policies, customers_policy_path, chunk_rows=700)
     assert run("dags", "reserialize").returncode == 0

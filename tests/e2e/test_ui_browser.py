@@ -29,9 +29,15 @@ from tests.e2e.conftest import ROOT
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 SHOTS = ROOT / "artifacts" / "screenshots"
 RUN_ID = "customers:manual__2026-11-27T06:00:00+00:00"
 ANALYST = "vf_e2e_analyst"
@@ -66,8 +72,9 @@ def customers_run(seeded_db: str, customers_policy_path: Path) -> str:
 
 
 @pytest.fixture
-def airflow_ui(airflow_session: dict[str, str], customers_run: str, tmp_path: Path
-               ) -> Iterator[AirflowUi]:
+def airflow_ui(
+    airflow_session: dict[str, str], customers_run: str, tmp_path: Path
+) -> Iterator[AirflowUi]:
     """`airflow standalone` on a free port against this test's zones database; always
     stopped (its whole process group) at the end."""
     policies = tmp_path / "policies"  # no DAGs to parse: the UI is what is under test
@@ -75,22 +82,34 @@ def airflow_ui(airflow_session: dict[str, str], customers_run: str, tmp_path: Pa
     home = tmp_path / "airflow_home"
     home.mkdir()
     port = free_port()
-    env = {**airflow_session, "AIRFLOW_HOME": str(home), "AIRFLOW__API__PORT": str(port),
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,victor:viewer",
-           "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "False",
-           "VEILFLOW_DATABASE_URL": customers_run, "VEILFLOW_POLICIES": str(policies)}
+    env = {
+        **airflow_session,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,victor:viewer",
+        "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "False",
+        "VEILFLOW_DATABASE_URL": customers_run,
+        "VEILFLOW_POLICIES": str(policies),
+    }
     log = tmp_path / "standalone.log"
     with log.open("w") as out:
-        proc = subprocess.Popen(["airflow", "standalone"], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, cwd=tmp_path)
+        proc = subprocess.Popen(
+            ["airflow", "standalone"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=tmp_path,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 240
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"airflow standalone exited ({proc.returncode}):\n"
-                            + log.read_text()[-4000:])
+                pytest.fail(
+                    f"airflow standalone exited ({proc.returncode}):\n" + log.read_text()[-4000:]
+                )
             try:
                 if httpx.get(f"{base}/api/v2/monitor/health", timeout=3).status_code == 200:
                     break
@@ -115,15 +134,17 @@ def airflow_ui(airflow_session: dict[str, str], customers_run: str, tmp_path: Pa
 
 
 def token(ui: AirflowUi, user: str) -> str:
-    r = httpx.post(f"{ui.base}/auth/token", json={"username": user,
-                                                  "password": ui.passwords[user]}, timeout=30)
+    r = httpx.post(
+        f"{ui.base}/auth/token", json={"username": user, "password": ui.passwords[user]}, timeout=30
+    )
     r.raise_for_status()
     return str(r.json()["access_token"])
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
-def test_lineage_graph_grant_and_audit_in_the_airflow_ui(airflow_ui: AirflowUi,
-                                                         customers_policy_path: Path) -> None:
+def test_lineage_graph_grant_and_audit_in_the_airflow_ui(
+    airflow_ui: AirflowUi, customers_policy_path: Path
+) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     from tests.conftest import make_login
@@ -132,8 +153,9 @@ def test_lineage_graph_grant_and_audit_in_the_airflow_ui(airflow_ui: AirflowUi,
     zones_db = os.environ["VEILFLOW_DATABASE_URL"]
     with psycopg.connect(zones_db, autocommit=True) as conn:
         make_login(conn, ANALYST)
-    columns = [n for n, spec in load_policy(customers_policy_path).columns.items()
-               if spec.action != "drop"]
+    columns = [
+        n for n, spec in load_policy(customers_policy_path).columns.items() if spec.action != "drop"
+    ]
     base = airflow_ui.base
 
     # The plugin's endpoints are not Airflow's: without a login they refuse by themselves,
@@ -142,8 +164,12 @@ def test_lineage_graph_grant_and_audit_in_the_airflow_ui(airflow_ui: AirflowUi,
     viewer = {"Authorization": f"Bearer {token(airflow_ui, 'victor')}"}
     page = httpx.get(f"{base}/veilflow/access", headers=viewer, timeout=30)
     assert page.status_code == 200 and "grant-form" not in page.text
-    refused = httpx.post(f"{base}/veilflow/access/grant", headers=viewer, timeout=30,
-                         data={"login": ANALYST, "role": "steward"})
+    refused = httpx.post(
+        f"{base}/veilflow/access/grant",
+        headers=viewer,
+        timeout=30,
+        data={"login": ANALYST, "role": "steward"},
+    )
     assert refused.status_code == 403
 
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -184,7 +210,8 @@ def test_lineage_graph_grant_and_audit_in_the_airflow_ui(airflow_ui: AirflowUi,
             form.locator("select[name=role]").select_option("ml_engineer")
             form.locator("button[type=submit]").click()
             expect(frame.locator(".flash.ok")).to_contain_text(
-                f"Granted veilflow_ml_engineer to {ANALYST}")
+                f"Granted veilflow_ml_engineer to {ANALYST}"
+            )
             expect(frame.locator(f"tr[data-login='{ANALYST}']")).to_be_visible()
             page_.screenshot(path=str(SHOTS / "ui-access-granted.png"), full_page=True)
 
@@ -202,15 +229,18 @@ def test_lineage_graph_grant_and_audit_in_the_airflow_ui(airflow_ui: AirflowUi,
             browser.close()
 
     with psycopg.connect(zones_db, autocommit=True) as conn:
-        member = conn.execute("SELECT pg_has_role(%s, 'veilflow_ml_engineer', 'USAGE')",
-                              (ANALYST,)).fetchone()
+        member = conn.execute(
+            "SELECT pg_has_role(%s, 'veilflow_ml_engineer', 'USAGE')", (ANALYST,)
+        ).fetchone()
         audited = conn.execute(
             "SELECT details->>'airflow_user', outcome FROM governance.audit_log"
             " WHERE action = 'ui.access.grant' AND target = %s ORDER BY seq",
-            (f"{ANALYST} ml_engineer",)).fetchall()
+            (f"{ANALYST} ml_engineer",),
+        ).fetchall()
         refusals = conn.execute(
             "SELECT details->>'airflow_user' FROM governance.audit_log"
-            " WHERE action = 'ui.access.grant' AND outcome = 'denied'").fetchall()
+            " WHERE action = 'ui.access.grant' AND outcome = 'denied'"
+        ).fetchall()
         conn.execute(f'DROP ROLE IF EXISTS "{ANALYST}"')
     assert member == (True,)
     assert audited == [("admin", "ok")]

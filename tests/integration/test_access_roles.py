@@ -34,14 +34,19 @@ Op = Callable[[psycopg.Connection, str], object]
 
 def _sql(statement: str) -> Op:
     def run(c: psycopg.Connection, login: str) -> object:
-        return c.execute(statement.format(login=login)).fetchall() if statement.startswith(
-            "SELECT") else c.execute(statement.format(login=login))
+        return (
+            c.execute(statement.format(login=login)).fetchall()
+            if statement.startswith("SELECT")
+            else c.execute(statement.format(login=login))
+        )
+
     return run
 
 
 def _tokenize(c: psycopg.Connection, login: str) -> object:
-    provider = VaultKeyProvider(default_master_key(), lambda: connect(user=login),
-                                operation="encrypt")
+    provider = VaultKeyProvider(
+        default_master_key(), lambda: connect(user=login), operation="encrypt"
+    )
     return provider.data_key("people", "token")
 
 
@@ -66,10 +71,16 @@ def _grant(c: psycopg.Connection, login: str) -> object:
 #: operation -> (function, roles allowed, audit action of a denial or None when PostgreSQL
 #: itself refuses a plain SQL statement).
 OPERATIONS: dict[str, tuple[Op, set[str], str | None]] = {
-    "read restricted": (_sql("SELECT count(*) FROM restricted.people"),
-                        {"pipeline", "steward"}, None),
-    "read anonymized": (_sql("SELECT count(*) FROM anonymized.people"),
-                        {"steward", "ml_engineer"}, None),
+    "read restricted": (
+        _sql("SELECT count(*) FROM restricted.people"),
+        {"pipeline", "steward"},
+        None,
+    ),
+    "read anonymized": (
+        _sql("SELECT count(*) FROM anonymized.people"),
+        {"steward", "ml_engineer"},
+        None,
+    ),
     "write staging": (_sql("CREATE TABLE staging.s_{login} (x int)"), {"pipeline"}, None),
     "write anonymized": (_sql("CREATE TABLE anonymized.a_{login} (x int)"), {"pipeline"}, None),
     "write quarantine": (_sql("CREATE TABLE quarantine.q_{login} (x int)"), {"pipeline"}, None),
@@ -79,8 +90,11 @@ OPERATIONS: dict[str, tuple[Op, set[str], str | None]] = {
     "read audit table": (_sql("SELECT count(*) FROM governance.audit_log"), {"auditor"}, None),
     "manage keys": (_rotate, {"admin"}, "key.rotate"),
     "grant access": (_grant, {"admin"}, "access.grant"),
-    "read keys table": (_sql("SELECT count(*) FROM governance.data_keys"),
-                        {"pipeline", "steward", "admin"}, None),
+    "read keys table": (
+        _sql("SELECT count(*) FROM governance.data_keys"),
+        {"pipeline", "steward", "admin"},
+        None,
+    ),
 }
 TOKENS: list[str | None] = []
 TARGET = ""
@@ -105,14 +119,18 @@ def people(conn: psycopg.Connection, role_logins: dict[str, str]) -> Iterator[di
 
 
 def _denials(conn: psycopg.Connection, login: str, action: str) -> int:
-    row = conn.execute("SELECT count(*) FROM governance.audit_log WHERE actor = %s"
-                       " AND action = %s AND outcome = 'denied'", (login, action)).fetchone()
+    row = conn.execute(
+        "SELECT count(*) FROM governance.audit_log WHERE actor = %s"
+        " AND action = %s AND outcome = 'denied'",
+        (login, action),
+    ).fetchone()
     assert row is not None
     return int(row[0])
 
 
 def test_every_role_gets_exactly_its_rights_and_every_denial_is_audited(
-        zones_db: str, conn: psycopg.Connection, people: dict[str, str]) -> None:
+    zones_db: str, conn: psycopg.Connection, people: dict[str, str]
+) -> None:
     seen: dict[tuple[str, str], bool] = {}
     for role, login in people.items():
         for name, (op, allowed_roles, audited_as) in OPERATIONS.items():
@@ -132,9 +150,11 @@ def test_every_role_gets_exactly_its_rights_and_every_denial_is_audited(
     assert len(seen) == len(people) * len(OPERATIONS)
     # The allowed acts that matter left their trace too, with the true login as actor.
     steward, admin = people["steward"], people["admin"]
-    rows = conn.execute("SELECT actor, action, purpose, count, outcome FROM governance.audit_log"
-                        " WHERE outcome = 'ok' AND actor IN (%s, %s) ORDER BY seq",
-                        (steward, admin)).fetchall()
+    rows = conn.execute(
+        "SELECT actor, action, purpose, count, outcome FROM governance.audit_log"
+        " WHERE outcome = 'ok' AND actor IN (%s, %s) ORDER BY seq",
+        (steward, admin),
+    ).fetchall()
     assert (steward, "reidentify", PURPOSE, 3, "ok") in rows
     assert (admin, "key.rotate", None, None, "ok") in rows
     assert (admin, "access.grant", None, None, "ok") in rows
@@ -142,7 +162,8 @@ def test_every_role_gets_exactly_its_rights_and_every_denial_is_audited(
 
 
 def test_reidentify_without_a_purpose_is_denied_and_audited(
-        zones_db: str, conn: psycopg.Connection, people: dict[str, str]) -> None:
+    zones_db: str, conn: psycopg.Connection, people: dict[str, str]
+) -> None:
     steward = people["steward"]
     with connect(zones_db, user=steward, autocommit=True) as c:
         for purpose in ("", "   ", "because"):
@@ -151,8 +172,9 @@ def test_reidentify_without_a_purpose_is_denied_and_audited(
     assert _denials(conn, steward, "reidentify") == 3
 
 
-def test_identity_is_the_login_not_a_claim(zones_db: str, conn: psycopg.Connection,
-                                           people: dict[str, str]) -> None:
+def test_identity_is_the_login_not_a_claim(
+    zones_db: str, conn: psycopg.Connection, people: dict[str, str]
+) -> None:
     """An ml_engineer cannot pose as a steward: SET ROLE to a role it is not a member of
     fails, and the audit row names the login that connected."""
     mle = people["ml_engineer"]
@@ -161,13 +183,16 @@ def test_identity_is_the_login_not_a_claim(zones_db: str, conn: psycopg.Connecti
             c.execute("SET ROLE veilflow_steward")
         with pytest.raises(AccessDenied):
             reidentify(c, default_master_key(), POLICY, "email", TOKENS, PURPOSE)
-    row = conn.execute("SELECT actor FROM governance.audit_log WHERE action = 'reidentify'"
-                       " ORDER BY seq DESC LIMIT 1").fetchone()
+    row = conn.execute(
+        "SELECT actor FROM governance.audit_log WHERE action = 'reidentify'"
+        " ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
     assert row == (mle,)
 
 
 def test_grant_and_revoke_change_what_a_login_can_read(
-        zones_db: str, conn: psycopg.Connection, people: dict[str, str]) -> None:
+    zones_db: str, conn: psycopg.Connection, people: dict[str, str]
+) -> None:
     admin, target = people["admin"], people["nobody"]
     with connect(zones_db, user=admin, autocommit=True) as c:
         assert access.grant(c, target, "ml_engineer") is False
@@ -182,17 +207,23 @@ def test_grant_and_revoke_change_what_a_login_can_read(
         assert t.execute("SELECT count(*) FROM anonymized.people").fetchone() == (0,)
     with connect(zones_db, user=admin, autocommit=True) as c:
         assert access.revoke(c, target, "ml_engineer") is True
-    with connect(zones_db, user=target, autocommit=True) as t, \
-            pytest.raises(psycopg.errors.InsufficientPrivilege):
+    with (
+        connect(zones_db, user=target, autocommit=True) as t,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+    ):
         t.execute("SELECT count(*) FROM anonymized.people")
-    actions = [r[0] for r in conn.execute(
-        "SELECT action FROM governance.audit_log WHERE target = %s ORDER BY seq",
-        (target,)).fetchall()]
+    actions = [
+        r[0]
+        for r in conn.execute(
+            "SELECT action FROM governance.audit_log WHERE target = %s ORDER BY seq", (target,)
+        ).fetchall()
+    ]
     assert actions == ["access.grant", "access.revoke"]
 
 
 def test_a_steward_cannot_grant_itself_admin_even_through_sql(
-        zones_db: str, conn: psycopg.Connection, people: dict[str, str]) -> None:
+    zones_db: str, conn: psycopg.Connection, people: dict[str, str]
+) -> None:
     steward = people["steward"]
     with connect(zones_db, user=steward, autocommit=True) as c:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
@@ -200,14 +231,17 @@ def test_a_steward_cannot_grant_itself_admin_even_through_sql(
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             c.execute("GRANT veilflow_admin TO " + steward)
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            c.execute("INSERT INTO governance.data_keys (dataset, purpose, version, wrapped,"
-                      " master_key_id) VALUES ('people', 'token', 9, '\\x00', 'x')")
+            c.execute(
+                "INSERT INTO governance.data_keys (dataset, purpose, version, wrapped,"
+                " master_key_id) VALUES ('people', 'token', 9, '\\x00', 'x')"
+            )
     row = conn.execute("SELECT pg_has_role(%s, 'veilflow_admin', 'USAGE')", (steward,)).fetchone()
     assert row == (False,)
 
 
 def test_the_auditor_reads_lineage_and_the_others_without_a_role_do_not(
-        zones_db: str, conn: psycopg.Connection, people: dict[str, str]) -> None:
+    zones_db: str, conn: psycopg.Connection, people: dict[str, str]
+) -> None:
     for role, expect in (("auditor", True), ("ml_engineer", False), ("nobody", False)):
         with connect(zones_db, user=people[role], autocommit=True) as c:
             try:
@@ -219,7 +253,8 @@ def test_the_auditor_reads_lineage_and_the_others_without_a_role_do_not(
 
 
 def test_an_unknown_capability_is_denied_to_every_role(
-        zones_db: str, conn: psycopg.Connection, people: dict[str, str]) -> None:
+    zones_db: str, conn: psycopg.Connection, people: dict[str, str]
+) -> None:
     for role, login in people.items():
         with connect(zones_db, user=login, autocommit=True) as c:
             assert not access.allowed(c, "keys.export"), role

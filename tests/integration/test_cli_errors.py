@@ -14,8 +14,14 @@ VEILFLOW = str(Path(sys.executable).parent / "veilflow")
 
 
 def veilflow(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([VEILFLOW, *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **(env or {})}, check=False)
+    return subprocess.run(
+        [VEILFLOW, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
 
 
 def one_line(out: subprocess.CompletedProcess[str]) -> str:
@@ -33,11 +39,15 @@ def test_malformed_policy(tmp_path: Path) -> None:
     assert one_line(out).startswith(f"error: {bad}:")
 
 
-def test_unknown_parameter_names_file_line_and_field(tmp_path: Path,
-                                                      customers_policy_path: Path) -> None:
+def test_unknown_parameter_names_file_line_and_field(
+    tmp_path: Path, customers_policy_path: Path
+) -> None:
     p = tmp_path / "p.yaml"
-    p.write_text(customers_policy_path.read_text().replace(
-        "{action: tokenize, keep_domain: true}", "{action: tokenize, keep_domian: true}", 1))
+    p.write_text(
+        customers_policy_path.read_text().replace(
+            "{action: tokenize, keep_domain: true}", "{action: tokenize, keep_domian: true}", 1
+        )
+    )
     out = veilflow("check", str(p))
     assert out.returncode == 2
     line = one_line(out)
@@ -46,15 +56,19 @@ def test_unknown_parameter_names_file_line_and_field(tmp_path: Path,
 
 
 def test_database_down(tmp_path: Path, customers_policy_path: Path) -> None:
-    out = veilflow("run", str(customers_policy_path),
-                   env={"VEILFLOW_DATABASE_URL": f"postgresql://u:pw@/veilflow?host={tmp_path}"})
+    out = veilflow(
+        "run",
+        str(customers_policy_path),
+        env={"VEILFLOW_DATABASE_URL": f"postgresql://u:pw@/veilflow?host={tmp_path}"},
+    )
     assert out.returncode == 4
     line = one_line(out)
     assert "cannot connect to PostgreSQL" in line and ":pw@" not in line
 
 
-def test_schema_drift_exit_code_and_nothing_published(seeded_db: str,
-                                                      customers_policy_path: Path) -> None:
+def test_schema_drift_exit_code_and_nothing_published(
+    seeded_db: str, customers_policy_path: Path
+) -> None:
     with psycopg.connect(seeded_db, autocommit=True) as conn:
         conn.execute("ALTER TABLE restricted.customers ADD COLUMN nickname text")
         out = veilflow("run", str(customers_policy_path))

@@ -20,8 +20,10 @@ def test_store_scan_rows_and_no_values(seeded_db: str, conn: psycopg.Connection)
     assert len(frame) == 300
     report = ScanReport.of_frame("customers", "restricted.customers", frame)
     n = store_scan(conn, "run-1", "customers", report)
-    rows = conn.execute('SELECT "column", entity, count, hit_rate, confidence FROM '
-                        "governance.scan_results WHERE run_id = 'run-1'").fetchall()
+    rows = conn.execute(
+        'SELECT "column", entity, count, hit_rate, confidence FROM '
+        "governance.scan_results WHERE run_id = 'run-1'"
+    ).fetchall()
     assert len(rows) == n
     got = {(r[0], r[1]) for r in rows}
     assert ("email", "EMAIL_ADDRESS") in got and ("amount", "NONE") in got
@@ -33,21 +35,28 @@ def test_store_scan_rows_and_no_values(seeded_db: str, conn: psycopg.Connection)
         assert value not in stored
 
 
-def test_scan_results_grants(zones_db: str, conn: psycopg.Connection,
-                             role_logins: dict[str, str]) -> None:
-    conn.execute("INSERT INTO governance.scan_results (run_id, dataset, \"column\", entity, count)"
-                 " VALUES ('r', 'd', 'c', 'PERSON', 1)")
+def test_scan_results_grants(
+    zones_db: str, conn: psycopg.Connection, role_logins: dict[str, str]
+) -> None:
+    conn.execute(
+        'INSERT INTO governance.scan_results (run_id, dataset, "column", entity, count)'
+        " VALUES ('r', 'd', 'c', 'PERSON', 1)"
+    )
     for role in ("auditor", "steward"):
         with connect(zones_db, user=role_logins[role]) as c:
             assert c.execute("SELECT count(*) FROM governance.scan_results").fetchone() == (1,)
     with connect(zones_db, user=role_logins["pipeline"]) as c:
         store_scan(c, "r2", "d", ScanReport("d", "", 0, []).verdicts)
-        c.execute("INSERT INTO governance.scan_results (run_id, dataset, \"column\", entity, "
-                  "count) VALUES ('r2', 'd', 'c', 'EMAIL_ADDRESS', 2)")
+        c.execute(
+            'INSERT INTO governance.scan_results (run_id, dataset, "column", entity, '
+            "count) VALUES ('r2', 'd', 'c', 'EMAIL_ADDRESS', 2)"
+        )
         c.commit()
     for role in ("ml_engineer", "nobody"):
-        with connect(zones_db, user=role_logins[role]) as c, pytest.raises(
-                psycopg.errors.InsufficientPrivilege):
+        with (
+            connect(zones_db, user=role_logins[role]) as c,
+            pytest.raises(psycopg.errors.InsufficientPrivilege),
+        ):
             c.execute("SELECT count(*) FROM governance.scan_results")
 
 
@@ -61,8 +70,9 @@ def test_sample_is_bounded_and_missing_table_is_clear(seeded_db: str) -> None:
 def test_cli_scan_table(seeded_db: str) -> None:
     from veilflow.cli import app
 
-    result = CliRunner().invoke(app, ["scan", "restricted.customers", "--format", "json",
-                                      "--sample", "200"])
+    result = CliRunner().invoke(
+        app, ["scan", "restricted.customers", "--format", "json", "--sample", "200"]
+    )
     assert result.exit_code == 0, result.output
     got = {c["column"]: c["entity"] for c in json.loads(result.output)["columns"]}
     assert got["credit_card"] == "CREDIT_CARD" and got["customer_id"] == "IDENTIFIER"

@@ -14,6 +14,7 @@ import yaml
 from psycopg import sql
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+
 from veilflow.errors import ValidationFailed
 from veilflow.pipeline.keys import default_key_provider
 from veilflow.pipeline.manifest import load_manifest
@@ -28,16 +29,23 @@ pytestmark = pytest.mark.slow
 BASE = Path(__file__).resolve().parents[2] / "policies" / "customers.yaml"
 
 
-def policy_with(columns: dict[str, object] | None = None, privacy: dict[str, object] | None = None,
-                validation: dict[str, object] | None = None) -> Policy:
+def policy_with(
+    columns: dict[str, object] | None = None,
+    privacy: dict[str, object] | None = None,
+    validation: dict[str, object] | None = None,
+) -> Policy:
     """The demo policy with columns and sections overridden. The base for these tests keeps
     the gate's inputs simple and deterministic: readable key tokens, a redacted note, no
     risk thresholds and no canaries unless a test sets them."""
     data = yaml.safe_load(BASE.read_text())
-    data["columns"].update({"customer_id": {"action": "tokenize"},
-                            "note": {"action": "redact"}}, **(columns or {}))
-    data["privacy"] = {"quasi_identifiers": ["zip", "birth_date", "gender"],
-                       "sensitive": "diagnosis", **(privacy or {})}
+    data["columns"].update(
+        {"customer_id": {"action": "tokenize"}, "note": {"action": "redact"}}, **(columns or {})
+    )
+    data["privacy"] = {
+        "quasi_identifiers": ["zip", "birth_date", "gender"],
+        "sensitive": "diagnosis",
+        **(privacy or {}),
+    }
     data["validation"] = {"canaries": 0, **(validation or {})}
     return parse_policy(yaml.safe_dump(data), file="test-policy.yaml")
 
@@ -51,8 +59,9 @@ def stage(policy: Policy, run_id: str) -> RunTables:
     return RunTables(policy.dataset, run_id)
 
 
-def refused(policy: Policy, run_id: str, tamper: Callable[[psycopg.Connection, RunTables], None],
-            url: str) -> ValidationFailed:
+def refused(
+    policy: Policy, run_id: str, tamper: Callable[[psycopg.Connection, RunTables], None], url: str
+) -> ValidationFailed:
     rt = stage(policy, run_id)
     with psycopg.connect(url, autocommit=True) as c:
         tamper(c, rt)
@@ -76,40 +85,63 @@ def test_clean_run_passes_publishes_and_keeps_values_out_of_the_report(seeded_db
     report = validate(policy, "clean")
     assert report.passed, report.reasons()
     names = {c.name for c in report.checks}
-    assert {"schema_columns", "schema_type", "row_count_parity", "not_null", "format", "unique",
-            "no_raw_value_survives", "null_parity", "token_unique", "token_joinable",
-            "canaries", "residual_pii", "k_anonymity"} <= names
+    assert {
+        "schema_columns",
+        "schema_type",
+        "row_count_parity",
+        "not_null",
+        "format",
+        "unique",
+        "no_raw_value_survives",
+        "null_parity",
+        "token_unique",
+        "token_joinable",
+        "canaries",
+        "residual_pii",
+        "k_anonymity",
+    } <= names
     assert report.data_docs and Path(report.data_docs).is_file()
     html = Path(report.data_docs).read_text()
     assert "customers" in html
     # No raw value of a personal column reaches the report (checked against the source).
     text = json.dumps(report.to_dict(), default=str)
     with psycopg.connect(seeded_db) as c:
-        raw = c.execute("SELECT ssn, email, full_name FROM restricted.customers"
-                        " WHERE ssn IS NOT NULL LIMIT 200").fetchall()
+        raw = c.execute(
+            "SELECT ssn, email, full_name FROM restricted.customers WHERE ssn IS NOT NULL LIMIT 200"
+        ).fetchall()
     assert not any(v in text for row in raw for v in row)
     assert publish(policy, "clean").rows == 2000
 
 
 def test_raw_ssn_left_in_a_note_is_quarantined_and_the_published_version_stays(
-        seeded_db: str) -> None:
+    seeded_db: str,
+) -> None:
     policy = policy_with({"note": {"action": "keep"}})
     stage(policy, "v1")
     with psycopg.connect(seeded_db, autocommit=True) as c:  # v1: notes without PII
-        c.execute(sql.SQL("UPDATE {} SET note = 'customer asked about fees'"
-                          " WHERE note IS NOT NULL").format(RunTables("customers", "v1").candidate))
+        c.execute(
+            sql.SQL(
+                "UPDATE {} SET note = 'customer asked about fees' WHERE note IS NOT NULL"
+            ).format(RunTables("customers", "v1").candidate)
+        )
     assert validate(policy, "v1").passed
     publish(policy, "v1")
     before = published(seeded_db)
 
     def leak_ssn(c: psycopg.Connection, rt: RunTables) -> None:
-        c.execute(sql.SQL(
-            "UPDATE {cand} o SET note = 'caller gave SSN ' || s.ssn || ' to verify'"
-            " FROM {snap} s WHERE s._vf_row = o._vf_row AND s.ssn IS NOT NULL"
-            " AND o._vf_row = 7 AND o.note IS NOT NULL").format(cand=rt.candidate,
-                                                                 snap=rt.snapshot))
-        c.execute(sql.SQL("UPDATE {} SET note = 'customer asked about fees'"
-                          " WHERE _vf_row <> 7 AND note IS NOT NULL").format(rt.candidate))
+        c.execute(
+            sql.SQL(
+                "UPDATE {cand} o SET note = 'caller gave SSN ' || s.ssn || ' to verify'"
+                " FROM {snap} s WHERE s._vf_row = o._vf_row AND s.ssn IS NOT NULL"
+                " AND o._vf_row = 7 AND o.note IS NOT NULL"
+            ).format(cand=rt.candidate, snap=rt.snapshot)
+        )
+        c.execute(
+            sql.SQL(
+                "UPDATE {} SET note = 'customer asked about fees'"
+                " WHERE _vf_row <> 7 AND note IS NOT NULL"
+            ).format(rt.candidate)
+        )
 
     err = refused(policy, "v2", leak_ssn, seeded_db)
     assert {"residual_pii", "no_raw_value_in_text"} <= failed_checks(err)
@@ -117,8 +149,9 @@ def test_raw_ssn_left_in_a_note_is_quarantined_and_the_published_version_stays(
     # The message and reasons carry check names and counts, never the SSN.
     with psycopg.connect(seeded_db) as c:
         ssn = c.execute("SELECT ssn FROM restricted.customers WHERE ssn IS NOT NULL").fetchall()
-        quarantined = c.execute("SELECT reasons FROM governance.quarantined WHERE run_id = 'v2'"
-                                ).fetchone()
+        quarantined = c.execute(
+            "SELECT reasons FROM governance.quarantined WHERE run_id = 'v2'"
+        ).fetchone()
     dumped = json.dumps(err.reasons) + str(err)
     assert not any(s[0] in dumped for s in ssn)
     assert quarantined is not None
@@ -130,10 +163,12 @@ def test_leaked_canary_is_quarantined(seeded_db: str) -> None:
 
     def leak_canary(c: psycopg.Connection, rt: RunTables) -> None:
         # A broken operator passes canary e-mail addresses through in another column.
-        c.execute(sql.SQL(
-            "UPDATE {cand} o SET diagnosis = s.email FROM {snap} s"
-            " WHERE s._vf_row = o._vf_row AND s._vf_canary").format(
-                cand=rt.candidate, snap=rt.snapshot))
+        c.execute(
+            sql.SQL(
+                "UPDATE {cand} o SET diagnosis = s.email FROM {snap} s"
+                " WHERE s._vf_row = o._vf_row AND s._vf_canary"
+            ).format(cand=rt.candidate, snap=rt.snapshot)
+        )
 
     err = refused(policy, "canary", leak_canary, seeded_db)
     assert "canaries" in failed_checks(err)
@@ -144,9 +179,12 @@ def test_leaked_canary_is_quarantined(seeded_db: str) -> None:
 
 def test_token_collision_is_quarantined(seeded_db: str) -> None:
     def collide(c: psycopg.Connection, rt: RunTables) -> None:
-        c.execute(sql.SQL(
-            "UPDATE {cand} SET email = (SELECT email FROM {cand} WHERE _vf_row = 1)"
-            " WHERE _vf_row = 2").format(cand=rt.candidate))
+        c.execute(
+            sql.SQL(
+                "UPDATE {cand} SET email = (SELECT email FROM {cand} WHERE _vf_row = 1)"
+                " WHERE _vf_row = 2"
+            ).format(cand=rt.candidate)
+        )
 
     err = refused(policy_with(), "collide", collide, seeded_db)
     reasons = {(r["check"], r["column"]) for r in err.reasons}
@@ -156,24 +194,32 @@ def test_token_collision_is_quarantined(seeded_db: str) -> None:
 
 def test_key_token_collision_fails_uniqueness(seeded_db: str) -> None:
     def collide(c: psycopg.Connection, rt: RunTables) -> None:
-        c.execute(sql.SQL(
-            "UPDATE {cand} SET customer_id = (SELECT customer_id FROM {cand} WHERE _vf_row = 1)"
-            " WHERE _vf_row = 3").format(cand=rt.candidate))
+        c.execute(
+            sql.SQL(
+                "UPDATE {cand} SET customer_id = (SELECT customer_id FROM {cand} WHERE _vf_row = 1)"
+                " WHERE _vf_row = 3"
+            ).format(cand=rt.candidate)
+        )
 
     err = refused(policy_with(), "keycollide", collide, seeded_db)
     reasons = {(r["check"], r["column"]) for r in err.reasons}
     assert {("unique", "customer_id"), ("token_unique", "customer_id")} <= reasons
     # GX found the duplicate; its Data Docs show counts, never the duplicated value.
     with psycopg.connect(seeded_db) as c:
-        manifest = c.execute("SELECT manifest FROM governance.runs WHERE run_id = 'keycollide'"
-                             ).fetchone()
-        token = c.execute("SELECT customer_id FROM quarantine.{} WHERE _vf_row = 1".format(
-            f'"customers__{RunTables("customers", "keycollide").tag}"')).fetchone()
+        manifest = c.execute(
+            "SELECT manifest FROM governance.runs WHERE run_id = 'keycollide'"
+        ).fetchone()
+        token = c.execute(
+            "SELECT customer_id FROM quarantine.{} WHERE _vf_row = 1".format(
+                f'"customers__{RunTables("customers", "keycollide").tag}"'
+            )
+        ).fetchone()
     assert manifest is not None and token is not None
     docs = Path(manifest[0]["gate"]["data_docs"]).parent
     pages = [p.read_text() for p in docs.rglob("*.html")]
-    assert len(pages) >= 3 and any("expect_column_values_to_be_unique" in p or
-                                   "unique" in p for p in pages)
+    assert len(pages) >= 3 and any(
+        "expect_column_values_to_be_unique" in p or "unique" in p for p in pages
+    )
     assert not any(token[0] in p for p in pages)
 
 
@@ -197,12 +243,16 @@ def test_suppression_removes_small_classes_counts_them_and_passes(seeded_db: str
     """QI gender only: classes F, M and the rare X. With k above the size of X but below
     F and M, suppression removes exactly the X rows (counted from the source)."""
     with psycopg.connect(seeded_db) as c:
-        sizes = dict(c.execute(
-            "SELECT gender, count(*) FROM restricted.customers GROUP BY gender").fetchall())
+        sizes = dict(
+            c.execute(
+                "SELECT gender, count(*) FROM restricted.customers GROUP BY gender"
+            ).fetchall()
+        )
     k = sizes["X"] + 1
     assert k <= min(sizes["F"], sizes["M"])
-    policy = policy_with(privacy={"quasi_identifiers": ["gender"], "k": k,
-                                  "on_violation": "suppress"})
+    policy = policy_with(
+        privacy={"quasi_identifiers": ["gender"], "k": k, "on_violation": "suppress"}
+    )
     stage(policy, "suppress")
     report = validate(policy, "suppress")
     assert report.passed, report.reasons()
@@ -215,8 +265,7 @@ def test_suppression_removes_small_classes_counts_them_and_passes(seeded_db: str
 
 
 def test_suppression_beyond_the_bound_fails(seeded_db: str) -> None:
-    policy = policy_with(privacy={"k": 2, "on_violation": "suppress",
-                                  "max_suppression": 0.01})
+    policy = policy_with(privacy={"k": 2, "on_violation": "suppress", "max_suppression": 0.01})
     err = refused(policy, "toomuch", lambda c, rt: None, seeded_db)
     reason = next(r for r in err.reasons if r["check"] == "suppression")
     assert reason["observed"] > reason["threshold"] == 20  # type: ignore[operator]
@@ -231,14 +280,14 @@ def test_gx_fetches_counts_not_rows_and_leaves_canaries_out(seeded_db: str) -> N
     rt = stage(policy, "gxrows")
     fetched: list[tuple[int, str]] = []
 
-    def count_rows(conn: object, cursor: psycopg.Cursor[object], statement: str,
-                   *args: object) -> None:
+    def count_rows(
+        conn: object, cursor: psycopg.Cursor[object], statement: str, *args: object
+    ) -> None:
         fetched.append((cursor.rowcount, " ".join(statement.split())[:120]))
 
     with psycopg.connect(seeded_db) as c:
         ctx = gate_context(policy, "gxrows", load_manifest(c, "gxrows"))
-        in_candidate = c.execute(sql.SQL("SELECT count(*) FROM {}").format(rt.candidate)
-                                 ).fetchone()
+        in_candidate = c.execute(sql.SQL("SELECT count(*) FROM {}").format(rt.candidate)).fetchone()
         event.listen(Engine, "after_cursor_execute", count_rows)
         try:
             checks, docs = run_expectations(c, ctx, build_expectations(ctx), None)

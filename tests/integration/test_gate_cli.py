@@ -11,6 +11,7 @@ import pytest
 import yaml
 from psycopg import sql
 from typer.testing import CliRunner
+
 from veilflow.cli import app
 from veilflow.errors import ValidationFailed
 from veilflow.pipeline.keys import default_key_provider
@@ -47,8 +48,11 @@ def test_validate_command_passes_then_refuses(seeded_db: str, tmp_path: Path) ->
     policy, path = simple_policy(tmp_path)
     stage(policy, "cli1")
     with psycopg.connect(seeded_db, autocommit=True) as c:
-        c.execute(sql.SQL("UPDATE {} SET note = 'no personal data here'"
-                          " WHERE note IS NOT NULL").format(RunTables("customers", "cli1").candidate))
+        c.execute(
+            sql.SQL("UPDATE {} SET note = 'no personal data here' WHERE note IS NOT NULL").format(
+                RunTables("customers", "cli1").candidate
+            )
+        )
     out = CliRunner().invoke(app, ["validate", str(path), "--format", "json"])
     assert out.exit_code == 0, out.output
     report = json.loads(out.output)
@@ -62,21 +66,36 @@ def test_validate_command_passes_then_refuses(seeded_db: str, tmp_path: Path) ->
     assert "FAIL residual_pii" in out.output
     with psycopg.connect(seeded_db) as c:
         raw = [r[0] for r in c.execute("SELECT email FROM restricted.customers").fetchall()]
-        moved = c.execute("SELECT quarantine_table FROM governance.quarantined"
-                          " WHERE run_id = 'cli2'").fetchone()
+        moved = c.execute(
+            "SELECT quarantine_table FROM governance.quarantined WHERE run_id = 'cli2'"
+        ).fetchone()
     assert not any(e in out.output for e in raw)
     assert moved is not None and moved[0].startswith("quarantine.")
     assert RunTables("customers", "cli2").candidate_name not in out.output or rt
 
 
 def test_risk_command_on_a_table(seeded_db: str) -> None:
-    out = CliRunner().invoke(app, ["risk", "restricted.customers", "--qi", "gender",
-                                   "--sensitive", "diagnosis", "--format", "json"])
+    out = CliRunner().invoke(
+        app,
+        [
+            "risk",
+            "restricted.customers",
+            "--qi",
+            "gender",
+            "--sensitive",
+            "diagnosis",
+            "--format",
+            "json",
+        ],
+    )
     assert out.exit_code == 0, out.output
     data = json.loads(out.output)
     with psycopg.connect(seeded_db) as c:
-        sizes = dict(c.execute("SELECT gender, count(*) FROM restricted.customers"
-                               " GROUP BY gender").fetchall())
+        sizes = dict(
+            c.execute(
+                "SELECT gender, count(*) FROM restricted.customers GROUP BY gender"
+            ).fetchall()
+        )
     assert data["k"] == min(sizes.values()) and data["rows"] == 2000
     expected: dict[str, int] = {}
     for n in sizes.values():
@@ -84,25 +103,32 @@ def test_risk_command_on_a_table(seeded_db: str) -> None:
     assert data["class_sizes"] == expected
 
 
-def test_rescan_counts_what_survived_not_what_replaced_it(seeded_db: str,
-                                                         tmp_path: Path) -> None:
+def test_rescan_counts_what_survived_not_what_replaced_it(seeded_db: str, tmp_path: Path) -> None:
     """A stub scanner reports what follows "write to" as an e-mail address; the candidate
     keeps one source address and replaces another: only the kept one counts."""
     policy, _ = simple_policy(tmp_path, rescan_rows=0)
     rt = stage(policy, "rescan")
     with psycopg.connect(seeded_db, autocommit=True) as c:
-        email = c.execute(sql.SQL("SELECT email FROM {} WHERE _vf_row = 3").format(
-            rt.snapshot)).fetchone()
+        email = c.execute(
+            sql.SQL("SELECT email FROM {} WHERE _vf_row = 3").format(rt.snapshot)
+        ).fetchone()
         assert email is not None
         c.execute(sql.SQL("UPDATE {} SET note = NULL").format(rt.candidate))
-        c.execute(sql.SQL("UPDATE {} SET note = %s WHERE _vf_row = 3").format(rt.candidate),
-                  (f"write to {email[0]}",))
-        c.execute(sql.SQL("UPDATE {} SET note = 'write to tok_v1_x@example.com' WHERE _vf_row = 4"
-                          ).format(rt.candidate))
+        c.execute(
+            sql.SQL("UPDATE {} SET note = %s WHERE _vf_row = 3").format(rt.candidate),
+            (f"write to {email[0]}",),
+        )
+        c.execute(
+            sql.SQL(
+                "UPDATE {} SET note = 'write to tok_v1_x@example.com' WHERE _vf_row = 4"
+            ).format(rt.candidate)
+        )
 
     def stub(texts: list[str], entities: frozenset[str]) -> list[list[tuple[str, str]]]:
-        return [[("EMAIL_ADDRESS", t.removeprefix("write to "))] if t.startswith("write to ")
-                else [] for t in texts]
+        return [
+            [("EMAIL_ADDRESS", t.removeprefix("write to "))] if t.startswith("write to ") else []
+            for t in texts
+        ]
 
     with psycopg.connect(seeded_db) as c:
         ctx = gate_context(policy, "rescan", load_manifest(c, "rescan"))
@@ -112,14 +138,14 @@ def test_rescan_counts_what_survived_not_what_replaced_it(seeded_db: str,
     assert result.details["replacements_seen"] == {"EMAIL_ADDRESS": 1}
 
 
-def test_tokens_rederived_from_raw_values_prove_joinability(seeded_db: str,
-                                                           tmp_path: Path) -> None:
+def test_tokens_rederived_from_raw_values_prove_joinability(seeded_db: str, tmp_path: Path) -> None:
     """With the run's operators at hand, the gate re-derives a sample of deterministic
     outputs from the raw values: equal originals in another table tokenized under the same
     key scope meet on the same token. A token written by anything else is caught."""
     import dataclasses
 
     import pandas as pd
+
     from veilflow.pipeline.plan import plan_policy
     from veilflow.transform.base import ChunkContext
     from veilflow.validate.checks import tokens_rederived
@@ -135,12 +161,16 @@ def test_tokens_rederived_from_raw_values_prove_joinability(seeded_db: str,
         return op.apply(values, ChunkContext(frame=frame, key_column=policy.source.key))
 
     with psycopg.connect(seeded_db) as c:
-        ctx = dataclasses.replace(gate_context(policy, "rederive", load_manifest(c, "rederive")),
-                                  recompute=recompute)
+        ctx = dataclasses.replace(
+            gate_context(policy, "rederive", load_manifest(c, "rederive")), recompute=recompute
+        )
         clean = {r.column: r for r in tokens_rederived(c, ctx, sample=200)}
         assert {"customer_id", "email", "iban", "ip_address", "phone"} <= set(clean)
         assert all(r.passed and r.details["sampled"] > 0 for r in clean.values())
-        c.execute(sql.SQL("UPDATE {} SET email = 'tok_v1_aaaaaaaaaaaaaaaaaaaaaaaaaa@x.org'"
-                          " WHERE _vf_row = 2").format(rt.candidate))
+        c.execute(
+            sql.SQL(
+                "UPDATE {} SET email = 'tok_v1_aaaaaaaaaaaaaaaaaaaaaaaaaa@x.org' WHERE _vf_row = 2"
+            ).format(rt.candidate)
+        )
         bad = {r.column: r for r in tokens_rederived(c, ctx, sample=200)}
     assert not bad["email"].passed and bad["email"].observed == 1

@@ -30,8 +30,9 @@ def rows(conn: psycopg.Connection, q: str) -> list[tuple[object, ...]]:
     return conn.execute(q).fetchall()
 
 
-def test_run_publishes_every_row_transformed(seeded_db: str, conn: psycopg.Connection,
-                                             policy_text: str) -> None:
+def test_run_publishes_every_row_transformed(
+    seeded_db: str, conn: psycopg.Connection, policy_text: str
+) -> None:
     policy = parse_policy(policy_text)
     summary = run_policy(policy)
     assert summary.rows_in == 2000 and summary.rows_published == 2000
@@ -40,17 +41,28 @@ def test_run_publishes_every_row_transformed(seeded_db: str, conn: psycopg.Conne
     # Nothing raw survives in a transformed column, nor inside the scrubbed notes. (Names are
     # checked row by row by the gate's rescan: a surrogate may equal another customer's name.)
     for col in ("email", "ssn", "credit_card", "iban", "ip_address", "phone"):
-        leaked = rows(conn, f"""SELECT count(*) FROM anonymized.customers
-                                WHERE {col} IN (SELECT {col} FROM restricted.customers)""")
+        leaked = rows(
+            conn,
+            f"""SELECT count(*) FROM anonymized.customers
+                                WHERE {col} IN (SELECT {col} FROM restricted.customers)""",
+        )
         assert leaked == [(0,)], col
-    in_notes = rows(conn, """SELECT count(*) FROM anonymized.customers a
+    in_notes = rows(
+        conn,
+        """SELECT count(*) FROM anonymized.customers a
                              WHERE EXISTS (SELECT 1 FROM restricted.customers r
                                            WHERE position(r.email IN a.note) > 0
-                                              OR position(r.phone IN a.note) > 0)""")
+                                              OR position(r.phone IN a.note) > 0)""",
+    )
     assert in_notes == [(0,)]
     # Types of kept columns are kept; transformed ones are text.
-    types = dict(rows(conn, """SELECT column_name, data_type FROM information_schema.columns
-                               WHERE table_schema = 'anonymized' AND table_name = 'customers'"""))
+    types = dict(
+        rows(
+            conn,
+            """SELECT column_name, data_type FROM information_schema.columns
+                               WHERE table_schema = 'anonymized' AND table_name = 'customers'""",
+        )
+    )
     assert types["amount"] == "numeric" and types["email"] == "text"
     status = rows(conn, "SELECT status, rows_in, rows_out FROM governance.runs")
     assert status == [("published", 2000, 2000)]
@@ -58,8 +70,9 @@ def test_run_publishes_every_row_transformed(seeded_db: str, conn: psycopg.Conne
     assert rows(conn, "SELECT count(*) FROM pg_tables WHERE schemaname = 'staging'") == [(0,)]
 
 
-def test_tokens_are_deterministic_across_runs(seeded_db: str, conn: psycopg.Connection,
-                                              policy_text: str) -> None:
+def test_tokens_are_deterministic_across_runs(
+    seeded_db: str, conn: psycopg.Connection, policy_text: str
+) -> None:
     policy = parse_policy(policy_text)
     run_policy(policy)
     first = rows(conn, "SELECT customer_id, email FROM anonymized.customers ORDER BY 1")
@@ -68,8 +81,9 @@ def test_tokens_are_deterministic_across_runs(seeded_db: str, conn: psycopg.Conn
     assert rows(conn, "SELECT count(*) FROM governance.published_versions") == [(2,)]
 
 
-def test_schema_drift_stops_before_anything_is_written(seeded_db: str, conn: psycopg.Connection,
-                                                       policy_text: str) -> None:
+def test_schema_drift_stops_before_anything_is_written(
+    seeded_db: str, conn: psycopg.Connection, policy_text: str
+) -> None:
     run_policy(parse_policy(policy_text))
     conn.execute("ALTER TABLE restricted.customers ADD COLUMN passport_no text")
     with pytest.raises(SchemaDrift, match="passport_no"):
@@ -78,13 +92,20 @@ def test_schema_drift_stops_before_anything_is_written(seeded_db: str, conn: psy
     assert rows(conn, "SELECT count(*) FROM pg_tables WHERE schemaname = 'staging'") == [(0,)]
     # With `unlisted: drop` the new column is left out and the run goes on.
     run_policy(parse_policy(policy_text.replace("unlisted: fail", "unlisted: drop")))
-    cols = [r[0] for r in rows(conn, """SELECT column_name FROM information_schema.columns
-                                        WHERE table_schema = 'anonymized'""")]
+    cols = [
+        r[0]
+        for r in rows(
+            conn,
+            """SELECT column_name FROM information_schema.columns
+                                        WHERE table_schema = 'anonymized'""",
+        )
+    ]
     assert "passport_no" not in cols
 
 
-def test_drift_message_carries_the_scan_verdict(seeded_db: str, conn: psycopg.Connection,
-                                               policy_text: str) -> None:
+def test_drift_message_carries_the_scan_verdict(
+    seeded_db: str, conn: psycopg.Connection, policy_text: str
+) -> None:
     conn.execute("ALTER TABLE restricted.customers ADD COLUMN backup_email text")
     conn.execute("UPDATE restricted.customers SET backup_email = email")
     with pytest.raises(SchemaDrift) as info:
@@ -94,15 +115,15 @@ def test_drift_message_carries_the_scan_verdict(seeded_db: str, conn: psycopg.Co
     assert "@" not in message  # a verdict, never a value
 
 
-def test_declared_column_missing_from_source(seeded_db: str, conn: psycopg.Connection,
-                                             policy_text: str) -> None:
+def test_declared_column_missing_from_source(
+    seeded_db: str, conn: psycopg.Connection, policy_text: str
+) -> None:
     conn.execute("ALTER TABLE restricted.customers DROP COLUMN iban")
     with pytest.raises(SchemaDrift, match="missing from the source: iban"):
         run_policy(parse_policy(policy_text))
 
 
-def test_null_key_stops_the_run(seeded_db: str, conn: psycopg.Connection,
-                                policy_text: str) -> None:
+def test_null_key_stops_the_run(seeded_db: str, conn: psycopg.Connection, policy_text: str) -> None:
     conn.execute("ALTER TABLE restricted.customers DROP CONSTRAINT customers_pkey")
     conn.execute("ALTER TABLE restricted.customers ALTER COLUMN customer_id DROP NOT NULL")
     conn.execute("UPDATE restricted.customers SET customer_id = NULL WHERE customer_id < 3")
@@ -116,10 +137,12 @@ def test_missing_source_table(zones_db: str, policy_text: str) -> None:
         run_policy(parse_policy(policy_text))
 
 
-def test_database_down_is_one_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                          policy_text: str) -> None:
-    monkeypatch.setenv("VEILFLOW_DATABASE_URL",
-                       f"postgresql://pipeline:s3cret@/veilflow?host={tmp_path}")
+def test_database_down_is_one_clear_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, policy_text: str
+) -> None:
+    monkeypatch.setenv(
+        "VEILFLOW_DATABASE_URL", f"postgresql://pipeline:s3cret@/veilflow?host={tmp_path}"
+    )
     with pytest.raises(DatabaseUnavailable) as info:
         run_policy(parse_policy(policy_text))
     assert "cannot connect" in str(info.value)
@@ -127,11 +150,12 @@ def test_database_down_is_one_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_p
 
 
 def test_gate_failure_quarantines_and_keeps_the_published_version(
-        seeded_db: str, conn: psycopg.Connection, policy_text: str,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    seeded_db: str, conn: psycopg.Connection, policy_text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     run_policy(parse_policy(policy_text))
-    before = rows(conn, "SELECT md5(string_agg(email, ',' ORDER BY email))"
-                        " FROM anonymized.customers")
+    before = rows(
+        conn, "SELECT md5(string_agg(email, ',' ORDER BY email)) FROM anonymized.customers"
+    )
     # An operator that claims to hide values but passes them through must be caught.
     import veilflow.registry as registry
     from veilflow.transform.operators.basic import Keep
@@ -142,22 +166,32 @@ def test_gate_failure_quarantines_and_keeps_the_published_version(
 
     monkeypatch.setitem(registry.OPERATORS, "leaky", Leaky)
     with pytest.raises(ValidationFailed) as info:
-        run_policy(parse_policy(policy_text.replace(
-            "ssn:         {action: ff1, alphabet: digits}", "ssn:         {action: leaky}")))
-    assert any(r["check"] == "no_raw_value_survives" and r["column"] == "ssn"
-               for r in info.value.reasons)
-    assert rows(conn, "SELECT md5(string_agg(email, ',' ORDER BY email))"
-                      " FROM anonymized.customers") == before
+        run_policy(
+            parse_policy(
+                policy_text.replace(
+                    "ssn:         {action: ff1, alphabet: digits}", "ssn:         {action: leaky}"
+                )
+            )
+        )
+    assert any(
+        r["check"] == "no_raw_value_survives" and r["column"] == "ssn" for r in info.value.reasons
+    )
+    assert (
+        rows(conn, "SELECT md5(string_agg(email, ',' ORDER BY email)) FROM anonymized.customers")
+        == before
+    )
     q = rows(conn, "SELECT quarantine_table, reasons FROM governance.quarantined")
     assert len(q) == 1 and q[0][0].startswith("quarantine.customers__")
     assert rows(conn, "SELECT status FROM governance.runs ORDER BY started_at") == [
-        ("published",), ("quarantined",)]
+        ("published",),
+        ("quarantined",),
+    ]
     assert rows(conn, "SELECT count(*) FROM pg_tables WHERE schemaname = 'staging'") == [(0,)]
 
 
 def test_a_chunk_retried_after_a_crash_gives_the_same_rows(
-        seeded_db: str, conn: psycopg.Connection, policy_text: str,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    seeded_db: str, conn: psycopg.Connection, policy_text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     policy = parse_policy(policy_text)
     keys = default_key_provider()
     ex = extract(policy, "retry-run", keys)

@@ -18,8 +18,13 @@ from veilflow.zones.db import connect
 
 def _fill(conn: psycopg.Connection, n: int = 5) -> None:
     for i in range(n):
-        audit.record(conn, "policy.run", target=f"dataset_{i}", count=i,
-                     details={"status": "published", "rows": 10 * i})
+        audit.record(
+            conn,
+            "policy.run",
+            target=f"dataset_{i}",
+            count=i,
+            details={"status": "published", "rows": 10 * i},
+        )
 
 
 def _cli(*args: str) -> tuple[int, str, BaseException | None]:
@@ -31,8 +36,9 @@ def _cli(*args: str) -> tuple[int, str, BaseException | None]:
 
 def test_rows_chain_and_verify(conn: psycopg.Connection) -> None:
     _fill(conn)
-    rows = conn.execute("SELECT seq, actor, prev_hash, row_hash FROM governance.audit_log"
-                        " ORDER BY seq").fetchall()
+    rows = conn.execute(
+        "SELECT seq, actor, prev_hash, row_hash FROM governance.audit_log ORDER BY seq"
+    ).fetchall()
     assert [r[0] for r in rows] == [1, 2, 3, 4, 5]
     assert rows[0][2] == "0" * 64
     assert all(rows[i][2] == rows[i - 1][3] for i in range(1, 5))
@@ -45,24 +51,38 @@ def test_rows_chain_and_verify(conn: psycopg.Connection) -> None:
 
 def test_the_hash_is_sha256_over_prev_hash_and_the_row(conn: psycopg.Connection) -> None:
     """Independent recomputation from the row's fields (not PostgreSQL's rendering)."""
-    audit.record(conn, "reidentify", target="people.email", purpose="ticket 1", count=3,
-                 details={"matched": 3})
-    seq, at, actor, action, target, purpose, count, outcome, details, prev, row_hash = \
-        conn.execute("SELECT seq, at, actor, action, target, purpose, count, outcome, details,"
-                     " prev_hash, row_hash FROM governance.audit_log").fetchone()  # type: ignore[misc]
+    audit.record(
+        conn,
+        "reidentify",
+        target="people.email",
+        purpose="ticket 1",
+        count=3,
+        details={"matched": 3},
+    )
+    seq, at, actor, action, target, purpose, count, outcome, details, prev, row_hash = conn.execute(
+        "SELECT seq, at, actor, action, target, purpose, count, outcome, details,"
+        " prev_hash, row_hash FROM governance.audit_log"
+    ).fetchone()  # type: ignore[misc]
     when = at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    payload = json.dumps([seq, when, actor, action, target, purpose, count, outcome, details],
-                         separators=(", ", ": "), ensure_ascii=False)
+    payload = json.dumps(
+        [seq, when, actor, action, target, purpose, count, outcome, details],
+        separators=(", ", ": "),
+        ensure_ascii=False,
+    )
     assert hashlib.sha256((prev + payload).encode()).hexdigest() == row_hash
 
 
-@pytest.mark.parametrize("statement", [
-    "UPDATE governance.audit_log SET count = 0",
-    "DELETE FROM governance.audit_log WHERE seq = 2",
-    "TRUNCATE governance.audit_log",
-])
-def test_even_the_owner_cannot_change_or_remove_rows(conn: psycopg.Connection,
-                                                     statement: str) -> None:
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE governance.audit_log SET count = 0",
+        "DELETE FROM governance.audit_log WHERE seq = 2",
+        "TRUNCATE governance.audit_log",
+    ],
+)
+def test_even_the_owner_cannot_change_or_remove_rows(
+    conn: psycopg.Connection, statement: str
+) -> None:
     _fill(conn, 3)
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
         conn.execute(statement)
@@ -70,13 +90,18 @@ def test_even_the_owner_cannot_change_or_remove_rows(conn: psycopg.Connection,
 
 
 def test_a_forged_insert_is_chained_by_the_database_not_the_caller(
-        conn: psycopg.Connection) -> None:
+    conn: psycopg.Connection,
+) -> None:
     _fill(conn, 2)
-    conn.execute("INSERT INTO governance.audit_log (seq, at, actor, action, target, outcome,"
-                 " prev_hash, row_hash) VALUES (99, '2000-01-01', 'someone_else', 'x', 'y',"
-                 " 'ok', 'forged', 'forged')")
-    row = conn.execute("SELECT seq, actor, prev_hash <> 'forged', at > '2001-01-01'"
-                       " FROM governance.audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+    conn.execute(
+        "INSERT INTO governance.audit_log (seq, at, actor, action, target, outcome,"
+        " prev_hash, row_hash) VALUES (99, '2000-01-01', 'someone_else', 'x', 'y',"
+        " 'ok', 'forged', 'forged')"
+    )
+    row = conn.execute(
+        "SELECT seq, actor, prev_hash <> 'forged', at > '2001-01-01'"
+        " FROM governance.audit_log ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
     assert row == (3, "postgres", True, True)
     assert audit.verify(conn).ok
 
@@ -90,7 +115,8 @@ def _as_superuser_around_the_trigger(conn: psycopg.Connection, statement: str) -
 def test_an_edited_row_is_caught_by_verify(conn: psycopg.Connection) -> None:
     _fill(conn, 6)
     _as_superuser_around_the_trigger(
-        conn, "UPDATE governance.audit_log SET count = 999 WHERE seq = 4")
+        conn, "UPDATE governance.audit_log SET count = 999 WHERE seq = 4"
+    )
     report = audit.verify(conn)
     assert report.broken_at == 4 and report.rows == 3 and "edited" in (report.reason or "")
     _, _, exc = _cli("audit", "verify")
@@ -100,13 +126,16 @@ def test_an_edited_row_is_caught_by_verify(conn: psycopg.Connection) -> None:
 
 def test_a_rehashed_edit_breaks_the_next_link(conn: psycopg.Connection) -> None:
     _fill(conn, 5)
-    _as_superuser_around_the_trigger(conn, """
+    _as_superuser_around_the_trigger(
+        conn,
+        """
         UPDATE governance.audit_log SET details = '{"status": "failed"}',
           row_hash = encode(sha256(convert_to(prev_hash || jsonb_build_array(seq,
             to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), actor, action,
             target, purpose, count, outcome, '{"status": "failed"}'::jsonb)::text, 'UTF8')),
             'hex')
-        WHERE seq = 2""")
+        WHERE seq = 2""",
+    )
     report = audit.verify(conn)
     assert report.broken_at == 3 and "prev_hash" in (report.reason or "")
 
@@ -119,34 +148,37 @@ def test_a_deleted_row_is_caught_by_verify(conn: psycopg.Connection) -> None:
 
 
 def test_a_denial_survives_the_rollback_of_the_callers_transaction(
-        zones_db: str, conn: psycopg.Connection, role_logins: dict[str, str]) -> None:
+    zones_db: str, conn: psycopg.Connection, role_logins: dict[str, str]
+) -> None:
     mle = role_logins["ml_engineer"]
     with connect(user=mle) as c:  # not autocommit: the check runs inside a transaction
         c.execute("SELECT 1")
         with pytest.raises(AccessDenied):
             access.require(c, "keys.manage", action="key.destroy", target="people/token@v1")
         c.rollback()
-    rows = conn.execute("SELECT actor, action, target, outcome, details->>'reason'"
-                        " FROM governance.audit_log").fetchall()
-    assert rows == [(mle, "key.destroy", "people/token@v1", "denied",
-                     "requires veilflow_admin")]
+    rows = conn.execute(
+        "SELECT actor, action, target, outcome, details->>'reason' FROM governance.audit_log"
+    ).fetchall()
+    assert rows == [(mle, "key.destroy", "people/token@v1", "denied", "requires veilflow_admin")]
 
 
-def test_tail_and_who_may_read_it(zones_db: str, conn: psycopg.Connection,
-                                  role_logins: dict[str, str]) -> None:
+def test_tail_and_who_may_read_it(
+    zones_db: str, conn: psycopg.Connection, role_logins: dict[str, str]
+) -> None:
     _fill(conn, 4)
     with connect(user=role_logins["auditor"], autocommit=True) as c:
         entries = audit.tail(c, 2)
         assert [e.target for e in entries] == ["dataset_2", "dataset_3"]
         assert "policy.run" in entries[-1].line() and "count=3" in entries[-1].line()
         assert audit.verify(c).ok  # the auditor can verify with SELECT alone
-    with connect(user=role_logins["admin"], autocommit=True) as c, \
-            pytest.raises(psycopg.errors.InsufficientPrivilege):
+    with (
+        connect(user=role_logins["admin"], autocommit=True) as c,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+    ):
         audit.tail(c, 2)
 
 
-def test_concurrent_appenders_never_fork_the_chain(zones_db: str,
-                                                   conn: psycopg.Connection) -> None:
+def test_concurrent_appenders_never_fork_the_chain(zones_db: str, conn: psycopg.Connection) -> None:
     import threading
 
     def append(worker: int) -> None:

@@ -26,8 +26,9 @@ columns:
 EMAILS = ["ann@example.org", "bob@example.net"]
 
 
-def _as(login: str, zones_db: str, monkeypatch: pytest.MonkeyPatch, *args: str,
-        stdin: str | None = None) -> Result:
+def _as(
+    login: str, zones_db: str, monkeypatch: pytest.MonkeyPatch, *args: str, stdin: str | None = None
+) -> Result:
     db = zones_db.rsplit("/", 1)[1].split("?")[0]
     monkeypatch.setenv("VEILFLOW_DATABASE_URL", with_database(zones_db, db, user=login))
     try:
@@ -37,8 +38,12 @@ def _as(login: str, zones_db: str, monkeypatch: pytest.MonkeyPatch, *args: str,
 
 
 def test_keys_access_audit_and_reidentify_commands(
-        zones_db: str, conn: psycopg.Connection, role_logins: dict[str, str],
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    zones_db: str,
+    conn: psycopg.Connection,
+    role_logins: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
     admin, steward, auditor = role_logins["admin"], role_logins["steward"], role_logins["auditor"]
     mle = role_logins["ml_engineer"]
 
@@ -70,8 +75,15 @@ def test_keys_access_audit_and_reidentify_commands(
     key = unwrap(default_master_key(), resolve(conn, "people", "token", None))
     tokens = tokenize_strings(EMAILS, key)
     stdin = "\n".join(t or "" for t in tokens) + "\nnot-a-token\n"
-    args = ("reidentify", "--policy", str(policy), "--column", "email", "--purpose",
-            "ticket 9: customer asked for their data")
+    args = (
+        "reidentify",
+        "--policy",
+        str(policy),
+        "--column",
+        "email",
+        "--purpose",
+        "ticket 9: customer asked for their data",
+    )
     r = _as(steward, zones_db, monkeypatch, *args, stdin=stdin)
     assert r.exit_code == 0, r.output
     assert r.stdout.splitlines()[:3] == [*EMAILS, ""]
@@ -91,8 +103,10 @@ def test_keys_access_audit_and_reidentify_commands(
     r = _as(admin, zones_db, monkeypatch, "keys", "rewrap", "--new-key-file", str(new_key))
     assert r.exit_code == 0 and "rewrapped 2 data key version(s)" in r.output
     assert (new_key.stat().st_mode & 0o777) == 0o600
-    assert unwrap(master_key_from_file(new_key),
-                  resolve(conn, "people", "token", 2)).material == material
+    assert (
+        unwrap(master_key_from_file(new_key), resolve(conn, "people", "token", 2)).material
+        == material
+    )
     r = _as(admin, zones_db, monkeypatch, "keys", "rotate", "people/token")
     assert isinstance(r.exception, VeilflowError)  # the old master key no longer matches
     assert "Nothing was changed" in str(r.exception)

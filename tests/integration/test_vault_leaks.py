@@ -32,27 +32,38 @@ SHAPES = {
 
 
 def _governance_text(conn: psycopg.Connection) -> str:
-    tables = [r[0] for r in conn.execute(
-        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-        " WHERE n.nspname = 'governance' AND c.relkind IN ('r', 'p')").fetchall()]
+    tables = [
+        r[0]
+        for r in conn.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = 'governance' AND c.relkind IN ('r', 'p')"
+        ).fetchall()
+    ]
     assert {"audit_log", "data_keys", "runs"} <= set(tables)
     chunks = []
     for t in tables:
-        chunks += [r[0] for r in conn.execute(
-            f'SELECT t::text FROM governance."{t}" t').fetchall()]  # type: ignore[arg-type]
+        chunks += [r[0] for r in conn.execute(f'SELECT t::text FROM governance."{t}" t').fetchall()]  # type: ignore[arg-type]
     return "\n".join(chunks)
 
 
 def test_no_key_material_or_raw_pii_after_a_run(
-        seeded_db: str, conn: psycopg.Connection, customers_policy_path: Path,
-        caplog: pytest.LogCaptureFixture) -> None:
+    seeded_db: str,
+    conn: psycopg.Connection,
+    customers_policy_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     policy = parse_policy(customers_policy_path.read_text())
     caplog.set_level(logging.DEBUG)
     run_policy(policy)
-    tokens = [r[0] for r in conn.execute(
-        "SELECT ssn FROM anonymized.customers ORDER BY ssn LIMIT 50").fetchall()]
-    got = reidentify(conn, default_master_key(), policy, "ssn", tokens,
-                     "leak test: audit of re-identification")
+    tokens = [
+        r[0]
+        for r in conn.execute(
+            "SELECT ssn FROM anonymized.customers ORDER BY ssn LIMIT 50"
+        ).fetchall()
+    ]
+    got = reidentify(
+        conn, default_master_key(), policy, "ssn", tokens, "leak test: audit of re-identification"
+    )
     assert got.matched == 50
     text = _governance_text(conn) + "\n" + caplog.text
     # Key material, in every form it could take in text.
@@ -62,23 +73,36 @@ def test_no_key_material_or_raw_pii_after_a_run(
     materials += [unwrap(master, v).material for v in list_keys(conn) if v.wrapped]
     assert len(materials) >= 2
     for m in materials:
-        for form in (m.hex(), base64.b64encode(m).decode(), base64.b64encode(m).decode()[:20],
-                     "\\x" + m.hex(), m.hex()[:24]):
+        for form in (
+            m.hex(),
+            base64.b64encode(m).decode(),
+            base64.b64encode(m).decode()[:20],
+            "\\x" + m.hex(),
+            m.hex()[:24],
+        ):
             if form in text:
                 secrets_found.append(form[:6] + "…")
     assert not secrets_found
     # Raw personal data: every source value of every identifying column.
     leaked: dict[str, int] = {}
     for column, shape in SHAPES.items():
-        values = {r[0] for r in conn.execute(
-            f"SELECT {column}::text FROM restricted.customers").fetchall()  # type: ignore[arg-type]
-            if r[0]}
+        values = {
+            r[0]
+            for r in conn.execute(f"SELECT {column}::text FROM restricted.customers").fetchall()  # type: ignore[arg-type]
+            if r[0]
+        }
         candidates = set(re.findall(shape, text))
         hits = values & candidates
         if hits:
             leaked[column] = len(hits)
     assert leaked == {}
     # The scan itself can see a leak: a planted value is found.
-    planted = next(iter({r[0] for r in conn.execute(
-        "SELECT email FROM restricted.customers LIMIT 1").fetchall()}))
+    planted = next(
+        iter(
+            {
+                r[0]
+                for r in conn.execute("SELECT email FROM restricted.customers LIMIT 1").fetchall()
+            }
+        )
+    )
     assert planted in set(re.findall(SHAPES["email"], text + f"\n{planted}\n"))

@@ -20,8 +20,9 @@ def published(seeded_db: str, customers_policy_path: Path) -> str:
     return seeded_db
 
 
-def test_ml_engineer_reads_anonymized_but_not_restricted(published: str,
-                                                         conn: psycopg.Connection) -> None:
+def test_ml_engineer_reads_anonymized_but_not_restricted(
+    published: str, conn: psycopg.Connection
+) -> None:
     make_login(conn, "mle_ada", "veilflow_ml_engineer")
     with connect(published, user="mle_ada") as mle:
         n = mle.execute("SELECT count(*) FROM anonymized.customers").fetchone()

@@ -36,17 +36,24 @@ columns:
   fax: drop
 """
 
-SOURCE = [SourceColumn("patient_id", "bigint", True), SourceColumn("email", "text", True),
-          SourceColumn("phone", "text", False), SourceColumn("zip", "text", True),
-          SourceColumn("notes", "text", False), SourceColumn("ward", "text", True),
-          SourceColumn("fax", "text", False)]
+SOURCE = [
+    SourceColumn("patient_id", "bigint", True),
+    SourceColumn("email", "text", True),
+    SourceColumn("phone", "text", False),
+    SourceColumn("zip", "text", True),
+    SourceColumn("notes", "text", False),
+    SourceColumn("ward", "text", True),
+    SourceColumn("fax", "text", False),
+]
 RUN_ID = "scheduled__2026-11-27T06:00:00+00:00"
 
 
 def require_spec() -> Path:
     if not (SPEC_DIR / "OpenLineage.json").is_file():
-        pytest.skip(f"official OpenLineage schemas not found at {SPEC_DIR} "
-                    "(expected ../shared/openlineage-spec beside the checkout)")
+        pytest.skip(
+            f"official OpenLineage schemas not found at {SPEC_DIR} "
+            "(expected ../shared/openlineage-spec beside the checkout)"
+        )
     return SPEC_DIR
 
 
@@ -59,31 +66,67 @@ def manifest(*, passed: bool = True) -> dict[str, Any]:
     pol = policy()
     plan = plan_policy(pol, KEYS)
     checks = [
-        {"name": "row_count_parity", "passed": True, "observed": 1000, "threshold": 1000,
-         "column": None, "details": {}, "seconds": 0.01},
-        {"name": "no_raw_value_survives", "passed": passed, "observed": 0 if passed else 3,
-         "threshold": 0, "column": "email", "details": {}, "seconds": 0.02},
-        {"name": "k_anonymity", "passed": True, "observed": 7, "threshold": 5,
-         "column": None, "details": {"quasi_identifiers": ["zip"]}, "seconds": 0.03},
+        {
+            "name": "row_count_parity",
+            "passed": True,
+            "observed": 1000,
+            "threshold": 1000,
+            "column": None,
+            "details": {},
+            "seconds": 0.01,
+        },
+        {
+            "name": "no_raw_value_survives",
+            "passed": passed,
+            "observed": 0 if passed else 3,
+            "threshold": 0,
+            "column": "email",
+            "details": {},
+            "seconds": 0.02,
+        },
+        {
+            "name": "k_anonymity",
+            "passed": True,
+            "observed": 7,
+            "threshold": 5,
+            "column": None,
+            "details": {"quasi_identifiers": ["zip"]},
+            "seconds": 0.03,
+        },
     ]
     m: dict[str, Any] = {
-        "run_id": RUN_ID, "dataset": pol.dataset,
+        "run_id": RUN_ID,
+        "dataset": pol.dataset,
         "policy": {"file": pol.file, "hash": pol.hash, "dataset": pol.dataset},
-        "source": {"table": pol.source.table, "key": pol.source.key,
-                   "columns": [{"name": c.name, "type": c.type, "not_null": c.not_null}
-                               for c in SOURCE]},
+        "source": {
+            "table": pol.source.table,
+            "key": pol.source.key,
+            "columns": [{"name": c.name, "type": c.type, "not_null": c.not_null} for c in SOURCE],
+        },
         "target": {"table": pol.target.table},
         "columns": column_entries(plan, {c.name: c for c in SOURCE}),
-        "rows_in": 1000, "canaries": 20, "chunks": 1,
-        "counters": {"notes": {"entity:PERSON": 41, "entity:EMAIL_ADDRESS": 9},
-                     "email": {"fallback_token": 2}},
-        "gate": {"passed": passed, "checks": checks, "suppressed_rows": 4, "metrics": {},
-                 "data_docs": "file:///tmp/docs/index.html"},
+        "rows_in": 1000,
+        "canaries": 20,
+        "chunks": 1,
+        "counters": {
+            "notes": {"entity:PERSON": 41, "entity:EMAIL_ADDRESS": 9},
+            "email": {"fallback_token": 2},
+        },
+        "gate": {
+            "passed": passed,
+            "checks": checks,
+            "suppressed_rows": 4,
+            "metrics": {},
+            "data_docs": "file:///tmp/docs/index.html",
+        },
     }
     if passed:
         m["rows_out"] = 996
     else:
-        m["quarantine"] = {"table": "quarantine.patients__x", "reasons": [
-            {"check": "no_raw_value_survives", "column": "email", "observed": 3,
-             "threshold": 0}]}
+        m["quarantine"] = {
+            "table": "quarantine.patients__x",
+            "reasons": [
+                {"check": "no_raw_value_survives", "column": "email", "observed": 3, "threshold": 0}
+            ],
+        }
     return m

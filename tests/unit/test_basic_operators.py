@@ -31,15 +31,19 @@ def test_redact_keeps_nulls() -> None:
     assert apply("redact", ["a"], replacement="<x>") == ["<x>"]
 
 
-@pytest.mark.parametrize(("params", "values", "expected"), [
-    ({}, ["secret", "", None], ["******", "", None]),
-    ({"keep_last": 4}, ["4111-1111-1111-1234", "123"], ["***************1234", "***"]),
-    ({"keep_first": 1, "keep_last": 2}, ["abcdef", "abc", "héllo"], ["a***ef", "***", "h**lo"]),
-    ({"char": "#", "keep_first": 2}, ["abcd"], ["ab##"]),
-    ({"char": "\\"}, ["ab"], ["\\\\"]),
-])
-def test_mask(params: dict[str, object], values: list[str | None],
-              expected: list[str | None]) -> None:
+@pytest.mark.parametrize(
+    ("params", "values", "expected"),
+    [
+        ({}, ["secret", "", None], ["******", "", None]),
+        ({"keep_last": 4}, ["4111-1111-1111-1234", "123"], ["***************1234", "***"]),
+        ({"keep_first": 1, "keep_last": 2}, ["abcdef", "abc", "héllo"], ["a***ef", "***", "h**lo"]),
+        ({"char": "#", "keep_first": 2}, ["abcd"], ["ab##"]),
+        ({"char": "\\"}, ["ab"], ["\\\\"]),
+    ],
+)
+def test_mask(
+    params: dict[str, object], values: list[str | None], expected: list[str | None]
+) -> None:
     assert apply("mask", values, **params) == expected
 
 

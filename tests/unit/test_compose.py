@@ -13,8 +13,13 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-AIRFLOW_SERVICES = {"airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
-                    "airflow-triggerer", "airflow-worker"}
+AIRFLOW_SERVICES = {
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+}
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +30,14 @@ def compose() -> dict[str, Any]:
             pytest.fail("docker-compose is missing; scripts/system-deps.sh installs it")
         pytest.skip("docker-compose not installed (apt-get install docker-compose)")
     env = {**os.environ, "VEILFLOW_MASTER_KEY": "dGVzdA==", "AIRFLOW_JWT_SECRET": "x" * 64}
-    out = subprocess.run([exe, "-f", str(ROOT / "docker-compose.yml"), "config"], env=env,
-                         capture_output=True, text=True, check=False, cwd=ROOT)
+    out = subprocess.run(
+        [exe, "-f", str(ROOT / "docker-compose.yml"), "config"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
     assert out.returncode == 0, out.stderr
     parsed: dict[str, Any] = yaml.safe_load(out.stdout)
     return parsed
@@ -55,8 +66,10 @@ def test_airflow_runs_celery_against_postgres_and_redis(compose: dict[str, Any])
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
         assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
         assert env["VEILFLOW_DATABASE_URL"].startswith("postgresql://")
-    assert compose["services"]["airflow-worker"]["command"] in ("celery worker",
-                                                                ["celery", "worker"])
+    assert compose["services"]["airflow-worker"]["command"] in (
+        "celery worker",
+        ["celery", "worker"],
+    )
 
 
 def test_dags_plugins_and_policies_are_mounted(compose: dict[str, Any]) -> None:
@@ -73,8 +86,14 @@ def test_secrets_are_required_not_defaulted() -> None:
         pytest.skip("docker-compose not installed")
     env = {k: v for k, v in os.environ.items() if k != "VEILFLOW_MASTER_KEY"}
     env["AIRFLOW_JWT_SECRET"] = "x" * 64
-    out = subprocess.run([exe, "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
-                         env=env, capture_output=True, text=True, check=False, cwd=ROOT)
+    out = subprocess.run(
+        [exe, "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
     assert out.returncode != 0 and "VEILFLOW_MASTER_KEY" in out.stderr
 
 
@@ -84,6 +103,12 @@ def test_the_jwt_secret_is_required_too() -> None:
         pytest.skip("docker-compose not installed")
     env = {k: v for k, v in os.environ.items() if k != "AIRFLOW_JWT_SECRET"}
     env["VEILFLOW_MASTER_KEY"] = "dGVzdA=="
-    out = subprocess.run([exe, "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
-                         env=env, capture_output=True, text=True, check=False, cwd=ROOT)
+    out = subprocess.run(
+        [exe, "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
     assert out.returncode != 0 and "AIRFLOW_JWT_SECRET" in out.stderr

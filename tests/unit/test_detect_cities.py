@@ -15,7 +15,7 @@ def scanner() -> Scanner:
 
 
 def entities(scanner: Scanner, text: str) -> list[tuple[str, str]]:
-    return [(text[s.start:s.end], s.entity) for s in scanner.scan_text(text)]
+    return [(text[s.start : s.end], s.entity) for s in scanner.scan_text(text)]
 
 
 def test_the_list_holds_real_cities_and_not_common_words() -> None:
@@ -27,39 +27,47 @@ def test_the_list_holds_real_cities_and_not_common_words() -> None:
         assert word not in c.names
 
 
-@pytest.mark.parametrize(("text", "city"), [
-    ("Jane Doe;jane.doe@example.org;+1 555 123 4567;Lyon", "Lyon"),
-    ("Marta Nowak | marta@example.pl | Kraków", "Kraków"),
-    ("Ole Hansen\tole@example.dk\tOdense", "Odense"),
-    ("Jens Weber, jens@example.de, 030 1234567, Nürnberg", "Nürnberg"),
-    ("Jane Doe;jane.doe@example.org;Lake Jennifer", "Lake Jennifer"),  # a place by shape
-    ("Jane Doe;jane.doe@example.org;Pearsonborough", "Pearsonborough"),
-    ("Flight to Chicago tomorrow.", "Chicago"),
-    ("She moved to Essen last year", "Essen"),
-    ("Our office near Eindhoven opens soon", "Eindhoven"),
-    ("Tokyo office called back", "Tokyo"),
-])
+@pytest.mark.parametrize(
+    ("text", "city"),
+    [
+        ("Jane Doe;jane.doe@example.org;+1 555 123 4567;Lyon", "Lyon"),
+        ("Marta Nowak | marta@example.pl | Kraków", "Kraków"),
+        ("Ole Hansen\tole@example.dk\tOdense", "Odense"),
+        ("Jens Weber, jens@example.de, 030 1234567, Nürnberg", "Nürnberg"),
+        ("Jane Doe;jane.doe@example.org;Lake Jennifer", "Lake Jennifer"),  # a place by shape
+        ("Jane Doe;jane.doe@example.org;Pearsonborough", "Pearsonborough"),
+        ("Flight to Chicago tomorrow.", "Chicago"),
+        ("She moved to Essen last year", "Essen"),
+        ("Our office near Eindhoven opens soon", "Eindhoven"),
+        ("Tokyo office called back", "Tokyo"),
+    ],
+)
 def test_city_is_a_location(scanner: Scanner, text: str, city: str) -> None:
     assert (city, "LOCATION") in entities(scanner, text)
 
 
-@pytest.mark.parametrize(("text", "name"), [
-    ("Regards, Clayton", "Clayton"),
-    ("Thanks, Jackson", "Jackson"),
-    ("Customer Sydney Farmer called from the office", "Sydney Farmer"),
-])
-def test_a_name_that_is_also_a_city_stays_a_name(scanner: Scanner, text: str,
-                                                 name: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("Regards, Clayton", "Clayton"),
+        ("Thanks, Jackson", "Jackson"),
+        ("Customer Sydney Farmer called from the office", "Sydney Farmer"),
+    ],
+)
+def test_a_name_that_is_also_a_city_stays_a_name(scanner: Scanner, text: str, name: str) -> None:
     got = entities(scanner, text)
     assert (name, "PERSON") in got
     assert not any(e == "LOCATION" for _, e in got)
 
 
-@pytest.mark.parametrize("text", [
-    "The best date for delivery is Friday.",
-    "Email from Jackson about the order",
-    "Meet at Target after work",
-    "Nice work on the release",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The best date for delivery is Friday.",
+        "Email from Jackson about the order",
+        "Meet at Target after work",
+        "Nice work on the release",
+    ],
+)
 def test_no_city_without_support(scanner: Scanner, text: str) -> None:
     assert not any(e == "LOCATION" for _, e in entities(scanner, text))

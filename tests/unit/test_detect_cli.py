@@ -57,9 +57,11 @@ def test_scan_parquet(tmp_path: Path, customers_csv: tuple[Path, pd.DataFrame]) 
 
 def test_detect_jsonl_round_trip(tmp_path: Path) -> None:
     src = tmp_path / "docs.jsonl"
-    docs = [{"id": 1, "text": "Mail jane@example.org or call +1 415 555 0132.", "lang": "en"},
-            {"id": 2, "text": "nothing to see"},
-            {"id": 3, "text": None}]
+    docs = [
+        {"id": 1, "text": "Mail jane@example.org or call +1 415 555 0132.", "lang": "en"},
+        {"id": 2, "text": "nothing to see"},
+        {"id": 3, "text": None},
+    ]
     src.write_text("\n".join(json.dumps(d) for d in docs) + "\nnot json\n", encoding="utf-8")
     dst = tmp_path / "spans.jsonl"
     code, _ = run("detect", "--input", str(src), "--output", str(dst), "--batch-size", "2")
@@ -68,13 +70,16 @@ def test_detect_jsonl_round_trip(tmp_path: Path) -> None:
     assert [r["id"] for r in rows] == [1, 2, 3]
     assert rows[0]["lang"] == "en"
     text = rows[0]["text"]
-    assert [(text[s["start"]:s["end"]], s["entity"]) for s in rows[0]["spans"]] == [
-        ("jane@example.org", "EMAIL_ADDRESS"), ("+1 415 555 0132", "PHONE_NUMBER")]
+    assert [(text[s["start"] : s["end"]], s["entity"]) for s in rows[0]["spans"]] == [
+        ("jane@example.org", "EMAIL_ADDRESS"),
+        ("+1 415 555 0132", "PHONE_NUMBER"),
+    ]
     assert rows[1]["spans"] == [] and rows[2]["spans"] == []
 
 
-def test_policy_draft_is_a_valid_policy(tmp_path: Path,
-                                        customers_csv: tuple[Path, pd.DataFrame]) -> None:
+def test_policy_draft_is_a_valid_policy(
+    tmp_path: Path, customers_csv: tuple[Path, pd.DataFrame]
+) -> None:
     path, _ = customers_csv
     out = tmp_path / "customers.yaml"
     code, _ = run("policy", "draft", str(path), "--output", str(out), "--sample", "200")

@@ -17,11 +17,22 @@ from veilflow.detect.report import ScanReport
 from veilflow.pipeline.seed import _Pools, customers_frame
 
 CUSTOMERS = {
-    "customer_id": IDENTIFIER, "full_name": "PERSON", "email": "EMAIL_ADDRESS",
-    "phone": "PHONE_NUMBER", "ssn": "US_SSN", "credit_card": "CREDIT_CARD",
-    "birth_date": "DATE_TIME", "gender": None, "zip": "ZIP_CODE", "city": "LOCATION",
-    "iban": "IBAN_CODE", "ip_address": "IP_ADDRESS", "signup_ts": "DATE_TIME", "amount": None,
-    "diagnosis": None, "note": FREE_TEXT,
+    "customer_id": IDENTIFIER,
+    "full_name": "PERSON",
+    "email": "EMAIL_ADDRESS",
+    "phone": "PHONE_NUMBER",
+    "ssn": "US_SSN",
+    "credit_card": "CREDIT_CARD",
+    "birth_date": "DATE_TIME",
+    "gender": None,
+    "zip": "ZIP_CODE",
+    "city": "LOCATION",
+    "iban": "IBAN_CODE",
+    "ip_address": "IP_ADDRESS",
+    "signup_ts": "DATE_TIME",
+    "amount": None,
+    "diagnosis": None,
+    "note": FREE_TEXT,
 }
 
 
@@ -40,31 +51,45 @@ def patients(n: int = 300, seed: int = 11) -> tuple[pd.DataFrame, dict[str, str 
     for _ in range(n):
         f = fakes[locales[rng.integers(len(locales))]]
         us = fakes["en_US"]
-        rows.append({
-            "mrn": f"MRN-{rng.integers(10**6, 10**7)}",
-            "pt_name": f"{f.first_name()} {f.last_name()}",
-            "dob": f.date_of_birth().strftime("%d/%m/%Y"),
-            "sex": str(rng.choice(["F", "M"])),
-            "tel": f.phone_number(),
-            "e_mail": f.email(),
-            "addr_line": us.street_address(),
-            "country": us.country(),
-            "post_code": us.zipcode(),
-            "sin": us.ssn(),
-            "cc_num": us.credit_card_number(),
-            "acct_iban": f.iban(),
-            "client_ip": us.ipv4(),
-            "visit_time": us.date_time().isoformat(sep=" "),
-            "ward": str(rng.choice(["A1", "B2", "ICU"])),
-            "charge": f"{rng.uniform(10, 900):.2f}",
-            "remarks": f"Seen by Dr. {f.last_name()}; callback {f.phone_number()}.",
-        })
+        rows.append(
+            {
+                "mrn": f"MRN-{rng.integers(10**6, 10**7)}",
+                "pt_name": f"{f.first_name()} {f.last_name()}",
+                "dob": f.date_of_birth().strftime("%d/%m/%Y"),
+                "sex": str(rng.choice(["F", "M"])),
+                "tel": f.phone_number(),
+                "e_mail": f.email(),
+                "addr_line": us.street_address(),
+                "country": us.country(),
+                "post_code": us.zipcode(),
+                "sin": us.ssn(),
+                "cc_num": us.credit_card_number(),
+                "acct_iban": f.iban(),
+                "client_ip": us.ipv4(),
+                "visit_time": us.date_time().isoformat(sep=" "),
+                "ward": str(rng.choice(["A1", "B2", "ICU"])),
+                "charge": f"{rng.uniform(10, 900):.2f}",
+                "remarks": f"Seen by Dr. {f.last_name()}; callback {f.phone_number()}.",
+            }
+        )
     expected: dict[str, str | None] = {
-        "mrn": IDENTIFIER, "pt_name": "PERSON", "dob": "DATE_TIME", "sex": None,
-        "tel": "PHONE_NUMBER", "e_mail": "EMAIL_ADDRESS", "addr_line": "LOCATION",
-        "country": "LOCATION", "post_code": "ZIP_CODE", "sin": "US_SSN",
-        "cc_num": "CREDIT_CARD", "acct_iban": "IBAN_CODE", "client_ip": "IP_ADDRESS",
-        "visit_time": "DATE_TIME", "ward": None, "charge": None, "remarks": FREE_TEXT,
+        "mrn": IDENTIFIER,
+        "pt_name": "PERSON",
+        "dob": "DATE_TIME",
+        "sex": None,
+        "tel": "PHONE_NUMBER",
+        "e_mail": "EMAIL_ADDRESS",
+        "addr_line": "LOCATION",
+        "country": "LOCATION",
+        "post_code": "ZIP_CODE",
+        "sin": "US_SSN",
+        "cc_num": "CREDIT_CARD",
+        "acct_iban": "IBAN_CODE",
+        "client_ip": "IP_ADDRESS",
+        "visit_time": "DATE_TIME",
+        "ward": None,
+        "charge": None,
+        "remarks": FREE_TEXT,
     }
     return pd.DataFrame(rows), expected
 
@@ -81,12 +106,21 @@ def test_every_column_of_a_differently_named_table() -> None:
 
 
 def test_structured_formats_without_telling_names(customers: pd.DataFrame) -> None:
-    renamed = customers[["email", "ssn", "credit_card", "iban", "ip_address", "birth_date",
-                         "full_name", "note"]].copy()
+    renamed = customers[
+        ["email", "ssn", "credit_card", "iban", "ip_address", "birth_date", "full_name", "note"]
+    ].copy()
     renamed.columns = [f"c{i}" for i in range(len(renamed.columns))]
     got = [v.entity for v in classify_columns(renamed)]
-    assert got == ["EMAIL_ADDRESS", "US_SSN", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS",
-                   "DATE_TIME", "PERSON", FREE_TEXT]
+    assert got == [
+        "EMAIL_ADDRESS",
+        "US_SSN",
+        "CREDIT_CARD",
+        "IBAN_CODE",
+        "IP_ADDRESS",
+        "DATE_TIME",
+        "PERSON",
+        FREE_TEXT,
+    ]
 
 
 def test_plain_numbers_are_not_zip_codes_or_phones() -> None:

@@ -39,8 +39,14 @@ def test_detection_works_with_networking_blocked(tmp_path: Path) -> None:
         assert attempts == [], attempts
         print("OFFLINE-OK")
     """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
-                          timeout=180, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=180,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
     # A cold tldextract cache: without the offline setup this process would have tried to
     # resolve publicsuffix.org (a getaddrinfo attempt the test records and refuses).
     assert proc.returncode == 0, proc.stderr[-3000:]

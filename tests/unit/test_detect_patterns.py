@@ -18,7 +18,7 @@ def patterns_only() -> Scanner:
 
 
 def found(scanner: Scanner, text: str, entity: str) -> list[str]:
-    return [text[s.start:s.end] for s in scanner.scan_text(text) if s.entity == entity]
+    return [text[s.start : s.end] for s in scanner.scan_text(text) if s.entity == entity]
 
 
 def _luhn_complete(body: str) -> str:
@@ -31,7 +31,7 @@ def _luhn_complete(body: str) -> str:
 def _group(n: str, sep: str) -> str:
     if len(n) == 15:
         return sep.join((n[:4], n[4:10], n[10:]))
-    return sep.join(n[i:i + 4] for i in range(0, len(n), 4))
+    return sep.join(n[i : i + 4] for i in range(0, len(n), 4))
 
 
 CARDS = {
@@ -74,22 +74,36 @@ def test_faker_cards_are_found() -> None:
     fake = Faker()
     fake.seed_instance(5)
     scanner = Scanner(use_ner=False)
-    kinds = ["visa16", "visa19", "visa13", "mastercard", "amex", "discover", "maestro",
-             "jcb16", "jcb15", "diners"]
+    kinds = [
+        "visa16",
+        "visa19",
+        "visa13",
+        "mastercard",
+        "amex",
+        "discover",
+        "maestro",
+        "jcb16",
+        "jcb15",
+        "diners",
+    ]
     numbers = [fake.credit_card_number(k) for k in kinds for _ in range(20)]
     texts = [f"card {n} on file" for n in numbers]
     spans = scanner.scan(texts).spans
-    missed = [n for n, sp in zip(numbers, spans, strict=True)
-              if not any(s.entity == "CREDIT_CARD" for s in sp)]
+    missed = [
+        n
+        for n, sp in zip(numbers, spans, strict=True)
+        if not any(s.entity == "CREDIT_CARD" for s in sp)
+    ]
     assert missed == []
 
 
-@given(st.text(alphabet="0123456789", min_size=12, max_size=19), st.integers(0, 18),
-       st.integers(1, 9))
+@given(
+    st.text(alphabet="0123456789", min_size=12, max_size=19), st.integers(0, 18), st.integers(1, 9)
+)
 def test_luhn_catches_every_single_digit_error(number: str, pos: int, delta: int) -> None:
     valid = _luhn_complete(number[:-1])
     pos %= len(valid)
-    wrong = valid[:pos] + str((int(valid[pos]) + delta) % 10) + valid[pos + 1:]
+    wrong = valid[:pos] + str((int(valid[pos]) + delta) % 10) + valid[pos + 1 :]
     assert luhn_ok(valid)
     assert not luhn_ok(wrong)
     assert luhn_array([valid, wrong]).tolist() == [True, False]
@@ -101,15 +115,23 @@ def test_card_ok_rules() -> None:
     assert not card_ok(_luhn_complete("41111111111"))  # 12 digits: Maestro only
 
 
-IBANS = ["DE89370400440532013000", "GB82WEST12345698765432", "FR1420041010050500013M02606",
-         "NL91ABNA0417164300", "IT60X0542811101000000123456", "ES9121000418450200051332",
-         "PL61109010140000071219812874", "CH9300762011623852957", "NO9386011117947"]
+IBANS = [
+    "DE89370400440532013000",
+    "GB82WEST12345698765432",
+    "FR1420041010050500013M02606",
+    "NL91ABNA0417164300",
+    "IT60X0542811101000000123456",
+    "ES9121000418450200051332",
+    "PL61109010140000071219812874",
+    "CH9300762011623852957",
+    "NO9386011117947",
+]
 
 
 @pytest.mark.parametrize("iban", IBANS)
 def test_iban_compact_and_spaced(patterns_only: Scanner, iban: str) -> None:
     assert iban_ok(iban)
-    spaced = " ".join(iban[i:i + 4] for i in range(0, len(iban), 4))
+    spaced = " ".join(iban[i : i + 4] for i in range(0, len(iban), 4))
     assert found(patterns_only, f"IBAN {iban}, ref A1", "IBAN_CODE") == [iban]
     assert found(patterns_only, f"pay to {spaced} please", "IBAN_CODE") == [spaced]
 
@@ -127,27 +149,53 @@ def test_ssn(patterns_only: Scanner) -> None:
     assert found(patterns_only, "order 123456789 shipped", "US_SSN") == []
 
 
-@pytest.mark.parametrize("phone", [
-    "(415) 555-0132", "415-555-0132", "415.555.0132", "+1-415-555-0132x123", "+1 415 555 0132",
-    "+44(0)20 7946 0958", "020 7946 0958", "+49(0)30 1234567", "030/1234567",
-    "+33 1 42 68 53 00", "01 42 68 53 00", "+34 912 345 678", "+39 06 1234 5678",
-    "+31(0)20-1234567", "(+358) 480342157", "+91 98765 43210", "+55 11 98765-4321",
-    "08-915 000 80", "0521833786",
-])
+@pytest.mark.parametrize(
+    "phone",
+    [
+        "(415) 555-0132",
+        "415-555-0132",
+        "415.555.0132",
+        "+1-415-555-0132x123",
+        "+1 415 555 0132",
+        "+44(0)20 7946 0958",
+        "020 7946 0958",
+        "+49(0)30 1234567",
+        "030/1234567",
+        "+33 1 42 68 53 00",
+        "01 42 68 53 00",
+        "+34 912 345 678",
+        "+39 06 1234 5678",
+        "+31(0)20-1234567",
+        "(+358) 480342157",
+        "+91 98765 43210",
+        "+55 11 98765-4321",
+        "08-915 000 80",
+        "0521833786",
+    ],
+)
 def test_phone_formats(patterns_only: Scanner, phone: str) -> None:
     assert found(patterns_only, f"Call me on {phone} after lunch.", "PHONE_NUMBER") == [phone]
 
 
-@pytest.mark.parametrize("text", [
-    "Invoice 2024-03-05 - 2024-04-05 paid", "total 1,234.56 USD", "version 10.2.3",
-    "ZIP 94107-1234", "at 10:30 today", "order #48213",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Invoice 2024-03-05 - 2024-04-05 paid",
+        "total 1,234.56 USD",
+        "version 10.2.3",
+        "ZIP 94107-1234",
+        "at 10:30 today",
+        "order #48213",
+    ],
+)
 def test_not_phones(patterns_only: Scanner, text: str) -> None:
     assert found(patterns_only, text, "PHONE_NUMBER") == []
 
 
 def test_ip_and_email(patterns_only: Scanner) -> None:
-    text = ("login from 192.168.10.4 and 2001:db8::8a2e:370:7334 by jane.doe+x@mail.example.co.uk;"
-            " build 1.2.3.4.5 and time 10:30:00 are not addresses")
+    text = (
+        "login from 192.168.10.4 and 2001:db8::8a2e:370:7334 by jane.doe+x@mail.example.co.uk;"
+        " build 1.2.3.4.5 and time 10:30:00 are not addresses"
+    )
     assert found(patterns_only, text, "IP_ADDRESS") == ["192.168.10.4", "2001:db8::8a2e:370:7334"]
     assert found(patterns_only, text, "EMAIL_ADDRESS") == ["jane.doe+x@mail.example.co.uk"]

@@ -39,14 +39,25 @@ NOTES = [
 
 
 def test_same_email_same_token_as_the_email_column() -> None:
-    out, chunk = scrub({"with": {"EMAIL_ADDRESS": {"action": "tokenize", "keep_domain": True},
-                                 "PERSON": "surrogate"}}, NOTES)
-    column_token = Tokenize(TokenizeConfig(keep_domain=True),
-                            ColumnContext("customers", "email", KEYS)).apply(
-        pd.Series(["jane.doe@example.org"], dtype=STRING), chunk_for(1)).iloc[0]
-    name = Surrogate(SurrogateConfig(entity="PERSON"),
-                     ColumnContext("customers", "full_name", KEYS)).apply(
-        pd.Series(["Jane Doe"], dtype=STRING), chunk_for(1)).iloc[0]
+    out, chunk = scrub(
+        {
+            "with": {
+                "EMAIL_ADDRESS": {"action": "tokenize", "keep_domain": True},
+                "PERSON": "surrogate",
+            }
+        },
+        NOTES,
+    )
+    column_token = (
+        Tokenize(TokenizeConfig(keep_domain=True), ColumnContext("customers", "email", KEYS))
+        .apply(pd.Series(["jane.doe@example.org"], dtype=STRING), chunk_for(1))
+        .iloc[0]
+    )
+    name = (
+        Surrogate(SurrogateConfig(entity="PERSON"), ColumnContext("customers", "full_name", KEYS))
+        .apply(pd.Series(["Jane Doe"], dtype=STRING), chunk_for(1))
+        .iloc[0]
+    )
     assert column_token in out.iloc[0] and column_token in out.iloc[3]
     assert out.iloc[0].startswith(f"Customer {name} wrote from {column_token}")
     assert "[PHONE_NUMBER]" in out.iloc[0] and "[CREDIT_CARD]" in out.iloc[3]
@@ -61,8 +72,9 @@ def test_same_email_same_token_as_the_email_column() -> None:
 
 def test_only_the_listed_entities_are_replaced() -> None:
     out, chunk = scrub({"entities": ["PHONE_NUMBER"], "with": "mask"}, NOTES[:1])
-    assert out.iloc[0] == ("Customer Jane Doe wrote from jane.doe@example.org, call back on "
-                           "************.")
+    assert out.iloc[0] == (
+        "Customer Jane Doe wrote from jane.doe@example.org, call back on ************."
+    )
     assert set(chunk.counters["note"]) == {"entity:PHONE_NUMBER"}
 
 
@@ -93,22 +105,36 @@ def test_config_is_validated() -> None:
     with pytest.raises(ValidationError):
         ScrubTextConfig.model_validate({"with": {"action": "drop"}})
     with pytest.raises(ValidationError):  # the inner operator validates its own parameters
-        ScrubText(ScrubTextConfig.model_validate({"with": {"action": "tokenize", "bogus": 1}}),
-                  ColumnContext("d", "n", KEYS))
+        ScrubText(
+            ScrubTextConfig.model_validate({"with": {"action": "tokenize", "bogus": 1}}),
+            ColumnContext("d", "n", KEYS),
+        )
 
 
 class _ContextScanner:
     """An engine whose answer depends on the context, as the real one's does: "Virginia"
     is a place; "Campbell" is a name only after a replaced place; e-mails are e-mails."""
 
-    RULES = (("LOCATION", re.compile(r"Virginia")),
-             ("PERSON", re.compile(r"\[LOCATION\] Campbell")),
-             ("EMAIL_ADDRESS", re.compile(r"[\w.]+@x\.org")))
+    RULES = (
+        ("LOCATION", re.compile(r"Virginia")),
+        ("PERSON", re.compile(r"\[LOCATION\] Campbell")),
+        ("EMAIL_ADDRESS", re.compile(r"[\w.]+@x\.org")),
+    )
 
     def scan(self, texts: Sequence[object], entities: Iterable[str] | None = None) -> BatchScan:
-        return BatchScan(spans=[
-            sorted((Span(m.start(), m.end(), e, 1.0) for e, rx in self.RULES
-                    for m in rx.finditer(str(t))), key=lambda s: s.start) for t in texts])
+        return BatchScan(
+            spans=[
+                sorted(
+                    (
+                        Span(m.start(), m.end(), e, 1.0)
+                        for e, rx in self.RULES
+                        for m in rx.finditer(str(t))
+                    ),
+                    key=lambda s: s.start,
+                )
+                for t in texts
+            ]
+        )
 
 
 class _ContextScrub(ScrubText):
@@ -121,23 +147,35 @@ def test_second_pass_replaces_what_the_first_one_uncovered() -> None:
     config = ScrubTextConfig.model_validate({"with": {"EMAIL_ADDRESS": "tokenize"}})
     op = _ContextScrub(config, ColumnContext("customers", "note", KEYS))
     chunk = chunk_for(2)
-    out = op.apply(pd.Series(["Customer Virginia Campbell wrote from jane@x.org",
-                              "Virginia is lovely"], dtype=STRING), chunk)
-    token = Tokenize(TokenizeConfig(), ColumnContext("customers", "note", KEYS)).apply(
-        pd.Series(["jane@x.org"], dtype=STRING), chunk_for(1)).iloc[0]
+    out = op.apply(
+        pd.Series(
+            ["Customer Virginia Campbell wrote from jane@x.org", "Virginia is lovely"], dtype=STRING
+        ),
+        chunk,
+    )
+    token = (
+        Tokenize(TokenizeConfig(), ColumnContext("customers", "note", KEYS))
+        .apply(pd.Series(["jane@x.org"], dtype=STRING), chunk_for(1))
+        .iloc[0]
+    )
     # The name left behind by the place is replaced; the token (which the engine also finds
     # in the output) is the first pass's own replacement and is not replaced again.
-    assert out.tolist() == [f"Customer [LOCATION] [PERSON] wrote from {token}",
-                            "[LOCATION] is lovely"]
+    assert out.tolist() == [
+        f"Customer [LOCATION] [PERSON] wrote from {token}",
+        "[LOCATION] is lovely",
+    ]
     assert chunk.counters["note"]["rescrubbed"] == 1
     assert chunk.counters["note"]["entity:PERSON"] == 1
     assert chunk.counters["note"]["entity:EMAIL_ADDRESS"] == 1
 
 
-@pytest.mark.parametrize(("rows", "seed"), [
-    (2000, 7),
-    pytest.param(20_000, 42, marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    ("rows", "seed"),
+    [
+        (2000, 7),
+        pytest.param(20_000, 42, marks=pytest.mark.slow),
+    ],
+)
 def test_no_residual_pii_in_scrubbed_seed_notes(rows: int, seed: int) -> None:
     """The validation gate's count over the demo policy's notes: spans the engine finds in
     the scrubbed note whose text also occurs in the raw row. Seed 7 is the ``seeded_db``
@@ -150,22 +188,29 @@ def test_no_residual_pii_in_scrubbed_seed_notes(rows: int, seed: int) -> None:
     from veilflow.policy.privacy import RESCAN_ENTITIES
 
     policy = load_policy(Path(__file__).resolve().parents[2] / "policies" / "customers.yaml")
-    op = ScrubText(ScrubTextConfig.model_validate({**policy.columns["note"].params,
-                                      "detection": policy.detection}),
-                   ColumnContext("customers", "note", KEYS))
+    op = ScrubText(
+        ScrubTextConfig.model_validate(
+            {**policy.columns["note"].params, "detection": policy.detection}
+        ),
+        ColumnContext("customers", "note", KEYS),
+    )
     engine = scanner_for(policy.detection)
     residual: list[tuple[str, str]] = []
     scrubbed = 0
     for frame in iter_customers(rows, seed=seed, batch=rows):
-        out = op.apply(frame["note"].astype(STRING),
-                       ChunkContext(frame=frame, key_column="customer_id"))
+        out = op.apply(
+            frame["note"].astype(STRING), ChunkContext(frame=frame, key_column="customer_id")
+        )
         kept = out.notna().to_numpy()
         notes = [str(v) for v in out[kept]]
-        raw_rows = [" ".join(str(v) for v in row)
-                    for row, k in zip(frame.itertuples(index=False), kept, strict=True) if k]
+        raw_rows = [
+            " ".join(str(v) for v in row)
+            for row, k in zip(frame.itertuples(index=False), kept, strict=True)
+            if k
+        ]
         found = engine.scan(notes, entities=RESCAN_ENTITIES).spans
         for note, raw, spans in zip(notes, raw_rows, found, strict=True):
-            residual += [(s.entity, note) for s in spans if note[s.start:s.end] in raw]
+            residual += [(s.entity, note) for s in spans if note[s.start : s.end] in raw]
         scrubbed += sum(n != r for n, r in zip(notes, frame["note"][kept], strict=True))
     assert scrubbed > rows // 2  # the notes do carry PII, and it was replaced
     assert residual == []

@@ -26,10 +26,14 @@ ALPHABETS = {
 }
 
 
-def _random_values(rng: np.random.Generator, alphabet: str, lengths: list[int],
-                   per_length: int) -> list[str]:
-    return ["".join(alphabet[i] for i in rng.integers(0, len(alphabet), n))
-            for n in lengths for _ in range(per_length)]
+def _random_values(
+    rng: np.random.Generator, alphabet: str, lengths: list[int], per_length: int
+) -> list[str]:
+    return [
+        "".join(alphabet[i] for i in rng.integers(0, len(alphabet), n))
+        for n in lengths
+        for _ in range(per_length)
+    ]
 
 
 @pytest.mark.parametrize("name", list(ALPHABETS))
@@ -63,14 +67,17 @@ def test_differential_row_tweaks_both_paths() -> None:
         x = rng.integers(0, 10, (500, n))
         tweaks = rng.integers(0, 256, (500, 16), dtype=np.uint8)
         enc = cipher.encrypt_numerals(x, 10, tweaks, batch_rows=128)
-        expected = [reference.encrypt("".join(map(str, row)), tweak=bytes(t))
-                    for row, t in zip(x, tweaks, strict=True)]
+        expected = [
+            reference.encrypt("".join(map(str, row)), tweak=bytes(t))
+            for row, t in zip(x, tweaks, strict=True)
+        ]
         assert ["".join(map(str, row)) for row in enc] == expected
         assert (cipher.decrypt_numerals(enc, 10, tweaks) == x).all()
 
 
-@pytest.mark.parametrize("radix,n", [(10, 6), (10, 16), (10, 33), (36, 10), (36, 11),
-                                     (2, 20), (65536, 2), (1000, 13)])
+@pytest.mark.parametrize(
+    "radix,n", [(10, 6), (10, 16), (10, 33), (36, 10), (36, 11), (2, 20), (65536, 2), (1000, 13)]
+)
 def test_uint64_and_wide_paths_agree(radix: int, n: int) -> None:
     """Across the 2**56 boundary the two arithmetic paths give identical ciphertexts."""
     rng = np.random.default_rng(radix * 100 + n)
@@ -99,7 +106,8 @@ def test_mixed_lengths_keep_their_order() -> None:
     rng.shuffle(values)
     reference = ReferenceFF1(key, radix=10)
     assert ff1.encrypt(key, b"t", values, string.digits) == [
-        reference.encrypt(v, tweak=b"t") for v in values]
+        reference.encrypt(v, tweak=b"t") for v in values
+    ]
 
 
 # -- properties --------------------------------------------------------------------------
@@ -117,8 +125,9 @@ def _batch(draw: st.DrawFn) -> tuple[str, list[str]]:
 
 @settings(max_examples=60, deadline=None)
 @given(key=_KEYS, tweak=st.binary(max_size=40), batch=_batch())
-def test_round_trip_format_determinism(key: bytes, tweak: bytes,
-                                       batch: tuple[str, list[str]]) -> None:
+def test_round_trip_format_determinism(
+    key: bytes, tweak: bytes, batch: tuple[str, list[str]]
+) -> None:
     alphabet, values = batch
     enc = ff1.encrypt(key, tweak, values, alphabet)
     assert ff1.decrypt(key, tweak, enc, alphabet) == values
@@ -130,8 +139,12 @@ def test_round_trip_format_determinism(key: bytes, tweak: bytes,
 
 
 @settings(max_examples=30, deadline=None)
-@given(key=_KEYS, values=st.sets(st.text(alphabet=string.digits, min_size=6, max_size=12),
-                                 min_size=2, max_size=60))
+@given(
+    key=_KEYS,
+    values=st.sets(
+        st.text(alphabet=string.digits, min_size=6, max_size=12), min_size=2, max_size=60
+    ),
+)
 def test_distinct_stays_distinct(key: bytes, values: set[str]) -> None:
     listed = sorted(values)
     assert len(set(ff1.encrypt(key, b"", listed, string.digits))) == len(listed)
@@ -146,18 +159,21 @@ def test_tweak_and_key_matter(key: bytes, value: str) -> None:
     # probability 1e-6 per example, so compare a few values at once.
     values = [value, value[::-1], "0" * len(value), "9" * len(value)]
     assert ff1.encrypt(key, b"a", values, string.digits) != ff1.encrypt(
-        key, b"b", values, string.digits)
+        key, b"b", values, string.digits
+    )
     assert ff1.encrypt(key, b"a", values, string.digits) != ff1.encrypt(
-        other_key, b"a", values, string.digits)
+        other_key, b"a", values, string.digits
+    )
     assert len(base) == len(value)
 
 
 # -- domain ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("alphabet,short", [(string.digits, "12345"),
-                                            (string.ascii_lowercase, "abcd"),
-                                            ("01", "0101010101010101011")])
+@pytest.mark.parametrize(
+    "alphabet,short",
+    [(string.digits, "12345"), (string.ascii_lowercase, "abcd"), ("01", "0101010101010101011")],
+)
 def test_below_minimum_domain_is_refused(alphabet: str, short: str) -> None:
     with pytest.raises(ff1.FF1DomainError) as err:
         ff1.encrypt(bytes(16), b"", [short], alphabet)

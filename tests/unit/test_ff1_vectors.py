@@ -29,13 +29,13 @@ def test_all_nine_samples_present() -> None:
 @pytest.mark.parametrize("v", VECTORS, ids=_id)
 def test_encrypt(v: dict[str, Any]) -> None:
     key, tweak = bytes.fromhex(v["key"]), bytes.fromhex(v["tweak"])
-    assert ff1.encrypt(key, tweak, [v["plaintext"]], _BASE36[:v["radix"]]) == [v["ciphertext"]]
+    assert ff1.encrypt(key, tweak, [v["plaintext"]], _BASE36[: v["radix"]]) == [v["ciphertext"]]
 
 
 @pytest.mark.parametrize("v", VECTORS, ids=_id)
 def test_decrypt(v: dict[str, Any]) -> None:
     key, tweak = bytes.fromhex(v["key"]), bytes.fromhex(v["tweak"])
-    assert ff1.decrypt(key, tweak, [v["ciphertext"]], _BASE36[:v["radix"]]) == [v["plaintext"]]
+    assert ff1.decrypt(key, tweak, [v["ciphertext"]], _BASE36[: v["radix"]]) == [v["plaintext"]]
 
 
 @pytest.mark.parametrize("wide", [False, True], ids=["uint64", "wide"])

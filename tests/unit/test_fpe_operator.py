@@ -33,18 +33,28 @@ def make(column: str = "card", keys: LocalKeyProvider = KEYS, **cfg: Any) -> FF1
     return FF1Encrypt(FF1Config(**cfg), ColumnContext(DATASET, column, keys))
 
 
-def chunk_of(values: Sequence[str | None], column: str = "card", index: list[int] | None = None,
-             **extra: list[Any]) -> tuple[pd.Series, ChunkContext]:
-    frame = pd.DataFrame({"id": [f"k{i}" for i in range(len(values))],
-                          column: pd.Series(list(values), dtype=STRING), **extra})
+def chunk_of(
+    values: Sequence[str | None],
+    column: str = "card",
+    index: list[int] | None = None,
+    **extra: list[Any],
+) -> tuple[pd.Series, ChunkContext]:
+    frame = pd.DataFrame(
+        {
+            "id": [f"k{i}" for i in range(len(values))],
+            column: pd.Series(list(values), dtype=STRING),
+            **extra,
+        }
+    )
     if index is not None:
         frame.index = index
     return frame[column], ChunkContext(frame, "id")
 
 
 def column_tweak(column: str = "card") -> bytes:
-    return hashlib.sha256(b"veilflow-ff1\0" + DATASET.encode() + b"\0" + column.encode()
-                          ).digest()[:8]
+    return hashlib.sha256(b"veilflow-ff1\0" + DATASET.encode() + b"\0" + column.encode()).digest()[
+        :8
+    ]
 
 
 def reference(alphabet: str = string.digits, keys: LocalKeyProvider = KEYS) -> ReferenceFF1:
@@ -53,8 +63,7 @@ def reference(alphabet: str = string.digits, keys: LocalKeyProvider = KEYS) -> R
 
 def luhn_ok(number: str) -> bool:
     digits = [int(c) for c in number if c.isdigit()][::-1]
-    total = sum(d if i % 2 == 0 else (2 * d - 9 if d > 4 else 2 * d)
-                for i, d in enumerate(digits))
+    total = sum(d if i % 2 == 0 else (2 * d - 9 if d > 4 else 2 * d) for i, d in enumerate(digits))
     return total % 10 == 0
 
 
@@ -80,22 +89,34 @@ def test_operator_metadata() -> None:
     assert "customers/ff1@v1" in make().describe()
 
 
-@pytest.mark.parametrize("cfg", [
-    {"alphabet": "hex", "luhn": True},
-    {"alphabet": "aab"},
-    {"alphabet": "x"},
-    {"luhn": True, "email": True},
-    {"keep_last": -1},
-    {"on_invalid": "skip"},
-    {"unknown": 1},
-])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        {"alphabet": "hex", "luhn": True},
+        {"alphabet": "aab"},
+        {"alphabet": "x"},
+        {"luhn": True, "email": True},
+        {"keep_last": -1},
+        {"on_invalid": "skip"},
+        {"unknown": 1},
+    ],
+)
 def test_config_rejects(cfg: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         FF1Config(**cfg)
 
 
-@pytest.mark.parametrize("name,radix", [("digits", 10), ("hex", 16), ("lower_alnum", 36),
-                                        ("upper_alnum", 36), ("alnum", 62), ("XYZ", 3)])
+@pytest.mark.parametrize(
+    "name,radix",
+    [
+        ("digits", 10),
+        ("hex", 16),
+        ("lower_alnum", 36),
+        ("upper_alnum", 36),
+        ("alnum", 62),
+        ("XYZ", 3),
+    ],
+)
 def test_named_and_custom_alphabets(name: str, radix: int) -> None:
     assert len(FF1Config(alphabet=name).characters) == radix
 
@@ -213,8 +234,11 @@ def test_invalid_values_become_tokens_and_are_counted() -> None:
     out = make().apply(values, chunk)
     assert out[0] == token("12345") and out[1] == token("12a456789")
     assert out[2] != "123456" and len(out[2]) == 6
-    assert chunk.counters["card"] == {"fallback_token": 2, "below_minimum_domain": 1,
-                                      "invalid_characters": 1}
+    assert chunk.counters["card"] == {
+        "fallback_token": 2,
+        "below_minimum_domain": 1,
+        "invalid_characters": 1,
+    }
     luhn_chunk = chunk_of(["4111111111111112"])
     assert make(luhn=True).apply(*luhn_chunk)[0] == token("4111111111111112")
     assert luhn_chunk[1].counters["card"]["luhn_invalid"] == 1
@@ -224,8 +248,12 @@ def test_email_fallback_keeps_domain() -> None:
     values, chunk = chunk_of(["bob@x.org", "no-at-sign", "Zoë.K@x.org"], column="email")
     out = make(column="email", email=True, alphabet="lower_alnum").apply(values, chunk)
     assert list(out) == [token("bob") + "@x.org", token("no-at-sign"), token("Zoë.K") + "@x.org"]
-    assert chunk.counters["email"] == {"fallback_token": 3, "below_minimum_domain": 1,
-                                       "no_at_sign": 1, "invalid_characters": 1}
+    assert chunk.counters["email"] == {
+        "fallback_token": 3,
+        "below_minimum_domain": 1,
+        "no_at_sign": 1,
+        "invalid_characters": 1,
+    }
 
 
 def test_on_invalid_fail_names_column_and_row_keys_not_values() -> None:
@@ -287,13 +315,17 @@ def test_tokens_pass_through_decryption() -> None:
 
 # -- properties ------------------------------------------------------------------------------
 
-_LAYOUT = st.lists(st.one_of(st.sampled_from(string.digits), st.sampled_from(" -./")),
-                   min_size=0, max_size=30).map("".join)
+_LAYOUT = st.lists(
+    st.one_of(st.sampled_from(string.digits), st.sampled_from(" -./")), min_size=0, max_size=30
+).map("".join)
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.lists(st.one_of(st.none(), _LAYOUT), min_size=1, max_size=25),
-       st.integers(0, 3), st.integers(0, 4))
+@given(
+    st.lists(st.one_of(st.none(), _LAYOUT), min_size=1, max_size=25),
+    st.integers(0, 3),
+    st.integers(0, 4),
+)
 def test_round_trip_and_layout(values: list[str | None], keep_first: int, keep_last: int) -> None:
     series, chunk = chunk_of(values)
     op = make(keep_first=keep_first, keep_last=keep_last)
@@ -312,15 +344,22 @@ def test_round_trip_and_layout(values: list[str | None], keep_first: int, keep_l
         assert [c for c in enc if not c.isdigit()] == [c for c in plain if not c.isdigit()]
         assert all(a == b for a, b in zip(enc, plain, strict=True) if not b.isdigit())
         clear = [i for i, c in enumerate(plain) if c.isdigit()]
-        kept = clear[:keep_first] + (clear[len(clear) - keep_last:] if keep_last else [])
+        kept = clear[:keep_first] + (clear[len(clear) - keep_last :] if keep_last else [])
         assert all(enc[i] == plain[i] for i in kept)
     # Deterministic: a second run gives the same output.
     assert out.equals(op.apply(series, chunk))
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.text(alphabet=string.digits, min_size=15, max_size=15), min_size=1,
-                max_size=20, unique=True), st.integers(0, 6))
+@given(
+    st.lists(
+        st.text(alphabet=string.digits, min_size=15, max_size=15),
+        min_size=1,
+        max_size=20,
+        unique=True,
+    ),
+    st.integers(0, 6),
+)
 def test_luhn_property(bodies: list[str], keep_last: int) -> None:
     cards = [with_check_digit(b) for b in bodies]
     series, chunk = chunk_of(cards)
@@ -334,10 +373,18 @@ def test_luhn_property(bodies: list[str], keep_last: int) -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(st.text(alphabet=string.ascii_lowercase + string.digits + "._",
-                                  min_size=1, max_size=12),
-                          st.from_regex(r"[a-z]{1,8}\.(com|org|de)", fullmatch=True)),
-                min_size=1, max_size=15))
+@given(
+    st.lists(
+        st.tuples(
+            st.text(
+                alphabet=string.ascii_lowercase + string.digits + "._", min_size=1, max_size=12
+            ),
+            st.from_regex(r"[a-z]{1,8}\.(com|org|de)", fullmatch=True),
+        ),
+        min_size=1,
+        max_size=15,
+    )
+)
 def test_email_domain_kept_property(parts: list[tuple[str, str]]) -> None:
     emails = [f"{local}@{domain}" for local, domain in parts]
     series, chunk = chunk_of(emails, column="email")
@@ -349,11 +396,13 @@ def test_email_domain_kept_property(parts: list[tuple[str, str]]) -> None:
             assert len(enc) == len(local) + 1 + len(domain)
     assert list(op.decrypt_values(out, chunk)) == [
         e if sum(c not in "._" for c in local) >= 4 else o
-        for e, o, (local, _) in zip(emails, out, parts, strict=True)]
+        for e, o, (local, _) in zip(emails, out, parts, strict=True)
+    ]
 
 
-@pytest.mark.parametrize("cfg", [{}, {"keep_last": 4, "luhn": True},
-                                 {"keep_first": 2, "keep_last": 3}, {"luhn": True}])
+@pytest.mark.parametrize(
+    "cfg", [{}, {"keep_last": 4, "luhn": True}, {"keep_first": 2, "keep_last": 3}, {"luhn": True}]
+)
 def test_shared_pattern_and_ragged_paths_agree(cfg: dict[str, Any]) -> None:
     """Values sharing one layout go column-wise; one odd layout sends the whole slice down
     the per-character path. Both must give the same ciphertexts and decrypt alike."""
@@ -361,7 +410,7 @@ def test_shared_pattern_and_ragged_paths_agree(cfg: dict[str, Any]) -> None:
     cards = [with_check_digit("".join(rng.choice(list(string.digits), 15))) for _ in range(200)]
     dashed = [f"{c[:4]}-{c[4:8]}-{c[8:12]}-{c[12:]}" for c in cards]
     odd = with_check_digit("123456789012345")
-    odd = " ".join(odd[i:i + 3] for i in range(0, 16, 3))
+    odd = " ".join(odd[i : i + 3] for i in range(0, 16, 3))
     op = make(**cfg)
     shared = op.apply(*chunk_of(dashed))
     series, chunk = chunk_of([*dashed, odd])
@@ -385,9 +434,9 @@ def test_decrypt_with_an_older_key_version() -> None:
     _, chunk = chunk_of(["123-45-6789"])
     old = FF1Encrypt(FF1Config(), ColumnContext(DATASET, "card", keys))
     v1_key = keys.data_key(DATASET, "ff1", 1).material
-    enc_v1 = pd.Series([ReferenceFF1(v1_key, radix=10).encrypt("123456789",
-                                                               tweak=column_tweak())],
-                       dtype=STRING)
+    enc_v1 = pd.Series(
+        [ReferenceFF1(v1_key, radix=10).encrypt("123456789", tweak=column_tweak())], dtype=STRING
+    )
     formatted = enc_v1.str.slice(0, 3) + "-" + enc_v1.str.slice(3, 5) + "-" + enc_v1.str.slice(5)
     assert old.decrypt_values(formatted, chunk, key_version=1)[0] == "123-45-6789"
     assert old.decrypt_values(formatted, chunk)[0] != "123-45-6789"

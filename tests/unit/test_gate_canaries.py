@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from veilflow.detect.checksums import luhn_ok
 from veilflow.validate.canaries import (
     FREE_TEXT_PATTERNS,
@@ -36,24 +37,28 @@ def test_shape_is_kept_and_content_is_not() -> None:
     assert len(outs) > 1
 
 
-@pytest.mark.parametrize(("name", "template", "kind"), [
-    ("email", "a@b.org", "email"),
-    ("contact", "x.y@z.com", "email"),
-    ("ssn", "123-45-6789", "ssn"),
-    ("credit_card", "4111 1111 1111 1111", "card"),
-    ("ip_address", "10.0.0.1", "ip"),
-    ("phone", "(415) 555-2671", "phone"),
-    ("full_name", "Ann Lee", "person"),
-    ("note", "long text", "free_text"),
-    ("iban", "DE89370400440532013000", "shaped"),
-])
+@pytest.mark.parametrize(
+    ("name", "template", "kind"),
+    [
+        ("email", "a@b.org", "email"),
+        ("contact", "x.y@z.com", "email"),
+        ("ssn", "123-45-6789", "ssn"),
+        ("credit_card", "4111 1111 1111 1111", "card"),
+        ("ip_address", "10.0.0.1", "ip"),
+        ("phone", "(415) 555-2671", "phone"),
+        ("full_name", "Ann Lee", "person"),
+        ("note", "long text", "free_text"),
+        ("iban", "DE89370400440532013000", "shaped"),
+    ],
+)
 def test_kind_of_column(name: str, template: str, kind: str) -> None:
     assert _kind(name, None, template) == kind
 
 
 def test_values_are_obviously_fake() -> None:
-    assert re.fullmatch(r"canary\.[0-9a-f]{8}@canary\.invalid", _text_value("email", "0a1b2c3d",
-                                                                            None))
+    assert re.fullmatch(
+        r"canary\.[0-9a-f]{8}@canary\.invalid", _text_value("email", "0a1b2c3d", None)
+    )
     ssn = _text_value("ssn", "t", "123-45-6789")
     assert re.fullmatch(r"9\d\d-\d\d-\d{4}", ssn)  # the 9xx area is never issued
     card = _text_value("card", "t", "4111-1111-1111-1111")

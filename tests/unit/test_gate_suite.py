@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from veilflow.policy.loader import parse_policy
 from veilflow.transform.base import STRING, ChunkContext, ColumnContext
 from veilflow.transform.keys import LocalKeyProvider
@@ -42,21 +43,36 @@ columns:
 
 def _ctx() -> GateContext:
     policy = parse_policy(POLICY)
-    cols = [GateColumn("person_id", "tokenize", True, "bigint", "text", True),
-            GateColumn("email", "tokenize", True, "text", "text", True),
-            GateColumn("phone", "mask", True, "text", "text", False),
-            GateColumn("zip", "generalize", False, "character varying(10)", "text", True),
-            GateColumn("note", "redact", True, "text", "text", False),
-            GateColumn("age", "keep", False, "integer", "integer", False)]
-    return GateContext(policy=policy, tables=RunTables("people", "r1"), columns=cols,
-                       rows_in=1234, report_dir=Path("/nonexistent"))
+    cols = [
+        GateColumn("person_id", "tokenize", True, "bigint", "text", True),
+        GateColumn("email", "tokenize", True, "text", "text", True),
+        GateColumn("phone", "mask", True, "text", "text", False),
+        GateColumn("zip", "generalize", False, "character varying(10)", "text", True),
+        GateColumn("note", "redact", True, "text", "text", False),
+        GateColumn("age", "keep", False, "integer", "integer", False),
+    ]
+    return GateContext(
+        policy=policy,
+        tables=RunTables("people", "r1"),
+        columns=cols,
+        rows_in=1234,
+        report_dir=Path("/nonexistent"),
+    )
 
 
 def test_suite_is_derived_from_the_policy() -> None:
     specs = build_expectations(_ctx(), suppressed=34)
     by = {(s.check, s.column): s for s in specs}
     assert by[("schema_columns", None)].kwargs["column_set"] == [
-        "person_id", "email", "phone", "zip", "note", "age", "_vf_row", "_vf_canary"]
+        "person_id",
+        "email",
+        "phone",
+        "zip",
+        "note",
+        "age",
+        "_vf_row",
+        "_vf_canary",
+    ]
     assert by[("row_count_parity", None)].kwargs == {"value": 1200}
     assert by[("schema_type", "age")].kwargs["type_list"] == ["INTEGER"]
     # Not-null exactly where the source column is NOT NULL.
@@ -69,12 +85,15 @@ def test_suite_is_derived_from_the_policy() -> None:
     assert {s.scope for s in specs if s.check.startswith("schema")} == {"table"}
 
 
-@pytest.mark.parametrize(("pg", "names"), [
-    ("text", ["TEXT"]),
-    ("numeric(12,2)", ["NUMERIC(12, 2)"]),
-    ("timestamp with time zone", ["TIMESTAMP WITH TIME ZONE"]),
-    ("character varying(20)", ["CHARACTER VARYING(20)", "VARCHAR(20)"]),
-])
+@pytest.mark.parametrize(
+    ("pg", "names"),
+    [
+        ("text", ["TEXT"]),
+        ("numeric(12,2)", ["NUMERIC(12, 2)"]),
+        ("timestamp with time zone", ["TIMESTAMP WITH TIME ZONE"]),
+        ("character varying(20)", ["CHARACTER VARYING(20)", "VARCHAR(20)"]),
+    ],
+)
 def test_gx_type_names(pg: str, names: list[str]) -> None:
     assert gx_type_names(pg) == sorted(names)
 
@@ -86,22 +105,33 @@ def _apply(op: object, values: list[str | None]) -> list[str | None]:
     return [None if pd.isna(v) else str(v) for v in out]
 
 
-VALUES = ["ann@example.org", "bob.smith+1@mail.example.com", "x", "123-45-6789", "94107",
-          "  spaced value  ", "Zoë Ünïcode"]
+VALUES = [
+    "ann@example.org",
+    "bob.smith+1@mail.example.com",
+    "x",
+    "123-45-6789",
+    "94107",
+    "  spaced value  ",
+    "Zoë Ünïcode",
+]
 
 
-@pytest.mark.parametrize(("op_cls", "params"), [
-    (Tokenize, {}),
-    (Tokenize, {"keep_domain": True}),
-    (Tokenize, {"prefix": "cust"}),
-    (Mask, {}),
-    (Mask, {"keep_last": 2}),
-    (Mask, {"keep_first": 1, "keep_last": 3, "char": "#"}),
-    (Generalize, {"keep_prefix": 3}),
-    (Generalize, {"keep_prefix": 2, "fill": ""}),
-])
-def test_format_regex_accepts_every_real_output_and_rejects_raw(op_cls: type, params: dict[str, object]
-                                                               ) -> None:
+@pytest.mark.parametrize(
+    ("op_cls", "params"),
+    [
+        (Tokenize, {}),
+        (Tokenize, {"keep_domain": True}),
+        (Tokenize, {"prefix": "cust"}),
+        (Mask, {}),
+        (Mask, {"keep_last": 2}),
+        (Mask, {"keep_first": 1, "keep_last": 3, "char": "#"}),
+        (Generalize, {"keep_prefix": 3}),
+        (Generalize, {"keep_prefix": 2, "fill": ""}),
+    ],
+)
+def test_format_regex_accepts_every_real_output_and_rejects_raw(
+    op_cls: type, params: dict[str, object]
+) -> None:
     keys = LocalKeyProvider(b"\x01" * 32)
     op = op_cls(op_cls.Config(**params), ColumnContext("people", "c", keys))
     outputs = _apply(op, VALUES)
@@ -114,17 +144,22 @@ def test_format_regex_accepts_every_real_output_and_rejects_raw(op_cls: type, pa
         assert not any(rx.search(v) for v in VALUES)
 
 
-@pytest.mark.parametrize(("params", "values"), [
-    ({"truncate": "year"}, ["1980-05-17", "2001-12-31", None]),
-    ({"truncate": "month"}, ["1980-05-17", "2001-12-31 10:00:00+00"]),
-    ({"truncate": "day"}, ["1980-05-17 23:59:59"]),
-    ({"bucket": 10}, ["34", "0", "-5", "99"]),
-    ({"bucket": 10, "bottom": 18, "top": 90}, ["5", "34", "95", "18"]),
-])
-def test_generalize_modes_match_their_format(params: dict[str, object],
-                                             values: list[str | None]) -> None:
-    op = Generalize(Generalize.Config(**params),
-                    ColumnContext("people", "c", LocalKeyProvider(b"\x01" * 32)))
+@pytest.mark.parametrize(
+    ("params", "values"),
+    [
+        ({"truncate": "year"}, ["1980-05-17", "2001-12-31", None]),
+        ({"truncate": "month"}, ["1980-05-17", "2001-12-31 10:00:00+00"]),
+        ({"truncate": "day"}, ["1980-05-17 23:59:59"]),
+        ({"bucket": 10}, ["34", "0", "-5", "99"]),
+        ({"bucket": 10, "bottom": 18, "top": 90}, ["5", "34", "95", "18"]),
+    ],
+)
+def test_generalize_modes_match_their_format(
+    params: dict[str, object], values: list[str | None]
+) -> None:
+    op = Generalize(
+        Generalize.Config(**params), ColumnContext("people", "c", LocalKeyProvider(b"\x01" * 32))
+    )
     outputs = _apply(op, values)
     pattern = output_pattern(GateColumn("c", "generalize", False, "text", "text", False), params)
     assert pattern is not None
@@ -155,11 +190,12 @@ def test_token_format_parts_mean_exactly_the_format_regex(prefix: str) -> None:
     regex, like = parts
     # Near-misses around the real shape: digest lengths 24..28, stray '_', digits, case.
     piece = st.sampled_from(["a", "z", "2", "7", "8", "A", "_", "@", "0", "9", "v", "%"])
-    near = st.builds(lambda v, d, tail: f"{prefix}_v{v}_{d}{tail}",
-                     st.sampled_from(["1", "12", "", "x", "1_2"]),
-                     st.text(alphabet="abcdefghijklmnopqrstuvwxyz234567", min_size=24,
-                             max_size=28),
-                     st.lists(piece, max_size=3).map("".join))
+    near = st.builds(
+        lambda v, d, tail: f"{prefix}_v{v}_{d}{tail}",
+        st.sampled_from(["1", "12", "", "x", "1_2"]),
+        st.text(alphabet="abcdefghijklmnopqrstuvwxyz234567", min_size=24, max_size=28),
+        st.lists(piece, max_size=3).map("".join),
+    )
 
     @settings(max_examples=400, deadline=None)
     @given(st.one_of(near, st.text(max_size=40)))
@@ -171,8 +207,12 @@ def test_token_format_parts_mean_exactly_the_format_regex(prefix: str) -> None:
     agree()
     if not prefix.isalnum():  # the operator accepts alphanumeric prefixes only
         return
-    token = _apply(Tokenize(Tokenize.Config(prefix=prefix),
-                            ColumnContext("people", "c", LocalKeyProvider(b"\x01" * 32))),
-                   ["x"])[0]
+    token = _apply(
+        Tokenize(
+            Tokenize.Config(prefix=prefix),
+            ColumnContext("people", "c", LocalKeyProvider(b"\x01" * 32)),
+        ),
+        ["x"],
+    )[0]
     assert token is not None and re.fullmatch(regex.strip("^$"), token) and _like(like, token)
     assert token_format_parts(col, {"keep_domain": True}) is None

@@ -36,22 +36,37 @@ def test_prefix_mode_unchanged() -> None:
 def test_buckets_with_top_and_bottom_coding_by_hand() -> None:
     values = ["17", "18", "19", "20", "34", " 89 ", "90", "100", None, "-3", "+25"]
     assert apply(values, bucket=10, bottom=18, top=90) == [
-        "<18", "18-19", "18-19", "20-29", "30-39", "80-89", "90+", "90+", None, "<18", "20-29"]
+        "<18",
+        "18-19",
+        "18-19",
+        "20-29",
+        "30-39",
+        "80-89",
+        "90+",
+        "90+",
+        None,
+        "<18",
+        "20-29",
+    ]
     assert apply(["84", "85", "0"], bucket=10, top=85) == ["80-84", "85+", "0-9"]
     assert apply(["7", "-1", "-10", "-11"], bucket=5) == ["5-9", "-5--1", "-10--6", "-15--11"]
 
 
 def test_buckets_of_decimals() -> None:
     assert apply(["34.5", "39.99", "1e2", ".5", "-0.5"], bucket=10) == [
-        "30-39", "30-39", "100-109", "0-9", "-10--1"]
+        "30-39",
+        "30-39",
+        "100-109",
+        "0-9",
+        "-10--1",
+    ]
 
 
 LABEL = re.compile(r"^(-?\d+)-(-?\d+)$")
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.integers(-10**6, 10**6), min_size=1, max_size=20),
-       st.integers(1, 1000))
+@given(st.lists(st.integers(-(10**6), 10**6), min_size=1, max_size=20), st.integers(1, 1000))
 def test_every_integer_lies_in_its_bucket(values: list[int], width: int) -> None:
     for v, label in zip(values, apply([str(v) for v in values], bucket=width), strict=True):
         match = LABEL.match(label or "")
@@ -75,16 +90,28 @@ def test_date_truncation() -> None:
     assert apply(values, truncate="year") == ["1987", "1987", None, "infinity", "2000"]
     assert apply(values, truncate="month") == ["1987-04", "1987-04", None, "infinity", "2000-12"]
     assert apply(values, truncate="day") == [
-        "1987-04-12", "1987-04-12", None, "infinity", "2000-12-31"]
+        "1987-04-12",
+        "1987-04-12",
+        None,
+        "infinity",
+        "2000-12-31",
+    ]
 
 
-@pytest.mark.parametrize(("params", "values", "bad_rows"), [
-    ({"bucket": 10}, ["12", "forty two", "7", "NaN", "1,5"], [1, 3, 4]),
-    ({"truncate": "year"}, ["1987-04-12", "1987-02-30", "12/04/1987", "1987-04-12 BC"],
-     [1, 2, 3]),
-])
-def test_bad_input_names_rows_never_values(params: dict[str, object], values: list[str],
-                                           bad_rows: list[int]) -> None:
+@pytest.mark.parametrize(
+    ("params", "values", "bad_rows"),
+    [
+        ({"bucket": 10}, ["12", "forty two", "7", "NaN", "1,5"], [1, 3, 4]),
+        (
+            {"truncate": "year"},
+            ["1987-04-12", "1987-02-30", "12/04/1987", "1987-04-12 BC"],
+            [1, 2, 3],
+        ),
+    ],
+)
+def test_bad_input_names_rows_never_values(
+    params: dict[str, object], values: list[str], bad_rows: list[int]
+) -> None:
     with pytest.raises(TransformError) as err:
         apply(values, **params)
     message = str(err.value)
@@ -94,12 +121,21 @@ def test_bad_input_names_rows_never_values(params: dict[str, object], values: li
         assert values[i] not in message
 
 
-@pytest.mark.parametrize("params", [
-    {}, {"keep_prefix": 3, "bucket": 10}, {"bucket": 10, "truncate": "year"},
-    {"truncate": "year", "fill": "#"}, {"keep_prefix": 2, "top": 5},
-    {"bucket": 10, "bottom": 90, "top": 18}, {"bucket": 0}, {"truncate": "week"},
-    {"keep_prefix": -1}, {"keep_prefix": 2, "round": 3},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"keep_prefix": 3, "bucket": 10},
+        {"bucket": 10, "truncate": "year"},
+        {"truncate": "year", "fill": "#"},
+        {"keep_prefix": 2, "top": 5},
+        {"bucket": 10, "bottom": 90, "top": 18},
+        {"bucket": 0},
+        {"truncate": "week"},
+        {"keep_prefix": -1},
+        {"keep_prefix": 2, "round": 3},
+    ],
+)
 def test_config_is_strict(params: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         GeneralizeConfig.model_validate(params)

@@ -17,10 +17,17 @@ NAMING = Naming("postgres://localhost:5432", "veilflow")
 
 
 def test_publish_task_lineage_carries_the_stored_event_datasets_and_facets() -> None:
-    lin = stage_lineage(ls.policy(), ls.RUN_ID, "publish", manifest=ls.manifest(),
-                        naming=NAMING)
-    event = event_dict(build_stage_event(ls.policy(), ls.RUN_ID, ls.manifest(),
-                                         stage="publish", event_type="COMPLETE", naming=NAMING))
+    lin = stage_lineage(ls.policy(), ls.RUN_ID, "publish", manifest=ls.manifest(), naming=NAMING)
+    event = event_dict(
+        build_stage_event(
+            ls.policy(),
+            ls.RUN_ID,
+            ls.manifest(),
+            stage="publish",
+            event_type="COMPLETE",
+            naming=NAMING,
+        )
+    )
     from airflow.providers.openlineage.extractors import OperatorLineage
     from openlineage.client.serde import Serde
 
@@ -32,8 +39,14 @@ def test_publish_task_lineage_carries_the_stored_event_datasets_and_facets() -> 
 
 
 def test_cleanup_task_maps_to_quarantine_and_failure_carries_the_error() -> None:
-    lin = stage_lineage(ls.policy(), ls.RUN_ID, "cleanup", manifest=ls.manifest(passed=False),
-                        naming=NAMING, error="gate refused the candidate")
+    lin = stage_lineage(
+        ls.policy(),
+        ls.RUN_ID,
+        "cleanup",
+        manifest=ls.manifest(passed=False),
+        naming=NAMING,
+        error="gate refused the candidate",
+    )
     assert lin.outputs[0].name == "veilflow.quarantine.patients__x"
     assert lin.run_facets["errorMessage"].message == "gate refused the candidate"
 

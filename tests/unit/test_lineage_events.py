@@ -38,21 +38,36 @@ WHEN = datetime(2026, 11, 27, 6, 30, tzinfo=UTC)
 GOLDEN = Path(__file__).parent / "golden" / "lineage_publish_event.json"
 
 
-def build(stage: str, event_type: str = "COMPLETE", *, passed: bool = True,
-          **kw: Any) -> dict[str, Any]:
-    return event_dict(build_stage_event(
-        ls.policy(), ls.RUN_ID, ls.manifest(passed=passed), stage=stage, event_type=event_type,
-        naming=NAMING, event_time=WHEN, **kw))
+def build(
+    stage: str, event_type: str = "COMPLETE", *, passed: bool = True, **kw: Any
+) -> dict[str, Any]:
+    return event_dict(
+        build_stage_event(
+            ls.policy(),
+            ls.RUN_ID,
+            ls.manifest(passed=passed),
+            stage=stage,
+            event_type=event_type,
+            naming=NAMING,
+            event_time=WHEN,
+            **kw,
+        )
+    )
 
 
 # ------------------------------------------------------------------------------ schemas
 @pytest.mark.parametrize("stage", STAGES)
 @pytest.mark.parametrize("event_type", ["START", "COMPLETE", "FAIL"])
-def test_every_stage_event_validates_against_the_official_schemas(stage: str,
-                                                                   event_type: str) -> None:
+def test_every_stage_event_validates_against_the_official_schemas(
+    stage: str, event_type: str
+) -> None:
     spec = ls.require_spec()
-    event = build(stage, event_type, passed=stage != "quarantine",
-                  error="gate refused the candidate" if event_type == "FAIL" else None)
+    event = build(
+        stage,
+        event_type,
+        passed=stage != "quarantine",
+        error="gate refused the candidate" if event_type == "FAIL" else None,
+    )
     assert event_errors(event, spec) == []
     facet = event["run"]["facets"][FACET_KEY]
     assert facet["_schemaURL"] == FACET_SCHEMA_URL
@@ -61,8 +76,11 @@ def test_every_stage_event_validates_against_the_official_schemas(stage: str,
 
 def test_an_early_event_with_an_empty_manifest_still_validates() -> None:
     spec = ls.require_spec()
-    event = event_dict(build_stage_event(ls.policy(), ls.RUN_ID, {}, stage="extract",
-                                         event_type="START", naming=NAMING))
+    event = event_dict(
+        build_stage_event(
+            ls.policy(), ls.RUN_ID, {}, stage="extract", event_type="START", naming=NAMING
+        )
+    )
     assert event_errors(event, spec) == []
 
 
@@ -73,17 +91,21 @@ def test_the_validator_rejects_broken_events() -> None:
     cases = {
         "run id not a UUID": lambda e: e["run"].__setitem__("runId", "run-1"),
         "event type unknown": lambda e: e.__setitem__("eventType", "DONE"),
-        "transformation type not a string": lambda e: e["outputs"][0]["facets"][
-            "columnLineage"]["fields"]["email"]["inputFields"][0]["transformations"][0]
-            .__setitem__("type", 3),
+        "transformation type not a string": lambda e: e["outputs"][0]["facets"]["columnLineage"][
+            "fields"
+        ]["email"]["inputFields"][0]["transformations"][0].__setitem__("type", 3),
         "a value slipped into the veilflow facet": lambda e: e["run"]["facets"][FACET_KEY][
-            "columns"][0].__setitem__("sample", "alice@example.com"),
-        "unknown field in the veilflow facet": lambda e: e["run"]["facets"][FACET_KEY]
-            .__setitem__("material", "00ff"),
-        "gdpr class unknown": lambda e: e["run"]["facets"][FACET_KEY]["columns"][0]
-            .__setitem__("gdprClass", "safe"),
-        "facet schema unknown": lambda e: e["run"]["facets"]["processing_engine"]
-            .__setitem__("_schemaURL", "https://example.invalid/x.json#/$defs/X"),
+            "columns"
+        ][0].__setitem__("sample", "alice@example.com"),
+        "unknown field in the veilflow facet": lambda e: e["run"]["facets"][FACET_KEY].__setitem__(
+            "material", "00ff"
+        ),
+        "gdpr class unknown": lambda e: e["run"]["facets"][FACET_KEY]["columns"][0].__setitem__(
+            "gdprClass", "safe"
+        ),
+        "facet schema unknown": lambda e: e["run"]["facets"]["processing_engine"].__setitem__(
+            "_schemaURL", "https://example.invalid/x.json#/$defs/X"
+        ),
     }
     for name, corrupt in cases.items():
         event = copy.deepcopy(good)
@@ -112,7 +134,10 @@ def test_publish_gives_column_lineage_for_every_output_column() -> None:
     for name in declared:
         (inp,) = fields[name]["inputFields"]
         assert (inp["namespace"], inp["name"], inp["field"]) == (
-            "postgres://localhost:5432", "veilflow.restricted.patients", name)
+            "postgres://localhost:5432",
+            "veilflow.restricted.patients",
+            name,
+        )
         (t,) = inp["transformations"]
         action = policy.columns[name].action
         assert t["description"].startswith(action + "(")
@@ -124,8 +149,7 @@ def test_publish_gives_column_lineage_for_every_output_column() -> None:
     assert email["description"].endswith("with key patients/token version 1")
     assert fields["ward"]["inputFields"][0]["transformations"][0]["subtype"] == "IDENTITY"
     assert fields["phone"]["inputFields"][0]["transformations"][0]["subtype"] == "MASKED"
-    assert "keep_last=2" in fields["phone"]["inputFields"][0]["transformations"][0][
-        "description"]
+    assert "keep_last=2" in fields["phone"]["inputFields"][0]["transformations"][0]["description"]
     assert out["outputFacets"]["outputStatistics"]["rowCount"] == 996
 
 
@@ -134,12 +158,12 @@ def test_extract_copies_every_source_column_unmasked_into_staging() -> None:
     (src,) = event["inputs"]
     (snap,) = event["outputs"]
     assert src["name"] == "veilflow.restricted.patients"
-    assert snap["name"].startswith("veilflow.staging.patients__") and snap["name"].endswith(
-        "__src")
+    assert snap["name"].startswith("veilflow.staging.patients__") and snap["name"].endswith("__src")
     fields = snap["facets"]["columnLineage"]["fields"]
     assert sorted(fields) == sorted(c.name for c in ls.SOURCE)  # fax included: raw copy
-    assert all(f["inputFields"][0]["transformations"][0]["masking"] is False
-               for f in fields.values())
+    assert all(
+        f["inputFields"][0]["transformations"][0]["masking"] is False for f in fields.values()
+    )
     assert snap["outputFacets"]["outputStatistics"]["rowCount"] == 1020  # rows + canaries
 
 
@@ -150,11 +174,20 @@ def test_gate_results_are_data_quality_assertions_on_the_candidate() -> None:
     assertions = cand["inputFacets"]["dataQualityAssertions"]["assertions"]
     gate = ls.manifest(passed=False)["gate"]["checks"]
     assert [(a["assertion"], a["success"]) for a in assertions] == [
-        (c["name"], c["passed"]) for c in gate]
+        (c["name"], c["passed"]) for c in gate
+    ]
     failed = [a for a in assertions if not a["success"]]
-    assert failed == [{"assertion": "no_raw_value_survives", "success": False,
-                       "column": "email", "severity": "error", "expected": "0",
-                       "actual": "3", "params": {}}]
+    assert failed == [
+        {
+            "assertion": "no_raw_value_survives",
+            "success": False,
+            "column": "email",
+            "severity": "error",
+            "expected": "0",
+            "actual": "3",
+            "params": {},
+        }
+    ]
     assert event["outputs"] == []
 
 
@@ -163,8 +196,10 @@ def test_quarantine_event_names_the_quarantine_table_and_reasons() -> None:
     (out,) = event["outputs"]
     assert out["name"] == "veilflow.quarantine.patients__x"
     facet = event["run"]["facets"][FACET_KEY]
-    assert facet["quarantine"] == {"table": "quarantine.patients__x", "reasons": [
-        {"check": "no_raw_value_survives", "column": "email"}]}
+    assert facet["quarantine"] == {
+        "table": "quarantine.patients__x",
+        "reasons": [{"check": "no_raw_value_survives", "column": "email"}],
+    }
     assert facet["gate"]["passed"] is False
 
 
@@ -172,8 +207,11 @@ def test_quarantine_event_names_the_quarantine_table_and_reasons() -> None:
 def test_veilflow_facet_carries_policy_keys_detection_gdpr_gate_and_rows() -> None:
     facet = build("publish")["run"]["facets"][FACET_KEY]
     pol = ls.policy()
-    assert facet["policy"] == {"name": "patients", "hash": pol.hash,
-                               "file": "policies/patients.yaml"}
+    assert facet["policy"] == {
+        "name": "patients",
+        "hash": pol.hash,
+        "file": "policies/patients.yaml",
+    }
     assert facet["runId"] == ls.RUN_ID
     assert facet["keyVersions"] == [{"id": "patients/token", "version": 1}]
     by_name = {c["name"]: c for c in facet["columns"]}
@@ -194,14 +232,28 @@ def test_veilflow_facet_carries_policy_keys_detection_gdpr_gate_and_rows() -> No
 def test_no_key_material_and_no_value_reaches_an_event() -> None:
     manifest = ls.manifest()
     material = ls.KEYS.data_key("patients", "token").material
-    forms = {material.hex(), base64.b64encode(material).decode(),
-             base64.urlsafe_b64encode(material).decode().rstrip("="), ls.MASTER.hex(),
-             base64.b64encode(ls.MASTER).decode()}
+    forms = {
+        material.hex(),
+        base64.b64encode(material).decode(),
+        base64.urlsafe_b64encode(material).decode().rstrip("="),
+        ls.MASTER.hex(),
+        base64.b64encode(ls.MASTER).decode(),
+    }
     for stage in STAGES:
         for event_type in ("START", "COMPLETE", "FAIL"):
-            text = json.dumps(event_dict(build_stage_event(
-                ls.policy(), ls.RUN_ID, manifest, stage=stage, event_type=event_type,
-                naming=NAMING, error="boom" if event_type == "FAIL" else None)))
+            text = json.dumps(
+                event_dict(
+                    build_stage_event(
+                        ls.policy(),
+                        ls.RUN_ID,
+                        manifest,
+                        stage=stage,
+                        event_type=event_type,
+                        naming=NAMING,
+                        error="boom" if event_type == "FAIL" else None,
+                    )
+                )
+            )
             for form in forms:
                 assert form not in text
             assert "material" not in text
@@ -218,13 +270,14 @@ def test_fail_event_carries_the_error_message_truncated() -> None:
 def test_describe_column_and_key_refs() -> None:
     assert parse_key_ref("customers/token@v12") == {"id": "customers/token", "version": 12}
     assert parse_key_ref(None) is None
-    assert describe_column({"action": "mask", "params": {"keep_last": 4, "char": "*"}}) == \
-        'mask(char="*", keep_last=4)'
+    assert (
+        describe_column({"action": "mask", "params": {"keep_last": 4, "char": "*"}})
+        == 'mask(char="*", keep_last=4)'
+    )
 
 
 # ------------------------------------------------------------------------------ naming, runs
-def test_dataset_naming_follows_the_postgres_naming_spec(monkeypatch: pytest.MonkeyPatch
-                                                         ) -> None:
+def test_dataset_naming_follows_the_postgres_naming_spec(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("VEILFLOW_LINEAGE_PG_NAMESPACE", raising=False)
 
     class Info:
@@ -242,16 +295,19 @@ def test_start_and_complete_of_a_stage_share_one_run_and_stages_differ() -> None
     assert build("publish")["run"]["runId"] != done["run"]["runId"]
     assert stage_run_id(ls.RUN_ID, "transform", 0) != stage_run_id(ls.RUN_ID, "transform", 1)
     assert uuid.UUID(done["run"]["runId"]).version == 5
-    assert done["job"] == {"namespace": "veilflow", "name": "patients.transform",
-                           "facets": done["job"]["facets"]}
+    assert done["job"] == {
+        "namespace": "veilflow",
+        "name": "patients.transform",
+        "facets": done["job"]["facets"],
+    }
 
 
 def test_parent_is_the_airflow_dag_run_or_the_veilflow_run() -> None:
     dag_run = str(uuid.uuid4())
-    parent = build("publish", parent=ParentRun("airflow", "anonymize_patients", dag_run))[
-        "run"]["facets"]["parent"]
-    assert parent["job"] == {"namespace": "airflow", "name": "anonymize_patients",
-                             "facets": {}}
+    parent = build("publish", parent=ParentRun("airflow", "anonymize_patients", dag_run))["run"][
+        "facets"
+    ]["parent"]
+    assert parent["job"] == {"namespace": "airflow", "name": "anonymize_patients", "facets": {}}
     assert parent["run"]["runId"] == dag_run  # a UUID is used as is
     assert parent["root"]["run"]["runId"] == dag_run
     own = build("publish")["run"]["facets"]["parent"]
@@ -273,5 +329,6 @@ def test_publish_event_matches_the_golden_json() -> None:
     # The hash follows the policy model (checked against it above), not the event's shape.
     event["run"]["facets"][FACET_KEY]["policy"]["hash"] = "<policy hash>"
     expected = json.loads(GOLDEN.read_text())
-    assert json.dumps(event, sort_keys=True, indent=1) == json.dumps(expected, sort_keys=True,
-                                                                     indent=1)
+    assert json.dumps(event, sort_keys=True, indent=1) == json.dumps(
+        expected, sort_keys=True, indent=1
+    )

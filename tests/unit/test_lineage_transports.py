@@ -24,8 +24,13 @@ from veilflow.lineage.store import spool_dir
 from veilflow.lineage.transports import build_deliveries, deliver
 from veilflow.lineage.validation import event_errors
 
-OL_ENV = ("OPENLINEAGE_URL", "OPENLINEAGE_CONFIG", "OPENLINEAGE_DISABLED",
-          "VEILFLOW_LINEAGE_FILE_DIR", "VEILFLOW_LINEAGE")
+OL_ENV = (
+    "OPENLINEAGE_URL",
+    "OPENLINEAGE_CONFIG",
+    "OPENLINEAGE_DISABLED",
+    "VEILFLOW_LINEAGE_FILE_DIR",
+    "VEILFLOW_LINEAGE",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -37,9 +42,16 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def event() -> dict[str, Any]:
-    return event_dict(build_stage_event(ls.policy(), ls.RUN_ID, ls.manifest(), stage="publish",
-                                        event_type="COMPLETE",
-                                        naming=Naming("postgres://localhost:5432", "veilflow")))
+    return event_dict(
+        build_stage_event(
+            ls.policy(),
+            ls.RUN_ID,
+            ls.manifest(),
+            stage="publish",
+            event_type="COMPLETE",
+            naming=Naming("postgres://localhost:5432", "veilflow"),
+        )
+    )
 
 
 def closed_port() -> int:
@@ -78,8 +90,9 @@ def test_nothing_configured_means_the_store_is_the_only_transport() -> None:
     assert build_deliveries() == []
 
 
-def test_file_transport_writes_one_file_per_event(monkeypatch: pytest.MonkeyPatch,
-                                                  tmp_path: Path) -> None:
+def test_file_transport_writes_one_file_per_event(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     folder = tmp_path / "events"
     monkeypatch.setenv("VEILFLOW_LINEAGE_FILE_DIR", str(folder))
     targets = build_deliveries()
@@ -92,8 +105,9 @@ def test_file_transport_writes_one_file_per_event(monkeypatch: pytest.MonkeyPatc
     assert json.loads(files[0].read_text()) == ev
 
 
-def test_http_transport_posts_the_stored_json(monkeypatch: pytest.MonkeyPatch,
-                                              marquez: tuple[str, list[dict[str, Any]]]) -> None:
+def test_http_transport_posts_the_stored_json(
+    monkeypatch: pytest.MonkeyPatch, marquez: tuple[str, list[dict[str, Any]]]
+) -> None:
     url, got = marquez
     monkeypatch.setenv("OPENLINEAGE_URL", url)
     targets = build_deliveries()
@@ -104,15 +118,17 @@ def test_http_transport_posts_the_stored_json(monkeypatch: pytest.MonkeyPatch,
 
 
 def test_unreachable_marquez_is_reported_then_skipped_for_a_while(
-        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setenv("OPENLINEAGE_URL", f"http://user:secret@127.0.0.1:{closed_port()}")
     targets = build_deliveries()
     with caplog.at_level(logging.ERROR):
         first = deliver(event(), targets)
     assert first is not None and "openlineage:http" in first and "ConnectionError" in first
     assert "secret" not in first
-    assert any("lineage delivery to openlineage:http failed" in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        "lineage delivery to openlineage:http failed" in r.getMessage() for r in caplog.records
+    )
     t0 = time.perf_counter()
     second = deliver(event(), targets)
     assert second is not None and "skipped after a recent failure" in second
@@ -124,19 +140,33 @@ def test_off_switch_emits_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     monkeypatch.setenv("VEILFLOW_LINEAGE", "off")
     monkeypatch.setenv("VEILFLOW_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("VEILFLOW_DATABASE_URL", "postgresql://nobody@/x?host=/nonexistent")
-    emit_stage(None, stage="publish", event_type="COMPLETE", policy=ls.policy(),
-               run_id=ls.RUN_ID, manifest=ls.manifest())
+    emit_stage(
+        None,
+        stage="publish",
+        event_type="COMPLETE",
+        policy=ls.policy(),
+        run_id=ls.RUN_ID,
+        manifest=ls.manifest(),
+    )
     assert not spool_dir().exists()
 
 
-def test_database_down_spools_the_event_and_never_raises(monkeypatch: pytest.MonkeyPatch,
-                                                         tmp_path: Path) -> None:
+def test_database_down_spools_the_event_and_never_raises(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("VEILFLOW_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("VEILFLOW_DATABASE_URL",
-                       f"postgresql://nobody@/x?host={tmp_path / 'no-socket-here'}")
+    monkeypatch.setenv(
+        "VEILFLOW_DATABASE_URL", f"postgresql://nobody@/x?host={tmp_path / 'no-socket-here'}"
+    )
     for event_type in ("START", "COMPLETE"):
-        emit_stage(None, stage="transform", event_type=event_type, policy=ls.policy(),
-                   run_id=ls.RUN_ID, manifest=ls.manifest())
+        emit_stage(
+            None,
+            stage="transform",
+            event_type=event_type,
+            policy=ls.policy(),
+            run_id=ls.RUN_ID,
+            manifest=ls.manifest(),
+        )
     files = sorted(spool_dir().glob("*.json"))
     assert len(files) == 2
     record = json.loads(files[1].read_text())
@@ -146,14 +176,20 @@ def test_database_down_spools_the_event_and_never_raises(monkeypatch: pytest.Mon
         assert event_errors(record["event"], ls.SPEC_DIR) == []
 
 
-def test_a_broken_manifest_is_logged_not_raised(caplog: pytest.LogCaptureFixture,
-                                                monkeypatch: pytest.MonkeyPatch,
-                                                tmp_path: Path) -> None:
+def test_a_broken_manifest_is_logged_not_raised(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("VEILFLOW_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("VEILFLOW_DATABASE_URL", f"postgresql://nobody@/x?host={tmp_path}")
     with caplog.at_level(logging.ERROR):
-        emit_stage(None, stage="publish", event_type="COMPLETE", policy=ls.policy(),
-                   run_id=ls.RUN_ID, manifest={"columns": [{"action": "keep"}]})
+        emit_stage(
+            None,
+            stage="publish",
+            event_type="COMPLETE",
+            policy=ls.policy(),
+            run_id=ls.RUN_ID,
+            manifest={"columns": [{"action": "keep"}]},
+        )
     assert any("could not emit publish COMPLETE" in r.getMessage() for r in caplog.records)
 
 
@@ -163,20 +199,33 @@ def test_in_memory_double_is_a_lineage_emitter_with_the_same_events() -> None:
 
     double = InMemoryLineage()
     port: LineageEmitter = double
-    port(None, stage="publish", event_type="COMPLETE", policy=ls.policy(), run_id=ls.RUN_ID,
-         manifest=ls.manifest())
+    port(
+        None,
+        stage="publish",
+        event_type="COMPLETE",
+        policy=ls.policy(),
+        run_id=ls.RUN_ID,
+        manifest=ls.manifest(),
+    )
     (got,) = double.of("publish", "COMPLETE")
     expected = event()
     got.pop("eventTime"), expected.pop("eventTime")
     assert got == expected
 
 
-def test_a_broken_transport_config_keeps_the_event_pending(monkeypatch: pytest.MonkeyPatch,
-                                                           tmp_path: Path) -> None:
+def test_a_broken_transport_config_keeps_the_event_pending(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("VEILFLOW_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("VEILFLOW_DATABASE_URL", f"postgresql://nobody@/x?host={tmp_path}")
     monkeypatch.setenv("OPENLINEAGE_URL", "not a url")
-    emit_stage(None, stage="publish", event_type="COMPLETE", policy=ls.policy(),
-               run_id=ls.RUN_ID, manifest=ls.manifest())
+    emit_stage(
+        None,
+        stage="publish",
+        event_type="COMPLETE",
+        policy=ls.policy(),
+        run_id=ls.RUN_ID,
+        manifest=ls.manifest(),
+    )
     (path,) = spool_dir().glob("*.json")
     assert json.loads(path.read_text())["delivered"] is False  # a later retry delivers it

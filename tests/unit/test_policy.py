@@ -34,8 +34,9 @@ def test_customers_policy_loads_and_plans(customers_policy_path: Path) -> None:
 
 def test_hash_ignores_formatting_and_comments() -> None:
     a = parse_policy(BASE)
-    b = parse_policy("# a comment\n" + BASE.replace(
-        "  age: keep", "  age:\n    action: keep   # still keep"))
+    b = parse_policy(
+        "# a comment\n" + BASE.replace("  age: keep", "  age:\n    action: keep   # still keep")
+    )
     assert a.hash == b.hash
     c = parse_policy(BASE.replace("keep_first: 1", "keep_first: 2"))
     assert c.hash != a.hash
@@ -45,21 +46,29 @@ def test_shorthand_action() -> None:
     assert parse_policy(BASE).columns["age"].action == "keep"
 
 
-@pytest.mark.parametrize(("text", "line", "field", "words"), [
-    (BASE + "bogus: 1\n", 8, "bogus", "unknown field"),
-    (BASE.replace("restricted.people", "public.people"), 2, "source.table", "restricted zone"),
-    (BASE.replace("anonymized.people", "restricted.people"), 3, "target.table",
-     "anonymized zone"),
-    (BASE.replace("  id: {action: tokenize}\n", ""), None, None, "source key"),
-    (BASE.replace("dataset: people", "dataset: People Data"), 1, "dataset", "identifier"),
-    (BASE + "chunk_rows: lots\n", 8, "chunk_rows", "integer"),
-    (BASE + "unlisted: maybe\n", 8, "unlisted", "'fail' or 'drop'"),
-    (BASE + "access: {ml_engineer: [restricted2]}\n", 8, "access", "unknown zone"),
-    ("dataset: [unclosed\n", 2, None, "malformed YAML"),
-    ("- just\n- a list\n", 1, None, "YAML mapping"),
-])
-def test_errors_name_file_line_and_field(text: str, line: int | None, field: str | None,
-                                         words: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "line", "field", "words"),
+    [
+        (BASE + "bogus: 1\n", 8, "bogus", "unknown field"),
+        (BASE.replace("restricted.people", "public.people"), 2, "source.table", "restricted zone"),
+        (
+            BASE.replace("anonymized.people", "restricted.people"),
+            3,
+            "target.table",
+            "anonymized zone",
+        ),
+        (BASE.replace("  id: {action: tokenize}\n", ""), None, None, "source key"),
+        (BASE.replace("dataset: people", "dataset: People Data"), 1, "dataset", "identifier"),
+        (BASE + "chunk_rows: lots\n", 8, "chunk_rows", "integer"),
+        (BASE + "unlisted: maybe\n", 8, "unlisted", "'fail' or 'drop'"),
+        (BASE + "access: {ml_engineer: [restricted2]}\n", 8, "access", "unknown zone"),
+        ("dataset: [unclosed\n", 2, None, "malformed YAML"),
+        ("- just\n- a list\n", 1, None, "YAML mapping"),
+    ],
+)
+def test_errors_name_file_line_and_field(
+    text: str, line: int | None, field: str | None, words: str
+) -> None:
     with pytest.raises(PolicyError) as info:
         parse_policy(text, file="p.yaml")
     err = info.value
@@ -71,15 +80,27 @@ def test_errors_name_file_line_and_field(text: str, line: int | None, field: str
     assert words in str(err)
 
 
-@pytest.mark.parametrize(("change", "line", "field", "words"), [
-    (("{action: tokenize}", "{action: encrypt_magic}"), 5, "columns.id.action",
-     "unknown operator"),
-    (("keep_first: 1", "keep_first: 1, colour: red"), 6, "columns.name.colour",
-     "unknown parameter"),
-    (("keep_first: 1", "keep_first: -3"), 6, "columns.name.keep_first", "greater than"),
-])
-def test_operator_parameters_are_checked_at_plan_time(change: tuple[str, str], line: int,
-                                                      field: str, words: str) -> None:
+@pytest.mark.parametrize(
+    ("change", "line", "field", "words"),
+    [
+        (
+            ("{action: tokenize}", "{action: encrypt_magic}"),
+            5,
+            "columns.id.action",
+            "unknown operator",
+        ),
+        (
+            ("keep_first: 1", "keep_first: 1, colour: red"),
+            6,
+            "columns.name.colour",
+            "unknown parameter",
+        ),
+        (("keep_first: 1", "keep_first: -3"), 6, "columns.name.keep_first", "greater than"),
+    ],
+)
+def test_operator_parameters_are_checked_at_plan_time(
+    change: tuple[str, str], line: int, field: str, words: str
+) -> None:
     policy = parse_policy(BASE.replace(*change), file="p.yaml")
     with pytest.raises(PolicyError) as info:
         plan_policy(policy, KEYS)

@@ -16,32 +16,43 @@ from veilflow.validate.privacy import (
 )
 
 #: Li, Li & Venkatasubramanian (2007), Table 4: a 3-diverse table that is not 0.15-close.
-LI_TABLE = pd.DataFrame({
-    "zip": ["4767*"] * 3 + ["4790*"] * 3 + ["476**"] * 3,
-    "age": ["<=40"] * 3 + [">=40"] * 3 + ["3*"] * 3,
-    "salary": [3, 4, 5, 6, 11, 8, 7, 9, 10],  # thousands
-    "disease": ["gastric ulcer", "gastritis", "stomach cancer",
-                "gastritis", "flu", "bronchitis",
-                "bronchitis", "pneumonia", "stomach cancer"],
-})
+LI_TABLE = pd.DataFrame(
+    {
+        "zip": ["4767*"] * 3 + ["4790*"] * 3 + ["476**"] * 3,
+        "age": ["<=40"] * 3 + [">=40"] * 3 + ["3*"] * 3,
+        "salary": [3, 4, 5, 6, 11, 8, 7, 9, 10],  # thousands
+        "disease": [
+            "gastric ulcer",
+            "gastritis",
+            "stomach cancer",
+            "gastritis",
+            "flu",
+            "bronchitis",
+            "bronchitis",
+            "pneumonia",
+            "stomach cancer",
+        ],
+    }
+)
 
 
 def test_two_anonymous_but_not_two_diverse() -> None:
     """The homogeneity attack: every class has 2 rows (k = 2), but the class 476** / 2*
     has one diagnosis only, so knowing someone is in it reveals "heart disease" (l = 1)."""
-    df = pd.DataFrame({
-        "zip": ["476**", "476**", "4790*", "4790*", "130**", "130**"],
-        "age": ["2*", "2*", ">=40", ">=40", "3*", "3*"],
-        "disease": ["heart disease", "heart disease", "flu", "cancer", "flu", "flu"],
-    })
+    df = pd.DataFrame(
+        {
+            "zip": ["476**", "476**", "4790*", "4790*", "130**", "130**"],
+            "age": ["2*", "2*", ">=40", ">=40", "3*", "3*"],
+            "disease": ["heart disease", "heart disease", "flu", "cancer", "flu", "flu"],
+        }
+    )
     m = frame_risk(df, ["zip", "age"], "disease")
     assert (m.k, m.l, m.classes, m.rows) == (2, 1, 3, 6)
     assert m.class_sizes == {2: 3}
 
 
 def test_k_counts_the_smallest_class_and_the_size_distribution() -> None:
-    df = pd.DataFrame({"zip": ["a"] * 5 + ["b"] * 3 + ["c"] * 3 + ["d"],
-                       "sex": ["f"] * 12})
+    df = pd.DataFrame({"zip": ["a"] * 5 + ["b"] * 3 + ["c"] * 3 + ["d"], "sex": ["f"] * 12})
     m = frame_risk(df, ["zip", "sex"])
     assert m.k == 1 and m.l is None and m.t is None
     assert m.class_sizes == {1: 1, 3: 2, 5: 1}
@@ -65,8 +76,13 @@ def test_ordered_distance_t_closeness_by_hand() -> None:
     cls = np.repeat([0, 1, 2], 3)
     rank = np.array([0, 1, 2, 3, 8, 5, 4, 6, 7])  # 3k→0 … 11k→8
     order = np.lexsort((rank, cls))
-    emd = _ordered_emd(cls[order], rank[order], np.ones(9, dtype=np.int64)[order],
-                       np.array([3, 3, 3]), np.full(9, 1 / 9))
+    emd = _ordered_emd(
+        cls[order],
+        rank[order],
+        np.ones(9, dtype=np.int64)[order],
+        np.array([3, 3, 3]),
+        np.full(9, 1 / 9),
+    )
     assert emd == pytest.approx([3 / 8, 1 / 6, 17 / 72])
     assert m.k == 3 and m.l == 3
 
@@ -124,12 +140,14 @@ def test_agrees_with_pycanon_on_random_tables(seed: int) -> None:
     """pycanon is an independent implementation of the same definitions."""
     rng = np.random.default_rng(seed)
     n = 3000
-    df = pd.DataFrame({
-        "a": rng.integers(0, 6, n).astype(str),
-        "b": rng.integers(0, 4, n),
-        "num": rng.integers(0, 25, n),
-        "cat": rng.choice(["x", "y", "z", "w"], n, p=[0.7, 0.1, 0.1, 0.1]),
-    })
+    df = pd.DataFrame(
+        {
+            "a": rng.integers(0, 6, n).astype(str),
+            "b": rng.integers(0, 4, n),
+            "num": rng.integers(0, 25, n),
+            "cat": rng.choice(["x", "y", "z", "w"], n, p=[0.7, 0.1, 0.1, 0.1]),
+        }
+    )
     for sens in ("num", "cat"):
         m = frame_risk(df, ["a", "b"], sens)
         assert m.k == anonymity.k_anonymity(df, ["a", "b"])
@@ -139,8 +157,14 @@ def test_agrees_with_pycanon_on_random_tables(seed: int) -> None:
 
 def test_histogram_core_directly() -> None:
     # Two classes over values 0..2: class 0 = {0:2}, class 1 = {1:1, 2:1}.
-    m = metrics_from_histogram(np.array([0, 1, 1]), np.array([0, 1, 2]), np.array([2, 1, 1]),
-                               quasi_identifiers=("q",), sensitive="s", distance="ordered")
+    m = metrics_from_histogram(
+        np.array([0, 1, 1]),
+        np.array([0, 1, 2]),
+        np.array([2, 1, 1]),
+        quasi_identifiers=("q",),
+        sensitive="s",
+        distance="ordered",
+    )
     # q = (½, ¼, ¼); class 0: running (½, ¼, 0) → ¾ / 2 = 3/8.
     assert (m.k, m.l, m.t) == (2, 1, pytest.approx(3 / 8))
 

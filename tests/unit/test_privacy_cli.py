@@ -12,19 +12,22 @@ from typer.testing import CliRunner
 from veilflow.cli import app
 from veilflow.commands.validate import size_distribution
 
-LI = pd.DataFrame({
-    "zip": ["4767*"] * 3 + ["4790*"] * 3 + ["476**"] * 3,
-    "age": ["<=40"] * 3 + [">=40"] * 3 + ["3*"] * 3,
-    "salary": [3, 4, 5, 6, 11, 8, 7, 9, 10],
-})
+LI = pd.DataFrame(
+    {
+        "zip": ["4767*"] * 3 + ["4790*"] * 3 + ["476**"] * 3,
+        "age": ["<=40"] * 3 + [">=40"] * 3 + ["3*"] * 3,
+        "salary": [3, 4, 5, 6, 11, 8, 7, 9, 10],
+    }
+)
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_risk_of_a_file_as_json(tmp_path: Path, suffix: str) -> None:
     path = tmp_path / f"li{suffix}"
     LI.to_csv(path, index=False) if suffix == ".csv" else LI.to_parquet(path)
-    out = CliRunner().invoke(app, ["risk", str(path), "--qi", "zip,age", "--sensitive",
-                                   "salary", "--format", "json"])
+    out = CliRunner().invoke(
+        app, ["risk", str(path), "--qi", "zip,age", "--sensitive", "salary", "--format", "json"]
+    )
     assert out.exit_code == 0, out.output
     data = json.loads(out.output)
     assert (data["k"], data["l"], data["classes"], data["rows"]) == (3, 3, 3, 9)
@@ -35,8 +38,9 @@ def test_risk_of_a_file_as_json(tmp_path: Path, suffix: str) -> None:
 def test_risk_text_report(tmp_path: Path) -> None:
     path = tmp_path / "li.csv"
     LI.to_csv(path, index=False)
-    out = CliRunner().invoke(app, ["risk", str(path), "--qi", "zip", "--sensitive", "salary",
-                                   "--distance", "equal"])
+    out = CliRunner().invoke(
+        app, ["risk", str(path), "--qi", "zip", "--sensitive", "salary", "--distance", "equal"]
+    )
     assert out.exit_code == 0, out.output
     assert "k = 3" in out.output and "l = 3" in out.output and "equal distance" in out.output
 

@@ -33,12 +33,15 @@ OTHER_KEY = LocalKeyProvider(b"t" * 32).data_key("ds", "surrogate")
 NAMES = [f"Person Number {i}" for i in range(300)]
 
 
-def apply(values: Sequence[str | None], entity: str, column: str = "c",
-          locale: str = "en_US") -> list[str | None]:
+def apply(
+    values: Sequence[str | None], entity: str, column: str = "c", locale: str = "en_US"
+) -> list[str | None]:
     cfg = SurrogateConfig.model_validate({"entity": entity, "locale": locale})
     op = Surrogate(cfg, ColumnContext("ds", column, PROVIDER))
-    out = op.apply(pd.Series(list(values), dtype=STRING),
-                   ChunkContext(pd.DataFrame({"k": range(len(values))}), "k"))
+    out = op.apply(
+        pd.Series(list(values), dtype=STRING),
+        ChunkContext(pd.DataFrame({"k": range(len(values))}), "k"),
+    )
     assert out.dtype == STRING and len(out) == len(values)
     return [None if pd.isna(v) else v for v in out]
 
@@ -64,7 +67,7 @@ def test_person_is_a_first_and_a_last_name_of_the_locale() -> None:
             assert fake is not None
             # Some first names hold a space themselves ("Klaus Peter").
             splits = [i for i, c in enumerate(fake) if c == " "]
-            assert any(fake[:i] in firsts and fake[i + 1:] in lasts for i in splits)
+            assert any(fake[:i] in firsts and fake[i + 1 :] in lasts for i in splits)
         assert all(v in firsts for v in apply(NAMES[:20], "FIRST_NAME", locale=locale))
         assert all(v in lasts for v in apply(NAMES[:20], "LAST_NAME", locale=locale))
 
@@ -79,8 +82,9 @@ def test_keys_change_surrogates_and_spread_over_the_pool() -> None:
 
 def test_email_phone_address_location_date_shapes() -> None:
     emails = apply(NAMES[:40], "EMAIL_ADDRESS")
-    pattern = re.compile(r"^[a-z0-9]+\.[a-z0-9]+\d\d@(" + "|".join(
-        re.escape(d) for d in EMAIL_DOMAINS) + r")$")
+    pattern = re.compile(
+        r"^[a-z0-9]+\.[a-z0-9]+\d\d@(" + "|".join(re.escape(d) for d in EMAIL_DOMAINS) + r")$"
+    )
     assert all(e is not None and pattern.match(e) for e in emails)
 
     phones = apply(NAMES[:40], "PHONE_NUMBER")
@@ -124,11 +128,15 @@ def test_deterministic_across_processes() -> None:
         "from veilflow.transform.operators.surrogate import surrogate_strings;"
         "k=LocalKeyProvider(b's'*32).data_key('ds','surrogate');"
         "print(json.dumps([surrogate_strings(['Ann Lee','x@y.org'],e,k,'fr_FR')"
-        " for e in ('PERSON','EMAIL_ADDRESS','PHONE_NUMBER','ADDRESS')]))")
-    here = [surrogate_strings(["Ann Lee", "x@y.org"], e, KEY, "fr_FR")
-            for e in ("PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "ADDRESS")]
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         check=True, timeout=60)
+        " for e in ('PERSON','EMAIL_ADDRESS','PHONE_NUMBER','ADDRESS')]))"
+    )
+    here = [
+        surrogate_strings(["Ann Lee", "x@y.org"], e, KEY, "fr_FR")
+        for e in ("PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "ADDRESS")
+    ]
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
     assert json.loads(out.stdout) == here
 
 
@@ -138,10 +146,15 @@ def test_every_entity_keeps_nulls_and_handles_empty_text(entity: str) -> None:
     assert out[0] is None and out[3] is None and out[1] is not None and out[2] is not None
 
 
-@pytest.mark.parametrize("params", [
-    {"entity": "PERSN"}, {"entity": "PERSON", "locale": "xx_XX"}, {},
-    {"entity": "PERSON", "seed": 3},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"entity": "PERSN"},
+        {"entity": "PERSON", "locale": "xx_XX"},
+        {},
+        {"entity": "PERSON", "seed": 3},
+    ],
+)
 def test_config_is_strict(params: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         SurrogateConfig.model_validate(params)

@@ -38,8 +38,13 @@ KEY = PROVIDER.data_key("ds", "token")
 OTHER_KEY = LocalKeyProvider(b"n" * 32).data_key("ds", "token")
 
 
-def apply(values: Sequence[str | None], column: str = "c", provider: LocalKeyProvider = PROVIDER,
-          chunk: ChunkContext | None = None, **params: object) -> list[str | None]:
+def apply(
+    values: Sequence[str | None],
+    column: str = "c",
+    provider: LocalKeyProvider = PROVIDER,
+    chunk: ChunkContext | None = None,
+    **params: object,
+) -> list[str | None]:
     op = Tokenize(TokenizeConfig.model_validate(params), ColumnContext("ds", column, provider))
     chunk = chunk or ChunkContext(pd.DataFrame({"k": range(len(values))}), "k")
     out = op.apply(pd.Series(list(values), dtype=STRING), chunk)
@@ -58,7 +63,7 @@ def reference_preserve(key: bytes, value: str) -> str:
     stream: list[int] = []
     for j in range((len(raw) + 15) // 16):
         block = hmac.new(key, b"fp" + j.to_bytes(4, "big") + raw, hashlib.sha256).digest()
-        stream += [int.from_bytes(block[i:i + 2], "big") for i in range(0, 32, 2)]
+        stream += [int.from_bytes(block[i : i + 2], "big") for i in range(0, 32, 2)]
     out, first = bytearray(), True
     for i, b in enumerate(raw):
         for lo, radix in ((0x30, 10), (0x41, 26), (0x61, 26)):
@@ -72,14 +77,27 @@ def reference_preserve(key: bytes, value: str) -> str:
 
 
 # RFC 4231, test cases 1, 2 and 6 (HMAC-SHA-256).
-@pytest.mark.parametrize(("key", "data", "expected"), [
-    (b"\x0b" * 20, b"Hi There",
-     "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"),
-    (b"Jefe", b"what do ya want for nothing?",
-     "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"),
-    (b"\xaa" * 131, b"Test Using Larger Than Block-Size Key - Hash Key First",
-     "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"),
-], ids=["rfc4231-1", "rfc4231-2", "rfc4231-6"])
+@pytest.mark.parametrize(
+    ("key", "data", "expected"),
+    [
+        (
+            b"\x0b" * 20,
+            b"Hi There",
+            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7",
+        ),
+        (
+            b"Jefe",
+            b"what do ya want for nothing?",
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+        ),
+        (
+            b"\xaa" * 131,
+            b"Test Using Larger Than Block-Size Key - Hash Key First",
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
+        ),
+    ],
+    ids=["rfc4231-1", "rfc4231-2", "rfc4231-6"],
+)
 def test_hmac_primitive_matches_rfc4231(key: bytes, data: bytes, expected: str) -> None:
     digests = hmac_sha256(key, [data, b"", data])
     assert digests.shape == (3, 32)
@@ -94,8 +112,9 @@ def test_readable_tokens_match_stdlib_hmac(values: list[str]) -> None:
 
 
 def test_readable_token_shape_prefix_and_version() -> None:
-    [tok] = tokenize_strings(["alice"], DataKey("ds/token", 7, KEY.material),
-                             TokenizeConfig(prefix="cust"))
+    [tok] = tokenize_strings(
+        ["alice"], DataKey("ds/token", 7, KEY.material), TokenizeConfig(prefix="cust")
+    )
     assert tok == reference_token(KEY.material, "alice", version=7, prefix="cust")
     assert tok is not None and len(tok) == len("cust_v7_") + 26
 
@@ -103,14 +122,19 @@ def test_readable_token_shape_prefix_and_version() -> None:
 def test_nulls_stay_null_and_empty_string_is_a_value() -> None:
     out = apply([None, "", "a", None])
     assert out[0] is None and out[3] is None
-    assert out[1] == reference_token(KEY.material, "") and out[2] == reference_token(KEY.material, "a")
+    assert out[1] == reference_token(KEY.material, "") and out[2] == reference_token(
+        KEY.material, "a"
+    )
     assert apply([None, None], format="preserve") == [None, None]
 
 
 def test_joinable_across_columns_and_tables_with_the_same_key() -> None:
     orders = apply(["c-1", "c-2", "c-3"], column="customer_id")
-    payments = apply(["c-3", "c-1", None], column="payer",
-                     chunk=ChunkContext(pd.DataFrame({"pid": [10, 11, 12]}), "pid"))
+    payments = apply(
+        ["c-3", "c-1", None],
+        column="payer",
+        chunk=ChunkContext(pd.DataFrame({"pid": [10, 11, 12]}), "pid"),
+    )
     assert payments[0] == orders[2] and payments[1] == orders[0]
     assert len(set(orders)) == 3
     other = apply(["c-1", "c-2", "c-3"], provider=LocalKeyProvider(b"n" * 32))
@@ -123,11 +147,15 @@ def test_deterministic_across_processes() -> None:
         "from veilflow.transform.operators.tokenize import tokenize_strings, TokenizeConfig;"
         "k=LocalKeyProvider(b'm'*32).data_key('ds','token');"
         "print(json.dumps([tokenize_strings(['x@y.org','Ünï 42'],k,TokenizeConfig(format=f))"
-        " for f in ('readable','preserve')]))")
-    here = [tokenize_strings(["x@y.org", "Ünï 42"], KEY, TokenizeConfig(format=f))
-            for f in ("readable", "preserve")]
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         check=True, timeout=60)
+        " for f in ('readable','preserve')]))"
+    )
+    here = [
+        tokenize_strings(["x@y.org", "Ünï 42"], KEY, TokenizeConfig(format=f))
+        for f in ("readable", "preserve")
+    ]
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
     assert json.loads(out.stdout) == here
 
 
@@ -196,14 +224,17 @@ def test_format_preserving_keeps_domain_and_counts_collisions() -> None:
     assert out[20] == "---" and out[21] == ""
 
 
-@pytest.mark.parametrize("params", [
-    {"format": "preserve", "prefix": "x"},
-    {"deterministic": False},
-    {"format": "fpe"},
-    {"normalize": "lower"},
-    {"prefix": "a b"},
-    {"salt": "x"},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"format": "preserve", "prefix": "x"},
+        {"deterministic": False},
+        {"format": "fpe"},
+        {"normalize": "lower"},
+        {"prefix": "a b"},
+        {"salt": "x"},
+    ],
+)
 def test_config_is_strict(params: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         TokenizeConfig.model_validate(params)
@@ -211,8 +242,12 @@ def test_config_is_strict(params: dict[str, object]) -> None:
 
 def test_column_operator_and_list_function_agree() -> None:
     values = ["a@b.c", None, "Ann Lee", "x"]
-    for params in ({}, {"format": "preserve"}, {"keep_domain": True},
-                   {"normalize": "casefold", "format": "preserve"}):
+    for params in (
+        {},
+        {"format": "preserve"},
+        {"keep_domain": True},
+        {"normalize": "casefold", "format": "preserve"},
+    ):
         cfg = TokenizeConfig.model_validate(params)
         assert apply(values, **params) == tokenize_strings(values, KEY, cfg)
 
@@ -225,9 +260,19 @@ def test_describe_names_the_key_version_not_the_key() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.one_of(st.none(), st.text(alphabet=st.sampled_from(
-    " \t\n\x0b\x0c\r\x1c\x1f\x85\u00a0\u2003aZß\ufb01É9-"), max_size=12), st.text(max_size=12)),
-    max_size=10))
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.text(
+                alphabet=st.sampled_from(" \t\n\x0b\x0c\r\x1c\x1f\x85\u00a0\u2003aZß\ufb01É9-"),
+                max_size=12,
+            ),
+            st.text(max_size=12),
+        ),
+        max_size=10,
+    )
+)
 def test_vectorized_normalization_equals_the_python_definition(values: list[str | None]) -> None:
     out = normalize_array(pa.array(values, type=pa.large_string())).to_pylist()
     assert out == [None if v is None else normalize_text([v])[0] for v in values]
@@ -241,9 +286,17 @@ def test_split_domain_edge_cases() -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.integers(1, 40).flatmap(lambda width: st.lists(
-    st.text(alphabet=st.sampled_from("09azAZ-_ é"), min_size=width, max_size=width)
-    .filter(lambda v: len(v.encode()) == width), min_size=1, max_size=8)))
+@given(
+    st.integers(1, 40).flatmap(
+        lambda width: st.lists(
+            st.text(alphabet=st.sampled_from("09azAZ-_ é"), min_size=width, max_size=width).filter(
+                lambda v: len(v.encode()) == width
+            ),
+            min_size=1,
+            max_size=8,
+        )
+    )
+)
 def test_fixed_width_path_matches_the_reference(values: list[str]) -> None:
     # One byte length for every value takes the matrix path: same tokens as the reference.
     out = tokenize_strings(values, KEY, TokenizeConfig(format="preserve"))
@@ -258,8 +311,9 @@ def test_batching_does_not_change_tokens(monkeypatch: pytest.MonkeyPatch) -> Non
     assert [tokenize_strings(values, KEY, cfg) for cfg in configs] == expected
 
 
-@pytest.mark.parametrize("params", [{}, {"format": "preserve"}, {"keep_domain": True},
-                                    {"normalize": "casefold"}])
+@pytest.mark.parametrize(
+    "params", [{}, {"format": "preserve"}, {"keep_domain": True}, {"normalize": "casefold"}]
+)
 def test_empty_and_all_null_chunks(params: dict[str, Any]) -> None:
     assert apply([], **params) == []
     assert apply([None, None], **params) == [None, None]

@@ -42,25 +42,41 @@ def run_link(dataset: str, run_id: str) -> str | None:
     return f"/dags/veilflow_{dataset}/runs/{run_id.split(':', 1)[1]}"
 
 
-def store_run(conn: psycopg.Connection, run_id: str, manifest: dict[str, Any], *,
-              status: str, at: datetime) -> None:
+def store_run(
+    conn: psycopg.Connection, run_id: str, manifest: dict[str, Any], *, status: str, at: datetime
+) -> None:
     """A run as the stages leave it: its row in governance.runs and its lineage events."""
     manifest = {**manifest, "run_id": run_id}
     conn.execute(
         "INSERT INTO governance.runs (run_id, dataset, policy_hash, status, started_at,"
         " finished_at, rows_in, rows_out, manifest) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (run_id, "patients", manifest["policy"]["hash"], status, at, at + timedelta(minutes=2),
-         manifest["rows_in"], manifest.get("rows_out"), json.dumps(manifest)))
+        (
+            run_id,
+            "patients",
+            manifest["policy"]["hash"],
+            status,
+            at,
+            at + timedelta(minutes=2),
+            manifest["rows_in"],
+            manifest.get("rows_out"),
+            json.dumps(manifest),
+        ),
+    )
     pol = ls.policy()
     stages = [("extract", "COMPLETE"), ("transform", "COMPLETE")]
-    stages += ([("validate", "COMPLETE"), ("publish", "COMPLETE")] if status == "published"
-               else [("validate", "FAIL"), ("quarantine", "COMPLETE")])
+    stages += (
+        [("validate", "COMPLETE"), ("publish", "COMPLETE")]
+        if status == "published"
+        else [("validate", "FAIL"), ("quarantine", "COMPLETE")]
+    )
     for stage, etype in stages:
-        emit_stage(conn, stage=stage, event_type=etype, policy=pol, run_id=run_id,
-                   manifest=manifest)
+        emit_stage(
+            conn, stage=stage, event_type=etype, policy=pol, run_id=run_id, manifest=manifest
+        )
     # the store keeps the emission time; pin it so date filters have a known answer
-    conn.execute("UPDATE governance.lineage_events SET event_time = %s WHERE run_id = %s",
-                 (at, run_id))
+    conn.execute(
+        "UPDATE governance.lineage_events SET event_time = %s WHERE run_id = %s", (at, run_id)
+    )
 
 
 @pytest.fixture
@@ -72,10 +88,16 @@ def ui_db(zones_db: str, tmp_path: Path) -> Iterator[str]:
     published = ls.manifest(passed=True)
     published["gate"]["data_docs"] = str(docs / "index.html")
     with psycopg.connect(zones_db, autocommit=True) as conn:
-        store_run(conn, RUN_A, ls.manifest(passed=False), status="quarantined",
-                  at=datetime(2026, 11, 20, 6, tzinfo=UTC))
-        store_run(conn, RUN_B, published, status="published",
-                  at=datetime(2026, 11, 27, 6, tzinfo=UTC))
+        store_run(
+            conn,
+            RUN_A,
+            ls.manifest(passed=False),
+            status="quarantined",
+            at=datetime(2026, 11, 20, 6, tzinfo=UTC),
+        )
+        store_run(
+            conn, RUN_B, published, status="published", at=datetime(2026, 11, 27, 6, tzinfo=UTC)
+        )
     yield zones_db
 
 
@@ -88,8 +110,14 @@ def client(token: str | None = None, *, bearer: bool = False) -> TestClient:
     return c
 
 
-def post(c: TestClient, path: str, data: dict[str, str], *, token: str | None,
-         origin: str | None = ORIGIN) -> Any:
+def post(
+    c: TestClient,
+    path: str,
+    data: dict[str, str],
+    *,
+    token: str | None,
+    origin: str | None = ORIGIN,
+) -> Any:
     form = dict(data)
     if token is not None:
         form["form_token"] = form_token(token)
@@ -104,8 +132,15 @@ def svg_texts(html: str) -> list[str]:
 
 
 # ------------------------------------------------------------------------------- auth
-PAGES = ["/lineage", "/lineage/patients", "/runs", f"/runs/view?run_id={quote(RUN_B)}", "/access",
-         "/keys", "/audit"]
+PAGES = [
+    "/lineage",
+    "/lineage/patients",
+    "/runs",
+    f"/runs/view?run_id={quote(RUN_B)}",
+    "/access",
+    "/keys",
+    "/audit",
+]
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -138,9 +173,11 @@ def test_lineage_explorer_draws_every_output_column(ui_db: str) -> None:
     assert keyed and all(any(k in t for t in texts) for k in keyed)
     assert "restricted.patients" in texts and "anonymized.patients" in texts
     # newest run chosen by default, with its Airflow link (opened in the top window)
-    assert f"Column lineage of run <span class=\"mono\">{RUN_B}</span>" in html
-    assert 'href="/dags/veilflow_patients/runs/scheduled__2026-11-27T06:00:00+00:00" ' \
-           'target="_top"' in html
+    assert f'Column lineage of run <span class="mono">{RUN_B}</span>' in html
+    assert (
+        'href="/dags/veilflow_patients/runs/scheduled__2026-11-27T06:00:00+00:00" '
+        'target="_top"' in html
+    )
 
 
 def test_lineage_filters_by_date_policy_and_run(ui_db: str) -> None:
@@ -153,7 +190,7 @@ def test_lineage_filters_by_date_policy_and_run(ui_db: str) -> None:
     assert "Runs (2)" in c.get("/lineage/patients", params={"policy": policy_hash[:10]}).text
     assert "Runs (0)" in c.get("/lineage/patients", params={"policy": "f" * 10}).text
     picked = c.get("/lineage/patients", params={"run": RUN_A}).text
-    assert f"Column lineage of run <span class=\"mono\">{RUN_A}</span>" in picked
+    assert f'Column lineage of run <span class="mono">{RUN_A}</span>' in picked
     one = svg_texts(c.get("/lineage/patients", params={"column": "email"}).text)
     assert "email" in one and "phone" not in one
     assert c.get("/lineage/patients", params={"since": "yesterday"}).status_code == 400
@@ -192,8 +229,11 @@ def test_run_page_shows_the_manifest(ui_db: str) -> None:
 def test_quarantined_run_shows_failed_checks_and_reasons(ui_db: str) -> None:
     html = client("victor").get("/runs/view", params={"run_id": RUN_A}).text
     assert '<span class="pill quarantined">quarantined</span>' in html
-    assert re.search(r"<td>no_raw_value_survives</td><td class=\"mono\">email</td>\s*"
-                     r"<td class=\"bad\">FAIL</td>", html)
+    assert re.search(
+        r"<td>no_raw_value_survives</td><td class=\"mono\">email</td>\s*"
+        r"<td class=\"bad\">FAIL</td>",
+        html,
+    )
     assert "quarantine.patients__x" in html
     listing = client("victor").get("/runs", params={"status": "quarantined"}).text
     assert RUN_A in listing and RUN_B not in listing
@@ -202,15 +242,19 @@ def test_quarantined_run_shows_failed_checks_and_reasons(ui_db: str) -> None:
 
 # ------------------------------------------------------------------------------- access
 def member(conn: psycopg.Connection, login: str, group: str) -> bool:
-    row = conn.execute(
-        "SELECT pg_has_role(%s, %s, 'USAGE')", (login, group)).fetchone()
+    row = conn.execute("SELECT pg_has_role(%s, %s, 'USAGE')", (login, group)).fetchone()
     return bool(row and row[0])
 
 
 def ui_audit(conn: psycopg.Connection, action: str) -> list[tuple[str, str, dict[str, Any]]]:
-    return [(r[0], r[1], r[2]) for r in conn.execute(
-        "SELECT target, outcome, details FROM governance.audit_log WHERE action = %s"
-        " ORDER BY seq", (action,)).fetchall()]
+    return [
+        (r[0], r[1], r[2])
+        for r in conn.execute(
+            "SELECT target, outcome, details FROM governance.audit_log WHERE action = %s"
+            " ORDER BY seq",
+            (action,),
+        ).fetchall()
+    ]
 
 
 def test_admin_grants_and_revokes_a_role_audited_with_the_airflow_user(ui_db: str) -> None:
@@ -221,8 +265,9 @@ def test_admin_grants_and_revokes_a_role_audited_with_the_airflow_user(ui_db: st
         try:
             c = client("alice")
             assert "grant-form" in c.get("/access").text
-            r = post(c, "/access/grant", {"login": "vf_ui_analyst", "role": "ml_engineer"},
-                     token="alice")
+            r = post(
+                c, "/access/grant", {"login": "vf_ui_analyst", "role": "ml_engineer"}, token="alice"
+            )
             assert r.status_code == 200, r.text[-800:]
             assert "Granted veilflow_ml_engineer to vf_ui_analyst" in r.text
             assert member(conn, "vf_ui_analyst", "veilflow_ml_engineer")
@@ -230,12 +275,24 @@ def test_admin_grants_and_revokes_a_role_audited_with_the_airflow_user(ui_db: st
             row = re.search(r'<tr data-login="vf_ui_analyst">(.*?)</tr>', r.text, re.S)
             assert row and re.findall(r"<td>([^<]*)</td>", row.group(1))[:2] == ["—", "read"]
             assert ui_audit(conn, "ui.access.grant") == [
-                ("vf_ui_analyst ml_engineer", "ok",
-                 {"airflow_user": "alice", "via": "ui", "role": "veilflow_ml_engineer",
-                  "login_created": False})]
+                (
+                    "vf_ui_analyst ml_engineer",
+                    "ok",
+                    {
+                        "airflow_user": "alice",
+                        "via": "ui",
+                        "role": "veilflow_ml_engineer",
+                        "login_created": False,
+                    },
+                )
+            ]
             assert ui_audit(conn, "access.grant")[-1][:2] == ("vf_ui_analyst", "ok")
-            r = post(c, "/access/revoke", {"login": "vf_ui_analyst", "role": "ml_engineer"},
-                     token="alice")
+            r = post(
+                c,
+                "/access/revoke",
+                {"login": "vf_ui_analyst", "role": "ml_engineer"},
+                token="alice",
+            )
             assert "Revoked veilflow_ml_engineer from vf_ui_analyst" in r.text
             assert not member(conn, "vf_ui_analyst", "veilflow_ml_engineer")
             revoked = ui_audit(conn, "ui.access.revoke")[-1][2]
@@ -260,8 +317,12 @@ def test_non_admins_and_forged_posts_change_nothing(ui_db: str) -> None:
             assert denied and denied[-1][1] == "denied"
             assert denied[-1][2]["airflow_user"] == "victor"
             admin = client("alice")
-            assert post(admin, "/access/grant", grant, token="alice",
-                        origin="http://evil.example").status_code == 403
+            assert (
+                post(
+                    admin, "/access/grant", grant, token="alice", origin="http://evil.example"
+                ).status_code
+                == 403
+            )
             assert post(admin, "/access/grant", grant, token=None).status_code == 403
             assert post(admin, "/access/grant", grant, token="victor").status_code == 403
             assert post(client(), "/access/grant", grant, token=None).status_code == 401
@@ -276,8 +337,9 @@ def test_non_admins_and_forged_posts_change_nothing(ui_db: str) -> None:
 
 def test_unknown_role_or_login_is_an_error_not_a_change(ui_db: str) -> None:
     c = client("alice")
-    assert post(c, "/access/grant", {"login": "x", "role": "root"},
-                token="alice").status_code == 400
+    assert (
+        post(c, "/access/grant", {"login": "x", "role": "root"}, token="alice").status_code == 400
+    )
     r = post(c, "/access/grant", {"login": "vf_nobody_here", "role": "steward"}, token="alice")
     assert r.status_code == 400 and "no login vf_nobody_here" in r.text
     with psycopg.connect(ui_db) as conn:
@@ -299,20 +361,26 @@ def test_keys_page_lists_versions_never_material_and_admins_rotate(ui_db: str) -
         assert "patients/token" in html and "v1" in html and "Rotate" not in html
         for form in (wrapped.hex(), wrapped.hex()[:16], repr(wrapped)[2:30]):
             assert form not in html
-        assert post(viewer, "/keys/rotate", {"key": "patients/token"},
-                    token="victor").status_code == 403
-        states = conn.execute("SELECT version, state FROM governance.data_keys"
-                              " ORDER BY version").fetchall()
+        assert (
+            post(viewer, "/keys/rotate", {"key": "patients/token"}, token="victor").status_code
+            == 403
+        )
+        states = conn.execute(
+            "SELECT version, state FROM governance.data_keys ORDER BY version"
+        ).fetchall()
         assert states == [(1, "active")]
         admin = client("alice")
         r = post(admin, "/keys/rotate", {"key": "patients/token"}, token="alice")
         assert r.status_code == 200 and "patients/token@v2 is active" in r.text
-        states = conn.execute("SELECT version, state FROM governance.data_keys"
-                              " ORDER BY version").fetchall()
+        states = conn.execute(
+            "SELECT version, state FROM governance.data_keys ORDER BY version"
+        ).fetchall()
         assert states == [(1, "retired"), (2, "active")]
         rows = ui_audit(conn, "ui.key.rotate")
         assert [(t, o, d.get("airflow_user")) for t, o, d in rows] == [
-            ("patients/token", "denied", "victor"), ("patients/token", "ok", "alice")]
+            ("patients/token", "denied", "victor"),
+            ("patients/token", "ok", "alice"),
+        ]
         bad = post(admin, "/keys/rotate", {"key": "patients/token@v1"}, token="alice")
         assert bad.status_code == 400
 
@@ -322,8 +390,9 @@ def test_audit_filters_and_chain_verification(ui_db: str) -> None:
     from veilflow.vault.audit import record
 
     with psycopg.connect(ui_db, autocommit=True) as conn:
-        record(conn, "reidentify.values", target="patients.email", purpose="ticket 42 fraud",
-               count=3)
+        record(
+            conn, "reidentify.values", target="patients.email", purpose="ticket 42 fraud", count=3
+        )
         record(conn, "key.use", target="patients/token", outcome="denied")
         c = client("victor")
         only = c.get("/audit", params={"action": "reidentify"}).text
@@ -334,11 +403,13 @@ def test_audit_filters_and_chain_verification(ui_db: str) -> None:
         ok = c.get("/audit", params={"verify_chain": "1"}).text
         assert f"Audit chain intact: {total} row(s) verified" in ok
         conn.execute("ALTER TABLE governance.audit_log DISABLE TRIGGER audit_log_append_only")
-        conn.execute("UPDATE governance.audit_log SET count = 300 WHERE action ="
-                     " 'reidentify.values'")
+        conn.execute(
+            "UPDATE governance.audit_log SET count = 300 WHERE action = 'reidentify.values'"
+        )
         conn.execute("ALTER TABLE governance.audit_log ENABLE TRIGGER audit_log_append_only")
-        (seq,) = conn.execute("SELECT seq FROM governance.audit_log WHERE action ="
-                              " 'reidentify.values'").fetchone() or (None,)
+        (seq,) = conn.execute(
+            "SELECT seq FROM governance.audit_log WHERE action = 'reidentify.values'"
+        ).fetchone() or (None,)
         broken = c.get("/audit", params={"verify_chain": "1"}).text
         assert f"Audit chain BROKEN at row {seq}" in broken
 

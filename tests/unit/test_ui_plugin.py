@@ -53,8 +53,10 @@ def test_admin_means_the_auth_managers_admin_role() -> None:
 def test_dag_run_links() -> None:
     from veilflow.airflow.plugin import dag_run_path
 
-    assert dag_run_path("customers", "customers:manual__2026-11-27T06:00:00+00:00") == \
-        "/dags/veilflow_customers/runs/manual__2026-11-27T06%3A00%3A00%2B00%3A00"
+    assert (
+        dag_run_path("customers", "customers:manual__2026-11-27T06:00:00+00:00")
+        == "/dags/veilflow_customers/runs/manual__2026-11-27T06%3A00%3A00%2B00%3A00"
+    )
     assert dag_run_path("customers", "manual__2026-11-27T06:00:00.1Z") is None
 
 
@@ -71,8 +73,11 @@ def test_importing_the_plugin_does_not_build_the_ui() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, veilflow.airflow.plugin as p; "
-            "print(sorted(m for m in ('fastapi', 'veilflow.ui.app', 'veilflow.ui.auth') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120, check=True)
+    code = (
+        "import sys, veilflow.airflow.plugin as p; "
+        "print(sorted(m for m in ('fastapi', 'veilflow.ui.app', 'veilflow.ui.auth') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
     assert out.stdout.strip() == "[]"

@@ -17,8 +17,12 @@ def _normal(text: str) -> str:
 
 def test_trigger_and_verifier_hash_the_same_payload() -> None:
     trigger = SQL.read_text()
-    m = re.search(r"NEW\.row_hash := encode\(sha256\(convert_to\(NEW\.prev_hash \|\| "
-                  r"(jsonb_build_array\(.*?\)::text), 'UTF8'\)\), 'hex'\);", trigger, re.DOTALL)
+    m = re.search(
+        r"NEW\.row_hash := encode\(sha256\(convert_to\(NEW\.prev_hash \|\| "
+        r"(jsonb_build_array\(.*?\)::text), 'UTF8'\)\), 'hex'\);",
+        trigger,
+        re.DOTALL,
+    )
     assert m is not None
     assert _normal(m.group(1)) == _normal(audit._PAYLOAD_SQL)
 

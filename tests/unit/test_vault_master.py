@@ -31,14 +31,24 @@ from veilflow.vault.master import (
 MATERIAL = bytes(range(100, 132))
 
 
-def _version(master: LocalMasterKey, material: bytes, version: int = 1,
-             kid: str = "customers/token") -> KeyVersion:
+def _version(
+    master: LocalMasterKey, material: bytes, version: int = 1, kid: str = "customers/token"
+) -> KeyVersion:
     from datetime import datetime
 
     now = datetime.now(UTC)
     dataset, purpose = kid.split("/")
-    return KeyVersion(dataset, purpose, version, "active", master.key_id, now, "t", now,
-                      master.wrap(material, associated_data(kid, version)))
+    return KeyVersion(
+        dataset,
+        purpose,
+        version,
+        "active",
+        master.key_id,
+        now,
+        "t",
+        now,
+        master.wrap(material, associated_data(kid, version)),
+    )
 
 
 def test_wrap_is_aes_256_gcm_with_the_key_id_and_version_as_associated_data() -> None:
@@ -85,8 +95,9 @@ def test_tampered_blob_is_refused() -> None:
 
 def test_destroyed_version_says_so() -> None:
     master = LocalMasterKey(MATERIAL)
-    stored = KeyVersion(**{**_version(master, b"d" * 32).__dict__, "wrapped": None,
-                           "state": "destroyed"})
+    stored = KeyVersion(
+        **{**_version(master, b"d" * 32).__dict__, "wrapped": None, "state": "destroyed"}
+    )
     with pytest.raises(KeyDestroyed, match="destroyed"):
         unwrap(master, stored)
 
@@ -141,10 +152,13 @@ def test_default_prefers_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert (tmp_path / "master.key").exists() and made.source.endswith("master.key")
 
 
-@pytest.mark.parametrize("ref,expected", [
-    ("customers/token", ("customers", "token", None)),
-    ("customers/ff1@v12", ("customers", "ff1", 12)),
-])
+@pytest.mark.parametrize(
+    "ref,expected",
+    [
+        ("customers/token", ("customers", "token", None)),
+        ("customers/ff1@v12", ("customers", "ff1", 12)),
+    ],
+)
 def test_key_refs(ref: str, expected: tuple[str, str, int | None]) -> None:
     assert parse_key_ref(ref) == expected
 

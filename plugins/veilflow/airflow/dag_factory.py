@@ -39,19 +39,23 @@ def build_dag(policy_path: Path) -> DAG:
         catchup=False,
         max_active_runs=1,
         tags=["veilflow", "anonymization", policy.dataset],
-        doc_md=(f"**{policy.source.table} → {policy.target.table}** under `{policy_path.name}`"
-                f" (policy hash `{policy.hash[:16]}`)."),
+        doc_md=(
+            f"**{policy.source.table} → {policy.target.table}** under `{policy_path.name}`"
+            f" (policy hash `{policy.hash[:16]}`)."
+        ),
         default_args={"retries": 2, "retry_delay": timedelta(seconds=10)},
     ) as dag:
         extract = VeilflowStageOperator(task_id="extract", policy_path=path, stage="extract")
         transform = VeilflowStageOperator.partial(
-            task_id="transform", policy_path=path, stage="transform").expand(
-                chunk=extract.output)
-        validate = VeilflowStageOperator(task_id="validate", policy_path=path,
-                                         stage="validate", retries=0)
+            task_id="transform", policy_path=path, stage="transform"
+        ).expand(chunk=extract.output)
+        validate = VeilflowStageOperator(
+            task_id="validate", policy_path=path, stage="validate", retries=0
+        )
         publish = VeilflowStageOperator(task_id="publish", policy_path=path, stage="publish")
-        cleanup = VeilflowStageOperator(task_id="cleanup", policy_path=path, stage="cleanup",
-                                        retries=0)
+        cleanup = VeilflowStageOperator(
+            task_id="cleanup", policy_path=path, stage="cleanup", retries=0
+        )
         extract >> transform >> validate >> publish >> cleanup.as_teardown(setups=extract)
     return dag
 

@@ -36,8 +36,9 @@ class VeilflowStageOperator(BaseOperator):
     template_fields = ("chunk",)
     ui_color = "#e8f1fb"
 
-    def __init__(self, *, policy_path: str, stage: str, chunk: dict[str, int] | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, *, policy_path: str, stage: str, chunk: dict[str, int] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.policy_path = policy_path
         self.stage = stage
@@ -59,19 +60,24 @@ class VeilflowStageOperator(BaseOperator):
                 return [c.__dict__ for c in result.chunks]
             if self.stage == "transform":
                 assert self.chunk is not None
-                res = stages.transform_chunk(policy, run_id, stages.ChunkRef(**self.chunk),
-                                             default_key_provider(), parent=parent)
+                res = stages.transform_chunk(
+                    policy,
+                    run_id,
+                    stages.ChunkRef(**self.chunk),
+                    default_key_provider(),
+                    parent=parent,
+                )
                 return {"chunk": res.index, "rows": res.rows}
             if self.stage == "validate":
-                report = stages.validate(policy, run_id, parent=parent,
-                                         keys=default_key_provider())
+                report = stages.validate(policy, run_id, parent=parent, keys=default_key_provider())
                 return {"passed": report.passed, "checks": len(report.checks)}
             if self.stage == "publish":
                 pub = stages.publish(policy, run_id, parent=parent)
                 return {"table": pub.table, "rows": pub.rows}
             if self.stage == "cleanup":
-                stages.fail_run(policy, run_id, "a task of the DAG run failed; see Airflow logs",
-                                parent=parent)
+                stages.fail_run(
+                    policy, run_id, "a task of the DAG run failed; see Airflow logs", parent=parent
+                )
                 return None
             raise VeilflowError(f"unknown stage {self.stage!r}")
         except FINAL as exc:

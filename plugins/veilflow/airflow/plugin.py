@@ -17,8 +17,13 @@ from typing import Any
 from airflow.plugins_manager import AirflowPlugin
 
 URL_PREFIX = "/veilflow"
-PAGES = (("Lineage", "lineage"), ("Runs", "runs"), ("Access", "access"), ("Keys", "keys"),
-         ("Audit", "audit"))
+PAGES = (
+    ("Lineage", "lineage"),
+    ("Runs", "runs"),
+    ("Access", "access"),
+    ("Keys", "keys"),
+    ("Audit", "audit"),
+)
 
 
 def dag_run_path(dataset: str, run_id: str) -> str | None:
@@ -31,7 +36,7 @@ def dag_run_path(dataset: str, run_id: str) -> str | None:
     prefix = f"{dataset}:"
     if not run_id.startswith(prefix):
         return None
-    airflow_run = run_id[len(prefix):]
+    airflow_run = run_id[len(prefix) :]
     return f"/dags/{quote(dag_id_for(dataset))}/runs/{quote(airflow_run, safe='')}"
 
 
@@ -78,10 +83,16 @@ class LazyApp:
 
 class VeilflowPlugin(AirflowPlugin):
     name = "veilflow"
-    fastapi_apps = [{"app": LazyApp(build_app), "url_prefix": URL_PREFIX,
-                     "name": "veilflow governance"}]
+    fastapi_apps = [
+        {"app": LazyApp(build_app), "url_prefix": URL_PREFIX, "name": "veilflow governance"}
+    ]
     external_views = [
-        {"name": label, "href": f"{URL_PREFIX.lstrip('/')}/{slug}", "url_route": f"veilflow-{slug}",
-         "destination": "nav", "category": "Veilflow"}
+        {
+            "name": label,
+            "href": f"{URL_PREFIX.lstrip('/')}/{slug}",
+            "url_route": f"veilflow-{slug}",
+            "destination": "nav",
+            "category": "Veilflow",
+        }
         for label, slug in PAGES
     ]

@@ -53,11 +53,15 @@ async def resolve_airflow_user(token: str) -> Identity | None:
     except InvalidTokenError:
         return None
     try:
-        may_view = bool(manager.is_authorized_custom_view(method="GET", resource_name=VIEW_NAME,
-                                                          user=user))
+        may_view = bool(
+            manager.is_authorized_custom_view(method="GET", resource_name=VIEW_NAME, user=user)
+        )
     except Exception as exc:  # an auth manager that cannot answer denies
-        log.warning("auth manager could not authorize the veilflow view: %s",
-                    type(exc).__name__)
+        log.warning("auth manager could not authorize the veilflow view: %s", type(exc).__name__)
         may_view = False
-    return Identity(username=user.get_name(), is_admin=is_airflow_admin(user),
-                    may_view=may_view, role=_role(user))
+    return Identity(
+        username=user.get_name(),
+        is_admin=is_airflow_admin(user),
+        may_view=may_view,
+        role=_role(user),
+    )

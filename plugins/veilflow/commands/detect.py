@@ -55,9 +55,14 @@ def _sample_file(path: Path, rows: int) -> Any:
     elif suffix in (".jsonl", ".ndjson"):
         frame = pd.read_json(path, lines=True, nrows=rows, dtype=False)
     else:
-        frame = pd.read_csv(path, nrows=rows, dtype=str, keep_default_na=True,
-                            sep="\t" if suffix == ".tsv" else ",",
-                            encoding_errors="replace")
+        frame = pd.read_csv(
+            path,
+            nrows=rows,
+            dtype=str,
+            keep_default_na=True,
+            sep="\t" if suffix == ".tsv" else ",",
+            encoding_errors="replace",
+        )
     for c in frame.columns:
         frame[c] = frame[c].map(lambda v: None if v is None or pd.isna(v) else str(v))
     return frame
@@ -81,12 +86,18 @@ def scan_target(target: str, sample: int, settings: Any) -> Any:
 
 
 def scan(
-    target: Annotated[str, typer.Argument(help="A table (restricted.<name> or <name>) or a "
-                                          "CSV / Parquet / JSONL file.")],
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="A table (restricted.<name> or <name>) or a CSV / Parquet / JSONL file."
+        ),
+    ],
     sample: Annotated[int, typer.Option(min=10, help="Rows to sample.")] = 1000,
     fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
-    policy: Annotated[str | None, typer.Option(help="Use this policy's detection: "
-                                               "settings (custom recognizers, lists).")] = None,
+    policy: Annotated[
+        str | None,
+        typer.Option(help="Use this policy's detection: settings (custom recognizers, lists)."),
+    ] = None,
 ) -> None:
     """Classify every column: PII entity, confidence, hit rate, suggested action."""
     if fmt not in ("table", "json"):
@@ -121,16 +132,24 @@ def _read_docs(path: str, text_field: str) -> Iterator[tuple[dict[str, Any] | No
 
 
 def detect(
-    input: Annotated[str, typer.Option("--input", "-i", help="JSON Lines in ('-' = stdin); "
-                                       "each object has a text field.")],
+    input: Annotated[
+        str,
+        typer.Option(
+            "--input", "-i", help="JSON Lines in ('-' = stdin); each object has a text field."
+        ),
+    ],
     output: Annotated[str, typer.Option("--output", "-o", help="JSON Lines out ('-' = stdout).")],
     text_field: Annotated[str, typer.Option(help="The field holding the text.")] = "text",
-    workers: Annotated[int | None, typer.Option(
-        min=1, help="Worker processes (default: the policy's detection.workers, else 1).")
-                       ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Worker processes (default: the policy's detection.workers, else 1)."
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Documents per batch.")] = 512,
-    policy: Annotated[str | None, typer.Option(help="Use this policy's detection: settings.")
-                      ] = None,
+    policy: Annotated[
+        str | None, typer.Option(help="Use this policy's detection: settings.")
+    ] = None,
 ) -> None:
     """Find PII spans in documents in bulk: writes each document back with
     ``spans: [{start, end, entity, score}]`` (offsets in characters). Streams; memory stays
@@ -148,8 +167,9 @@ def detect(
 
     out = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")
     try:
-        for batch in scan_stream(texts(), settings, workers=workers or settings.workers,
-                                 batch_size=batch_size):
+        for batch in scan_stream(
+            texts(), settings, workers=workers or settings.workers, batch_size=batch_size
+        ):
             for k, spans in enumerate(batch.spans):
                 doc, problem = docs.popleft()
                 if doc is None:
@@ -167,19 +187,22 @@ def detect(
     finally:
         if out is not sys.stdout:
             out.close()
-    typer.echo(f"{counts['documents']} documents, {counts['spans']} spans"
-               + (f", {counts['unscannable']} unscannable (marked)" if counts["unscannable"]
-                  else "")
-               + (f", {counts['skipped']} lines skipped (not JSON objects)" if counts["skipped"]
-                  else ""), err=True)
+    typer.echo(
+        f"{counts['documents']} documents, {counts['spans']} spans"
+        + (f", {counts['unscannable']} unscannable (marked)" if counts["unscannable"] else "")
+        + (f", {counts['skipped']} lines skipped (not JSON objects)" if counts["skipped"] else ""),
+        err=True,
+    )
 
 
 @policy_app.command("draft")
 def policy_draft(
-    table: Annotated[str, typer.Argument(help="A table (restricted.<name> or <name>) or a "
-                                         "CSV / Parquet file.")],
-    output: Annotated[Path | None, typer.Option("--output", "-o",
-                                                help="Write here instead of stdout.")] = None,
+    table: Annotated[
+        str, typer.Argument(help="A table (restricted.<name> or <name>) or a CSV / Parquet file.")
+    ],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
     sample: Annotated[int, typer.Option(min=10, help="Rows to sample.")] = 1000,
     key: Annotated[str | None, typer.Option(help="The table's key column.")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,

@@ -17,8 +17,7 @@ from veilflow.errors import ValidationFailed, VeilflowError
 
 _FILE_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".parquet", ".pq")
 #: Class-size buckets for the text report when there are many distinct sizes.
-_BUCKETS = ((1, 1), (2, 2), (3, 4), (5, 9), (10, 19), (20, 49), (50, 99), (100, 999),
-            (1000, None))
+_BUCKETS = ((1, 1), (2, 2), (3, 4), (5, 9), (10, 19), (20, 49), (50, 99), (100, 999), (1000, None))
 
 
 def _policy_file(policy: str) -> Path:
@@ -42,12 +41,16 @@ def format_report(report: dict[str, Any]) -> str:
     checks = sorted(report["checks"], key=lambda c: (c["passed"], c["name"], c["column"] or ""))
     lines = [f"{'check':24} {'column':16} {'result':6} {'observed':>14}  threshold"]
     for c in checks:
-        lines.append(f"{c['name']:24} {(c['column'] or '-'):16} "
-                     f"{'pass' if c['passed'] else 'FAIL':6} {_short(c['observed'], 14):>14}  "
-                     f"{_short(c['threshold'])}")
+        lines.append(
+            f"{c['name']:24} {(c['column'] or '-'):16} "
+            f"{'pass' if c['passed'] else 'FAIL':6} {_short(c['observed'], 14):>14}  "
+            f"{_short(c['threshold'])}"
+        )
     verdict = "passed" if report["passed"] else "FAILED"
-    lines.append(f"gate {verdict}: {sum(not c['passed'] for c in checks)} of {len(checks)} "
-                 f"check(s) failed; {report.get('suppressed_rows', 0)} row(s) suppressed")
+    lines.append(
+        f"gate {verdict}: {sum(not c['passed'] for c in checks)} of {len(checks)} "
+        f"check(s) failed; {report.get('suppressed_rows', 0)} row(s) suppressed"
+    )
     if report.get("data_docs"):
         lines.append(f"data docs: {report['data_docs']}")
     return "\n".join(lines)
@@ -60,20 +63,26 @@ def _latest_candidate_run(dataset: str) -> str:
     with connect() as conn:
         rows = conn.execute(
             "SELECT run_id FROM governance.runs WHERE dataset = %s AND status = 'running'"
-            " ORDER BY started_at DESC", (dataset,)).fetchall()
+            " ORDER BY started_at DESC",
+            (dataset,),
+        ).fetchall()
         for (run_id,) in rows:
             if table_exists(conn, "staging", RunTables(dataset, run_id).candidate_name):
                 return str(run_id)
-    raise VeilflowError(f"no candidate of {dataset} is waiting for the gate; stage one with "
-                        "`veilflow run` (or a DAG run) or name it with --run")
+    raise VeilflowError(
+        f"no candidate of {dataset} is waiting for the gate; stage one with "
+        "`veilflow run` (or a DAG run) or name it with --run"
+    )
 
 
 def validate_cmd(
     policy: Annotated[str, typer.Argument(help="Policy file or dataset name.")],
-    run: Annotated[str | None, typer.Option("--run", help="Run id (default: the latest "
-                                                          "staged candidate).")] = None,
-    fmt: Annotated[Literal["text", "json"], typer.Option(
-        "--format", help="text or json.")] = "text",
+    run: Annotated[
+        str | None, typer.Option("--run", help="Run id (default: the latest staged candidate).")
+    ] = None,
+    fmt: Annotated[
+        Literal["text", "json"], typer.Option("--format", help="text or json.")
+    ] = "text",
 ) -> None:
     """Run the validation gate alone on a staged candidate, as the DAG's validate task does:
     on failure the candidate is quarantined with its reasons and nothing is published."""
@@ -86,13 +95,20 @@ def validate_cmd(
         report = validate(pol, run_id).to_dict()
     except ValidationFailed as exc:
         if fmt == "json":
-            typer.echo(json.dumps({"passed": False, "run_id": run_id, "reasons": exc.reasons},
-                                  default=str, indent=2))
+            typer.echo(
+                json.dumps(
+                    {"passed": False, "run_id": run_id, "reasons": exc.reasons},
+                    default=str,
+                    indent=2,
+                )
+            )
         else:
             for r in exc.reasons:
-                typer.echo(f"FAIL {r['check']}{'[' + str(r['column']) + ']' if r['column'] else ''}"
-                           f": observed {_short(r['observed'])}, threshold "
-                           f"{_short(r['threshold'])}")
+                typer.echo(
+                    f"FAIL {r['check']}{'[' + str(r['column']) + ']' if r['column'] else ''}"
+                    f": observed {_short(r['observed'])}, threshold "
+                    f"{_short(r['threshold'])}"
+                )
         raise
     if fmt == "json":
         typer.echo(json.dumps({"run_id": run_id, **report}, default=str, indent=2))
@@ -117,12 +133,14 @@ def size_distribution(class_sizes: dict[int, int]) -> list[tuple[str, int, int]]
 def risk_cmd(
     target: Annotated[str, typer.Argument(help="schema.table, or a .csv/.tsv/.parquet file.")],
     qi: Annotated[str, typer.Option("--qi", help="Quasi-identifiers, comma separated.")],
-    sensitive: Annotated[str | None, typer.Option(help="Sensitive column (for l and t).")
-                         ] = None,
-    distance: Annotated[Literal["auto", "equal", "ordered"], typer.Option(
-        help="t-closeness ground distance; auto: ordered for numbers and dates.")] = "auto",
-    fmt: Annotated[Literal["text", "json"], typer.Option(
-        "--format", help="text or json.")] = "text",
+    sensitive: Annotated[str | None, typer.Option(help="Sensitive column (for l and t).")] = None,
+    distance: Annotated[
+        Literal["auto", "equal", "ordered"],
+        typer.Option(help="t-closeness ground distance; auto: ordered for numbers and dates."),
+    ] = "auto",
+    fmt: Annotated[
+        Literal["text", "json"], typer.Option("--format", help="text or json.")
+    ] = "text",
 ) -> None:
     """k-anonymity, distinct l-diversity and t-closeness (Earth Mover's Distance) of a table
     or file on the given quasi-identifiers, and the sizes of its equivalence classes."""
@@ -146,16 +164,21 @@ def risk_cmd(
     if fmt == "json":
         typer.echo(json.dumps({"target": target, **data}, indent=2))
         return
-    typer.echo(f"{target}: {metrics.rows:,} rows in {metrics.classes:,} equivalence classes "
-               f"on {', '.join(columns)}")
-    typer.echo(f"k = {metrics.k}  (k-anonymity: every row shares its quasi-identifiers with "
-               f"at least {max(0, metrics.k - 1)} other row(s))")
+    typer.echo(
+        f"{target}: {metrics.rows:,} rows in {metrics.classes:,} equivalence classes "
+        f"on {', '.join(columns)}"
+    )
+    typer.echo(
+        f"k = {metrics.k}  (k-anonymity: every row shares its quasi-identifiers with "
+        f"at least {max(0, metrics.k - 1)} other row(s))"
+    )
     if metrics.l is not None:
-        typer.echo(f"l = {metrics.l}  (distinct values of {sensitive} in the least diverse "
-                   "class)")
+        typer.echo(f"l = {metrics.l}  (distinct values of {sensitive} in the least diverse class)")
     if metrics.t is not None:
-        typer.echo(f"t = {metrics.t:.4f}  (largest Earth Mover's Distance from the table's "
-                   f"distribution, {metrics.distance} distance)")
+        typer.echo(
+            f"t = {metrics.t:.4f}  (largest Earth Mover's Distance from the table's "
+            f"distribution, {metrics.distance} distance)"
+        )
     typer.echo(f"{'class size':>12} {'classes':>10} {'rows':>12}")
     for label, classes, rows in size_distribution(metrics.class_sizes):
         typer.echo(f"{label:>12} {classes:>10,} {rows:>12,}")

@@ -15,15 +15,18 @@ import typer
 
 from veilflow.errors import VeilflowError
 
-access_app = typer.Typer(help="Who may read which zone: grant and revoke veilflow roles.",
-                         no_args_is_help=True)
-keys_app = typer.Typer(help="Data keys: versions and states (never their material).",
-                       no_args_is_help=True)
+access_app = typer.Typer(
+    help="Who may read which zone: grant and revoke veilflow roles.", no_args_is_help=True
+)
+keys_app = typer.Typer(
+    help="Data keys: versions and states (never their material).", no_args_is_help=True
+)
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 
 KeyArg = Annotated[str, typer.Argument(help="Key as <dataset>/<purpose>, e.g. customers/token.")]
-VersionArg = Annotated[str, typer.Argument(
-    help="Key version as <dataset>/<purpose>@v<N>, e.g. customers/token@v1.")]
+VersionArg = Annotated[
+    str, typer.Argument(help="Key version as <dataset>/<purpose>@v<N>, e.g. customers/token@v1.")
+]
 
 
 def _connect() -> psycopg.Connection:
@@ -52,39 +55,47 @@ def _unversioned(ref: str) -> tuple[str, str]:
 
 # ------------------------------------------------------------------------------- access
 @access_app.command("grant")
-def access_grant(login: Annotated[str, typer.Argument(help="PostgreSQL login.")],
-                 role: Annotated[str, typer.Argument(
-                     help="pipeline, steward, ml_engineer, auditor or admin.")],
-                 create: Annotated[bool, typer.Option(
-                     help="Create the login (no password) if it does not exist.")] = False
-                 ) -> None:
+def access_grant(
+    login: Annotated[str, typer.Argument(help="PostgreSQL login.")],
+    role: Annotated[str, typer.Argument(help="pipeline, steward, ml_engineer, auditor or admin.")],
+    create: Annotated[
+        bool, typer.Option(help="Create the login (no password) if it does not exist.")
+    ] = False,
+) -> None:
     """Make a login a member of a veilflow role (admins only; audited)."""
     from veilflow.vault.access import grant
     from veilflow.zones.access import group_role
 
     with _connect() as conn:
         created = grant(conn, login, role, create=create)
-    typer.echo(f"{'created login ' + login + ' and ' if created else ''}granted "
-               f"{group_role(role)} to {login}")
+    typer.echo(
+        f"{'created login ' + login + ' and ' if created else ''}granted "
+        f"{group_role(role)} to {login}"
+    )
 
 
 @access_app.command("revoke")
-def access_revoke(login: Annotated[str, typer.Argument(help="PostgreSQL login.")],
-                  role: Annotated[str, typer.Argument(help="The veilflow role to take away.")]
-                  ) -> None:
+def access_revoke(
+    login: Annotated[str, typer.Argument(help="PostgreSQL login.")],
+    role: Annotated[str, typer.Argument(help="The veilflow role to take away.")],
+) -> None:
     """Remove a login from a veilflow role (admins only; audited)."""
     from veilflow.vault.access import revoke
     from veilflow.zones.access import group_role
 
     with _connect() as conn:
         was = revoke(conn, login, role)
-    typer.echo(f"revoked {group_role(role)} from {login}" if was
-               else f"{login} was not a member of {group_role(role)}; nothing to revoke")
+    typer.echo(
+        f"revoked {group_role(role)} from {login}"
+        if was
+        else f"{login} was not a member of {group_role(role)}; nothing to revoke"
+    )
 
 
 @access_app.command("list")
-def access_list(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")]
-                = False) -> None:
+def access_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
+) -> None:
     """Who can read (and write) which zone, from the database catalog (admins only)."""
     from veilflow.vault.access import list_access
 
@@ -119,8 +130,9 @@ def _manage(action: str, target: str) -> psycopg.Connection:
 
 
 @keys_app.command("list")
-def keys_list(dataset: Annotated[str | None, typer.Option(help="Only this dataset.")] = None
-              ) -> None:
+def keys_list(
+    dataset: Annotated[str | None, typer.Option(help="Only this dataset.")] = None,
+) -> None:
     """Key versions, their states and master key (admins only)."""
     from veilflow.vault.access import require
     from veilflow.vault.keys import list_keys
@@ -131,8 +143,10 @@ def keys_list(dataset: Annotated[str | None, typer.Option(help="Only this datase
     if not versions:
         typer.echo("no data keys yet (the pipeline creates them on first use)")
     for v in versions:
-        typer.echo(f"{v.ref:<36} {v.state:<10} master {v.master_key_id:<24} "
-                   f"created {v.created_at:%Y-%m-%d %H:%M} by {v.created_by}")
+        typer.echo(
+            f"{v.ref:<36} {v.state:<10} master {v.master_key_id:<24} "
+            f"created {v.created_at:%Y-%m-%d %H:%M} by {v.created_by}"
+        )
 
 
 @keys_app.command("create")
@@ -160,8 +174,11 @@ def keys_rotate(key: KeyArg) -> None:
 
 
 @keys_app.command("rewrap")
-def keys_rewrap(new_key_file: Annotated[Path, typer.Option(
-        help="The new master key file (created 0600 with a fresh key when absent).")]
+def keys_rewrap(
+    new_key_file: Annotated[
+        Path,
+        typer.Option(help="The new master key file (created 0600 with a fresh key when absent)."),
+    ],
 ) -> None:
     """Re-encrypt every data key under a new master key; no data key changes. Afterwards
     point VEILFLOW_MASTER_KEY or $VEILFLOW_HOME/master.key at the new key."""
@@ -174,8 +191,10 @@ def keys_rewrap(new_key_file: Annotated[Path, typer.Option(
         raise VeilflowError("the new master key is the one already in use")
     with _manage("key.rewrap", "*") as conn:
         n = rewrap_keys(conn, old, new)
-    typer.echo(f"rewrapped {n} data key version(s) from {old.key_id} to {new.key_id}; "
-               f"now use {new_key_file} as the master key")
+    typer.echo(
+        f"rewrapped {n} data key version(s) from {old.key_id} to {new.key_id}; "
+        f"now use {new_key_file} as the master key"
+    )
 
 
 @keys_app.command("disable")
@@ -199,9 +218,10 @@ def keys_enable(version: VersionArg) -> None:
 
 
 @keys_app.command("destroy")
-def keys_destroy(version: VersionArg,
-                 yes: Annotated[bool, typer.Option(
-                     "--yes", help="Confirm: this cannot be undone.")] = False) -> None:
+def keys_destroy(
+    version: VersionArg,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: this cannot be undone.")] = False,
+) -> None:
     """Crypto-shredding: erase a key version for good; nothing it made can be reversed."""
     from veilflow.vault.keys import destroy_key
 
@@ -223,17 +243,21 @@ def audit_verify() -> None:
         require(conn, "audit.read", action="audit.verify", target="governance.audit_log")
         report = verify(conn)
     if not report.ok:
-        raise AuditChainBroken(f"audit chain broken at row {report.broken_at}: {report.reason} "
-                               f"({report.rows} row(s) before it verify)")
+        raise AuditChainBroken(
+            f"audit chain broken at row {report.broken_at}: {report.reason} "
+            f"({report.rows} row(s) before it verify)"
+        )
     typer.echo(f"audit chain intact: {report.rows} row(s), head {report.head}")
 
 
 @audit_app.command("tail")
-def audit_tail(n: Annotated[int, typer.Option("-n", min=1, help="Entries to show.")] = 20,
-               action: Annotated[str | None, typer.Option(
-                   help="Only this action or action prefix (e.g. key, reidentify).")] = None,
-               actor: Annotated[str | None, typer.Option(help="Only this login.")] = None
-               ) -> None:
+def audit_tail(
+    n: Annotated[int, typer.Option("-n", min=1, help="Entries to show.")] = 20,
+    action: Annotated[
+        str | None, typer.Option(help="Only this action or action prefix (e.g. key, reidentify).")
+    ] = None,
+    actor: Annotated[str | None, typer.Option(help="Only this login.")] = None,
+) -> None:
     """The most recent audit entries, oldest first (auditors only)."""
     from veilflow.vault.access import require
     from veilflow.vault.audit import tail
@@ -257,17 +281,23 @@ def _policy_file(policy: str) -> Path:
 
 
 def reidentify_cmd(
-        policy: Annotated[str, typer.Option(help="Policy file or dataset name.")],
-        column: Annotated[str, typer.Option(help="The tokenized or FF1-encrypted column.")],
-        purpose: Annotated[str, typer.Option(
-            help="Why (recorded in the audit log), e.g. a ticket and a reason.")],
-        query: Annotated[str | None, typer.Option(
-            help="SQL whose first column gives the tokens (else stdin, one per line).")]
-        = None,
-        run: Annotated[str | None, typer.Option(
-            help="The run whose key versions apply (default: latest published).")] = None,
-        with_tokens: Annotated[bool, typer.Option(
-            "--with-tokens", help="Print token<TAB>original.")] = False) -> None:
+    policy: Annotated[str, typer.Option(help="Policy file or dataset name.")],
+    column: Annotated[str, typer.Option(help="The tokenized or FF1-encrypted column.")],
+    purpose: Annotated[
+        str, typer.Option(help="Why (recorded in the audit log), e.g. a ticket and a reason.")
+    ],
+    query: Annotated[
+        str | None,
+        typer.Option(help="SQL whose first column gives the tokens (else stdin, one per line)."),
+    ] = None,
+    run: Annotated[
+        str | None,
+        typer.Option(help="The run whose key versions apply (default: latest published)."),
+    ] = None,
+    with_tokens: Annotated[
+        bool, typer.Option("--with-tokens", help="Print token<TAB>original.")
+    ] = False,
+) -> None:
     """Write the originals of tokens / FF1 ciphertexts (stewards only, with a purpose;
     audited). One output line per input line; an empty line where nothing matched."""
     from veilflow.policy import load_policy
@@ -277,19 +307,23 @@ def reidentify_cmd(
     pol = load_policy(_policy_file(policy))
     with _connect() as conn:
         if query is not None:
-            tokens: list[str | None] = [None if r[0] is None else str(r[0])
-                                        for r in conn.execute(query).fetchall()]
+            tokens: list[str | None] = [
+                None if r[0] is None else str(r[0]) for r in conn.execute(query).fetchall()
+            ]
         else:
             tokens = [line.rstrip("\r\n") or None for line in sys.stdin]
-        result = reidentify(conn, default_master_key(create=False), pol, column, tokens,
-                            purpose, run_id=run)
+        result = reidentify(
+            conn, default_master_key(create=False), pol, column, tokens, purpose, run_id=run
+        )
     out = sys.stdout
     for tok, orig in zip(tokens, result.values, strict=True):
         out.write(f"{tok or ''}\t{orig or ''}\n" if with_tokens else f"{orig or ''}\n")
     out.flush()
-    typer.echo(f"re-identified {result.matched} of {len(tokens)} value(s) of "
-               f"{pol.dataset}.{column} with {', '.join(result.versions) or 'no key'}",
-               err=True)
+    typer.echo(
+        f"re-identified {result.matched} of {len(tokens)} value(s) of "
+        f"{pol.dataset}.{column} with {', '.join(result.versions) or 'no key'}",
+        err=True,
+    )
 
 
 def register(app: typer.Typer) -> None:

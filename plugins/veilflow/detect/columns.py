@@ -29,19 +29,27 @@ IDENTIFIER = "IDENTIFIER"
 #: Full-value patterns (RE2 syntax, run by pyarrow over the whole sample).
 VALUE_PATTERNS: dict[str, str] = {
     "EMAIL_ADDRESS": r"^[A-Za-z0-9._%+'-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,24}$",
-    "IP_ADDRESS": (r"^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$"
-                   r"|^(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}$"),
+    "IP_ADDRESS": (
+        r"^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$"
+        r"|^(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}$"
+    ),
     "IBAN_CODE": r"^[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,32}$",
     "CREDIT_CARD": r"^\d(?:[ -]?\d){11,18}$",
     "US_SSN": r"^\d{3}-\d{2}-\d{4}$|^\d{3} \d{2} \d{4}$",
-    "DATE_TIME": (r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?"
-                  r"(?:Z|[+-]\d{2}(?::?\d{2})?)?)?$"
-                  r"|^\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}(?: \d{1,2}:\d{2}(?::\d{2})?)?$"
-                  r"|^(?i:[a-z]{3,9}\.? \d{1,2},? \d{4}|\d{1,2} [a-z]{3,9}\.? \d{4})$"),
-    "PHONE_NUMBER": (r"^(?:\(\+\d{1,4}\) ?|\+|00)?\(?\d[\d ().\-/]{5,22}\d"
-                     r"(?: ?(?:x|ext\.?|#) ?\d{1,6})?$"),
-    "ZIP_CODE": (r"^\d{5}(?:-\d{4})?$|^[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}$|^[A-Z]\d[A-Z] ?\d[A-Z]\d$"
-                 r"|^\d{4} ?[A-Z]{2}$|^\d{2}-\d{3}$|^\d{3} \d{2}$|^\d{5}-\d{3}$"),
+    "DATE_TIME": (
+        r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?"
+        r"(?:Z|[+-]\d{2}(?::?\d{2})?)?)?$"
+        r"|^\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}(?: \d{1,2}:\d{2}(?::\d{2})?)?$"
+        r"|^(?i:[a-z]{3,9}\.? \d{1,2},? \d{4}|\d{1,2} [a-z]{3,9}\.? \d{4})$"
+    ),
+    "PHONE_NUMBER": (
+        r"^(?:\(\+\d{1,4}\) ?|\+|00)?\(?\d[\d ().\-/]{5,22}\d"
+        r"(?: ?(?:x|ext\.?|#) ?\d{1,6})?$"
+    ),
+    "ZIP_CODE": (
+        r"^\d{5}(?:-\d{4})?$|^[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}$|^[A-Z]\d[A-Z] ?\d[A-Z]\d$"
+        r"|^\d{4} ?[A-Z]{2}$|^\d{2}-\d{3}$|^\d{3} \d{2}$|^\d{5}-\d{3}$"
+    ),
     "US_BANK_NUMBER": r"^\d{8,17}$",
 }
 #: Weaker formats accepted only with a confirming column name.
@@ -50,25 +58,42 @@ HINTED_PATTERNS: dict[str, str] = {
     "US_SSN": r"^\d{9}$",
 }
 #: Checked in this order; the first with enough hits wins (the specific before the general).
-ORDER = ("EMAIL_ADDRESS", "IP_ADDRESS", "IBAN_CODE", "CREDIT_CARD", "US_SSN", "DATE_TIME",
-         "PHONE_NUMBER", "ZIP_CODE", "US_BANK_NUMBER")
+ORDER = (
+    "EMAIL_ADDRESS",
+    "IP_ADDRESS",
+    "IBAN_CODE",
+    "CREDIT_CARD",
+    "US_SSN",
+    "DATE_TIME",
+    "PHONE_NUMBER",
+    "ZIP_CODE",
+    "US_BANK_NUMBER",
+)
 
-HINTS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((e, re.compile(rx)) for e, rx in (
-    ("EMAIL_ADDRESS", r"e_?mail|mail"),
-    ("IP_ADDRESS", r"(?:^|_)ip(?:_|$)|ip_?addr|ipv[46]"),
-    ("IBAN_CODE", r"iban"),
-    ("CREDIT_CARD", r"card|(?:^|_)cc(?:_|$)|(?:^|_)pan(?:_|$)|cc_?num"),
-    ("US_SSN", r"ssn|social_?sec|social_?security|(?:^|_)sin(?:_|$)|tax_?id"),
-    ("DATE_TIME", r"date|dob|birth|(?:^|_)ts$|_at$|time|day|(?:^|_)dt(?:_|$)"),
-    ("PHONE_NUMBER", r"phone|tel|mobile|cell|fax|contact_?no|(?:^|_)msisdn"),
-    ("ZIP_CODE", r"zip|postal|postcode|post_?code|plz|(?:^|_)cap(?:_|$)"),
-    ("US_BANK_NUMBER", r"account|acct|bank_?no|bank_?num|routing"),
-    ("PERSON", r"name|first|last|surname|given|person|patient|customer_?name|owner|holder"),
-    ("LOCATION", (r"city|town|country|state|addr|street|location|place|region|county|village|"
-                  r"municipality|province")),
-    (IDENTIFIER, r"(?:^|_)id$|_id$|^id_|mrn|(?:^|_)key$|_no$|_num$|number|uuid|guid|code$"),
-    (FREE_TEXT, r"note|comment|text|description|remark|message|body|memo|narrative|summary"),
-))
+HINTS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (e, re.compile(rx))
+    for e, rx in (
+        ("EMAIL_ADDRESS", r"e_?mail|mail"),
+        ("IP_ADDRESS", r"(?:^|_)ip(?:_|$)|ip_?addr|ipv[46]"),
+        ("IBAN_CODE", r"iban"),
+        ("CREDIT_CARD", r"card|(?:^|_)cc(?:_|$)|(?:^|_)pan(?:_|$)|cc_?num"),
+        ("US_SSN", r"ssn|social_?sec|social_?security|(?:^|_)sin(?:_|$)|tax_?id"),
+        ("DATE_TIME", r"date|dob|birth|(?:^|_)ts$|_at$|time|day|(?:^|_)dt(?:_|$)"),
+        ("PHONE_NUMBER", r"phone|tel|mobile|cell|fax|contact_?no|(?:^|_)msisdn"),
+        ("ZIP_CODE", r"zip|postal|postcode|post_?code|plz|(?:^|_)cap(?:_|$)"),
+        ("US_BANK_NUMBER", r"account|acct|bank_?no|bank_?num|routing"),
+        ("PERSON", r"name|first|last|surname|given|person|patient|customer_?name|owner|holder"),
+        (
+            "LOCATION",
+            (
+                r"city|town|country|state|addr|street|location|place|region|county|village|"
+                r"municipality|province"
+            ),
+        ),
+        (IDENTIFIER, r"(?:^|_)id$|_id$|^id_|mrn|(?:^|_)key$|_no$|_num$|number|uuid|guid|code$"),
+        (FREE_TEXT, r"note|comment|text|description|remark|message|body|memo|narrative|summary"),
+    )
+)
 
 #: Suggested operator per entity (policy ``action`` and parameters).
 SUGGESTIONS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -115,9 +140,11 @@ class ColumnVerdict:
     def summary(self) -> str:
         """One line for messages (schema drift, logs): no values."""
         what = self.entity or "no PII found"
-        return (f"{self.column}: {what} (confidence {self.confidence:.2f}, hit rate "
-                f"{self.hit_rate:.0%} of {self.sampled} sampled), suggested action "
-                f"{self.action}")
+        return (
+            f"{self.column}: {what} (confidence {self.confidence:.2f}, hit rate "
+            f"{self.hit_rate:.0%} of {self.sampled} sampled), suggested action "
+            f"{self.action}"
+        )
 
 
 def hinted(column: str) -> list[str]:
@@ -132,9 +159,12 @@ def _as_strings(values: pd.Series) -> pa.Array:
         return pa.array([], type=pa.string())
     if s.dtype != object and not isinstance(s.dtype, pd.StringDtype):
         s = s.astype(str)
-    arr = pa.array(s.astype(object).map(lambda v: v.decode("utf-8", "replace")
-                                        if isinstance(v, bytes) else str(v)).tolist(),
-                   type=pa.string())
+    arr = pa.array(
+        s.astype(object)
+        .map(lambda v: v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v))
+        .tolist(),
+        type=pa.string(),
+    )
     return pc.utf8_trim_whitespace(arr)
 
 
@@ -152,8 +182,9 @@ def _validated(entity: str, values: list[str], matched: np.ndarray) -> np.ndarra
     elif entity == "US_SSN":
         ok = np.array([ssn_ok(re.sub(r"\D", "", v)) for v in picked], dtype=bool)
     elif entity == "PHONE_NUMBER":
-        nd = np.array([len(re.sub(r"\D", "", re.sub(r"(?i) ?(?:x|ext\.?|#) ?\d+$", "", v)))
-                       for v in picked])
+        nd = np.array(
+            [len(re.sub(r"\D", "", re.sub(r"(?i) ?(?:x|ext\.?|#) ?\d+$", "", v))) for v in picked]
+        )
         ok = (nd >= 7) & (nd <= 15)
     else:
         return matched
@@ -179,7 +210,9 @@ _PLACE_SHAPE = re.compile(
     r"^(?:North|South|East|West|New|Lake|Port|Fort|Mount|Saint|St\.|San|Santa|Los|Las|El)\s\S"
     r"|(?:town|ton|land|ville|berg|burgh|borough|bury|view|port|mouth|stad|furt|chester|fort|"
     r"haven|side|shire|field|ford|wood|dale|heim|hausen|dorf|burg|stadt|ingen|feld|bach|polis|"
-    r"ham|by|holm|bourg|city)$", re.IGNORECASE)
+    r"ham|by|holm|bourg|city)$",
+    re.IGNORECASE,
+)
 _STREET = re.compile(r"^\d{1,6}[A-Za-z]?\s+\S.*\s\S|^\S.*\s\d{1,5}[a-zA-Z]?(?:[/-]\d+)?$")
 
 
@@ -192,8 +225,9 @@ def _place_rate(values: list[str]) -> float:
     return hits / max(len(values), 1)
 
 
-def classify_series(column: str, values: pd.Series,
-                    settings: DetectionSettings | None = None) -> ColumnVerdict:
+def classify_series(
+    column: str, values: pd.Series, settings: DetectionSettings | None = None
+) -> ColumnVerdict:
     """Classify one column from a sample of its values."""
     s = settings or DetectionSettings()
     total = len(values)
@@ -203,15 +237,30 @@ def classify_series(column: str, values: pd.Series,
     null_rate = 1 - n / total if total else 0.0
     hints = hinted(column)
 
-    def verdict(entity: str | None, hit: float, evidence: str, shape: str = "",
-                conf: float | None = None, text_entities: dict[str, int] | None = None
-                ) -> ColumnVerdict:
+    def verdict(
+        entity: str | None,
+        hit: float,
+        evidence: str,
+        shape: str = "",
+        conf: float | None = None,
+        text_entities: dict[str, int] | None = None,
+    ) -> ColumnVerdict:
         action, params = SUGGESTIONS.get(entity or "", ("keep", {}))
         if conf is None:
             conf = min(1.0, hit * (1.0 if entity in hints else 0.9)) if entity else 1 - hit
-        return ColumnVerdict(column, entity, round(conf, 3), round(hit, 3), n,
-                             round(null_rate, 3), action, dict(params), evidence, shape,
-                             text_entities or {})
+        return ColumnVerdict(
+            column,
+            entity,
+            round(conf, 3),
+            round(hit, 3),
+            n,
+            round(null_rate, 3),
+            action,
+            dict(params),
+            evidence,
+            shape,
+            text_entities or {},
+        )
 
     if n == 0:
         return verdict(None, 0.0, "no non-NULL values sampled", conf=0.0)
@@ -235,8 +284,10 @@ def classify_series(column: str, values: pd.Series,
             with_pii += bool(kinds)
         hit = with_pii / len(sample)
         found = ", ".join(f"{e} in {c}" for e, c in per_entity.most_common())
-        evidence = (f"free text (mean {lengths.mean():.0f} chars); PII in {with_pii} of "
-                    f"{len(sample)} scanned values" + (f": {found}" if found else ""))
+        evidence = (
+            f"free text (mean {lengths.mean():.0f} chars); PII in {with_pii} of "
+            f"{len(sample)} scanned values" + (f": {found}" if found else "")
+        )
         conf = max(hit, 0.5 if FREE_TEXT in hints else 0.3)
         return verdict(FREE_TEXT, hit, evidence, conf=conf, text_entities=dict(per_entity))
 
@@ -249,59 +300,101 @@ def classify_series(column: str, values: pd.Series,
             patterns.append(HINTED_PATTERNS[entity])
         m = np.zeros(n, dtype=bool)
         for rx in patterns:
-            m |= np.asarray(pc.match_substring_regex(arr, rx).to_numpy(zero_copy_only=False),
-                            dtype=bool)
+            m |= np.asarray(
+                pc.match_substring_regex(arr, rx).to_numpy(zero_copy_only=False), dtype=bool
+            )
         m = _validated(entity, values_list, m)
         masks[entity] = m
         rates[entity] = float(m.mean())
 
-    numeric = np.asarray(pc.match_substring_regex(arr, r"^[-+]?\d+(?:[.,]\d+)?$").to_numpy(
-        zero_copy_only=False), dtype=bool).mean()
+    numeric = np.asarray(
+        pc.match_substring_regex(arr, r"^[-+]?\d+(?:[.,]\d+)?$").to_numpy(zero_copy_only=False),
+        dtype=bool,
+    ).mean()
     # A unique record key beats the number formats it may happen to match.
     # (unless the name also points at a format the values match, as in "post_code").
-    if IDENTIFIER in hints and distinct >= 0.95 and not any(
-            rates[e] >= need for e in ORDER if e in hints):
-        return verdict(IDENTIFIER, distinct, f"{distinct:.0%} distinct values; column name "
-                       "marks a record key", masked_shape(values_list[0]))
+    if (
+        IDENTIFIER in hints
+        and distinct >= 0.95
+        and not any(rates[e] >= need for e in ORDER if e in hints)
+    ):
+        return verdict(
+            IDENTIFIER,
+            distinct,
+            f"{distinct:.0%} distinct values; column name marks a record key",
+            masked_shape(values_list[0]),
+        )
     for entity in ORDER:
         rate = rates[entity]
         # Plain numbers look like these; without a confirming name demand more.
-        if (entity in ("ZIP_CODE", "US_BANK_NUMBER", "PHONE_NUMBER") and entity not in hints
-                and numeric >= 0.5 and (entity != "PHONE_NUMBER" or rate < 0.95)):
+        if (
+            entity in ("ZIP_CODE", "US_BANK_NUMBER", "PHONE_NUMBER")
+            and entity not in hints
+            and numeric >= 0.5
+            and (entity != "PHONE_NUMBER" or rate < 0.95)
+        ):
             continue
         threshold = need if entity in hints else 0.8
         if rate >= threshold:
             first = int(np.flatnonzero(masks[entity])[0])
-            how = {"CREDIT_CARD": " (Luhn-valid)", "IBAN_CODE": " (mod-97 valid)",
-                   "US_SSN": " (valid SSN ranges)"}.get(entity, "")
+            how = {
+                "CREDIT_CARD": " (Luhn-valid)",
+                "IBAN_CODE": " (mod-97 valid)",
+                "US_SSN": " (valid SSN ranges)",
+            }.get(entity, "")
             named = f"; column name suggests {entity}" if entity in hints else ""
-            return verdict(entity, rate, f"{rate:.0%} of {n} sampled values match {entity}"
-                           f"{how}{named}", masked_shape(values_list[first], entity))
+            return verdict(
+                entity,
+                rate,
+                f"{rate:.0%} of {n} sampled values match {entity}{how}{named}",
+                masked_shape(values_list[first], entity),
+            )
 
     # Names and places from the name/place lists.
     person = _person_rate(values_list) if spaces.mean() <= 4 else 0.0
     place = _place_rate(values_list)
     if "PERSON" in hints and person >= need and "LOCATION" not in hints:
-        return verdict("PERSON", person, f"{person:.0%} of values are known given names or "
-                       "surnames; column name suggests PERSON",
-                       masked_shape(values_list[0], "PERSON"))
+        return verdict(
+            "PERSON",
+            person,
+            f"{person:.0%} of values are known given names or "
+            "surnames; column name suggests PERSON",
+            masked_shape(values_list[0], "PERSON"),
+        )
     if "LOCATION" in hints and (place >= need or (lengths.mean() <= 40 and numeric < 0.5)):
-        return verdict("LOCATION", max(place, need), f"{place:.0%} of values have a place or "
-                       "street-address shape; column name suggests LOCATION",
-                       masked_shape(values_list[0], "LOCATION"))
+        return verdict(
+            "LOCATION",
+            max(place, need),
+            f"{place:.0%} of values have a place or "
+            "street-address shape; column name suggests LOCATION",
+            masked_shape(values_list[0], "LOCATION"),
+        )
     if person >= 0.6 and person > place:
-        return verdict("PERSON", person, f"{person:.0%} of values are known given names or "
-                       "surnames", masked_shape(values_list[0], "PERSON"))
+        return verdict(
+            "PERSON",
+            person,
+            f"{person:.0%} of values are known given names or surnames",
+            masked_shape(values_list[0], "PERSON"),
+        )
     if place >= 0.6:
-        return verdict("LOCATION", place, f"{place:.0%} of values have a place or "
-                       "street-address shape", masked_shape(values_list[0], "LOCATION"))
+        return verdict(
+            "LOCATION",
+            place,
+            f"{place:.0%} of values have a place or street-address shape",
+            masked_shape(values_list[0], "LOCATION"),
+        )
 
     # A unique code-like column is a record key even without a telling name.
     codey = bool(pc.all(pc.match_substring_regex(arr, r"^[A-Za-z0-9_-]{1,40}$")).as_py())
     if (codey and distinct >= 0.98 and n >= 20 and numeric < 0.5) or (
-            IDENTIFIER in hints and distinct >= 0.95):
-        return verdict(IDENTIFIER, distinct, f"{distinct:.0%} distinct code-like values",
-                       masked_shape(values_list[0]))
+        IDENTIFIER in hints and distinct >= 0.95
+    ):
+        return verdict(
+            IDENTIFIER,
+            distinct,
+            f"{distinct:.0%} distinct code-like values",
+            masked_shape(values_list[0]),
+        )
     best = max(rates.items(), key=lambda kv: kv[1])
     cardinality = len(set(values_list))
     kind = "categorical" if cardinality <= 50 else "numeric" if numeric >= 0.9 else "text"
@@ -311,15 +404,17 @@ def classify_series(column: str, values: pd.Series,
     return verdict(None, best[1], evidence)
 
 
-def classify_columns(frame_sample: pd.DataFrame,
-                     settings: DetectionSettings | None = None) -> list[ColumnVerdict]:
+def classify_columns(
+    frame_sample: pd.DataFrame, settings: DetectionSettings | None = None
+) -> list[ColumnVerdict]:
     """A verdict for every column of a sample of a table (e.g. the first rows or a
     ``TABLESAMPLE``), in column order."""
     return [classify_series(str(c), frame_sample[c], settings) for c in frame_sample.columns]
 
 
-def drift_detail(frame_sample: pd.DataFrame, columns: list[str],
-                 settings: DetectionSettings | None = None) -> str:
+def drift_detail(
+    frame_sample: pd.DataFrame, columns: list[str], settings: DetectionSettings | None = None
+) -> str:
     """The scan's verdict on new (undeclared) columns, for the ``SchemaDrift`` message:
     ``scan of new column(s): nickname: PERSON (confidence 0.92, ...), suggested action
     surrogate``. Never a value."""

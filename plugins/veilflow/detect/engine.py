@@ -24,8 +24,17 @@ log = logging.getLogger(__name__)
 
 #: spaCy components the NER component does not depend on in the small/medium English
 #: models (their ``ner`` carries its own tok2vec).
-NOT_NEEDED_FOR_NER = ("tok2vec", "tagger", "morphologizer", "parser", "senter",
-                      "attribute_ruler", "lemmatizer", "textcat", "entity_linker")
+NOT_NEEDED_FOR_NER = (
+    "tok2vec",
+    "tagger",
+    "morphologizer",
+    "parser",
+    "senter",
+    "attribute_ruler",
+    "lemmatizer",
+    "textcat",
+    "entity_linker",
+)
 
 
 @lru_cache(maxsize=4)
@@ -35,8 +44,11 @@ def load_nlp(model: str) -> Language:
 
     ensure_offline()
     if not spacy.util.is_package(model):
-        raise PolicyError(f"spaCy model {model!r} is not installed; install its wheel "
-                          "(nothing is downloaded at run time)", field="detection.model")
+        raise PolicyError(
+            f"spaCy model {model!r} is not installed; install its wheel "
+            "(nothing is downloaded at run time)",
+            field="detection.model",
+        )
     nlp = spacy.load(model, exclude=list(NOT_NEEDED_FOR_NER))
     if "ner" not in nlp.pipe_names:
         raise PolicyError(f"spaCy model {model!r} has no ner component", field="detection.model")
@@ -83,6 +95,9 @@ def build_analyzer(settings: DetectionSettings) -> Any:
     registry = RecognizerRegistry(supported_languages=[settings.language])
     registry.load_predefined_recognizers(languages=[settings.language], nlp_engine=engine)
     registry.add_recognizer(VeilflowRecognizer(settings))
-    return AnalyzerEngine(nlp_engine=engine, registry=registry,
-                          supported_languages=[settings.language],
-                          default_score_threshold=settings.default_threshold)
+    return AnalyzerEngine(
+        nlp_engine=engine,
+        registry=registry,
+        supported_languages=[settings.language],
+        default_score_threshold=settings.default_threshold,
+    )

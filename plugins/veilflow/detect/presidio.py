@@ -21,15 +21,20 @@ class VeilflowRecognizer(EntityRecognizer):
         self._scanner = Scanner(settings, use_ner=False)
         entities = list(ENTITIES) + sorted(
             {r.entity for r in self._scanner.settings.recognizers}
-            | {d.entity for d in self._scanner.settings.deny_lists})
-        super().__init__(supported_entities=entities, name="VeilflowRecognizer",
-                         supported_language=self._scanner.settings.language)
+            | {d.entity for d in self._scanner.settings.deny_lists}
+        )
+        super().__init__(
+            supported_entities=entities,
+            name="VeilflowRecognizer",
+            supported_language=self._scanner.settings.language,
+        )
 
     def load(self) -> None:
         """Nothing to load: patterns compile at construction."""
 
-    def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None
-                ) -> list[RecognizerResult]:
+    def analyze(
+        self, text: str, entities: list[str], nlp_artifacts: Any = None
+    ) -> list[RecognizerResult]:
         wanted = set(entities) if entities else None
         spans = self._scanner.scan([text], entities=wanted).spans[0]
         return [RecognizerResult(s.entity, s.start, s.end, s.score) for s in spans]

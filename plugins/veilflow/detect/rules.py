@@ -35,7 +35,8 @@ _GREETING = re.compile(
     r"with|ask|asked|told|tell|contact|contacted|call|called|spoke to|spoke with|signed|attn|"
     r"patient|customer|client|agent|caller|user|member|colleague|manager|doctor|nurse|"
     r"mother|father|wife|husband|son|daughter|name is|named|is|i'm|i am|this is)[,:]?\s*)$",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 #: Words after which a run of capitalised words is a person's name even when the name
 #: lists do not know it ("spoke with Aaro Mäkelä", "beneficiary Jindřich Horáček").
 _PERSON_CONTEXT = re.compile(
@@ -43,25 +44,51 @@ _PERSON_CONTEXT = re.compile(
     r"patient|contact|caller|applicant|tenant|employee|recipient|sender|escalated to|assigned to|"
     r"forwarded to|transferred to|referred to|talk to|spoke to|speak to|write to|ship to|"
     r"deliver to|attn|dear|hi|hello|thanks|regards|from|name|named|signed|mr|mrs|ms|dr)"
-    r"[.,:]?[ ]*)$", re.IGNORECASE)
+    r"[.,:]?[ ]*)$",
+    re.IGNORECASE,
+)
 _SENTENCE_START = re.compile(r"(?:^|[.!?:;\n]\s*|\x00\s*)$")
 _POSSESSIVE = re.compile(r"['’]s$")
-_ROLE_WORDS = frozenset({"Patient", "Client", "Customer", "Agent", "Caller", "User", "Member",
-                         "Colleague", "Manager", "Doctor", "Nurse", "Contact", "Attn",
-                         "Name", "Employee", "Tenant", "Owner", "Applicant", "Driver"})
+_ROLE_WORDS = frozenset(
+    {
+        "Patient",
+        "Client",
+        "Customer",
+        "Agent",
+        "Caller",
+        "User",
+        "Member",
+        "Colleague",
+        "Manager",
+        "Doctor",
+        "Nurse",
+        "Contact",
+        "Attn",
+        "Name",
+        "Employee",
+        "Tenant",
+        "Owner",
+        "Applicant",
+        "Driver",
+    }
+)
 
 
 def _title_re() -> re.Pattern[str]:
     # Titles in any case ("dr Björklund" in shorthand notes); the name stays capitalised.
     titles = "|".join(f"(?i:{t})" for t in TITLES)
-    return re.compile(rf"\b(?:{titles})\.?[ ]+(?:(?:{_PART})[ ])*{_TOKEN}"
-                      rf"(?:[ ](?:(?:{_PART})[ ])*{_TOKEN}){{0,2}}")
+    return re.compile(
+        rf"\b(?:{titles})\.?[ ]+(?:(?:{_PART})[ ])*{_TOKEN}"
+        rf"(?:[ ](?:(?:{_PART})[ ])*{_TOKEN}){{0,2}}"
+    )
 
 
 #: A single capitalised word after these is a name even when no list knows it.
 _STRONG_PERSON_CONTEXT = re.compile(
     r"(?:\b(?:signed by|dear|hi|hello|hey|thanks|thank you|regards|cheers|attn|"
-    r"my name is|this is|i am|i'm)[,:]?[ ]*)$", re.IGNORECASE)
+    r"my name is|this is|i am|i'm)[,:]?[ ]*)$",
+    re.IGNORECASE,
+)
 
 
 TITLE = _title_re()
@@ -86,8 +113,12 @@ def find_names(text: str) -> Iterator[tuple[int, int, float]]:
                 # not before a day number ("May 5"), is a name.
                 nxt, nstart = toks[i + 1]
                 end = nstart + len(nxt)
-                if (nxt in surnames and nxt not in NOT_NAME and nxt not in given
-                        and not _DIGIT_NEXT.match(text, end)):
+                if (
+                    nxt in surnames
+                    and nxt not in NOT_NAME
+                    and nxt not in given
+                    and not _DIGIT_NEXT.match(text, end)
+                ):
                     yield start, _trim_possessive(text, start, end), 0.75
                     i += 2
                     continue
@@ -97,11 +128,19 @@ def find_names(text: str) -> Iterator[tuple[int, int, float]]:
             j = i + 1
             while j < len(toks) and j - i < 4:
                 nxt = _POSSESSIVE.sub("", toks[j][0])
-                if (j == i + 1 and j + 1 == len(toks)
-                        and (base in given or (base in AMBIGUOUS_GIVEN and _PERSON_CONTEXT.search(
-                            text[max(0, start - 24):start])))
-                        and ((nxt in street and nxt in surnames) or nxt in _WORD_SURNAMES)
-                        and not _DIGIT_NEXT.match(text, toks[j][1] + len(toks[j][0]))):
+                if (
+                    j == i + 1
+                    and j + 1 == len(toks)
+                    and (
+                        base in given
+                        or (
+                            base in AMBIGUOUS_GIVEN
+                            and _PERSON_CONTEXT.search(text[max(0, start - 24) : start])
+                        )
+                    )
+                    and ((nxt in street and nxt in surnames) or nxt in _WORD_SURNAMES)
+                    and not _DIGIT_NEXT.match(text, toks[j][1] + len(toks[j][0]))
+                ):
                     j += 1  # "Teresa Park", "Tina Best": a surname, not a street or sign-off
                     break
                 if nxt in NOT_NAME or nxt in street or nxt in _ROLE_WORDS:
@@ -114,13 +153,13 @@ def find_names(text: str) -> Iterator[tuple[int, int, float]]:
                 j -= 1
             end = toks[j - 1][1] + len(toks[j - 1][0])
             end = _trim_possessive(text, start, end)
-            before = text[max(0, start - 24):start]
+            before = text[max(0, start - 24) : start]
             numbered = bool(re.search(r"\d[\w]*[ ,]*$", before))
             if numbered:  # "743 Austin Field": a house number, not a person
                 i = j
                 continue
             n = j - i
-            if n == 1 and re.match(r"[ .]*\d", text[end:end + 3]):
+            if n == 1 and re.match(r"[ .]*\d", text[end : end + 3]):
                 i = j
                 continue  # "Jan 05", "May 2024": a date, not a name
             last = _POSSESSIVE.sub("", toks[j - 1][0])
@@ -139,12 +178,18 @@ def find_names(text: str) -> Iterator[tuple[int, int, float]]:
                 if _GREETING.search(before) or _PERSON_CONTEXT.search(before):
                     score = 0.75
                 yield start, end, score
-            elif (2 <= n <= 4 and _PERSON_CONTEXT.search(before) and _name_like(toks[i:j])) or (2 <= n <= 4 and _EMAIL_NEXT.match(text, end) and _name_like(toks[i:j])):
+            elif (2 <= n <= 4 and _PERSON_CONTEXT.search(before) and _name_like(toks[i:j])) or (
+                2 <= n <= 4 and _EMAIL_NEXT.match(text, end) and _name_like(toks[i:j])
+            ):
                 yield start, end, 0.7
             elif n == 1 and base in surnames and _GREETING.search(before) and len(base) > 2:
                 yield start, end, 0.55
-            elif n == 1 and len(base) > 2 and _STRONG_PERSON_CONTEXT.search(before) and (
-                    _name_like(toks[i:j])):
+            elif (
+                n == 1
+                and len(base) > 2
+                and _STRONG_PERSON_CONTEXT.search(before)
+                and (_name_like(toks[i:j]))
+            ):
                 yield start, end, 0.6
             i = j
 
@@ -162,27 +207,34 @@ def _name_like(toks: list[tuple[str, int]]) -> bool:
     for word, _ in toks:
         if word.lower() in PARTICLES:
             continue
-        if not word[0].isupper() or (word.isupper() and len(word) > 1) or any(
-                ch.isdigit() for ch in word):
+        if (
+            not word[0].isupper()
+            or (word.isupper() and len(word) > 1)
+            or any(ch.isdigit() for ch in word)
+        ):
             return False
     return True
 
 
 def _trim_possessive(text: str, start: int, end: int) -> int:
-    if end - start > 2 and text[end - 2:end] in ("'s", "’s"):
+    if end - start > 2 and text[end - 2 : end] in ("'s", "’s"):
         return end - 2
     return end
 
 
 # --- places -------------------------------------------------------------------------------
 
-US_STATES_ABBR = ("AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|"
-                  "MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|"
-                  "WY|PR|GU|VI|AS|MP|AA|AE|AP|MH|PW|FM")
+US_STATES_ABBR = (
+    "AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|"
+    "MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|"
+    "WY|PR|GU|VI|AS|MP|AA|AE|AP|MH|PW|FM"
+)
 _PLACE_PREFIX = r"(?:North|South|East|West|New|Lake|Port|Fort|Mount|Saint|St\.|San|Santa|Los|Las|El|Bad|Sankt|Villa|Nowy|Nowa|Stary)"
-_PLACE_SUFFIX = (r"(?:town|ton|land|ville|berg|burgh|borough|bury|view|port|mouth|stad|furt|"
-                 r"chester|fort|haven|side|shire|field|ford|wood|dale|heim|hausen|dorf|burg|"
-                 r"stadt|ingen|feld|bach|au|ow|ice|ino|ano|ona|polis|ham|by|holm|bourg|ville)")
+_PLACE_SUFFIX = (
+    r"(?:town|ton|land|ville|berg|burgh|borough|bury|view|port|mouth|stad|furt|"
+    r"chester|fort|haven|side|shire|field|ford|wood|dale|heim|hausen|dorf|burg|"
+    r"stadt|ingen|feld|bach|au|ow|ice|ino|ano|ona|polis|ham|by|holm|bourg|ville)"
+)
 _PREP = r"(?:in|from|to|near|at|of|visiting|via|around|outside|based in|lives in|moved to)"
 
 
@@ -192,41 +244,80 @@ def _place_patterns() -> tuple[tuple[re.Pattern[str], float, int], ...]:
     suffixes = "|".join(re.escape(s) for s in g.street_suffixes)
     names = sorted(g.countries | g.states, key=len, reverse=True)
     gaz = "|".join(re.escape(n) for n in names)
-    street_words = (r"(?:rue|avenue|boulevard|bd|chemin|place|impasse|allée|route|quai|via|viale|"
-                    r"piazza|corso|largo|vicolo|calle|avenida|plaza|paseo|camino|carrer|rua|"
-                    r"travessa|ulica|ul\.|aleja|al\.|Rue|Avenue|Boulevard|Chemin|Place|Impasse|"
-                    r"Allée|Route|Quai|Via|Viale|Piazza|Corso|Largo|Vicolo|Calle|Avenida|Plaza|"
-                    r"Paseo|Camino|Carrer|Rua|Travessa|Ulica|Aleja|Rambla|Ronda|Travesía|Glorieta|Pasaje|"
-                    r"Callejón|Contrada|Viela|Morro|Alameda|Praça|Praca|Estrada|Beco|Ladeira|"
-                    r"Quadra|Vereda|Setor|Strada|Piazzale|Borgo|Canale|Vía|Plac|pl\.|Osiedle|os\.)")
-    compound = (r"(?:straße|strasse|str\.|weg|gasse|platz|allee|ring|damm|ufer|steig|pfad|"
-                r"straat|laan|plein|gracht|kade|singel|dreef|hof|vej|gade|gatan|vägen|veien|"
-                r"gata|tie|katu)")
+    street_words = (
+        r"(?:rue|avenue|boulevard|bd|chemin|place|impasse|allée|route|quai|via|viale|"
+        r"piazza|corso|largo|vicolo|calle|avenida|plaza|paseo|camino|carrer|rua|"
+        r"travessa|ulica|ul\.|aleja|al\.|Rue|Avenue|Boulevard|Chemin|Place|Impasse|"
+        r"Allée|Route|Quai|Via|Viale|Piazza|Corso|Largo|Vicolo|Calle|Avenida|Plaza|"
+        r"Paseo|Camino|Carrer|Rua|Travessa|Ulica|Aleja|Rambla|Ronda|Travesía|Glorieta|Pasaje|"
+        r"Callejón|Contrada|Viela|Morro|Alameda|Praça|Praca|Estrada|Beco|Ladeira|"
+        r"Quadra|Vereda|Setor|Strada|Piazzale|Borgo|Canale|Vía|Plac|pl\.|Osiedle|os\.)"
+    )
+    compound = (
+        r"(?:straße|strasse|str\.|weg|gasse|platz|allee|ring|damm|ufer|steig|pfad|"
+        r"straat|laan|plein|gracht|kade|singel|dreef|hof|vej|gade|gatan|vägen|veien|"
+        r"gata|tie|katu)"
+    )
     return (
         # 119 Avery Spring Apt. 721 / 55 Main Street, Suite 4
-        (re.compile(rf"\b\d{{1,6}}[A-Za-z]?[ ]+(?:{_WORD}[ ]+){{0,4}}(?:{suffixes})\b\.?"
-                    r"(?:,?[ ]+(?:Apt\.|Apartment|Suite|Ste\.|Unit|#)[ ]*\d+[A-Za-z]?)?"), 0.85, 0),
+        (
+            re.compile(
+                rf"\b\d{{1,6}}[A-Za-z]?[ ]+(?:{_WORD}[ ]+){{0,4}}(?:{suffixes})\b\.?"
+                r"(?:,?[ ]+(?:Apt\.|Apartment|Suite|Ste\.|Unit|#)[ ]*\d+[A-Za-z]?)?"
+            ),
+            0.85,
+            0,
+        ),
         # 12, rue de la Paix / 5 Calle Mayor
-        (re.compile(rf"\b\d{{1,4}}[a-z]?,?[ ]+{street_words}[ ]+(?:[\w'’.-]+[ ]?){{1,5}}?"
-                    r"(?=[,\n\x00]|$| \d)"), 0.8, 0),
+        (
+            re.compile(
+                rf"\b\d{{1,4}}[a-z]?,?[ ]+{street_words}[ ]+(?:[\w'’.-]+[ ]?){{1,5}}?"
+                r"(?=[,\n\x00]|$| \d)"
+            ),
+            0.8,
+            0,
+        ),
         # Via Roma 12 / Calle de Alcalá 5 / ul. Długa 5
-        (re.compile(rf"\b{street_words}[ ]+(?:[\w'’.-]+,?[ ]){{1,5}}?\d{{1,4}}[a-zA-Z]?\b"
-                    r"(?:[ ]?/[ ]?\d+)?"), 0.8, 0),
+        (
+            re.compile(
+                rf"\b{street_words}[ ]+(?:[\w'’.-]+,?[ ]){{1,5}}?\d{{1,4}}[a-zA-Z]?\b"
+                r"(?:[ ]?/[ ]?\d+)?"
+            ),
+            0.8,
+            0,
+        ),
         # Hauptstraße 5 / Kerkstraat 12
         (re.compile(rf"\b{_U}[\w'’-]*{compound}[ ]+\d{{1,4}}[a-zA-Z]?\b"), 0.8, 0),
         # Springfield, IL  (city before a US state code)
-        (re.compile(rf"\b({_WORD}(?:[ ]{_WORD}){{0,2}}),[ ]+(?:{US_STATES_ABBR})(?=[ ]\d{{5}}|\b)"),
-         0.85, 1),
+        (
+            re.compile(
+                rf"\b({_WORD}(?:[ ]{_WORD}){{0,2}}),[ ]+(?:{US_STATES_ABBR})(?=[ ]\d{{5}}|\b)"
+            ),
+            0.85,
+            1,
+        ),
         (re.compile(rf"(?<=, )(?:{US_STATES_ABBR})(?=[ ]\d{{5}})"), 0.85, 0),
         # …, 10115 Berlin   (city after a postcode)
-        (re.compile(rf"(?<=, )(?:\d{{4,5}}|\d{{4}} ?[A-Z]{{2}}|\d{{2}}-\d{{3}}|\d{{4}}-\d{{3}})[ ]+"
-                    rf"({_WORD}(?:[ ](?:{_WORD}|am|an|der|de|sur|en|im)){{0,3}})"), 0.8, 1),
+        (
+            re.compile(
+                rf"(?<=, )(?:\d{{4,5}}|\d{{4}} ?[A-Z]{{2}}|\d{{2}}-\d{{3}}|\d{{4}}-\d{{3}})[ ]+"
+                rf"({_WORD}(?:[ ](?:{_WORD}|am|an|der|de|sur|en|im)){{0,3}})"
+            ),
+            0.8,
+            1,
+        ),
         # "<name>, Porkkalankatu 2, 20702 Kärkölä": whatever holds a house number between an
         # address lead and a postcode + city is the street address.
-        (re.compile(r"(?:, |: |\bis |\bat |\bto )([^,\n\x00:;<>()]{2,60}?"
-                    r"(?:, \d[^,\n\x00:;<>()]{0,30}?)?)"
-                    r"(?=, (?:\d{3} \d{2}|\d{4,6}|\d{4} ?[A-Z]{2}|\d{2}-\d{3}|\d{5}-\d{3}|\d{8}|"
-                    rf"[A-Z]{{1,2}}\d[A-Z\d]? \d[A-Z]{{2}}) {_U})"), 0.8, 1),
+        (
+            re.compile(
+                r"(?:, |: |\bis |\bat |\bto )([^,\n\x00:;<>()]{2,60}?"
+                r"(?:, \d[^,\n\x00:;<>()]{0,30}?)?)"
+                r"(?=, (?:\d{3} \d{2}|\d{4,6}|\d{4} ?[A-Z]{2}|\d{2}-\d{3}|\d{5}-\d{3}|\d{8}|"
+                rf"[A-Z]{{1,2}}\d[A-Z\d]? \d[A-Z]{{2}}) {_U})"
+            ),
+            0.8,
+            1,
+        ),
         # Countries and US states by name.
         (re.compile(rf"\b(?:{gaz})\b"), 0.85, 0),
         # North Lisa, Port Jennifer, Lake Brandonton
@@ -234,27 +325,39 @@ def _place_patterns() -> tuple[tuple[re.Pattern[str], float, int], ...]:
         # Lindsayshire, Nashfort — a place-name shape after a preposition
         (re.compile(rf"\b{_PREP}[ ]({_U}[\w'’-]*{_PLACE_SUFFIX})\b"), 0.8, 1),
         # "in Potsdam": a capitalised word after a place preposition
-        (re.compile(rf"\b(?:in|from|near|visiting|outside|based in|lives in|moved to|relocated to)"
-                    rf"[ ]({_WORD}(?:[ ]{_WORD})?)(?=[ ]*[,.;!?\n\x00]|$)"), 0.55, 1),
+        (
+            re.compile(
+                rf"\b(?:in|from|near|visiting|outside|based in|lives in|moved to|relocated to)"
+                rf"[ ]({_WORD}(?:[ ]{_WORD})?)(?=[ ]*[,.;!?\n\x00]|$)"
+            ),
+            0.55,
+            1,
+        ),
     )
 
 
 _CITY_AFTER = re.compile(rf",[ ]+({_WORD}(?:[ ]{_WORD}){{0,2}})(?=[ ]*(?:[,.;!?\n\x00]|$))")
 _LABELLED_PLACE = re.compile(
     rf"\b(?i:location|city|town|village|place of birth|birthplace|hometown|country|"
-    rf"destination|origin)[ ]*[:=]?[ ]+({_WORD}(?:[ ]{_WORD}){{0,2}})")
+    rf"destination|origin)[ ]*[:=]?[ ]+({_WORD}(?:[ ]{_WORD}){{0,2}})"
+)
 
 
 #: A field of a record: what lies between separators (``;``, ``|``, tab, comma, line, text).
-_FIELD = re.compile(r"(?:(?<=[,;|\t\n\x00])|^)[ ]*([^,;|\t\n\x00]{2,60}?)[ ]*"
-                    r"(?=[,;|\t\n\x00]|$)")
+_FIELD = re.compile(
+    r"(?:(?<=[,;|\t\n\x00])|^)[ ]*([^,;|\t\n\x00]{2,60}?)[ ]*"
+    r"(?=[,;|\t\n\x00]|$)"
+)
 #: Words after which a known city name is a place.
 _CITY_PREP = re.compile(
     r"\b(?:(in|near|visiting|outside|around|based in|lives in|living in|moved to|relocated to|"
     r"flew to|flying to|travelling to|traveling to|trip to)|(from|to|at|via))[ ]+(?=" + _U + ")",
-    re.IGNORECASE)
-_PLACE_FIELD = re.compile(rf"(?:{_PLACE_PREFIX}[ ]{_WORD}|{_U}[\w'’-]*{_PLACE_SUFFIX}"
-                          rf"|{_WORD}[ ]{_U}[\w'’-]*{_PLACE_SUFFIX})$")
+    re.IGNORECASE,
+)
+_PLACE_FIELD = re.compile(
+    rf"(?:{_PLACE_PREFIX}[ ]{_WORD}|{_U}[\w'’-]*{_PLACE_SUFFIX}"
+    rf"|{_WORD}[ ]{_U}[\w'’-]*{_PLACE_SUFFIX})$"
+)
 _CAPS = re.compile(rf"(?<![\w@.'’-]){_WORD}(?:[ ]{_WORD})*")
 
 
@@ -274,7 +377,7 @@ def find_cities(text: str) -> Iterator[tuple[int, int, float]]:
     for m in _FIELD.finditer(text):
         field = m.group(1)
         s, e = m.span(1)
-        comma = text[e:e + 1] == "," or text[m.start() - 1:m.start()] == ","
+        comma = text[e : e + 1] == "," or text[m.start() - 1 : m.start()] == ","
         if comma and _name_like_word(field):
             continue
         if field in c.names:
@@ -302,12 +405,12 @@ def find_cities(text: str) -> Iterator[tuple[int, int, float]]:
             step = 1
             if words[i] in firsts:
                 for n in range(min(3, len(words) - i), 0, -1):
-                    name = " ".join(words[i:i + n])
+                    name = " ".join(words[i : i + n])
                     if name in major:
                         yield pos, pos + len(name), 0.6
                         step = n
                         break
-            pos += sum(len(w) + 1 for w in words[i:i + step])
+            pos += sum(len(w) + 1 for w in words[i : i + step])
             i += step
 
 

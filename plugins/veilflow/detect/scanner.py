@@ -31,8 +31,14 @@ from veilflow.policy.detection import DetectionSettings
 log = logging.getLogger(__name__)
 
 #: spaCy label → entity, with the score Presidio gives spaCy findings.
-NER_LABELS: dict[str, str] = {"PERSON": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION",
-                              "FAC": "LOCATION", "DATE": "DATE_TIME", "TIME": "DATE_TIME"}
+NER_LABELS: dict[str, str] = {
+    "PERSON": "PERSON",
+    "GPE": "LOCATION",
+    "LOC": "LOCATION",
+    "FAC": "LOCATION",
+    "DATE": "DATE_TIME",
+    "TIME": "DATE_TIME",
+}
 NER_SCORE = 0.85
 #: Texts longer than this go through NER in pieces (cut at whitespace).
 NER_PIECE = 20_000
@@ -40,7 +46,8 @@ NER_PIECE = 20_000
 #: A spaCy DATE/TIME is personal data only with a concrete date or time in it.
 _DATE_EVIDENCE = re.compile(
     rf"\b{MONTH}\.?\s+\d|\d\s+{MONTH}\b|\b\d{{1,4}}[-/.]\d{{1,2}}[-/.]\d{{1,4}}\b|"
-    r"\b(?:19|20)\d\d\b|\b\d{1,2}:\d\d\b|\b\d{1,2}\s?(?:am|pm|a\.m\.|p\.m\.)")
+    r"\b(?:19|20)\d\d\b|\b\d{1,2}:\d\d\b|\b\d{1,2}\s?(?:am|pm|a\.m\.|p\.m\.)"
+)
 _HAS_UPPER = re.compile(r"[^\W\d_]")
 _CAPITALISED = re.compile(r"(?<![\w@.'’-])[^\W\d_][\w'’-]*")
 _LOWER_NEXT = re.compile(r"[ ,]+[a-z]")
@@ -49,9 +56,13 @@ _LOWER_NEXT = re.compile(r"[ ,]+[a-z]")
 def _opens_sentence(text: str, start: int) -> bool:
     before = text[:start].rstrip(" \t\"'([")
     return not before or before[-1] in ".!?:;\n"
-_LEAD_ROLES = re.compile(r"^(?:(?:Patient|Client|Customer|Agent|Caller|User|Member|Dear|Hi|Hello|"
-                         r"Hey|Thanks|Contact|Name|Attn|Employee|Tenant|Owner|Applicant|Driver|"
-                         r"Mr|Mrs|Ms|Dr)\.?[ ,:]+)+")
+
+
+_LEAD_ROLES = re.compile(
+    r"^(?:(?:Patient|Client|Customer|Agent|Caller|User|Member|Dear|Hi|Hello|"
+    r"Hey|Thanks|Contact|Name|Attn|Employee|Tenant|Owner|Applicant|Driver|"
+    r"Mr|Mrs|Ms|Dr)\.?[ ,:]+)+"
+)
 
 
 @dataclass
@@ -132,12 +143,18 @@ class Scanner:
     def _custom_patterns(self) -> Iterator[TextPattern]:
         s = self.settings
         for i, spec in enumerate(s.recognizers):
-            yield TextPattern(f"policy_regex_{i}", spec.entity, re.compile(spec.regex), spec.score,
-                              context=words(*map(re.escape, spec.context)) if spec.context else None)
+            yield TextPattern(
+                f"policy_regex_{i}",
+                spec.entity,
+                re.compile(spec.regex),
+                spec.score,
+                context=words(*map(re.escape, spec.context)) if spec.context else None,
+            )
         for i, deny in enumerate(s.deny_lists):
             terms = sorted(deny.terms, key=len, reverse=True)
-            rx = re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, terms)) + r")(?!\w)",
-                            re.IGNORECASE)
+            rx = re.compile(
+                r"(?<!\w)(?:" + "|".join(map(re.escape, terms)) + r")(?!\w)", re.IGNORECASE
+            )
             yield TextPattern(f"policy_deny_{i}", deny.entity, rx, 1.0)
 
     def threshold(self, entity: str) -> float:
@@ -157,14 +174,20 @@ class Scanner:
                 result.reasons[i] = reason
             clean.append(text or "")
         if result.unscannable:
-            log.warning("%d value(s) could not be scanned (%s); they will be redacted",
-                        len(result.unscannable), ", ".join(sorted(set(result.reasons.values()))))
+            log.warning(
+                "%d value(s) could not be scanned (%s); they will be redacted",
+                len(result.unscannable),
+                ", ".join(sorted(set(result.reasons.values()))),
+            )
         wanted = set(entities) if entities is not None else None
         found: list[list[Span]] = [[] for _ in texts]
         self._find_patterns(clean, found, wanted)
         if self.use_ner and (wanted is None or wanted & {"PERSON", "LOCATION", "DATE_TIME"}):
-            todo = ([i for i, t in enumerate(clean) if self._needs_ner(t, found[i])]
-                    if self.settings.ner == "auto" else list(range(len(clean))))
+            todo = (
+                [i for i, t in enumerate(clean) if self._needs_ner(t, found[i])]
+                if self.settings.ner == "auto"
+                else list(range(len(clean)))
+            )
             self._find_ner(clean, found, wanted, todo)
         for i, cands in enumerate(found):
             if cands:
@@ -174,8 +197,9 @@ class Scanner:
     def scan_text(self, text: object) -> list[Span]:
         return self.scan([text]).spans[0]
 
-    def _find_patterns(self, clean: list[str], found: list[list[Span]],
-                       wanted: set[str] | None) -> None:
+    def _find_patterns(
+        self, clean: list[str], found: list[list[Span]], wanted: set[str] | None
+    ) -> None:
         joined = SEP.join(clean)
         lengths = np.fromiter((len(t) + 1 for t in clean), dtype=np.int64, count=len(clean))
         starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
@@ -223,8 +247,13 @@ class Scanner:
                 continue
             if (word.isupper() and len(word) <= 5) or any(ch.isdigit() for ch in word):
                 continue  # acronyms (EUR, USD) and codes (ORD-1234)
-            if (word not in given and word not in surnames and _opens_sentence(text, m.start())
-                    and _LOWER_NEXT.match(text, m.end()) and self._is_word(word.lower())):
+            if (
+                word not in given
+                and word not in surnames
+                and _opens_sentence(text, m.start())
+                and _LOWER_NEXT.match(text, m.end())
+                and self._is_word(word.lower())
+            ):
                 continue
             return True
         return False
@@ -233,14 +262,24 @@ class Scanner:
         words = self._words
         if lower in words:
             return True
-        for suffix, repl in (("ies", "y"), ("ied", "y"), ("ing", ""), ("ing", "e"), ("ed", ""),
-                             ("ed", "e"), ("es", ""), ("s", ""), ("d", "")):
+        for suffix, repl in (
+            ("ies", "y"),
+            ("ied", "y"),
+            ("ing", ""),
+            ("ing", "e"),
+            ("ed", ""),
+            ("ed", "e"),
+            ("es", ""),
+            ("s", ""),
+            ("d", ""),
+        ):
             if lower.endswith(suffix) and lower[: -len(suffix)] + repl in words:
                 return True
         return False
 
-    def _find_ner(self, clean: list[str], found: list[list[Span]], wanted: set[str] | None,
-                  todo: list[int]) -> None:
+    def _find_ner(
+        self, clean: list[str], found: list[list[Span]], wanted: set[str] | None, todo: list[int]
+    ) -> None:
         owners: list[tuple[int, int]] = []
         pieces: list[str] = []
         for i in todo:
@@ -253,12 +292,14 @@ class Scanner:
         # memory_zone frees the strings and lexemes this batch added to the vocabulary, so a
         # long-lived worker's memory stays flat however many distinct tokens it sees.
         with self._nlp.memory_zone():
-            for (i, offset), doc in zip(owners, self._nlp.pipe(pieces, batch_size=512),
-                                        strict=True):
+            for (i, offset), doc in zip(
+                owners, self._nlp.pipe(pieces, batch_size=512), strict=True
+            ):
                 self._collect(doc, i, offset, found, wanted)
 
-    def _collect(self, doc: Any, i: int, offset: int, found: list[list[Span]],
-                 wanted: set[str] | None) -> None:
+    def _collect(
+        self, doc: Any, i: int, offset: int, found: list[list[Span]], wanted: set[str] | None
+    ) -> None:
         for ent in doc.ents:
             entity = NER_LABELS.get(ent.label_)
             if entity is None or (wanted is not None and entity not in wanted):
@@ -282,7 +323,7 @@ class Scanner:
         if entity == "PERSON":
             lead = _LEAD_ROLES.match(text)
             if lead:
-                start, text = start + lead.end(), text[lead.end():]
+                start, text = start + lead.end(), text[lead.end() :]
             if text.endswith(("'s", "’s")):
                 end, text = end - 2, text[:-2]
         if not text or text in NOT_NAME or len(text) < 2:
@@ -294,17 +335,26 @@ class Scanner:
         allow = self._allow
         # A name guess that a place rule (street address, postcode + city, country) calls a
         # place is a place: "28813 Derek Drive", "45923 Rastatt".
-        places = [(c.start, c.end) for c in cands
-                  if c.entity == "LOCATION" and c.score >= 0.8 and c.source == "places"]
+        places = [
+            (c.start, c.end)
+            for c in cands
+            if c.entity == "LOCATION" and c.score >= 0.8 and c.source == "places"
+        ]
         for c in cands:
             if c.score < self.threshold(c.entity):
                 continue
-            if allow and text[c.start:c.end].strip().casefold() in allow:
+            if allow and text[c.start : c.end].strip().casefold() in allow:
                 continue
-            if c.entity == "PERSON" and c.score < 0.9 and any(
-                    s < c.end and c.start < e
+            if (
+                c.entity == "PERSON"
+                and c.score < 0.9
+                and any(
+                    s < c.end
+                    and c.start < e
                     and not (c.start <= s and e <= c.end and e - s < c.end - c.start)
-                    for s, e in places):
+                    for s, e in places
+                )
+            ):
                 # ... unless the place is only one word of the name: "Virginia Campbell",
                 # "Rose Jordan" are people whatever the place lists say.
                 continue
@@ -393,8 +443,13 @@ class ScanPool:
             yield job.get()
 
 
-def scan_stream(texts: Iterable[object], settings: DetectionSettings | None = None, *,
-                workers: int = 1, batch_size: int = 512) -> Iterator[BatchScan]:
+def scan_stream(
+    texts: Iterable[object],
+    settings: DetectionSettings | None = None,
+    *,
+    workers: int = 1,
+    batch_size: int = 512,
+) -> Iterator[BatchScan]:
     """Scan an iterable of texts in batches, in order, on ``workers`` processes (see
     ``ScanPool``); memory stays bounded whatever the input size."""
     if workers <= 1:

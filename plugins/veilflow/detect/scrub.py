@@ -41,14 +41,21 @@ log = logging.getLogger(__name__)
 Replacement = Literal["redact", "mask", "tokenize", "surrogate"]
 UNSCANNABLE = "[UNSCANNABLE]"
 #: Surrogate pools exist for these; other entities get the format-preserving GENERIC one.
-_SURROGATE_ENTITY = {"PERSON": "PERSON", "EMAIL_ADDRESS": "EMAIL_ADDRESS",
-                     "PHONE_NUMBER": "PHONE_NUMBER", "LOCATION": "LOCATION",
-                     "DATE_TIME": "DATE_TIME"}
+_SURROGATE_ENTITY = {
+    "PERSON": "PERSON",
+    "EMAIL_ADDRESS": "EMAIL_ADDRESS",
+    "PHONE_NUMBER": "PHONE_NUMBER",
+    "LOCATION": "LOCATION",
+    "DATE_TIME": "DATE_TIME",
+}
 
 
 def _operator_classes() -> dict[str, type[Operator]]:  # type: ignore[type-arg]
     classes: dict[str, type[Operator]] = {  # type: ignore[type-arg]
-        "redact": Redact, "mask": Mask, "tokenize": Tokenize}
+        "redact": Redact,
+        "mask": Mask,
+        "tokenize": Tokenize,
+    }
     try:
         from veilflow.transform.operators.surrogate import Surrogate
 
@@ -67,7 +74,8 @@ class ScrubTextConfig(OperatorConfig):
     #: One operator for all entities, or a mapping entity → operator; an operator is its name
     #: or ``{action: <name>, <its params>}``. Entities missing from a mapping are redacted.
     with_: Replacement | dict[str, Any] | dict[str, Replacement | dict[str, Any]] = Field(
-        default="redact", alias="with")
+        default="redact", alias="with"
+    )
     #: The policy's ``detection:`` settings (filled in by the planner when absent).
     detection: DetectionSettings | None = None
 
@@ -75,8 +83,11 @@ class ScrubTextConfig(OperatorConfig):
     @classmethod
     def _replacements(cls, v: Any) -> Any:
         allowed = set(Replacement.__args__)  # type: ignore[attr-defined]
-        specs = [v] if isinstance(v, str) or (isinstance(v, dict) and "action" in v) else list(
-            v.values())
+        specs = (
+            [v]
+            if isinstance(v, str) or (isinstance(v, dict) and "action" in v)
+            else list(v.values())
+        )
         for spec in specs:
             action = spec if isinstance(spec, str) else spec.get("action")
             if action not in allowed:
@@ -107,8 +118,9 @@ class ScrubText(Operator[ScrubTextConfig]):
     name: ClassVar[str] = "scrub_text"
     Config = ScrubTextConfig
     gdpr = "pseudonymous"
-    gdpr_reason = ("detected personal data replaced in the text; residual risk from what "
-                   "detection misses")
+    gdpr_reason = (
+        "detected personal data replaced in the text; residual risk from what detection misses"
+    )
     lineage_subtype = "MASKED"
     hides_raw = False  # a note without PII stays as it is
 
@@ -119,8 +131,9 @@ class ScrubText(Operator[ScrubTextConfig]):
         for entity in config.entities:
             action, params = config.replacement_for(entity)
             if action not in classes:
-                raise ValueError(f"scrub_text cannot replace with {action!r}; "
-                                 f"use one of {sorted(classes)}")
+                raise ValueError(
+                    f"scrub_text cannot replace with {action!r}; use one of {sorted(classes)}"
+                )
             cls = classes[action]
             if action == "surrogate" and cls is not Redact:
                 params = {"entity": _SURROGATE_ENTITY.get(entity, "GENERIC"), **params}
@@ -154,8 +167,9 @@ class ScrubText(Operator[ScrubTextConfig]):
         # and stay; anything else is replaced too, so the output never holds what the same
         # engine finds in it. Bounded: the second pass's own output is not scanned again.
         again = self.scanner.scan([t for t, _ in first], entities=self.config.entities)
-        extra = [_outside(t, spans, done) for (t, done), spans in zip(first, again.spans,
-                                                                        strict=True)]
+        extra = [
+            _outside(t, spans, done) for (t, done), spans in zip(first, again.spans, strict=True)
+        ]
         todo = [j for j, spans in enumerate(extra) if spans]
         second = self._replace([first[j][0] for j in todo], [extra[j] for j in todo], chunk)
         final = [t for t, _ in first]
@@ -169,8 +183,9 @@ class ScrubText(Operator[ScrubTextConfig]):
     def chunk_count(self, chunk: ChunkContext, what: str, n: int) -> None:
         chunk.count(self.column.column, what, n)
 
-    def _replace(self, texts: list[str], found: list[list[Span]],
-                 chunk: ChunkContext) -> list[tuple[str, list[tuple[int, int]]]]:
+    def _replace(
+        self, texts: list[str], found: list[list[Span]], chunk: ChunkContext
+    ) -> list[tuple[str, list[tuple[int, int]]]]:
         """Each text with its spans replaced, entity by entity in one vectorized call per
         entity, and where the replacements now sit in it."""
         groups: dict[str, list[tuple[int, int, int]]] = defaultdict(list)

@@ -17,8 +17,13 @@ def masked_shape(value: str, entity: str | None = None, limit: int = 40) -> str:
         local, _, domain = value.rpartition("@")
         host, dot, tld = domain.rpartition(".")
         return f"{local[:1]}***@{host[:1]}***{dot}{tld if len(tld) <= 6 else '***'}"
-    shaped = _WORD.sub(lambda m: m.group()[0] + "*" * min(len(m.group()) - 1, 6)
-                       if entity in ("PERSON", "LOCATION") else "a" * min(len(m.group()), 6),
-                       value)
+    shaped = _WORD.sub(
+        lambda m: (
+            m.group()[0] + "*" * min(len(m.group()) - 1, 6)
+            if entity in ("PERSON", "LOCATION")
+            else "a" * min(len(m.group()), 6)
+        ),
+        value,
+    )
     shaped = _DIGIT.sub("d", shaped)
     return shaped if len(shaped) <= limit else shaped[:limit] + "…"

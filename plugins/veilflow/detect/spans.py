@@ -34,8 +34,12 @@ class Span:
     source: str = ""
 
     def as_dict(self) -> dict[str, object]:
-        return {"start": self.start, "end": self.end, "entity": self.entity,
-                "score": round(self.score, 3)}
+        return {
+            "start": self.start,
+            "end": self.end,
+            "entity": self.entity,
+            "score": round(self.score, 3),
+        }
 
 
 def rank(entity: str) -> int:
@@ -52,8 +56,13 @@ def resolve(spans: list[Span], min_len: int = 2) -> list[Span]:
     for s in sorted(spans, key=lambda s: (s.entity, s.start, -s.end)):
         last = merged[-1] if merged else None
         if last is not None and last.entity == s.entity and s.start < last.end:
-            merged[-1] = Span(last.start, max(last.end, s.end), s.entity,
-                              max(last.score, s.score), last.source or s.source)
+            merged[-1] = Span(
+                last.start,
+                max(last.end, s.end),
+                s.entity,
+                max(last.score, s.score),
+                last.source or s.source,
+            )
         else:
             merged.append(s)
     kept: list[Span] = []
@@ -71,6 +80,9 @@ def resolve(spans: list[Span], min_len: int = 2) -> list[Span]:
             else:
                 start = k.end
         if end - start >= min_len:
-            kept.append(s if (start, end) == (s.start, s.end)
-                        else Span(start, end, s.entity, s.score, s.source))
+            kept.append(
+                s
+                if (start, end) == (s.start, s.end)
+                else Span(start, end, s.entity, s.score, s.source)
+            )
     return sorted(kept, key=lambda s: s.start)

@@ -22,36 +22,53 @@ def column_entries(plan: Plan, source: dict[str, SourceColumn]) -> list[dict[str
         op = col.operator
         src = source.get(col.name)
         entry: dict[str, Any] = {
-            "name": col.name, "action": col.action,
+            "name": col.name,
+            "action": col.action,
             "source_type": src.type if src else None,
             "not_null": bool(src.not_null) if src else False,
         }
         if op is None:
-            entry.update(output_type=None, gdpr="removed", gdpr_reason="column removed",
-                         masking=True, hides_raw=False, key=None, params={},
-                         description="drop")
+            entry.update(
+                output_type=None,
+                gdpr="removed",
+                gdpr_reason="column removed",
+                masking=True,
+                hides_raw=False,
+                key=None,
+                params={},
+                description="drop",
+            )
         else:
             key = op.key
             entry.update(
-                output_type=op.output_type(src.type if src else "text"), gdpr=op.gdpr,
-                gdpr_reason=op.gdpr_reason, masking=op.masking, hides_raw=op.hides_raw,
-                key=key.ref if key else None, params=op.params(), description=op.describe(),
-                lineage_type=op.lineage_type, lineage_subtype=op.lineage_subtype)
+                output_type=op.output_type(src.type if src else "text"),
+                gdpr=op.gdpr,
+                gdpr_reason=op.gdpr_reason,
+                masking=op.masking,
+                hides_raw=op.hides_raw,
+                key=key.ref if key else None,
+                params=op.params(),
+                description=op.describe(),
+                lineage_type=op.lineage_type,
+                lineage_subtype=op.lineage_subtype,
+            )
         entries.append(entry)
     return entries
 
 
 def load_manifest(conn: psycopg.Connection, run_id: str) -> dict[str, Any]:
-    row = conn.execute("SELECT manifest FROM governance.runs WHERE run_id = %s",
-                       (run_id,)).fetchone()
+    row = conn.execute(
+        "SELECT manifest FROM governance.runs WHERE run_id = %s", (run_id,)
+    ).fetchone()
     if row is None:
         raise VeilflowError(f"run {run_id} has no record; run extract first")
     manifest: dict[str, Any] = row[0]
     return manifest
 
 
-def save_manifest(conn: psycopg.Connection, run_id: str, manifest: dict[str, Any],
-                  **fields: Any) -> None:
+def save_manifest(
+    conn: psycopg.Connection, run_id: str, manifest: dict[str, Any], **fields: Any
+) -> None:
     sets = ["manifest = %s"]
     params: list[Any] = [json.dumps(manifest)]
     for name, value in fields.items():
@@ -63,16 +80,18 @@ def save_manifest(conn: psycopg.Connection, run_id: str, manifest: dict[str, Any
         sets.append(f"{name} = %s")
         params.append(value)
     params.append(run_id)
-    conn.execute(f"UPDATE governance.runs SET {', '.join(sets)} WHERE run_id = %s",
-                 params)
+    conn.execute(f"UPDATE governance.runs SET {', '.join(sets)} WHERE run_id = %s", params)
 
 
-def chunk_counters(conn: psycopg.Connection, run_id: str) -> tuple[int, int, dict[str, dict[str, int]]]:
+def chunk_counters(
+    conn: psycopg.Connection, run_id: str
+) -> tuple[int, int, dict[str, dict[str, int]]]:
     """(chunks done, rows written, counters summed over chunks) from ``governance.run_chunks``."""
     total: dict[str, Counter[str]] = {}
     done = rows = 0
     for n, counters in conn.execute(
-            "SELECT rows, counters FROM governance.run_chunks WHERE run_id = %s", (run_id,)):
+        "SELECT rows, counters FROM governance.run_chunks WHERE run_id = %s", (run_id,)
+    ):
         done += 1
         rows += int(n)
         for col, counts in counters.items():

@@ -48,8 +48,10 @@ def plan_policy(policy: Policy, keys: KeyProvider) -> Plan:
         if cls is None:
             raise PolicyError(
                 f"unknown operator {spec.action!r}; known: {', '.join(sorted(OPERATORS))}",
-                file=policy.file, line=policy.line_of("columns", name, "action"),
-                field=f"columns.{name}.action")
+                file=policy.file,
+                line=policy.line_of("columns", name, "action"),
+                field=f"columns.{name}.action",
+            )
         params = spec.params
         # Operators that scan text take the policy's detection settings unless given.
         if "detection" in cls.Config.model_fields and "detection" not in params:
@@ -61,9 +63,11 @@ def plan_policy(policy: Policy, keys: KeyProvider) -> Plan:
             param = ".".join(str(p) for p in err["loc"]) or spec.action
             msg = "unknown parameter" if err["type"] == "extra_forbidden" else err["msg"]
             raise PolicyError(
-                f"{msg} (operator {spec.action})", file=policy.file,
+                f"{msg} (operator {spec.action})",
+                file=policy.file,
                 line=policy.line_of("columns", name, *[str(p) for p in err["loc"]]),
-                field=f"columns.{name}.{param}") from None
+                field=f"columns.{name}.{param}",
+            ) from None
         if spec.action == "drop":
             plans.append(ColumnPlan(name, spec.action, None))
             continue

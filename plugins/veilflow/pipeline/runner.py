@@ -52,12 +52,14 @@ _WORKER_STATE: dict[str, Any] = {}
 
 
 def _transform_in_worker(chunk: ChunkRef) -> ChunkResult:
-    return transform_chunk(_WORKER_STATE["policy"], _WORKER_STATE["run_id"], chunk,
-                           _WORKER_STATE["keys"])
+    return transform_chunk(
+        _WORKER_STATE["policy"], _WORKER_STATE["run_id"], chunk, _WORKER_STATE["keys"]
+    )
 
 
-def _transform_all(policy: Policy, run_id: str, chunks: list[ChunkRef], keys: KeyProvider,
-                   workers: int) -> Iterator[ChunkResult]:
+def _transform_all(
+    policy: Policy, run_id: str, chunks: list[ChunkRef], keys: KeyProvider, workers: int
+) -> Iterator[ChunkResult]:
     """Transform every chunk, in ``workers`` forked processes when there is more than one
     chunk and more than one worker (chunks are independent key ranges)."""
     if workers <= 1 or len(chunks) <= 1:
@@ -70,9 +72,13 @@ def _transform_all(policy: Policy, run_id: str, chunks: list[ChunkRef], keys: Ke
         yield from pool.map(_transform_in_worker, chunks)
 
 
-def run_policy(policy: Policy, run_id: str | None = None, keys: KeyProvider | None = None,
-               progress: Callable[[str], None] | None = None,
-               workers: int | None = None) -> RunSummary:
+def run_policy(
+    policy: Policy,
+    run_id: str | None = None,
+    keys: KeyProvider | None = None,
+    progress: Callable[[str], None] | None = None,
+    workers: int | None = None,
+) -> RunSummary:
     """extract → transform every chunk → validate → publish; on any failure the candidate
     is quarantined, the run recorded as failed and the error re-raised. ``workers``
     processes transform chunks in parallel (default: one per CPU)."""
@@ -111,7 +117,13 @@ def run_policy(policy: Policy, run_id: str | None = None, keys: KeyProvider | No
         fail_run(policy, run_id, f"{type(exc).__name__}")
         raise
     return RunSummary(
-        run_id=run_id, dataset=policy.dataset, rows_in=ex.rows_in, rows_published=pub.rows,
-        target=pub.table, seconds=time.perf_counter() - t0,
+        run_id=run_id,
+        dataset=policy.dataset,
+        rows_in=ex.rows_in,
+        rows_published=pub.rows,
+        target=pub.table,
+        seconds=time.perf_counter() - t0,
         columns=[(name, spec.action) for name, spec in policy.columns.items()],
-        gate=report.to_dict(), stage_seconds=stage_seconds)
+        gate=report.to_dict(),
+        stage_seconds=stage_seconds,
+    )

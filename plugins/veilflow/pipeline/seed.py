@@ -40,11 +40,31 @@ CREATE TABLE {table} (
   note         text
 )"""
 
-DIAGNOSES = ["hypertension", "type 2 diabetes", "asthma", "migraine", "depression",
-             "osteoarthritis", "hypothyroidism", "anxiety disorder", "GERD", "eczema",
-             "none", "none", "none"]
-DOMAINS = ["gmail.com", "yahoo.com", "outlook.com", "example.org", "proton.me", "icloud.com",
-           "acme-corp.com", "fastmail.com"]
+DIAGNOSES = [
+    "hypertension",
+    "type 2 diabetes",
+    "asthma",
+    "migraine",
+    "depression",
+    "osteoarthritis",
+    "hypothyroidism",
+    "anxiety disorder",
+    "GERD",
+    "eczema",
+    "none",
+    "none",
+    "none",
+]
+DOMAINS = [
+    "gmail.com",
+    "yahoo.com",
+    "outlook.com",
+    "example.org",
+    "proton.me",
+    "icloud.com",
+    "acme-corp.com",
+    "fastmail.com",
+]
 NOTES = [
     "Customer {name} called about a refund; call back on {phone}.",
     "Spoke with {name}. New email is {email}, please update the account.",
@@ -105,64 +125,98 @@ def customers_frame(start: int, rows: int, seed: int, pools: _Pools) -> pd.DataF
     first = pools.first[rng.integers(0, len(pools.first), n)]
     last = pools.last[rng.integers(0, len(pools.last), n)]
     name = pd.Series(first) + " " + pd.Series(last)
-    email = (pd.Series(first).str.lower() + "." + pd.Series(last).str.lower().str.replace(
-        r"[^a-z]", "", regex=True) + pd.Series(rng.integers(1, 9999, n)).astype(str) + "@"
-        + pd.Series(np.array(DOMAINS, dtype=object)[rng.integers(0, len(DOMAINS), n)]))
+    email = (
+        pd.Series(first).str.lower()
+        + "."
+        + pd.Series(last).str.lower().str.replace(r"[^a-z]", "", regex=True)
+        + pd.Series(rng.integers(1, 9999, n)).astype(str)
+        + "@"
+        + pd.Series(np.array(DOMAINS, dtype=object)[rng.integers(0, len(DOMAINS), n)])
+    )
     area = pd.Series(rng.integers(201, 990, n)).astype(str)
     mid = pd.Series(rng.integers(200, 999, n)).astype(str)
     end = pd.Series(rng.integers(0, 10000, n)).astype(str).str.zfill(4)
     style = rng.integers(0, 3, n)
-    phone = pd.Series(np.where(style == 0, "(" + area + ") " + mid + "-" + end,
-                               np.where(style == 1, area + "-" + mid + "-" + end,
-                                        "+1 " + area + " " + mid + " " + end)))
+    phone = pd.Series(
+        np.where(
+            style == 0,
+            "(" + area + ") " + mid + "-" + end,
+            np.where(
+                style == 1, area + "-" + mid + "-" + end, "+1 " + area + " " + mid + " " + end
+            ),
+        )
+    )
     ssn_area = rng.integers(1, 900, n)
     ssn_area = np.where(ssn_area == 666, 667, ssn_area)
-    ssn = (pd.Series(ssn_area).astype(str).str.zfill(3) + "-"
-           + pd.Series(rng.integers(1, 100, n)).astype(str).str.zfill(2) + "-"
-           + pd.Series(rng.integers(1, 10000, n)).astype(str).str.zfill(4))
+    ssn = (
+        pd.Series(ssn_area).astype(str).str.zfill(3)
+        + "-"
+        + pd.Series(rng.integers(1, 100, n)).astype(str).str.zfill(2)
+        + "-"
+        + pd.Series(rng.integers(1, 10000, n)).astype(str).str.zfill(4)
+    )
     cards = pd.Series(_luhn_cards(rng, n))
     sep = rng.integers(0, 3, n)
-    grouped = (cards.str[0:4] + "-" + cards.str[4:8] + "-" + cards.str[8:12] + "-"
-               + cards.str[12:16])
+    grouped = cards.str[0:4] + "-" + cards.str[4:8] + "-" + cards.str[8:12] + "-" + cards.str[12:16]
     spaced = grouped.str.replace("-", " ")
     card = pd.Series(np.where(sep == 0, cards, np.where(sep == 1, grouped, spaced)))
-    birth = (np.datetime64("1940-01-01") + rng.integers(0, 65 * 365, n).astype("timedelta64[D]"))
+    birth = np.datetime64("1940-01-01") + rng.integers(0, 65 * 365, n).astype("timedelta64[D]")
     place = rng.integers(0, len(pools.city), n)
-    ip = (pd.Series(rng.integers(1, 224, n)).astype(str) + "."
-          + pd.Series(rng.integers(0, 256, n)).astype(str) + "."
-          + pd.Series(rng.integers(0, 256, n)).astype(str) + "."
-          + pd.Series(rng.integers(1, 255, n)).astype(str))
-    signup = (np.datetime64("2018-01-01T00:00:00")
-              + rng.integers(0, 8 * 365 * 86400, n).astype("timedelta64[s]"))
+    ip = (
+        pd.Series(rng.integers(1, 224, n)).astype(str)
+        + "."
+        + pd.Series(rng.integers(0, 256, n)).astype(str)
+        + "."
+        + pd.Series(rng.integers(0, 256, n)).astype(str)
+        + "."
+        + pd.Series(rng.integers(1, 255, n)).astype(str)
+    )
+    signup = np.datetime64("2018-01-01T00:00:00") + rng.integers(0, 8 * 365 * 86400, n).astype(
+        "timedelta64[s]"
+    )
     amount = pd.Series(rng.gamma(2.0, 60.0, n).round(2)).map("{:.2f}".format)
-    other = (pd.Series(pools.first[rng.integers(0, len(pools.first), n)]) + " "
-             + pd.Series(pools.last[rng.integers(0, len(pools.last), n)]))
+    other = (
+        pd.Series(pools.first[rng.integers(0, len(pools.first), n)])
+        + " "
+        + pd.Series(pools.last[rng.integers(0, len(pools.last), n)])
+    )
     tmpl = rng.integers(0, len(NOTES), n)
     notes = pd.Series(np.array(NOTES, dtype=object)[tmpl])
-    note = pd.Series([t.format(name=a, phone=b, email=c, other=d, last4=e) for t, a, b, c, d, e
-                      in zip(notes, name, phone, email, other, cards.str[-4:], strict=True)])
+    note = pd.Series(
+        [
+            t.format(name=a, phone=b, email=c, other=d, last4=e)
+            for t, a, b, c, d, e in zip(
+                notes, name, phone, email, other, cards.str[-4:], strict=True
+            )
+        ]
+    )
     has_note = rng.random(n) < 0.7
-    return pd.DataFrame({
-        "customer_id": ids.astype(str),
-        "full_name": name,
-        "email": email,
-        "phone": phone.where(rng.random(n) < 0.95, None),
-        "ssn": ssn.where(rng.random(n) < 0.9, None),
-        "credit_card": card.where(rng.random(n) < 0.8, None),
-        "birth_date": pd.Series(birth.astype(str)),
-        "gender": pd.Series(np.array(["F", "M", "X"], dtype=object)[
-            rng.choice(3, n, p=[0.49, 0.49, 0.02])]),
-        "zip": pd.Series(pools.zip[place]),
-        "city": pd.Series(pools.city[place]),
-        "iban": pd.Series(pools.iban[rng.integers(0, len(pools.iban), n)]).where(
-            rng.random(n) < 0.6, None),
-        "ip_address": ip,
-        "signup_ts": pd.Series(signup.astype(str)).str.replace("T", " ") + "+00",
-        "amount": amount,
-        "diagnosis": pd.Series(np.array(DIAGNOSES, dtype=object)[
-            rng.integers(0, len(DIAGNOSES), n)]),
-        "note": note.where(has_note, None),
-    })
+    return pd.DataFrame(
+        {
+            "customer_id": ids.astype(str),
+            "full_name": name,
+            "email": email,
+            "phone": phone.where(rng.random(n) < 0.95, None),
+            "ssn": ssn.where(rng.random(n) < 0.9, None),
+            "credit_card": card.where(rng.random(n) < 0.8, None),
+            "birth_date": pd.Series(birth.astype(str)),
+            "gender": pd.Series(
+                np.array(["F", "M", "X"], dtype=object)[rng.choice(3, n, p=[0.49, 0.49, 0.02])]
+            ),
+            "zip": pd.Series(pools.zip[place]),
+            "city": pd.Series(pools.city[place]),
+            "iban": pd.Series(pools.iban[rng.integers(0, len(pools.iban), n)]).where(
+                rng.random(n) < 0.6, None
+            ),
+            "ip_address": ip,
+            "signup_ts": pd.Series(signup.astype(str)).str.replace("T", " ") + "+00",
+            "amount": amount,
+            "diagnosis": pd.Series(
+                np.array(DIAGNOSES, dtype=object)[rng.integers(0, len(DIAGNOSES), n)]
+            ),
+            "note": note.where(has_note, None),
+        }
+    )
 
 
 def iter_customers(rows: int, seed: int = 42, batch: int = 100_000) -> Iterator[pd.DataFrame]:
@@ -171,9 +225,13 @@ def iter_customers(rows: int, seed: int = 42, batch: int = 100_000) -> Iterator[
         yield customers_frame(start, min(batch, rows + 1 - start), seed, pools)
 
 
-def seed_customers(conn: psycopg.Connection, rows: int = 100_000, seed: int = 42,
-                   table: str = "restricted.customers",
-                   progress: Callable[[int], None] | None = None) -> int:
+def seed_customers(
+    conn: psycopg.Connection,
+    rows: int = 100_000,
+    seed: int = 42,
+    table: str = "restricted.customers",
+    progress: Callable[[int], None] | None = None,
+) -> int:
     """(Re)create ``table`` with ``rows`` deterministic rows, through COPY."""
     schema, name = table.split(".")
     ident = sql.Identifier(schema, name)
@@ -186,7 +244,8 @@ def seed_customers(conn: psycopg.Connection, rows: int = 100_000, seed: int = 42
             if progress:
                 progress(written)
         if schema == "restricted":
-            conn.execute(sql.SQL("GRANT SELECT ON {} TO veilflow_pipeline, veilflow_steward"
-                                 ).format(ident))
+            conn.execute(
+                sql.SQL("GRANT SELECT ON {} TO veilflow_pipeline, veilflow_steward").format(ident)
+            )
         conn.execute(sql.SQL("ANALYZE {}").format(ident))
     return written

@@ -91,15 +91,31 @@ class PublishResult:
     rows: int
 
 
-def _audit(conn: psycopg.Connection, policy: Policy, run_id: str, outcome: str,
-           count: int | None, **details: Any) -> None:
+def _audit(
+    conn: psycopg.Connection,
+    policy: Policy,
+    run_id: str,
+    outcome: str,
+    count: int | None,
+    **details: Any,
+) -> None:
     """Record a run's outcome in the audit log (names and counts only)."""
     from veilflow.vault.audit import record
 
     try:
-        record(conn, "policy_run", target=policy.target.table, count=count, outcome=outcome,
-               details={"run_id": run_id, "dataset": policy.dataset,
-                        "policy_hash": policy.hash, **details})
+        record(
+            conn,
+            "policy_run",
+            target=policy.target.table,
+            count=count,
+            outcome=outcome,
+            details={
+                "run_id": run_id,
+                "dataset": policy.dataset,
+                "policy_hash": policy.hash,
+                **details,
+            },
+        )
     except VeilflowError as exc:
         log.error("could not audit run %s: %s", run_id, exc)
 
@@ -109,8 +125,9 @@ def _readers(policy: Policy) -> list[str]:
 
 
 # --------------------------------------------------------------------------- extract
-def check_schema(policy: Policy, columns: list[SourceColumn],
-                 conn: psycopg.Connection | None = None) -> list[str]:
+def check_schema(
+    policy: Policy, columns: list[SourceColumn], conn: psycopg.Connection | None = None
+) -> list[str]:
     """Declared columns the source has; ``SchemaDrift`` on undeclared or missing ones. With
     a connection, the message carries the detection scan's verdict on each new column."""
     names = [c.name for c in columns]
@@ -131,8 +148,12 @@ def check_schema(policy: Policy, columns: list[SourceColumn],
                 conn.rollback()
         raise SchemaDrift(policy.source.table, shown, missing, detail)
     if undeclared:
-        log.info("dropping %d unlisted column(s) of %s: %s", len(undeclared),
-                 policy.source.table, ", ".join(undeclared))
+        log.info(
+            "dropping %d unlisted column(s) of %s: %s",
+            len(undeclared),
+            policy.source.table,
+            ", ".join(undeclared),
+        )
     return [n for n in names if n in policy.columns]
 
 
@@ -142,18 +163,25 @@ def check_keys(conn: psycopg.Connection, policy: Policy) -> None:
     key = sql.Identifier(policy.source.key)
     nulls = count(conn, src, sql.SQL("{} IS NULL").format(key))
     if nulls:
-        raise SourceError(f"{policy.source.table}: {nulls} row(s) have a NULL key "
-                          f"{policy.source.key!r}; fix the source or the key")
-    dups = conn.execute(sql.SQL(
-        "SELECT {k}::text FROM {s} GROUP BY {k} HAVING count(*) > 1 LIMIT 5").format(
-            k=key, s=src)).fetchall()
+        raise SourceError(
+            f"{policy.source.table}: {nulls} row(s) have a NULL key "
+            f"{policy.source.key!r}; fix the source or the key"
+        )
+    dups = conn.execute(
+        sql.SQL("SELECT {k}::text FROM {s} GROUP BY {k} HAVING count(*) > 1 LIMIT 5").format(
+            k=key, s=src
+        )
+    ).fetchall()
     if dups:
-        raise SourceError(f"{policy.source.table}: duplicate key {policy.source.key!r} "
-                          f"at row key(s) {', '.join(d[0] for d in dups)}")
+        raise SourceError(
+            f"{policy.source.table}: duplicate key {policy.source.key!r} "
+            f"at row key(s) {', '.join(d[0] for d in dups)}"
+        )
 
 
-def scan_source(conn: psycopg.Connection, policy: Policy, run_id: str,
-                columns: list[str]) -> dict[str, Any]:
+def scan_source(
+    conn: psycopg.Connection, policy: Policy, run_id: str, columns: list[str]
+) -> dict[str, Any]:
     """Classify the source's columns on a sample (``detection.sample_size`` rows), store the
     result in ``governance.scan_results`` and return counts per entity per column for the
     manifest (never values). A scan failure is recorded, not fatal: the policy, not the
@@ -163,9 +191,12 @@ def scan_source(conn: psycopg.Connection, policy: Policy, run_id: str,
 
     try:
         sample = sample_table(conn, policy.source.table, policy.detection.sample_size)
-        report = ScanReport.of_frame(policy.dataset, policy.source.table,
-                                     sample[[c for c in columns if c in sample.columns]],
-                                     policy.detection)
+        report = ScanReport.of_frame(
+            policy.dataset,
+            policy.source.table,
+            sample[[c for c in columns if c in sample.columns]],
+            policy.detection,
+        )
         with conn.transaction():
             store_scan(conn, run_id, policy.dataset, report)
         return {"sampled": len(sample), "entities": report.counts()}
@@ -175,8 +206,9 @@ def scan_source(conn: psycopg.Connection, policy: Policy, run_id: str,
         return {"error": type(exc).__name__}
 
 
-def extract(policy: Policy, run_id: str, keys: KeyProvider,
-            parent: ParentRun | None = None) -> ExtractResult:
+def extract(
+    policy: Policy, run_id: str, keys: KeyProvider, parent: ParentRun | None = None
+) -> ExtractResult:
     """Check the source against the policy, snapshot it, plant canaries, cut key ranges."""
     plan = plan_policy(policy, keys)
     rt = RunTables(policy.dataset, run_id)
@@ -186,10 +218,14 @@ def extract(policy: Policy, run_id: str, keys: KeyProvider,
         check_keys(conn, policy)
         by_name = {c.name: c for c in cols}
         manifest: dict[str, Any] = {
-            "run_id": run_id, "dataset": policy.dataset,
+            "run_id": run_id,
+            "dataset": policy.dataset,
             "policy": {"file": policy.file, "hash": policy.hash, "dataset": policy.dataset},
-            "source": {"table": policy.source.table, "key": policy.source.key,
-                       "columns": [asdict(by_name[n]) for n in declared]},
+            "source": {
+                "table": policy.source.table,
+                "key": policy.source.key,
+                "columns": [asdict(by_name[n]) for n in declared],
+            },
             "target": {"table": policy.target.table},
             "columns": column_entries(plan, by_name),
             "started": time.time(),
@@ -199,36 +235,73 @@ def extract(policy: Policy, run_id: str, keys: KeyProvider,
             " VALUES (%s, %s, %s, 'running', %s) ON CONFLICT (run_id) DO UPDATE SET"
             " status = 'running', policy_hash = EXCLUDED.policy_hash,"
             " manifest = EXCLUDED.manifest, error = NULL, finished_at = NULL",
-            (run_id, policy.dataset, policy.hash, json.dumps(manifest)))
+            (run_id, policy.dataset, policy.hash, json.dumps(manifest)),
+        )
         conn.execute("DELETE FROM governance.run_chunks WHERE run_id = %s", (run_id,))
         conn.commit()
-        emit_stage(conn, stage="extract", event_type="START", policy=policy, run_id=run_id,
-                   manifest=manifest, parent=parent)
-        rows = create_snapshot(conn, rt, policy.source.schema_name, policy.source.table_name,
-                               policy.source.key, declared)
+        emit_stage(
+            conn,
+            stage="extract",
+            event_type="START",
+            policy=policy,
+            run_id=run_id,
+            manifest=manifest,
+            parent=parent,
+        )
+        rows = create_snapshot(
+            conn,
+            rt,
+            policy.source.schema_name,
+            policy.source.table_name,
+            policy.source.key,
+            declared,
+        )
         manifest["detection"] = scan_source(conn, policy, run_id, declared)
         canaries = 0
         if policy.validation.canaries:
             from veilflow.validate.canaries import plant_canaries
 
             with conn.transaction():
-                canaries = plant_canaries(conn, rt.snapshot, policy, policy.validation.canaries,
-                                          policy.source.key)
+                canaries = plant_canaries(
+                    conn, rt.snapshot, policy, policy.validation.canaries, policy.source.key
+                )
         index_snapshot(conn, rt)
-        outputs = [(c.name, by_name[c.name].type if c.operator is None else
-                    c.operator.output_type(by_name[c.name].type)) for c in plan.kept]
+        outputs = [
+            (
+                c.name,
+                by_name[c.name].type
+                if c.operator is None
+                else c.operator.output_type(by_name[c.name].type),
+            )
+            for c in plan.kept
+        ]
         create_candidate(conn, rt, outputs)
         total = rows + canaries
         step = policy.chunk_rows
-        chunks = [ChunkRef(i, 1 + i * step, 1 + min((i + 1) * step, total))
-                  for i in range(max(1, -(-total // step)))]
+        chunks = [
+            ChunkRef(i, 1 + i * step, 1 + min((i + 1) * step, total))
+            for i in range(max(1, -(-total // step)))
+        ]
         manifest.update(rows_in=rows, canaries=canaries, chunks=len(chunks))
         save_manifest(conn, run_id, manifest, rows_in=rows)
         conn.commit()
-        emit_stage(conn, stage="extract", event_type="COMPLETE", policy=policy, run_id=run_id,
-                   manifest=manifest, parent=parent)
-    log.info("extract %s run %s: %d rows (+%d canaries) in %d chunk(s)", policy.dataset,
-             run_id, rows, canaries, len(chunks))
+        emit_stage(
+            conn,
+            stage="extract",
+            event_type="COMPLETE",
+            policy=policy,
+            run_id=run_id,
+            manifest=manifest,
+            parent=parent,
+        )
+    log.info(
+        "extract %s run %s: %d rows (+%d canaries) in %d chunk(s)",
+        policy.dataset,
+        run_id,
+        rows,
+        canaries,
+        len(chunks),
+    )
     return ExtractResult(run_id, rows, canaries, chunks)
 
 
@@ -258,16 +331,18 @@ def transform_frame(plan: Plan, frame: pd.DataFrame) -> tuple[pd.DataFrame, Chun
         except VeilflowError:
             raise
         except Exception as exc:  # an operator bug must not leak a value through its message
-            raise TransformError(f"operator {col.action} failed on column {col.name!r}: "
-                                 f"{type(exc).__name__}") from None
+            raise TransformError(
+                f"operator {col.action} failed on column {col.name!r}: {type(exc).__name__}"
+            ) from None
         if len(values) != len(frame):
             raise TransformError(f"operator {col.action} changed the row count of {col.name!r}")
         out[col.name] = values
     return out, ctx
 
 
-def transform_chunk(policy: Policy, run_id: str, chunk: ChunkRef, keys: KeyProvider,
-                    parent: ParentRun | None = None) -> ChunkResult:
+def transform_chunk(
+    policy: Policy, run_id: str, chunk: ChunkRef, keys: KeyProvider, parent: ParentRun | None = None
+) -> ChunkResult:
     """Transform one key range and write it as one partition of the candidate, in one
     transaction: a killed task leaves nothing, a retry rewrites the same partition."""
     t0 = time.perf_counter()
@@ -278,20 +353,37 @@ def transform_chunk(policy: Policy, run_id: str, chunk: ChunkRef, keys: KeyProvi
             raise VeilflowError(f"run {run_id} has no snapshot; run extract first")
         manifest = load_manifest(conn, run_id)
         if manifest.get("policy", {}).get("hash") != policy.hash:
-            raise PolicyError(f"the policy changed since run {run_id} started; start a new run",
-                              file=policy.file)
+            raise PolicyError(
+                f"the policy changed since run {run_id} started; start a new run", file=policy.file
+            )
         pin_run_keys(keys, manifest)
         plan = plan_policy(policy, keys)
         conn.commit()
-        emit_stage(conn, stage="transform", event_type="START", policy=policy, run_id=run_id,
-                   manifest=manifest, parent=parent, chunk=chunk.index)
+        emit_stage(
+            conn,
+            stage="transform",
+            event_type="START",
+            policy=policy,
+            run_id=run_id,
+            manifest=manifest,
+            parent=parent,
+            chunk=chunk.index,
+        )
         present = {c.name for c in source_columns(conn, "staging", rt.snapshot_name)}
         names = [n for n in names if n in present]
-        frame = read_frame(conn, sql.SQL(
-            "SELECT {cols} FROM {snap} WHERE {row} >= {lo} AND {row} < {hi} ORDER BY {row}"
-        ).format(cols=sql.SQL(", ").join(sql.Identifier(n) for n in names), snap=rt.snapshot,
-                 row=sql.Identifier(ROW), lo=sql.Literal(chunk.lo), hi=sql.Literal(chunk.hi)),
-            names)
+        frame = read_frame(
+            conn,
+            sql.SQL(
+                "SELECT {cols} FROM {snap} WHERE {row} >= {lo} AND {row} < {hi} ORDER BY {row}"
+            ).format(
+                cols=sql.SQL(", ").join(sql.Identifier(n) for n in names),
+                snap=rt.snapshot,
+                row=sql.Identifier(ROW),
+                lo=sql.Literal(chunk.lo),
+                hi=sql.Literal(chunk.hi),
+            ),
+            names,
+        )
         out, ctx = transform_frame(plan, frame)
         out[ROW] = frame[ROW]
         out[CANARY] = frame[CANARY].map({"t": "true", "f": "false"}).astype(STRING)
@@ -299,22 +391,35 @@ def transform_chunk(policy: Policy, run_id: str, chunk: ChunkRef, keys: KeyProvi
         counters = {c: dict(v) for c, v in ctx.counters.items()}
         with conn.transaction():
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(part))
-            conn.execute(sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(
-                part, rt.candidate))
+            conn.execute(
+                sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(part, rt.candidate)
+            )
             write_frame(conn, part, out)
-            conn.execute(sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})"
-                                 ).format(rt.candidate, part, sql.Literal(chunk.lo),
-                                          sql.Literal(chunk.hi)))
+            conn.execute(
+                sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})").format(
+                    rt.candidate, part, sql.Literal(chunk.lo), sql.Literal(chunk.hi)
+                )
+            )
             conn.execute(
                 "INSERT INTO governance.run_chunks (run_id, chunk, rows, counters)"
                 " VALUES (%s, %s, %s, %s) ON CONFLICT (run_id, chunk) DO UPDATE SET"
                 " rows = EXCLUDED.rows, counters = EXCLUDED.counters, finished_at = now()",
-                (run_id, chunk.index, len(out), json.dumps(counters)))
-        emit_stage(conn, stage="transform", event_type="COMPLETE", policy=policy,
-                   run_id=run_id, manifest=manifest, parent=parent, chunk=chunk.index)
+                (run_id, chunk.index, len(out), json.dumps(counters)),
+            )
+        emit_stage(
+            conn,
+            stage="transform",
+            event_type="COMPLETE",
+            policy=policy,
+            run_id=run_id,
+            manifest=manifest,
+            parent=parent,
+            chunk=chunk.index,
+        )
     seconds = time.perf_counter() - t0
-    log.info("transform %s chunk %d: %d rows in %.2fs", policy.dataset, chunk.index, len(out),
-             seconds)
+    log.info(
+        "transform %s chunk %d: %d rows in %.2fs", policy.dataset, chunk.index, len(out), seconds
+    )
     return ChunkResult(chunk.index, len(out), seconds, counters)
 
 
@@ -332,18 +437,33 @@ def recompute_with(plan: Plan) -> Callable[[str, pd.Series], pd.Series]:
 
 
 def gate_context(policy: Policy, run_id: str, manifest: dict[str, Any]) -> GateContext:
-    cols = [GateColumn(name=c["name"], action=c["action"], hides_raw=bool(c["hides_raw"]),
-                       source_type=c["source_type"], output_type=c["output_type"],
-                       not_null=bool(c["not_null"]))
-            for c in manifest["columns"] if c["action"] != "drop"]
-    report_dir = settings().home / "reports" / policy.dataset / RunTables(policy.dataset,
-                                                                           run_id).tag
-    return GateContext(policy=policy, tables=RunTables(policy.dataset, run_id), columns=cols,
-                       rows_in=int(manifest["rows_in"]), report_dir=report_dir)
+    cols = [
+        GateColumn(
+            name=c["name"],
+            action=c["action"],
+            hides_raw=bool(c["hides_raw"]),
+            source_type=c["source_type"],
+            output_type=c["output_type"],
+            not_null=bool(c["not_null"]),
+        )
+        for c in manifest["columns"]
+        if c["action"] != "drop"
+    ]
+    report_dir = (
+        settings().home / "reports" / policy.dataset / RunTables(policy.dataset, run_id).tag
+    )
+    return GateContext(
+        policy=policy,
+        tables=RunTables(policy.dataset, run_id),
+        columns=cols,
+        rows_in=int(manifest["rows_in"]),
+        report_dir=report_dir,
+    )
 
 
-def validate(policy: Policy, run_id: str, parent: ParentRun | None = None,
-             keys: KeyProvider | None = None) -> GateReport:
+def validate(
+    policy: Policy, run_id: str, parent: ParentRun | None = None, keys: KeyProvider | None = None
+) -> GateReport:
     """Run the gate on the candidate. On failure: quarantine, record, ``ValidationFailed``.
     ``keys`` (default: the vault) lets the gate re-derive a sample of tokens."""
     if keys is None:
@@ -353,43 +473,87 @@ def validate(policy: Policy, run_id: str, parent: ParentRun | None = None,
     with connect() as conn:
         manifest = load_manifest(conn, run_id)
         pin_run_keys(keys, manifest)
-        emit_stage(conn, stage="validate", event_type="START", policy=policy, run_id=run_id,
-                   manifest=manifest, parent=parent)
+        emit_stage(
+            conn,
+            stage="validate",
+            event_type="START",
+            policy=policy,
+            run_id=run_id,
+            manifest=manifest,
+            parent=parent,
+        )
         done, _, counters = chunk_counters(conn, run_id)
         manifest["counters"] = counters
-        ctx = replace(gate_context(policy, run_id, manifest),
-                      recompute=recompute_with(plan_policy(policy, keys)))
+        ctx = replace(
+            gate_context(policy, run_id, manifest),
+            recompute=recompute_with(plan_policy(policy, keys)),
+        )
         if done != manifest.get("chunks"):
             from veilflow.validate.report import CheckResult
 
-            report = GateReport(checks=[CheckResult(
-                "chunks_complete", False, observed=done, threshold=manifest.get("chunks"))])
+            report = GateReport(
+                checks=[
+                    CheckResult(
+                        "chunks_complete", False, observed=done, threshold=manifest.get("chunks")
+                    )
+                ]
+            )
         else:
             report = run_gate(conn, ctx)
         conn.commit()
         manifest["gate"] = report.to_dict()
         save_manifest(conn, run_id, manifest)
         conn.commit()
-        emit_stage(conn, stage="validate", event_type="COMPLETE" if report.passed else "FAIL",
-                   policy=policy, run_id=run_id, manifest=manifest, parent=parent,
-                   error=None if report.passed else "gate refused the candidate")
+        emit_stage(
+            conn,
+            stage="validate",
+            event_type="COMPLETE" if report.passed else "FAIL",
+            policy=policy,
+            run_id=run_id,
+            manifest=manifest,
+            parent=parent,
+            error=None if report.passed else "gate refused the candidate",
+        )
         if not report.passed:
             reasons = report.reasons()
             table = quarantine_candidate(conn, ctx.tables, reasons)
             manifest["quarantine"] = {"table": table, "reasons": reasons}
-            save_manifest(conn, run_id, manifest, status="quarantined", finished_at=True,
-                          error="gate refused the candidate")
+            save_manifest(
+                conn,
+                run_id,
+                manifest,
+                status="quarantined",
+                finished_at=True,
+                error="gate refused the candidate",
+            )
             drop_run_tables(conn, ctx.tables)
             conn.commit()
-            emit_stage(conn, stage="quarantine", event_type="COMPLETE", policy=policy,
-                       run_id=run_id, manifest=manifest, parent=parent)
-            _audit(conn, policy, run_id, "error", manifest.get("rows_in"),
-                   status="quarantined", failed_checks=sorted({r["check"] for r in reasons}))
-            names = ", ".join(sorted({r["check"] + (f"[{r['column']}]" if r["column"] else "")
-                                      for r in reasons}))
+            emit_stage(
+                conn,
+                stage="quarantine",
+                event_type="COMPLETE",
+                policy=policy,
+                run_id=run_id,
+                manifest=manifest,
+                parent=parent,
+            )
+            _audit(
+                conn,
+                policy,
+                run_id,
+                "error",
+                manifest.get("rows_in"),
+                status="quarantined",
+                failed_checks=sorted({r["check"] for r in reasons}),
+            )
+            names = ", ".join(
+                sorted({r["check"] + (f"[{r['column']}]" if r["column"] else "") for r in reasons})
+            )
             raise ValidationFailed(
                 f"{policy.dataset} run {run_id}: the gate refused the candidate ({names}); "
-                f"quarantined as {table}, the published version is untouched", reasons)
+                f"quarantined as {table}, the published version is untouched",
+                reasons,
+            )
     return report
 
 
@@ -399,30 +563,45 @@ def publish(policy: Policy, run_id: str, parent: ParentRun | None = None) -> Pub
     rt = RunTables(policy.dataset, run_id)
     with connect() as conn:
         manifest = load_manifest(conn, run_id)
-        emit_stage(conn, stage="publish", event_type="START", policy=policy, run_id=run_id,
-                   manifest=manifest, parent=parent)
+        emit_stage(
+            conn,
+            stage="publish",
+            event_type="START",
+            policy=policy,
+            run_id=run_id,
+            manifest=manifest,
+            parent=parent,
+        )
         gate = manifest.get("gate")
         if not gate or not gate.get("passed"):
             raise ValidationFailed(f"run {run_id} has not passed the gate; nothing published")
         if not table_exists(conn, "staging", rt.candidate_name):
-            row = conn.execute("SELECT rows FROM governance.published_versions WHERE run_id = %s",
-                               (run_id,)).fetchone()
+            row = conn.execute(
+                "SELECT rows FROM governance.published_versions WHERE run_id = %s", (run_id,)
+            ).fetchone()
             if row is not None:  # already published by an earlier attempt of this task
                 return PublishResult(run_id, policy.target.table, int(row[0]))
             raise VeilflowError(f"run {run_id} has no candidate to publish")
         cols = [c["name"] for c in manifest["columns"] if c["action"] != "drop"]
-        rows = publish_version(conn, rt, policy.target.schema_name, policy.target.table_name,
-                               cols, _readers(policy))
+        rows = publish_version(
+            conn, rt, policy.target.schema_name, policy.target.table_name, cols, _readers(policy)
+        )
         manifest["rows_out"] = rows
         manifest["published"] = policy.target.table
         manifest["finished"] = time.time()
-        save_manifest(conn, run_id, manifest, status="published", rows_out=rows,
-                      finished_at=True)
+        save_manifest(conn, run_id, manifest, status="published", rows_out=rows, finished_at=True)
         conn.commit()
         drop_run_tables(conn, rt)
         conn.commit()
-        emit_stage(conn, stage="publish", event_type="COMPLETE", policy=policy, run_id=run_id,
-                   manifest=manifest, parent=parent)
+        emit_stage(
+            conn,
+            stage="publish",
+            event_type="COMPLETE",
+            policy=policy,
+            run_id=run_id,
+            manifest=manifest,
+            parent=parent,
+        )
         _audit(conn, policy, run_id, "ok", rows, status="published")
     log.info("published %s: %d rows (run %s)", policy.target.table, rows, run_id)
     return PublishResult(run_id, policy.target.table, rows)
@@ -435,23 +614,42 @@ def fail_run(policy: Policy, run_id: str, error: str, parent: ParentRun | None =
     rt = RunTables(policy.dataset, run_id)
     try:
         with connect() as conn:
-            exists = conn.execute("SELECT status FROM governance.runs WHERE run_id = %s",
-                                  (run_id,)).fetchone()
+            exists = conn.execute(
+                "SELECT status FROM governance.runs WHERE run_id = %s", (run_id,)
+            ).fetchone()
             if exists is None:  # stopped before extract recorded the run (drift, bad source)
                 _audit(conn, policy, run_id, "error", None, status="failed", error=error[:300])
                 return
             if exists[0] in ("published", "quarantined"):
                 return
             quarantine_candidate(conn, rt, [{"check": "run_failed", "error": error}])
-            conn.execute("UPDATE governance.runs SET status = 'failed', error = %s,"
-                         " finished_at = now() WHERE run_id = %s", (error[:2000], run_id))
+            conn.execute(
+                "UPDATE governance.runs SET status = 'failed', error = %s,"
+                " finished_at = now() WHERE run_id = %s",
+                (error[:2000], run_id),
+            )
             conn.commit()
             drop_run_tables(conn, rt)
             conn.commit()
             manifest = load_manifest(conn, run_id)
-            emit_stage(conn, stage="quarantine", event_type="FAIL", policy=policy,
-                       run_id=run_id, manifest=manifest, parent=parent, error=error)
-            _audit(conn, policy, run_id, "error", manifest.get("rows_in"), status="failed",
-                   error=error[:300])
+            emit_stage(
+                conn,
+                stage="quarantine",
+                event_type="FAIL",
+                policy=policy,
+                run_id=run_id,
+                manifest=manifest,
+                parent=parent,
+                error=error,
+            )
+            _audit(
+                conn,
+                policy,
+                run_id,
+                "error",
+                manifest.get("rows_in"),
+                status="failed",
+                error=error[:300],
+            )
     except VeilflowError as exc:
         log.error("could not record the failure of run %s: %s", run_id, exc)

@@ -37,8 +37,9 @@ def parse_policy(text: str, file: str = "<policy>") -> Policy:
         problem = getattr(exc, "problem", None) or "malformed YAML"
         raise PolicyError(f"malformed YAML: {problem}", file=file, line=line) from None
     if node is None or not isinstance(data, dict):
-        raise PolicyError("a policy is a YAML mapping (dataset, source, target, columns, ...)",
-                          file=file, line=1)
+        raise PolicyError(
+            "a policy is a YAML mapping (dataset, source, target, columns, ...)", file=file, line=1
+        )
     lines: dict[tuple[str, ...], int] = {(): 1}
     _lines(node, (), lines)
     try:

@@ -104,8 +104,11 @@ class Policy(_Strict):
     privacy: PrivacySettings = PrivacySettings()
     validation: ValidationSettings = ValidationSettings()
     access: dict[str, list[str]] = Field(
-        default_factory=lambda: {"ml_engineer": ["anonymized"],
-                                 "steward": ["restricted", "anonymized", "reidentify"]})
+        default_factory=lambda: {
+            "ml_engineer": ["anonymized"],
+            "steward": ["restricted", "anonymized", "reidentify"],
+        }
+    )
 
     _file: str | None = PrivateAttr(default=None)
     _lines: dict[tuple[str, ...], int] = PrivateAttr(default_factory=dict)
@@ -177,6 +180,5 @@ class Policy(_Strict):
     @property
     def hash(self) -> str:
         """A stable hash of what the policy means: formatting and comments do not change it."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True,
-                               separators=(",", ":"))
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()

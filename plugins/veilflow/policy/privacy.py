@@ -8,8 +8,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 #: Entity types the residual-PII rescan counts by default: the identifying ones. Places,
 #: dates and postcodes are left to the quasi-identifier risk measures.
-RESCAN_ENTITIES = ("PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "US_SSN", "CREDIT_CARD",
-                   "IBAN_CODE", "IP_ADDRESS", "US_BANK_NUMBER")
+RESCAN_ENTITIES = (
+    "PERSON",
+    "EMAIL_ADDRESS",
+    "PHONE_NUMBER",
+    "US_SSN",
+    "CREDIT_CARD",
+    "IBAN_CODE",
+    "IP_ADDRESS",
+    "US_BANK_NUMBER",
+)
 
 
 class _Strict(BaseModel):

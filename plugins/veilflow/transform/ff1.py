@@ -92,13 +92,15 @@ def check_domain(radix: int, length: int, *, column: str | None = None) -> None:
     """Raise ``FF1DomainError`` unless FF1 may encrypt messages of ``length`` over ``radix``."""
     check_radix(radix)
     if length > MAX_LENGTH:
-        raise FF1DomainError(f"FF1 messages must be shorter than 2**32 numerals, got {length}",
-                             column=column)
+        raise FF1DomainError(
+            f"FF1 messages must be shorter than 2**32 numerals, got {length}", column=column
+        )
     if length < 2 or radix**length < MIN_DOMAIN:
         raise FF1DomainError(
             f"FF1 needs radix**length >= {MIN_DOMAIN:,} (SP 800-38G Rev. 1 draft): radix "
             f"{radix} needs at least {min_length(radix)} numerals, got {length}",
-            column=column)
+            column=column,
+        )
 
 
 # ---------------------------------------------------------------------------------------
@@ -134,11 +136,28 @@ def _params(radix: int, n: int, t: int) -> _Params:
     b = ((radix**v - 1).bit_length() + 7) // 8
     d = 4 * ((b + 3) // 4) + 4
     q_len = t + ((-t - b - 1) % 16) + 1 + b
-    P = (bytes((1, 2, 1)) + radix.to_bytes(3, "big") + bytes((ROUNDS, u % 256))
-         + n.to_bytes(4, "big") + t.to_bytes(4, "big"))
-    return _Params(radix=radix, n=n, t=t, u=u, v=v, b=b, d=d, q_len=q_len,
-                   first_round_block=(q_len - b - 1) // 16, P=P,
-                   fast=radix**v <= _FAST_LIMIT, mod_u=radix**u, mod_v=radix**v)
+    P = (
+        bytes((1, 2, 1))
+        + radix.to_bytes(3, "big")
+        + bytes((ROUNDS, u % 256))
+        + n.to_bytes(4, "big")
+        + t.to_bytes(4, "big")
+    )
+    return _Params(
+        radix=radix,
+        n=n,
+        t=t,
+        u=u,
+        v=v,
+        b=b,
+        d=d,
+        q_len=q_len,
+        first_round_block=(q_len - b - 1) // 16,
+        P=P,
+        fast=radix**v <= _FAST_LIMIT,
+        mod_u=radix**u,
+        mod_v=radix**v,
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -159,32 +178,68 @@ class FF1:
 
     # -- numeral matrices -----------------------------------------------------------------
 
-    def encrypt_numerals(self, x: NDArray[Any], radix: int, tweak: Tweak = b"",
-                         *, batch_rows: int = BATCH_ROWS, wide: bool = False) -> Numerals:
+    def encrypt_numerals(
+        self,
+        x: NDArray[Any],
+        radix: int,
+        tweak: Tweak = b"",
+        *,
+        batch_rows: int = BATCH_ROWS,
+        wide: bool = False,
+    ) -> Numerals:
         """FF1.Encrypt of each row of ``x`` (an ``(N, n)`` matrix of numerals < radix).
 
         ``wide=True`` forces the Python-integer path (for testing it on short values)."""
         return self._crypt(x, radix, tweak, encrypt=True, batch_rows=batch_rows, wide=wide)
 
-    def decrypt_numerals(self, x: NDArray[Any], radix: int, tweak: Tweak = b"",
-                         *, batch_rows: int = BATCH_ROWS, wide: bool = False) -> Numerals:
+    def decrypt_numerals(
+        self,
+        x: NDArray[Any],
+        radix: int,
+        tweak: Tweak = b"",
+        *,
+        batch_rows: int = BATCH_ROWS,
+        wide: bool = False,
+    ) -> Numerals:
         """FF1.Decrypt of each row of ``x``; the inverse of ``encrypt_numerals``."""
         return self._crypt(x, radix, tweak, encrypt=False, batch_rows=batch_rows, wide=wide)
 
-    def encrypt_ragged(self, numerals: NDArray[Any], lengths: NDArray[Any], radix: int,
-                       tweak: Tweak = b"", *, batch_rows: int = BATCH_ROWS) -> Numerals:
+    def encrypt_ragged(
+        self,
+        numerals: NDArray[Any],
+        lengths: NDArray[Any],
+        radix: int,
+        tweak: Tweak = b"",
+        *,
+        batch_rows: int = BATCH_ROWS,
+    ) -> Numerals:
         """FF1.Encrypt of strings of mixed lengths, concatenated in ``numerals``; row ``i``
         has ``lengths[i]`` numerals. Rows of one length share every round. Returns the
         ciphertexts in the same layout."""
         return self._ragged(numerals, lengths, radix, tweak, encrypt=True, batch_rows=batch_rows)
 
-    def decrypt_ragged(self, numerals: NDArray[Any], lengths: NDArray[Any], radix: int,
-                       tweak: Tweak = b"", *, batch_rows: int = BATCH_ROWS) -> Numerals:
+    def decrypt_ragged(
+        self,
+        numerals: NDArray[Any],
+        lengths: NDArray[Any],
+        radix: int,
+        tweak: Tweak = b"",
+        *,
+        batch_rows: int = BATCH_ROWS,
+    ) -> Numerals:
         """The inverse of ``encrypt_ragged``."""
         return self._ragged(numerals, lengths, radix, tweak, encrypt=False, batch_rows=batch_rows)
 
-    def _ragged(self, numerals: NDArray[Any], lengths: NDArray[Any], radix: int, tweak: Tweak,
-                *, encrypt: bool, batch_rows: int) -> Numerals:
+    def _ragged(
+        self,
+        numerals: NDArray[Any],
+        lengths: NDArray[Any],
+        radix: int,
+        tweak: Tweak,
+        *,
+        encrypt: bool,
+        batch_rows: int,
+    ) -> Numerals:
         flat = np.asarray(numerals)
         lens = np.asarray(lengths, dtype=np.int64)
         out = np.empty(flat.shape[0], dtype=np.uint16)
@@ -209,8 +264,16 @@ class FF1:
                 out[at] = res.ravel()
         return out
 
-    def _crypt(self, x: NDArray[Any], radix: int, tweak: Tweak, *, encrypt: bool,
-               batch_rows: int, wide: bool = False) -> Numerals:
+    def _crypt(
+        self,
+        x: NDArray[Any],
+        radix: int,
+        tweak: Tweak,
+        *,
+        encrypt: bool,
+        batch_rows: int,
+        wide: bool = False,
+    ) -> Numerals:
         x = np.asarray(x)
         if x.ndim != 2:
             raise FF1DomainError("numerals must be an (N, n) matrix")
@@ -260,8 +323,7 @@ class FF1:
 
 def _checked(x: NDArray[Any], radix: int) -> NDArray[np.uint16]:
     """``x`` as uint16 numerals, or ``FF1DomainError`` if any is outside ``[0, radix)``."""
-    if x.size and (int(x.max()) >= radix
-                   or (x.dtype.kind != "u" and int(x.min()) < 0)):
+    if x.size and (int(x.max()) >= radix or (x.dtype.kind != "u" and int(x.min()) < 0)):
         raise FF1DomainError(f"numerals must be below the radix {radix}")
     return x.astype(np.uint16, copy=False)
 
@@ -276,10 +338,10 @@ def _q_template(p: _Params, tweak: bytes | NDArray[np.uint8], rows: int) -> NDAr
     """Q with ``[i]`` and ``NUM(B)`` zeroed: one row for a common tweak, else one per value."""
     if isinstance(tweak, (bytes, bytearray)):
         q = np.zeros((1, p.q_len), dtype=np.uint8)
-        q[0, :p.t] = np.frombuffer(bytes(tweak), dtype=np.uint8)
+        q[0, : p.t] = np.frombuffer(bytes(tweak), dtype=np.uint8)
     else:
         q = np.zeros((rows, p.q_len), dtype=np.uint8)
-        q[:, :p.t] = tweak
+        q[:, : p.t] = tweak
     return q
 
 
@@ -288,7 +350,7 @@ def _chain_prefix(ecb: Any, p: _Params, q: NDArray[np.uint8], blocks: int) -> ND
     row per row of ``q``: the same in every round, so computed once per call."""
     state = np.frombuffer(ecb.update(p.P), dtype=np.uint8)[None, :].repeat(q.shape[0], axis=0)
     for k in range(blocks):
-        state = _ecb_rows(ecb, state ^ q[:, 16 * k:16 * k + 16])
+        state = _ecb_rows(ecb, state ^ q[:, 16 * k : 16 * k + 16])
     return state
 
 
@@ -317,11 +379,11 @@ class _Work:
         # borrows these when it fits. Fewer distinct bytes per batch stay in cache better.
         pool = np.empty(32 * rows + 15, dtype=np.uint8)
         pair = np.empty(2 * rows, dtype=np.uint64)
-        self.blocks_raw = pool[:16 * rows]
+        self.blocks_raw = pool[: 16 * rows]
         #: The AES input blocks as big-endian words, and both buffers as byte views made
         #: once (a memoryview of a non-native dtype goes through a slow ctypes check).
         self.blocks = self.blocks_raw.view(">u8").reshape(rows, 2)
-        self.out = pool[16 * rows:]
+        self.out = pool[16 * rows :]
         self.blocks_mv = memoryview(self.blocks_raw)  # type: ignore[arg-type]
         self.out_mv = memoryview(self.out)  # type: ignore[arg-type]
         self.a = np.empty(rows, dtype=np.uint64)
@@ -332,15 +394,16 @@ class _Work:
         #: values: in the block pool and the y/tmp pair when n <= 16.
         g = max(1, n // 4)
         if g <= 4:
-            self.words = pool[:8 * g * rows].view(np.uint64).reshape(rows, g)
-            self.groups = pair.view(np.uint32)[:g * rows].reshape(rows, g)
+            self.words = pool[: 8 * g * rows].view(np.uint64).reshape(rows, g)
+            self.groups = pair.view(np.uint32)[: g * rows].reshape(rows, g)
         else:
             self.words = np.empty((rows, g), dtype=np.uint64)
             self.groups = np.empty((rows, g), dtype=np.uint32)
 
 
-def _num_halves(x: NDArray[Any], p: _Params, work: _Work
-                ) -> tuple[NDArray[np.uint64], NDArray[np.uint64]]:
+def _num_halves(
+    x: NDArray[Any], p: _Params, work: _Work
+) -> tuple[NDArray[np.uint64], NDArray[np.uint64]]:
     """NUM_radix(A) and NUM_radix(B) of each row, by Horner's rule over the columns (in
     uint32 while the halves fit: half the memory traffic). No BLAS: a threaded matrix
     product would fight the scheduler's own worker processes for cores."""
@@ -372,8 +435,7 @@ _GATHER = np.uint64((1 << 48) + (1 << 36) + (1 << 24) + (1 << 12))
 def _nibbles_fit(p: _Params) -> bool:
     """Whether NUM may go four numerals per uint64 word: radix <= 16 and both halves made
     of whole words (16-digit card numbers: two words per half)."""
-    return (p.radix <= 16 and p.u % 4 == 0 and p.v % 4 == 0
-            and sys.byteorder == "little")
+    return p.radix <= 16 and p.u % 4 == 0 and p.v % 4 == 0 and sys.byteorder == "little"
 
 
 @lru_cache(maxsize=16)
@@ -388,8 +450,9 @@ def _nibble_table(radix: int) -> NDArray[np.uint32]:
     return table
 
 
-def _num_nibbles(x: NDArray[np.uint16], p: _Params, work: _Work, a: NDArray[np.uint64],
-                 b: NDArray[np.uint64]) -> None:
+def _num_nibbles(
+    x: NDArray[np.uint16], p: _Params, work: _Work, a: NDArray[np.uint64], b: NDArray[np.uint64]
+) -> None:
     """NUM of both halves, four numerals at a time: each uint64 word of the (checked,
     C-contiguous) numerals becomes a 16-bit index by one multiply and shift, a table gives
     the word's value, and Horner's rule in radix**4 joins the words of each half."""
@@ -438,9 +501,12 @@ def _str_u64(value: NDArray[np.uint64], radix: int, width: int) -> Numerals:
     return out
 
 
-def _str_into(dest: NDArray[np.uint16],
-              halves: tuple[tuple[NDArray[np.uint64], int, int], ...], radix: int,
-              work: _Work | None = None) -> None:
+def _str_into(
+    dest: NDArray[np.uint16],
+    halves: tuple[tuple[NDArray[np.uint64], int, int], ...],
+    radix: int,
+    work: _Work | None = None,
+) -> None:
     """Write STR_radix^width(value) into ``dest[:, at:at + width]`` for each
     (value, at, width): k-numeral limbs by division, then one gather of table rows.
     ``work`` lends buffers that are free by then (its words, y and tmp)."""
@@ -478,25 +544,33 @@ def _str_into(dest: NDArray[np.uint16],
     col = 0
     for (_, at, width), count in zip(halves, limbs, strict=True):
         end = (col + count) * k
-        dest[:, at:at + width] = digits[:, end - width:end]
+        dest[:, at : at + width] = digits[:, end - width : end]
         col += count
 
 
-def _last_block(ecb: Any, p: _Params, tweak: bytes | NDArray[np.uint8], rows: int
-                ) -> tuple[NDArray[np.uint64], NDArray[np.uint64]]:
+def _last_block(
+    ecb: Any, p: _Params, tweak: bytes | NDArray[np.uint8], rows: int
+) -> tuple[NDArray[np.uint64], NDArray[np.uint64]]:
     """X = (CBC-MAC state before the last Q block) xor (that block with ``[i]`` and NUM(B)
     zeroed), as its high and low 8 bytes: the high half is the same in every round, the low
     half differs only in ``[i]`` and NUM(B). One row for a common tweak, else one per row."""
     q = _q_template(p, tweak, rows)
     last = p.q_len // 16 - 1
     state = _chain_prefix(ecb, p, q, last)
-    base = state ^ q[:, 16 * last:]
+    base = state ^ q[:, 16 * last :]
     return _be_u64(base[:, :8]), _be_u64(base[:, 8:])
 
 
-def _crypt_fast(ecb: Any, p: _Params, x: NDArray[Any], tweak: bytes | NDArray[np.uint8],
-                encrypt: bool, work: _Work, dest: NDArray[np.uint16],
-                fixed: tuple[NDArray[np.uint64], NDArray[np.uint64]] | None = None) -> None:
+def _crypt_fast(
+    ecb: Any,
+    p: _Params,
+    x: NDArray[Any],
+    tweak: bytes | NDArray[np.uint8],
+    encrypt: bool,
+    work: _Work,
+    dest: NDArray[np.uint16],
+    fixed: tuple[NDArray[np.uint64], NDArray[np.uint64]] | None = None,
+) -> None:
     """Both halves and all round arithmetic in uint64 (``radix**v <= 2**56``, so b <= 7 and
     ``[i] || NUM(B)`` sit in the low half of the last Q block). ``fixed`` is
     ``_last_block`` for a common tweak, computed once per call."""
@@ -512,10 +586,10 @@ def _crypt_fast(ecb: Any, p: _Params, x: NDArray[Any], tweak: bytes | NDArray[np
     a, b = _num_halves(x, p, work)
     blocks = work.blocks[:rows]
     blocks[:, 0] = hi_v
-    blocks_in = work.blocks_mv[:16 * rows]
-    out = work.out[:16 * rows + 15]
-    out_view = work.out_mv[:16 * rows + 15]
-    r_words = out[:16 * rows].view(">u8").reshape(rows, 2)
+    blocks_in = work.blocks_mv[: 16 * rows]
+    out = work.out[: 16 * rows + 15]
+    out_view = work.out_mv[: 16 * rows + 15]
+    r_words = out[: 16 * rows].view(">u8").reshape(rows, 2)
     mod_u, mod_v = np.uint64(p.mod_u), np.uint64(p.mod_v)
     y = work.y[:rows]
     tmp = work.tmp[:rows]
@@ -586,8 +660,9 @@ def _mod(x: NDArray[np.uint64], m: np.uint64, q: NDArray[np.uint64]) -> None:
     x -= q
 
 
-def _y_mod(r_words: NDArray[Any], d: int, m: np.uint64, y: NDArray[np.uint64],
-           q: NDArray[np.uint64]) -> None:
+def _y_mod(
+    r_words: NDArray[Any], d: int, m: np.uint64, y: NDArray[np.uint64], q: NDArray[np.uint64]
+) -> None:
     """y = NUM(first d bytes of R) mod m, for d in {8, 12} and m <= 2**56."""
     np.copyto(y, r_words[:, 0])
     _mod(y, m, q)
@@ -618,7 +693,7 @@ def _num_wide(x: NDArray[Any], radix: int) -> NDArray[np.object_]:
     base = radix**k
     acc = np.zeros(x.shape[0], dtype=object)
     for j in range(0, x.shape[1], k):
-        acc = acc * base + _num_u64(x[:, j:j + k], radix).astype(object)
+        acc = acc * base + _num_u64(x[:, j : j + k], radix).astype(object)
     return acc
 
 
@@ -631,12 +706,13 @@ def _str_wide(value: NDArray[np.object_], radix: int, width: int) -> Numerals:
     for j in range(limbs - 1, -1, -1):
         limb = (acc % base).astype(np.uint64)
         acc = acc // base
-        out[:, j * k:(j + 1) * k] = _str_u64(limb, radix, k)
-    return out[:, limbs * k - width:]
+        out[:, j * k : (j + 1) * k] = _str_u64(limb, radix, k)
+    return out[:, limbs * k - width :]
 
 
-def _crypt_wide(ecb: Any, p: _Params, x: NDArray[Any], tweak: bytes | NDArray[np.uint8],
-                encrypt: bool) -> Numerals:
+def _crypt_wide(
+    ecb: Any, p: _Params, x: NDArray[Any], tweak: bytes | NDArray[np.uint8], encrypt: bool
+) -> Numerals:
     """Halves as Python integers; the AES work stays batched over all rows."""
     rows = x.shape[0]
     q = _q_template(p, tweak, rows)
@@ -644,40 +720,42 @@ def _crypt_wide(ecb: Any, p: _Params, x: NDArray[Any], tweak: bytes | NDArray[np
     state0 = _chain_prefix(ecb, p, q, k0)
     if state0.shape[0] != rows:
         state0 = state0.repeat(rows, axis=0)
-    suffix = np.array(np.broadcast_to(q[:, 16 * k0:], (rows, p.q_len - 16 * k0)))
+    suffix = np.array(np.broadcast_to(q[:, 16 * k0 :], (rows, p.q_len - 16 * k0)))
     i_at = p.q_len - 16 * k0 - p.b - 1
     extra = -(-p.d // 16) - 1
     # [j]^16 for the S extension blocks, as 16-byte big-endian counters.
-    counters = np.frombuffer(b"".join(j.to_bytes(16, "big") for j in range(1, extra + 1)),
-                             dtype=np.uint8).reshape(extra, 16)
-    a = _num_wide(x[:, :p.u], p.radix)
-    b = _num_wide(x[:, p.u:], p.radix)
+    counters = np.frombuffer(
+        b"".join(j.to_bytes(16, "big") for j in range(1, extra + 1)), dtype=np.uint8
+    ).reshape(extra, 16)
+    a = _num_wide(x[:, : p.u], p.radix)
+    b = _num_wide(x[:, p.u :], p.radix)
     order = range(ROUNDS) if encrypt else range(ROUNDS - 1, -1, -1)
     for i in order:
         m = p.mod_u if i % 2 == 0 else p.mod_v
         fed = b if encrypt else a
         num = b"".join(int(z).to_bytes(p.b, "big") for z in fed)
         suffix[:, i_at] = i
-        suffix[:, i_at + 1:] = np.frombuffer(num, dtype=np.uint8).reshape(rows, p.b)
+        suffix[:, i_at + 1 :] = np.frombuffer(num, dtype=np.uint8).reshape(rows, p.b)
         state = state0
         for blk in range(suffix.shape[1] // 16):
-            state = _ecb_rows(ecb, state ^ suffix[:, 16 * blk:16 * blk + 16])
+            state = _ecb_rows(ecb, state ^ suffix[:, 16 * blk : 16 * blk + 16])
         if extra:
             more = _ecb_rows(ecb, (state[:, None, :] ^ counters[None, :, :]).reshape(-1, 16))
             s = np.concatenate([state, more.reshape(rows, 16 * extra)], axis=1)
         else:
             s = state
-        raw = np.ascontiguousarray(s[:, :p.d]).tobytes()
+        raw = np.ascontiguousarray(s[:, : p.d]).tobytes()
         d = p.d
-        y = np.array([int.from_bytes(raw[r * d:(r + 1) * d], "big") for r in range(rows)],
-                     dtype=object)
+        y = np.array(
+            [int.from_bytes(raw[r * d : (r + 1) * d], "big") for r in range(rows)], dtype=object
+        )
         if encrypt:
             a, b = b, (a + y) % m
         else:
             a, b = (b - y) % m, a
     res = np.empty((rows, p.n), dtype=np.uint16)
-    res[:, :p.u] = _str_wide(a, p.radix, p.u)
-    res[:, p.u:] = _str_wide(b, p.radix, p.v)
+    res[:, : p.u] = _str_wide(a, p.radix, p.u)
+    res[:, p.u :] = _str_wide(b, p.radix, p.v)
     return res
 
 
@@ -746,15 +824,18 @@ def strings_of(codes: NDArray[Any], lengths: NDArray[Any]) -> list[str]:
     return [text[s:e] for s, e in zip(starts, ends, strict=True)]
 
 
-def _crypt_strings(key: bytes, tweak: bytes, values: Sequence[str], alphabet: str,
-                   encrypt: bool) -> list[str]:
+def _crypt_strings(
+    key: bytes, tweak: bytes, values: Sequence[str], alphabet: str, encrypt: bool
+) -> list[str]:
     alpha = Alphabet(alphabet)
     codes, lengths = code_points(values)
     numerals = alpha.numerals_of(codes)
     if numerals.size and int(numerals.min()) < 0:
         bad = np.repeat(np.arange(lengths.size), lengths)[numerals < 0]
-        raise FF1DomainError(f"value #{int(bad[0])} has characters outside the alphabet "
-                             f"({int(np.unique(bad).size)} value(s) in all)")
+        raise FF1DomainError(
+            f"value #{int(bad[0])} has characters outside the alphabet "
+            f"({int(np.unique(bad).size)} value(s) in all)"
+        )
     for n in np.unique(lengths).tolist():
         check_domain(alpha.radix, int(n))
     cipher = FF1(key)

@@ -52,8 +52,13 @@ TEMPLATES = Path(__file__).parent / "templates"
 RunLink = Callable[[str, str], str | None]
 Connect = Callable[[], psycopg.Connection]
 
-PAGES = (("lineage", "Lineage"), ("runs", "Runs"), ("access", "Access"), ("keys", "Keys"),
-         ("audit", "Audit"))
+PAGES = (
+    ("lineage", "Lineage"),
+    ("runs", "Runs"),
+    ("access", "Access"),
+    ("keys", "Keys"),
+    ("audit", "Audit"),
+)
 RUN_STATUSES = ("running", "published", "quarantined", "failed")
 AUDIT_OUTCOMES = ("ok", "denied", "error")
 PAGE_SIZE = 100
@@ -66,9 +71,12 @@ def _default_connect() -> psycopg.Connection:
 
 
 def _environment() -> Environment:
-    env = Environment(loader=FileSystemLoader(str(TEMPLATES)),
-                      autoescape=select_autoescape(["html"]), trim_blocks=True,
-                      lstrip_blocks=True)
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES)),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters["when"] = lambda d: "" if d is None else f"{d:%Y-%m-%d %H:%M:%S}"
     env.filters["short"] = lambda h, n=12: (h or "")[:n]
     env.filters["q"] = lambda s: quote(str(s), safe="")
@@ -89,15 +97,19 @@ def _blank(value: str | None) -> str | None:
     return value or None
 
 
-def create_app(resolve_user: TokenResolver, *, connect: Connect | None = None,
-               run_link: RunLink | None = None, airflow_root: str = "") -> FastAPI:
+def create_app(
+    resolve_user: TokenResolver,
+    *,
+    connect: Connect | None = None,
+    run_link: RunLink | None = None,
+    airflow_root: str = "",
+) -> FastAPI:
     """The UI as a FastAPI app, to mount under any prefix (the plugin uses ``/veilflow``).
 
     ``airflow_root``: the Airflow UI's path prefix (for links to DAG runs and the login)."""
     connect_db = connect or _default_connect
     env = _environment()
-    app = FastAPI(title="veilflow governance", docs_url=None, redoc_url=None,
-                  openapi_url=None)
+    app = FastAPI(title="veilflow governance", docs_url=None, redoc_url=None, openapi_url=None)
 
     async def viewer(request: Request) -> Viewer:
         return await authenticate(request, resolve_user)
@@ -107,38 +119,71 @@ def create_app(resolve_user: TokenResolver, *, connect: Connect | None = None,
         with connect_db() as conn:
             yield conn
 
-    def page(request: Request, template: str, who: Viewer, http_status: int = 200,
-             **ctx: Any) -> HTMLResponse:
+    def page(
+        request: Request, template: str, who: Viewer, http_status: int = 200, **ctx: Any
+    ) -> HTMLResponse:
         base = request.scope.get("root_path", "")
         html = env.get_template(template).render(
-            base=base, viewer=who, pages=PAGES, airflow_root=airflow_root,
-            current=template.split(".")[0], **ctx)
+            base=base,
+            viewer=who,
+            pages=PAGES,
+            airflow_root=airflow_root,
+            current=template.split(".")[0],
+            **ctx,
+        )
         return HTMLResponse(html, status_code=http_status)
 
-    def audit_ui(conn: psycopg.Connection, who: Viewer, action: str, target: str,
-                 outcome: str, **details: Any) -> None:
+    def audit_ui(
+        conn: psycopg.Connection,
+        who: Viewer,
+        action: str,
+        target: str,
+        outcome: str,
+        **details: Any,
+    ) -> None:
         """The Airflow side of an act: which Airflow user asked, through the UI."""
         try:
-            record(conn, action, target=target, outcome=outcome,
-                   details={"airflow_user": who.username, "via": "ui", **details})
+            record(
+                conn,
+                action,
+                target=target,
+                outcome=outcome,
+                details={"airflow_user": who.username, "via": "ui", **details},
+            )
         except psycopg.Error as exc:  # the act's own audit row (by the database) stands
-            log.error("could not audit %s by Airflow user %s: %s", action, who.username,
-                      type(exc).__name__)
+            log.error(
+                "could not audit %s by Airflow user %s: %s",
+                action,
+                who.username,
+                type(exc).__name__,
+            )
 
     @app.exception_handler(AuthError)
     async def _auth_error(request: Request, exc: AuthError) -> Response:
         base = request.scope.get("root_path", "")
         html = env.get_template("error.html").render(
-            base=base, viewer=None, pages=PAGES, current="", problem=exc.message,
-            status=exc.status, airflow_root=airflow_root)
+            base=base,
+            viewer=None,
+            pages=PAGES,
+            current="",
+            problem=exc.message,
+            status=exc.status,
+            airflow_root=airflow_root,
+        )
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return HTMLResponse(html, status_code=exc.status, headers=headers)
 
     @app.exception_handler(VeilflowError)
     async def _domain_error(request: Request, exc: VeilflowError) -> Response:
-        status = (403 if isinstance(exc, AccessDenied) else 503
-                  if isinstance(exc, DatabaseUnavailable) else 404
-                  if isinstance(exc, KeyNotFound) else 400)
+        status = (
+            403
+            if isinstance(exc, AccessDenied)
+            else 503
+            if isinstance(exc, DatabaseUnavailable)
+            else 404
+            if isinstance(exc, KeyNotFound)
+            else 400
+        )
         return await _auth_error(request, AuthError(status, str(exc)))
 
     # ------------------------------------------------------------------- lineage
@@ -147,39 +192,67 @@ def create_app(resolve_user: TokenResolver, *, connect: Connect | None = None,
         return RedirectResponse(f"{request.scope.get('root_path', '')}/lineage", 303)
 
     @app.get("/lineage", response_class=HTMLResponse)
-    def lineage_index(request: Request, who: Viewer = Depends(viewer), policy: str = "",
-                      dataset: str = "", since: str = "", until: str = "") -> Response:
-        flt = queries.LineageFilter(policy=_blank(policy), since=_day(since),
-                                    until=_day(until))
+    def lineage_index(
+        request: Request,
+        who: Viewer = Depends(viewer),
+        policy: str = "",
+        dataset: str = "",
+        since: str = "",
+        until: str = "",
+    ) -> Response:
+        flt = queries.LineageFilter(policy=_blank(policy), since=_day(since), until=_day(until))
         if _blank(dataset):
             qs = urlencode(flt.query())
-            return RedirectResponse(f"{request.scope.get('root_path', '')}/lineage/"
-                                    f"{quote(dataset.strip(), safe='')}"
-                                    + (f"?{qs}" if qs else ""), 303)
+            return RedirectResponse(
+                f"{request.scope.get('root_path', '')}/lineage/"
+                f"{quote(dataset.strip(), safe='')}" + (f"?{qs}" if qs else ""),
+                303,
+            )
         with db() as conn:
             datasets = queries.lineage_datasets(conn, flt)
         return page(request, "lineage.html", who, flt=flt, datasets=datasets)
 
     @app.get("/lineage/{dataset}", response_class=HTMLResponse)
-    def lineage_dataset(request: Request, dataset: str, who: Viewer = Depends(viewer),
-                        run: str = "", policy: str = "", since: str = "", until: str = "",
-                        column: str = "", offset: int = 0) -> Response:
-        flt = queries.LineageFilter(policy=_blank(policy), dataset=dataset, since=_day(since),
-                                    until=_day(until))
+    def lineage_dataset(
+        request: Request,
+        dataset: str,
+        who: Viewer = Depends(viewer),
+        run: str = "",
+        policy: str = "",
+        since: str = "",
+        until: str = "",
+        column: str = "",
+        offset: int = 0,
+    ) -> Response:
+        flt = queries.LineageFilter(
+            policy=_blank(policy), dataset=dataset, since=_day(since), until=_day(until)
+        )
         offset = max(0, offset)
         with db() as conn:
             total, runs = queries.lineage_runs(conn, flt, limit=PAGE_SIZE, offset=offset)
             chosen = _blank(run) or (runs[0].run_id if runs else None)
-            lineage = (run_lineage(conn, dataset, run_id=chosen, column=_blank(column))
-                       if chosen else None)
-        graph = column_graph(lineage.edges, title=f"{dataset} column lineage") if lineage \
-            else None
+            lineage = (
+                run_lineage(conn, dataset, run_id=chosen, column=_blank(column)) if chosen else None
+            )
+        graph = column_graph(lineage.edges, title=f"{dataset} column lineage") if lineage else None
         links = {r.run_id: _run_link(r.run_id) for r in runs}
-        return page(request, "lineage_dataset.html", who, dataset=dataset, flt=flt,
-                    total=total, runs=runs, offset=offset, page_size=PAGE_SIZE,
-                    chosen=chosen, lineage=lineage, graph=graph, links=links,
-                    chosen_link=_run_link(chosen) if chosen else None,
-                    column=_blank(column))
+        return page(
+            request,
+            "lineage_dataset.html",
+            who,
+            dataset=dataset,
+            flt=flt,
+            total=total,
+            runs=runs,
+            offset=offset,
+            page_size=PAGE_SIZE,
+            chosen=chosen,
+            lineage=lineage,
+            graph=graph,
+            links=links,
+            chosen_link=_run_link(chosen) if chosen else None,
+            column=_blank(column),
+        )
 
     def _run_link(run_id: str) -> str | None:
         if run_link is None or ":" not in run_id:
@@ -190,15 +263,24 @@ def create_app(resolve_user: TokenResolver, *, connect: Connect | None = None,
 
     # ------------------------------------------------------------------- runs
     @app.get("/runs", response_class=HTMLResponse)
-    def runs_index(request: Request, who: Viewer = Depends(viewer), dataset: str = "",
-                   status: str = "") -> Response:
+    def runs_index(
+        request: Request, who: Viewer = Depends(viewer), dataset: str = "", status: str = ""
+    ) -> Response:
         st = _blank(status)
         if st is not None and st not in RUN_STATUSES:
             raise AuthError(400, f"unknown status; one of {', '.join(RUN_STATUSES)}")
         with db() as conn:
             rows = queries.runs(conn, dataset=_blank(dataset), status=st)
-        return page(request, "runs.html", who, rows=rows, dataset=dataset, status=st or "",
-                    statuses=RUN_STATUSES, links={r.run_id: _run_link(r.run_id) for r in rows})
+        return page(
+            request,
+            "runs.html",
+            who,
+            rows=rows,
+            dataset=dataset,
+            status=st or "",
+            statuses=RUN_STATUSES,
+            links={r.run_id: _run_link(r.run_id) for r in rows},
+        )
 
     @app.get("/runs/view", response_class=HTMLResponse)
     def run_view(request: Request, run_id: str, who: Viewer = Depends(viewer)) -> Response:
@@ -209,21 +291,32 @@ def create_app(resolve_user: TokenResolver, *, connect: Connect | None = None,
         m = detail.manifest
         gate = m.get("gate") or {}
         docs = gate.get("data_docs")
-        return page(request, "run.html", who, d=detail, m=m, gate=gate,
-                    checks=gate.get("checks") or [], columns=m.get("columns") or [],
-                    counters=m.get("counters") or {},
-                    key_versions=sorted({c["key"] for c in m.get("columns") or []
-                                         if c.get("key")}),
-                    docs_link=(f"{request.scope.get('root_path', '')}/data-docs/"
-                               f"{quote(run_id, safe='')}/{Path(docs).name}") if docs else None,
-                    airflow_link=_run_link(run_id))
+        return page(
+            request,
+            "run.html",
+            who,
+            d=detail,
+            m=m,
+            gate=gate,
+            checks=gate.get("checks") or [],
+            columns=m.get("columns") or [],
+            counters=m.get("counters") or {},
+            key_versions=sorted({c["key"] for c in m.get("columns") or [] if c.get("key")}),
+            docs_link=(
+                f"{request.scope.get('root_path', '')}/data-docs/"
+                f"{quote(run_id, safe='')}/{Path(docs).name}"
+            )
+            if docs
+            else None,
+            airflow_link=_run_link(run_id),
+        )
 
     @app.get("/data-docs/{run_id}/{path:path}")
     def data_docs(run_id: str, path: str, who: Viewer = Depends(viewer)) -> Response:
         """The run's Great Expectations Data Docs site (its own files only)."""
         with db() as conn:
             detail = queries.run_detail(conn, run_id)
-        docs = ((detail.manifest.get("gate") or {}).get("data_docs") if detail else None)
+        docs = (detail.manifest.get("gate") or {}).get("data_docs") if detail else None
         if not docs:
             raise AuthError(404, "this run has no Data Docs")
         root = Path(str(docs).removeprefix("file://")).parent.resolve()
@@ -234,22 +327,45 @@ def create_app(resolve_user: TokenResolver, *, connect: Connect | None = None,
         return Response(target.read_bytes(), media_type=kind)
 
     # ------------------------------------------------------------------- access
-    def _access_page(request: Request, who: Viewer, message: str | None = None,
-                     error: str | None = None, status: int = 200) -> HTMLResponse:
+    def _access_page(
+        request: Request,
+        who: Viewer,
+        message: str | None = None,
+        error: str | None = None,
+        status: int = 200,
+    ) -> HTMLResponse:
         with db() as conn:
             grid = vault_access.list_access(conn)
             members = zone_access.members(conn)
             roles = queries.role_zones(conn)
         by_login: dict[str, dict[str, str]] = {}
         for z in grid:
-            rights = ("read/write" if z.read and z.write else "read" if z.read else
-                      "write" if z.write else "")
+            rights = (
+                "read/write"
+                if z.read and z.write
+                else "read"
+                if z.read
+                else "write"
+                if z.write
+                else ""
+            )
             by_login.setdefault(z.login, {})[z.zone] = rights
         via = {z.login: ("superuser" if z.superuser else ", ".join(z.via)) for z in grid}
-        return page(request, "access.html", who, http_status=status, zones=zone_access.ZONES,
-                    shown_zones=("restricted", "anonymized", "quarantine"),
-                    by_login=by_login, via=via, members=members, roles=roles,
-                    role_names=list(zone_access.ROLES), message=message, error=error)
+        return page(
+            request,
+            "access.html",
+            who,
+            http_status=status,
+            zones=zone_access.ZONES,
+            shown_zones=("restricted", "anonymized", "quarantine"),
+            by_login=by_login,
+            via=via,
+            members=members,
+            roles=roles,
+            role_names=list(zone_access.ROLES),
+            message=message,
+            error=error,
+        )
 
     @app.get("/access", response_class=HTMLResponse)
     def access_index(request: Request, who: Viewer = Depends(viewer)) -> Response:
@@ -261,8 +377,7 @@ def create_app(resolve_user: TokenResolver, *, connect: Connect | None = None,
         check_same_origin(request, who, values.get("form_token"))
         return values
 
-    def _membership(request: Request, who: Viewer, action: str, form: dict[str, str]
-                    ) -> Response:
+    def _membership(request: Request, who: Viewer, action: str, form: dict[str, str]) -> Response:
         verb = "grant" if action == "access.grant" else "revoke"
         login = (form.get("login") or "").strip()
         role = (form.get("role") or "").strip()
@@ -274,30 +389,53 @@ def create_app(resolve_user: TokenResolver, *, connect: Connect | None = None,
                 audit_ui(conn, who, f"ui.{action}", target, "denied", reason=exc.message)
                 raise
             if not login or role not in zone_access.ROLES:
-                raise AuthError(400, "name a login and one of the roles "
-                                     f"{', '.join(zone_access.ROLES)}")
+                raise AuthError(
+                    400, f"name a login and one of the roles {', '.join(zone_access.ROLES)}"
+                )
             try:
                 if verb == "grant":
-                    changed = vault_access.grant(conn, login, role,
-                                                 create=form.get("create") == "on")
+                    changed = vault_access.grant(
+                        conn, login, role, create=form.get("create") == "on"
+                    )
                 else:
                     changed = vault_access.revoke(conn, login, role)
             except VeilflowError as exc:
-                audit_ui(conn, who, f"ui.{action}", target,
-                         "denied" if isinstance(exc, AccessDenied) else "error",
-                         reason=str(exc))
-                return _access_page(request, who, error=str(exc),
-                                    status=403 if isinstance(exc, AccessDenied) else 400)
-            outcome_detail = ({"login_created": changed} if verb == "grant" else
-                              {"was_member": changed})
-            audit_ui(conn, who, f"ui.{action}", target, "ok",
-                     role=zone_access.group_role(role), **outcome_detail)
+                audit_ui(
+                    conn,
+                    who,
+                    f"ui.{action}",
+                    target,
+                    "denied" if isinstance(exc, AccessDenied) else "error",
+                    reason=str(exc),
+                )
+                return _access_page(
+                    request,
+                    who,
+                    error=str(exc),
+                    status=403 if isinstance(exc, AccessDenied) else 400,
+                )
+            outcome_detail = (
+                {"login_created": changed} if verb == "grant" else {"was_member": changed}
+            )
+            audit_ui(
+                conn,
+                who,
+                f"ui.{action}",
+                target,
+                "ok",
+                role=zone_access.group_role(role),
+                **outcome_detail,
+            )
         if verb == "grant":
-            msg = (f"Created login {login} and granted" if changed else "Granted") + \
-                f" {zone_access.group_role(role)} to {login}."
+            msg = (
+                f"Created login {login} and granted" if changed else "Granted"
+            ) + f" {zone_access.group_role(role)} to {login}."
         else:
-            msg = (f"Revoked {zone_access.group_role(role)} from {login}." if changed else
-                   f"{login} was not a member of {zone_access.group_role(role)}.")
+            msg = (
+                f"Revoked {zone_access.group_role(role)} from {login}."
+                if changed
+                else f"{login} was not a member of {zone_access.group_role(role)}."
+            )
         return _access_page(request, who, message=msg)
 
     @app.post("/access/grant", response_class=HTMLResponse)
@@ -311,16 +449,22 @@ def create_app(resolve_user: TokenResolver, *, connect: Connect | None = None,
         return await run_in_threadpool(_membership, request, who, "access.revoke", form)
 
     # ------------------------------------------------------------------- keys
-    def _keys_page(request: Request, who: Viewer, message: str | None = None,
-                   error: str | None = None, status: int = 200) -> HTMLResponse:
+    def _keys_page(
+        request: Request,
+        who: Viewer,
+        message: str | None = None,
+        error: str | None = None,
+        status: int = 200,
+    ) -> HTMLResponse:
         with db() as conn:
             vault_access.require(conn, "keys.list", action="keys.list", target="*")
             rows = queries.key_inventory(conn)
         keys: dict[str, list[queries.KeyRow]] = {}
         for r in rows:
             keys.setdefault(r.key_id, []).append(r)
-        return page(request, "keys.html", who, http_status=status, keys=keys, message=message,
-                    error=error)
+        return page(
+            request, "keys.html", who, http_status=status, keys=keys, message=message, error=error
+        )
 
     @app.get("/keys", response_class=HTMLResponse)
     def keys_index(request: Request, who: Viewer = Depends(viewer)) -> Response:
@@ -344,11 +488,20 @@ def create_app(resolve_user: TokenResolver, *, connect: Connect | None = None,
                 vault_access.require(conn, "keys.manage", action="key.rotate", target=key)
                 new = rotate_key(conn, default_master_key(create=False), dataset, purpose)
             except VeilflowError as exc:
-                audit_ui(conn, who, "ui.key.rotate", key,
-                         "denied" if isinstance(exc, AccessDenied) else "error",
-                         reason=str(exc))
-                return _keys_page(request, who, error=str(exc),
-                                  status=403 if isinstance(exc, AccessDenied) else 400)
+                audit_ui(
+                    conn,
+                    who,
+                    "ui.key.rotate",
+                    key,
+                    "denied" if isinstance(exc, AccessDenied) else "error",
+                    reason=str(exc),
+                )
+                return _keys_page(
+                    request,
+                    who,
+                    error=str(exc),
+                    status=403 if isinstance(exc, AccessDenied) else 400,
+                )
             audit_ui(conn, who, "ui.key.rotate", key, "ok", version=new.version)
         return _keys_page(request, who, message=f"Rotated {key}: {new.ref} is active.")
 
@@ -359,23 +512,46 @@ def create_app(resolve_user: TokenResolver, *, connect: Connect | None = None,
 
     # ------------------------------------------------------------------- audit
     @app.get("/audit", response_class=HTMLResponse)
-    def audit_index(request: Request, who: Viewer = Depends(viewer), action: str = "",
-                    actor: str = "", target: str = "", outcome: str = "", since: str = "",
-                    until: str = "", airflow_user: str = "", verify_chain: str = "",
-                    limit: int = 200) -> Response:
+    def audit_index(
+        request: Request,
+        who: Viewer = Depends(viewer),
+        action: str = "",
+        actor: str = "",
+        target: str = "",
+        outcome: str = "",
+        since: str = "",
+        until: str = "",
+        airflow_user: str = "",
+        verify_chain: str = "",
+        limit: int = 200,
+    ) -> Response:
         out = _blank(outcome)
         if out is not None and out not in AUDIT_OUTCOMES:
             raise AuthError(400, f"unknown outcome; one of {', '.join(AUDIT_OUTCOMES)}")
-        flt = queries.AuditFilter(action=_blank(action), actor=_blank(actor),
-                                  target=_blank(target), outcome=out, since=_day(since),
-                                  until=_day(until), airflow_user=_blank(airflow_user))
+        flt = queries.AuditFilter(
+            action=_blank(action),
+            actor=_blank(actor),
+            target=_blank(target),
+            outcome=out,
+            since=_day(since),
+            until=_day(until),
+            airflow_user=_blank(airflow_user),
+        )
         with db() as conn:
-            vault_access.require(conn, "audit.read", action="audit.tail",
-                                 target="governance.audit_log")
+            vault_access.require(
+                conn, "audit.read", action="audit.tail", target="governance.audit_log"
+            )
             entries = queries.audit_entries(conn, flt, limit=min(max(limit, 1), 2000))
             chain = verify(conn) if verify_chain else None
-        return page(request, "audit.html", who, entries=entries, flt=flt, chain=chain,
-                    outcomes=AUDIT_OUTCOMES, limit=limit)
+        return page(
+            request,
+            "audit.html",
+            who,
+            entries=entries,
+            flt=flt,
+            chain=chain,
+            outcomes=AUDIT_OUTCOMES,
+            limit=limit,
+        )
 
     return app
-

@@ -92,13 +92,18 @@ async def authenticate(request: Request, resolve: TokenResolver) -> Viewer:
     token, via = found
     identity = await resolve(token)
     if identity is None:
-        raise AuthError(401, "Your Airflow session is not valid (expired or revoked); log in "
-                             "again.")
+        raise AuthError(
+            401, "Your Airflow session is not valid (expired or revoked); log in again."
+        )
     if not identity.may_view:
-        raise AuthError(403, f"Airflow user {identity.username} may not view veilflow "
-                             "governance.")
-    return Viewer(username=identity.username, is_admin=identity.is_admin, role=identity.role,
-                  via=via, token=token)
+        raise AuthError(403, f"Airflow user {identity.username} may not view veilflow governance.")
+    return Viewer(
+        username=identity.username,
+        is_admin=identity.is_admin,
+        role=identity.role,
+        via=via,
+        token=token,
+    )
 
 
 def _origin_host(value: str | None) -> str | None:
@@ -112,18 +117,26 @@ def check_same_origin(request: Request, viewer: Viewer, submitted_token: str | N
     """Refuse a cookie-authenticated POST from another origin or without the form token."""
     if viewer.via == "bearer":
         return
-    hosts = {h.strip().lower() for h in (request.headers.get("host"),
-                                         request.headers.get("x-forwarded-host")) if h}
+    hosts = {
+        h.strip().lower()
+        for h in (request.headers.get("host"), request.headers.get("x-forwarded-host"))
+        if h
+    }
     source = _origin_host(request.headers.get("origin")) or _origin_host(
-        request.headers.get("referer"))
+        request.headers.get("referer")
+    )
     if source is None or source not in hosts:
         raise AuthError(403, "Refused: the request did not come from this site's pages.")
     if not submitted_token or not hmac.compare_digest(submitted_token, viewer.form_token):
-        raise AuthError(403, "Refused: the form is stale or was not sent by this page; "
-                             "reload and try again.")
+        raise AuthError(
+            403, "Refused: the form is stale or was not sent by this page; reload and try again."
+        )
 
 
 def require_admin(viewer: Viewer, action: str) -> None:
     if not viewer.is_admin:
-        raise AuthError(403, f"Only Airflow admins may {action}; {viewer.username} is "
-                             f"{viewer.role or 'not an admin'}.")
+        raise AuthError(
+            403,
+            f"Only Airflow admins may {action}; {viewer.username} is "
+            f"{viewer.role or 'not an admin'}.",
+        )

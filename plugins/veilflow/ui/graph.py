@@ -42,19 +42,24 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _box(x: int, y: int, w: int, label: str, *, fill: str, stroke: str, title: str,
-         css: str) -> str:
-    return (f'<g class="{css}"><title>{escape(title)}</title>'
-            f'<rect x="{x}" y="{y}" width="{w}" height="{BOX_H}" rx="5" fill="{fill}" '
-            f'stroke="{stroke}"/>'
-            f'<text x="{x + 8}" y="{y + BOX_H / 2 + 4:.0f}">{escape(_clip(label, w - 12))}'
-            f"</text></g>")
+def _box(
+    x: int, y: int, w: int, label: str, *, fill: str, stroke: str, title: str, css: str
+) -> str:
+    return (
+        f'<g class="{css}"><title>{escape(title)}</title>'
+        f'<rect x="{x}" y="{y}" width="{w}" height="{BOX_H}" rx="5" fill="{fill}" '
+        f'stroke="{stroke}"/>'
+        f'<text x="{x + 8}" y="{y + BOX_H / 2 + 4:.0f}">{escape(_clip(label, w - 12))}'
+        f"</text></g>"
+    )
 
 
 def _curve(x1: int, y1: float, x2: int, y2: float, stroke: str) -> str:
     mid = (x1 + x2) / 2
-    return (f'<path d="M{x1},{y1:.0f} C{mid:.0f},{y1:.0f} {mid:.0f},{y2:.0f} {x2},{y2:.0f}" '
-            f'fill="none" stroke="{stroke}" stroke-width="1.4" marker-end="url(#vf-arrow)"/>')
+    return (
+        f'<path d="M{x1},{y1:.0f} C{mid:.0f},{y1:.0f} {mid:.0f},{y2:.0f} {x2},{y2:.0f}" '
+        f'fill="none" stroke="{stroke}" stroke-width="1.4" marker-end="url(#vf-arrow)"/>'
+    )
 
 
 def column_graph(edges: Sequence[ColumnEdge], *, title: str = "") -> Markup:
@@ -84,14 +89,27 @@ def column_graph(edges: Sequence[ColumnEdge], *, title: str = "") -> Markup:
     ]
     out_tables = sorted({e.output_table for e in edges})
     in_tables = sorted({e.input_table for e in edges})
-    for x, label in ((x_in, ", ".join(in_tables)), (x_op, "operator · key version"),
-                     (x_out, ", ".join(out_tables))):
-        parts.append(f'<text class="lane" x="{x}" y="18">{escape(_clip(label, LANE_W[0] + GAP))}'
-                     "</text>")
+    for x, label in (
+        (x_in, ", ".join(in_tables)),
+        (x_op, "operator · key version"),
+        (x_out, ", ".join(out_tables)),
+    ):
+        parts.append(
+            f'<text class="lane" x="{x}" y="18">{escape(_clip(label, LANE_W[0] + GAP))}</text>'
+        )
     for name, i in inputs.items():
-        parts.append(_box(x_in, y_of(i), LANE_W[0], name.rsplit(".", 1)[-1],
-                          fill="#fdf0f0", stroke="#a94442", css="vf-in",
-                          title=f"{name} (restricted zone: raw personal data)"))
+        parts.append(
+            _box(
+                x_in,
+                y_of(i),
+                LANE_W[0],
+                name.rsplit(".", 1)[-1],
+                fill="#fdf0f0",
+                stroke="#a94442",
+                css="vf-in",
+                title=f"{name} (restricted zone: raw personal data)",
+            )
+        )
     for i, e in enumerate(edges):
         fill, stroke = _colour(e)
         src_y = y_of(inputs[f"{e.input_table}.{e.input_column}"]) + BOX_H / 2
@@ -99,11 +117,30 @@ def column_graph(edges: Sequence[ColumnEdge], *, title: str = "") -> Markup:
         op_label = e.operator + (f" · {e.key}" if e.key else "")
         gdpr = f"{e.gdpr_class}: {e.gdpr_reason}" if e.gdpr_class else ""
         parts.append(_curve(x_in + LANE_W[0], src_y, x_op, y + BOX_H / 2, stroke))
-        parts.append(_box(x_op, y, LANE_W[1], op_label, fill=fill, stroke=stroke, css="vf-op",
-                          title=f"{e.description} ({e.transformation}, "
-                                f"masking={str(e.masking).lower()})"))
+        parts.append(
+            _box(
+                x_op,
+                y,
+                LANE_W[1],
+                op_label,
+                fill=fill,
+                stroke=stroke,
+                css="vf-op",
+                title=f"{e.description} ({e.transformation}, masking={str(e.masking).lower()})",
+            )
+        )
         parts.append(_curve(x_op + LANE_W[1], y + BOX_H / 2, x_out, y + BOX_H / 2, stroke))
-        parts.append(_box(x_out, y, LANE_W[2], e.column, fill=fill, stroke=stroke,
-                          css="vf-out", title=f"{e.output_table}.{e.column} — {gdpr}"))
+        parts.append(
+            _box(
+                x_out,
+                y,
+                LANE_W[2],
+                e.column,
+                fill=fill,
+                stroke=stroke,
+                css="vf-out",
+                title=f"{e.output_table}.{e.column} — {gdpr}",
+            )
+        )
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - every interpolated text is escaped above

@@ -38,7 +38,8 @@ class LineageFilter:
             conds.append(
                 "(policy_hash LIKE %(policy_prefix)s"
                 " OR event #>> '{run,facets,veilflow_anonymization,policy,name}' = %(policy)s"
-                " OR event #>> '{run,facets,veilflow_anonymization,policy,file}' = %(policy)s)")
+                " OR event #>> '{run,facets,veilflow_anonymization,policy,file}' = %(policy)s)"
+            )
             params["policy"] = self.policy
             params["policy_prefix"] = self.policy.replace("%", "").replace("_", r"\_") + "%"
         if self.since:
@@ -51,8 +52,11 @@ class LineageFilter:
 
     def query(self) -> dict[str, str]:
         """The filters as URL query parameters (for links that keep them)."""
-        out = {"policy": self.policy, "since": self.since and self.since.isoformat(),
-               "until": self.until and self.until.isoformat()}
+        out = {
+            "policy": self.policy,
+            "since": self.since and self.since.isoformat(),
+            "until": self.until and self.until.isoformat(),
+        }
         return {k: v for k, v in out.items() if v}
 
 
@@ -74,11 +78,21 @@ def lineage_datasets(conn: psycopg.Connection, flt: LineageFilter) -> list[Datas
         " (array_agg(policy_hash ORDER BY event_time DESC, event_id DESC))[1],"
         " array_agg(DISTINCT outputs[1])"
         f" FROM governance.lineage_events WHERE {where}"
-        " GROUP BY dataset ORDER BY max(event_time) DESC", params).fetchall()
+        " GROUP BY dataset ORDER BY max(event_time) DESC",
+        params,
+    ).fetchall()
     # staging tables are a run's scratch space; users look for what was published
-    return [DatasetSummary(r[0], int(r[1]), int(r[2]), r[3], r[4],
-                           [o for o in r[5] if o and not o.startswith("staging.")])
-            for r in rows]
+    return [
+        DatasetSummary(
+            r[0],
+            int(r[1]),
+            int(r[2]),
+            r[3],
+            r[4],
+            [o for o in r[5] if o and not o.startswith("staging.")],
+        )
+        for r in rows
+    ]
 
 
 @dataclass(frozen=True)
@@ -93,13 +107,14 @@ class LineageRun:
     status: str | None
 
 
-def lineage_runs(conn: psycopg.Connection, flt: LineageFilter, *, limit: int = 100,
-                 offset: int = 0) -> tuple[int, list[LineageRun]]:
+def lineage_runs(
+    conn: psycopg.Connection, flt: LineageFilter, *, limit: int = 100, offset: int = 0
+) -> tuple[int, list[LineageRun]]:
     """(runs matching, one page of them newest first) for the explorer's run list."""
     where, params = flt.where()
     total = conn.execute(
-        f"SELECT count(DISTINCT run_id) FROM governance.lineage_events WHERE {where}",
-        params).fetchone()
+        f"SELECT count(DISTINCT run_id) FROM governance.lineage_events WHERE {where}", params
+    ).fetchone()
     rows = conn.execute(
         "WITH ev AS (SELECT run_id, min(event_time) AS first_t, max(event_time) AS last_t,"
         "   (array_agg(stage ORDER BY event_time DESC, event_id DESC))[1] AS stage,"
@@ -110,9 +125,13 @@ def lineage_runs(conn: psycopg.Connection, flt: LineageFilter, *, limit: int = 1
         "  ORDER BY max(event_time) DESC LIMIT %(limit)s OFFSET %(offset)s)"
         " SELECT ev.run_id, first_t, last_t, stage, etype, n, phash, r.status"
         " FROM ev LEFT JOIN governance.runs r ON r.run_id = ev.run_id"
-        " ORDER BY last_t DESC", {**params, "limit": limit, "offset": offset}).fetchall()
-    return (int(total[0]) if total else 0,
-            [LineageRun(r[0], r[1], r[2], r[3], r[4], int(r[5]), r[6], r[7]) for r in rows])
+        " ORDER BY last_t DESC",
+        {**params, "limit": limit, "offset": offset},
+    ).fetchall()
+    return (
+        int(total[0]) if total else 0,
+        [LineageRun(r[0], r[1], r[2], r[3], r[4], int(r[5]), r[6], r[7]) for r in rows],
+    )
 
 
 # ------------------------------------------------------------------------------- runs
@@ -129,18 +148,25 @@ class RunRow:
     policy_hash: str
 
 
-_RUN_COLUMNS = ("run_id, dataset, status, started_at, finished_at, rows_in, rows_out, error,"
-                " policy_hash")
+_RUN_COLUMNS = (
+    "run_id, dataset, status, started_at, finished_at, rows_in, rows_out, error, policy_hash"
+)
 
 
-def runs(conn: psycopg.Connection, *, dataset: str | None = None, status: str | None = None,
-         limit: int = 200) -> list[RunRow]:
+def runs(
+    conn: psycopg.Connection,
+    *,
+    dataset: str | None = None,
+    status: str | None = None,
+    limit: int = 200,
+) -> list[RunRow]:
     rows = conn.execute(
         f"SELECT {_RUN_COLUMNS} FROM governance.runs"
         " WHERE (%(dataset)s::text IS NULL OR dataset = %(dataset)s)"
         "   AND (%(status)s::text IS NULL OR status = %(status)s)"
         " ORDER BY started_at DESC LIMIT %(limit)s",
-        {"dataset": dataset, "status": status, "limit": limit}).fetchall()
+        {"dataset": dataset, "status": status, "limit": limit},
+    ).fetchall()
     return [RunRow(*r) for r in rows]
 
 
@@ -153,14 +179,17 @@ class RunDetail:
 
 
 def run_detail(conn: psycopg.Connection, run_id: str) -> RunDetail | None:
-    row = conn.execute(f"SELECT {_RUN_COLUMNS}, manifest FROM governance.runs"
-                       " WHERE run_id = %s", (run_id,)).fetchone()
+    row = conn.execute(
+        f"SELECT {_RUN_COLUMNS}, manifest FROM governance.runs WHERE run_id = %s", (run_id,)
+    ).fetchone()
     if row is None:
         return None
-    q = conn.execute("SELECT quarantine_table, reasons FROM governance.quarantined"
-                     " WHERE run_id = %s", (run_id,)).fetchone()
-    p = conn.execute("SELECT rows FROM governance.published_versions WHERE run_id = %s",
-                     (run_id,)).fetchone()
+    q = conn.execute(
+        "SELECT quarantine_table, reasons FROM governance.quarantined WHERE run_id = %s", (run_id,)
+    ).fetchone()
+    p = conn.execute(
+        "SELECT rows FROM governance.published_versions WHERE run_id = %s", (run_id,)
+    ).fetchone()
     quarantine = {"table": q[0], "reasons": q[1]} if q else row[9].get("quarantine")
     return RunDetail(RunRow(*row[:9]), row[9] or {}, quarantine, int(p[0]) if p else None)
 
@@ -182,9 +211,20 @@ class KeyRow:
 
 
 def key_inventory(conn: psycopg.Connection, dataset: str | None = None) -> list[KeyRow]:
-    return [KeyRow(v.key_id, v.dataset, v.purpose, v.version, v.state, v.master_key_id,
-                   v.created_at, v.created_by, v.changed_at)
-            for v in list_keys(conn, dataset)]
+    return [
+        KeyRow(
+            v.key_id,
+            v.dataset,
+            v.purpose,
+            v.version,
+            v.state,
+            v.master_key_id,
+            v.created_at,
+            v.created_by,
+            v.changed_at,
+        )
+        for v in list_keys(conn, dataset)
+    ]
 
 
 # ------------------------------------------------------------------------------- audit
@@ -199,8 +239,9 @@ class AuditFilter:
     airflow_user: str | None = None
 
 
-def audit_entries(conn: psycopg.Connection, flt: AuditFilter, *, limit: int = 200
-                  ) -> list[AuditEntry]:
+def audit_entries(
+    conn: psycopg.Connection, flt: AuditFilter, *, limit: int = 200
+) -> list[AuditEntry]:
     """Matching entries, newest first."""
     rows = conn.execute(
         "SELECT seq, at, actor, action, target, purpose, count, outcome, details, row_hash"
@@ -213,10 +254,18 @@ def audit_entries(conn: psycopg.Connection, flt: AuditFilter, *, limit: int = 20
         "   AND (%(until)s::date IS NULL OR at < %(until)s::date + 1)"
         "   AND (%(airflow_user)s::text IS NULL OR details->>'airflow_user' = %(airflow_user)s)"
         " ORDER BY seq DESC LIMIT %(limit)s",
-        {"action": flt.action, "prefix": f"{flt.action}.%" if flt.action else None,
-         "actor": flt.actor, "target": flt.target, "outcome": flt.outcome,
-         "since": flt.since, "until": flt.until, "airflow_user": flt.airflow_user,
-         "limit": limit}).fetchall()
+        {
+            "action": flt.action,
+            "prefix": f"{flt.action}.%" if flt.action else None,
+            "actor": flt.actor,
+            "target": flt.target,
+            "outcome": flt.outcome,
+            "since": flt.since,
+            "until": flt.until,
+            "airflow_user": flt.airflow_user,
+            "limit": limit,
+        },
+    ).fetchall()
     return [AuditEntry(*r) for r in rows]
 
 
@@ -230,10 +279,12 @@ def role_zones(conn: psycopg.Connection) -> dict[str, dict[str, str]]:
         " FROM pg_roles g CROSS JOIN unnest(%(zones)s::text[]) AS z(zone)"
         " WHERE g.rolname = ANY(%(groups)s)"
         "   AND EXISTS (SELECT 1 FROM pg_namespace n WHERE n.nspname = z.zone)",
-        {"zones": list(ZONES), "groups": list(ROLES.values())}).fetchall()
+        {"zones": list(ZONES), "groups": list(ROLES.values())},
+    ).fetchall()
     by_group = {v: k for k, v in ROLES.items()}
     out: dict[str, dict[str, str]] = {name: {z: "" for z in ZONES} for name in ROLES}
     for group, zone, usage, create in rows:
-        out[by_group[group]][zone] = ("read/write" if usage and create else
-                                      "read" if usage else "write" if create else "")
+        out[by_group[group]][zone] = (
+            "read/write" if usage and create else "read" if usage else "write" if create else ""
+        )
     return out

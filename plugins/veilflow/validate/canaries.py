@@ -110,8 +110,15 @@ def _kind(name: str, spec: Any, template: str | None) -> str:
     action = getattr(spec, "action", "")
     lname = name.lower()
     tmpl = template or ""
-    if action == "scrub_text" or lname in ("note", "notes", "comment", "comments", "text",
-                                           "description", "message"):
+    if action == "scrub_text" or lname in (
+        "note",
+        "notes",
+        "comment",
+        "comments",
+        "text",
+        "description",
+        "message",
+    ):
         return "free_text"
     if entity == "EMAIL_ADDRESS" or "email" in lname or re.fullmatch(r"[^@\s]+@[^@\s]+", tmpl):
         return "email"
@@ -119,8 +126,11 @@ def _kind(name: str, spec: Any, template: str | None) -> str:
         return "ssn"
     if entity == "CREDIT_CARD" or params.get("luhn") or "card" in lname:
         return "card"
-    if entity == "IP_ADDRESS" or lname in ("ip", "ip_address", "ipv4") or re.fullmatch(
-            r"\d{1,3}(\.\d{1,3}){3}", tmpl):
+    if (
+        entity == "IP_ADDRESS"
+        or lname in ("ip", "ip_address", "ipv4")
+        or re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}", tmpl)
+    ):
         return "ip"
     if entity == "PHONE_NUMBER" or "phone" in lname:
         return "phone"
@@ -144,8 +154,11 @@ def _text_value(kind: str, tag: str, template: str | None) -> str:
         return f"canary.{tag}@canary.invalid"
     if kind == "ssn":
         digits = "9" + _digits(8)
-        return _with_digits(tmpl, digits) if n_digits == 9 else \
-            f"{digits[:3]}-{digits[3:5]}-{digits[5:]}"
+        return (
+            _with_digits(tmpl, digits)
+            if n_digits == 9
+            else f"{digits[:3]}-{digits[3:5]}-{digits[5:]}"
+        )
     if kind == "card":
         n = n_digits if 12 <= n_digits <= 19 else 16
         digits = luhn_complete("4" + _digits(n - 1))
@@ -182,8 +195,10 @@ def _free_text(planted: dict[str, str], tag: str) -> str:
     email = planted.get("email") or _text_value("email", tag, None)
     phone = planted.get("phone") or _text_value("phone", tag, None)
     ssn = planted.get("ssn") or _text_value("ssn", tag, None)
-    return (f"Canary record {tag}. {person} called about the account; call back on {phone}."
-            f" Confirmation sent to {email}. Verified SSN {ssn}.")
+    return (
+        f"Canary record {tag}. {person} called about the account; call back on {phone}."
+        f" Confirmation sent to {email}. Verified SSN {ssn}."
+    )
 
 
 def _typed_value(pg_type: str, template: Any, bounds: tuple[Any, Any] | None) -> str | None:
@@ -204,6 +219,7 @@ def _typed_value(pg_type: str, template: Any, bounds: tuple[Any, Any] | None) ->
         return moment.isoformat()
     if pg_type == "uuid":
         import uuid
+
         return str(uuid.UUID(bytes=secrets.token_bytes(16), version=4))
     return None if template is None else str(template)
 
@@ -211,8 +227,13 @@ def _typed_value(pg_type: str, template: Any, bounds: tuple[Any, Any] | None) ->
 # --------------------------------------------------------------------------- planting
 
 
-def plant_canaries(conn: psycopg.Connection[Any], snapshot_table: str | sql.Composable,
-                   policy: _Policy, n: int, key_column: str) -> int:
+def plant_canaries(
+    conn: psycopg.Connection[Any],
+    snapshot_table: str | sql.Composable,
+    policy: _Policy,
+    n: int,
+    key_column: str,
+) -> int:
     """Insert ``n`` canary rows into the run's snapshot (``_vf_canary = true``).
 
     Returns the number of rows planted. Values are logged nowhere; the snapshot itself is
@@ -225,21 +246,35 @@ def plant_canaries(conn: psycopg.Connection[Any], snapshot_table: str | sql.Comp
     columns = [c for c in types if c not in (CANARY, ROW)]
     col_list = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
     with conn.cursor() as cur:
-        cur.execute(sql.SQL("SELECT {} FROM {} WHERE {} IS NOT TRUE LIMIT 200").format(
-            col_list, table, sql.Identifier(CANARY)))
+        cur.execute(
+            sql.SQL("SELECT {} FROM {} WHERE {} IS NOT TRUE LIMIT 200").format(
+                col_list, table, sql.Identifier(CANARY)
+            )
+        )
         templates = cur.fetchall()
         bounds: dict[str, tuple[Any, Any]] = {}
         numeric = [c for c in columns if types[c].startswith(_INT_TYPES + _NUM_TYPES)]
         if numeric:
-            cur.execute(sql.SQL("SELECT {} FROM {}").format(
-                sql.SQL(", ").join(sql.SQL("min({c}), max({c})").format(c=sql.Identifier(c))
-                                   for c in numeric), table))
+            cur.execute(
+                sql.SQL("SELECT {} FROM {}").format(
+                    sql.SQL(", ").join(
+                        sql.SQL("min({c}), max({c})").format(c=sql.Identifier(c)) for c in numeric
+                    ),
+                    table,
+                )
+            )
             got = cur.fetchone() or ()
             for i, c in enumerate(numeric):
                 bounds[c] = (got[2 * i], got[2 * i + 1]) if got else (None, None)
-        keys = _canary_keys(cur, table, key_column, types.get(key_column, "text"),
-                            [t[columns.index(key_column)] for t in templates]
-                            if key_column in columns else [], bounds.get(key_column), n)
+        keys = _canary_keys(
+            cur,
+            table,
+            key_column,
+            types.get(key_column, "text"),
+            [t[columns.index(key_column)] for t in templates] if key_column in columns else [],
+            bounds.get(key_column),
+            n,
+        )
 
     rows: list[list[str | None]] = []
     for i in range(n):
@@ -272,8 +307,12 @@ def plant_canaries(conn: psycopg.Connection[Any], snapshot_table: str | sql.Comp
             values[col] = _free_text(planted, tag)
         rows.append([values.get(c) for c in columns])
 
-    with conn.cursor() as cur, cur.copy(sql.SQL("COPY {} ({}, {}) FROM STDIN").format(
-            table, col_list, sql.Identifier(CANARY))) as copy:
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            sql.SQL("COPY {} ({}, {}) FROM STDIN").format(table, col_list, sql.Identifier(CANARY))
+        ) as copy,
+    ):
         for row in rows:
             copy.write_row([*row, True])
     log.info("planted %d canary rows in %s", n, _name_of(conn, snapshot_table))
@@ -286,8 +325,15 @@ def _text_form(value: Any) -> str:
     return str(value)
 
 
-def _canary_keys(cur: psycopg.Cursor[Any], table: sql.Composable, key: str, pg_type: str,
-                 samples: list[Any], bounds: tuple[Any, Any] | None, n: int) -> list[str]:
+def _canary_keys(
+    cur: psycopg.Cursor[Any],
+    table: sql.Composable,
+    key: str,
+    pg_type: str,
+    samples: list[Any],
+    bounds: tuple[Any, Any] | None,
+    n: int,
+) -> list[str]:
     """``n`` key values that no real row has."""
     if pg_type.startswith(_INT_TYPES):
         top = int(bounds[1]) if bounds and bounds[1] is not None else 0
@@ -297,8 +343,11 @@ def _canary_keys(cur: psycopg.Cursor[Any], table: sql.Composable, key: str, pg_t
     template = next((str(s) for s in samples if s is not None), None)
     if template is not None and template.isdigit():
         # Digit-string keys continue after the largest real one, keeping their format.
-        cur.execute(sql.SQL("SELECT max({k}::numeric) FROM {t} WHERE {k} ~ '^[0-9]+$'").format(
-            k=sql.Identifier(key), t=table))
+        cur.execute(
+            sql.SQL("SELECT max({k}::numeric) FROM {t} WHERE {k} ~ '^[0-9]+$'").format(
+                k=sql.Identifier(key), t=table
+            )
+        )
         row = cur.fetchone()
         top = int(row[0]) if row and row[0] is not None else 0
         return [str(top + 1 + i) for i in range(n)]
@@ -309,8 +358,12 @@ def _canary_keys(cur: psycopg.Cursor[Any], table: sql.Composable, key: str, pg_t
             keys = {f"canary-{secrets.token_hex(6)}" for _ in range(n)}
         if len(keys) < n:
             continue
-        cur.execute(sql.SQL("SELECT count(*) FROM {} WHERE {}::text = ANY(%s)").format(
-            table, sql.Identifier(key)), (list(keys),))
+        cur.execute(
+            sql.SQL("SELECT count(*) FROM {} WHERE {}::text = ANY(%s)").format(
+                table, sql.Identifier(key)
+            ),
+            (list(keys),),
+        )
         row = cur.fetchone()
         if row and int(row[0]) == 0:
             return sorted(keys)
@@ -330,10 +383,14 @@ def evidence_forms(value: str) -> set[str]:
     return {f for f in forms if len(f) >= MIN_EVIDENCE_LENGTH}
 
 
-def check_canaries(conn: psycopg.Connection[Any], snapshot_table: str | sql.Composable,
-                   candidate_table: str | sql.Composable, hiding_columns: Iterable[str],
-                   free_text_columns: Iterable[str] = (), expected: int | None = None
-                   ) -> CheckResult:
+def check_canaries(
+    conn: psycopg.Connection[Any],
+    snapshot_table: str | sql.Composable,
+    candidate_table: str | sql.Composable,
+    hiding_columns: Iterable[str],
+    free_text_columns: Iterable[str] = (),
+    expected: int | None = None,
+) -> CheckResult:
     """No value planted in a column the policy hides appears in any output column of the
     candidate's canary rows, in any form; and every planted canary reached the candidate
     (else the test proves nothing). Details name columns and counts, never values."""
@@ -348,24 +405,35 @@ def check_canaries(conn: psycopg.Connection[Any], snapshot_table: str | sql.Comp
         planted: dict[str, set[str]] = {}
         n_planted = 0
         read = [*hiding, *prose]
-        cur.execute(sql.SQL("SELECT true{} FROM {} WHERE {}").format(
-            sql.SQL("").join(sql.SQL(", {}::text").format(sql.Identifier(c)) for c in read),
-            snap, sql.Identifier(CANARY)))
+        cur.execute(
+            sql.SQL("SELECT true{} FROM {} WHERE {}").format(
+                sql.SQL("").join(sql.SQL(", {}::text").format(sql.Identifier(c)) for c in read),
+                snap,
+                sql.Identifier(CANARY),
+            )
+        )
         for rec in cur.fetchall():
             n_planted += 1
             for col, value in zip(read, rec[1:], strict=True):
                 if value is None:
                     continue
                 if col in prose:
-                    found = [m.group(m.lastindex or 0) for p in FREE_TEXT_PATTERNS
-                             for m in p.finditer(value)]
+                    found = [
+                        m.group(m.lastindex or 0)
+                        for p in FREE_TEXT_PATTERNS
+                        for m in p.finditer(value)
+                    ]
                 else:
                     found = [value]
                 for v in found:
                     planted.setdefault(col, set()).update(evidence_forms(v))
-        cur.execute(sql.SQL("SELECT {} FROM {} WHERE {}").format(
-            sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c)) for c in out_cols),
-            cand, sql.Identifier(CANARY)))
+        cur.execute(
+            sql.SQL("SELECT {} FROM {} WHERE {}").format(
+                sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c)) for c in out_cols),
+                cand,
+                sql.Identifier(CANARY),
+            )
+        )
         outputs = cur.fetchall()
 
     leaks: dict[str, int] = {}
@@ -387,5 +455,11 @@ def check_canaries(conn: psycopg.Connection[Any], snapshot_table: str | sql.Comp
         details["leaks"] = dict(sorted(leaks.items()))
     if missing:
         details["missing_canaries"] = missing
-    return CheckResult("canaries", passed, observed=observed, threshold=0, details=details,
-                       seconds=time.perf_counter() - started)
+    return CheckResult(
+        "canaries",
+        passed,
+        observed=observed,
+        threshold=0,
+        details=details,
+        seconds=time.perf_counter() - started,
+    )

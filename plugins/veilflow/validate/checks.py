@@ -12,14 +12,21 @@ from veilflow.validate.report import CheckResult
 from veilflow.zones.run_tables import CANARY, ROW, count
 
 
-def row_count_parity(conn: psycopg.Connection, ctx: GateContext, suppressed: int = 0
-                     ) -> CheckResult:
+def row_count_parity(
+    conn: psycopg.Connection, ctx: GateContext, suppressed: int = 0
+) -> CheckResult:
     """Every source row is in the candidate once (minus rows suppressed on purpose)."""
     t = time.perf_counter()
     out = count(conn, ctx.tables.candidate, sql.SQL("NOT {}").format(sql.Identifier(CANARY)))
     expected = ctx.rows_in - suppressed
-    return CheckResult("row_count_parity", out == expected, observed=out, threshold=expected,
-                       details={"suppressed": suppressed}, seconds=time.perf_counter() - t)
+    return CheckResult(
+        "row_count_parity",
+        out == expected,
+        observed=out,
+        threshold=expected,
+        details={"suppressed": suppressed},
+        seconds=time.perf_counter() - t,
+    )
 
 
 def no_raw_value_survives(conn: psycopg.Connection, ctx: GateContext) -> list[CheckResult]:
@@ -43,15 +50,26 @@ def no_raw_value_survives(conn: psycopg.Connection, ctx: GateContext) -> list[Ch
             # is a value surviving in its own row.
             q = sql.SQL(
                 "SELECT count(*) FROM {cand} o JOIN {snap} s USING ({row})"
-                " WHERE o.{c}::text = s.{c}::text").format(
-                    cand=ctx.tables.candidate, snap=ctx.tables.snapshot, c=ident,
-                    row=sql.Identifier(ROW))
+                " WHERE o.{c}::text = s.{c}::text"
+            ).format(
+                cand=ctx.tables.candidate,
+                snap=ctx.tables.snapshot,
+                c=ident,
+                row=sql.Identifier(ROW),
+            )
             row = conn.execute(q).fetchone()
             leaked = int(row[0]) if row else 0
-            results.append(CheckResult("no_raw_value_survives", leaked == 0, observed=leaked,
-                                       threshold=0, column=col.name,
-                                       details={"compared": "same row"},
-                                       seconds=time.perf_counter() - t))
+            results.append(
+                CheckResult(
+                    "no_raw_value_survives",
+                    leaked == 0,
+                    observed=leaked,
+                    threshold=0,
+                    column=col.name,
+                    details={"compared": "same row"},
+                    seconds=time.perf_counter() - t,
+                )
+            )
             continue
         q = sql.SQL(
             "SELECT count(*) FROM {cand} o WHERE hashtextextended(o.{c}::text, 0) IN"
@@ -62,14 +80,21 @@ def no_raw_value_survives(conn: psycopg.Connection, ctx: GateContext) -> list[Ch
         if leaked:
             exact = sql.SQL(
                 "SELECT count(*) FROM {cand} o WHERE o.{c}::text IN"
-                " (SELECT s.{c}::text FROM {snap} s WHERE s.{c} IS NOT NULL)").format(
-                    cand=ctx.tables.candidate, snap=ctx.tables.snapshot, c=ident)
+                " (SELECT s.{c}::text FROM {snap} s WHERE s.{c} IS NOT NULL)"
+            ).format(cand=ctx.tables.candidate, snap=ctx.tables.snapshot, c=ident)
             row = conn.execute(exact).fetchone()
             leaked = int(row[0]) if row else 0
-        results.append(CheckResult("no_raw_value_survives", leaked == 0, observed=leaked,
-                                   threshold=0, column=col.name,
-                                   details={"compared": "any row"},
-                                   seconds=time.perf_counter() - t))
+        results.append(
+            CheckResult(
+                "no_raw_value_survives",
+                leaked == 0,
+                observed=leaked,
+                threshold=0,
+                column=col.name,
+                details={"compared": "any row"},
+                seconds=time.perf_counter() - t,
+            )
+        )
     return results
 
 
@@ -108,28 +133,36 @@ def row_parity(conn: psycopg.Connection, ctx: GateContext) -> list[CheckResult]:
     labels: list[tuple[str, str]] = []
     for col in ctx.columns:
         c = sql.Identifier(col.name)
-        aggs.append(sql.SQL("count(*) FILTER (WHERE (s.{c} IS NULL) <> (o.{c} IS NULL))").format(
-            c=c))
+        aggs.append(
+            sql.SQL("count(*) FILTER (WHERE (s.{c} IS NULL) <> (o.{c} IS NULL))").format(c=c)
+        )
         labels.append(("null_parity", col.name))
         spec = ctx.policy.columns.get(col.name)
         shape = _shape_map(col, spec.params) if spec is not None else None
         if shape is not None:
-            aggs.append(sql.SQL(
-                "count(*) FILTER (WHERE translate(s.{c}::text, {f}, {to})"
-                " <> translate(o.{c}::text, {f}, {to}) AND o.{c}::text !~ {fallback})").format(
-                    c=c, f=sql.Literal(shape[0]), to=sql.Literal(shape[1]),
-                    fallback=sql.Literal(FALLBACK_PATTERN)))
+            aggs.append(
+                sql.SQL(
+                    "count(*) FILTER (WHERE translate(s.{c}::text, {f}, {to})"
+                    " <> translate(o.{c}::text, {f}, {to}) AND o.{c}::text !~ {fallback})"
+                ).format(
+                    c=c,
+                    f=sql.Literal(shape[0]),
+                    to=sql.Literal(shape[1]),
+                    fallback=sql.Literal(FALLBACK_PATTERN),
+                )
+            )
             labels.append(("format_preserved", col.name))
     if not aggs:
         return []
     q = sql.SQL("SELECT {aggs} FROM {snap} s JOIN {cand} o USING ({row})").format(
-        aggs=sql.SQL(", ").join(aggs), snap=ctx.tables.snapshot, cand=ctx.tables.candidate,
-        row=row)
+        aggs=sql.SQL(", ").join(aggs), snap=ctx.tables.snapshot, cand=ctx.tables.candidate, row=row
+    )
     got = conn.execute(q).fetchone() or tuple(0 for _ in labels)
     seconds = (time.perf_counter() - t) / len(labels)
-    return [CheckResult(name, int(n) == 0, observed=int(n), threshold=0, column=column,
-                        seconds=seconds)
-            for (name, column), n in zip(labels, got, strict=True)]
+    return [
+        CheckResult(name, int(n) == 0, observed=int(n), threshold=0, column=column, seconds=seconds)
+        for (name, column), n in zip(labels, got, strict=True)
+    ]
 
 
 def token_consistency(conn: psycopg.Connection, ctx: GateContext) -> list[CheckResult]:
@@ -152,48 +185,77 @@ def token_consistency(conn: psycopg.Connection, ctx: GateContext) -> list[CheckR
         original: sql.Composable = sql.SQL("s.{}::text").format(sql.Identifier(col.name))
         if params.get("normalize") == "casefold":
             # The operator hashes NFKC + casefold + collapsed whitespace: compare likewise.
-            original = sql.SQL("lower(normalize(regexp_replace(btrim({}), '\\s+', ' ', 'g'),"
-                               " NFKC))").format(original)
+            original = sql.SQL(
+                "lower(normalize(regexp_replace(btrim({}), '\\s+', ' ', 'g'), NFKC))"
+            ).format(original)
         cols.append((col, original))
     if not cols:
         return []
     t = time.perf_counter()
     select = sql.SQL(", ").join(
-        sql.SQL("hashtextextended({orig}, 0) AS {a}, hashtextextended(o.{c}::text, 0) AS {b}"
-                ).format(orig=orig, c=sql.Identifier(col.name), a=sql.Identifier(f"a{i}"),
-                         b=sql.Identifier(f"b{i}"))
-        for i, (col, orig) in enumerate(cols))
+        sql.SQL(
+            "hashtextextended({orig}, 0) AS {a}, hashtextextended(o.{c}::text, 0) AS {b}"
+        ).format(
+            orig=orig,
+            c=sql.Identifier(col.name),
+            a=sql.Identifier(f"a{i}"),
+            b=sql.Identifier(f"b{i}"),
+        )
+        for i, (col, orig) in enumerate(cols)
+    )
     counts: list[sql.Composable] = []
     for i in range(len(cols)):
         a, b = sql.Identifier(f"a{i}"), sql.Identifier(f"b{i}")
         for key, val in ((b, a), (a, b)):
-            counts.append(sql.SQL(
-                "(SELECT count(*) FROM (SELECT 1 FROM j WHERE {a} IS NOT NULL"
-                " AND {b} IS NOT NULL GROUP BY {key} HAVING min({val}) <> max({val})) x)"
-            ).format(a=a, b=b, key=key, val=val))
+            counts.append(
+                sql.SQL(
+                    "(SELECT count(*) FROM (SELECT 1 FROM j WHERE {a} IS NOT NULL"
+                    " AND {b} IS NOT NULL GROUP BY {key} HAVING min({val}) <> max({val})) x)"
+                ).format(a=a, b=b, key=key, val=val)
+            )
     q = sql.SQL(
         "WITH j AS MATERIALIZED (SELECT {select} FROM {snap} s JOIN {cand} o USING ({row}))"
-        " SELECT {counts}").format(select=select, snap=ctx.tables.snapshot,
-                                    cand=ctx.tables.candidate, row=sql.Identifier(ROW),
-                                    counts=sql.SQL(", ").join(counts))
+        " SELECT {counts}"
+    ).format(
+        select=select,
+        snap=ctx.tables.snapshot,
+        cand=ctx.tables.candidate,
+        row=sql.Identifier(ROW),
+        counts=sql.SQL(", ").join(counts),
+    )
     got = conn.execute(q).fetchone() or tuple(0 for _ in counts)
     seconds = (time.perf_counter() - t) / (2 * len(cols))
     results = []
     for i, (col, _) in enumerate(cols):
         collisions, inconsistent = int(got[2 * i]), int(got[2 * i + 1])
-        results.append(CheckResult("token_unique", collisions == 0, observed=collisions,
-                                   threshold=0, column=col.name,
-                                   details={"meaning": "output values shared by distinct "
-                                                       "originals"}, seconds=seconds))
-        results.append(CheckResult("token_joinable", inconsistent == 0, observed=inconsistent,
-                                   threshold=0, column=col.name,
-                                   details={"meaning": "originals with more than one output"},
-                                   seconds=seconds))
+        results.append(
+            CheckResult(
+                "token_unique",
+                collisions == 0,
+                observed=collisions,
+                threshold=0,
+                column=col.name,
+                details={"meaning": "output values shared by distinct originals"},
+                seconds=seconds,
+            )
+        )
+        results.append(
+            CheckResult(
+                "token_joinable",
+                inconsistent == 0,
+                observed=inconsistent,
+                threshold=0,
+                column=col.name,
+                details={"meaning": "originals with more than one output"},
+                seconds=seconds,
+            )
+        )
     return results
 
 
-def raw_values_in_text(conn: psycopg.Connection, ctx: GateContext, text_columns: list[str],
-                       *, min_length: int = 6) -> list[CheckResult]:
+def raw_values_in_text(
+    conn: psycopg.Connection, ctx: GateContext, text_columns: list[str], *, min_length: int = 6
+) -> list[CheckResult]:
     """No raw value of a column the policy hides appears inside a text output column.
 
     Each output text is split into whitespace-separated words (surrounding punctuation
@@ -208,36 +270,50 @@ def raw_values_in_text(conn: psycopg.Connection, ctx: GateContext, text_columns:
         return []
     t = time.perf_counter()
     words = sql.SQL(" UNION ALL ").join(
-        sql.SQL("SELECT {label} AS col, regexp_split_to_table(o.{c}, '\\s+') AS word"
-                " FROM {cand} o WHERE o.{c} IS NOT NULL").format(
-                    label=sql.Literal(name), c=sql.Identifier(name), cand=ctx.tables.candidate)
-        for name in text_columns)
+        sql.SQL(
+            "SELECT {label} AS col, regexp_split_to_table(o.{c}, '\\s+') AS word"
+            " FROM {cand} o WHERE o.{c} IS NOT NULL"
+        ).format(label=sql.Literal(name), c=sql.Identifier(name), cand=ctx.tables.candidate)
+        for name in text_columns
+    )
     raw = sql.SQL(" UNION ALL ").join(
-        sql.SQL("SELECT {c}::text AS v FROM {snap} WHERE {c} IS NOT NULL"
-                " AND {c}::text ~ '[0-9@]'").format(
-            c=sql.Identifier(c.name), snap=ctx.tables.snapshot)
-        for c in hiding)
+        sql.SQL(
+            "SELECT {c}::text AS v FROM {snap} WHERE {c} IS NOT NULL AND {c}::text ~ '[0-9@]'"
+        ).format(c=sql.Identifier(c.name), snap=ctx.tables.snapshot)
+        for c in hiding
+    )
     q = sql.SQL(
         "WITH w AS MATERIALIZED (SELECT DISTINCT col, word FROM"
         " (SELECT col, trim(BOTH {punct} FROM word) AS word FROM ({words}) x) y"
         " WHERE length(word) >= {n} AND word ~ '[0-9@]')"
         " SELECT w.col, count(DISTINCT w.word) FROM ({raw}) r JOIN w ON w.word = r.v"
-        " GROUP BY w.col").format(words=words, raw=raw, n=sql.Literal(min_length),
-                                  punct=sql.Literal(".,;:!?()[]{}<>\"'"))
+        " GROUP BY w.col"
+    ).format(
+        words=words, raw=raw, n=sql.Literal(min_length), punct=sql.Literal(".,;:!?()[]{}<>\"'")
+    )
     with conn.transaction():
         # The planner cannot know how many words a text holds; a nested loop over rows x
         # values would run for hours, so insist on hashing.
         conn.execute("SET LOCAL enable_nestloop = off")
         found = {str(c): int(n) for c, n in conn.execute(q).fetchall()}
     seconds = (time.perf_counter() - t) / len(text_columns)
-    return [CheckResult("no_raw_value_in_text", found.get(name, 0) == 0,
-                        observed=found.get(name, 0), threshold=0, column=name,
-                        details={"searched": [c.name for c in hiding]}, seconds=seconds)
-            for name in text_columns]
+    return [
+        CheckResult(
+            "no_raw_value_in_text",
+            found.get(name, 0) == 0,
+            observed=found.get(name, 0),
+            threshold=0,
+            column=name,
+            details={"searched": [c.name for c in hiding]},
+            seconds=seconds,
+        )
+        for name in text_columns
+    ]
 
 
-def tokens_rederived(conn: psycopg.Connection, ctx: GateContext, sample: int = 1000
-                     ) -> list[CheckResult]:
+def tokens_rederived(
+    conn: psycopg.Connection, ctx: GateContext, sample: int = 1000
+) -> list[CheckResult]:
     """Joinability across tables: for a sample of rows, applying the run's operator to the
     raw value again gives exactly the candidate's value. Any other table tokenized under the
     same key scope computes the same function, so equal originals meet on equal tokens."""
@@ -256,20 +332,34 @@ def tokens_rederived(conn: psycopg.Connection, ctx: GateContext, sample: int = 1
             continue  # the value alone does not determine the output
         t = time.perf_counter()
         c = sql.Identifier(col.name)
-        rows = conn.execute(sql.SQL(
-            "SELECT s.{c}::text, o.{c}::text FROM {snap} s JOIN {cand} o USING ({row})"
-            " WHERE s.{c} IS NOT NULL AND NOT s.{canary} ORDER BY {row} LIMIT {n}").format(
-                c=c, snap=ctx.tables.snapshot, cand=ctx.tables.candidate,
-                row=sql.Identifier(ROW), canary=sql.Identifier(CANARY),
-                n=sql.Literal(sample))).fetchall()
+        rows = conn.execute(
+            sql.SQL(
+                "SELECT s.{c}::text, o.{c}::text FROM {snap} s JOIN {cand} o USING ({row})"
+                " WHERE s.{c} IS NOT NULL AND NOT s.{canary} ORDER BY {row} LIMIT {n}"
+            ).format(
+                c=c,
+                snap=ctx.tables.snapshot,
+                cand=ctx.tables.candidate,
+                row=sql.Identifier(ROW),
+                canary=sql.Identifier(CANARY),
+                n=sql.Literal(sample),
+            )
+        ).fetchall()
         if not rows:
             continue
         raw = pd.Series([r[0] for r in rows], dtype=STRING)
         again = ctx.recompute(col.name, raw).astype(STRING)
         out = pd.Series([r[1] for r in rows], dtype=STRING)
         differ = int((again.fillna("\x00") != out.fillna("\x00")).sum())
-        results.append(CheckResult("token_rederived", differ == 0, observed=differ,
-                                   threshold=0, column=col.name,
-                                   details={"sampled": len(rows)},
-                                   seconds=time.perf_counter() - t))
+        results.append(
+            CheckResult(
+                "token_rederived",
+                differ == 0,
+                observed=differ,
+                threshold=0,
+                column=col.name,
+                details={"sampled": len(rows)},
+                seconds=time.perf_counter() - t,
+            )
+        )
     return results

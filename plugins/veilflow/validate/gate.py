@@ -42,8 +42,9 @@ def _snapshot_name(ctx: GateContext) -> str:
     return f'staging."{ctx.tables.snapshot_name}"'
 
 
-def risk_checks(conn: psycopg.Connection, ctx: GateContext) -> tuple[list[CheckResult], int,
-                                                                       dict[str, Any]]:
+def risk_checks(
+    conn: psycopg.Connection, ctx: GateContext
+) -> tuple[list[CheckResult], int, dict[str, Any]]:
     """k-anonymity, l-diversity and t-closeness on the candidate's quasi-identifiers, with
     suppression of classes smaller than k when the policy says so. Returns the checks, the
     rows suppressed and the metrics for the run's record."""
@@ -56,8 +57,10 @@ def risk_checks(conn: psycopg.Connection, ctx: GateContext) -> tuple[list[CheckR
     t0 = time.perf_counter()
     table = _candidate_name(ctx)
     metrics = table_risk(conn, table, qi, sensitive, distance=p.distance)
-    record: dict[str, Any] = {"before": metrics.to_dict(),
-                              "dropped_quasi_identifiers": sorted(set(p.quasi_identifiers) - set(qi))}
+    record: dict[str, Any] = {
+        "before": metrics.to_dict(),
+        "dropped_quasi_identifiers": sorted(set(p.quasi_identifiers) - set(qi)),
+    }
     suppressed = 0
     checks: list[CheckResult] = []
     if metrics.k < p.k and p.on_violation == "suppress":
@@ -68,10 +71,20 @@ def risk_checks(conn: psycopg.Connection, ctx: GateContext) -> tuple[list[CheckR
             if not conn.autocommit:
                 conn.commit()  # GX reads the candidate through its own connection
             metrics = table_risk(conn, table, qi, sensitive, distance=p.distance)
-        checks.append(CheckResult(
-            "suppression", would <= bound, observed=would, threshold=bound,
-            details={"k": p.k, "max_suppression": p.max_suppression,
-                     "rows": record["before"]["rows"], "suppressed": suppressed}))
+        checks.append(
+            CheckResult(
+                "suppression",
+                would <= bound,
+                observed=would,
+                threshold=bound,
+                details={
+                    "k": p.k,
+                    "max_suppression": p.max_suppression,
+                    "rows": record["before"]["rows"],
+                    "suppressed": suppressed,
+                },
+            )
+        )
     record["after"] = metrics.to_dict()
     record["suppressed_rows"] = suppressed
     seconds = time.perf_counter() - t0
@@ -82,15 +95,38 @@ def risk_checks(conn: psycopg.Connection, ctx: GateContext) -> tuple[list[CheckR
 def _risk_results(m: RiskMetrics, ctx: GateContext, seconds: float) -> list[CheckResult]:
     p = ctx.policy.privacy
     qi = {"quasi_identifiers": list(m.quasi_identifiers), "classes": m.classes}
-    out = [CheckResult("k_anonymity", m.rows == 0 or m.k >= p.k, observed=m.k, threshold=p.k,
-                       details=qi, seconds=seconds)]
+    out = [
+        CheckResult(
+            "k_anonymity",
+            m.rows == 0 or m.k >= p.k,
+            observed=m.k,
+            threshold=p.k,
+            details=qi,
+            seconds=seconds,
+        )
+    ]
     if p.l is not None and m.l is not None:
-        out.append(CheckResult("l_diversity", m.rows == 0 or m.l >= p.l, observed=m.l,
-                               threshold=p.l, column=m.sensitive, details=qi))
+        out.append(
+            CheckResult(
+                "l_diversity",
+                m.rows == 0 or m.l >= p.l,
+                observed=m.l,
+                threshold=p.l,
+                column=m.sensitive,
+                details=qi,
+            )
+        )
     if p.t is not None and m.t is not None:
-        out.append(CheckResult("t_closeness", m.t <= p.t, observed=round(m.t, 6),
-                               threshold=p.t, column=m.sensitive,
-                               details={**qi, "distance": m.distance}))
+        out.append(
+            CheckResult(
+                "t_closeness",
+                m.t <= p.t,
+                observed=round(m.t, 6),
+                threshold=p.t,
+                column=m.sensitive,
+                details={**qi, "distance": m.distance},
+            )
+        )
     return out
 
 
@@ -114,8 +150,9 @@ def run_gate(conn: psycopg.Connection, ctx: GateContext) -> GateReport:
         docs_dir = (ctx.report_dir / "datadocs") if ctx.policy.validation.data_docs else None
         if not conn.autocommit:
             conn.commit()
-        gx_checks, docs = run_expectations(conn, ctx, build_expectations(
-            ctx, suppressed=suppressed), docs_dir)
+        gx_checks, docs = run_expectations(
+            conn, ctx, build_expectations(ctx, suppressed=suppressed), docs_dir
+        )
         report.checks.extend(gx_checks)
         report.data_docs = docs
     else:
@@ -131,22 +168,31 @@ def run_gate(conn: psycopg.Connection, ctx: GateContext) -> GateReport:
     if expected_canaries or ctx.policy.validation.canaries:
         hiding = [n for n, s in ctx.policy.columns.items() if s.action not in NOT_HIDING]
         prose = [n for n, s in ctx.policy.columns.items() if s.action == "scrub_text"]
-        report.checks.append(check_canaries(conn, _snapshot_name(ctx), _candidate_name(ctx),
-                                            hiding, prose))
+        report.checks.append(
+            check_canaries(conn, _snapshot_name(ctx), _candidate_name(ctx), hiding, prose)
+        )
 
     report.checks.append(residual_pii(conn, ctx, ctx.scanner))
 
     report.metrics["seconds"] = round(time.perf_counter() - started, 3)
     report.metrics["seconds_per_check"] = _seconds_per_check(report.checks)
     for c in report.failures:
-        log.warning("gate check %s failed%s: observed %s, threshold %s", c.name,
-                    f" on {c.column}" if c.column else "", c.observed, c.threshold)
+        log.warning(
+            "gate check %s failed%s: observed %s, threshold %s",
+            c.name,
+            f" on {c.column}" if c.column else "",
+            c.observed,
+            c.threshold,
+        )
     return report
 
 
 def _snapshot_canaries(conn: psycopg.Connection, ctx: GateContext) -> int:
-    row = conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
-        ctx.tables.snapshot, sql.Identifier("_vf_canary"))).fetchone()
+    row = conn.execute(
+        sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
+            ctx.tables.snapshot, sql.Identifier("_vf_canary")
+        )
+    ).fetchone()
     return int(row[0]) if row else 0
 
 

@@ -35,8 +35,11 @@ log = logging.getLogger(__name__)
 ROW = "_vf_row"
 CANARY = "_vf_canary"
 #: What GX may put in a result: counts, never a value.
-RESULT_FORMAT: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": 0,
-                                 "include_unexpected_rows": False}
+RESULT_FORMAT: dict[str, Any] = {
+    "result_format": "SUMMARY",
+    "partial_unexpected_count": 0,
+    "include_unexpected_rows": False,
+}
 #: Operators whose output is a function of the input alone (same input, same output).
 DETERMINISTIC = frozenset({"tokenize", "ff1"})
 
@@ -59,12 +62,17 @@ def gx_type_names(pg_type: str) -> list[str]:
     t = pg_type.strip().lower()
     upper = re.sub(r",\s*", ", ", t).upper()
     names = {upper}
-    aliases = {"character varying": "VARCHAR", "character": "CHAR", "double precision":
-               "DOUBLE PRECISION", "timestamp with time zone": "TIMESTAMP WITH TIME ZONE",
-               "timestamp without time zone": "TIMESTAMP", "time without time zone": "TIME"}
+    aliases = {
+        "character varying": "VARCHAR",
+        "character": "CHAR",
+        "double precision": "DOUBLE PRECISION",
+        "timestamp with time zone": "TIMESTAMP WITH TIME ZONE",
+        "timestamp without time zone": "TIMESTAMP",
+        "time without time zone": "TIME",
+    }
     for pg in sorted(aliases, key=len, reverse=True):  # "character varying" before "character"
         if t.startswith(pg):
-            names.add(aliases[pg] + upper[len(pg):])
+            names.add(aliases[pg] + upper[len(pg) :])
             break
     if t in ("double precision",):
         names.add("DOUBLE_PRECISION")
@@ -85,8 +93,11 @@ def output_pattern(col: GateColumn, params: dict[str, Any]) -> str | None:
         return rf"^(.{{0,{first}}}{char}+.{{0,{last}}}|)$"
     if action == "generalize":
         if params.get("truncate") is not None:
-            return {"year": r"^[0-9]{4}$", "month": r"^[0-9]{4}-[0-9]{2}$",
-                    "day": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}[str(params["truncate"])]
+            return {
+                "year": r"^[0-9]{4}$",
+                "month": r"^[0-9]{4}-[0-9]{2}$",
+                "day": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+            }[str(params["truncate"])]
         if params.get("bucket") is not None:
             return r"^(-?[0-9]+--?[0-9]+|<-?[0-9]+|-?[0-9]+\+)$"
         keep = int(params.get("keep_prefix") or 0)
@@ -110,8 +121,11 @@ def token_format_parts(col: GateColumn, params: dict[str, Any]) -> tuple[str, st
     separator (digits and digest hold none), and LIKE puts an ``_`` after ``P_v`` at the
     27th character from the end: that can only be the separator, so the digest has 26
     letters. The converse is immediate. None for other formats."""
-    if col.action != "tokenize" or params.get("format", "readable") != "readable" or \
-            params.get("keep_domain"):
+    if (
+        col.action != "tokenize"
+        or params.get("format", "readable") != "readable"
+        or params.get("keep_domain")
+    ):
         return None
     prefix = str(params.get("prefix", "tok"))
     regex = rf"^{re.escape(prefix)}_v[0-9]+_{TOKEN_ALPHABET}*$"
@@ -123,49 +137,95 @@ def build_expectations(ctx: GateContext, *, suppressed: int = 0) -> list[Expecta
     """Every expectation the policy implies for this run's candidate."""
     policy = ctx.policy
     specs: list[ExpectationSpec] = [
-        ExpectationSpec("schema_columns", "ExpectTableColumnsToMatchSet",
-                        {"column_set": [*(c.name for c in ctx.columns), ROW, CANARY],
-                         "exact_match": True}, scope="table"),
-        ExpectationSpec("row_count_parity", "ExpectTableRowCountToEqual",
-                        {"value": ctx.rows_in - suppressed},
-                        meta={"rows_in": ctx.rows_in, "suppressed": suppressed}),
+        ExpectationSpec(
+            "schema_columns",
+            "ExpectTableColumnsToMatchSet",
+            {"column_set": [*(c.name for c in ctx.columns), ROW, CANARY], "exact_match": True},
+            scope="table",
+        ),
+        ExpectationSpec(
+            "row_count_parity",
+            "ExpectTableRowCountToEqual",
+            {"value": ctx.rows_in - suppressed},
+            meta={"rows_in": ctx.rows_in, "suppressed": suppressed},
+        ),
     ]
     for col in ctx.columns:
-        specs.append(ExpectationSpec("schema_type", "ExpectColumnValuesToBeInTypeList",
-                                     {"column": col.name,
-                                      "type_list": gx_type_names(col.output_type)},
-                                     column=col.name, scope="table"))
+        specs.append(
+            ExpectationSpec(
+                "schema_type",
+                "ExpectColumnValuesToBeInTypeList",
+                {"column": col.name, "type_list": gx_type_names(col.output_type)},
+                column=col.name,
+                scope="table",
+            )
+        )
     for col in ctx.columns:
         spec = policy.columns.get(col.name)
         params = dict(spec.params) if spec is not None else {}
         if col.not_null:
-            specs.append(ExpectationSpec("not_null", "ExpectColumnValuesToNotBeNull",
-                                         {"column": col.name}, column=col.name))
+            specs.append(
+                ExpectationSpec(
+                    "not_null",
+                    "ExpectColumnValuesToNotBeNull",
+                    {"column": col.name},
+                    column=col.name,
+                )
+            )
         pattern = output_pattern(col, params)
         parts = token_format_parts(col, params)
         if parts is not None:
             regex, like = parts
             meta = {"operator": col.action, "format": pattern}
-            specs.append(ExpectationSpec("format", "ExpectColumnValuesToMatchRegex",
-                                         {"column": col.name, "regex": regex},
-                                         column=col.name, meta={**meta, "part": "alphabet"}))
-            specs.append(ExpectationSpec("format", "ExpectColumnValuesToMatchLikePattern",
-                                         {"column": col.name, "like_pattern": like},
-                                         column=col.name, meta={**meta, "part": "length"}))
+            specs.append(
+                ExpectationSpec(
+                    "format",
+                    "ExpectColumnValuesToMatchRegex",
+                    {"column": col.name, "regex": regex},
+                    column=col.name,
+                    meta={**meta, "part": "alphabet"},
+                )
+            )
+            specs.append(
+                ExpectationSpec(
+                    "format",
+                    "ExpectColumnValuesToMatchLikePattern",
+                    {"column": col.name, "like_pattern": like},
+                    column=col.name,
+                    meta={**meta, "part": "length"},
+                )
+            )
         elif pattern is not None:
-            specs.append(ExpectationSpec("format", "ExpectColumnValuesToMatchRegex",
-                                         {"column": col.name, "regex": pattern},
-                                         column=col.name, meta={"operator": col.action}))
+            specs.append(
+                ExpectationSpec(
+                    "format",
+                    "ExpectColumnValuesToMatchRegex",
+                    {"column": col.name, "regex": pattern},
+                    column=col.name,
+                    meta={"operator": col.action},
+                )
+            )
         if col.action == "redact":
-            specs.append(ExpectationSpec(
-                "format", "ExpectColumnValuesToBeInSet",
-                {"column": col.name, "value_set": [params.get("replacement", "[REDACTED]")]},
-                column=col.name, meta={"operator": col.action}))
+            specs.append(
+                ExpectationSpec(
+                    "format",
+                    "ExpectColumnValuesToBeInSet",
+                    {"column": col.name, "value_set": [params.get("replacement", "[REDACTED]")]},
+                    column=col.name,
+                    meta={"operator": col.action},
+                )
+            )
         if col.name == policy.source.key and col.action in DETERMINISTIC:
             # A unique source key must stay unique: distinct originals stay distinct.
-            specs.append(ExpectationSpec("unique", "ExpectColumnValuesToBeUnique",
-                                         {"column": col.name}, column=col.name,
-                                         meta={"operator": col.action}))
+            specs.append(
+                ExpectationSpec(
+                    "unique",
+                    "ExpectColumnValuesToBeUnique",
+                    {"column": col.name},
+                    column=col.name,
+                    meta={"operator": col.action},
+                )
+            )
     return specs
 
 
@@ -180,15 +240,24 @@ def sqlalchemy_url(conn: psycopg.Connection[Any]) -> str:
     if host.startswith("/"):
         query["host"] = host
         url_host = None
-    url = URL.create("postgresql+psycopg", username=info.user, password=info.password or None,
-                     host=url_host, port=info.port if url_host else None,
-                     database=info.dbname, query=query)
+    url = URL.create(
+        "postgresql+psycopg",
+        username=info.user,
+        password=info.password or None,
+        host=url_host,
+        port=info.port if url_host else None,
+        database=info.dbname,
+        query=query,
+    )
     return url.render_as_string(hide_password=False)
 
 
-def run_expectations(conn: psycopg.Connection[Any], ctx: GateContext,
-                     specs: list[ExpectationSpec], docs_dir: Path | None) -> tuple[
-                         list[CheckResult], str | None]:
+def run_expectations(
+    conn: psycopg.Connection[Any],
+    ctx: GateContext,
+    specs: list[ExpectationSpec],
+    docs_dir: Path | None,
+) -> tuple[list[CheckResult], str | None]:
     """Validate ``specs`` on the candidate with GX; returns check results and the Data
     Docs index path (None when ``docs_dir`` is None)."""
     started = time.perf_counter()
@@ -212,8 +281,9 @@ def run_expectations(conn: psycopg.Connection[Any], ctx: GateContext,
     # running the query unbounded and fetching every row into Python (a whole-table copy
     # in memory), where a table's columns come from the catalog. Expectations with the same
     # row condition share one domain, so GX bundles their metrics into one scan.
-    asset = source.add_table_asset(name="candidate", table_name=tables.candidate_name,
-                                   schema_name="staging")
+    asset = source.add_table_asset(
+        name="candidate", table_name=tables.candidate_name, schema_name="staging"
+    )
     real_rows = Column(CANARY) == False  # noqa: E712 -- a GX condition, not a comparison
     suite_name = f"{ctx.policy.dataset}"
     expectations = []
@@ -221,30 +291,52 @@ def run_expectations(conn: psycopg.Connection[Any], ctx: GateContext,
     for i, s in enumerate(specs):
         cls = getattr(gxe, s.gx_type)
         condition = {"row_condition": real_rows} if s.scope == "rows" else {}
-        expectations.append(cls(**s.kwargs, **condition, meta={
-            "veilflow_check": s.check, "veilflow_index": i, "veilflow_scope": s.scope,
-            **s.meta}))
+        expectations.append(
+            cls(
+                **s.kwargs,
+                **condition,
+                meta={
+                    "veilflow_check": s.check,
+                    "veilflow_index": i,
+                    "veilflow_scope": s.scope,
+                    **s.meta,
+                },
+            )
+        )
         index[i] = s
     # Built whole, then stored once: adding expectations one by one re-serializes the
     # stored suite each time.
     suite = context.suites.add(gx.ExpectationSuite(name=suite_name, expectations=expectations))
     batch_def = asset.add_batch_definition_whole_table("all")
-    validations = [context.validation_definitions.add(gx.ValidationDefinition(
-        name=f"{suite_name}.{tables.tag}", data=batch_def, suite=suite))]
+    validations = [
+        context.validation_definitions.add(
+            gx.ValidationDefinition(name=f"{suite_name}.{tables.tag}", data=batch_def, suite=suite)
+        )
+    ]
 
     actions: list[Any] = []
     if docs_dir is not None:
         docs_dir.mkdir(parents=True, exist_ok=True)
-        context.add_data_docs_site(site_name="run", site_config={
-            "class_name": "SiteBuilder",
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend",
-                              "base_directory": str(docs_dir)},
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        })
+        context.add_data_docs_site(
+            site_name="run",
+            site_config={
+                "class_name": "SiteBuilder",
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(docs_dir),
+                },
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
         actions.append(UpdateDataDocsAction(name="data_docs", site_names=["run"]))
-    checkpoint = context.checkpoints.add(gx.Checkpoint(
-        name=f"{suite_name}.{tables.tag}", validation_definitions=validations, actions=actions,
-        result_format=RESULT_FORMAT))
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(
+            name=f"{suite_name}.{tables.tag}",
+            validation_definitions=validations,
+            actions=actions,
+            result_format=RESULT_FORMAT,
+        )
+    )
     ran = time.perf_counter()
     result = checkpoint.run(run_id=None)
     seconds = time.perf_counter() - ran
@@ -256,18 +348,33 @@ def run_expectations(conn: psycopg.Connection[Any], ctx: GateContext,
             spec = index.get(int(meta.get("veilflow_index", -1)))
             if spec is None:
                 continue
-            checks.append(_to_check(spec, r.success, r.result or {}, r.exception_info,
-                                    seconds / max(1, len(specs))))
+            checks.append(
+                _to_check(
+                    spec, r.success, r.result or {}, r.exception_info, seconds / max(1, len(specs))
+                )
+            )
     docs = str(docs_dir / "index.html") if docs_dir is not None else None
-    log.info("GX: %d expectations in %.2fs (import %.2fs)", len(checks),
-             time.perf_counter() - started, imported - started)
+    log.info(
+        "GX: %d expectations in %.2fs (import %.2fs)",
+        len(checks),
+        time.perf_counter() - started,
+        imported - started,
+    )
     return checks, docs
 
 
-def _to_check(spec: ExpectationSpec, success: bool | None, result: dict[str, Any],
-              exception: Any, seconds: float) -> CheckResult:
-    details: dict[str, Any] = {"engine": "great_expectations", "expectation": spec.gx_type,
-                               **{k: v for k, v in spec.meta.items() if k != "rows_in"}}
+def _to_check(
+    spec: ExpectationSpec,
+    success: bool | None,
+    result: dict[str, Any],
+    exception: Any,
+    seconds: float,
+) -> CheckResult:
+    details: dict[str, Any] = {
+        "engine": "great_expectations",
+        "expectation": spec.gx_type,
+        **{k: v for k, v in spec.meta.items() if k != "rows_in"},
+    }
     raised = isinstance(exception, dict) and exception.get("raised_exception")
     if raised:
         details["error"] = str(exception.get("exception_message") or "")[:200]
@@ -278,13 +385,22 @@ def _to_check(spec: ExpectationSpec, success: bool | None, result: dict[str, Any
     else:
         observed = result.get("observed_value")
         threshold = _threshold(spec)
-        mismatch = result.get("details", {}).get("mismatched") if isinstance(
-            result.get("details"), dict) else None
+        mismatch = (
+            result.get("details", {}).get("mismatched")
+            if isinstance(result.get("details"), dict)
+            else None
+        )
         if mismatch:
             details["mismatched"] = mismatch  # column names only
-    return CheckResult(spec.check, bool(success) and not raised, observed=observed,
-                       threshold=threshold, column=spec.column, details=details,
-                       seconds=seconds)
+    return CheckResult(
+        spec.check,
+        bool(success) and not raised,
+        observed=observed,
+        threshold=threshold,
+        column=spec.column,
+        details=details,
+        seconds=seconds,
+    )
 
 
 def _threshold(spec: ExpectationSpec) -> Any:

@@ -43,8 +43,17 @@ DistanceChoice = Literal["auto", "equal", "ordered"]
 
 #: PostgreSQL types whose values have an order that means something (ordered distance).
 ORDERED_TYPES = (
-    "smallint", "integer", "bigint", "numeric", "real", "double precision", "date",
-    "timestamp", "time", "interval", "money",
+    "smallint",
+    "integer",
+    "bigint",
+    "numeric",
+    "real",
+    "double precision",
+    "date",
+    "timestamp",
+    "time",
+    "interval",
+    "money",
 )
 
 
@@ -85,8 +94,9 @@ class RiskMetrics:
 # --------------------------------------------------------------------------- numeric core
 
 
-def _ordered_emd(cls: np.ndarray, val: np.ndarray, cnt: np.ndarray, sizes: np.ndarray,
-                 q: np.ndarray) -> np.ndarray:
+def _ordered_emd(
+    cls: np.ndarray, val: np.ndarray, cnt: np.ndarray, sizes: np.ndarray, q: np.ndarray
+) -> np.ndarray:
     """Ordered-distance EMD of every class against the global distribution ``q``.
 
     ``cls``/``val``/``cnt`` are sorted by (class, value). Per class, the cumulative share
@@ -129,8 +139,9 @@ def _ordered_emd(cls: np.ndarray, val: np.ndarray, cnt: np.ndarray, sizes: np.nd
     return np.asarray(total / (m - 1))
 
 
-def _equal_emd(cls: np.ndarray, val: np.ndarray, cnt: np.ndarray, sizes: np.ndarray,
-               q: np.ndarray) -> np.ndarray:
+def _equal_emd(
+    cls: np.ndarray, val: np.ndarray, cnt: np.ndarray, sizes: np.ndarray, q: np.ndarray
+) -> np.ndarray:
     """Equal-distance EMD, ½·Σ|p − q|, of every class; values absent from a class add q."""
     p = cnt / sizes[cls]
     qv = q[val]
@@ -157,17 +168,26 @@ def metrics_from_histogram(
     cnt = np.asarray(cnt, dtype=np.int64)
     rows = int(cnt.sum())
     if rows == 0:
-        return RiskMetrics(quasi_identifiers, sensitive, 0, 0, 0,
-                           0 if sensitive else None, 0.0 if sensitive else None,
-                           distance if sensitive else None, {})
+        return RiskMetrics(
+            quasi_identifiers,
+            sensitive,
+            0,
+            0,
+            0,
+            0 if sensitive else None,
+            0.0 if sensitive else None,
+            distance if sensitive else None,
+            {},
+        )
     n_classes = int(cls.max()) + 1
     sizes = np.bincount(cls, weights=cnt, minlength=n_classes).astype(np.int64)
     size_values, size_counts = np.unique(sizes, return_counts=True)
     class_sizes = {int(s): int(c) for s, c in zip(size_values, size_counts, strict=True)}
     k = int(sizes.min())
     if sensitive is None or val is None:
-        return RiskMetrics(quasi_identifiers, None, rows, n_classes, k, None, None, None,
-                           class_sizes)
+        return RiskMetrics(
+            quasi_identifiers, None, rows, n_classes, k, None, None, None, class_sizes
+        )
 
     val = np.asarray(val, dtype=np.int64)
     distinct = np.bincount(cls, minlength=n_classes)
@@ -178,8 +198,9 @@ def metrics_from_histogram(
     dist: Distance = distance or "equal"
     emd = (_ordered_emd if dist == "ordered" else _equal_emd)(cls, val, cnt, sizes, q)
     t = float(max(0.0, emd.max()))
-    return RiskMetrics(quasi_identifiers, sensitive, rows, n_classes, k, l_div, t, dist,
-                       class_sizes)
+    return RiskMetrics(
+        quasi_identifiers, sensitive, rows, n_classes, k, l_div, t, dist, class_sizes
+    )
 
 
 # --------------------------------------------------------------------------- files / frames
@@ -196,15 +217,25 @@ def _frame_distance(series: pd.Series, choice: DistanceChoice) -> Distance:
     return "equal"
 
 
-def frame_risk(frame: pd.DataFrame, quasi_identifiers: list[str] | tuple[str, ...],
-               sensitive: str | None = None, *, distance: DistanceChoice = "auto") -> RiskMetrics:
+def frame_risk(
+    frame: pd.DataFrame,
+    quasi_identifiers: list[str] | tuple[str, ...],
+    sensitive: str | None = None,
+    *,
+    distance: DistanceChoice = "auto",
+) -> RiskMetrics:
     """k, l, t of a pandas frame (the path for CSV and Parquet files)."""
     qi = tuple(quasi_identifiers)
     _require_columns(list(frame.columns), qi, sensitive, "the file")
     if frame.empty:
-        return metrics_from_histogram(np.zeros(0), np.zeros(0) if sensitive else None,
-                                      np.zeros(0), quasi_identifiers=qi, sensitive=sensitive,
-                                      distance=None)
+        return metrics_from_histogram(
+            np.zeros(0),
+            np.zeros(0) if sensitive else None,
+            np.zeros(0),
+            quasi_identifiers=qi,
+            sensitive=sensitive,
+            distance=None,
+        )
     if qi:
         cls = frame.groupby(list(qi), dropna=False, sort=False, observed=True).ngroup()
         cls_codes = cls.to_numpy(dtype=np.int64)
@@ -212,8 +243,9 @@ def frame_risk(frame: pd.DataFrame, quasi_identifiers: list[str] | tuple[str, ..
         cls_codes = np.zeros(len(frame), dtype=np.int64)
     if sensitive is None:
         uniq, counts = np.unique(cls_codes, return_counts=True)
-        return metrics_from_histogram(uniq, None, counts, quasi_identifiers=qi,
-                                      sensitive=None, distance=None)
+        return metrics_from_histogram(
+            uniq, None, counts, quasi_identifiers=qi, sensitive=None, distance=None
+        )
     column = frame[sensitive]
     dist = _frame_distance(column, distance)
     codes, uniques = pd.factorize(column, sort=True, use_na_sentinel=True)
@@ -221,8 +253,9 @@ def frame_risk(frame: pd.DataFrame, quasi_identifiers: list[str] | tuple[str, ..
     m = len(uniques) + int((codes < 0).any())
     codes = np.where(codes < 0, m - 1, codes)  # NULL is a value, sorted last
     pair, counts = np.unique(cls_codes * m + codes, return_counts=True)
-    return metrics_from_histogram(pair // m, pair % m, counts, quasi_identifiers=qi,
-                                  sensitive=sensitive, distance=dist)
+    return metrics_from_histogram(
+        pair // m, pair % m, counts, quasi_identifiers=qi, sensitive=sensitive, distance=dist
+    )
 
 
 def read_table_file(path: str, columns: list[str]) -> pd.DataFrame:
@@ -236,8 +269,9 @@ def read_table_file(path: str, columns: list[str]) -> pd.DataFrame:
     raise SourceError(f"{path}: expected a .csv, .tsv or .parquet file")
 
 
-def _require_columns(present: list[str], qi: tuple[str, ...], sensitive: str | None,
-                     where: str) -> None:
+def _require_columns(
+    present: list[str], qi: tuple[str, ...], sensitive: str | None, where: str
+) -> None:
     wanted = [*qi, *([sensitive] if sensitive else [])]
     missing = [c for c in wanted if c not in present]
     if missing:
@@ -279,7 +313,9 @@ def column_types(conn: psycopg.Connection[Any], table: str) -> dict[str, str]:
             cur.execute(
                 "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a"
                 " WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped"
-                " ORDER BY a.attnum", (ident,))
+                " ORDER BY a.attnum",
+                (ident,),
+            )
         except psycopg.errors.UndefinedTable as exc:
             raise SourceError(f"table {table} does not exist") from exc
         return {str(name): str(typ) for name, typ in cur.fetchall()}
@@ -297,7 +333,7 @@ def _sort_key(column: str, pg_type: str) -> sql.Composable:
     # Byte order sorts text several times faster than a linguistic collation; any
     # consistent order serves for class ids and categorical values.
     ident = sql.Identifier(column)
-    return sql.SQL("{} COLLATE \"C\"").format(ident) if _is_text_type(pg_type) else ident
+    return sql.SQL('{} COLLATE "C"').format(ident) if _is_text_type(pg_type) else ident
 
 
 def _filter(types: dict[str, str], exclude_canaries: bool) -> sql.Composable:
@@ -306,10 +342,16 @@ def _filter(types: dict[str, str], exclude_canaries: bool) -> sql.Composable:
     return sql.SQL("")
 
 
-def table_risk(conn: psycopg.Connection[Any], table: str,
-               quasi_identifiers: list[str] | tuple[str, ...], sensitive: str | None = None,
-               *, distance: DistanceChoice = "auto", with_t: bool = True,
-               exclude_canaries: bool = True) -> RiskMetrics:
+def table_risk(
+    conn: psycopg.Connection[Any],
+    table: str,
+    quasi_identifiers: list[str] | tuple[str, ...],
+    sensitive: str | None = None,
+    *,
+    distance: DistanceChoice = "auto",
+    with_t: bool = True,
+    exclude_canaries: bool = True,
+) -> RiskMetrics:
     """k, l, t of a PostgreSQL table, aggregated where the data is.
 
     Only per-class counts leave the server: the class-size distribution for k, per-class
@@ -333,29 +375,47 @@ def table_risk(conn: psycopg.Connection[Any], table: str,
         else:
             sens = sql.Identifier(sensitive)
             inner_group = sql.SQL("GROUP BY {}").format(
-                sql.SQL(", ").join([*(sql.Identifier(c) for c in qi), sens]))
+                sql.SQL(", ").join([*(sql.Identifier(c) for c in qi), sens])
+            )
             query = sql.SQL(
                 "WITH h AS (SELECT {qi_sel} count(*) AS n FROM {tbl} {where} {inner_group}),"
                 " c AS (SELECT sum(n)::bigint AS size, count(*) AS d FROM h {group_qi})"
                 " SELECT size, count(*), min(d) FROM c GROUP BY size"
-            ).format(qi_sel=sql.SQL("{}, ").format(qi_cols) if qi_cols else sql.SQL(""),
-                     tbl=tbl, where=where, inner_group=inner_group, group_qi=group_qi)
+            ).format(
+                qi_sel=sql.SQL("{}, ").format(qi_cols) if qi_cols else sql.SQL(""),
+                tbl=tbl,
+                where=where,
+                inner_group=inner_group,
+                group_qi=group_qi,
+            )
         with conn.cursor() as cur:
             cur.execute(query)
             dist_rows = cur.fetchall()
         class_sizes = {int(s): int(c) for s, c, _ in dist_rows}
         rows = sum(s * c for s, c in class_sizes.items())
         l_div = min((int(d) for _, _, d in dist_rows), default=0) if sensitive else None
-        return RiskMetrics(qi, sensitive, rows, sum(class_sizes.values()),
-                           min(class_sizes, default=0), l_div, None, None, class_sizes)
+        return RiskMetrics(
+            qi,
+            sensitive,
+            rows,
+            sum(class_sizes.values()),
+            min(class_sizes, default=0),
+            l_div,
+            None,
+            None,
+            class_sizes,
+        )
 
     sens_type = types[sensitive]
-    dist: Distance = (("ordered" if _is_ordered_type(sens_type) else "equal")
-                      if distance == "auto" else distance)
-    order_qi = (sql.SQL(", ").join(_sort_key(c, types[c]) for c in qi) if qi
-                else sql.SQL("1"))
-    order_s = (sql.SQL("{} NULLS LAST").format(sql.Identifier(sensitive)) if dist == "ordered"
-               else _sort_key(sensitive, sens_type))
+    dist: Distance = (
+        ("ordered" if _is_ordered_type(sens_type) else "equal") if distance == "auto" else distance
+    )
+    order_qi = sql.SQL(", ").join(_sort_key(c, types[c]) for c in qi) if qi else sql.SQL("1")
+    order_s = (
+        sql.SQL("{} NULLS LAST").format(sql.Identifier(sensitive))
+        if dist == "ordered"
+        else _sort_key(sensitive, sens_type)
+    )
     all_cols = sql.SQL(", ").join(sql.Identifier(c) for c in (*qi, sensitive))
     query = sql.SQL(
         "COPY (WITH h AS (SELECT {all_cols}, count(*) AS n FROM {tbl} {where}"
@@ -368,9 +428,14 @@ def table_risk(conn: psycopg.Connection[Any], table: str,
         for block in copy:
             buf.write(block)
     if buf.tell() == 0:
-        return metrics_from_histogram(np.zeros(0), np.zeros(0), np.zeros(0),
-                                      quasi_identifiers=qi, sensitive=sensitive,
-                                      distance=dist)
+        return metrics_from_histogram(
+            np.zeros(0),
+            np.zeros(0),
+            np.zeros(0),
+            quasi_identifiers=qi,
+            sensitive=sensitive,
+            distance=dist,
+        )
     buf.seek(0)
     hist = pacsv.read_csv(
         buf,
@@ -378,13 +443,23 @@ def table_risk(conn: psycopg.Connection[Any], table: str,
         parse_options=pacsv.ParseOptions(delimiter="\t"),
     )
     return metrics_from_histogram(
-        hist.column("c").to_numpy(), hist.column("v").to_numpy(), hist.column("n").to_numpy(),
-        quasi_identifiers=qi, sensitive=sensitive, distance=dist)
+        hist.column("c").to_numpy(),
+        hist.column("v").to_numpy(),
+        hist.column("n").to_numpy(),
+        quasi_identifiers=qi,
+        sensitive=sensitive,
+        distance=dist,
+    )
 
 
-def suppress_small_classes(conn: psycopg.Connection[Any], table: str,
-                           quasi_identifiers: list[str] | tuple[str, ...], k: int,
-                           *, max_rows: int | None = None) -> int:
+def suppress_small_classes(
+    conn: psycopg.Connection[Any],
+    table: str,
+    quasi_identifiers: list[str] | tuple[str, ...],
+    k: int,
+    *,
+    max_rows: int | None = None,
+) -> int:
     """Delete the rows of ``table`` in equivalence classes smaller than ``k``.
 
     Canary rows are neither counted nor deleted. When more than ``max_rows`` rows would go,
@@ -413,8 +488,10 @@ def suppress_small_classes(conn: psycopg.Connection[Any], table: str,
             return count
         # (tableoid, ctid) names a row in a partitioned table too (ctid alone repeats
         # across partitions).
-        cur.execute(sql.SQL("DELETE FROM {tbl} WHERE (tableoid, ctid) IN ({victims})").format(
-            tbl=tbl, victims=victims))
-        log.info("suppressed %d rows in classes smaller than k=%d in %s", cur.rowcount, k,
-                 table)
+        cur.execute(
+            sql.SQL("DELETE FROM {tbl} WHERE (tableoid, ctid) IN ({victims})").format(
+                tbl=tbl, victims=victims
+            )
+        )
+        log.info("suppressed %d rows in classes smaller than k=%d in %s", cur.rowcount, k, table)
         return int(cur.rowcount)

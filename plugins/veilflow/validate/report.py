@@ -38,11 +38,22 @@ class GateReport:
 
     def reasons(self) -> list[dict[str, Any]]:
         """Machine-readable reasons, one per failed check."""
-        return [{"check": c.name, "column": c.column, "observed": c.observed,
-                 "threshold": c.threshold, **({"details": c.details} if c.details else {})}
-                for c in self.failures]
+        return [
+            {
+                "check": c.name,
+                "column": c.column,
+                "observed": c.observed,
+                "threshold": c.threshold,
+                **({"details": c.details} if c.details else {}),
+            }
+            for c in self.failures
+        ]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"passed": self.passed, "checks": [c.to_dict() for c in self.checks],
-                "suppressed_rows": self.suppressed_rows, "metrics": self.metrics,
-                "data_docs": self.data_docs}
+        return {
+            "passed": self.passed,
+            "checks": [c.to_dict() for c in self.checks],
+            "suppressed_rows": self.suppressed_rows,
+            "metrics": self.metrics,
+            "data_docs": self.data_docs,
+        }

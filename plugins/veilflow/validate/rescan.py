@@ -48,8 +48,10 @@ def default_scanner(ctx: GateContext) -> TextScanner:
     def scan(texts: Sequence[str], entities: frozenset[str]) -> list[list[tuple[str, str]]]:
         scanner = scanner_for(ctx.policy.detection, use_ner=bool(entities & PROSE_ONLY))
         found = scanner.scan(list(texts), entities=entities)
-        return [[(s.entity, text[s.start:s.end]) for s in spans]
-                for text, spans in zip(texts, found.spans, strict=True)]
+        return [
+            [(s.entity, text[s.start : s.end]) for s in spans]
+            for text, spans in zip(texts, found.spans, strict=True)
+        ]
 
     return scan
 
@@ -59,23 +61,28 @@ def rescan_columns(ctx: GateContext) -> list[str]:
     chosen = ctx.policy.validation.rescan_columns
     if chosen is not None:
         return [c.name for c in ctx.columns if c.name in chosen]
-    return [c.name for c in ctx.columns
-            if c.action in RESCANNED_ACTIONS and c.output_type.startswith(_TEXT_TYPES)]
+    return [
+        c.name
+        for c in ctx.columns
+        if c.action in RESCANNED_ACTIONS and c.output_type.startswith(_TEXT_TYPES)
+    ]
 
 
-def sample_rows(conn: psycopg.Connection[Any], ctx: GateContext, columns: list[str],
-                rows: int) -> tuple[list[tuple[Any, ...]], int]:
+def sample_rows(
+    conn: psycopg.Connection[Any], ctx: GateContext, columns: list[str], rows: int
+) -> tuple[list[tuple[Any, ...]], int]:
     """Up to ``rows`` real rows (all when ``rows`` is 0): the candidate's values of
     ``columns``, then the whole snapshot row as text (matched on the row number); and the
     candidate's real row count."""
     cand, snap = ctx.tables.candidate, ctx.tables.snapshot
     canary, row = sql.Identifier("_vf_canary"), sql.Identifier("_vf_row")
-    total_row = conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE NOT {}").format(
-        cand, canary)).fetchone()
+    total_row = conn.execute(
+        sql.SQL("SELECT count(*) FROM {} WHERE NOT {}").format(cand, canary)
+    ).fetchone()
     total = int(total_row[0]) if total_row else 0
     pairs = sql.SQL(", ").join(
-        [*(sql.SQL("o.{}::text").format(sql.Identifier(c)) for c in columns),
-         sql.SQL("s::text")])
+        [*(sql.SQL("o.{}::text").format(sql.Identifier(c)) for c in columns), sql.SQL("s::text")]
+    )
     sample: sql.Composable = sql.SQL("")
     limit: sql.Composable = sql.SQL("")
     if 0 < rows < total:
@@ -83,23 +90,30 @@ def sample_rows(conn: psycopg.Connection[Any], ctx: GateContext, columns: list[s
         pct = min(100.0, 100.0 * rows * 1.2 / total)
         sample = sql.SQL("TABLESAMPLE BERNOULLI ({}) REPEATABLE (7)").format(sql.Literal(pct))
         limit = sql.SQL("LIMIT {}").format(sql.Literal(rows))
-    q = sql.SQL("SELECT {pairs} FROM {cand} o {sample} JOIN {snap} s USING ({row})"
-                " WHERE NOT o.{canary} {limit}").format(
-                    pairs=pairs, cand=cand, sample=sample, snap=snap, row=row, canary=canary,
-                    limit=limit)
+    q = sql.SQL(
+        "SELECT {pairs} FROM {cand} o {sample} JOIN {snap} s USING ({row})"
+        " WHERE NOT o.{canary} {limit}"
+    ).format(pairs=pairs, cand=cand, sample=sample, snap=snap, row=row, canary=canary, limit=limit)
     return conn.execute(q).fetchall(), total
 
 
-def residual_pii(conn: psycopg.Connection[Any], ctx: GateContext,
-                 scanner: TextScanner | None = None) -> CheckResult:
+def residual_pii(
+    conn: psycopg.Connection[Any], ctx: GateContext, scanner: TextScanner | None = None
+) -> CheckResult:
     """Count personal data that survived into the candidate's rescanned columns; pass when
     the total is at most ``validation.residual_pii_max``."""
     t = time.perf_counter()
     tolerance = ctx.policy.validation.residual_pii_max
     columns = rescan_columns(ctx)
     if not columns:
-        return CheckResult("residual_pii", True, observed=0, threshold=tolerance,
-                           details={"columns": []}, seconds=time.perf_counter() - t)
+        return CheckResult(
+            "residual_pii",
+            True,
+            observed=0,
+            threshold=tolerance,
+            details={"columns": []},
+            seconds=time.perf_counter() - t,
+        )
     rows, total = sample_rows(conn, ctx, columns, ctx.policy.validation.rescan_rows)
     scan = scanner if scanner is not None else default_scanner(ctx)
     wanted = frozenset(ctx.policy.validation.rescan_entities)
@@ -112,13 +126,13 @@ def residual_pii(conn: psycopg.Connection[Any], ctx: GateContext,
         entities = wanted if actions.get(name) == "scrub_text" else wanted - PROSE_ONLY
         if not entities:
             continue
-        pairs = [(str(r[j]), str(r[-1] or "")) for r in rows
-                 if r[j] is not None and str(r[j]).strip()]
+        pairs = [
+            (str(r[j]), str(r[-1] or "")) for r in rows if r[j] is not None and str(r[j]).strip()
+        ]
         counts: Counter[str] = Counter()
         for i in range(0, len(pairs), batch):
-            part = pairs[i:i + batch]
-            for (_, source), found in zip(part, scan([p[0] for p in part], entities),
-                                          strict=True):
+            part = pairs[i : i + batch]
+            for (_, source), found in zip(part, scan([p[0] for p in part], entities), strict=True):
                 for entity, text in found:
                     if entity not in entities:
                         continue
@@ -129,10 +143,19 @@ def residual_pii(conn: psycopg.Connection[Any], ctx: GateContext,
         if counts:
             per_column[name] = dict(sorted(counts.items()))
             findings += sum(counts.values())
-    details: dict[str, Any] = {"columns": columns, "rows_scanned": len(rows),
-                               "rows_total": total,
-                               "replacements_seen": dict(sorted(replaced.items()))}
+    details: dict[str, Any] = {
+        "columns": columns,
+        "rows_scanned": len(rows),
+        "rows_total": total,
+        "replacements_seen": dict(sorted(replaced.items())),
+    }
     if per_column:
         details["findings"] = per_column
-    return CheckResult("residual_pii", findings <= tolerance, observed=findings,
-                       threshold=tolerance, details=details, seconds=time.perf_counter() - t)
+    return CheckResult(
+        "residual_pii",
+        findings <= tolerance,
+        observed=findings,
+        threshold=tolerance,
+        details=details,
+        seconds=time.perf_counter() - t,
+    )

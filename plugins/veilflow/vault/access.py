@@ -48,36 +48,62 @@ def allowed(conn: psycopg.Connection, capability: str) -> bool:
 
 
 def _is_superuser(conn: psycopg.Connection) -> bool:
-    row = conn.execute(
-        "SELECT rolsuper FROM pg_roles WHERE rolname = session_user").fetchone()
+    row = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = session_user").fetchone()
     return bool(row and row[0])
 
 
-def deny(conn: psycopg.Connection, action: str, *, target: str, reason: str,
-         purpose: str | None = None, count: int | None = None) -> AccessDenied:
+def deny(
+    conn: psycopg.Connection,
+    action: str,
+    *,
+    target: str,
+    reason: str,
+    purpose: str | None = None,
+    count: int | None = None,
+) -> AccessDenied:
     """Audit a refused attempt (committed on its own) and return the error to raise."""
     login = session_login(conn)
     try:
-        record(conn, action, target=target, purpose=purpose, count=count, outcome="denied",
-               details={"reason": reason})
+        record(
+            conn,
+            action,
+            target=target,
+            purpose=purpose,
+            count=count,
+            outcome="denied",
+            details={"reason": reason},
+        )
     except psycopg.Error as exc:  # the refusal stands even if the trace cannot be written
-        log.error("could not audit a denied %s by %s: %s", action, login,
-                  type(exc).__name__)
+        log.error("could not audit a denied %s by %s: %s", action, login, type(exc).__name__)
     return AccessDenied(f"{login} may not {action} {target}: {reason}")
 
 
-def require(conn: psycopg.Connection, capability: str, *, action: str, target: str,
-            purpose: str | None = None, count: int | None = None) -> str:
+def require(
+    conn: psycopg.Connection,
+    capability: str,
+    *,
+    action: str,
+    target: str,
+    purpose: str | None = None,
+    count: int | None = None,
+) -> str:
     """Pass when the connected login holds ``capability``; otherwise audit the attempt as
     denied and raise ``AccessDenied``. Returns the login."""
     if not allowed(conn, capability):
         holders = CAPABILITIES.get(capability, frozenset())
         need = " or ".join(sorted(zone_access.ROLES[h] for h in holders)) or "no role"
-        raise deny(conn, action, target=target, purpose=purpose, count=count,
-                   reason=f"requires {need}")
+        raise deny(
+            conn, action, target=target, purpose=purpose, count=count, reason=f"requires {need}"
+        )
     if capability == "reidentify" and (purpose is None or len(purpose.strip()) < MIN_PURPOSE):
-        raise deny(conn, action, target=target, purpose=purpose, count=count,
-                   reason=f"a stated purpose (at least {MIN_PURPOSE} characters) is required")
+        raise deny(
+            conn,
+            action,
+            target=target,
+            purpose=purpose,
+            count=count,
+            reason=f"a stated purpose (at least {MIN_PURPOSE} characters) is required",
+        )
     return session_login(conn)
 
 

@@ -36,7 +36,8 @@ OUTCOMES = ("ok", "denied", "error")
 #: The chained payload, the same expression as in the ``governance.audit_chain`` trigger.
 _PAYLOAD_SQL = (
     "jsonb_build_array(seq, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
-    " actor, action, target, purpose, count, outcome, details)::text")
+    " actor, action, target, purpose, count, outcome, details)::text"
+)
 
 
 @contextmanager
@@ -59,9 +60,16 @@ def _own_transaction(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
         yield side
 
 
-def record(conn: psycopg.Connection, action: str, *, target: str, purpose: str | None = None,
-           count: int | None = None, outcome: str = "ok",
-           details: dict[str, Any] | None = None) -> int:
+def record(
+    conn: psycopg.Connection,
+    action: str,
+    *,
+    target: str,
+    purpose: str | None = None,
+    count: int | None = None,
+    outcome: str = "ok",
+    details: dict[str, Any] | None = None,
+) -> int:
     """Append one audit row and commit it before returning; return its sequence number.
 
     The actor is the login ``conn`` authenticated as. The row is committed on its own (on
@@ -73,8 +81,15 @@ def record(conn: psycopg.Connection, action: str, *, target: str, purpose: str |
     with _own_transaction(conn) as c:
         row = c.execute(
             "SELECT governance_api.append_audit(%s, %s, %s, %s, %s, %s::jsonb)",
-            (action, target, purpose, count, outcome,
-             json.dumps(details or {}, sort_keys=True, default=str))).fetchone()
+            (
+                action,
+                target,
+                purpose,
+                count,
+                outcome,
+                json.dumps(details or {}, sort_keys=True, default=str),
+            ),
+        ).fetchone()
     assert row is not None
     log.info("audit %s %s %s", action, target, outcome)
     return int(row[0])
@@ -95,8 +110,14 @@ class AuditEntry:
 
     def line(self) -> str:
         """One line for a terminal."""
-        bits = [f"{self.seq:>7}", f"{self.at:%Y-%m-%d %H:%M:%S}", f"{self.actor:<14}",
-                f"{self.action:<18}", f"{self.outcome:<6}", self.target]
+        bits = [
+            f"{self.seq:>7}",
+            f"{self.at:%Y-%m-%d %H:%M:%S}",
+            f"{self.actor:<14}",
+            f"{self.action:<18}",
+            f"{self.outcome:<6}",
+            self.target,
+        ]
         if self.count is not None:
             bits.append(f"count={self.count}")
         if self.purpose:
@@ -106,8 +127,13 @@ class AuditEntry:
         return "  ".join(bits)
 
 
-def tail(conn: psycopg.Connection, limit: int = 20, *, action: str | None = None,
-         actor: str | None = None) -> list[AuditEntry]:
+def tail(
+    conn: psycopg.Connection,
+    limit: int = 20,
+    *,
+    action: str | None = None,
+    actor: str | None = None,
+) -> list[AuditEntry]:
     """The newest ``limit`` entries (optionally of one action prefix or actor), oldest first."""
     rows = conn.execute(
         "SELECT seq, at, actor, action, target, purpose, count, outcome, details, row_hash"
@@ -115,8 +141,13 @@ def tail(conn: psycopg.Connection, limit: int = 20, *, action: str | None = None
         " WHERE (%(action)s::text IS NULL OR action = %(action)s OR action LIKE %(prefix)s)"
         "   AND (%(actor)s::text IS NULL OR actor = %(actor)s)"
         " ORDER BY seq DESC LIMIT %(limit)s",
-        {"action": action, "prefix": f"{action}.%" if action else None, "actor": actor,
-         "limit": limit}).fetchall()
+        {
+            "action": action,
+            "prefix": f"{action}.%" if action else None,
+            "actor": actor,
+            "limit": limit,
+        },
+    ).fetchall()
     return [AuditEntry(*r) for r in reversed(rows)]
 
 
@@ -142,24 +173,31 @@ def verify(conn: psycopg.Connection, *, batch: int = 10_000) -> ChainReport:
     chain: compare ``head`` with a value kept elsewhere to catch that.)"""
     prev_hash, expect_seq, n = GENESIS, 1, 0
     with conn.transaction(), conn.cursor(name="veilflow_audit_verify") as cur:
-        cur.execute(f"SELECT seq, prev_hash, row_hash, {_PAYLOAD_SQL}"
-                    " FROM governance.audit_log ORDER BY seq")
+        cur.execute(
+            f"SELECT seq, prev_hash, row_hash, {_PAYLOAD_SQL}"
+            " FROM governance.audit_log ORDER BY seq"
+        )
         while True:
             rows = cur.fetchmany(batch)
             if not rows:
                 break
             for seq, stored_prev, stored_hash, payload in rows:
                 if seq != expect_seq:
-                    why = (f"row {expect_seq} is missing" if seq > expect_seq
-                           else f"row {seq} is out of order")
+                    why = (
+                        f"row {expect_seq} is missing"
+                        if seq > expect_seq
+                        else f"row {seq} is out of order"
+                    )
                     return ChainReport(n, prev_hash, expect_seq, why)
                 if stored_prev != prev_hash:
-                    return ChainReport(n, prev_hash, seq,
-                                       "prev_hash does not match the previous row's hash")
+                    return ChainReport(
+                        n, prev_hash, seq, "prev_hash does not match the previous row's hash"
+                    )
                 digest = hashlib.sha256((prev_hash + payload).encode("utf-8")).hexdigest()
                 if digest != stored_hash:
-                    return ChainReport(n, prev_hash, seq,
-                                       "row contents do not match its hash (edited)")
+                    return ChainReport(
+                        n, prev_hash, seq, "row contents do not match its hash (edited)"
+                    )
                 prev_hash, expect_seq, n = stored_hash, expect_seq + 1, n + 1
     return ChainReport(n, prev_hash)
 

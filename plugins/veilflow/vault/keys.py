@@ -87,17 +87,33 @@ class KeyVersion:
         return f"{self.key_id}@v{self.version}"
 
 
-_COLUMNS = ("dataset, purpose, version, state, master_key_id, created_at, created_by, "
-            "changed_at, wrapped")
+_COLUMNS = (
+    "dataset, purpose, version, state, master_key_id, created_at, created_by, changed_at, wrapped"
+)
 
 
-def _versions(conn: psycopg.Connection, where: str, params: tuple[object, ...],
-              lock: bool = False) -> list[KeyVersion]:
+def _versions(
+    conn: psycopg.Connection, where: str, params: tuple[object, ...], lock: bool = False
+) -> list[KeyVersion]:
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM governance.data_keys WHERE {where}"
-        f" ORDER BY dataset, purpose, version{' FOR UPDATE' if lock else ''}", params).fetchall()
-    return [KeyVersion(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7],
-                       bytes(r[8]) if r[8] is not None else None) for r in rows]
+        f" ORDER BY dataset, purpose, version{' FOR UPDATE' if lock else ''}",
+        params,
+    ).fetchall()
+    return [
+        KeyVersion(
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            r[5],
+            r[6],
+            r[7],
+            bytes(r[8]) if r[8] is not None else None,
+        )
+        for r in rows
+    ]
 
 
 def list_keys(conn: psycopg.Connection, dataset: str | None = None) -> list[KeyVersion]:
@@ -108,28 +124,33 @@ def list_keys(conn: psycopg.Connection, dataset: str | None = None) -> list[KeyV
 def check_master(conn: psycopg.Connection, master: MasterKeyProvider) -> None:
     """Refuse a master key other than the one that wrapped the stored data keys, before
     anything is read or written with it."""
-    rows = conn.execute("SELECT DISTINCT master_key_id FROM governance.data_keys"
-                        " WHERE wrapped IS NOT NULL").fetchall()
+    rows = conn.execute(
+        "SELECT DISTINCT master_key_id FROM governance.data_keys WHERE wrapped IS NOT NULL"
+    ).fetchall()
     others = sorted(r[0] for r in rows if r[0] != master.key_id)
     if others:
         raise MasterKeyError(
             f"the master key in use ({master.key_id}) is not the one that wrapped the stored "
             f"data keys ({', '.join(others)}); set VEILFLOW_MASTER_KEY or the key file to the "
-            "right key (after a rewrap, to the new one). Nothing was changed.")
+            "right key (after a rewrap, to the new one). Nothing was changed."
+        )
 
 
-def _insert(conn: psycopg.Connection, master: MasterKeyProvider, dataset: str, purpose: str,
-            version: int) -> None:
+def _insert(
+    conn: psycopg.Connection, master: MasterKeyProvider, dataset: str, purpose: str, version: int
+) -> None:
     kid = key_id(dataset, purpose)
     wrapped = master.wrap(secrets.token_bytes(32), associated_data(kid, version))
     conn.execute(
         "INSERT INTO governance.data_keys (dataset, purpose, version, state, wrapped,"
         " master_key_id) VALUES (%s, %s, %s, 'active', %s, %s)",
-        (dataset, purpose, version, wrapped, master.key_id))
+        (dataset, purpose, version, wrapped, master.key_id),
+    )
 
 
-def ensure_key(conn: psycopg.Connection, master: MasterKeyProvider, dataset: str,
-               purpose: str) -> bool:
+def ensure_key(
+    conn: psycopg.Connection, master: MasterKeyProvider, dataset: str, purpose: str
+) -> bool:
     """Create version 1 of ``dataset/purpose`` if the key has no version at all; True when
     created. Safe against a concurrent first use (one of them wins)."""
     kid = key_id(dataset, purpose)
@@ -143,8 +164,9 @@ def ensure_key(conn: psycopg.Connection, master: MasterKeyProvider, dataset: str
     return True
 
 
-def create_key(conn: psycopg.Connection, master: MasterKeyProvider, dataset: str,
-               purpose: str) -> KeyVersion:
+def create_key(
+    conn: psycopg.Connection, master: MasterKeyProvider, dataset: str, purpose: str
+) -> KeyVersion:
     """Create a new key (version 1); an error if the key already exists (rotate it)."""
     kid = key_id(dataset, purpose)
     if not ensure_key(conn, master, dataset, purpose):
@@ -152,32 +174,47 @@ def create_key(conn: psycopg.Connection, master: MasterKeyProvider, dataset: str
     return _versions(conn, "dataset = %s AND purpose = %s", (dataset, purpose))[-1]
 
 
-def rotate_key(conn: psycopg.Connection, master: MasterKeyProvider, dataset: str,
-               purpose: str) -> KeyVersion:
+def rotate_key(
+    conn: psycopg.Connection, master: MasterKeyProvider, dataset: str, purpose: str
+) -> KeyVersion:
     """Add a new active version; the previous active one becomes ``retired`` (still usable
     to re-identify what it made). Creates version 1 when the key does not exist yet."""
     kid = key_id(dataset, purpose)
     with conn.transaction():
         check_master(conn, master)
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"veilflow-key:{kid}",))
-        current = _versions(conn, "dataset = %s AND purpose = %s", (dataset, purpose),
-                            lock=True)
-        conn.execute("UPDATE governance.data_keys SET state = 'retired'"
-                     " WHERE dataset = %s AND purpose = %s AND state = 'active'",
-                     (dataset, purpose))
+        current = _versions(conn, "dataset = %s AND purpose = %s", (dataset, purpose), lock=True)
+        conn.execute(
+            "UPDATE governance.data_keys SET state = 'retired'"
+            " WHERE dataset = %s AND purpose = %s AND state = 'active'",
+            (dataset, purpose),
+        )
         version = max((v.version for v in current), default=0) + 1
         _insert(conn, master, dataset, purpose, version)
     log.info("rotated data key %s to v%d", kid, version)
-    return _versions(conn, "dataset = %s AND purpose = %s AND version = %s",
-                     (dataset, purpose, version))[0]
+    return _versions(
+        conn, "dataset = %s AND purpose = %s AND version = %s", (dataset, purpose, version)
+    )[0]
 
 
-def _set_state(conn: psycopg.Connection, dataset: str, purpose: str, version: int,
-               allowed_from: Iterable[str], state: str, *, shred: bool = False) -> KeyVersion:
+def _set_state(
+    conn: psycopg.Connection,
+    dataset: str,
+    purpose: str,
+    version: int,
+    allowed_from: Iterable[str],
+    state: str,
+    *,
+    shred: bool = False,
+) -> KeyVersion:
     kid = key_id(dataset, purpose)
     with conn.transaction():
-        found = _versions(conn, "dataset = %s AND purpose = %s AND version = %s",
-                          (dataset, purpose, version), lock=True)
+        found = _versions(
+            conn,
+            "dataset = %s AND purpose = %s AND version = %s",
+            (dataset, purpose, version),
+            lock=True,
+        )
         if not found:
             raise KeyNotFound(f"key {kid} has no version {version}")
         current = found[0]
@@ -186,40 +223,41 @@ def _set_state(conn: psycopg.Connection, dataset: str, purpose: str, version: in
         if current.state not in allowed_from:
             raise VeilflowError(f"key {current.ref} is {current.state}; cannot make it {state}")
         if state == "active":
-            conn.execute("UPDATE governance.data_keys SET state = 'retired'"
-                         " WHERE dataset = %s AND purpose = %s AND state = 'active'",
-                         (dataset, purpose))
+            conn.execute(
+                "UPDATE governance.data_keys SET state = 'retired'"
+                " WHERE dataset = %s AND purpose = %s AND state = 'active'",
+                (dataset, purpose),
+            )
         conn.execute(
             "UPDATE governance.data_keys SET state = %s"
             f"{', wrapped = NULL' if shred else ''}"
             " WHERE dataset = %s AND purpose = %s AND version = %s",
-            (state, dataset, purpose, version))
+            (state, dataset, purpose, version),
+        )
     log.info("key %s@v%d is now %s", kid, version, state)
-    return _versions(conn, "dataset = %s AND purpose = %s AND version = %s",
-                     (dataset, purpose, version))[0]
+    return _versions(
+        conn, "dataset = %s AND purpose = %s AND version = %s", (dataset, purpose, version)
+    )[0]
 
 
-def disable_key(conn: psycopg.Connection, dataset: str, purpose: str, version: int
-                ) -> KeyVersion:
+def disable_key(conn: psycopg.Connection, dataset: str, purpose: str, version: int) -> KeyVersion:
     """Make a version unusable (for new output and for re-identification) until enabled."""
     return _set_state(conn, dataset, purpose, version, ("active", "retired"), "disabled")
 
 
-def enable_key(conn: psycopg.Connection, dataset: str, purpose: str, version: int
-               ) -> KeyVersion:
+def enable_key(conn: psycopg.Connection, dataset: str, purpose: str, version: int) -> KeyVersion:
     """Make a disabled version usable again, as ``retired`` (re-identification only)."""
     return _set_state(conn, dataset, purpose, version, ("disabled",), "retired")
 
 
-def destroy_key(conn: psycopg.Connection, dataset: str, purpose: str, version: int
-                ) -> KeyVersion:
+def destroy_key(conn: psycopg.Connection, dataset: str, purpose: str, version: int) -> KeyVersion:
     """Crypto-shredding: erase the wrapped material of one version. Irreversible."""
-    return _set_state(conn, dataset, purpose, version, ("active", "retired", "disabled"),
-                      "destroyed", shred=True)
+    return _set_state(
+        conn, dataset, purpose, version, ("active", "retired", "disabled"), "destroyed", shred=True
+    )
 
 
-def rewrap_keys(conn: psycopg.Connection, old: MasterKeyProvider, new: MasterKeyProvider
-                ) -> int:
+def rewrap_keys(conn: psycopg.Connection, old: MasterKeyProvider, new: MasterKeyProvider) -> int:
     """Re-encrypt every stored data key under ``new``; no data key changes. All or nothing:
     a key that ``old`` cannot open stops the rewrap before anything is written."""
     with conn.transaction():
@@ -232,35 +270,44 @@ def rewrap_keys(conn: psycopg.Connection, old: MasterKeyProvider, new: MasterKey
             aad = associated_data(v.key_id, v.version)
             rewrapped.append((new.wrap(old.unwrap(v.wrapped, aad), aad), v))
         for blob, v in rewrapped:
-            conn.execute("UPDATE governance.data_keys SET wrapped = %s, master_key_id = %s"
-                         " WHERE dataset = %s AND purpose = %s AND version = %s",
-                         (blob, new.key_id, v.dataset, v.purpose, v.version))
+            conn.execute(
+                "UPDATE governance.data_keys SET wrapped = %s, master_key_id = %s"
+                " WHERE dataset = %s AND purpose = %s AND version = %s",
+                (blob, new.key_id, v.dataset, v.purpose, v.version),
+            )
     log.info("rewrapped %d data key version(s) under master key %s", len(versions), new.key_id)
     return len(versions)
 
 
-def resolve(conn: psycopg.Connection, dataset: str, purpose: str, version: int | None
-            ) -> KeyVersion:
+def resolve(
+    conn: psycopg.Connection, dataset: str, purpose: str, version: int | None
+) -> KeyVersion:
     """The stored version asked for (the active one when ``version`` is None), or a clear
     error: unknown key, no such version, disabled, destroyed."""
     kid = key_id(dataset, purpose)
     if version is None:
-        found = _versions(conn, "dataset = %s AND purpose = %s AND state = 'active'",
-                          (dataset, purpose))
+        found = _versions(
+            conn, "dataset = %s AND purpose = %s AND state = 'active'", (dataset, purpose)
+        )
         if not found:
             if _versions(conn, "dataset = %s AND purpose = %s", (dataset, purpose)):
-                raise KeyNotFound(f"key {kid} has no active version; an admin can rotate it "
-                                  "(veilflow keys rotate)")
+                raise KeyNotFound(
+                    f"key {kid} has no active version; an admin can rotate it "
+                    "(veilflow keys rotate)"
+                )
             raise KeyNotFound(f"no data key {kid}")
         return found[0]
-    found = _versions(conn, "dataset = %s AND purpose = %s AND version = %s",
-                      (dataset, purpose, version))
+    found = _versions(
+        conn, "dataset = %s AND purpose = %s AND version = %s", (dataset, purpose, version)
+    )
     if not found:
         raise KeyNotFound(f"key {kid} has no version {version}")
     v = found[0]
     if v.state == "destroyed":
-        raise KeyDestroyed(f"key version {v.ref} was destroyed (crypto-shredded); what it "
-                           "encrypted or tokenized can no longer be reversed")
+        raise KeyDestroyed(
+            f"key version {v.ref} was destroyed (crypto-shredded); what it "
+            "encrypted or tokenized can no longer be reversed"
+        )
     if v.state == "disabled":
         raise KeyDisabled(f"key version {v.ref} is disabled; an admin can enable it")
     return v
@@ -274,6 +321,7 @@ def unwrap(master: MasterKeyProvider, version: KeyVersion) -> DataKey:
         raise MasterKeyError(
             f"key {version.ref} was wrapped under master key {version.master_key_id}, not the "
             f"one in use ({master.key_id}); set VEILFLOW_MASTER_KEY or the key file to the "
-            "right key. Nothing was changed.")
+            "right key. Nothing was changed."
+        )
     material = master.unwrap(version.wrapped, associated_data(version.key_id, version.version))
     return DataKey(key_id=version.key_id, version=version.version, material=material)

@@ -81,13 +81,14 @@ class LocalMasterKey:
     def unwrap(self, blob: bytes, aad: bytes) -> bytes:
         if len(blob) < 1 + _NONCE + 16 or blob[:1] != _FORMAT_V1:
             raise MasterKeyError("a wrapped data key is malformed")
-        nonce, body = blob[1:1 + _NONCE], blob[1 + _NONCE:]
+        nonce, body = blob[1 : 1 + _NONCE], blob[1 + _NONCE :]
         try:
             return self._aead.decrypt(nonce, body, aad)
         except InvalidTag:
             raise MasterKeyError(
                 f"master key {self._key_id} cannot unwrap this data key: it was wrapped under "
-                "another master key, for another key id or version, or altered") from None
+                "another master key, for another key id or version, or altered"
+            ) from None
 
 
 def _decode(text: bytes | str, source: str) -> bytes:

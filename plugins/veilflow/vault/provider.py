@@ -34,9 +34,15 @@ Operation = Literal["encrypt", "reidentify"]
 class VaultKeyProvider:
     """Data keys from ``governance.data_keys``, unwrapped with ``master``."""
 
-    def __init__(self, master: MasterKeyProvider, connect: Callable[[], psycopg.Connection],
-                 *, operation: Operation = "encrypt", purpose: str | None = None,
-                 create_missing: bool = True) -> None:
+    def __init__(
+        self,
+        master: MasterKeyProvider,
+        connect: Callable[[], psycopg.Connection],
+        *,
+        operation: Operation = "encrypt",
+        purpose: str | None = None,
+        create_missing: bool = True,
+    ) -> None:
         self._master = master
         self._connect = connect
         self.operation = operation
@@ -49,8 +55,10 @@ class VaultKeyProvider:
         self.unwraps = 0
 
     def __repr__(self) -> str:
-        return (f"VaultKeyProvider(master={self._master.key_id}, operation={self.operation!r},"
-                f" cached={len(self._keys)})")
+        return (
+            f"VaultKeyProvider(master={self._master.key_id}, operation={self.operation!r},"
+            f" cached={len(self._keys)})"
+        )
 
     def data_key(self, dataset: str, purpose: str, version: int | None = None) -> DataKey:
         if version is None:

@@ -69,12 +69,15 @@ class _PinnedKeys:
         return key
 
 
-def _run_manifest(conn: psycopg.Connection, dataset: str, run_id: str | None
-                  ) -> tuple[str, dict[str, Any]] | None:
+def _run_manifest(
+    conn: psycopg.Connection, dataset: str, run_id: str | None
+) -> tuple[str, dict[str, Any]] | None:
     row = conn.execute(
         "SELECT run_id, manifest FROM governance.runs WHERE dataset = %s"
         " AND (%s::text IS NULL AND status = 'published' OR run_id = %s)"
-        " ORDER BY started_at DESC LIMIT 1", (dataset, run_id, run_id)).fetchone()
+        " ORDER BY started_at DESC LIMIT 1",
+        (dataset, run_id, run_id),
+    ).fetchone()
     if row is None:
         if run_id is not None:
             raise VeilflowError(f"no run {run_id} of dataset {dataset}")
@@ -82,8 +85,9 @@ def _run_manifest(conn: psycopg.Connection, dataset: str, run_id: str | None
     return str(row[0]), dict(row[1])
 
 
-def _recorded_version(manifest: dict[str, Any] | None, column: str, purpose: str,
-                      run_id: str | None) -> int:
+def _recorded_version(
+    manifest: dict[str, Any] | None, column: str, purpose: str, run_id: str | None
+) -> int:
     for entry in (manifest or {}).get("columns", []):
         if entry.get("name") == column and entry.get("key"):
             _, p, version = parse_key_ref(str(entry["key"]))
@@ -93,61 +97,101 @@ def _recorded_version(manifest: dict[str, Any] | None, column: str, purpose: str
     raise VeilflowError(f"{where} records no {purpose} key version for column {column!r}")
 
 
-def _key(conn: psycopg.Connection, master: MasterKeyProvider, scope: str, purpose: str,
-         version: int) -> DataKey:
+def _key(
+    conn: psycopg.Connection, master: MasterKeyProvider, scope: str, purpose: str, version: int
+) -> DataKey:
     return unwrap(master, resolve(conn, scope, purpose, version))
 
 
-def reidentify(conn: psycopg.Connection, master: MasterKeyProvider, policy: Policy,
-               column: str, tokens: Sequence[str | None], purpose: str, *,
-               run_id: str | None = None) -> Reidentified:
+def reidentify(
+    conn: psycopg.Connection,
+    master: MasterKeyProvider,
+    policy: Policy,
+    column: str,
+    tokens: Sequence[str | None],
+    purpose: str,
+    *,
+    run_id: str | None = None,
+) -> Reidentified:
     """The originals of ``tokens`` (values of ``column`` as published by ``policy``).
 
     ``conn`` is the caller's own connection: its login must hold ``veilflow_steward``; the
     attempt is audited whether it is allowed, denied or fails."""
     target = f"{policy.dataset}.{column}"
-    require(conn, "reidentify", action="reidentify", target=target, purpose=purpose,
-            count=len(tokens))
+    require(
+        conn, "reidentify", action="reidentify", target=target, purpose=purpose, count=len(tokens)
+    )
     spec = policy.columns.get(column)
     try:
         if spec is None:
             raise VeilflowError(f"policy {policy.dataset} declares no column {column!r}")
         if spec.action not in REVERSIBLE:
-            raise VeilflowError(f"column {column!r} is '{spec.action}', which cannot be "
-                                f"reversed; reversible: {', '.join(REVERSIBLE)}")
+            raise VeilflowError(
+                f"column {column!r} is '{spec.action}', which cannot be "
+                f"reversed; reversible: {', '.join(REVERSIBLE)}"
+            )
         found = _run_manifest(conn, policy.dataset, run_id)
         used_run, manifest = found if found else (None, None)
         if spec.action == "ff1":
-            result = _decrypt_ff1(conn, master, policy, column, spec.params, tokens,
-                                  manifest, used_run)
+            result = _decrypt_ff1(
+                conn, master, policy, column, spec.params, tokens, manifest, used_run
+            )
         else:
-            result = _match_tokens(conn, master, policy, column, spec.params, tokens,
-                                   manifest, used_run)
+            result = _match_tokens(
+                conn, master, policy, column, spec.params, tokens, manifest, used_run
+            )
     except VeilflowError as exc:
-        record(conn, "reidentify", target=target, purpose=purpose, count=len(tokens),
-               outcome="error", details={"error": type(exc).__name__,
-                                         "reason": str(exc)[:300]})
+        record(
+            conn,
+            "reidentify",
+            target=target,
+            purpose=purpose,
+            count=len(tokens),
+            outcome="error",
+            details={"error": type(exc).__name__, "reason": str(exc)[:300]},
+        )
         raise
-    record(conn, "reidentify", target=target, purpose=purpose, count=len(tokens),
-           details={"matched": result.matched, "key_versions": result.versions,
-                    "run_id": result.run_id, "action": spec.action, **result.counters})
+    record(
+        conn,
+        "reidentify",
+        target=target,
+        purpose=purpose,
+        count=len(tokens),
+        details={
+            "matched": result.matched,
+            "key_versions": result.versions,
+            "run_id": result.run_id,
+            "action": spec.action,
+            **result.counters,
+        },
+    )
     return result
 
 
-def _decrypt_ff1(conn: psycopg.Connection, master: MasterKeyProvider, policy: Policy,
-                 column: str, params: dict[str, Any], tokens: Sequence[str | None],
-                 manifest: dict[str, Any] | None, run_id: str | None) -> Reidentified:
+def _decrypt_ff1(
+    conn: psycopg.Connection,
+    master: MasterKeyProvider,
+    policy: Policy,
+    column: str,
+    params: dict[str, Any],
+    tokens: Sequence[str | None],
+    manifest: dict[str, Any] | None,
+    run_id: str | None,
+) -> Reidentified:
     from veilflow.transform.operators.fpe import FF1Encrypt
 
     config = FF1Encrypt.Config(**params)
     if getattr(config, "context_column", None):
-        raise VeilflowError(f"column {column!r} is encrypted with a context column; "
-                            "re-identify it together with that column's values (not supported "
-                            "from a token list)")
+        raise VeilflowError(
+            f"column {column!r} is encrypted with a context column; "
+            "re-identify it together with that column's values (not supported "
+            "from a token list)"
+        )
     version = _recorded_version(manifest, column, "ff1", run_id)
     key = _key(conn, master, policy.scope, "ff1", version)
-    op = FF1Encrypt(config, ColumnContext(dataset=policy.scope, column=column,
-                                          keys=_PinnedKeys({"ff1": key})))
+    op = FF1Encrypt(
+        config, ColumnContext(dataset=policy.scope, column=column, keys=_PinnedKeys({"ff1": key}))
+    )
     values = pd.Series(pd.array(list(tokens), dtype=STRING))
     chunk = ChunkContext(frame=pd.DataFrame({"_row": range(len(values))}), key_column="_row")
     out = op.decrypt_values(values, chunk, key_version=key.version)
@@ -157,13 +201,25 @@ def _decrypt_ff1(conn: psycopg.Connection, master: MasterKeyProvider, policy: Po
         if orig == tok and tok is not None and tok.startswith("tok_"):
             plain[i] = None  # an invalid input that was tokenized, not encrypted
     matched = sum(v is not None for v in plain)
-    return Reidentified(plain, matched, [key.ref], run_id,
-                        {"not_reversible": not_reversible} if not_reversible else {})
+    return Reidentified(
+        plain,
+        matched,
+        [key.ref],
+        run_id,
+        {"not_reversible": not_reversible} if not_reversible else {},
+    )
 
 
-def _match_tokens(conn: psycopg.Connection, master: MasterKeyProvider, policy: Policy,
-                  column: str, params: dict[str, Any], tokens: Sequence[str | None],
-                  manifest: dict[str, Any] | None, run_id: str | None) -> Reidentified:
+def _match_tokens(
+    conn: psycopg.Connection,
+    master: MasterKeyProvider,
+    policy: Policy,
+    column: str,
+    params: dict[str, Any],
+    tokens: Sequence[str | None],
+    manifest: dict[str, Any] | None,
+    run_id: str | None,
+) -> Reidentified:
     from veilflow.transform.operators.tokenize import TokenizeConfig, tokenize_array
 
     config = TokenizeConfig(**params)
@@ -186,8 +242,9 @@ def _match_tokens(conn: psycopg.Connection, master: MasterKeyProvider, policy: P
     if pending:
         with conn.transaction(), conn.cursor(name="veilflow_reidentify") as cur:
             cur.itersize = SCAN_ROWS
-            cur.execute(sql.SQL("SELECT {c}::text FROM {s} WHERE {c} IS NOT NULL").format(
-                c=col, s=src))
+            cur.execute(
+                sql.SQL("SELECT {c}::text FROM {s} WHERE {c} IS NOT NULL").format(c=col, s=src)
+            )
             while True:
                 batch = [r[0] for r in cur.fetchmany(SCAN_ROWS)]
                 if not batch:
@@ -198,14 +255,16 @@ def _match_tokens(conn: psycopg.Connection, master: MasterKeyProvider, policy: P
                     hit = pc.is_in(out, value_set=want)
                     if not pc.any(hit).as_py():
                         continue
-                    for tok, orig in zip(pc.filter(out, hit).to_pylist(),
-                                         pc.filter(source, hit).to_pylist(), strict=True):
+                    for tok, orig in zip(
+                        pc.filter(out, hit).to_pylist(),
+                        pc.filter(source, hit).to_pylist(),
+                        strict=True,
+                    ):
                         seen = originals.setdefault(tok, orig)
                         ambiguous += seen != orig
     values = [originals.get(t) if t else None for t in tokens]
     matched = sum(v is not None for v in values)
-    counters = {"unmatched": sum(1 for t, v in zip(tokens, values, strict=True)
-                                 if t and v is None)}
+    counters = {"unmatched": sum(1 for t, v in zip(tokens, values, strict=True) if t and v is None)}
     if ambiguous:
         counters["ambiguous"] = ambiguous
     return Reidentified(values, matched, [k.ref for k in keys.values()], run_id, counters)

@@ -48,7 +48,8 @@ def roles_of(conn: psycopg.Connection) -> frozenset[str]:
     row = conn.execute(
         "SELECT coalesce(array_agg(r.rolname::text), '{}') FROM pg_roles r"
         " WHERE r.rolname = ANY(%s) AND pg_has_role(session_user, r.oid, 'USAGE')",
-        (list(ROLES.values()),)).fetchone()
+        (list(ROLES.values()),),
+    ).fetchone()
     assert row is not None
     by_group = {v: k for k, v in ROLES.items()}
     return frozenset(by_group[g] for g in row[0])
@@ -88,9 +89,17 @@ def zone_access(conn: psycopg.Connection) -> list[ZoneAccess]:
     """For every login and zone: may it read (USAGE and SELECT on every table in the zone),
     may it write (CREATE), and through which veilflow roles. Read from the catalog."""
     rows = conn.execute(_ACCESS_SQL, {"groups": list(ROLES.values()), "zones": list(ZONES)})
-    return [ZoneAccess(login=login, zone=zone, read=bool(read), write=bool(write),
-                       via=tuple(via), superuser=bool(sup))
-            for login, zone, sup, read, write, via in rows.fetchall()]
+    return [
+        ZoneAccess(
+            login=login,
+            zone=zone,
+            read=bool(read),
+            write=bool(write),
+            via=tuple(via),
+            superuser=bool(sup),
+        )
+        for login, zone, sup, read, write, via in rows.fetchall()
+    ]
 
 
 def members(conn: psycopg.Connection) -> dict[str, list[str]]:
@@ -100,7 +109,8 @@ def members(conn: psycopg.Connection) -> dict[str, list[str]]:
         "SELECT g.rolname::text, r.rolname::text FROM pg_roles g CROSS JOIN pg_roles r"
         " WHERE g.rolname = ANY(%s) AND r.rolcanlogin AND NOT r.rolsuper"
         " AND pg_has_role(r.oid, g.oid, 'USAGE') ORDER BY 1, 2",
-        (list(ROLES.values()),)).fetchall()
+        (list(ROLES.values()),),
+    ).fetchall()
     by_group = {v: k for k, v in ROLES.items()}
     for group, login in rows:
         out[by_group[group]].append(login)
@@ -127,11 +137,13 @@ def _first_line(exc: psycopg.Error) -> str:
 def grant_role(conn: psycopg.Connection, login: str, role: str, *, create: bool = False) -> bool:
     """Make ``login`` a member of a veilflow role (``create``: create the login first, without
     a password, when it does not exist). True when the login was created. Audited."""
-    return _membership_call(conn, "SELECT governance_api.grant_role(%s, %s, %s)",
-                            (login, group_role(role), create))
+    return _membership_call(
+        conn, "SELECT governance_api.grant_role(%s, %s, %s)", (login, group_role(role), create)
+    )
 
 
 def revoke_role(conn: psycopg.Connection, login: str, role: str) -> bool:
     """Remove ``login`` from a veilflow role; True when it was a member. Audited."""
-    return _membership_call(conn, "SELECT governance_api.revoke_role(%s, %s)",
-                            (login, group_role(role)))
+    return _membership_call(
+        conn, "SELECT governance_api.revoke_role(%s, %s)", (login, group_role(role))
+    )

@@ -20,8 +20,10 @@ _WRITE = pacsv.WriteOptions(include_header=False, quoting_style="needed")
 def read_frame(conn: psycopg.Connection, query: sql.Composable, columns: list[str]) -> pd.DataFrame:
     """Run ``query`` through ``COPY (...) TO STDOUT`` and return its rows as strings."""
     buf = io.BytesIO()
-    with conn.cursor() as cur, cur.copy(
-            sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(query)) as copy:
+    with (
+        conn.cursor() as cur,
+        cur.copy(sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(query)) as copy,
+    ):
         while block := copy.read():
             buf.write(block)
     if buf.tell() == 0:
@@ -33,7 +35,10 @@ def read_frame(conn: psycopg.Connection, query: sql.Composable, columns: list[st
         parse_options=pacsv.ParseOptions(newlines_in_values=True),
         convert_options=pacsv.ConvertOptions(
             column_types={c: pa.string() for c in columns},
-            strings_can_be_null=True, quoted_strings_can_be_null=False, null_values=[""]),
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            null_values=[""],
+        ),
     )
     frame: pd.DataFrame = table.to_pandas(types_mapper={pa.string(): STRING}.get)
     return frame
@@ -48,7 +53,9 @@ def write_frame(conn: psycopg.Connection, table: sql.Composable, frame: pd.DataF
     buf = io.BytesIO()
     pacsv.write_csv(arrow, buf, _WRITE)
     cols = sql.SQL(", ").join(sql.Identifier(c) for c in frame.columns)
-    with conn.cursor() as cur, cur.copy(
-            sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(table, cols)) as copy:
+    with (
+        conn.cursor() as cur,
+        cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(table, cols)) as copy,
+    ):
         copy.write(buf.getbuffer())
     return len(frame)

@@ -16,8 +16,9 @@ from veilflow.zones.server import start_embedded
 log = logging.getLogger(__name__)
 
 
-def with_database(url: str, database: str, *, user: str | None = None,
-                  driver: str | None = None) -> str:
+def with_database(
+    url: str, database: str, *, user: str | None = None, driver: str | None = None
+) -> str:
     """``url`` pointed at another database (and optionally login / SQLAlchemy driver)."""
     parts = urlparse(url)
     netloc = parts.netloc
@@ -50,8 +51,15 @@ def zones_url(*, user: str | None = None) -> str:
     """URL of the zones database. Embedded: database ``veilflow``, created on first use."""
     s = settings()
     if s.database_url:
-        return s.database_url if user is None else with_database(
-            s.database_url, urlparse(s.database_url).path.lstrip("/") or ZONES_DATABASE, user=user)
+        return (
+            s.database_url
+            if user is None
+            else with_database(
+                s.database_url,
+                urlparse(s.database_url).path.lstrip("/") or ZONES_DATABASE,
+                user=user,
+            )
+        )
     base = start_embedded(s.pgdata)
     ensure_database(base, ZONES_DATABASE)
     return with_database(base, ZONES_DATABASE, user=user)
@@ -88,8 +96,9 @@ def ensure_database(url: str, name: str) -> None:
     _ENSURED.add((url, name))
 
 
-def connect(url: str | None = None, *, user: str | None = None,
-            autocommit: bool = False) -> psycopg.Connection:
+def connect(
+    url: str | None = None, *, user: str | None = None, autocommit: bool = False
+) -> psycopg.Connection:
     """A psycopg connection to the zones database (as ``user`` when given)."""
     target = url if url is not None else zones_url(user=user)
     if url is not None and user is not None:
@@ -103,4 +112,5 @@ def _connect(url: str, *, autocommit: bool = False) -> psycopg.Connection:
     except psycopg.OperationalError as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DatabaseUnavailable(
-            f"cannot connect to PostgreSQL at {redact_url(url)}: {reason}") from exc
+            f"cannot connect to PostgreSQL at {redact_url(url)}: {reason}"
+        ) from exc

@@ -61,15 +61,23 @@ def upgrade(conn: psycopg.Connection, sql_dir: Path = SQL_DIR) -> list[Migration
         conn.execute(
             "CREATE TABLE IF NOT EXISTS governance.schema_migrations ("
             " version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now())")
-        applied = {v: c for v, c in conn.execute(
-            "SELECT version, checksum FROM governance.schema_migrations").fetchall()}
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        applied = {
+            v: c
+            for v, c in conn.execute(
+                "SELECT version, checksum FROM governance.schema_migrations"
+            ).fetchall()
+        }
         done = []
         for mig in discover(sql_dir):
             if mig.version in applied:
                 if applied[mig.version] != mig.checksum:
-                    log.warning("migration %04d_%s changed after it was applied; not re-run",
-                                mig.version, mig.name)
+                    log.warning(
+                        "migration %04d_%s changed after it was applied; not re-run",
+                        mig.version,
+                        mig.name,
+                    )
                 continue
             log.info("applying migration %04d_%s", mig.version, mig.name)
             try:
@@ -77,7 +85,9 @@ def upgrade(conn: psycopg.Connection, sql_dir: Path = SQL_DIR) -> list[Migration
                     conn.execute(mig.path.read_text())  # type: ignore[call-overload]
                     conn.execute(
                         "INSERT INTO governance.schema_migrations (version, name, checksum)"
-                        " VALUES (%s, %s, %s)", (mig.version, mig.name, mig.checksum))
+                        " VALUES (%s, %s, %s)",
+                        (mig.version, mig.name, mig.checksum),
+                    )
             except psycopg.Error as exc:
                 raise MigrationError(
                     f"migration {mig.path.name} failed: {str(exc).strip().splitlines()[0]}"
@@ -91,8 +101,10 @@ def upgrade(conn: psycopg.Connection, sql_dir: Path = SQL_DIR) -> list[Migration
 def status(conn: psycopg.Connection, sql_dir: Path = SQL_DIR) -> list[tuple[Migration, bool]]:
     """Each known migration and whether it is applied."""
     try:
-        applied = {r[0] for r in conn.execute(
-            "SELECT version FROM governance.schema_migrations").fetchall()}
+        applied = {
+            r[0]
+            for r in conn.execute("SELECT version FROM governance.schema_migrations").fetchall()
+        }
     except psycopg.errors.UndefinedTable:
         conn.rollback()
         applied = set()

@@ -28,8 +28,14 @@ ROLE_NAMES = {
 }
 
 
-def publish_version(conn: psycopg.Connection, rt: RunTables, target_schema: str,
-                    target_table: str, columns: list[str], readers: Iterable[str]) -> int:
+def publish_version(
+    conn: psycopg.Connection,
+    rt: RunTables,
+    target_schema: str,
+    target_table: str,
+    columns: list[str],
+    readers: Iterable[str],
+) -> int:
     """Swap the candidate (minus canary rows and bookkeeping columns) into
     ``target_schema.target_table`` atomically; grant SELECT to ``readers`` (group roles).
     Returns the rows published."""
@@ -38,47 +44,73 @@ def publish_version(conn: psycopg.Connection, rt: RunTables, target_schema: str,
     cols = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
     with conn.transaction():
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(target_schema, new)))
-        conn.execute(sql.SQL(
-            "CREATE TABLE {new} AS SELECT {cols} FROM {cand} WHERE NOT {canary}"
-        ).format(new=sql.Identifier(target_schema, new), cols=cols, cand=rt.candidate,
-                 canary=sql.Identifier(CANARY)))
-        rows = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
-            sql.Identifier(target_schema, new))).fetchone()
+        conn.execute(
+            sql.SQL("CREATE TABLE {new} AS SELECT {cols} FROM {cand} WHERE NOT {canary}").format(
+                new=sql.Identifier(target_schema, new),
+                cols=cols,
+                cand=rt.candidate,
+                canary=sql.Identifier(CANARY),
+            )
+        )
+        rows = conn.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(target_schema, new))
+        ).fetchone()
         for role in readers:
-            conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(
-                sql.Identifier(target_schema, new), sql.Identifier(role)))
+            conn.execute(
+                sql.SQL("GRANT SELECT ON {} TO {}").format(
+                    sql.Identifier(target_schema, new), sql.Identifier(role)
+                )
+            )
         # The swap: two renames and a drop, in the same transaction as the build.
         if table_exists(conn, target_schema, target_table):
-            conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(
-                sql.Identifier(target_schema, target_table), sql.Identifier(old)))
-            conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(
-                sql.Identifier(target_schema, new), sql.Identifier(target_table)))
+            conn.execute(
+                sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+                    sql.Identifier(target_schema, target_table), sql.Identifier(old)
+                )
+            )
+            conn.execute(
+                sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+                    sql.Identifier(target_schema, new), sql.Identifier(target_table)
+                )
+            )
             conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(target_schema, old)))
         else:
-            conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(
-                sql.Identifier(target_schema, new), sql.Identifier(target_table)))
+            conn.execute(
+                sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+                    sql.Identifier(target_schema, new), sql.Identifier(target_table)
+                )
+            )
         conn.execute(
             "INSERT INTO governance.published_versions (dataset, target_table, run_id, rows)"
             " VALUES (%s, %s, %s, %s) ON CONFLICT (dataset, run_id) DO UPDATE SET rows ="
             " EXCLUDED.rows, published_at = now()",
-            (rt.dataset, f"{target_schema}.{target_table}", rt.run_id, rows[0] if rows else 0))
+            (rt.dataset, f"{target_schema}.{target_table}", rt.run_id, rows[0] if rows else 0),
+        )
     return int(rows[0]) if rows else 0
 
 
-def quarantine_candidate(conn: psycopg.Connection, rt: RunTables,
-                         reasons: list[dict[str, object]]) -> str | None:
+def quarantine_candidate(
+    conn: psycopg.Connection, rt: RunTables, reasons: list[dict[str, object]]
+) -> str | None:
     """Move the candidate (if any) to the quarantine zone and record why. Returns the
     quarantine table's name."""
     qname = f"{rt.dataset}__{rt.tag}"[:63]
     with conn.transaction():
         moved: str | None = None
         if table_exists(conn, "staging", rt.candidate_name):
-            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(
-                sql.Identifier("quarantine", qname)))
-            conn.execute(sql.SQL("CREATE TABLE {} AS SELECT * FROM {} WHERE NOT {}").format(
-                sql.Identifier("quarantine", qname), rt.candidate, sql.Identifier(CANARY)))
-            conn.execute(sql.SQL("GRANT SELECT ON {} TO veilflow_steward").format(
-                sql.Identifier("quarantine", qname)))
+            conn.execute(
+                sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier("quarantine", qname))
+            )
+            conn.execute(
+                sql.SQL("CREATE TABLE {} AS SELECT * FROM {} WHERE NOT {}").format(
+                    sql.Identifier("quarantine", qname), rt.candidate, sql.Identifier(CANARY)
+                )
+            )
+            conn.execute(
+                sql.SQL("GRANT SELECT ON {} TO veilflow_steward").format(
+                    sql.Identifier("quarantine", qname)
+                )
+            )
             conn.execute(sql.SQL("DROP TABLE {}").format(rt.candidate))
             moved = f"quarantine.{qname}"
         conn.execute(
@@ -86,5 +118,6 @@ def quarantine_candidate(conn: psycopg.Connection, rt: RunTables,
             " VALUES (%s, %s, %s, %s) ON CONFLICT (dataset, run_id) DO UPDATE SET"
             " quarantine_table = EXCLUDED.quarantine_table, reasons = EXCLUDED.reasons,"
             " quarantined_at = now()",
-            (rt.dataset, rt.run_id, moved, json.dumps(reasons)))
+            (rt.dataset, rt.run_id, moved, json.dumps(reasons)),
+        )
     return moved

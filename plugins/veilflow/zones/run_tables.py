@@ -77,10 +77,13 @@ def source_columns(conn: psycopg.Connection, schema: str, table: str) -> list[So
              FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
              JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped
-            ORDER BY a.attnum""", (schema, table)).fetchall()
+            ORDER BY a.attnum""",
+        (schema, table),
+    ).fetchall()
     if not rows:
-        raise SourceError(f"source table {schema}.{table} does not exist (or this login "
-                          "cannot see it)")
+        raise SourceError(
+            f"source table {schema}.{table} does not exist (or this login cannot see it)"
+        )
     return [SourceColumn(r[0], r[1], bool(r[2])) for r in rows]
 
 
@@ -89,20 +92,32 @@ def table_exists(conn: psycopg.Connection, schema: str, table: str) -> bool:
     return row is not None and row[0] is not None
 
 
-def create_snapshot(conn: psycopg.Connection, rt: RunTables, schema: str, table: str,
-                    key: str, columns: list[str]) -> int:
+def create_snapshot(
+    conn: psycopg.Connection, rt: RunTables, schema: str, table: str, key: str, columns: list[str]
+) -> int:
     """Copy the source into the run's snapshot, numbered in key order. Idempotent: an
     existing snapshot of the same run is replaced. Returns the row count."""
     cols = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
     with conn.transaction():
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(rt.snapshot))
-        conn.execute(sql.SQL(
-            "CREATE TABLE {snap} AS SELECT row_number() OVER (ORDER BY {key}) AS {row},"
-            " false AS {canary}, {cols} FROM {src}").format(
-                snap=rt.snapshot, key=sql.Identifier(key), row=sql.Identifier(ROW),
-                canary=sql.Identifier(CANARY), cols=cols, src=sql.Identifier(schema, table)))
-        conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET NOT NULL").format(
-            rt.snapshot, sql.Identifier(CANARY)))
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE {snap} AS SELECT row_number() OVER (ORDER BY {key}) AS {row},"
+                " false AS {canary}, {cols} FROM {src}"
+            ).format(
+                snap=rt.snapshot,
+                key=sql.Identifier(key),
+                row=sql.Identifier(ROW),
+                canary=sql.Identifier(CANARY),
+                cols=cols,
+                src=sql.Identifier(schema, table),
+            )
+        )
+        conn.execute(
+            sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET NOT NULL").format(
+                rt.snapshot, sql.Identifier(CANARY)
+            )
+        )
         count = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(rt.snapshot)).fetchone()
     return int(count[0]) if count else 0
 
@@ -110,26 +125,35 @@ def create_snapshot(conn: psycopg.Connection, rt: RunTables, schema: str, table:
 def index_snapshot(conn: psycopg.Connection, rt: RunTables) -> None:
     """Number rows added after the copy (canaries) and index the row numbers."""
     with conn.transaction():
-        conn.execute(sql.SQL(
-            "WITH m AS (SELECT coalesce(max({row}), 0) AS top FROM {snap}),"
-            " n AS (SELECT ctid, row_number() OVER () AS i FROM {snap} WHERE {row} IS NULL)"
-            " UPDATE {snap} s SET {row} = m.top + n.i FROM m, n WHERE s.ctid = n.ctid").format(
-                row=sql.Identifier(ROW), snap=rt.snapshot))
-        conn.execute(sql.SQL("CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({})").format(
-            sql.Identifier(rt.snapshot_name + "_row"), rt.snapshot, sql.Identifier(ROW)))
+        conn.execute(
+            sql.SQL(
+                "WITH m AS (SELECT coalesce(max({row}), 0) AS top FROM {snap}),"
+                " n AS (SELECT ctid, row_number() OVER () AS i FROM {snap} WHERE {row} IS NULL)"
+                " UPDATE {snap} s SET {row} = m.top + n.i FROM m, n WHERE s.ctid = n.ctid"
+            ).format(row=sql.Identifier(ROW), snap=rt.snapshot)
+        )
+        conn.execute(
+            sql.SQL("CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({})").format(
+                sql.Identifier(rt.snapshot_name + "_row"), rt.snapshot, sql.Identifier(ROW)
+            )
+        )
         conn.execute(sql.SQL("ANALYZE {}").format(rt.snapshot))
 
 
-def create_candidate(conn: psycopg.Connection, rt: RunTables,
-                     columns: list[tuple[str, str]]) -> None:
+def create_candidate(
+    conn: psycopg.Connection, rt: RunTables, columns: list[tuple[str, str]]
+) -> None:
     """The empty, range-partitioned candidate (``columns`` = output name and SQL type)."""
     defs = [sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t in columns]
     defs.append(sql.SQL("{} bigint NOT NULL").format(sql.Identifier(ROW)))
     defs.append(sql.SQL("{} boolean NOT NULL DEFAULT false").format(sql.Identifier(CANARY)))
     with conn.transaction():
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(rt.candidate))
-        conn.execute(sql.SQL("CREATE TABLE {} ({}) PARTITION BY RANGE ({})").format(
-            rt.candidate, sql.SQL(", ").join(defs), sql.Identifier(ROW)))
+        conn.execute(
+            sql.SQL("CREATE TABLE {} ({}) PARTITION BY RANGE ({})").format(
+                rt.candidate, sql.SQL(", ").join(defs), sql.Identifier(ROW)
+            )
+        )
 
 
 def drop_run_tables(conn: psycopg.Connection, rt: RunTables) -> None:
@@ -138,8 +162,9 @@ def drop_run_tables(conn: psycopg.Connection, rt: RunTables) -> None:
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(rt.snapshot))
 
 
-def count(conn: psycopg.Connection, table: sql.Composable, where: sql.Composable | None = None
-          ) -> int:
+def count(
+    conn: psycopg.Connection, table: sql.Composable, where: sql.Composable | None = None
+) -> int:
     q = sql.SQL("SELECT count(*) FROM {}").format(table)
     if where is not None:
         q = sql.SQL("{} WHERE {}").format(q, where)

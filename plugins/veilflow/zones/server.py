@@ -46,7 +46,8 @@ def start_embedded(pgdata: Path) -> str:
     except Exception as exc:  # the wheel raises plain errors; log file names the cause
         raise DatabaseUnavailable(
             f"could not start the embedded PostgreSQL in {pgdata}: {type(exc).__name__} "
-            f"(see {pgdata / 'pgserver.log'})") from exc
+            f"(see {pgdata / 'pgserver.log'})"
+        ) from exc
     url = str(server.get_uri())
     _KNOWN[pgdata] = url
     return url

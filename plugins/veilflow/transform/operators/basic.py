@@ -80,8 +80,9 @@ class Mask(Operator[MaskConfig]):
             # Where keeping first+last would reveal the whole value, mask everything instead.
             reveal = pc.greater(lengths, first + last)
             head = pc.utf8_slice_codeunits(arr, 0, first)
-            tail = (pc.utf8_slice_codeunits(arr, -last) if last
-                    else pc.utf8_slice_codeunits(arr, 0, 0))
+            tail = (
+                pc.utf8_slice_codeunits(arr, -last) if last else pc.utf8_slice_codeunits(arr, 0, 0)
+            )
             hidden = pc.max_element_wise(pc.subtract(lengths, first + last), 0)
             partial = pc.binary_join_element_wise(head, pc.binary_repeat(star, hidden), tail, "")
             out = pc.if_else(reveal, partial, everything)
@@ -103,6 +104,7 @@ class Redact(Operator[RedactConfig]):
 
     def apply(self, values: pd.Series, chunk: ChunkContext) -> pd.Series:
         arr = pa.array(values.array, type=pa.string())
-        out = pc.if_else(pc.is_null(arr), pa.scalar(None, pa.string()),
-                         pa.scalar(self.config.replacement))
+        out = pc.if_else(
+            pc.is_null(arr), pa.scalar(None, pa.string()), pa.scalar(self.config.replacement)
+        )
         return pd.Series(pd.array(out, dtype=STRING), index=values.index)

@@ -30,9 +30,11 @@ from veilflow.transform.base import STRING, ChunkContext, Operator, OperatorConf
 from veilflow.transform.operators.tokenize import as_large_string, hmac_sha256
 
 #: PostgreSQL's text forms of date / timestamp / timestamptz (plus ISO ``T`` and ``Z``).
-TEMPORAL_PATTERN = (r"^\d{4}-\d{2}-\d{2}"
-                    r"(?:[ T](?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,6})?"
-                    r"(?:Z|[+-]\d{2}(?::?[0-5]\d){0,2})?)?$")
+TEMPORAL_PATTERN = (
+    r"^\d{4}-\d{2}-\d{2}"
+    r"(?:[ T](?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,6})?"
+    r"(?:Z|[+-]\d{2}(?::?[0-5]\d){0,2})?)?$"
+)
 _INFINITE = pa.array(["infinity", "-infinity"], type=pa.large_string())
 _FIRST_DAY = int(np.datetime64("0001-01-01", "D").astype(np.int64))
 _LAST_DAY = int(np.datetime64("9999-12-31", "D").astype(np.int64))
@@ -62,25 +64,27 @@ def parse_temporal(values: pd.Series | pa.Array | pa.ChunkedArray) -> TemporalTe
     arr = as_large_string(values)
     present = np.asarray(arr.is_valid(), dtype=bool)
     infinite = np.asarray(pc.is_in(arr, value_set=_INFINITE).fill_null(False), dtype=bool)
-    shaped = np.asarray(pc.match_substring_regex(arr, TEMPORAL_PATTERN).fill_null(False),
-                        dtype=bool)
+    shaped = np.asarray(
+        pc.match_substring_regex(arr, TEMPORAL_PATTERN).fill_null(False), dtype=bool
+    )
     head = pc.utf8_slice_codeunits(arr, 0, 10)
-    day32 = pc.cast(pc.strptime(head, format="%Y-%m-%d", unit="s", error_is_null=True),
-                    pa.date32())
+    day32 = pc.cast(pc.strptime(head, format="%Y-%m-%d", unit="s", error_is_null=True), pa.date32())
     # strptime rolls 2023-02-30 over to March: only an exact round trip is a real day.
     exact = pc.equal(pc.cast(day32, pa.large_string()), head).fill_null(False)
     days = np.asarray(pc.cast(day32, pa.int32()).fill_null(0), dtype=np.int64)
     dated = shaped & np.asarray(exact, dtype=bool) & (days >= _FIRST_DAY)
     days = np.where(dated, days, 0)
     rest = pc.utf8_slice_codeunits(arr, 10)
-    return TemporalText(days=days, rest=rest, dated=dated, infinite=infinite,
-                        bad=present & ~dated & ~infinite)
+    return TemporalText(
+        days=days, rest=rest, dated=dated, infinite=infinite, bad=present & ~dated & ~infinite
+    )
 
 
 def format_days(days: np.ndarray) -> pa.Array:
     """``YYYY-MM-DD`` text of day numbers since 1970-01-01."""
-    return pc.cast(pa.array(days.astype(np.int32), type=pa.int32()).cast(pa.date32()),
-                   pa.large_string())
+    return pc.cast(
+        pa.array(days.astype(np.int32), type=pa.int32()).cast(pa.date32()), pa.large_string()
+    )
 
 
 def raise_bad_rows(bad: np.ndarray, chunk: ChunkContext, column: str, what: str) -> None:
@@ -89,7 +93,8 @@ def raise_bad_rows(bad: np.ndarray, chunk: ChunkContext, column: str, what: str)
         keys = chunk.row_keys(pd.Series(bad))
         raise TransformError(
             f"column {column}: {int(bad.sum())} value(s) are not {what} "
-            f"(row keys {', '.join(keys)})")
+            f"(row keys {', '.join(keys)})"
+        )
 
 
 def day_offsets(digests: np.ndarray, max_days: int) -> np.ndarray:
@@ -144,7 +149,8 @@ class DateShift(Operator[DateShiftConfig]):
         if cfg.subject not in chunk.frame.columns:
             raise TransformError(
                 f"column {column}: date_shift subject column {cfg.subject!r} is not in the "
-                f"source chunk")
+                f"source chunk"
+            )
         parsed = parse_temporal(values)
         raise_bad_rows(parsed.bad, chunk, column, "PostgreSQL date or timestamp text")
         subjects = chunk.frame[cfg.subject]
@@ -158,7 +164,10 @@ class DateShift(Operator[DateShiftConfig]):
         shifted = parsed.days + offsets
         out_of_range = parsed.dated & ((shifted < _FIRST_DAY) | (shifted > _LAST_DAY))
         raise_bad_rows(out_of_range, chunk, column, "shiftable within years 1-9999")
-        text = pc.binary_join_element_wise(format_days(np.where(parsed.dated, shifted, 0)),
-                                           parsed.rest, pa.scalar("", pa.large_string()))
+        text = pc.binary_join_element_wise(
+            format_days(np.where(parsed.dated, shifted, 0)),
+            parsed.rest,
+            pa.scalar("", pa.large_string()),
+        )
         out = pc.if_else(pa.array(parsed.dated), text, as_large_string(values))
         return pd.Series(pd.array(out, dtype=STRING), index=values.index)

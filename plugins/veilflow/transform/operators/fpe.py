@@ -182,10 +182,13 @@ def _codes_of(arr: Any) -> tuple[NDArray[Any], NDArray[np.int64], bool]:
     """Code points of all characters of a large_string array without NULLs (flat) and each
     value's length. ASCII data is read straight from the Arrow buffers as bytes."""
     n = len(arr)
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset:arr.offset + n + 1]
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset : arr.offset + n + 1]
     data_buf = arr.buffers()[2]
-    data = (np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None
-            else np.empty(0, dtype=np.uint8))[offsets[0]:offsets[-1]]
+    data = (
+        np.frombuffer(data_buf, dtype=np.uint8)
+        if data_buf is not None
+        else np.empty(0, dtype=np.uint8)
+    )[offsets[0] : offsets[-1]]
     if data.size == 0 or int(data.max()) < 128:
         # ASCII: one byte is one character.
         return data, np.diff(offsets), True
@@ -193,8 +196,9 @@ def _codes_of(arr: Any) -> tuple[NDArray[Any], NDArray[np.int64], bool]:
     return codes, lengths, bool(codes.size == 0 or codes.max() < 128)
 
 
-def _luhn_sums(digits: NDArray[Any], from_right: NDArray[Any], row_of: NDArray[Any],
-               rows: int) -> NDArray[np.int64]:
+def _luhn_sums(
+    digits: NDArray[Any], from_right: NDArray[Any], row_of: NDArray[Any], rows: int
+) -> NDArray[np.int64]:
     """Luhn sum of each row over the given digits (position counted from the right)."""
     contrib = np.where(from_right % 2 == 1, _LUHN_DOUBLE[digits], digits)
     return np.bincount(row_of, weights=contrib, minlength=rows).astype(np.int64)
@@ -215,7 +219,7 @@ def _columns(matrix: NDArray[Any], columns: NDArray[np.int64]) -> NDArray[Any]:
     indexing for a few runs such as the digit groups of a card number)."""
     runs = _runs(columns)
     if len(runs) == 1:
-        return matrix[:, runs[0][0]:runs[0][1]]
+        return matrix[:, runs[0][0] : runs[0][1]]
     return np.concatenate([matrix[:, a:b] for a, b in runs], axis=1)
 
 
@@ -223,7 +227,7 @@ def _set_columns(matrix: NDArray[Any], columns: NDArray[np.int64], values: NDArr
     """``matrix[:, columns] = values`` through slices of contiguous runs."""
     at = 0
     for a, b in _runs(columns):
-        matrix[:, a:b] = values[:, at:at + b - a]
+        matrix[:, a:b] = values[:, at : at + b - a]
         at += b - a
 
 
@@ -232,7 +236,7 @@ def _luhn_matrix_sums(digits: NDArray[np.uint8]) -> NDArray[np.int64]:
     plus, on every second column from the right's second, the doubling's surplus."""
     width = digits.shape[1]
     total = digits.sum(axis=1, dtype=np.int64)
-    twice = digits[:, (width - 2) % 2::2] if width > 1 else digits[:, :0]
+    twice = digits[:, (width - 2) % 2 :: 2] if width > 1 else digits[:, :0]
     total += (np.take(_LUHN_DOUBLE, twice) - twice).sum(axis=1, dtype=np.int64)
     return np.asarray(total, dtype=np.int64)
 
@@ -258,23 +262,26 @@ class FF1Encrypt(Operator[FF1Config]):
     def apply(self, values: pd.Series, chunk: ChunkContext) -> pd.Series:
         return self._run(values, chunk, encrypt=True)
 
-    def decrypt_values(self, values: pd.Series, chunk: ChunkContext,
-                       key_version: int | None = None) -> pd.Series:
+    def decrypt_values(
+        self, values: pd.Series, chunk: ChunkContext, key_version: int | None = None
+    ) -> pd.Series:
         """Authorized re-identification: the inverse of ``apply`` (the vault decides who may
         call it). A ciphertext does not say which key version made it (it keeps the format),
         so values encrypted before a rotation need ``key_version`` from the run's manifest
         or lineage (``describe()`` records the key ref); the active version otherwise.
         Raises ``TransformError`` for values that cannot be ciphertexts of this operator;
         see the module docstring for what cannot be detected."""
-        key = (self.key if key_version is None else
-               self.column.keys.data_key(self.column.dataset, "ff1", key_version))
+        key = (
+            self.key
+            if key_version is None
+            else self.column.keys.data_key(self.column.dataset, "ff1", key_version)
+        )
         return self._run(values, chunk, encrypt=False, key=key)
 
     # -- tweak --------------------------------------------------------------------------
 
     def _prefix(self) -> bytes:
-        return (_TWEAK_LABEL + self.column.dataset.encode() + b"\0"
-                + self.column.column.encode())
+        return _TWEAK_LABEL + self.column.dataset.encode() + b"\0" + self.column.column.encode()
 
     def column_tweak(self) -> bytes:
         """The tweak of every value when no context column is configured."""
@@ -284,9 +291,13 @@ class FF1Encrypt(Operator[FF1Config]):
         """One 16-byte tweak per context value (hashed once per distinct value)."""
         codes, uniques = pd.factorize(context, use_na_sentinel=True)
         prefix = self._prefix() + b"\0"
-        table = np.frombuffer(b"".join(
-            hashlib.sha256(prefix + b"\1" + str(u).encode()).digest()[:16] for u in uniques
-        ) + hashlib.sha256(prefix + b"\0").digest()[:16], dtype=np.uint8).reshape(-1, 16)
+        table = np.frombuffer(
+            b"".join(
+                hashlib.sha256(prefix + b"\1" + str(u).encode()).digest()[:16] for u in uniques
+            )
+            + hashlib.sha256(prefix + b"\0").digest()[:16],
+            dtype=np.uint8,
+        ).reshape(-1, 16)
         # Sentinel -1 (NULL) picks the last row, the NULL tweak.
         return table[codes]
 
@@ -336,8 +347,16 @@ class FF1Encrypt(Operator[FF1Config]):
         n_enc = n_alpha - cfg.keep_first - cfg.keep_last - int(cfg.luhn)
         short = n_enc < ff1.min_length(alphabet.radix)
         reason[(reason == 0) & short] = _reason("below_minimum_domain")
-        lay = _Layout(codes=codes, lengths=lengths, ascii=ascii_only, numerals=numerals,
-                      is_num=is_num, n_alpha=n_alpha, reason=reason, width=width)
+        lay = _Layout(
+            codes=codes,
+            lengths=lengths,
+            ascii=ascii_only,
+            numerals=numerals,
+            is_num=is_num,
+            n_alpha=n_alpha,
+            reason=reason,
+            width=width,
+        )
         if row_of is not None:
             lay.row_of = row_of
         return lay
@@ -357,8 +376,9 @@ class FF1Encrypt(Operator[FF1Config]):
         sums = _luhn_sums(lay.numerals[where], from_right, rows_of, lay.rows)
         return np.asarray(sums % 10 == 0)
 
-    def _run(self, values: pd.Series, chunk: ChunkContext, *, encrypt: bool,
-             key: DataKey | None = None) -> pd.Series:
+    def _run(
+        self, values: pd.Series, chunk: ChunkContext, *, encrypt: bool, key: DataKey | None = None
+    ) -> pd.Series:
         key = key if key is not None else self.key
         if key is None:  # pragma: no cover - key_purpose is set
             raise TransformError(f"column {self.column.column!r}: no ff1 data key")
@@ -376,27 +396,47 @@ class FF1Encrypt(Operator[FF1Config]):
         for lo in range(0, len(arr), SLICE_ROWS):
             hi = min(len(arr), lo + SLICE_ROWS)
             tweak = tweaks if isinstance(tweaks, bytes) else tweaks[lo:hi]
-            parts.append(self._run_slice(arr.slice(lo, hi - lo), tweak, values,
-                                         positions[lo:hi], chunk, key, encrypt=encrypt))
+            parts.append(
+                self._run_slice(
+                    arr.slice(lo, hi - lo),
+                    tweak,
+                    values,
+                    positions[lo:hi],
+                    chunk,
+                    key,
+                    encrypt=encrypt,
+                )
+            )
         done = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
         out[present] = done.array
         return out
 
-    def _tweaks(self, values: pd.Series, present: NDArray[np.bool_],
-                chunk: ChunkContext) -> ff1.Tweak:
+    def _tweaks(
+        self, values: pd.Series, present: NDArray[np.bool_], chunk: ChunkContext
+    ) -> ff1.Tweak:
         """The column tweak, or one tweak per non-NULL value with a context column."""
         cfg = self.config
         if cfg.context_column is None:
             return self.column_tweak()
         if cfg.context_column not in chunk.frame.columns:
-            raise TransformError(f"column {self.column.column!r}: context column "
-                                 f"{cfg.context_column!r} is not in the chunk")
+            raise TransformError(
+                f"column {self.column.column!r}: context column "
+                f"{cfg.context_column!r} is not in the chunk"
+            )
         context = chunk.frame[cfg.context_column].reindex(values.index)[present]
         return self.context_tweaks(context.reset_index(drop=True))
 
-    def _run_slice(self, arr: Any, tweak: ff1.Tweak, values: pd.Series,
-                   positions: NDArray[np.int64], chunk: ChunkContext, key: DataKey,
-                   *, encrypt: bool) -> pd.Series:
+    def _run_slice(
+        self,
+        arr: Any,
+        tweak: ff1.Tweak,
+        values: pd.Series,
+        positions: NDArray[np.int64],
+        chunk: ChunkContext,
+        key: DataKey,
+        *,
+        encrypt: bool,
+    ) -> pd.Series:
         cfg = self.config
         column = self.column.column
         lay = self._layout(arr)
@@ -404,8 +444,9 @@ class FF1Encrypt(Operator[FF1Config]):
         tokens = np.zeros(lay.rows, dtype=bool)
         if not encrypt:
             token_re = _TOKEN_RE + ("(@|$)" if cfg.email else "$")
-            tokens = pc.match_substring_regex(arr, token_re).to_numpy(
-                zero_copy_only=False).astype(bool)
+            tokens = (
+                pc.match_substring_regex(arr, token_re).to_numpy(zero_copy_only=False).astype(bool)
+            )
             lay.reason[tokens] = 0
         candidates = (lay.reason == 0) & ~tokens
         pattern = lay.pattern(candidates)
@@ -414,8 +455,7 @@ class FF1Encrypt(Operator[FF1Config]):
             lay.reason[failed] = _reason("luhn_invalid")
         invalid = lay.reason != 0
         if invalid.any():
-            self._invalid(values, positions[invalid], lay.reason[invalid], chunk,
-                          encrypt=encrypt)
+            self._invalid(values, positions[invalid], lay.reason[invalid], chunk, encrypt=encrypt)
 
         ok = ~invalid & ~tokens
         codes = lay.codes.copy()
@@ -423,11 +463,13 @@ class FF1Encrypt(Operator[FF1Config]):
             row_tweak = tweak if isinstance(tweak, bytes) else tweak[ok]
             try:
                 if pattern is not None:
-                    codes = self._crypt_uniform(lay, codes, ok, pattern, key.material,
-                                                row_tweak, encrypt=encrypt)
+                    codes = self._crypt_uniform(
+                        lay, codes, ok, pattern, key.material, row_tweak, encrypt=encrypt
+                    )
                 else:
-                    codes = self._crypt_ragged(lay, codes, ok, key.material, row_tweak,
-                                               encrypt=encrypt)
+                    codes = self._crypt_ragged(
+                        lay, codes, ok, key.material, row_tweak, encrypt=encrypt
+                    )
             except ff1.FF1DomainError as err:  # pragma: no cover - values are screened above
                 raise ff1.FF1DomainError(str(err), column=column) from None
 
@@ -443,13 +485,21 @@ class FF1Encrypt(Operator[FF1Config]):
         chars = self.config.characters
         return np.array([ord(c) for c in chars], dtype=np.uint8 if chars.isascii() else np.int64)
 
-    def _crypt_uniform(self, lay: _Layout, codes: NDArray[Any], ok: NDArray[np.bool_],
-                       pattern: NDArray[np.bool_], key: bytes, tweak: ff1.Tweak,
-                       *, encrypt: bool) -> NDArray[Any]:
+    def _crypt_uniform(
+        self,
+        lay: _Layout,
+        codes: NDArray[Any],
+        ok: NDArray[np.bool_],
+        pattern: NDArray[np.bool_],
+        key: bytes,
+        tweak: ff1.Tweak,
+        *,
+        encrypt: bool,
+    ) -> NDArray[Any]:
         cfg = self.config
         places = np.flatnonzero(pattern)
         stop = places.size - cfg.keep_last - int(cfg.luhn)
-        chosen = places[cfg.keep_first:stop]
+        chosen = places[cfg.keep_first : stop]
         all_ok = bool(ok.all())
         digits = lay.numerals.reshape(lay.rows, lay.width)
         if not all_ok:
@@ -466,7 +516,7 @@ class FF1Encrypt(Operator[FF1Config]):
         if cfg.luhn:
             # All digits in order, with the encrypted (or decrypted) ones in place.
             full = _columns(digits, places).astype(np.uint8)
-            full[:, cfg.keep_first:stop] = enc
+            full[:, cfg.keep_first : stop] = enc
             full[:, stop] = 0  # the digit to solve for contributes nothing yet
             need = (-_luhn_matrix_sums(full)) % 10
             doubled = (places.size - 1 - stop) % 2 == 1
@@ -476,8 +526,16 @@ class FF1Encrypt(Operator[FF1Config]):
             grid[ok] = block
         return grid.reshape(-1)
 
-    def _crypt_ragged(self, lay: _Layout, codes: NDArray[Any], ok: NDArray[np.bool_],
-                      key: bytes, tweak: ff1.Tweak, *, encrypt: bool) -> NDArray[Any]:
+    def _crypt_ragged(
+        self,
+        lay: _Layout,
+        codes: NDArray[Any],
+        ok: NDArray[np.bool_],
+        key: bytes,
+        tweak: ff1.Tweak,
+        *,
+        encrypt: bool,
+    ) -> NDArray[Any]:
         cfg = self.config
         digits = lay.numerals
         row_ok = ok[lay.row_of]
@@ -495,11 +553,9 @@ class FF1Encrypt(Operator[FF1Config]):
             adjust = lay.is_num & row_ok & (lay.rank == top)
             others = lay.is_num & row_ok & ~adjust
             from_right = lay.n_alpha[lay.row_of] - 1 - lay.rank
-            sums = _luhn_sums(new_digits[others], from_right[others], lay.row_of[others],
-                              lay.rows)
+            sums = _luhn_sums(new_digits[others], from_right[others], lay.row_of[others], lay.rows)
             need = (-sums[lay.row_of[adjust]]) % 10
-            new_digits[adjust] = np.where(from_right[adjust] % 2 == 1,
-                                          _LUHN_UNDOUBLE[need], need)
+            new_digits[adjust] = np.where(from_right[adjust] % 2 == 1, _LUHN_UNDOUBLE[need], need)
             changed = chosen | adjust
         alphabet = self._alphabet_codes()
         if alphabet.dtype != codes.dtype:
@@ -512,17 +568,29 @@ class FF1Encrypt(Operator[FF1Config]):
         if codes.dtype == np.uint8:
             offsets = np.zeros(lay.rows + 1, dtype=np.int64)
             np.cumsum(lay.lengths, out=offsets[1:])
-            arr = pa.Array.from_buffers(pa.large_string(), lay.rows, [
-                None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(codes.tobytes())])
+            arr = pa.Array.from_buffers(
+                pa.large_string(),
+                lay.rows,
+                [None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(codes.tobytes())],
+            )
             return pd.Series(pd.array(arr, dtype=STRING))
         return pd.Series(ff1.strings_of(codes, lay.lengths), dtype=STRING)
 
-    def _invalid(self, values: pd.Series, positions: NDArray[np.int64],
-                 reasons: NDArray[np.int8], chunk: ChunkContext, *, encrypt: bool) -> None:
+    def _invalid(
+        self,
+        values: pd.Series,
+        positions: NDArray[np.int64],
+        reasons: NDArray[np.int8],
+        chunk: ChunkContext,
+        *,
+        encrypt: bool,
+    ) -> None:
         """Count invalid values per reason; raise unless they fall back to tokens."""
         column = self.column.column
-        counts = {_REASONS[code - 1]: int(n)
-                  for code, n in zip(*np.unique(reasons, return_counts=True), strict=True)}
+        counts = {
+            _REASONS[code - 1]: int(n)
+            for code, n in zip(*np.unique(reasons, return_counts=True), strict=True)
+        }
         for reason, n in counts.items():
             chunk.count(column, reason, n)
         total = int(reasons.size)
@@ -539,8 +607,9 @@ class FF1Encrypt(Operator[FF1Config]):
         else:
             chunk.count(column, "not_decryptable", total)
             what = "are not ciphertexts of this ff1 configuration (tampered or foreign)"
-        raise TransformError(f"column {column!r}: {total} value(s) {what} "
-                             f"({summary}); row keys {', '.join(keys)}")
+        raise TransformError(
+            f"column {column!r}: {total} value(s) {what} ({summary}); row keys {', '.join(keys)}"
+        )
 
     def _fallback(self, text: pd.Series) -> list[str]:
         """HMAC tokens (the ``tokenize`` operator's form) for values FF1 cannot take; an
@@ -555,5 +624,12 @@ class FF1Encrypt(Operator[FF1Config]):
             heads, tails = raw, [""] * len(raw)
         head = f"tok_v{token_key.version}_"
         # Invalid values are the exception, so a per-value HMAC is cheap enough here.
-        return [head + base64.b32encode(hmac.digest(token_key.material, h.encode(), "sha256")[:16])
-                .decode().rstrip("=").lower() + tail for h, tail in zip(heads, tails, strict=True)]
+        return [
+            head
+            + base64.b32encode(hmac.digest(token_key.material, h.encode(), "sha256")[:16])
+            .decode()
+            .rstrip("=")
+            .lower()
+            + tail
+            for h, tail in zip(heads, tails, strict=True)
+        ]

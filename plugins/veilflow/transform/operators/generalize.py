@@ -42,8 +42,10 @@ class GeneralizeConfig(OperatorConfig):
     def _one_mode(self) -> GeneralizeConfig:
         modes = [m for m in _MODES if getattr(self, m) is not None]
         if len(modes) != 1:
-            raise ValueError("generalize takes exactly one of keep_prefix, bucket, truncate "
-                             f"(got {', '.join(modes) or 'none'})")
+            raise ValueError(
+                "generalize takes exactly one of keep_prefix, bucket, truncate "
+                f"(got {', '.join(modes) or 'none'})"
+            )
         for option, mode in _OPTIONS.items():
             if option in self.model_fields_set and mode != modes[0]:
                 raise ValueError(f"'{option}' goes with '{mode}', not with '{modes[0]}'")
@@ -56,8 +58,7 @@ class GeneralizeConfig(OperatorConfig):
         return next(m for m in _MODES if getattr(self, m) is not None)
 
 
-def bucket_labels(numbers: np.ndarray, width: int, bottom: int | None,
-                  top: int | None) -> pa.Array:
+def bucket_labels(numbers: np.ndarray, width: int, bottom: int | None, top: int | None) -> pa.Array:
     """Labels of numbers: ``lo-hi`` (lo ≤ v < hi + 1, buckets aligned at 0 and clipped to
     bottom / top), ``<bottom`` below bottom, ``top+`` at or above top."""
     lo = (np.floor_divide(numbers, width) * width).astype(np.int64)
@@ -66,12 +67,15 @@ def bucket_labels(numbers: np.ndarray, width: int, bottom: int | None,
         lo = np.maximum(lo, bottom)
     if top is not None:
         hi = np.minimum(hi, top - 1)
-    text = pc.binary_join_element_wise(pa.array(lo).cast(pa.large_string()),
-                                       pa.array(hi).cast(pa.large_string()),
-                                       pa.scalar("-", pa.large_string()))
+    text = pc.binary_join_element_wise(
+        pa.array(lo).cast(pa.large_string()),
+        pa.array(hi).cast(pa.large_string()),
+        pa.scalar("-", pa.large_string()),
+    )
     if bottom is not None:
-        text = pc.if_else(pa.array(numbers < bottom), pa.scalar(f"<{bottom}", pa.large_string()),
-                          text)
+        text = pc.if_else(
+            pa.array(numbers < bottom), pa.scalar(f"<{bottom}", pa.large_string()), text
+        )
     if top is not None:
         text = pc.if_else(pa.array(numbers >= top), pa.scalar(f"{top}+", pa.large_string()), text)
     return text
@@ -126,7 +130,8 @@ class Generalize(Operator[GeneralizeConfig]):
         numeric = np.asarray(pc.match_substring_regex(arr, _NUMBER).fill_null(False), dtype=bool)
         raise_bad_rows(present & ~numeric, chunk, self.column.column, "numbers")
         trimmed = pc.replace_substring_regex(
-            pc.utf8_trim_whitespace(arr.filter(pa.array(present))), r"^\+", "")
+            pc.utf8_trim_whitespace(arr.filter(pa.array(present))), r"^\+", ""
+        )
         # Integers bucket exactly in int64; anything with a fraction or exponent as float64.
         try:
             if pc.all(pc.match_substring_regex(trimmed, _INTEGER)).as_py() is not False:
@@ -136,7 +141,8 @@ class Generalize(Operator[GeneralizeConfig]):
         except pa.ArrowInvalid:  # Arrow's message quotes the value: never pass it on
             raise TransformError(
                 f"column {self.column.column}: a value passed the number check but could "
-                "not be read as a number") from None
+                "not be read as a number"
+            ) from None
         labels = bucket_labels(numbers, cfg.bucket, cfg.bottom, cfg.top)
         positions = pa.array(np.cumsum(present) - 1, mask=~present)
         return pc.take(labels, positions)
@@ -144,8 +150,7 @@ class Generalize(Operator[GeneralizeConfig]):
     def _truncate(self, values: pd.Series, chunk: ChunkContext) -> pa.Array:
         assert self.config.truncate is not None
         parsed = parse_temporal(values)
-        raise_bad_rows(parsed.bad, chunk, self.column.column,
-                       "PostgreSQL date or timestamp text")
+        raise_bad_rows(parsed.bad, chunk, self.column.column, "PostgreSQL date or timestamp text")
         arr = as_large_string(values)
         width = _TRUNCATE_WIDTH[self.config.truncate]
         return pc.if_else(pa.array(parsed.dated), pc.utf8_slice_codeunits(arr, 0, width), arr)

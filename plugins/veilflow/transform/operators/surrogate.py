@@ -47,8 +47,18 @@ from veilflow.transform.operators.tokenize import (
     strings_from_buffers,
 )
 
-Entity = Literal["PERSON", "FIRST_NAME", "LAST_NAME", "EMAIL_ADDRESS", "PHONE_NUMBER",
-                 "LOCATION", "ADDRESS", "CITY", "DATE_TIME", "GENERIC"]
+Entity = Literal[
+    "PERSON",
+    "FIRST_NAME",
+    "LAST_NAME",
+    "EMAIL_ADDRESS",
+    "PHONE_NUMBER",
+    "LOCATION",
+    "ADDRESS",
+    "CITY",
+    "DATE_TIME",
+    "GENERIC",
+]
 Locale = Literal["en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL"]
 ENTITIES: tuple[str, ...] = get_args(Entity)
 LOCALES: tuple[str, ...] = get_args(Locale)
@@ -106,8 +116,9 @@ def pool(locale: str, kind: str) -> pa.Array:
         values = sorted(words)
     elif kind in ("phone", "street", "city"):
         fake = _faker(locale)
-        make = getattr(fake, {"phone": "phone_number", "street": "street_address",
-                              "city": "city"}[kind])
+        make = getattr(
+            fake, {"phone": "phone_number", "street": "street_address", "city": "city"}[kind]
+        )
         # A fixed number of draws, de-duplicated and sorted: the pool depends only on the
         # seed and the locale data.
         values = sorted({make() for _ in range(POOL_SIZE)})
@@ -136,9 +147,9 @@ def _phone_layout(locale: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     matrix = np.zeros((len(phones), width), dtype=np.uint8)
     positions = np.full((len(phones), _PHONE_REDRAWN), -1, dtype=np.int64)
     for i, p in enumerate(phones):
-        matrix[i, :len(p)] = np.frombuffer(p, dtype=np.uint8)
+        matrix[i, : len(p)] = np.frombuffer(p, dtype=np.uint8)
         digits = [j for j, b in enumerate(p) if 0x30 <= b <= 0x39][_PHONE_KEEP_DIGITS:]
-        positions[i, :len(digits[:_PHONE_REDRAWN])] = digits[:_PHONE_REDRAWN]
+        positions[i, : len(digits[:_PHONE_REDRAWN])] = digits[:_PHONE_REDRAWN]
     lengths = np.array([len(p) for p in phones], dtype=np.int64)
     return matrix, lengths, positions
 
@@ -170,12 +181,19 @@ def _surrogates(entity: str, locale: str, digests: np.ndarray) -> pa.Array:
     if entity == "LAST_NAME":
         return _pick(locale, "last", w[:, 1])
     if entity == "EMAIL_ADDRESS":
-        number = pa.array(np.char.zfill((w[:, 2] % np.uint64(100)).astype(str), 2),
-                          type=pa.large_string())
+        number = pa.array(
+            np.char.zfill((w[:, 2] % np.uint64(100)).astype(str), 2), type=pa.large_string()
+        )
         domains = pa.array(list(EMAIL_DOMAINS), type=pa.large_string())
         domain = pc.take(domains, pa.array(w[:, 3] % np.uint64(len(EMAIL_DOMAINS))))
-        return _join(_pick(locale, "first_ascii", w[:, 0]), ".",
-                     _pick(locale, "last_ascii", w[:, 1]), number, "@", domain)
+        return _join(
+            _pick(locale, "first_ascii", w[:, 0]),
+            ".",
+            _pick(locale, "last_ascii", w[:, 1]),
+            number,
+            "@",
+            domain,
+        )
     if entity == "PHONE_NUMBER":
         return _phones(locale, w[:, 0], digests[:, 8:].view(">u2").reshape(-1, 12))
     if entity == "ADDRESS":
@@ -188,8 +206,9 @@ def _surrogates(entity: str, locale: str, digests: np.ndarray) -> pa.Array:
     raise KeyError(entity)  # pragma: no cover
 
 
-def surrogate_array(values: pd.Series | pa.Array | pa.ChunkedArray, entity: str, key: DataKey,
-                    locale: str = "en_US") -> pa.LargeStringArray:
+def surrogate_array(
+    values: pd.Series | pa.Array | pa.ChunkedArray, entity: str, key: DataKey, locale: str = "en_US"
+) -> pa.LargeStringArray:
     """Surrogates of a whole column; NULL stays NULL. ``entity`` outside ``ENTITIES`` (e.g.
     ``US_SSN`` from free text) gets the GENERIC format-preserving surrogate."""
     if locale not in LOCALES:
@@ -211,8 +230,9 @@ def surrogate_array(values: pd.Series | pa.Array | pa.ChunkedArray, entity: str,
     return pc.take(dense, positions).cast(pa.large_string())
 
 
-def surrogate_strings(values: Sequence[str | None], entity: str, key: DataKey,
-                      locale: str = "en_US") -> list[str | None]:
+def surrogate_strings(
+    values: Sequence[str | None], entity: str, key: DataKey, locale: str = "en_US"
+) -> list[str | None]:
     """Surrogates of a plain list of strings (free-text scrubbing calls this per entity
     type); the same as the ``surrogate`` column operator for the same key, entity, locale."""
     out = surrogate_array(pa.array(values, type=pa.large_string()), entity, key, locale)

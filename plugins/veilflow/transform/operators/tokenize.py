@@ -44,8 +44,9 @@ from veilflow.transform.keys import DataKey
 
 _BASE32 = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz234567", dtype=np.uint8)
 #: Two base32 symbols per 10-bit value, as little-endian uint16 (first symbol in the low byte).
-_BASE32_PAIRS = (_BASE32[:, None].astype(np.uint16)
-                 | (_BASE32[None, :].astype(np.uint16) << 8)).reshape(-1)
+_BASE32_PAIRS = (
+    _BASE32[:, None].astype(np.uint16) | (_BASE32[None, :].astype(np.uint16) << 8)
+).reshape(-1)
 _PAIR_SHIFTS = np.arange(30, -1, -10, dtype=np.uint64)
 #: Rows per batch of the vectorized steps: small enough that temporaries stay in cache and
 #: below malloc's mmap threshold (no page faults per call), large enough to amortize numpy.
@@ -107,8 +108,9 @@ def normalize_array(values: pa.Array) -> pa.LargeStringArray:
     """``normalize_text`` over a string array, NULLs kept. ASCII rows (where NFKC changes
     nothing and casefold is lowercase) take a vectorized path; the rest go through Python."""
     arr = as_large_string(values)
-    fast = pc.ascii_trim(pc.replace_substring_regex(pc.ascii_lower(arr), _ASCII_SPACE, " "),
-                         characters=" ")
+    fast = pc.ascii_trim(
+        pc.replace_substring_regex(pc.ascii_lower(arr), _ASCII_SPACE, " "), characters=" "
+    )
     ascii_rows = pc.string_is_ascii(arr).fill_null(True)
     if pc.all(ascii_rows).as_py() is not False:
         return fast
@@ -148,13 +150,15 @@ def _from_fixed_width(matrix: np.ndarray, valid: np.ndarray) -> pa.LargeStringAr
     return strings_from_buffers(np.ascontiguousarray(matrix).reshape(-1), offsets, valid)
 
 
-def strings_from_buffers(data: np.ndarray, offsets: np.ndarray,
-                         valid: np.ndarray) -> pa.LargeStringArray:
+def strings_from_buffers(
+    data: np.ndarray, offsets: np.ndarray, valid: np.ndarray
+) -> pa.LargeStringArray:
     """A string array over UTF-8 ``data`` cut at ``offsets`` (n + 1), NULL where not ``valid``."""
     n = len(valid)
     validity = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
     return pa.LargeStringArray.from_buffers(
-        n, pa.py_buffer(offsets), pa.py_buffer(data), validity, null_count=int(n - valid.sum()))
+        n, pa.py_buffer(offsets), pa.py_buffer(data), validity, null_count=int(n - valid.sum())
+    )
 
 
 def readable_tokens(digests: np.ndarray, head: bytes) -> np.ndarray:
@@ -169,8 +173,8 @@ def readable_tokens(digests: np.ndarray, head: bytes) -> np.ndarray:
     pairs = np.take(_BASE32_PAIRS, (groups[..., None] >> _PAIR_SHIFTS) & np.uint64(1023))
     last = digests[:, 15]
     symbols = np.empty((n, len(head) + 26), dtype=np.uint8)
-    symbols[:, :len(head)] = np.frombuffer(head, dtype=np.uint8)
-    symbols[:, len(head):len(head) + 24] = pairs.reshape(n, 12).view(np.uint8)
+    symbols[:, : len(head)] = np.frombuffer(head, dtype=np.uint8)
+    symbols[:, len(head) : len(head) + 24] = pairs.reshape(n, 12).view(np.uint8)
     symbols[:, -2] = _BASE32[last >> 3]
     symbols[:, -1] = _BASE32[(last & 7) << 2]
     return symbols
@@ -180,8 +184,8 @@ def _class_tables() -> tuple[np.ndarray, np.ndarray]:
     low = np.zeros(256, dtype=np.uint32)
     radix = np.zeros(256, dtype=np.uint32)
     for lo, hi in ((0x30, 0x39), (0x41, 0x5A), (0x61, 0x7A)):
-        low[lo:hi + 1] = lo
-        radix[lo:hi + 1] = hi - lo + 1
+        low[lo : hi + 1] = lo
+        radix[lo : hi + 1] = hi - lo + 1
     return low, radix
 
 
@@ -189,8 +193,9 @@ def _class_tables() -> tuple[np.ndarray, np.ndarray]:
 _CLASS_LOW, _CLASS_RADIX = _class_tables()
 
 
-def _preserve_fixed_width(data: np.ndarray, stream: np.ndarray,
-                          width: int) -> tuple[np.ndarray, int]:
+def _preserve_fixed_width(
+    data: np.ndarray, stream: np.ndarray, width: int
+) -> tuple[np.ndarray, int]:
     """``preserve_tokens`` for values of one byte length (IDs, codes, card numbers): the same
     result computed on an ``(n, width)`` matrix, with no per-byte row index. Returns the
     bytes and how many values hold no ASCII letter or digit."""
@@ -231,8 +236,10 @@ def preserve_tokens(key: bytes, messages: Sequence[bytes]) -> tuple[np.ndarray, 
     non-zero amount."""
     if len(messages) <= BATCH_ROWS:
         return _preserve_batch(key, messages)
-    parts = [_preserve_batch(key, messages[i:i + BATCH_ROWS])
-             for i in range(0, len(messages), BATCH_ROWS)]
+    parts = [
+        _preserve_batch(key, messages[i : i + BATCH_ROWS])
+        for i in range(0, len(messages), BATCH_ROWS)
+    ]
     offsets = np.zeros(len(messages) + 1, dtype=np.int64)
     np.cumsum(np.concatenate([np.diff(p[1]) for p in parts]), out=offsets[1:])
     return np.concatenate([p[0] for p in parts]), offsets, sum(p[2] for p in parts)
@@ -255,7 +262,9 @@ def _preserve_batch(key: bytes, messages: Sequence[bytes]) -> tuple[np.ndarray, 
     for j in range(int(blocks.max())):
         rows = np.flatnonzero(blocks > j) if j else np.arange(n)
         chosen = messages if j == 0 else [messages[r] for r in rows.tolist()]
-        digests[block_start[rows] + j] = hmac_sha256(key, chosen, _STREAM_PREFIX + j.to_bytes(4, "big"))
+        digests[block_start[rows] + j] = hmac_sha256(
+            key, chosen, _STREAM_PREFIX + j.to_bytes(4, "big")
+        )
     stream = digests.view(">u2").reshape(-1)
     if lengths[0] > 0 and (lengths == lengths[0]).all():
         out, unchanged = _preserve_fixed_width(data, stream, int(lengths[0]))
@@ -288,8 +297,9 @@ def split_domain(arr: pa.LargeStringArray) -> tuple[pa.LargeStringArray, pa.Larg
     starts = np.asarray(parts.offsets, dtype=np.int64)[:-1] - parts.offsets[0].as_py()
     local = pc.take(flat, pa.array(starts, mask=~np.asarray(arr.is_valid(), dtype=bool)))
     tail = pc.take(flat, pa.array(starts + 1, mask=~has_at))
-    domain = pc.binary_join_element_wise(pa.scalar("@", pa.large_string()), tail,
-                                         pa.scalar("", pa.large_string())).fill_null("")
+    domain = pc.binary_join_element_wise(
+        pa.scalar("@", pa.large_string()), tail, pa.scalar("", pa.large_string())
+    ).fill_null("")
     return local, domain
 
 
@@ -302,8 +312,9 @@ class TokenStats:
     collisions: int = 0
 
 
-def tokenize_array(values: pd.Series | pa.Array | pa.ChunkedArray, key: DataKey,
-                   config: TokenizeConfig) -> tuple[pa.LargeStringArray, TokenStats]:
+def tokenize_array(
+    values: pd.Series | pa.Array | pa.ChunkedArray, key: DataKey, config: TokenizeConfig
+) -> tuple[pa.LargeStringArray, TokenStats]:
     """Tokens of a whole column; NULL stays NULL."""
     arr = as_large_string(values)
     domain = None
@@ -316,8 +327,8 @@ def tokenize_array(values: pd.Series | pa.Array | pa.ChunkedArray, key: DataKey,
         head = f"{config.prefix}_v{key.version}_".encode()
         matrix = np.empty((len(messages), len(head) + 26), dtype=np.uint8)
         for i in range(0, len(messages), BATCH_ROWS):
-            batch = messages[i:i + BATCH_ROWS]
-            matrix[i:i + len(batch)] = readable_tokens(hmac_sha256(key.material, batch), head)
+            batch = messages[i : i + BATCH_ROWS]
+            matrix[i : i + len(batch)] = readable_tokens(hmac_sha256(key.material, batch), head)
         out = _from_fixed_width(matrix, valid)
     else:
         data, dense_offsets, unchanged = preserve_tokens(key.material, messages)
@@ -333,11 +344,13 @@ def tokenize_array(values: pd.Series | pa.Array | pa.ChunkedArray, key: DataKey,
     return out, stats
 
 
-def tokenize_strings(values: Sequence[str | None], key: DataKey,
-                     config: TokenizeConfig | None = None) -> list[str | None]:
+def tokenize_strings(
+    values: Sequence[str | None], key: DataKey, config: TokenizeConfig | None = None
+) -> list[str | None]:
     """Tokenize a plain list of strings exactly as the ``tokenize`` column operator would."""
-    out, _ = tokenize_array(pa.array(values, type=pa.large_string()), key,
-                            config or TokenizeConfig())
+    out, _ = tokenize_array(
+        pa.array(values, type=pa.large_string()), key, config or TokenizeConfig()
+    )
     return out.to_pylist()  # type: ignore[no-any-return]
 
 
