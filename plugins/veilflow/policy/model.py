@@ -30,8 +30,21 @@ def _qualified(value: str, zone: str) -> str:
     return value
 
 
-class Source(_Strict):
+class _Table(_Strict):
+    """A ``schema.table`` name, validated per zone by the subclass."""
+
     table: str
+
+    @property
+    def schema_name(self) -> str:
+        return self.table.split(".")[0]
+
+    @property
+    def table_name(self) -> str:
+        return self.table.split(".")[1]
+
+
+class Source(_Table):
     key: str
 
     @field_validator("table")
@@ -46,30 +59,12 @@ class Source(_Strict):
             raise ValueError("must be a lower-case SQL identifier")
         return v
 
-    @property
-    def schema_name(self) -> str:
-        return self.table.split(".")[0]
 
-    @property
-    def table_name(self) -> str:
-        return self.table.split(".")[1]
-
-
-class Target(_Strict):
-    table: str
-
+class Target(_Table):
     @field_validator("table")
     @classmethod
     def _zone(cls, v: str) -> str:
         return _qualified(v, "anonymized")
-
-    @property
-    def schema_name(self) -> str:
-        return self.table.split(".")[0]
-
-    @property
-    def table_name(self) -> str:
-        return self.table.split(".")[1]
 
 
 class ColumnSpec(BaseModel):
