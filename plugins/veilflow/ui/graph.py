@@ -15,7 +15,7 @@ from veilflow.lineage.view import ColumnEdge
 
 ROW = 34
 BOX_H = 24
-LANE_W = (250, 250, 250)
+LANE_W = (250, 320, 250)
 GAP = 90
 PAD = 12
 HEAD = 30
@@ -38,7 +38,7 @@ def _colour(edge: ColumnEdge) -> tuple[str, str]:
 
 
 def _clip(text: str, width: int) -> str:
-    limit = max(4, width // 7)
+    limit = max(4, (width - 16) // 8)  # monospace at ~7.6 px a character, inner padding
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
