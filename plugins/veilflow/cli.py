@@ -174,39 +174,34 @@ def run(
 
 
 # ------------------------------------------------------------------------------- runs
+_RUN_FIELDS = (
+    "run_id",
+    "dataset",
+    "status",
+    "rows_in",
+    "rows_out",
+    "manifest",
+    "error",
+    "started_at",
+    "finished_at",
+)
+
+
 def _fetch_run(run_id: str | None, dataset: str | None) -> dict[str, Any]:
+    """One run by id, else the latest run (of ``dataset`` when given)."""
     from veilflow.zones.db import connect
 
     with connect() as conn:
-        if run_id:
-            row = conn.execute(
-                "SELECT run_id, dataset, status, rows_in, rows_out, manifest,"
-                " error, started_at, finished_at FROM governance.runs"
-                " WHERE run_id = %s",
-                (run_id,),
-            ).fetchone()
-        else:
-            row = conn.execute(
-                "SELECT run_id, dataset, status, rows_in, rows_out, manifest,"
-                " error, started_at, finished_at FROM governance.runs"
-                " WHERE (%s::text IS NULL OR dataset = %s)"
-                " ORDER BY started_at DESC LIMIT 1",
-                (dataset, dataset),
-            ).fetchone()
+        row = conn.execute(
+            f"SELECT {', '.join(_RUN_FIELDS)} FROM governance.runs"
+            " WHERE (%(run)s::text IS NULL OR run_id = %(run)s)"
+            " AND (%(run)s::text IS NOT NULL OR %(ds)s::text IS NULL OR dataset = %(ds)s)"
+            " ORDER BY started_at DESC LIMIT 1",
+            {"run": run_id, "ds": dataset},
+        ).fetchone()
     if row is None:
         raise VeilflowError("no such run" if run_id else "no runs recorded yet")
-    keys = [
-        "run_id",
-        "dataset",
-        "status",
-        "rows_in",
-        "rows_out",
-        "manifest",
-        "error",
-        "started_at",
-        "finished_at",
-    ]
-    return dict(zip(keys, row, strict=True))
+    return dict(zip(_RUN_FIELDS, row, strict=True))
 
 
 def print_summary(run_id: str | None = None, dataset: str | None = None) -> None:

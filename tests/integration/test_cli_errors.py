@@ -76,3 +76,17 @@ def test_schema_drift_exit_code_and_nothing_published(
     assert out.returncode == 3
     assert "schema drift" in one_line(out) and "nickname" in out.stderr
     assert exists == (None,)
+
+
+def test_runs_show_picks_the_run_asked_for(conn: psycopg.Connection) -> None:
+    for run_id, dataset, started in (("old", "a", "2026-01-01"), ("new", "b", "2026-02-01")):
+        conn.execute(
+            "INSERT INTO governance.runs (run_id, dataset, policy_hash, status, started_at)"
+            " VALUES (%s, %s, 'h', 'published', %s)",
+            (run_id, dataset, started),
+        )
+    assert veilflow("runs", "show").stdout.startswith("run new of b")
+    assert veilflow("runs", "show", "old").stdout.startswith("run old of a")
+    assert veilflow("runs", "show", "--dataset", "a").stdout.startswith("run old of a")
+    missing = veilflow("runs", "show", "nope")
+    assert missing.returncode == 1 and one_line(missing) == "error: no such run"
