@@ -223,6 +223,35 @@ def test_key_token_collision_fails_uniqueness(seeded_db: str) -> None:
     assert not any(token[0] in p for p in pages)
 
 
+def test_raw_value_shaped_like_a_token_is_compared_value_for_value(seeded_db: str) -> None:
+    """The cheap proof (no raw value has the output's format) does not hold when a raw
+    e-mail looks like a token; the gate then compares values and finds the one that
+    survived in another row."""
+
+    def plant(c: psycopg.Connection, rt: RunTables) -> None:
+        c.execute(
+            sql.SQL(
+                "UPDATE {snap} SET email = (SELECT email FROM {cand} WHERE _vf_row = 1)"
+                " WHERE _vf_row = 4"
+            ).format(snap=rt.snapshot, cand=rt.candidate)
+        )
+
+    err = refused(policy_with(), "shaped", plant, seeded_db)
+    reason = next(
+        r for r in err.reasons if r["check"] == "no_raw_value_survives" and r["column"] == "email"
+    )
+    assert reason["observed"] == 1
+
+
+def test_clean_columns_rest_on_the_format_proof(seeded_db: str) -> None:
+    policy = policy_with()
+    stage(policy, "proof")
+    report = validate(policy, "proof")
+    survives = {c.column: c for c in report.checks if c.name == "no_raw_value_survives"}
+    assert survives["email"].passed and "proof" in survives["email"].details
+    assert survives["phone"].passed and survives["ip_address"].passed
+
+
 def test_dropped_row_is_quarantined(seeded_db: str) -> None:
     def drop_row(c: psycopg.Connection, rt: RunTables) -> None:
         c.execute(sql.SQL("DELETE FROM {} WHERE _vf_row = 5").format(rt.candidate))

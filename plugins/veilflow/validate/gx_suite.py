@@ -129,8 +129,12 @@ def token_format_parts(col: GateColumn, params: dict[str, Any]) -> tuple[str, st
         return None
     prefix = str(params.get("prefix", "tok"))
     regex = rf"^{re.escape(prefix)}_v[0-9]+_{TOKEN_ALPHABET}*$"
-    like_prefix = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return regex, like_prefix + "\\_v%\\_" + "_" * TOKEN_LENGTH
+    return regex, like_literal(prefix) + "\\_v%\\_" + "_" * TOKEN_LENGTH
+
+
+def like_literal(text: str) -> str:
+    """``text`` escaped for a LIKE pattern (``\\`` is LIKE's default escape)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def build_expectations(ctx: GateContext, *, suppressed: int = 0) -> list[ExpectationSpec]:
@@ -252,15 +256,30 @@ def sqlalchemy_url(conn: psycopg.Connection[Any]) -> str:
     return url.render_as_string(hide_password=False)
 
 
+def preload() -> None:
+    """Import the parts of Great Expectations the gate uses (safe to call from a thread:
+    Python's import lock makes a concurrent import wait for this one). Never raises: the
+    gate imports again and reports any error itself."""
+    try:
+        import great_expectations.expectations  # noqa: F401
+        from great_expectations.checkpoint.actions import UpdateDataDocsAction  # noqa: F401
+        from great_expectations.expectations.row_conditions import Column  # noqa: F401
+    except Exception:
+        log.debug("preloading Great Expectations failed", exc_info=True)
+
+
 def run_expectations(
-    conn: psycopg.Connection[Any],
+    conn: psycopg.Connection[Any] | str,
     ctx: GateContext,
     specs: list[ExpectationSpec],
     docs_dir: Path | None,
 ) -> tuple[list[CheckResult], str | None]:
-    """Validate ``specs`` on the candidate with GX; returns check results and the Data
-    Docs index path (None when ``docs_dir`` is None)."""
+    """Validate ``specs`` on the candidate with GX, through its own connection to the
+    server, database and login of ``conn`` (or the SQLAlchemy URL given instead, which lets
+    another thread run it); returns check results and the Data Docs index path (None when
+    ``docs_dir`` is None)."""
     started = time.perf_counter()
+    url = conn if isinstance(conn, str) else sqlalchemy_url(conn)
     import great_expectations as gx
     import great_expectations.expectations as gxe
     from great_expectations.checkpoint.actions import UpdateDataDocsAction
@@ -275,7 +294,7 @@ def run_expectations(
         log.debug("could not disable GX progress bars")
     tables = ctx.tables
     warnings.filterwarnings("ignore", message="You are using a generic SQLDatasource")
-    source = context.data_sources.add_sql(name="veilflow", connection_string=sqlalchemy_url(conn))
+    source = context.data_sources.add_sql(name="veilflow", connection_string=url)
     # One table asset, one batch, one suite. Expectations on the real rows carry a row
     # condition instead of reading a query asset: GX reflects a query asset's columns by
     # running the query unbounded and fetching every row into Python (a whole-table copy
