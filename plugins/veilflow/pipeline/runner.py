@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -63,13 +64,26 @@ def _transform_all(
     """Transform every chunk, in ``workers`` forked processes when there is more than one
     chunk and more than one worker (chunks are independent key ranges)."""
     if workers <= 1 or len(chunks) <= 1:
+        _preload_gate()
         for chunk in chunks:
             yield transform_chunk(policy, run_id, chunk, keys)
         return
     _WORKER_STATE.update(policy=policy, run_id=run_id, keys=keys)
     ctx = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=ctx) as pool:
-        yield from pool.map(_transform_in_worker, chunks)
+        results = pool.map(_transform_in_worker, chunks)
+        # Every worker is forked by now (a fork pool starts them all at the first submit),
+        # so a thread may import in this process without a child inheriting a held lock.
+        _preload_gate()
+        yield from results
+
+
+def _preload_gate() -> None:
+    """Import Great Expectations (seconds of pure import) in a background thread while the
+    chunks are transformed, so the gate does not wait for it."""
+    from veilflow.validate.gx_suite import preload
+
+    threading.Thread(target=preload, name="veilflow-gx-import", daemon=True).start()
 
 
 def run_policy(
