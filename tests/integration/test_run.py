@@ -132,6 +132,48 @@ def test_null_key_stops_the_run(seeded_db: str, conn: psycopg.Connection, policy
     assert not table_exists(conn, "anonymized", "customers")
 
 
+def test_duplicate_key_without_a_unique_index_stops_the_run(
+    seeded_db: str, conn: psycopg.Connection, policy_text: str
+) -> None:
+    conn.execute("ALTER TABLE restricted.customers DROP CONSTRAINT customers_pkey")
+    conn.execute("UPDATE restricted.customers SET customer_id = 1 WHERE customer_id = 2")
+    with pytest.raises(SourceError, match=r"duplicate key 'customer_id' at row key\(s\) 1"):
+        run_policy(parse_policy(policy_text))
+
+
+@pytest.mark.parametrize(
+    ("ddl", "proven"),
+    [
+        ("", True),  # the seeded table's primary key
+        ("ALTER TABLE restricted.customers DROP CONSTRAINT customers_pkey", False),
+        (
+            "ALTER TABLE restricted.customers DROP CONSTRAINT customers_pkey;"
+            " CREATE UNIQUE INDEX ON restricted.customers (customer_id, email)",
+            False,
+        ),
+        (
+            "ALTER TABLE restricted.customers DROP CONSTRAINT customers_pkey;"
+            " CREATE UNIQUE INDEX ON restricted.customers (customer_id) WHERE customer_id > 5",
+            False,
+        ),
+        (
+            "ALTER TABLE restricted.customers DROP CONSTRAINT customers_pkey;"
+            " ALTER TABLE restricted.customers ALTER COLUMN customer_id DROP NOT NULL;"
+            " CREATE UNIQUE INDEX ON restricted.customers (customer_id)",
+            False,
+        ),
+    ],
+)
+def test_only_a_not_null_key_with_its_own_unique_index_skips_the_key_scan(
+    seeded_db: str, conn: psycopg.Connection, policy_text: str, ddl: str, proven: bool
+) -> None:
+    from veilflow.pipeline.stages import key_is_declared_unique
+
+    if ddl:
+        conn.execute(ddl)
+    assert key_is_declared_unique(conn, parse_policy(policy_text)) is proven
+
+
 def test_missing_source_table(zones_db: str, policy_text: str) -> None:
     with pytest.raises(SourceError, match=r"restricted\.customers does not exist"):
         run_policy(parse_policy(policy_text))

@@ -158,7 +158,11 @@ def check_schema(
 
 
 def check_keys(conn: psycopg.Connection, policy: Policy) -> None:
-    """Stop on NULL or duplicate source keys: a chunk's rows are found by key order."""
+    """Stop on NULL or duplicate source keys: a chunk's rows are found by key order. A key
+    column that is NOT NULL with a unique index on it alone is proven by the catalog; any
+    other is counted."""
+    if key_is_declared_unique(conn, policy):
+        return
     src = sql.Identifier(policy.source.schema_name, policy.source.table_name)
     key = sql.Identifier(policy.source.key)
     nulls = count(conn, src, sql.SQL("{} IS NULL").format(key))
@@ -177,6 +181,22 @@ def check_keys(conn: psycopg.Connection, policy: Policy) -> None:
             f"{policy.source.table}: duplicate key {policy.source.key!r} "
             f"at row key(s) {', '.join(d[0] for d in dups)}"
         )
+
+
+def key_is_declared_unique(conn: psycopg.Connection, policy: Policy) -> bool:
+    """The source key is NOT NULL and a valid unique index (a primary key or a unique
+    constraint) covers exactly that column, without a predicate."""
+    row = conn.execute(
+        """SELECT a.attnotnull AND EXISTS (
+                  SELECT 1 FROM pg_index i
+                   WHERE i.indrelid = c.oid AND i.indisunique AND i.indisvalid
+                     AND i.indnkeyatts = 1 AND i.indkey[0] = a.attnum AND i.indpred IS NULL)
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             JOIN pg_attribute a ON a.attrelid = c.oid
+            WHERE n.nspname = %s AND c.relname = %s AND a.attname = %s AND NOT a.attisdropped""",
+        (policy.source.schema_name, policy.source.table_name, policy.source.key),
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def scan_source(
@@ -263,7 +283,12 @@ def extract(
 
             with conn.transaction():
                 canaries = plant_canaries(
-                    conn, rt.snapshot, policy, policy.validation.canaries, policy.source.key
+                    conn,
+                    rt.snapshot,
+                    policy,
+                    policy.validation.canaries,
+                    policy.source.key,
+                    first_row=rows + 1,
                 )
         index_snapshot(conn, rt)
         outputs = [
@@ -392,7 +417,9 @@ def transform_chunk(
         with conn.transaction():
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(part))
             conn.execute(
-                sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(part, rt.candidate)
+                sql.SQL(
+                    "CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS) WITH (autovacuum_enabled = false)"
+                ).format(part, rt.candidate)
             )
             write_frame(conn, part, out)
             conn.execute(

@@ -233,8 +233,10 @@ def plant_canaries(
     policy: _Policy,
     n: int,
     key_column: str,
+    first_row: int | None = None,
 ) -> int:
-    """Insert ``n`` canary rows into the run's snapshot (``_vf_canary = true``).
+    """Insert ``n`` canary rows into the run's snapshot (``_vf_canary = true``), numbered
+    ``first_row``, ``first_row + 1``, ... (``_vf_row``) when it is given.
 
     Returns the number of rows planted. Values are logged nowhere; the snapshot itself is
     the record of what was planted.
@@ -307,14 +309,18 @@ def plant_canaries(
             values[col] = _free_text(planted, tag)
         rows.append([values.get(c) for c in columns])
 
+    numbered = first_row is not None
+    target = [sql.Identifier(CANARY), *([sql.Identifier(ROW)] if numbered else [])]
     with (
         conn.cursor() as cur,
         cur.copy(
-            sql.SQL("COPY {} ({}, {}) FROM STDIN").format(table, col_list, sql.Identifier(CANARY))
+            sql.SQL("COPY {} ({}, {}) FROM STDIN").format(
+                table, col_list, sql.SQL(", ").join(target)
+            )
         ) as copy,
     ):
-        for row in rows:
-            copy.write_row([*row, True])
+        for i, row in enumerate(rows):
+            copy.write_row([*row, True, *([first_row + i] if first_row is not None else [])])
     log.info("planted %d canary rows in %s", n, _name_of(conn, snapshot_table))
     return n
 

@@ -44,7 +44,7 @@ def publish_version(
     cols = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
     with conn.transaction():
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(target_schema, new)))
-        conn.execute(
+        built = conn.execute(
             sql.SQL("CREATE TABLE {new} AS SELECT {cols} FROM {cand} WHERE NOT {canary}").format(
                 new=sql.Identifier(target_schema, new),
                 cols=cols,
@@ -52,9 +52,7 @@ def publish_version(
                 canary=sql.Identifier(CANARY),
             )
         )
-        rows = conn.execute(
-            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(target_schema, new))
-        ).fetchone()
+        rows = (max(built.rowcount, 0),)
         for role in readers:
             conn.execute(
                 sql.SQL("GRANT SELECT ON {} TO {}").format(

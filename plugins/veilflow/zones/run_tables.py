@@ -96,13 +96,17 @@ def create_snapshot(
     conn: psycopg.Connection, rt: RunTables, schema: str, table: str, key: str, columns: list[str]
 ) -> int:
     """Copy the source into the run's snapshot, numbered in key order. Idempotent: an
-    existing snapshot of the same run is replaced. Returns the row count."""
+    existing snapshot of the same run is replaced. Returns the row count.
+
+    Run tables live for one run: autovacuum is off for them (it would only compete with the
+    run for the CPU and hold up the final DROP)."""
     cols = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
     with conn.transaction():
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(rt.snapshot))
-        conn.execute(
+        cur = conn.execute(
             sql.SQL(
-                "CREATE TABLE {snap} AS SELECT row_number() OVER (ORDER BY {key}) AS {row},"
+                "CREATE TABLE {snap} WITH (autovacuum_enabled = false) AS"
+                " SELECT row_number() OVER (ORDER BY {key}) AS {row},"
                 " false AS {canary}, {cols} FROM {src}"
             ).format(
                 snap=rt.snapshot,
@@ -113,31 +117,33 @@ def create_snapshot(
                 src=sql.Identifier(schema, table),
             )
         )
+        count = cur.rowcount
         conn.execute(
             sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET NOT NULL").format(
                 rt.snapshot, sql.Identifier(CANARY)
             )
         )
-        count = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(rt.snapshot)).fetchone()
-    return int(count[0]) if count else 0
+    return max(count, 0)
 
 
-def index_snapshot(conn: psycopg.Connection, rt: RunTables) -> None:
-    """Number rows added after the copy (canaries) and index the row numbers."""
+def index_snapshot(conn: psycopg.Connection, rt: RunTables, *, renumber: bool = False) -> None:
+    """Index the row numbers; with ``renumber``, first number the rows added after the copy
+    without one (canaries planted without a row number)."""
     with conn.transaction():
-        conn.execute(
-            sql.SQL(
-                "WITH m AS (SELECT coalesce(max({row}), 0) AS top FROM {snap}),"
-                " n AS (SELECT ctid, row_number() OVER () AS i FROM {snap} WHERE {row} IS NULL)"
-                " UPDATE {snap} s SET {row} = m.top + n.i FROM m, n WHERE s.ctid = n.ctid"
-            ).format(row=sql.Identifier(ROW), snap=rt.snapshot)
-        )
+        if renumber:
+            conn.execute(
+                sql.SQL(
+                    "WITH m AS (SELECT coalesce(max({row}), 0) AS top FROM {snap}),"
+                    " n AS (SELECT ctid, row_number() OVER () AS i FROM {snap}"
+                    " WHERE {row} IS NULL)"
+                    " UPDATE {snap} s SET {row} = m.top + n.i FROM m, n WHERE s.ctid = n.ctid"
+                ).format(row=sql.Identifier(ROW), snap=rt.snapshot)
+            )
         conn.execute(
             sql.SQL("CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({})").format(
                 sql.Identifier(rt.snapshot_name + "_row"), rt.snapshot, sql.Identifier(ROW)
             )
         )
-        conn.execute(sql.SQL("ANALYZE {}").format(rt.snapshot))
 
 
 def create_candidate(
