@@ -3,11 +3,18 @@ exactly the rows of classes smaller than k and leaves canaries alone."""
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import psycopg
 import pytest
 
 from veilflow.errors import SourceError
-from veilflow.validate.privacy import suppress_small_classes, table_risk
+from veilflow.validate.privacy import (
+    PARALLEL_AGGREGATE,
+    frame_risk,
+    suppress_small_classes,
+    table_risk,
+)
 
 LI_ROWS = [
     ("4767*", "<=40", 3, "gastric ulcer"),
@@ -107,3 +114,124 @@ def test_suppression_on_a_partitioned_candidate_deletes_only_its_victims(
     assert suppress_small_classes(conn, "staging.p", ["zip"], 2) == 1
     rows = [r[0] for r in conn.execute("SELECT _vf_row FROM staging.p ORDER BY 1").fetchall()]
     assert rows == [2, 3, 4, 5, 6]
+
+
+@pytest.fixture
+def partitioned(conn: psycopg.Connection) -> str:
+    """A candidate-shaped table: range-partitioned by ``_vf_row``, canary column last."""
+    conn.execute(
+        "CREATE TABLE staging.part (_vf_row bigint NOT NULL, zip text, age text, disease text,"
+        " note text, _vf_canary boolean NOT NULL DEFAULT false) PARTITION BY RANGE (_vf_row)"
+    )
+    conn.execute("CREATE TABLE staging.part_1 PARTITION OF staging.part FOR VALUES FROM (1) TO (5)")
+    conn.execute("CREATE TABLE staging.part_2 PARTITION OF staging.part FOR VALUES FROM (5) TO (9)")
+    conn.execute(
+        "CREATE TABLE staging.part_3 PARTITION OF staging.part FOR VALUES FROM (9) TO (20000)"
+    )
+    return "staging.part"
+
+
+def test_null_classes_and_values_in_sql(conn: psycopg.Connection, partitioned: str) -> None:
+    """Classes (a,1) = {x, y, y}, (NULL,1) = {x, NULL}, (a,NULL) = {x, x}, spread over the
+    partitions; a canary that would add a class of one is left out. k = 2, l = 1."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO staging.part (_vf_row, zip, age, disease, _vf_canary)"
+            " VALUES (%s, %s, %s, %s, %s)",
+            [
+                (1, "a", "1", "x", False),
+                (5, "a", "1", "y", False),
+                (9, "a", "1", "y", False),
+                (2, None, "1", "x", False),
+                (6, None, "1", None, False),
+                (3, "a", None, "x", False),
+                (10, "a", None, "x", False),
+                (11, "z", "9", "canary", True),
+            ],
+        )
+    for with_t in (False, True):
+        m = table_risk(conn, partitioned, ["zip", "age"], "disease", with_t=with_t)
+        assert (m.rows, m.classes, m.k, m.l) == (7, 3, 2, 1)
+        assert m.class_sizes == {3: 1, 2: 2}
+    m = table_risk(conn, partitioned, ["zip", "age"], with_t=False)
+    assert (m.k, m.l, m.class_sizes) == (2, None, {3: 1, 2: 2})
+
+
+@pytest.fixture
+def parallel_plans(conn: psycopg.Connection) -> psycopg.Connection:
+    """The session plans every scan in parallel, even of a few kilobytes."""
+    conn.execute("SET min_parallel_table_scan_size = 0")
+    conn.execute("SET parallel_setup_cost = 0")
+    conn.execute("SET max_parallel_workers_per_gather = 2")
+    return conn
+
+
+def test_parallel_aggregate_is_exact(parallel_plans: psycopg.Connection, partitioned: str) -> None:
+    """With the first GROUP BY split over workers (Partial + Finalize HashAggregate) the
+    figures equal a count done in pandas on the same rows."""
+    conn = parallel_plans
+    rng = np.random.default_rng(11)
+    n = 6000
+
+    def values(choices: list[str | None]) -> list[str | None]:
+        return [choices[i] for i in rng.integers(0, len(choices), n)]
+
+    rows = list(
+        zip(
+            range(1, n + 1),
+            values(["0****", "1****", "2****", None]),
+            values([str(y) for y in range(1950, 1962)]),
+            values(["flu", "gastritis", "bronchitis", "none", None]),
+            strict=True,
+        )
+    )
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO staging.part (_vf_row, zip, age, disease) VALUES (%s, %s, %s, %s)", rows
+        )
+    conn.execute("ANALYZE staging.part")
+    plan = "\n".join(
+        r[0]
+        for r in conn.execute(
+            "EXPLAIN SELECT zip, age, count(*) FROM staging.part GROUP BY zip, age, disease"
+        ).fetchall()
+    )
+    assert "Partial HashAggregate" in plan and "Gather" in plan  # the path under test
+    frame = pd.DataFrame(rows, columns=["_vf_row", "zip", "age", "disease"])
+    sizes = frame.groupby(["zip", "age"], dropna=False).size()
+    distinct = frame.groupby(["zip", "age"], dropna=False)["disease"].nunique(dropna=False)
+    expected = (
+        int(sizes.min()),
+        int(distinct.min()),
+        {int(s): int(c) for s, c in sizes.value_counts().items()},
+    )
+    for with_t in (False, True):
+        m = table_risk(conn, partitioned, ["zip", "age"], "disease", with_t=with_t)
+        assert (m.k, m.l, m.class_sizes) == expected
+        assert m.rows == n and m.classes == len(sizes)
+    assert table_risk(conn, partitioned, ["zip", "age"], "disease").t == pytest.approx(
+        frame_risk(frame, ["zip", "age"], "disease").t
+    )
+
+
+def test_planner_settings_are_put_back(conn: psycopg.Connection, li_table: str) -> None:
+    """The parallel-plan settings hold for table_risk's own query only: inside a caller's
+    open transaction the values it had come back, also when the query fails, and the
+    caller's transaction stays usable."""
+    (name,) = PARALLEL_AGGREGATE
+    conn.autocommit = False
+    try:
+        conn.execute(f"SET {name} = 0.5")
+        table_risk(conn, li_table, ["zip", "age"], "disease", with_t=False)
+        assert conn.execute(f"SHOW {name}").fetchone() == ("0.5",)
+        table_risk(conn, li_table, ["zip", "age"], "disease")
+        assert conn.execute(f"SHOW {name}").fetchone() == ("0.5",)
+        conn.execute("ALTER TABLE staging.li ADD COLUMN doc json")
+        with pytest.raises(psycopg.errors.UndefinedFunction):  # json has no equality
+            table_risk(conn, li_table, ["zip", "doc"], "disease", with_t=False)
+        assert conn.execute(f"SHOW {name}").fetchone() == ("0.5",)
+        assert conn.execute("SELECT count(*) FROM staging.li").fetchone() == (10,)
+    finally:
+        conn.rollback()
+        conn.autocommit = True
+    assert table_risk(conn, li_table, ["zip", "age"], "disease", with_t=False).k == 3

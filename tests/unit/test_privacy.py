@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pycanon import anonymity
 
 from veilflow.errors import SourceError
@@ -174,3 +176,184 @@ def test_table_identifier_quotes_each_part() -> None:
     assert table_identifier("public.t").as_string() == '"public"."t"'
     with pytest.raises(SourceError):
         table_identifier("a.b.c")
+
+
+# --------------------------------------------------------------------------- k + l only
+
+STRING = pd.StringDtype("pyarrow")
+
+
+def _truth(frame: pd.DataFrame, qi: list[str], sensitive: str) -> tuple[int, int, dict[int, int]]:
+    """k, distinct l and the class-size distribution counted row by row in plain Python,
+    with every missing marker (None, NaN, NA) as one value of its own."""
+
+    def key(v: object) -> object:
+        return None if pd.isna(v) else v  # type: ignore[call-overload]
+
+    sizes: dict[tuple[object, ...], int] = {}
+    values: dict[tuple[object, ...], set[object]] = {}
+    for row in frame[[*qi, sensitive]].itertuples(index=False):
+        cls = tuple(key(v) for v in row[:-1])
+        sizes[cls] = sizes.get(cls, 0) + 1
+        values.setdefault(cls, set()).add(key(row[-1]))
+    dist: dict[int, int] = {}
+    for s in sizes.values():
+        dist[s] = dist.get(s, 0) + 1
+    return min(sizes.values()), min(len(v) for v in values.values()), dist
+
+
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame as pycanon needs it: Python objects, NULL as a value it does not drop."""
+    return frame.astype(object).where(frame.notna(), "<NULL>")
+
+
+KL_CASES = {
+    "homogeneity": (
+        pd.DataFrame(
+            {
+                "zip": ["476**", "476**", "4790*", "4790*", "130**", "130**"],
+                "age": ["2*", "2*", ">=40", ">=40", "3*", "3*"],
+                "disease": ["heart disease", "heart disease", "flu", "cancer", "flu", "flu"],
+            }
+        ),
+        ["zip", "age"],
+        "disease",
+        (2, 1, {2: 3}),
+    ),
+    "li_salary": (LI_TABLE, ["zip", "age"], "salary", (3, 3, {3: 3})),
+    "li_disease": (LI_TABLE, ["zip", "age"], "disease", (3, 3, {3: 3})),
+    # Classes (a,1) = {x, y, y}, (NULL,1) = {x, NULL}, (a,NULL) = {x, x}.
+    "nulls": (
+        pd.DataFrame(
+            {
+                "zip": pd.array(["a", "a", "a", None, None, "a", "a"], dtype=STRING),
+                "age": pd.array(["1", "1", "1", "1", "1", None, None], dtype=STRING),
+                "s": pd.array(["x", "y", "y", "x", None, "x", "x"], dtype=STRING),
+            }
+        ),
+        ["zip", "age"],
+        "s",
+        (2, 1, {3: 1, 2: 2}),
+    ),
+    "one_class": (
+        pd.DataFrame({"q": ["a"] * 4, "s": ["x", "y", "x", "z"]}),
+        ["q"],
+        "s",
+        (4, 3, {4: 1}),
+    ),
+    "no_qi": (pd.DataFrame({"q": ["a", "b"], "s": ["x", "y"]}), [], "s", (2, 2, {2: 1})),
+}
+
+
+@pytest.mark.parametrize("case", list(KL_CASES))
+def test_k_and_l_only_match_the_hand_computed_figures(case: str) -> None:
+    frame, qi, sens, (k, l_div, sizes) = KL_CASES[case]
+    fast = frame_risk(frame, qi, sens, with_t=False)
+    assert (fast.k, fast.l, fast.class_sizes, fast.t, fast.distance) == (
+        k,
+        l_div,
+        sizes,
+        None,
+        None,
+    )
+    assert (fast.rows, fast.classes) == (len(frame), sum(sizes.values()))
+    full = frame_risk(frame, qi, sens)
+    assert (full.k, full.l, full.class_sizes, full.classes) == (k, l_div, sizes, fast.classes)
+    assert _truth(frame, qi, sens) == (k, l_div, sizes)
+    if qi:  # pycanon needs at least one quasi-identifier
+        plain = _plain(frame)
+        assert anonymity.k_anonymity(plain, qi) == k
+        assert anonymity.l_diversity(plain, qi, [sens]) == l_div
+
+
+def test_k_and_l_only_on_an_empty_frame() -> None:
+    frame = pd.DataFrame({"a": pd.array([], dtype=STRING), "s": pd.array([], dtype=STRING)})
+    m = frame_risk(frame, ["a"], "s", with_t=False)
+    assert (m.rows, m.classes, m.k, m.l, m.class_sizes) == (0, 0, 0, 0, {})
+    assert frame_risk(frame, ["a"], with_t=False).l is None
+
+
+def test_every_missing_marker_is_one_null_and_not_its_spelling() -> None:
+    """None and NaN in an object column are the same NULL, as in GROUP BY; the strings
+    "None", "nan" and "<NA>" are values of their own."""
+    frame = pd.DataFrame(
+        {
+            "q": pd.Series([None, np.nan, "None", "nan", "<NA>", "<NA>"], dtype=object),
+            "f": [np.nan, np.nan, 1.0, 1.0, 1.0, 1.0],
+            "s": pd.array(["x", None, "x", "x", None, "x"], dtype=STRING),
+        }
+    )
+    m = frame_risk(frame, ["q", "f"], "s", with_t=False)
+    assert m.class_sizes == {2: 2, 1: 2}  # (NULL, NULL) x2, (None), (nan), (<NA>) x2
+    assert (m.k, m.l) == (1, 1)
+    # (NULL, NULL) holds x and NULL: two values; (<NA>, 1) holds NULL and x.
+    m = frame_risk(frame.iloc[[0, 1, 4, 5]], ["q"], "s", with_t=False)
+    assert (m.classes, m.k, m.l) == (2, 2, 2)
+
+
+def test_class_codes_stay_exact_past_int64() -> None:
+    """Quasi-identifiers of 2, 2^16, 2^16, 2^16 and 2^16 distinct values: their mixed-radix
+    product is 2^65, and wrapping modulo 2^64 would drop the first column, merging two rows
+    that differ only there. The codes are renumbered before they overflow, so every one of
+    the 65,537 distinct rows stays a class of its own."""
+    n = 1 << 16
+    ids = np.arange(n)
+    frame = pd.DataFrame({"c0": 0, "c1": ids, "c2": ids, "c3": ids, "c4": ids})
+    twin = frame.iloc[[0]].assign(c0=1)  # differs from row 0 in c0 only
+    frame = pd.concat([frame, twin], ignore_index=True)
+    frame["s"] = "x"
+    qi = ["c0", "c1", "c2", "c3", "c4"]
+    m = frame_risk(frame, qi, "s", with_t=False)
+    assert (m.classes, m.k, m.l, m.class_sizes) == (n + 1, 1, 1, {1: n + 1})
+    assert frame_risk(frame, qi, "s").class_sizes == {1: n + 1}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_k_and_l_only_agree_with_pycanon_on_arrow_frames_with_nulls(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 3000
+
+    def column(values: np.ndarray, null_share: float) -> pd.Series:
+        out = pd.Series(values.astype(str), dtype=STRING)
+        out[rng.random(n) < null_share] = None
+        return out
+
+    frame = pd.DataFrame(
+        {
+            "zip": column(rng.integers(0, 8, n), 0.05),
+            "year": column(rng.integers(1950, 1956, n), 0.02),
+            "gender": column(rng.choice(["F", "M", "X"], n, p=[0.5, 0.45, 0.05]), 0.0),
+            "diagnosis": column(rng.integers(0, 6, n), 0.03),
+        }
+    )
+    qi = ["zip", "year", "gender"]
+    m = frame_risk(frame, qi, "diagnosis", with_t=False)
+    plain = _plain(frame)
+    assert m.k == anonymity.k_anonymity(plain, qi)
+    assert m.l == anonymity.l_diversity(plain, qi, ["diagnosis"])
+    assert (m.k, m.l, m.class_sizes) == _truth(frame, qi, "diagnosis")
+    full = frame_risk(frame, qi, "diagnosis")
+    assert (full.k, full.l, full.class_sizes) == (m.k, m.l, m.class_sizes)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", None]),
+            st.sampled_from([1.0, 2.0, float("nan")]),
+            st.sampled_from(["x", "y", "z", None]),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_k_and_l_only_match_a_row_by_row_count(
+    rows: list[tuple[str | None, float, str | None]],
+) -> None:
+    frame = pd.DataFrame(rows, columns=["q", "f", "s"])
+    frame["q"] = frame["q"].astype(STRING)
+    m = frame_risk(frame, ["q", "f"], "s", with_t=False)
+    assert (m.k, m.l, m.class_sizes) == _truth(frame, ["q", "f"], "s")
+    full = frame_risk(frame, ["q", "f"], "s")
+    assert (full.k, full.l, full.class_sizes) == (m.k, m.l, m.class_sizes)

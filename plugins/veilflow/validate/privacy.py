@@ -18,7 +18,10 @@ class; a NULL diagnosis is still something an attacker learns); it sorts last.
 Two front doors share one numeric core: :func:`table_risk` aggregates in PostgreSQL where the
 data is (only per-class counts travel) and :func:`frame_risk` does the same for a pandas
 frame read from a CSV or Parquet file. The core works on a histogram of
-``(class id, value rank, count)`` triples, vectorized with numpy.
+``(class id, value rank, count)`` triples, vectorized with numpy. In a frame, a row's class
+id comes from factorizing each quasi-identifier and joining the codes in mixed radix (no
+group-by). With ``with_t=False`` both doors compute k and l only: the class-size
+distribution and each class's number of distinct sensitive values, no histogram.
 """
 
 from __future__ import annotations
