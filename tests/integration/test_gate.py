@@ -252,6 +252,31 @@ def test_clean_columns_rest_on_the_format_proof(seeded_db: str) -> None:
     assert survives["phone"].passed and survives["ip_address"].passed
 
 
+def test_row_checks_catch_a_lost_null_a_broken_shape_and_a_value_left_in_its_row(
+    seeded_db: str,
+) -> None:
+    def tamper(c: psycopg.Connection, rt: RunTables) -> None:
+        c.execute(sql.SQL("UPDATE {} SET ssn = NULL WHERE _vf_row = 2").format(rt.candidate))
+        c.execute(
+            sql.SQL("UPDATE {} SET credit_card = 'x' || credit_card WHERE _vf_row = 3").format(
+                rt.candidate
+            )
+        )
+        c.execute(
+            sql.SQL(
+                "UPDATE {cand} o SET ssn = s.ssn FROM {snap} s"
+                " WHERE o._vf_row = 4 AND s._vf_row = 4"
+            ).format(cand=rt.candidate, snap=rt.snapshot)
+        )
+
+    err = refused(policy_with(), "rowchecks", tamper, seeded_db)
+    found = {(r["check"], r["column"]): r["observed"] for r in err.reasons}
+    assert found[("null_parity", "ssn")] == 1
+    assert found[("format_preserved", "credit_card")] == 1
+    assert found[("no_raw_value_survives", "ssn")] == 1
+    assert ("null_parity", "credit_card") not in found
+
+
 def test_dropped_row_is_quarantined(seeded_db: str) -> None:
     def drop_row(c: psycopg.Connection, rt: RunTables) -> None:
         c.execute(sql.SQL("DELETE FROM {} WHERE _vf_row = 5").format(rt.candidate))

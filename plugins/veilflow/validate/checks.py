@@ -36,7 +36,7 @@ def no_raw_value_survives(
 ) -> list[CheckResult]:
     """For each column whose operator must hide its input and does not keep the input's
     shape: no output value of that column equals any raw value of the same source column.
-    (Format-preserving operators are checked row by row in :func:`row_parity`: over dense
+    (Format-preserving operators are checked row by row in :func:`joined_checks`: over dense
     values their outputs meet other rows' originals by design.)
 
     Where the output has a format (readable tokens, masks, a redaction) and the gate's format
@@ -174,34 +174,105 @@ def _shape_map(col: GateColumn, params: dict[str, object]) -> tuple[str, str] | 
     return None
 
 
-def row_parity(conn: psycopg.Connection, ctx: GateContext) -> list[CheckResult]:
-    """Per row (snapshot and candidate matched on ``_vf_row``), in one join:
+def joined_checks(
+    conn: psycopg.Connection, ctx: GateContext, exclude_tokens: Collection[str] = ()
+) -> list[CheckResult]:
+    """Every check that compares a candidate row with its own snapshot row (matched on
+    ``_vf_row``), from one join materialized once:
 
     - ``null_parity``: an operator keeps NULL as NULL and non-NULL as non-NULL;
     - ``format_preserved``: FF1 and format-preserving tokens keep the input's pattern (same
       length, digit for digit, letter for letter, other characters unchanged);
     - ``no_raw_value_survives`` for those format-preserving columns: no output equals its
       own row's raw value (their outputs live in the inputs' own domain, so over dense
-      values such as ids and SSNs they meet other rows' originals by design).
+      values such as ids and SSNs they meet other rows' originals by design);
+    - ``token_unique`` / ``token_joinable``: deterministic operators are functions both
+      ways on this run's data: distinct originals get distinct tokens (no collision) and
+      the same original always gets the same token. Counted as output values with more
+      than one original and originals with more than one output value. ``exclude_tokens``
+      names columns proven otherwise (a unique source key, whose output uniqueness GX
+      checks). Values are compared as 64-bit hashes (``hashtextextended``), where a false
+      alarm needs two 64-bit hashes to collide among a column's distinct values (about
+      n²/2⁶⁵: 3·10⁻⁸ for a million).
     """
+    flags, labels = _row_flags(ctx)
+    tokens = _token_columns(ctx, exclude_tokens)
+    if not flags and not tokens:
+        return []
     t = time.perf_counter()
-    row = sql.Identifier(ROW)
-    aggs: list[sql.Composable] = []
+    select: list[sql.Composable] = [
+        sql.SQL("{} AS {}").format(expr, sql.Identifier(f"p{k}")) for k, expr in enumerate(flags)
+    ]
+    counts: list[sql.Composable] = []
+    for i, (col, orig) in enumerate(tokens):
+        a, b = sql.Identifier(f"a{i}"), sql.Identifier(f"b{i}")
+        select.append(
+            sql.SQL(
+                "hashtextextended({orig}, 0) AS {a}, hashtextextended(o.{c}::text, 0) AS {b}"
+            ).format(orig=orig, c=sql.Identifier(col.name), a=a, b=b)
+        )
+        for key, val in ((b, a), (a, b)):
+            counts.append(
+                sql.SQL(
+                    "(SELECT count(*) FROM (SELECT 1 FROM j WHERE {a} IS NOT NULL"
+                    " AND {b} IS NOT NULL GROUP BY {key} HAVING min({val}) <> max({val})) x)"
+                ).format(a=a, b=b, key=key, val=val)
+            )
+    sums = sql.SQL(", ").join(
+        sql.SQL("count(*) FILTER (WHERE {})").format(sql.Identifier(f"p{k}"))
+        for k in range(len(flags))
+    )
+    q = sql.SQL(
+        "WITH j AS MATERIALIZED (SELECT {select} FROM {snap} s JOIN {cand} o USING ({row}))"
+        " SELECT {outputs} FROM (SELECT {sums}) f"
+    ).format(
+        select=sql.SQL(", ").join(select),
+        snap=ctx.tables.snapshot,
+        cand=ctx.tables.candidate,
+        row=sql.Identifier(ROW),
+        outputs=sql.SQL(", ").join([*counts, sql.SQL("f.*")])
+        if flags
+        else sql.SQL(", ").join(counts),
+        sums=sql.SQL("{} FROM j").format(sums) if flags else sql.SQL("1"),
+    )
+    got = conn.execute(q).fetchone()
+    if got is None:
+        got = tuple(0 for _ in range(len(counts) + len(flags)))
+    seconds = (time.perf_counter() - t) / (len(counts) + len(flags))
+    results: list[CheckResult] = []
+    for i, (col, _) in enumerate(tokens):
+        results.extend(token_results(col.name, int(got[2 * i]), int(got[2 * i + 1]), seconds))
+    for (name, column), n in zip(labels, got[len(counts) : len(counts) + len(flags)], strict=True):
+        results.append(
+            CheckResult(
+                name,
+                int(n) == 0,
+                observed=int(n),
+                threshold=0,
+                column=column,
+                details={"compared": "same row"} if name == "no_raw_value_survives" else {},
+                seconds=seconds,
+            )
+        )
+    return results
+
+
+def _row_flags(ctx: GateContext) -> tuple[list[sql.Composable], list[tuple[str, str]]]:
+    """Per-row violations (SQL booleans over ``s`` and ``o``) and their (check, column)."""
+    flags: list[sql.Composable] = []
     labels: list[tuple[str, str]] = []
     for col in ctx.columns:
         c = sql.Identifier(col.name)
-        aggs.append(
-            sql.SQL("count(*) FILTER (WHERE (s.{c} IS NULL) <> (o.{c} IS NULL))").format(c=c)
-        )
+        flags.append(sql.SQL("(s.{c} IS NULL) <> (o.{c} IS NULL)").format(c=c))
         labels.append(("null_parity", col.name))
         spec = ctx.policy.columns.get(col.name)
         shape = _shape_map(col, spec.params) if spec is not None else None
         if shape is None:
             continue
-        aggs.append(
+        flags.append(
             sql.SQL(
-                "count(*) FILTER (WHERE translate(s.{c}::text, {f}, {to})"
-                " <> translate(o.{c}::text, {f}, {to}) AND o.{c}::text !~ {fallback})"
+                "coalesce(translate(s.{c}::text, {f}, {to})"
+                " <> translate(o.{c}::text, {f}, {to}) AND o.{c}::text !~ {fallback}, false)"
             ).format(
                 c=c,
                 f=sql.Literal(shape[0]),
@@ -211,42 +282,16 @@ def row_parity(conn: psycopg.Connection, ctx: GateContext) -> list[CheckResult]:
         )
         labels.append(("format_preserved", col.name))
         if col.hides_raw:
-            aggs.append(sql.SQL("count(*) FILTER (WHERE o.{c}::text = s.{c}::text)").format(c=c))
+            flags.append(sql.SQL("coalesce(o.{c}::text = s.{c}::text, false)").format(c=c))
             labels.append(("no_raw_value_survives", col.name))
-    if not aggs:
-        return []
-    q = sql.SQL("SELECT {aggs} FROM {snap} s JOIN {cand} o USING ({row})").format(
-        aggs=sql.SQL(", ").join(aggs), snap=ctx.tables.snapshot, cand=ctx.tables.candidate, row=row
-    )
-    got = conn.execute(q).fetchone() or tuple(0 for _ in labels)
-    seconds = (time.perf_counter() - t) / len(labels)
-    return [
-        CheckResult(
-            name,
-            int(n) == 0,
-            observed=int(n),
-            threshold=0,
-            column=column,
-            details={"compared": "same row"} if name == "no_raw_value_survives" else {},
-            seconds=seconds,
-        )
-        for (name, column), n in zip(labels, got, strict=True)
-    ]
+    return flags, labels
 
 
-def token_consistency(
-    conn: psycopg.Connection, ctx: GateContext, exclude: Collection[str] = ()
-) -> list[CheckResult]:
-    """Deterministic operators are functions both ways on this run's data: distinct
-    originals get distinct tokens (no collision) and the same original always gets the same
-    token (joinable). Counted in SQL as output values with more than one original and
-    originals with more than one output value. ``exclude`` names columns proven otherwise
-    (a unique source key, whose output uniqueness GX checks).
-
-    One join of snapshot and candidate serves every column; values are compared as 64-bit
-    hashes
-    (``hashtextextended``), where a false alarm needs two 64-bit hashes to collide among a
-    column's distinct values (about n²/2⁶⁵: 3·10⁻⁸ for a million)."""
+def _token_columns(
+    ctx: GateContext, exclude: Collection[str]
+) -> list[tuple[GateColumn, sql.Composable]]:
+    """Deterministically transformed columns, each with its original as the operator
+    hashes it."""
     cols: list[tuple[GateColumn, sql.Composable]] = []
     for col in ctx.columns:
         if col.action not in ("tokenize", "ff1") or col.name in exclude:
@@ -262,47 +307,7 @@ def token_consistency(
                 "lower(normalize(regexp_replace(btrim({}), '\\s+', ' ', 'g'), NFKC))"
             ).format(original)
         cols.append((col, original))
-    if not cols:
-        return []
-    t = time.perf_counter()
-    select = sql.SQL(", ").join(
-        sql.SQL(
-            "hashtextextended({orig}, 0) AS {a}, hashtextextended(o.{c}::text, 0) AS {b}"
-        ).format(
-            orig=orig,
-            c=sql.Identifier(col.name),
-            a=sql.Identifier(f"a{i}"),
-            b=sql.Identifier(f"b{i}"),
-        )
-        for i, (col, orig) in enumerate(cols)
-    )
-    counts: list[sql.Composable] = []
-    for i in range(len(cols)):
-        a, b = sql.Identifier(f"a{i}"), sql.Identifier(f"b{i}")
-        for key, val in ((b, a), (a, b)):
-            counts.append(
-                sql.SQL(
-                    "(SELECT count(*) FROM (SELECT 1 FROM j WHERE {a} IS NOT NULL"
-                    " AND {b} IS NOT NULL GROUP BY {key} HAVING min({val}) <> max({val})) x)"
-                ).format(a=a, b=b, key=key, val=val)
-            )
-    q = sql.SQL(
-        "WITH j AS MATERIALIZED (SELECT {select} FROM {snap} s JOIN {cand} o USING ({row}))"
-        " SELECT {counts}"
-    ).format(
-        select=select,
-        snap=ctx.tables.snapshot,
-        cand=ctx.tables.candidate,
-        row=sql.Identifier(ROW),
-        counts=sql.SQL(", ").join(counts),
-    )
-    got = conn.execute(q).fetchone() or tuple(0 for _ in counts)
-    seconds = (time.perf_counter() - t) / (2 * len(cols))
-    results = []
-    for i, (col, _) in enumerate(cols):
-        collisions, inconsistent = int(got[2 * i]), int(got[2 * i + 1])
-        results.extend(token_results(col.name, collisions, inconsistent, seconds))
-    return results
+    return cols
 
 
 def token_results(
