@@ -129,17 +129,22 @@ def residual_pii(
         pairs = [
             (str(r[j]), str(r[-1] or "")) for r in rows if r[j] is not None and str(r[j]).strip()
         ]
+        # Each distinct text is scanned once (kept categorical columns repeat a few values
+        # over every row); whether a finding survived is still decided row by row.
+        distinct = list(dict.fromkeys(p[0] for p in pairs))
+        found_in: dict[str, list[tuple[str, str]]] = {}
+        for i in range(0, len(distinct), batch):
+            part = distinct[i : i + batch]
+            found_in.update(zip(part, scan(part, entities), strict=True))
         counts: Counter[str] = Counter()
-        for i in range(0, len(pairs), batch):
-            part = pairs[i : i + batch]
-            for (_, source), found in zip(part, scan([p[0] for p in part], entities), strict=True):
-                for entity, text in found:
-                    if entity not in entities:
-                        continue
-                    if text and text in source:
-                        counts[entity] += 1
-                    else:
-                        replaced[entity] += 1
+        for value, source in pairs:
+            for entity, text in found_in[value]:
+                if entity not in entities:
+                    continue
+                if text and text in source:
+                    counts[entity] += 1
+                else:
+                    replaced[entity] += 1
         if counts:
             per_column[name] = dict(sorted(counts.items()))
             findings += sum(counts.values())
