@@ -21,7 +21,7 @@ from veilflow.pipeline.manifest import load_manifest
 from veilflow.pipeline.stages import extract, gate_context, publish, transform_chunk, validate
 from veilflow.policy.loader import parse_policy
 from veilflow.policy.model import Policy
-from veilflow.validate.gx_suite import build_expectations, run_expectations
+from veilflow.validate.gx_suite import GATE_WORK_MEM, build_expectations, run_expectations
 from veilflow.zones.run_tables import RunTables
 
 pytestmark = pytest.mark.slow
@@ -334,10 +334,14 @@ def test_gx_fetches_counts_not_rows_and_leaves_canaries_out(seeded_db: str) -> N
     rt = stage(policy, "gxrows")
     fetched: list[tuple[int, str]] = []
 
+    work_mem: list[str] = []
+
     def count_rows(
         conn: object, cursor: psycopg.Cursor[object], statement: str, *args: object
     ) -> None:
         fetched.append((cursor.rowcount, " ".join(statement.split())[:120]))
+        if not work_mem:  # the session GX validates in has the gate's memory setting
+            work_mem.append(str(cursor.connection.execute("SHOW work_mem").fetchone()))
 
     with psycopg.connect(seeded_db) as c:
         ctx = gate_context(policy, "gxrows", load_manifest(c, "gxrows"))
@@ -348,6 +352,7 @@ def test_gx_fetches_counts_not_rows_and_leaves_canaries_out(seeded_db: str) -> N
         finally:
             event.remove(Engine, "after_cursor_execute", count_rows)
     assert in_candidate == (2003,) and docs is None
+    assert work_mem == [f"('{GATE_WORK_MEM}',)"]
     assert fetched, "GX sent no SQL"
     most = max(fetched)
     assert most[0] <= len(ctx.columns) + 2, most  # catalog rows at most, never data rows

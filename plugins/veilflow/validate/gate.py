@@ -28,15 +28,12 @@ from veilflow.validate.checks import (
     tokens_rederived,
 )
 from veilflow.validate.context import GateContext
+from veilflow.validate.gx_suite import GATE_WORK_MEM
 from veilflow.validate.privacy import RiskMetrics, suppress_small_classes, table_risk
 from veilflow.validate.report import CheckResult, GateReport
 from veilflow.validate.rescan import rescan_columns, residual_pii
 
 log = logging.getLogger(__name__)
-
-#: Memory per hash table or sort of the gate's whole-table queries (PostgreSQL's
-#: ``work_mem``, for this session only): a million rows' 64-bit hashes fit.
-GATE_WORK_MEM = "256MB"
 
 
 def _candidate_name(ctx: GateContext) -> str:

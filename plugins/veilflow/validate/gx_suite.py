@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 ROW = "_vf_row"
 CANARY = "_vf_canary"
+#: PostgreSQL ``work_mem`` of the gate's sessions: a million values' hash table fits.
+GATE_WORK_MEM = "256MB"
 #: What GX may put in a result: counts, never a value.
 RESULT_FORMAT: dict[str, Any] = {
     "result_format": "SUMMARY",
@@ -294,7 +296,12 @@ def run_expectations(
         log.debug("could not disable GX progress bars")
     tables = ctx.tables
     warnings.filterwarnings("ignore", message="You are using a generic SQLDatasource")
-    source = context.data_sources.add_sql(name="veilflow", connection_string=url)
+    source = context.data_sources.add_sql(  # type: ignore[call-arg]
+        name="veilflow",
+        connection_string=url,
+        # Uniqueness groups a million values: give its hash table the gate's memory.
+        kwargs={"connect_args": {"options": f"-c work_mem={GATE_WORK_MEM}"}},
+    )
     # One table asset, one batch, one suite. Expectations on the real rows carry a row
     # condition instead of reading a query asset: GX reflects a query asset's columns by
     # running the query unbounded and fetching every row into Python (a whole-table copy
