@@ -195,7 +195,8 @@ def joined_checks(
       alarm needs two 64-bit hashes to collide among a column's distinct values (about
       n²/2⁶⁵: 3·10⁻⁸ for a million).
     """
-    flags, labels = _row_flags(ctx)
+    sides = _Sides()
+    flags, labels = _row_flags(ctx, sides)
     tokens = _token_columns(ctx, exclude_tokens)
     if not flags and not tokens:
         return []
@@ -205,28 +206,37 @@ def joined_checks(
     ]
     counts: list[sql.Composable] = []
     for i, (col, orig) in enumerate(tokens):
-        a, b = sql.Identifier(f"a{i}"), sql.Identifier(f"b{i}")
+        a = sides.s(sql.SQL("hashtextextended({}, 0)").format(orig))
+        b = sides.o(sql.SQL("hashtextextended(o.{}::text, 0)").format(sql.Identifier(col.name)))
         select.append(
-            sql.SQL(
-                "hashtextextended({orig}, 0) AS {a}, hashtextextended(o.{c}::text, 0) AS {b}"
-            ).format(orig=orig, c=sql.Identifier(col.name), a=a, b=b)
+            sql.SQL("{} AS {}, {} AS {}").format(
+                a, sql.Identifier(f"a{i}"), b, sql.Identifier(f"b{i}")
+            )
         )
-        for key, val in ((b, a), (a, b)):
+        ai, bi = sql.Identifier(f"a{i}"), sql.Identifier(f"b{i}")
+        for key, val in ((bi, ai), (ai, bi)):
             counts.append(
                 sql.SQL(
                     "(SELECT count(*) FROM (SELECT 1 FROM j WHERE {a} IS NOT NULL"
                     " AND {b} IS NOT NULL GROUP BY {key} HAVING min({val}) <> max({val})) x)"
-                ).format(a=a, b=b, key=key, val=val)
+                ).format(a=ai, b=bi, key=key, val=val)
             )
     sums = sql.SQL(", ").join(
         sql.SQL("count(*) FILTER (WHERE {})").format(sql.Identifier(f"p{k}"))
         for k in range(len(flags))
     )
+    # Each side is reduced to what the checks need (flags, hashes, short forms) before the
+    # join, so the hash table holds a few bytes a row rather than whole rows. OFFSET 0
+    # keeps PostgreSQL from merging the projections into the join.
     q = sql.SQL(
-        "WITH j AS MATERIALIZED (SELECT {select} FROM {snap} s JOIN {cand} o USING ({row}))"
+        "WITH j AS MATERIALIZED (SELECT {select} FROM"
+        " (SELECT {row}, {s_cols} FROM {snap} s OFFSET 0) s"
+        " JOIN (SELECT {row}, {o_cols} FROM {cand} o OFFSET 0) o USING ({row}))"
         " SELECT {outputs} FROM (SELECT {sums}) f"
     ).format(
         select=sql.SQL(", ").join(select),
+        s_cols=sides.columns("s"),
+        o_cols=sides.columns("o"),
         snap=ctx.tables.snapshot,
         cand=ctx.tables.candidate,
         row=sql.Identifier(ROW),
@@ -257,32 +267,68 @@ def joined_checks(
     return results
 
 
-def _row_flags(ctx: GateContext) -> tuple[list[sql.Composable], list[tuple[str, str]]]:
-    """Per-row violations (SQL booleans over ``s`` and ``o``) and their (check, column)."""
+class _Sides:
+    """Expressions computed on one side of the snapshot/candidate join, each named once
+    (``s0``, ``s1``, ... and ``o0``, ...) and referred to by that name above the join."""
+
+    def __init__(self) -> None:
+        self._exprs: dict[str, list[sql.Composable]] = {"s": [], "o": []}
+
+    def s(self, expr: sql.Composable) -> sql.Composable:
+        return self._add("s", expr)
+
+    def o(self, expr: sql.Composable) -> sql.Composable:
+        return self._add("o", expr)
+
+    def _add(self, side: str, expr: sql.Composable) -> sql.Composable:
+        exprs = self._exprs[side]
+        exprs.append(expr)
+        return sql.SQL("{}.{}").format(
+            sql.Identifier(side), sql.Identifier(f"{side}{len(exprs) - 1}")
+        )
+
+    def columns(self, side: str) -> sql.Composable:
+        exprs = self._exprs[side] or [sql.SQL("1")]
+        return sql.SQL(", ").join(
+            sql.SQL("{} AS {}").format(e, sql.Identifier(f"{side}{i}")) for i, e in enumerate(exprs)
+        )
+
+
+def _row_flags(
+    ctx: GateContext, sides: _Sides
+) -> tuple[list[sql.Composable], list[tuple[str, str]]]:
+    """Per-row violations (SQL booleans over both sides) and their (check, column)."""
     flags: list[sql.Composable] = []
     labels: list[tuple[str, str]] = []
     for col in ctx.columns:
         c = sql.Identifier(col.name)
-        flags.append(sql.SQL("(s.{c} IS NULL) <> (o.{c} IS NULL)").format(c=c))
+        flags.append(
+            sql.SQL("{} <> {}").format(
+                sides.s(sql.SQL("s.{} IS NULL").format(c)),
+                sides.o(sql.SQL("o.{} IS NULL").format(c)),
+            )
+        )
         labels.append(("null_parity", col.name))
         spec = ctx.policy.columns.get(col.name)
         shape = _shape_map(col, spec.params) if spec is not None else None
         if shape is None:
             continue
+        f, to = sql.Literal(shape[0]), sql.Literal(shape[1])
         flags.append(
-            sql.SQL(
-                "coalesce(translate(s.{c}::text, {f}, {to})"
-                " <> translate(o.{c}::text, {f}, {to}) AND o.{c}::text !~ {fallback}, false)"
-            ).format(
-                c=c,
-                f=sql.Literal(shape[0]),
-                to=sql.Literal(shape[1]),
-                fallback=sql.Literal(FALLBACK_PATTERN),
+            sql.SQL("coalesce({} <> {} AND {}, false)").format(
+                sides.s(sql.SQL("translate(s.{}::text, {}, {})").format(c, f, to)),
+                sides.o(sql.SQL("translate(o.{}::text, {}, {})").format(c, f, to)),
+                sides.o(sql.SQL("o.{}::text !~ {}").format(c, sql.Literal(FALLBACK_PATTERN))),
             )
         )
         labels.append(("format_preserved", col.name))
         if col.hides_raw:
-            flags.append(sql.SQL("coalesce(o.{c}::text = s.{c}::text, false)").format(c=c))
+            flags.append(
+                sql.SQL("coalesce({} = {}, false)").format(
+                    sides.o(sql.SQL("o.{}::text").format(c)),
+                    sides.s(sql.SQL("s.{}::text").format(c)),
+                )
+            )
             labels.append(("no_raw_value_survives", col.name))
     return flags, labels
 
