@@ -490,20 +490,23 @@ def tokens_rederived(
     pairs = sql.SQL(", ").join(
         sql.SQL("s.{c}::text, o.{c}::text").format(c=sql.Identifier(c.name)) for c in cols
     )
-    rows = conn.execute(
-        sql.SQL(
-            "SELECT {pairs} FROM {snap} s JOIN {cand} o USING ({row})"
-            " WHERE ({s_ranges}) AND ({o_ranges}) AND NOT s.{canary}"
-        ).format(
-            pairs=pairs,
-            snap=ctx.tables.snapshot,
-            cand=ctx.tables.candidate,
-            row=sql.Identifier(ROW),
-            s_ranges=ranges("s"),
-            o_ranges=ranges("o"),
-            canary=sql.Identifier(CANARY),
-        )
-    ).fetchall()
+    with conn.transaction():
+        # The sampled rows find their snapshot rows through its index.
+        conn.execute("SET LOCAL enable_nestloop = on")
+        rows = conn.execute(
+            sql.SQL(
+                "SELECT {pairs} FROM {snap} s JOIN {cand} o USING ({row})"
+                " WHERE ({s_ranges}) AND ({o_ranges}) AND NOT s.{canary}"
+            ).format(
+                pairs=pairs,
+                snap=ctx.tables.snapshot,
+                cand=ctx.tables.candidate,
+                row=sql.Identifier(ROW),
+                s_ranges=ranges("s"),
+                o_ranges=ranges("o"),
+                canary=sql.Identifier(CANARY),
+            )
+        ).fetchall()
     fetched = time.perf_counter() - t
     results = []
     for i, col in enumerate(cols):

@@ -94,7 +94,10 @@ def sample_rows(
         "SELECT {pairs} FROM {cand} o {sample} JOIN {snap} s USING ({row})"
         " WHERE NOT o.{canary} {limit}"
     ).format(pairs=pairs, cand=cand, sample=sample, snap=snap, row=row, canary=canary, limit=limit)
-    return conn.execute(q).fetchall(), total
+    with conn.transaction():
+        # A few thousand sampled rows find their snapshot rows through its index.
+        conn.execute("SET LOCAL enable_nestloop = on")
+        return conn.execute(q).fetchall(), total
 
 
 def residual_pii(
