@@ -59,31 +59,37 @@ def _transform_in_worker(chunk: ChunkRef) -> ChunkResult:
 
 
 def _transform_all(
-    policy: Policy, run_id: str, chunks: list[ChunkRef], keys: KeyProvider, workers: int
+    policy: Policy,
+    run_id: str,
+    chunks: list[ChunkRef],
+    keys: KeyProvider,
+    workers: int,
+    preload: threading.Thread | None = None,
 ) -> Iterator[ChunkResult]:
     """Transform every chunk, in ``workers`` forked processes when there is more than one
     chunk and more than one worker (chunks are independent key ranges)."""
     if workers <= 1 or len(chunks) <= 1:
-        _preload_gate()
         for chunk in chunks:
             yield transform_chunk(policy, run_id, chunk, keys)
         return
+    if preload is not None:
+        # No thread may be importing when the workers fork: a child would inherit the
+        # import lock held by a thread it does not have.
+        preload.join()
     _WORKER_STATE.update(policy=policy, run_id=run_id, keys=keys)
     ctx = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=ctx) as pool:
-        results = pool.map(_transform_in_worker, chunks)
-        # Every worker is forked by now (a fork pool starts them all at the first submit),
-        # so a thread may import in this process without a child inheriting a held lock.
-        _preload_gate()
-        yield from results
+        yield from pool.map(_transform_in_worker, chunks)
 
 
-def _preload_gate() -> None:
-    """Import Great Expectations (seconds of pure import) in a background thread while the
-    chunks are transformed, so the gate does not wait for it."""
+def _preload_gate() -> threading.Thread:
+    """Import Great Expectations (seconds of pure import) in a background thread while
+    extract waits on PostgreSQL, so the gate does not pay for it."""
     from veilflow.validate.gx_suite import preload
 
-    threading.Thread(target=preload, name="veilflow-gx-import", daemon=True).start()
+    thread = threading.Thread(target=preload, name="veilflow-gx-import", daemon=True)
+    thread.start()
+    return thread
 
 
 def run_policy(
@@ -108,12 +114,15 @@ def run_policy(
         return now
 
     try:
+        preload = _preload_gate()
         ex = extract(policy, run_id, keys)
         t = lap("extract", t0)
         say(f"extracted {ex.rows_in:,} rows into {len(ex.chunks)} chunk(s)")
         done = 0
         n = workers if workers is not None else (os.cpu_count() or 1)
-        for i, res in enumerate(_transform_all(policy, run_id, ex.chunks, keys, n), start=1):
+        for i, res in enumerate(
+            _transform_all(policy, run_id, ex.chunks, keys, n, preload), start=1
+        ):
             done += res.rows
             say(f"chunk {i}/{len(ex.chunks)}: {done:,} rows transformed")
         t = lap("transform", t)
