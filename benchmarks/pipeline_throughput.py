@@ -66,7 +66,9 @@ def child(rows: int, chunk: int) -> dict[str, float]:
     summary = run_policy(policy)
     seconds = time.perf_counter() - t0
     assert summary.rows_published == rows
+    gate = summary.gate.get("metrics", {})
     return {
+        "gate_checks": gate.get("seconds_per_check", {}),
         "rows": rows,
         "seconds": seconds,
         "rows_per_s": rows / seconds,
@@ -109,6 +111,11 @@ def main() -> None:
             f"{r['peak_rss_mib']:>13.0f}   {r['extract_s']:.1f} / {r['transform_s']:.1f} / "
             f"{r['validate_s']:.1f} / {r['publish_s']:.1f} "
             f"({r['rows'] / r['transform_s']:,.0f})"
+        )
+        slowest = sorted(r["gate_checks"].items(), key=lambda kv: -kv[1])[:6]
+        print(
+            "           gate, seconds per check (GX's shared out evenly): "
+            + ", ".join(f"{name} {sec:.2f}" for name, sec in slowest)
         )
     if len(results) >= 2:
         ratio = results[-1]["peak_rss_mib"] / results[0]["peak_rss_mib"]
