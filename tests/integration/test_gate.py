@@ -277,6 +277,32 @@ def test_row_checks_catch_a_lost_null_a_broken_shape_and_a_value_left_in_its_row
     assert ("null_parity", "credit_card") not in found
 
 
+def test_raw_value_shaped_like_a_token_is_still_found_in_text(seeded_db: str) -> None:
+    """Token-shaped words are left out of the text search only while no raw value looks
+    like a token: a raw value that does, copied into a note, is found."""
+    shaped = "tok_v1_" + "b" * 26
+
+    def plant(c: psycopg.Connection, rt: RunTables) -> None:
+        c.execute(
+            sql.SQL("UPDATE {} SET iban = %s WHERE _vf_row = 5").format(rt.snapshot), (shaped,)
+        )
+        c.execute(
+            sql.SQL(
+                "UPDATE {} SET note = 'customer asked about fees' WHERE note IS NOT NULL"
+            ).format(rt.candidate)
+        )
+        c.execute(
+            sql.SQL("UPDATE {} SET note = %s WHERE _vf_row = 9").format(rt.candidate),
+            (f"forwarded to {shaped}.",),
+        )
+
+    err = refused(policy_with({"note": {"action": "keep"}}), "tokenword", plant, seeded_db)
+    reason = next(
+        r for r in err.reasons if r["check"] == "no_raw_value_in_text" and r["column"] == "note"
+    )
+    assert reason["observed"] == 1
+
+
 def test_dropped_row_is_quarantined(seeded_db: str) -> None:
     def drop_row(c: psycopg.Connection, rt: RunTables) -> None:
         c.execute(sql.SQL("DELETE FROM {} WHERE _vf_row = 5").format(rt.candidate))

@@ -158,6 +158,8 @@ _CLASS_TO = "9" * 10 + "a" * 26 + "A" * 26
 #: Values an operator could not transform in place and replaced by a readable token
 #: (``on_invalid: token``); counted by the transform, not a format violation.
 FALLBACK_PATTERN = "^tok_v[0-9]+_[a-z2-7]{26}"
+#: A LIKE pattern every readable token with the default prefix matches.
+_READABLE_LIKE = "tok\\_v%"
 
 
 def _shape_map(col: GateColumn, params: dict[str, object]) -> tuple[str, str] | None:
@@ -406,21 +408,40 @@ def raw_values_in_text(
         for name in text_columns
     )
     raw = sql.SQL(" UNION ALL ").join(
-        sql.SQL(
-            "SELECT {c}::text AS v FROM {snap} WHERE {c} IS NOT NULL AND {c}::text ~ '[0-9@]'"
-        ).format(c=sql.Identifier(c.name), snap=ctx.tables.snapshot)
+        sql.SQL("SELECT {c}::text AS v FROM {snap} WHERE {c} IS NOT NULL").format(
+            c=sql.Identifier(c.name), snap=ctx.tables.snapshot
+        )
         for c in hiding
     )
     found: dict[str, int] = {}
+    # Readable tokens (``tok_v…``), most of the words with a digit in scrubbed text, equal a
+    # raw value only if a raw value is shaped like a token; they are left out of the words
+    # unless one is.
+    token_raw = _count(
+        conn,
+        sql.SQL("SELECT count(*) FROM ({raw}) r WHERE r.v LIKE {token}").format(
+            raw=raw, token=sql.Literal(_READABLE_LIKE)
+        ),
+    )
+    skip_tokens = (
+        sql.SQL("AND word NOT LIKE {}").format(sql.Literal(_READABLE_LIKE))
+        if token_raw == 0
+        else sql.SQL("")
+    )
     with conn.transaction():
         # The words first, into a temporary table: most kept columns hold none worth
-        # probing, and then the raw values need not be read at all.
+        # probing, and then the raw values need not be read again.
         conn.execute(
             sql.SQL(
                 "CREATE TEMPORARY TABLE vf_gate_words ON COMMIT DROP AS SELECT DISTINCT col, word"
                 " FROM (SELECT col, trim(BOTH {punct} FROM word) AS word FROM ({words}) x) y"
-                " WHERE length(word) >= {n} AND word ~ '[0-9@]'"
-            ).format(words=words, n=sql.Literal(min_length), punct=sql.Literal(".,;:!?()[]{}<>\"'"))
+                " WHERE length(word) >= {n} AND word ~ '[0-9@]' {skip_tokens}"
+            ).format(
+                words=words,
+                n=sql.Literal(min_length),
+                punct=sql.Literal(".,;:!?()[]{}<>\"'"),
+                skip_tokens=skip_tokens,
+            )
         )
         if _count(conn, sql.Composed([sql.SQL("SELECT count(*) FROM vf_gate_words")])):
             # The planner cannot know how many words a text holds; a nested loop over rows
