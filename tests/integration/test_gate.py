@@ -70,6 +70,21 @@ def refused(
     return info.value
 
 
+def tampering(*statements: str) -> Callable[[psycopg.Connection, RunTables], None]:
+    """A tamper step that runs each statement with ``{snap}`` and ``{cand}`` filled in."""
+
+    def tamper(c: psycopg.Connection, rt: RunTables) -> None:
+        for statement in statements:
+            c.execute(sql.SQL(statement).format(snap=rt.snapshot, cand=rt.candidate))  # type: ignore[arg-type]
+
+    return tamper
+
+
+def observed(err: ValidationFailed, check: str, column: str) -> object:
+    """The observed value of the failed check ``check`` on ``column``."""
+    return next(r for r in err.reasons if r["check"] == check and r["column"] == column)["observed"]
+
+
 def failed_checks(err: ValidationFailed) -> set[str]:
     return {str(r["check"]) for r in err.reasons}
 
@@ -228,19 +243,11 @@ def test_raw_value_shaped_like_a_token_is_compared_value_for_value(seeded_db: st
     e-mail looks like a token; the gate then compares values and finds the one that
     survived in another row."""
 
-    def plant(c: psycopg.Connection, rt: RunTables) -> None:
-        c.execute(
-            sql.SQL(
-                "UPDATE {snap} SET email = (SELECT email FROM {cand} WHERE _vf_row = 1)"
-                " WHERE _vf_row = 4"
-            ).format(snap=rt.snapshot, cand=rt.candidate)
-        )
-
-    err = refused(policy_with(), "shaped", plant, seeded_db)
-    reason = next(
-        r for r in err.reasons if r["check"] == "no_raw_value_survives" and r["column"] == "email"
+    plant = tampering(
+        "UPDATE {snap} SET email = (SELECT email FROM {cand} WHERE _vf_row = 1) WHERE _vf_row = 4"
     )
-    assert reason["observed"] == 1
+    err = refused(policy_with(), "shaped", plant, seeded_db)
+    assert observed(err, "no_raw_value_survives", "email") == 1
 
 
 def test_clean_columns_rest_on_the_format_proof(seeded_db: str) -> None:
@@ -255,20 +262,11 @@ def test_clean_columns_rest_on_the_format_proof(seeded_db: str) -> None:
 def test_row_checks_catch_a_lost_null_a_broken_shape_and_a_value_left_in_its_row(
     seeded_db: str,
 ) -> None:
-    def tamper(c: psycopg.Connection, rt: RunTables) -> None:
-        c.execute(sql.SQL("UPDATE {} SET ssn = NULL WHERE _vf_row = 2").format(rt.candidate))
-        c.execute(
-            sql.SQL("UPDATE {} SET credit_card = 'x' || credit_card WHERE _vf_row = 3").format(
-                rt.candidate
-            )
-        )
-        c.execute(
-            sql.SQL(
-                "UPDATE {cand} o SET ssn = s.ssn FROM {snap} s"
-                " WHERE o._vf_row = 4 AND s._vf_row = 4"
-            ).format(cand=rt.candidate, snap=rt.snapshot)
-        )
-
+    tamper = tampering(
+        "UPDATE {cand} SET ssn = NULL WHERE _vf_row = 2",
+        "UPDATE {cand} SET credit_card = 'x' || credit_card WHERE _vf_row = 3",
+        "UPDATE {cand} o SET ssn = s.ssn FROM {snap} s WHERE o._vf_row = 4 AND s._vf_row = 4",
+    )
     err = refused(policy_with(), "rowchecks", tamper, seeded_db)
     found = {(r["check"], r["column"]): r["observed"] for r in err.reasons}
     assert found[("null_parity", "ssn")] == 1
@@ -297,10 +295,7 @@ def test_raw_value_shaped_like_a_token_is_still_found_in_text(seeded_db: str) ->
         )
 
     err = refused(policy_with({"note": {"action": "keep"}}), "tokenword", plant, seeded_db)
-    reason = next(
-        r for r in err.reasons if r["check"] == "no_raw_value_in_text" and r["column"] == "note"
-    )
-    assert reason["observed"] == 1
+    assert observed(err, "no_raw_value_in_text", "note") == 1
 
 
 def test_dropped_row_is_quarantined(seeded_db: str) -> None:

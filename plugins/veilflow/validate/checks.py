@@ -364,23 +364,18 @@ def token_results(
     """The ``token_unique`` and ``token_joinable`` results of one column."""
     return [
         CheckResult(
-            "token_unique",
-            collisions == 0,
-            observed=collisions,
+            name,
+            count == 0,
+            observed=count,
             threshold=0,
             column=column,
-            details={"meaning": "output values shared by distinct originals", **details},
+            details={"meaning": meaning, **details},
             seconds=seconds,
-        ),
-        CheckResult(
-            "token_joinable",
-            inconsistent == 0,
-            observed=inconsistent,
-            threshold=0,
-            column=column,
-            details={"meaning": "originals with more than one output", **details},
-            seconds=seconds,
-        ),
+        )
+        for name, count, meaning in (
+            ("token_unique", collisions, "output values shared by distinct originals"),
+            ("token_joinable", inconsistent, "originals with more than one output"),
+        )
     ]
 
 
