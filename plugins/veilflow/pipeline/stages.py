@@ -418,7 +418,8 @@ def transform_chunk(
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(part))
             conn.execute(
                 sql.SQL(
-                    "CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS) WITH (autovacuum_enabled = false)"
+                    "CREATE UNLOGGED TABLE {} (LIKE {} INCLUDING DEFAULTS)"
+                    " WITH (autovacuum_enabled = false)"
                 ).format(part, rt.candidate)
             )
             write_frame(conn, part, out)
