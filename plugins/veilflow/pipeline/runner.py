@@ -63,33 +63,35 @@ def _transform_all(
     run_id: str,
     chunks: list[ChunkRef],
     keys: KeyProvider,
-    workers: int,
-    preload: threading.Thread | None = None,
+    pool: ProcessPoolExecutor | None,
 ) -> Iterator[ChunkResult]:
-    """Transform every chunk, in ``workers`` forked processes when there is more than one
-    chunk and more than one worker (chunks are independent key ranges)."""
-    if workers <= 1 or len(chunks) <= 1:
+    """Transform every chunk: in the forked ``pool`` when there is one and more than one
+    chunk (chunks are independent key ranges), else here."""
+    if pool is None or len(chunks) <= 1:
         for chunk in chunks:
             yield transform_chunk(policy, run_id, chunk, keys)
         return
-    if preload is not None:
-        # No thread may be importing when the workers fork: a child would inherit the
-        # import lock held by a thread it does not have.
-        preload.join()
+    yield from pool.map(_transform_in_worker, chunks)
+
+
+def _fork_workers(
+    policy: Policy, run_id: str, keys: KeyProvider, workers: int
+) -> ProcessPoolExecutor:
+    """``workers`` chunk workers, forked now, before any other thread of this process runs
+    (a child would inherit a lock held by a thread it does not have). A fork pool starts
+    all its workers at the first task, so one empty task forks them."""
     _WORKER_STATE.update(policy=policy, run_id=run_id, keys=keys)
-    ctx = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=ctx) as pool:
-        yield from pool.map(_transform_in_worker, chunks)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
+    pool.submit(int).result()
+    return pool
 
 
-def _preload_gate() -> threading.Thread:
+def _preload_gate() -> None:
     """Import Great Expectations (seconds of pure import) in a background thread while
-    extract waits on PostgreSQL, so the gate does not pay for it."""
+    extract waits on PostgreSQL and the workers transform, so the gate does not pay for it."""
     from veilflow.validate.gx_suite import preload
 
-    thread = threading.Thread(target=preload, name="veilflow-gx-import", daemon=True)
-    thread.start()
-    return thread
+    threading.Thread(target=preload, name="veilflow-gx-import", daemon=True).start()
 
 
 def run_policy(
@@ -113,18 +115,20 @@ def run_policy(
         stage_seconds[stage] = round(now - since, 3)
         return now
 
+    n = workers if workers is not None else (os.cpu_count() or 1)
+    pool = _fork_workers(policy, run_id, keys, n) if n > 1 else None
     try:
-        preload = _preload_gate()
+        _preload_gate()
         ex = extract(policy, run_id, keys)
         t = lap("extract", t0)
         say(f"extracted {ex.rows_in:,} rows into {len(ex.chunks)} chunk(s)")
         done = 0
-        n = workers if workers is not None else (os.cpu_count() or 1)
-        for i, res in enumerate(
-            _transform_all(policy, run_id, ex.chunks, keys, n, preload), start=1
-        ):
+        for i, res in enumerate(_transform_all(policy, run_id, ex.chunks, keys, pool), start=1):
             done += res.rows
             say(f"chunk {i}/{len(ex.chunks)}: {done:,} rows transformed")
+        if pool is not None:
+            pool.shutdown()
+            pool = None
         t = lap("transform", t)
         report = validate(policy, run_id, keys=keys)
         t = lap("validate", t)
@@ -139,6 +143,9 @@ def run_policy(
     except BaseException as exc:
         fail_run(policy, run_id, f"{type(exc).__name__}")
         raise
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     return RunSummary(
         run_id=run_id,
         dataset=policy.dataset,
