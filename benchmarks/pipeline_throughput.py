@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -131,6 +132,7 @@ def main() -> None:
         capture_output=True,
         check=False,
     )
+    shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -315,3 +315,7 @@ def main() -> None:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         err(f"error: database: {log_redaction.redact_text(first)}")
         sys.exit(9)
+
+
+if __name__ == "__main__":
+    main()

