@@ -250,6 +250,17 @@ def test_raw_value_shaped_like_a_token_is_compared_value_for_value(seeded_db: st
     assert observed(err, "no_raw_value_survives", "email") == 1
 
 
+def test_raw_value_in_a_canary_row_is_found(seeded_db: str) -> None:
+    """GX checks the formats of real rows only; a canary row whose output is a raw value is
+    caught by testing the canaries' outputs beside the raw values."""
+    plant = tampering(
+        "UPDATE {cand} SET email = (SELECT email FROM {snap} WHERE _vf_row = 1)"
+        " WHERE _vf_row = (SELECT min(_vf_row) FROM {cand} WHERE _vf_canary)"
+    )
+    err = refused(policy_with(validation={"canaries": 3}), "canaryraw", plant, seeded_db)
+    assert observed(err, "no_raw_value_survives", "email") == 1
+
+
 def test_clean_columns_rest_on_the_format_proof(seeded_db: str) -> None:
     policy = policy_with()
     stage(policy, "proof")

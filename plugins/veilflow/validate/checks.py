@@ -43,11 +43,13 @@ def no_raw_value_survives(
     check passed on the column (``formats_passed``), every output value matches the
     format's pattern; so an output equal to a raw value needs a raw value matching that
     pattern, and counting those is one scan of the snapshot for all such columns instead of
-    a join per column. Only when a raw value does match (or the format check did not pass)
-    is the column compared value for value: a hash semi-join on 64-bit hashes, confirmed on
-    the text itself, so a hash collision can never fail or pass a run."""
+    a join per column (the format checks cover the real rows; the canary rows' outputs are
+    tested for the format here). Only when a raw value does match, a canary's output does
+    not, or the format check did not pass is the column compared value for value: a hash
+    semi-join on 64-bit hashes, confirmed on the text itself, so a hash collision can never
+    fail or pass a run."""
     results = []
-    candidates: list[tuple[GateColumn, sql.Composable]] = []
+    candidates: list[tuple[GateColumn, dict[str, Any]]] = []
     exact: list[GateColumn] = []
     for col in ctx.columns:
         if not col.hides_raw:
@@ -56,25 +58,39 @@ def no_raw_value_survives(
         params = dict(spec.params) if spec is not None else {}
         if _shape_map(col, params) is not None:
             continue
-        test = _raw_matches_format(col, params)
-        if test is not None and col.name in formats_passed:
-            candidates.append((col, test))
+        if _has_format(col, params, "s") is not None and col.name in formats_passed:
+            candidates.append((col, params))
         else:
             exact.append(col)
     if candidates:
         t = time.perf_counter()
-        got = conn.execute(
+        # The format checks cover the real rows; the few canary rows' outputs are tested
+        # here, beside the raw values.
+        shaped_raw = conn.execute(
             sql.SQL("SELECT {} FROM {} s").format(
                 sql.SQL(", ").join(
-                    sql.SQL("count(*) FILTER (WHERE {})").format(test) for _, test in candidates
+                    sql.SQL("count(*) FILTER (WHERE {})").format(_has_format(col, params, "s"))
+                    for col, params in candidates
                 ),
                 ctx.tables.snapshot,
             )
         ).fetchone() or tuple(0 for _ in candidates)
+        unshaped_canaries = conn.execute(
+            sql.SQL("SELECT {} FROM {} o WHERE o.{}").format(
+                sql.SQL(", ").join(
+                    sql.SQL("count(*) FILTER (WHERE o.{} IS NOT NULL AND NOT {})").format(
+                        sql.Identifier(col.name), _has_format(col, params, "o")
+                    )
+                    for col, params in candidates
+                ),
+                ctx.tables.candidate,
+                sql.Identifier(CANARY),
+            )
+        ).fetchone() or tuple(0 for _ in candidates)
         seconds = (time.perf_counter() - t) / len(candidates)
-        for (col, _), n in zip(candidates, got, strict=True):
-            if int(n):
-                exact.append(col)  # a raw value is shaped like an output: compare values
+        for (col, _), n, m in zip(candidates, shaped_raw, unshaped_canaries, strict=True):
+            if int(n) or int(m):
+                exact.append(col)  # the proof does not hold: compare values
                 continue
             results.append(
                 CheckResult(
@@ -122,12 +138,12 @@ def no_raw_value_survives(
     return sorted(results, key=lambda r: order.get(r.column or "", 0))
 
 
-def _raw_matches_format(col: GateColumn, params: dict[str, Any]) -> sql.Composable | None:
-    """SQL true for a raw value (``s.<col>``) shaped like ``col``'s output could be, or None
+def _has_format(col: GateColumn, params: dict[str, Any], alias: str) -> sql.Composable | None:
+    """SQL true for a value (``<alias>.<col>``) with the format of ``col``'s output, or None
     when the output has no fixed format. A cheap necessary test (a LIKE) guards the regex."""
     from veilflow.validate.gx_suite import like_literal, output_pattern, token_format_parts
 
-    c = sql.SQL("s.{}::text").format(sql.Identifier(col.name))
+    c = sql.SQL("{}.{}::text").format(sql.Identifier(alias), sql.Identifier(col.name))
     if col.action == "redact":
         return sql.SQL("{} = {}").format(c, sql.Literal(params.get("replacement", "[REDACTED]")))
     pattern = output_pattern(col, params)

@@ -2,10 +2,11 @@
 
 Order matters: re-identification risk first, because ``on_violation: suppress`` deletes
 rows (counted, bounded) and every later check must see the candidate as it would be
-published; then the Great Expectations suite (schema, row-count parity, not-null, formats,
-key uniqueness) with its Data Docs; then the SQL leak and consistency checks; then the
-canaries and the residual-PII rescan. Every check reports pass/fail, observed value and
-threshold, never a value of the data.
+published. Then the Great Expectations suite (schema, row-count parity, not-null, formats,
+key uniqueness, Data Docs) runs in a thread beside the SQL leak and consistency checks, the
+canaries and the residual-PII rescan; "no raw value survives" comes last, since its cheap
+form rests on the format checks. Every check reports pass/fail, observed value and
+threshold, never a value of the data (ADR 0007).
 """
 
 from __future__ import annotations
@@ -137,8 +138,7 @@ def run_gate(conn: psycopg.Connection, ctx: GateContext) -> GateReport:
 
     The Great Expectations suite runs in a thread of its own, on its own connection, while
     this one runs the SQL checks: PostgreSQL works on both at once, and the seconds GX takes
-    to import overlap the risk checks and the SQL. "No raw value survives" comes last, because its cheap form
-    rests on the format checks having passed."""
+    to import overlap the risk checks and the SQL."""
     report = GateReport()
     started = time.perf_counter()
     # Chunks are fresh partitions without statistics; never guess a nested loop over them.
