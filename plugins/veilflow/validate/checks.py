@@ -10,6 +10,12 @@ import psycopg
 from psycopg import sql
 
 from veilflow.validate.context import GateColumn, GateContext
+from veilflow.validate.gx_suite import (
+    DETERMINISTIC,
+    output_pattern,
+    token_format_parts,
+    token_like,
+)
 from veilflow.validate.report import CheckResult
 from veilflow.zones.run_tables import CANARY, ROW, count
 
@@ -141,8 +147,6 @@ def no_raw_value_survives(
 def _has_format(col: GateColumn, params: dict[str, Any], alias: str) -> sql.Composable | None:
     """SQL true for a value (``<alias>.<col>``) with the format of ``col``'s output, or None
     when the output has no fixed format. A cheap necessary test (a LIKE) guards the regex."""
-    from veilflow.validate.gx_suite import like_literal, output_pattern, token_format_parts
-
     c = sql.SQL("{}.{}::text").format(sql.Identifier(alias), sql.Identifier(col.name))
     if col.action == "redact":
         return sql.SQL("{} = {}").format(c, sql.Literal(params.get("replacement", "[REDACTED]")))
@@ -156,7 +160,7 @@ def _has_format(col: GateColumn, params: dict[str, Any], alias: str) -> sql.Comp
             c=c, like=sql.Literal(like), rx=sql.Literal(regex)
         )
     if col.action == "tokenize":
-        like = like_literal(str(params.get("prefix", "tok"))) + "\\_v%"
+        like = token_like(str(params.get("prefix", "tok")))
         return sql.SQL("CASE WHEN {c} LIKE {like} THEN {c} ~ {rx} ELSE false END").format(
             c=c, like=sql.Literal(like), rx=sql.Literal(pattern)
         )
@@ -174,8 +178,6 @@ _CLASS_TO = "9" * 10 + "a" * 26 + "A" * 26
 #: Values an operator could not transform in place and replaced by a readable token
 #: (``on_invalid: token``); counted by the transform, not a format violation.
 FALLBACK_PATTERN = "^tok_v[0-9]+_[a-z2-7]{26}"
-#: A LIKE pattern every readable token with the default prefix matches.
-_READABLE_LIKE = "tok\\_v%"
 
 
 def _shape_map(col: GateColumn, params: dict[str, object]) -> tuple[str, str] | None:
@@ -224,14 +226,17 @@ def joined_checks(
     ]
     counts: list[sql.Composable] = []
     for i, (col, orig) in enumerate(tokens):
-        a = sides.s(sql.SQL("hashtextextended({}, 0)").format(orig))
-        b = sides.o(sql.SQL("hashtextextended(o.{}::text, 0)").format(sql.Identifier(col.name)))
+        ai, bi = sql.Identifier(f"a{i}"), sql.Identifier(f"b{i}")
         select.append(
             sql.SQL("{} AS {}, {} AS {}").format(
-                a, sql.Identifier(f"a{i}"), b, sql.Identifier(f"b{i}")
+                sides.s(sql.SQL("hashtextextended({}, 0)").format(orig)),
+                ai,
+                sides.o(
+                    sql.SQL("hashtextextended(o.{}::text, 0)").format(sql.Identifier(col.name))
+                ),
+                bi,
             )
         )
-        ai, bi = sql.Identifier(f"a{i}"), sql.Identifier(f"b{i}")
         for key, val in ((bi, ai), (ai, bi)):
             counts.append(
                 sql.SQL(
@@ -351,21 +356,32 @@ def _row_flags(
     return flags, labels
 
 
+def value_determined(ctx: GateContext) -> list[GateColumn]:
+    """Columns whose output is a function of the input value alone: a deterministic
+    operator (tokens, FF1) without a context tweak, which sets equal values apart on
+    purpose."""
+    cols = []
+    for col in ctx.columns:
+        spec = ctx.policy.columns.get(col.name)
+        if col.action in DETERMINISTIC and not (
+            spec is not None and spec.params.get("context_column")
+        ):
+            cols.append(col)
+    return cols
+
+
 def _token_columns(
     ctx: GateContext, exclude: Collection[str]
 ) -> list[tuple[GateColumn, sql.Composable]]:
     """Deterministically transformed columns, each with its original as the operator
     hashes it."""
     cols: list[tuple[GateColumn, sql.Composable]] = []
-    for col in ctx.columns:
-        if col.action not in ("tokenize", "ff1") or col.name in exclude:
+    for col in value_determined(ctx):
+        if col.name in exclude:
             continue
         spec = ctx.policy.columns.get(col.name)
-        params = spec.params if spec is not None else {}
-        if params.get("context_column"):
-            continue  # a context tweak sets equal values apart on purpose
         original: sql.Composable = sql.SQL("s.{}::text").format(sql.Identifier(col.name))
-        if params.get("normalize") == "casefold":
+        if spec is not None and spec.params.get("normalize") == "casefold":
             # The operator hashes NFKC + casefold + collapsed whitespace: compare likewise.
             original = sql.SQL(
                 "lower(normalize(regexp_replace(btrim({}), '\\s+', ' ', 'g'), NFKC))"
@@ -431,11 +447,11 @@ def raw_values_in_text(
     token_raw = _count(
         conn,
         sql.SQL("SELECT count(*) FROM ({raw}) r WHERE r.v LIKE {token}").format(
-            raw=raw, token=sql.Literal(_READABLE_LIKE)
+            raw=raw, token=sql.Literal(token_like())
         ),
     )
     skip_tokens = (
-        sql.SQL("AND word NOT LIKE {}").format(sql.Literal(_READABLE_LIKE))
+        sql.SQL("AND word NOT LIKE {}").format(sql.Literal(token_like()))
         if token_raw == 0
         else sql.SQL("")
     )
@@ -494,14 +510,7 @@ def tokens_rederived(
 
     from veilflow.transform.base import STRING
 
-    cols = []
-    for col in ctx.columns:
-        if col.action not in ("tokenize", "ff1"):
-            continue
-        spec = ctx.policy.columns.get(col.name)
-        if spec is not None and spec.params.get("context_column"):
-            continue  # the value alone does not determine the output
-        cols.append(col)
+    cols = value_determined(ctx)
     if not cols:
         return []
     t = time.perf_counter()

@@ -27,6 +27,7 @@ from veilflow.validate.checks import (
     row_count_parity,
     token_results,
     tokens_rederived,
+    value_determined,
 )
 from veilflow.validate.context import GateContext
 from veilflow.validate.gx_suite import GATE_WORK_MEM
@@ -225,16 +226,8 @@ def _unique_key_column(ctx: GateContext) -> str | None:
     """The source key when a deterministic operator transforms it. Extract stops on NULL or
     duplicate keys, so its originals are distinct: its tokens are joinable by construction
     and unique exactly when GX's uniqueness expectation on the column holds."""
-    from veilflow.validate.gx_suite import DETERMINISTIC
-
     key = ctx.policy.source.key
-    col = next((c for c in ctx.columns if c.name == key), None)
-    if col is None or col.action not in DETERMINISTIC:
-        return None
-    spec = ctx.policy.columns.get(key)
-    if spec is not None and spec.params.get("context_column"):
-        return None
-    return key
+    return key if any(c.name == key for c in value_determined(ctx)) else None
 
 
 def _key_token_results(key: str, gx_checks: list[CheckResult]) -> list[CheckResult]:

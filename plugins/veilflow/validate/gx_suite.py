@@ -131,10 +131,15 @@ def token_format_parts(col: GateColumn, params: dict[str, Any]) -> tuple[str, st
         return None
     prefix = str(params.get("prefix", "tok"))
     regex = rf"^{re.escape(prefix)}_v[0-9]+_{TOKEN_ALPHABET}*$"
-    return regex, like_literal(prefix) + "\\_v%\\_" + "_" * TOKEN_LENGTH
+    return regex, token_like(prefix) + "\\_" + "_" * TOKEN_LENGTH
 
 
-def like_literal(text: str) -> str:
+def token_like(prefix: str = "tok") -> str:
+    """A LIKE pattern every readable token with ``prefix`` matches (``<prefix>_v...``)."""
+    return _like_literal(prefix) + "\\_v%"
+
+
+def _like_literal(text: str) -> str:
     """``text`` escaped for a LIKE pattern (``\\`` is LIKE's default escape)."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
