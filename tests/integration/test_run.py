@@ -240,18 +240,18 @@ def test_a_chunk_retried_after_a_crash_gives_the_same_rows(
     assert len(ex.chunks) == 3
     rt = RunTables("customers", "retry-run")
 
-    import veilflow.pipeline.stages as stages
+    import veilflow.zones.run_tables as run_tables
 
-    real_write = stages.write_frame
+    real_write = run_tables.write_frame
 
     def crash_mid_copy(c: psycopg.Connection, table: object, frame: object) -> int:
         real_write(c, table, frame)  # the rows are sent ...
         raise KeyboardInterrupt("killed")  # ... and the task dies before commit
 
-    monkeypatch.setattr(stages, "write_frame", crash_mid_copy)
+    monkeypatch.setattr(run_tables, "write_frame", crash_mid_copy)
     with pytest.raises(KeyboardInterrupt):
         transform_chunk(policy, "retry-run", ex.chunks[1], keys)
-    monkeypatch.setattr(stages, "write_frame", real_write)
+    monkeypatch.setattr(run_tables, "write_frame", real_write)
     assert rows(conn, f'SELECT count(*) FROM staging."{rt.candidate_name}"') == [(0,)]
     for chunk in ex.chunks:
         transform_chunk(policy, "retry-run", chunk, keys)

@@ -36,7 +36,7 @@ from veilflow.transform.keys import KeyProvider
 from veilflow.validate.context import GateColumn, GateContext
 from veilflow.validate.gate import run_gate
 from veilflow.validate.report import GateReport
-from veilflow.zones.copy_io import read_frame, write_frame
+from veilflow.zones.copy_io import read_frame
 from veilflow.zones.db import connect
 from veilflow.zones.publish import ROLE_NAMES, publish_version, quarantine_candidate
 from veilflow.zones.run_tables import (
@@ -51,6 +51,7 @@ from veilflow.zones.run_tables import (
     index_snapshot,
     source_columns,
     table_exists,
+    write_partition,
 )
 
 log = logging.getLogger(__name__)
@@ -412,22 +413,9 @@ def transform_chunk(
         out, ctx = transform_frame(plan, frame)
         out[ROW] = frame[ROW]
         out[CANARY] = frame[CANARY].map({"t": "true", "f": "false"}).astype(STRING)
-        part = rt.partition(chunk.index)
         counters = {c: dict(v) for c, v in ctx.counters.items()}
         with conn.transaction():
-            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(part))
-            conn.execute(
-                sql.SQL(
-                    "CREATE UNLOGGED TABLE {} (LIKE {} INCLUDING DEFAULTS)"
-                    " WITH (autovacuum_enabled = false)"
-                ).format(part, rt.candidate)
-            )
-            write_frame(conn, part, out)
-            conn.execute(
-                sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})").format(
-                    rt.candidate, part, sql.Literal(chunk.lo), sql.Literal(chunk.hi)
-                )
-            )
+            write_partition(conn, rt, chunk.index, chunk.lo, chunk.hi, out)
             conn.execute(
                 "INSERT INTO governance.run_chunks (run_id, chunk, rows, counters)"
                 " VALUES (%s, %s, %s, %s) ON CONFLICT (run_id, chunk) DO UPDATE SET"

@@ -16,15 +16,20 @@ import logging
 import re
 from dataclasses import dataclass
 
+import pandas as pd
 import psycopg
 from psycopg import sql
 
 from veilflow.errors import SourceError
+from veilflow.zones.copy_io import write_frame
 
 log = logging.getLogger(__name__)
 
 ROW = "_vf_row"
 CANARY = "_vf_canary"
+#: Run tables live for one run: no autovacuum (it would only compete with the run for the
+#: CPU and hold up the final DROP); they are created UNLOGGED (see ``create_snapshot``).
+_RUN_TABLE_OPTIONS = sql.SQL("WITH (autovacuum_enabled = false)")
 
 
 def run_tag(run_id: str) -> str:
@@ -107,11 +112,12 @@ def create_snapshot(
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(rt.snapshot))
         cur = conn.execute(
             sql.SQL(
-                "CREATE UNLOGGED TABLE {snap} WITH (autovacuum_enabled = false) AS"
+                "CREATE UNLOGGED TABLE {snap} {options} AS"
                 " SELECT row_number() OVER (ORDER BY {key}) AS {row},"
                 " false AS {canary}, {cols} FROM {src}"
             ).format(
                 snap=rt.snapshot,
+                options=_RUN_TABLE_OPTIONS,
                 key=sql.Identifier(key),
                 row=sql.Identifier(ROW),
                 canary=sql.Identifier(CANARY),
@@ -162,6 +168,27 @@ def create_candidate(
                 rt.candidate, sql.SQL(", ").join(defs), sql.Identifier(ROW)
             )
         )
+
+
+def write_partition(
+    conn: psycopg.Connection, rt: RunTables, chunk: int, lo: int, hi: int, frame: pd.DataFrame
+) -> None:
+    """(Re)write chunk ``chunk`` (rows ``lo <= _vf_row < hi``) of the candidate from
+    ``frame``: a fresh run table, filled by COPY and attached. In the caller's transaction,
+    so a retry replaces the partition whole."""
+    part = rt.partition(chunk)
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(part))
+    conn.execute(
+        sql.SQL("CREATE UNLOGGED TABLE {} (LIKE {} INCLUDING DEFAULTS) {}").format(
+            part, rt.candidate, _RUN_TABLE_OPTIONS
+        )
+    )
+    write_frame(conn, part, frame)
+    conn.execute(
+        sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})").format(
+            rt.candidate, part, sql.Literal(lo), sql.Literal(hi)
+        )
+    )
 
 
 def drop_run_tables(conn: psycopg.Connection, rt: RunTables) -> None:
