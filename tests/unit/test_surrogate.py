@@ -17,15 +17,17 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from veilflow.transform.base import STRING, ChunkContext, ColumnContext
-from veilflow.transform.keys import LocalKeyProvider
+from veilflow.transform.keys import DataKey, LocalKeyProvider
 from veilflow.transform.operators.surrogate import (
     EMAIL_DOMAINS,
     ENTITIES,
     Surrogate,
     SurrogateConfig,
+    _pick,
     pool,
     surrogate_strings,
 )
+from veilflow.transform.operators.tokenize import hmac_sha256
 
 PROVIDER = LocalKeyProvider(b"s" * 32)
 KEY = PROVIDER.data_key("ds", "surrogate")
@@ -78,6 +80,76 @@ def test_keys_change_surrogates_and_spread_over_the_pool() -> None:
     assert sum(a == b for a, b in zip(mine, theirs, strict=True)) < 5
     # 300 originals in a space of ~690,000: expected shared surrogates ≈ 0.07.
     assert len(set(mine)) >= 297
+
+
+def words(text: str | None) -> set[str]:
+    """Lower-case runs of letters, as the surrogate rule compares them."""
+    return set(re.findall(r"[^\W\d_]+", (text or "").lower()))
+
+
+def plain_pick(original: str, kind: str, key: DataKey = KEY) -> str:
+    """The pool entry the keyed hash points at, before the no-shared-word rule."""
+    digest = hmac_sha256(key.material, [original.lower().encode()])
+    index = digest.view("<u8").reshape(-1, 4)[:, 0 if kind.startswith("first") else 1]
+    return str(_pick("en_US", kind, index).to_pylist()[0])
+
+
+def test_a_surrogate_never_repeats_a_word_of_its_original() -> None:
+    """Under this key the hash points "Lucas Davidson" at the first name "Lucas": the
+    surrogate takes the next pool entry instead, and stays the same on every call."""
+    key = LocalKeyProvider((280).to_bytes(2, "big") * 16).data_key("customers", "surrogate")
+    assert plain_pick("Lucas Davidson", "first", key) == "Lucas"
+    fake = surrogate_strings(["Lucas Davidson", "lucas  DAVIDSON"], "PERSON", key)
+    assert fake[0] == fake[1] and fake[0] is not None
+    assert not words(fake[0]) & {"lucas", "davidson"}
+    assert fake[0].split()[1] == plain_pick("Lucas Davidson", "last", key)  # untouched part
+
+
+@pytest.mark.parametrize(
+    ("entity", "kind"),
+    [
+        ("PERSON", "first"),
+        ("FIRST_NAME", "first"),
+        ("LAST_NAME", "last"),
+        ("EMAIL_ADDRESS", "first_ascii"),
+        ("CITY", "city"),
+        ("ADDRESS", "city"),
+    ],
+)
+def test_no_surrogate_shares_a_word_with_its_original(entity: str, kind: str) -> None:
+    """Originals made of the pool's own words, so that plain keyed picks land on one of
+    them often (the first assertion proves the test exercises the rule)."""
+    firsts = pool("en_US", "first").to_pylist()
+    lasts = pool("en_US", "last").to_pylist()
+    cities = pool("en_US", "city").to_pylist()
+    n = 6000
+    if kind == "city":
+        originals = [f"{cities[i % len(cities)]} {i}" for i in range(n)]
+    elif entity == "EMAIL_ADDRESS":
+        originals = [
+            f"{firsts[i % len(firsts)].lower()}.{lasts[i % len(lasts)].lower()}{i}@mail.test"
+            for i in range(n)
+        ]
+    else:
+        originals = [f"{firsts[i % len(firsts)]} {lasts[(7 * i) % len(lasts)]}" for i in range(n)]
+    plain = sum(bool(words(plain_pick(o, kind)) & words(o)) for o in originals)
+    assert plain >= 3
+    fakes = surrogate_strings(originals, entity, KEY)
+    assert all(f is not None for f in fakes)
+    shared = [o for o, f in zip(originals, fakes, strict=True) if words(f) & words(o)]
+    if entity == "EMAIL_ADDRESS":  # the reserved domain's words are not name parts
+        shared = [
+            o
+            for o, f in zip(originals, fakes, strict=True)
+            if words(f.rpartition("@")[0]) & words(o)  # type: ignore[union-attr]
+        ]
+    if entity == "ADDRESS":  # street names are left as drawn; the city is the rule's
+        shared = [
+            o
+            for o, f in zip(originals, fakes, strict=True)
+            if words(f.rpartition(", ")[2]) & words(o)  # type: ignore[union-attr]
+        ]
+    assert shared == []
 
 
 def test_email_phone_address_location_date_shapes() -> None:

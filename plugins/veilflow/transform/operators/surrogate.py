@@ -13,6 +13,13 @@ space: PERSON is first × last name (e.g. 690 × 1,000 for en_US); EMAIL_ADDRESS
 is street × city; PHONE_NUMBER is a Faker number whose digits after the fourth are
 redrawn from the hash; DATE_TIME is a day between 1940-01-01 and 2015-12-31.
 
+A surrogate never repeats a word of its own original. Pools hold real names, so a keyed
+pick can land on one of the original's words (``Lucas Davidson`` → ``April Lucas``), which
+would leave part of the name in the output. Where a picked name or city shares a word with
+the original (case-insensitive), the next pool entry is taken until none does. The rule
+depends on the original alone, so the same original still gets the same surrogate
+everywhere; it re-picks about one value in three hundred for en_US names.
+
 Collisions: different originals can share a surrogate. With a space of N values, m distinct
 originals share at least one surrogate with probability about 1 - exp(-m²/2N) (for
 en_US PERSON, N = 690,000: ~50 % at 980 people, ~100 % at 10,000). That is harmless for
@@ -132,6 +139,57 @@ def _pick(locale: str, kind: str, index: np.ndarray) -> pa.Array:
     return pc.take(p, pa.array(index % np.uint64(len(p))))
 
 
+#: What a word is when a surrogate is compared with its original: a run of letters.
+_NOT_LETTERS = r"[^\p{L}]+"
+
+
+def _words(values: pa.Array) -> pa.ListArray:
+    """Each value's lower-case words (runs of letters; empty strings where none)."""
+    return pc.split_pattern_regex(pc.utf8_lower(values), _NOT_LETTERS)
+
+
+@cache
+def _pool_words(locale: str, kind: str) -> tuple[pa.Array, np.ndarray]:
+    """The distinct words of a pool, and per pool entry the indices of its words in that
+    list (-1 padded): most entries are one word, some are two ("Klaus Peter", "Lake Anna")."""
+    per_entry = _words(pool(locale, kind)).to_pylist()
+    vocabulary = sorted({w for ws in per_entry for w in ws if w})
+    position = {w: i for i, w in enumerate(vocabulary)}
+    width = max(1, max(len(ws) for ws in per_entry))
+    ids = np.full((len(per_entry), width), -1, dtype=np.int64)
+    for i, ws in enumerate(per_entry):
+        for j, w in enumerate(w for w in ws if w):
+            ids[i, j] = position[w]
+    return pa.array(vocabulary, type=pa.large_string()), ids
+
+
+def _pick_avoiding(
+    locale: str, kind: str, index: np.ndarray, original_words: pa.ListArray
+) -> pa.Array:
+    """``_pick``, except that an entry sharing a word with the row's original is passed over
+    for the next one, vectorized over the clashing rows only. A row moves through the pool
+    at most once, so the loop ends even for an original made of every word in it."""
+    vocabulary, entry_words = _pool_words(locale, kind)
+    size = len(entry_words)
+    pick = (index % np.uint64(size)).astype(np.int64)
+    flat = pc.list_flatten(original_words)
+    owner = np.asarray(pc.list_parent_indices(original_words), dtype=np.int64)
+    word = np.asarray(pc.index_in(flat, value_set=vocabulary).fill_null(-2), dtype=np.int64)
+    known = word >= 0  # words in no pool entry cannot clash
+    owner, word = owner[known], word[known]
+    for _ in range(size):  # every entry tried at most once
+        if not len(owner):
+            break
+        hit = (entry_words[pick[owner]] == word[:, None]).any(axis=1)
+        clashing = np.unique(owner[hit])
+        if not len(clashing):
+            break
+        pick[clashing] = (pick[clashing] + 1) % size
+        still = np.isin(owner, clashing)
+        owner, word = owner[still], word[still]
+    return pc.take(pool(locale, kind), pa.array(pick))
+
+
 def _join(*parts: pa.Array | str) -> pa.Array:
     """Concatenate arrays and literal strings row by row."""
     large = [pa.scalar(p, pa.large_string()) if isinstance(p, str) else p for p in parts]
@@ -171,15 +229,23 @@ def _phones(locale: str, index: np.ndarray, words: np.ndarray) -> pa.Array:
     return strings_from_buffers(data, offsets, np.ones(len(pick), dtype=bool))
 
 
-def _surrogates(entity: str, locale: str, digests: np.ndarray) -> pa.Array:
-    """Surrogates for the dense (non-NULL) rows whose HMAC digests are ``digests``."""
+def _surrogates(entity: str, locale: str, digests: np.ndarray, originals: pa.Array) -> pa.Array:
+    """Surrogates for the dense (non-NULL) rows whose HMAC digests are ``digests``; name and
+    city parts never repeat a word of the row's (normalized) original."""
     w = digests.view("<u8").reshape(-1, 4)  # four independent 64-bit indices per value
+    words: list[pa.ListArray] = []  # split once, and only for entities that pick names
+
+    def pick(kind: str, index: np.ndarray) -> pa.Array:
+        if not words:
+            words.append(_words(originals))
+        return _pick_avoiding(locale, kind, index, words[0])
+
     if entity == "PERSON":
-        return _join(_pick(locale, "first", w[:, 0]), " ", _pick(locale, "last", w[:, 1]))
+        return _join(pick("first", w[:, 0]), " ", pick("last", w[:, 1]))
     if entity == "FIRST_NAME":
-        return _pick(locale, "first", w[:, 0])
+        return pick("first", w[:, 0])
     if entity == "LAST_NAME":
-        return _pick(locale, "last", w[:, 1])
+        return pick("last", w[:, 1])
     if entity == "EMAIL_ADDRESS":
         number = pa.array(
             np.char.zfill((w[:, 2] % np.uint64(100)).astype(str), 2), type=pa.large_string()
@@ -187,9 +253,9 @@ def _surrogates(entity: str, locale: str, digests: np.ndarray) -> pa.Array:
         domains = pa.array(list(EMAIL_DOMAINS), type=pa.large_string())
         domain = pc.take(domains, pa.array(w[:, 3] % np.uint64(len(EMAIL_DOMAINS))))
         return _join(
-            _pick(locale, "first_ascii", w[:, 0]),
+            pick("first_ascii", w[:, 0]),
             ".",
-            _pick(locale, "last_ascii", w[:, 1]),
+            pick("last_ascii", w[:, 1]),
             number,
             "@",
             domain,
@@ -197,9 +263,9 @@ def _surrogates(entity: str, locale: str, digests: np.ndarray) -> pa.Array:
     if entity == "PHONE_NUMBER":
         return _phones(locale, w[:, 0], digests[:, 8:].view(">u2").reshape(-1, 12))
     if entity == "ADDRESS":
-        return _join(_pick(locale, "street", w[:, 0]), ", ", _pick(locale, "city", w[:, 1]))
+        return _join(_pick(locale, "street", w[:, 0]), ", ", pick("city", w[:, 1]))
     if entity in ("LOCATION", "CITY"):
-        return _pick(locale, "city", w[:, 1])
+        return pick("city", w[:, 1])
     if entity == "DATE_TIME":
         days = (_DATE_FIRST + (w[:, 2] % np.uint64(_DATE_SPAN)).astype(np.int64)).astype(np.int32)
         return pc.cast(pc.cast(pa.array(days), pa.date32()), pa.large_string())
@@ -221,8 +287,9 @@ def surrogate_array(
         data, dense_offsets, _ = preserve_tokens(key.material, messages)
         dense = strings_from_buffers(data, dense_offsets, np.ones(len(messages), dtype=bool))
     else:
-        messages = pc.cast(normalize_array(present), pa.large_binary()).to_pylist()
-        dense = _surrogates(entity, locale, hmac_sha256(key.material, messages))
+        normalized = normalize_array(present)
+        messages = pc.cast(normalized, pa.large_binary()).to_pylist()
+        dense = _surrogates(entity, locale, hmac_sha256(key.material, messages), normalized)
     if valid.all():
         return dense.cast(pa.large_string())
     # Scatter the dense results back to their rows: a NULL index takes NULL.
