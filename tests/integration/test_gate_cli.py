@@ -138,6 +138,55 @@ def test_rescan_counts_what_survived_not_what_replaced_it(seeded_db: str, tmp_pa
     assert result.details["replacements_seen"] == {"EMAIL_ADDRESS": 1}
 
 
+def test_rescan_counts_whole_words_of_the_column_and_whole_values_of_the_row(
+    seeded_db: str, tmp_path: Path
+) -> None:
+    """What a replacement may share with the source by chance does not count: a word of
+    another column (a fake first name that is the row's real one) or letters inside a word.
+    What survived does: a whole word of the column's own source, a whole other value."""
+    policy, _ = simple_policy(tmp_path, rescan_rows=0)
+    rt = stage(policy, "rescan_words")
+    with psycopg.connect(seeded_db, autocommit=True) as c:
+        no_note = c.execute(
+            sql.SQL(
+                "SELECT _vf_row, full_name FROM {} WHERE note IS NULL ORDER BY _vf_row LIMIT 2"
+            ).format(rt.snapshot)
+        ).fetchall()
+        with_note = c.execute(
+            sql.SQL(
+                "SELECT _vf_row, split_part(note, ' ', 1) FROM {}"
+                " WHERE note ~ '^[A-Za-z]{{5,}} ' ORDER BY _vf_row LIMIT 2"
+            ).format(rt.snapshot)
+        ).fetchall()
+        assert len(no_note) == 2 and len(with_note) == 2
+        (r1, name1), (r2, name2) = no_note
+        (r3, word3), (r4, word4) = with_note
+        found = {
+            r1: name1.split()[0],  # a word of full_name: chance, not counted
+            r2: name2,  # the whole full_name: counted
+            r3: word3[1:],  # letters inside a word of the note: not counted
+            r4: word4,  # a whole word of the note: counted
+        }
+        c.execute(sql.SQL("UPDATE {} SET note = NULL").format(rt.candidate))
+        for row, text in found.items():
+            c.execute(
+                sql.SQL("UPDATE {} SET note = %s WHERE _vf_row = %s").format(rt.candidate),
+                (f"write to {text}", row),
+            )
+
+    def stub(texts: list[str], entities: frozenset[str]) -> list[list[tuple[str, str]]]:
+        return [
+            [("EMAIL_ADDRESS", t.removeprefix("write to "))] if t.startswith("write to ") else []
+            for t in texts
+        ]
+
+    with psycopg.connect(seeded_db) as c:
+        ctx = gate_context(policy, "rescan_words", load_manifest(c, "rescan_words"))
+        result = residual_pii(c, ctx, stub)
+    assert result.observed == 2
+    assert result.details["replacements_seen"] == {"EMAIL_ADDRESS": 2}
+
+
 def test_tokens_rederived_from_raw_values_prove_joinability(seeded_db: str, tmp_path: Path) -> None:
     """With the run's operators at hand, the gate re-derives a sample of deterministic
     outputs from the raw values: equal originals in another table tokenized under the same

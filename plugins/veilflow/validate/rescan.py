@@ -1,11 +1,17 @@
 """Residual-PII rescan: the detection engine reads the candidate's free-text and passed-through
 text columns again and counts the personal data still there; the policy sets the tolerance.
 
-A finding counts when its text also occurs in the same row's source (any column of the
-snapshot row): personal data that survived, where it was or moved into another column. Replacements are shaped like personal data on purpose (a surrogate name, a
-token with the e-mail's domain, a format-preserving phone number) and the engine finds them
-too; they are not in the source, so they do not count. For a kept column the output is the
-source, so every finding counts.
+A finding counts when it is personal data that survived: its text occurs, as whole words,
+in the same row's source value of the same column, or it is the whole source value of
+another column of the row (an e-mail address copied into a note). Replacements are shaped
+like personal data on purpose (a surrogate name, a token with the e-mail's domain, a
+format-preserving phone number) and the engine finds them too; they are not in the source,
+so they do not count. Against other columns only whole values count: a surrogate first name
+may well be a word of the row's city, and that is chance, not a leak. Whole words, because
+a replacement may hold a source word inside a longer one (``Lee`` in ``Ashlee``).
+Surrogates never repeat a word of their own original (see
+``veilflow.transform.operators.surrogate``). For a kept column the output is the source, so
+every finding counts.
 
 The rows scanned are a sample drawn in PostgreSQL (``validation.rescan_rows``; 0 scans every
 row), canary rows excluded (the canary check owns them). Findings are counted per column
@@ -16,6 +22,7 @@ scanned for the precise, pattern-validated entities only (``PROSE_ONLY`` are lef
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -25,6 +32,7 @@ import psycopg
 from psycopg import sql
 
 from veilflow.validate.context import GateContext
+from veilflow.validate.privacy import column_types
 from veilflow.validate.report import CheckResult
 
 log = logging.getLogger(__name__)
@@ -72,16 +80,31 @@ def sample_rows(
     conn: psycopg.Connection[Any], ctx: GateContext, columns: list[str], rows: int
 ) -> tuple[list[tuple[Any, ...]], int]:
     """Up to ``rows`` real rows (all when ``rows`` is 0): the candidate's values of
-    ``columns``, then the whole snapshot row as text (matched on the row number); and the
-    candidate's real row count."""
+    ``columns``, the snapshot's values of the same columns, then every source value of the
+    snapshot row as one text array (matched on the row number); and the candidate's real
+    row count."""
     cand, snap = ctx.tables.candidate, ctx.tables.snapshot
     canary, row = sql.Identifier("_vf_canary"), sql.Identifier("_vf_row")
     total_row = conn.execute(
         sql.SQL("SELECT count(*) FROM {} WHERE NOT {}").format(cand, canary)
     ).fetchone()
     total = int(total_row[0]) if total_row else 0
-    pairs = sql.SQL(", ").join(
-        [*(sql.SQL("o.{}::text").format(sql.Identifier(c)) for c in columns), sql.SQL("s::text")]
+    source = [
+        c
+        for c in column_types(conn, f'staging."{ctx.tables.snapshot_name}"')
+        if not c.startswith("_vf_")
+    ]
+    values = sql.SQL(", ").join(
+        [
+            *(
+                sql.SQL("{}.{}::text").format(sql.Identifier(side), sql.Identifier(c))
+                for side in ("o", "s")
+                for c in columns
+            ),
+            sql.SQL("ARRAY[{}]::text[]").format(
+                sql.SQL(", ").join(sql.SQL("s.{}::text").format(sql.Identifier(c)) for c in source)
+            ),
+        ]
     )
     sample: sql.Composable = sql.SQL("")
     limit: sql.Composable = sql.SQL("")
@@ -91,13 +114,33 @@ def sample_rows(
         sample = sql.SQL("TABLESAMPLE BERNOULLI ({}) REPEATABLE (7)").format(sql.Literal(pct))
         limit = sql.SQL("LIMIT {}").format(sql.Literal(rows))
     q = sql.SQL(
-        "SELECT {pairs} FROM {cand} o {sample} JOIN {snap} s USING ({row})"
+        "SELECT {values} FROM {cand} o {sample} JOIN {snap} s USING ({row})"
         " WHERE NOT o.{canary} {limit}"
-    ).format(pairs=pairs, cand=cand, sample=sample, snap=snap, row=row, canary=canary, limit=limit)
+    ).format(
+        values=values, cand=cand, sample=sample, snap=snap, row=row, canary=canary, limit=limit
+    )
     with conn.transaction():
         # A few thousand sampled rows find their snapshot rows through its index.
         conn.execute("SET LOCAL enable_nestloop = on")
         return conn.execute(q).fetchall(), total
+
+
+def occurs_as_words(text: str, source: str) -> bool:
+    """Whether ``text`` occurs in ``source`` with no letter or digit joined to either end."""
+    if not text or text not in source:
+        return False
+    bounded = r"(?<![^\W_])" + re.escape(text) + r"(?![^\W_])"
+    return re.search(bounded, source) is not None
+
+
+def _folded(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def survived(text: str, own_source: str, row_values: frozenset[str]) -> bool:
+    """Whether a finding is source data: whole words of the column's own source value, or
+    the whole value of a column of the row (``row_values`` holds them ``_folded``)."""
+    return occurs_as_words(text, own_source) or (bool(text) and _folded(text) in row_values)
 
 
 def residual_pii(
@@ -129,8 +172,11 @@ def residual_pii(
         entities = wanted if actions.get(name) == "scrub_text" else wanted - PROSE_ONLY
         if not entities:
             continue
+        at = len(columns) + j
         pairs = [
-            (str(r[j]), str(r[-1] or "")) for r in rows if r[j] is not None and str(r[j]).strip()
+            (str(r[j]), str(r[at] or ""), r[-1])
+            for r in rows
+            if r[j] is not None and str(r[j]).strip()
         ]
         # Each distinct text is scanned once (kept categorical columns repeat a few values
         # over every row); whether a finding survived is still decided row by row.
@@ -140,11 +186,13 @@ def residual_pii(
             part = distinct[i : i + batch]
             found_in.update(zip(part, scan(part, entities), strict=True))
         counts: Counter[str] = Counter()
-        for value, source in pairs:
-            for entity, text in found_in[value]:
-                if entity not in entities:
-                    continue
-                if text and text in source:
+        for value, own, row_values in pairs:
+            findings_here = [(e, t) for e, t in found_in[value] if e in entities]
+            if not findings_here:
+                continue
+            whole = frozenset(_folded(v) for v in row_values if v)
+            for entity, text in findings_here:
+                if survived(text, own, whole):
                     counts[entity] += 1
                 else:
                     replaced[entity] += 1
