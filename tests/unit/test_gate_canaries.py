@@ -13,6 +13,7 @@ from veilflow.validate.canaries import (
     _kind,
     _shaped_like,
     _text_value,
+    _whole_forms,
     evidence_forms,
     luhn_complete,
 )
@@ -79,3 +80,23 @@ def test_evidence_forms() -> None:
     assert evidence_forms("M") == set()  # too short to prove anything
     # Digits inside a mixed value are not evidence on their own.
     assert evidence_forms("canary-b1127167") == {"canary-b1127167"}
+
+
+@pytest.mark.parametrize(
+    ("text", "leaked"),
+    [
+        ("Spoke with Ian Lee today.", True),
+        ("SPOKE WITH IAN LEE", True),
+        ("ian lee", True),
+        ("Spoke with Brian Leeds today.", False),  # a surrogate around the letters
+        ("mail: canary.0a1b2c3d@canary.invalid!", True),
+        ("SSN 912345678 on file", True),
+        ("card 4111912345678011", False),  # the digits inside a longer number
+        ("tok_v1_912345678", True),  # underscores separate words
+        ("", False),
+    ],
+)
+def test_canary_forms_match_whole_values_and_words_only(text: str, leaked: bool) -> None:
+    forms = evidence_forms("Ian Lee") | evidence_forms("912-34-5678")
+    forms |= evidence_forms("canary.0a1b2c3d@canary.invalid")
+    assert (_whole_forms(forms)(text) is not None) is leaked

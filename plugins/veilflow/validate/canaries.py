@@ -13,7 +13,8 @@ never published.
 
 The gate's check (:func:`check_canaries`) reads the planted values back from the snapshot,
 so nothing has to remember them, and looks for each value, in every form the policy
-should have removed (as is, digits only, lower case), in the candidate's canary rows.
+should have removed (as is, digits only, any case), in the candidate's canary rows: as a
+whole value or whole words of an output, not as letters or digits inside a longer word.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import re
 import secrets
 import string
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Protocol
@@ -389,6 +390,14 @@ def evidence_forms(value: str) -> set[str]:
     return {f for f in forms if len(f) >= MIN_EVIDENCE_LENGTH}
 
 
+def _whole_forms(forms: Iterable[str]) -> Callable[[str], re.Match[str] | None]:
+    """A search for any of ``forms`` as a whole value or whole words of a text (any case):
+    ``Ian Lee`` is not in ``Brian Leeds``, nor a planted number inside a longer one, such as
+    a 5-digit zip inside a 16-digit card number. Chance matches like these are not leaks."""
+    alternatives = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
+    return re.compile(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])", re.IGNORECASE).search
+
+
 def check_canaries(
     conn: psycopg.Connection[Any],
     snapshot_table: str | sql.Composable,
@@ -442,14 +451,14 @@ def check_canaries(
         )
         outputs = cur.fetchall()
 
+    searches = {col: _whole_forms(forms) for col, forms in planted.items() if forms}
     leaks: dict[str, int] = {}
     for rec in outputs:
         for col, text in zip(out_cols, rec, strict=True):
             if text is None:
                 continue
-            low = text.lower()
-            for source_col, forms in planted.items():
-                if any(f in text or f in low for f in forms):
+            for source_col, search in searches.items():
+                if search(text) is not None:
                     key = f"{source_col}->{col}"
                     leaks[key] = leaks.get(key, 0) + 1
     want = n_planted if expected is None else expected
