@@ -46,6 +46,9 @@ TASKS = ("extract", "transform", "validate", "publish", "cleanup")
 RUN_TIMEOUT_S = 360
 START_TIMEOUT_S = 180
 WORKER_SLOTS = 2
+#: Chunks of the 2,000-row table (20 canaries ride along), so mapped transform tasks.
+CHUNK_ROWS = 450
+CHUNKS = 5
 
 
 def free_port() -> int:
@@ -214,8 +217,14 @@ def celery_topology(
     policies = tmp_path / "policies"
     policies.mkdir()
     text = customers_policy_path.read_text()
-    unscheduled = text.replace('schedule: "@daily"', "schedule: null")
-    assert unscheduled != text, "the demo policy's schedule line changed; update this test"
+    # Unscheduled, and in CHUNKS chunks: with more chunks than worker slots, the slots stay
+    # busy together however the scheduler staggers the queueing of the first ones.
+    unscheduled = text.replace('schedule: "@daily"', "schedule: null").replace(
+        "chunk_rows: 700", f"chunk_rows: {CHUNK_ROWS}"
+    )
+    assert "schedule: null" in unscheduled and f"chunk_rows: {CHUNK_ROWS}" in unscheduled, (
+        "the demo policy's schedule or chunk_rows line changed; update this test"
+    )
     (policies / "customers.yaml").write_text(unscheduled)
 
     home = tmp_path / "airflow_home"
@@ -347,7 +356,7 @@ def test_customers_dag_runs_on_celery_workers(celery_topology: Topology, seeded_
     with psycopg.connect(topology.metadata_url) as conn:
         tis = conn.execute(
             "SELECT id::text, task_id, map_index, state, queue, external_executor_id, "
-            "start_date, end_date "
+            "start_date, end_date, queued_dttm "
             "FROM task_instance WHERE dag_id = %s AND run_id = %s ORDER BY task_id, map_index",
             (DAG_ID, RUN_ID),
         ).fetchall()
@@ -367,13 +376,13 @@ def test_customers_dag_runs_on_celery_workers(celery_topology: Topology, seeded_
 
     results = wait_for(topology, "Celery results stored", celery_results, 60)
     assert isinstance(results, dict)
-    # 2,000 rows in chunks of 700: three mapped transform task instances.
+    # 2,000 rows in CHUNKS chunks: as many mapped transform task instances.
     assert sorted(t[1] for t in tis) == sorted(
-        ["extract", "validate", "publish", "cleanup"] + ["transform"] * 3
+        ["extract", "validate", "publish", "cleanup"] + ["transform"] * CHUNKS
     ), tis
-    assert sorted(t[2] for t in tis if t[1] == "transform") == [0, 1, 2]
+    assert sorted(t[2] for t in tis if t[1] == "transform") == list(range(CHUNKS))
     worker_log = topology.logs["celery-worker"].read_text(errors="replace")
-    for ti_id, task_id, map_index, ti_state, queue, celery_id, _, _ in tis:
+    for ti_id, task_id, map_index, ti_state, queue, celery_id, *_ in tis:
         where = f"{task_id}[{map_index}]"
         assert ti_state == "success", (where, ti_state)
         assert queue == "default", (where, queue)
@@ -390,11 +399,14 @@ def test_customers_dag_runs_on_celery_workers(celery_topology: Topology, seeded_
 
     # The worker's two slots shared the chunks: two transform tasks ran at the same time.
     spans = sorted((t[6], t[7]) for t in tis if t[1] == "transform")
-    assert any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans)), spans
+    queued = sorted(t[8] for t in tis if t[1] == "transform")
+    assert any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans)), (
+        f"transform (start, end): {spans}; queued at: {queued}"
+    )
 
     with psycopg.connect(seeded_db) as conn:
         assert conn.execute("SELECT count(*) FROM anonymized.customers").fetchone() == (2000,)
         runs = conn.execute("SELECT run_id, status, rows_out FROM governance.runs").fetchall()
         chunks = conn.execute("SELECT count(*) FROM governance.run_chunks").fetchone()
     assert runs == [(f"customers:{RUN_ID}", "published", 2000)]
-    assert chunks == (3,)
+    assert chunks == (CHUNKS,)

@@ -4,6 +4,7 @@ table; the rescan counts only personal data that survived from the source row.""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import psycopg
@@ -19,6 +20,7 @@ from veilflow.pipeline.manifest import load_manifest
 from veilflow.pipeline.stages import extract, gate_context, transform_chunk
 from veilflow.policy.loader import parse_policy
 from veilflow.policy.model import Policy
+from veilflow.validate.report import CheckResult
 from veilflow.validate.rescan import residual_pii
 from veilflow.zones.run_tables import RunTables
 
@@ -103,6 +105,20 @@ def test_risk_command_on_a_table(seeded_db: str) -> None:
     assert data["class_sizes"] == expected
 
 
+def rescan_with_stub(url: str, policy: Policy, run_id: str) -> CheckResult:
+    """The rescan with a stub engine that reports what follows "write to " as an e-mail
+    address, wherever a text starts so."""
+
+    def stub(texts: Sequence[str], entities: frozenset[str]) -> list[list[tuple[str, str]]]:
+        return [
+            [("EMAIL_ADDRESS", t.removeprefix("write to "))] if t.startswith("write to ") else []
+            for t in texts
+        ]
+
+    with psycopg.connect(url) as c:
+        return residual_pii(c, gate_context(policy, run_id, load_manifest(c, run_id)), stub)
+
+
 def test_rescan_counts_what_survived_not_what_replaced_it(seeded_db: str, tmp_path: Path) -> None:
     """A stub scanner reports what follows "write to" as an e-mail address; the candidate
     keeps one source address and replaces another: only the kept one counts."""
@@ -124,15 +140,7 @@ def test_rescan_counts_what_survived_not_what_replaced_it(seeded_db: str, tmp_pa
             ).format(rt.candidate)
         )
 
-    def stub(texts: list[str], entities: frozenset[str]) -> list[list[tuple[str, str]]]:
-        return [
-            [("EMAIL_ADDRESS", t.removeprefix("write to "))] if t.startswith("write to ") else []
-            for t in texts
-        ]
-
-    with psycopg.connect(seeded_db) as c:
-        ctx = gate_context(policy, "rescan", load_manifest(c, "rescan"))
-        result = residual_pii(c, ctx, stub)
+    result = rescan_with_stub(seeded_db, policy, "rescan")
     assert result.observed == 1 and not result.passed
     assert result.details["findings"] == {"note": {"EMAIL_ADDRESS": 1}}
     assert result.details["replacements_seen"] == {"EMAIL_ADDRESS": 1}
@@ -174,15 +182,7 @@ def test_rescan_counts_whole_words_of_the_column_and_whole_values_of_the_row(
                 (f"write to {text}", row),
             )
 
-    def stub(texts: list[str], entities: frozenset[str]) -> list[list[tuple[str, str]]]:
-        return [
-            [("EMAIL_ADDRESS", t.removeprefix("write to "))] if t.startswith("write to ") else []
-            for t in texts
-        ]
-
-    with psycopg.connect(seeded_db) as c:
-        ctx = gate_context(policy, "rescan_words", load_manifest(c, "rescan_words"))
-        result = residual_pii(c, ctx, stub)
+    result = rescan_with_stub(seeded_db, policy, "rescan_words")
     assert result.observed == 2
     assert result.details["replacements_seen"] == {"EMAIL_ADDRESS": 2}
 
