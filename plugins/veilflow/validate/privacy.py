@@ -40,6 +40,7 @@ import pyarrow.csv as pacsv
 from psycopg import sql
 
 from veilflow.errors import SourceError
+from veilflow.zones.copy_io import drain_copy_out
 
 log = logging.getLogger(__name__)
 
@@ -557,8 +558,7 @@ def table_risk(
     ).format(all_cols=all_cols, tbl=tbl, where=where, order_qi=order_qi, order_s=order_s)
     buf = io.BytesIO()
     with _planner_settings(conn, PARALLEL_AGGREGATE), conn.cursor() as cur, cur.copy(query) as copy:
-        for block in copy:
-            buf.write(block)
+        drain_copy_out(conn, copy, buf)  # a class histogram can have a row per source row
     if buf.tell() == 0:
         return metrics_from_histogram(
             np.zeros(0),
