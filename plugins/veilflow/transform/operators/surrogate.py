@@ -70,6 +70,8 @@ Locale = Literal["en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL"]
 ENTITIES: tuple[str, ...] = get_args(Entity)
 LOCALES: tuple[str, ...] = get_args(Locale)
 
+#: "00" to "99", the number an e-mail surrogate's local part ends with.
+_TWO_DIGITS = pa.array([f"{i:02d}" for i in range(100)], type=pa.large_string())
 #: Fixed seed of the Faker instances that build pools (pools must not change between runs).
 POOL_SEED = 20261127
 #: Size of the pools drawn from a seeded Faker (phone numbers, streets, cities).
@@ -143,16 +145,18 @@ def _pick(locale: str, kind: str, index: np.ndarray) -> pa.Array:
 _NOT_LETTERS = r"[^\p{L}]+"
 
 
-def _words(values: pa.Array) -> pa.ListArray:
-    """Each value's lower-case words (runs of letters; empty strings where none)."""
-    return pc.split_pattern_regex(pc.utf8_lower(values), _NOT_LETTERS)
+def _words(values: pa.Array, lowered: bool = False) -> pa.ListArray:
+    """Each value's lower-case words (runs of letters; empty strings where none).
+    ``lowered``: the values are lower case already (``normalize_array`` casefolds)."""
+    return pc.split_pattern_regex(values if lowered else pc.utf8_lower(values), _NOT_LETTERS)
 
 
 @cache
 def _pool_words(locale: str, kind: str) -> tuple[pa.Array, np.ndarray]:
     """The distinct words of a pool, and per pool entry the indices of its words in that
     list (-1 padded): most entries are one word, some are two ("Klaus Peter", "Lake Anna")."""
-    per_entry = _words(pool(locale, kind)).to_pylist()
+    # Casefolded as originals are (``normalize_array``), so "Strauß" meets "strauss".
+    per_entry = _words(normalize_array(pool(locale, kind)), lowered=True).to_pylist()
     vocabulary = sorted({w for ws in per_entry for w in ws if w})
     position = {w: i for i, w in enumerate(vocabulary)}
     width = max(1, max(len(ws) for ws in per_entry))
@@ -174,18 +178,21 @@ def _pick_avoiding(
     pick = (index % np.uint64(size)).astype(np.int64)
     flat = pc.list_flatten(original_words)
     owner = np.asarray(pc.list_parent_indices(original_words), dtype=np.int64)
-    word = np.asarray(pc.index_in(flat, value_set=vocabulary).fill_null(-2), dtype=np.int64)
-    known = word >= 0  # words in no pool entry cannot clash
-    owner, word = owner[known], word[known]
+    ids = pc.index_in(flat, value_set=vocabulary)  # null: in no pool entry, cannot clash
+    owner = owner[np.asarray(ids.is_valid(), dtype=bool)]
+    word = np.asarray(ids.drop_null(), dtype=np.int64)
+    clash = np.zeros(len(pick), dtype=bool)
     for _ in range(size):  # every entry tried at most once
         if not len(owner):
             break
         hit = (entry_words[pick[owner]] == word[:, None]).any(axis=1)
-        clashing = np.unique(owner[hit])
-        if not len(clashing):
+        if not hit.any():
             break
+        clash[:] = False
+        clash[owner[hit]] = True
+        clashing = np.flatnonzero(clash)
         pick[clashing] = (pick[clashing] + 1) % size
-        still = np.isin(owner, clashing)
+        still = clash[owner]
         owner, word = owner[still], word[still]
     return pc.take(pool(locale, kind), pa.array(pick))
 
@@ -237,7 +244,7 @@ def _surrogates(entity: str, locale: str, digests: np.ndarray, originals: pa.Arr
 
     def pick(kind: str, index: np.ndarray) -> pa.Array:
         if not words:
-            words.append(_words(originals))
+            words.append(_words(originals, lowered=True))
         return _pick_avoiding(locale, kind, index, words[0])
 
     if entity == "PERSON":
@@ -247,9 +254,7 @@ def _surrogates(entity: str, locale: str, digests: np.ndarray, originals: pa.Arr
     if entity == "LAST_NAME":
         return pick("last", w[:, 1])
     if entity == "EMAIL_ADDRESS":
-        number = pa.array(
-            np.char.zfill((w[:, 2] % np.uint64(100)).astype(str), 2), type=pa.large_string()
-        )
+        number = pc.take(_TWO_DIGITS, pa.array(w[:, 2] % np.uint64(100)))
         domains = pa.array(list(EMAIL_DOMAINS), type=pa.large_string())
         domain = pc.take(domains, pa.array(w[:, 3] % np.uint64(len(EMAIL_DOMAINS))))
         return _join(
