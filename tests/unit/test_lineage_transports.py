@@ -53,6 +53,13 @@ def event() -> dict[str, Any]:
     )
 
 
+def closed_port() -> int:
+    """A local port nothing listens on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @pytest.fixture
 def marquez() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """A stand-in lineage server that keeps every event POSTed to /api/v1/lineage."""
