@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 
 import psycopg
@@ -258,6 +263,71 @@ def test_a_chunk_retried_after_a_crash_gives_the_same_rows(
     transform_chunk(policy, "retry-run", ex.chunks[1], keys)  # a second, late retry
     got = rows(conn, f'SELECT count(*), count(DISTINCT _vf_row) FROM staging."{rt.candidate_name}"')
     assert got == [(2020, 2020)]  # 2,000 rows and 20 canaries
+
+
+def test_a_chunk_task_killed_before_commit_leaves_nothing_and_its_retry_is_exact(
+    seeded_db: str, conn: psycopg.Connection, policy_text: str, tmp_path: Path
+) -> None:
+    """A real kill: a transform task in its own process is stopped with SIGKILL after it has
+    written its chunk's rows and before it commits (it waits on a lock this test holds on
+    ``governance.run_chunks``). Nothing of it stays; the retry gives every row once, and a
+    second retry gives the same rows again."""
+    policy = parse_policy(policy_text)
+    keys = default_key_provider()
+    ex = extract(policy, "kill-run", keys)
+    rt = RunTables("customers", "kill-run")
+    chunk = ex.chunks[1]
+    path = tmp_path / "customers.yaml"
+    path.write_text(policy_text)
+    script = textwrap.dedent(
+        f"""
+        from pathlib import Path
+        from veilflow.pipeline.keys import default_key_provider
+        from veilflow.pipeline.stages import ChunkRef, transform_chunk
+        from veilflow.policy import parse_policy
+        policy = parse_policy(Path({str(path)!r}).read_text())
+        chunk = ChunkRef({chunk.index}, {chunk.lo}, {chunk.hi})
+        transform_chunk(policy, "kill-run", chunk, default_key_provider())
+        """
+    )
+    log = tmp_path / "task.log"
+    waiting = (
+        "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        " AND query LIKE 'INSERT INTO governance.run_chunks%'"
+    )
+    with psycopg.connect(seeded_db) as locker, log.open("w") as out:
+        locker.execute("LOCK TABLE governance.run_chunks IN SHARE ROW EXCLUSIVE MODE")
+        task = subprocess.Popen(
+            [sys.executable, "-c", script], env=dict(os.environ), stdout=out, stderr=out
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while (found := conn.execute(waiting).fetchone()) is None:
+                assert task.poll() is None, log.read_text()[-3000:]
+                assert time.monotonic() < deadline, "the task never reached its commit"
+                time.sleep(0.05)
+        finally:
+            task.kill()
+            task.wait(timeout=30)
+        locker.rollback()  # the killed task's backend goes on, finds no client and rolls back
+    backend = found[0]
+    deadline = time.monotonic() + 30
+    while conn.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (backend,)).fetchone():
+        assert time.monotonic() < deadline, "the killed task's session did not end"
+        time.sleep(0.05)
+    assert rows(conn, f'SELECT count(*) FROM staging."{rt.candidate_name}"') == [(0,)]
+    assert rows(conn, "SELECT count(*) FROM governance.run_chunks WHERE run_id = 'kill-run'") == [
+        (0,)
+    ]
+
+    for c in ex.chunks:
+        transform_chunk(policy, "kill-run", c, keys)
+    everything = f'SELECT * FROM staging."{rt.candidate_name}" ORDER BY _vf_row'
+    first = rows(conn, everything)
+    got = rows(conn, f'SELECT count(*), count(DISTINCT _vf_row) FROM staging."{rt.candidate_name}"')
+    assert got == [(2020, 2020)]  # 2,000 rows and 20 canaries, each once
+    transform_chunk(policy, "kill-run", chunk, keys)  # a late second retry
+    assert rows(conn, everything) == first
 
 
 def test_chunk_ranges_cover_every_row_once(seeded_db: str, policy_text: str) -> None:
