@@ -268,6 +268,21 @@ def audit_tail(
             typer.echo(entry.line())
 
 
+@audit_app.command("denials")
+def audit_denials() -> None:
+    """Import plain-SQL privilege refusals from the server log into the audit log."""
+    # As `sql.denied` rows, never with a statement's text. Needs a superuser, or pg_monitor
+    # and pg_read_server_files; safe to repeat: nothing is added twice.
+    from veilflow.vault.denials import import_denials
+
+    with _connect() as conn:
+        result = import_denials(conn)
+    typer.echo(
+        f"{result.imported} refused statement(s) added to the audit log"
+        f" ({result.files} server log file(s) read)"
+    )
+
+
 # ------------------------------------------------------------------------------- reidentify
 def _policy_file(policy: str) -> Path:
     from veilflow.config import settings

@@ -35,8 +35,10 @@ def _pgserver() -> Any:
 #: scans dominate. ``wal_level = minimal`` lets PostgreSQL skip the write-ahead log for tables
 #: created and filled in one transaction (every snapshot, chunk partition and published
 #: version); ``synchronous_commit = off`` can lose the last fraction of a second of commits
-#: in an operating-system crash, never consistency. An external server
-#: (``VEILFLOW_DATABASE_URL``) keeps its own settings (README, "Configuration").
+#: in an operating-system crash, never consistency. The server log is JSON lines in
+#: ``<pgdata>/server_log`` (``veilflow audit denials`` reads refused statements from it) and
+#: holds no statement text or error detail, where literal values could appear. An external
+#: server (``VEILFLOW_DATABASE_URL``) keeps its own settings (README, "Configuration").
 EMBEDDED_SETTINGS: dict[str, str] = {
     "shared_buffers": "512MB",
     "work_mem": "64MB",
@@ -47,6 +49,11 @@ EMBEDDED_SETTINGS: dict[str, str] = {
     "max_wal_senders": "0",
     "synchronous_commit": "off",
     "jit": "off",
+    "logging_collector": "on",
+    "log_destination": "jsonlog",
+    "log_directory": "server_log",
+    "log_min_error_statement": "panic",
+    "log_error_verbosity": "terse",
 }
 
 #: URLs of servers this process started or found running. Finding one again costs ~40 ms
