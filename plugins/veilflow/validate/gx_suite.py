@@ -87,7 +87,8 @@ def output_pattern(col: GateColumn, params: dict[str, Any]) -> str | None:
     action = col.action
     if action == "tokenize" and params.get("format", "readable") == "readable":
         prefix = re.escape(str(params.get("prefix", "tok")))
-        domain = "(@.*)?" if params.get("keep_domain") else ""
+        # The kept domain is what follows the value's last "@", so it holds no "@" itself.
+        domain = "(@[^@]*)?" if params.get("keep_domain") else ""
         return rf"^{prefix}_v[0-9]+_[a-z2-7]{{26}}{domain}$"
     if action == "mask":
         char = re.escape(str(params.get("char", "*")))
