@@ -28,6 +28,16 @@ def denied_rows(conn: psycopg.Connection) -> list[tuple[object, ...]]:
     ).fetchall()
 
 
+def refused(url: str, conn: psycopg.Connection, login: str, statement: str) -> None:
+    """A new ML engineer ``login`` runs ``statement`` and PostgreSQL refuses it; a statement
+    that runs after it in the same session is no refusal."""
+    make_login(conn, login, "veilflow_ml_engineer")
+    with connect(url, user=login, autocommit=True) as c:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            c.execute(statement)
+        c.execute("SELECT 1")
+
+
 def import_until(conn: psycopg.Connection, want: int, timeout: float = 20) -> None:
     """The logging collector writes a moment after the error: import until the audit log
     holds ``want`` refusals."""
@@ -42,11 +52,9 @@ def import_until(conn: psycopg.Connection, want: int, timeout: float = 20) -> No
 def test_a_refused_plain_sql_read_is_audited_once_without_values(
     seeded_db: str, conn: psycopg.Connection
 ) -> None:
-    make_login(conn, "mle_eve", "veilflow_ml_engineer")
-    with connect(seeded_db, user="mle_eve", autocommit=True) as eve:
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            eve.execute(f"SELECT * FROM restricted.customers WHERE email = '{CANARY}'")
-        eve.execute("SELECT 1")  # a statement that runs is no refusal
+    refused(
+        seeded_db, conn, "mle_eve", f"SELECT * FROM restricted.customers WHERE email = '{CANARY}'"
+    )
 
     import_until(conn, 1)
     # An ML engineer may not even look into the restricted schema.
@@ -70,10 +78,8 @@ def test_a_refused_plain_sql_read_is_audited_once_without_values(
 def test_the_command_reports_and_a_plain_login_may_not_read_the_log(
     seeded_db: str, conn: psycopg.Connection
 ) -> None:
-    make_login(conn, "mle_mo", "veilflow_ml_engineer")
+    refused(seeded_db, conn, "mle_mo", "SELECT 1 FROM restricted.customers LIMIT 1")
     with connect(seeded_db, user="mle_mo", autocommit=True) as mo:
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            mo.execute("SELECT 1 FROM restricted.customers LIMIT 1")
         with pytest.raises(AccessDenied, match="superuser"):
             import_denials(mo)
     out = CliRunner().invoke(app, ["audit", "denials"])
