@@ -52,7 +52,7 @@ def publish_version(
                 canary=sql.Identifier(CANARY),
             )
         )
-        rows = (max(built.rowcount, 0),)
+        rows = max(built.rowcount, 0)  # CREATE TABLE AS reports the rows it wrote
         for role in readers:
             conn.execute(
                 sql.SQL("GRANT SELECT ON {} TO {}").format(
@@ -82,9 +82,9 @@ def publish_version(
             "INSERT INTO governance.published_versions (dataset, target_table, run_id, rows)"
             " VALUES (%s, %s, %s, %s) ON CONFLICT (dataset, run_id) DO UPDATE SET rows ="
             " EXCLUDED.rows, published_at = now()",
-            (rt.dataset, f"{target_schema}.{target_table}", rt.run_id, rows[0] if rows else 0),
+            (rt.dataset, f"{target_schema}.{target_table}", rt.run_id, rows),
         )
-    return int(rows[0]) if rows else 0
+    return rows
 
 
 def quarantine_candidate(
