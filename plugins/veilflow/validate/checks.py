@@ -156,15 +156,13 @@ def _has_format(col: GateColumn, params: dict[str, Any], alias: str) -> sql.Comp
     parts = token_format_parts(col, params)
     if parts is not None:
         regex, like = parts  # together exactly the pattern, and cheaper than it
-        return sql.SQL("CASE WHEN {c} LIKE {like} THEN {c} ~ {rx} ELSE false END").format(
-            c=c, like=sql.Literal(like), rx=sql.Literal(regex)
-        )
-    if col.action == "tokenize":
-        like = token_like(str(params.get("prefix", "tok")))
-        return sql.SQL("CASE WHEN {c} LIKE {like} THEN {c} ~ {rx} ELSE false END").format(
-            c=c, like=sql.Literal(like), rx=sql.Literal(pattern)
-        )
-    return sql.SQL("{} ~ {}").format(c, sql.Literal(pattern))
+    elif col.action == "tokenize":
+        regex, like = pattern, token_like(str(params.get("prefix", "tok")))
+    else:
+        return sql.SQL("{} ~ {}").format(c, sql.Literal(pattern))
+    return sql.SQL("CASE WHEN {c} LIKE {like} THEN {c} ~ {rx} ELSE false END").format(
+        c=c, like=sql.Literal(like), rx=sql.Literal(regex)
+    )
 
 
 def _count(conn: psycopg.Connection, query: sql.Composed) -> int:
