@@ -145,10 +145,10 @@ def _pick(locale: str, kind: str, index: np.ndarray) -> pa.Array:
 _NOT_LETTERS = r"[^\p{L}]+"
 
 
-def _words(values: pa.Array, lowered: bool = False) -> pa.ListArray:
-    """Each value's lower-case words (runs of letters; empty strings where none).
-    ``lowered``: the values are lower case already (``normalize_array`` casefolds)."""
-    return pc.split_pattern_regex(values if lowered else pc.utf8_lower(values), _NOT_LETTERS)
+def _words(casefolded: pa.Array) -> pa.ListArray:
+    """Each value's words (runs of letters; empty strings where none) of values already
+    casefolded by ``normalize_array``."""
+    return pc.split_pattern_regex(casefolded, _NOT_LETTERS)
 
 
 @cache
@@ -156,7 +156,7 @@ def _pool_words(locale: str, kind: str) -> tuple[pa.Array, np.ndarray]:
     """The distinct words of a pool, and per pool entry the indices of its words in that
     list (-1 padded): most entries are one word, some are two ("Klaus Peter", "Lake Anna")."""
     # Casefolded as originals are (``normalize_array``), so "Strauß" meets "strauss".
-    per_entry = _words(normalize_array(pool(locale, kind)), lowered=True).to_pylist()
+    per_entry = _words(normalize_array(pool(locale, kind))).to_pylist()
     vocabulary = sorted({w for ws in per_entry for w in ws if w})
     position = {w: i for i, w in enumerate(vocabulary)}
     width = max(1, max(len(ws) for ws in per_entry))
@@ -244,7 +244,7 @@ def _surrogates(entity: str, locale: str, digests: np.ndarray, originals: pa.Arr
 
     def pick(kind: str, index: np.ndarray) -> pa.Array:
         if not words:
-            words.append(_words(originals, lowered=True))
+            words.append(_words(originals))
         return _pick_avoiding(locale, kind, index, words[0])
 
     if entity == "PERSON":
