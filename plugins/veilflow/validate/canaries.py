@@ -34,6 +34,7 @@ from psycopg import sql
 
 from veilflow.validate.privacy import column_types, table_identifier
 from veilflow.validate.report import CheckResult
+from veilflow.validate.whole_words import whole_words
 
 log = logging.getLogger(__name__)
 
@@ -394,8 +395,7 @@ def _whole_forms(forms: Iterable[str]) -> Callable[[str], re.Match[str] | None]:
     """A search for any of ``forms`` as a whole value or whole words of a text (any case):
     ``Ian Lee`` is not in ``Brian Leeds``, nor a planted number inside a longer one, such as
     a 5-digit zip inside a 16-digit card number. Chance matches like these are not leaks."""
-    alternatives = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
-    return re.compile(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])", re.IGNORECASE).search
+    return whole_words(forms, re.IGNORECASE).search
 
 
 def check_canaries(

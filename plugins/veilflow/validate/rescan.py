@@ -22,7 +22,6 @@ scanned for the precise, pattern-validated entities only (``PROSE_ONLY`` are lef
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -34,6 +33,7 @@ from psycopg import sql
 from veilflow.validate.context import GateContext
 from veilflow.validate.privacy import column_types
 from veilflow.validate.report import CheckResult
+from veilflow.validate.whole_words import whole_words
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +129,7 @@ def occurs_as_words(text: str, source: str) -> bool:
     """Whether ``text`` occurs in ``source`` with no letter or digit joined to either end."""
     if not text or text not in source:
         return False
-    bounded = r"(?<![^\W_])" + re.escape(text) + r"(?![^\W_])"
-    return re.search(bounded, source) is not None
+    return whole_words([text]).search(source) is not None
 
 
 def _folded(text: str) -> str:
