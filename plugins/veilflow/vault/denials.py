@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,32 +110,22 @@ def _log_files(conn: psycopg.Connection[Any]) -> list[tuple[str, int]]:
             f"the server logs to {destinations!r}, not jsonlog: set log_destination to include"
             " jsonlog (and logging_collector = on) to audit refused statements"
         )
-    try:
+    with _reading_the_log(conn):
         rows = conn.execute(
             "SELECT name, size FROM pg_ls_logdir() WHERE name LIKE '%.json'"
             " ORDER BY modification, name"
         ).fetchall()
-    except psycopg.errors.InsufficientPrivilege:
-        _rollback_if_needed(conn)
-        raise AccessDenied(
-            "reading the server log needs a superuser, or pg_monitor and pg_read_server_files"
-        ) from None
     return [(str(r[0]), int(r[1])) for r in rows]
 
 
 def _read(conn: psycopg.Connection[Any], name: str, start: int, length: int) -> bytes:
     """``length`` bytes of a log file from ``start`` (log files rotate at a few MB)."""
     directory = _setting(conn, "log_directory")
-    try:
+    with _reading_the_log(conn):
         row = conn.execute(
             "SELECT pg_read_binary_file(%s, %s, %s, true)",
             (f"{directory}/{name}", start, length),
         ).fetchone()
-    except psycopg.errors.InsufficientPrivilege:
-        _rollback_if_needed(conn)
-        raise AccessDenied(
-            "reading the server log needs a superuser, or pg_monitor and pg_read_server_files"
-        ) from None
     return bytes(row[0]) if row and row[0] is not None else b""
 
 
@@ -157,6 +149,14 @@ def _current_database(conn: psycopg.Connection[Any]) -> str:
     return str(row[0]) if row else ""
 
 
-def _rollback_if_needed(conn: psycopg.Connection[Any]) -> None:
-    if not conn.autocommit:
-        conn.rollback()
+@contextmanager
+def _reading_the_log(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    """Turn PostgreSQL's refusal to read the server log into ``AccessDenied``."""
+    try:
+        yield
+    except psycopg.errors.InsufficientPrivilege:
+        if not conn.autocommit:
+            conn.rollback()
+        raise AccessDenied(
+            "reading the server log needs a superuser, or pg_monitor and pg_read_server_files"
+        ) from None
