@@ -5,12 +5,18 @@ For each size (default 100,000 and 1,000,000 rows) a fresh child process seeds
 then reports rows/s and the child's peak RSS (ru_maxrss), so the sizes do not share memory.
 Target (issue "The spine"): >= 100,000 rows/s, and peak RSS of the 1M run <= 1.5x the 100k run.
 
+It also reports where the CPU went: busy CPU-seconds of the whole machine per stage (from
+/proc/stat, so run it on a quiet machine), split at the end into this process, the chunk
+workers and the rest (the PostgreSQL server). On N cores a run cannot take less wall time
+than its CPU-seconds / N.
+
     .venv/bin/python benchmarks/pipeline_throughput.py [--rows 100000 1000000]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -20,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,7 +57,20 @@ columns:
 """
 
 
-def child(rows: int, chunk: int) -> dict[str, float]:
+def busy_cpu_seconds() -> float:
+    """CPU-seconds the whole machine has spent busy since boot (/proc/stat)."""
+    with open("/proc/stat") as f:
+        ticks = [int(v) for v in f.readline().split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+def child(rows: int, chunk: int) -> dict[str, Any]:
     from veilflow.pipeline.runner import run_policy
     from veilflow.pipeline.seed import seed_customers
     from veilflow.policy import parse_policy
@@ -63,9 +83,29 @@ def child(rows: int, chunk: int) -> dict[str, float]:
         seed_customers(conn, rows=rows)
     rss_after_seed = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     policy = parse_policy(POLICY % {"chunk": chunk})
+    # Busy CPU at each stage's end: the runner says when extract, the last chunk and the
+    # gate are done; publish ends when run_policy returns.
+    marks = [busy_cpu_seconds()]
+
+    def progress(message: str) -> None:
+        done, _, of = message.removeprefix("chunk ").partition(":")[0].partition("/")
+        last_chunk = message.startswith("chunk ") and done == of
+        if message.startswith(("extracted", "gate passed")) or last_chunk:
+            marks.append(busy_cpu_seconds())
+
+    own0, workers0 = (
+        own_cpu_seconds(resource.RUSAGE_SELF),
+        own_cpu_seconds(resource.RUSAGE_CHILDREN),
+    )
     t0 = time.perf_counter()
-    summary = run_policy(policy)
+    summary = run_policy(policy, progress=progress)
     seconds = time.perf_counter() - t0
+    marks.append(busy_cpu_seconds())
+    own = own_cpu_seconds(resource.RUSAGE_SELF) - own0
+    workers = own_cpu_seconds(resource.RUSAGE_CHILDREN) - workers0
+    total_cpu = marks[-1] - marks[0]
+    stages = ("extract", "transform", "validate", "publish")
+    spent = [b - a for a, b in itertools.pairwise(marks)]
     assert summary.rows_published == rows
     gate = summary.gate.get("metrics", {})
     return {
@@ -76,6 +116,11 @@ def child(rows: int, chunk: int) -> dict[str, float]:
         **{f"{k}_s": v for k, v in summary.stage_seconds.items()},
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "rss_after_seed_mib": rss_after_seed / 1024,
+        "cpu_s": total_cpu,
+        "stage_cpu_s": dict(zip(stages, spent, strict=True)) if len(spent) == len(stages) else {},
+        "cpu_this_s": own,
+        "cpu_workers_s": workers,
+        "cpu_rest_s": total_cpu - own - workers,
     }
 
 
@@ -118,6 +163,18 @@ def main() -> None:
             "           gate, seconds per check (GX's shared out evenly): "
             + ", ".join(f"{name} {sec:.2f}" for name, sec in slowest)
         )
+        cores = os.cpu_count() or 1
+        print(
+            f"           CPU-seconds: {r['cpu_s']:.1f} in all, {r['cpu_s'] / r['seconds']:.2f} of "
+            f"{cores} cores busy on average (floor on {cores} cores: "
+            f"{r['cpu_s'] / cores:.1f} s); this process {r['cpu_this_s']:.1f}, chunk workers "
+            f"{r['cpu_workers_s']:.1f}, PostgreSQL and the rest {r['cpu_rest_s']:.1f}"
+        )
+        if r["stage_cpu_s"]:
+            print(
+                "           CPU-seconds per stage: "
+                + ", ".join(f"{k} {v:.1f}" for k, v in r["stage_cpu_s"].items())
+            )
     if len(results) >= 2:
         ratio = results[-1]["peak_rss_mib"] / results[0]["peak_rss_mib"]
         print(
