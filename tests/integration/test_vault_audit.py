@@ -193,3 +193,67 @@ def test_concurrent_appenders_never_fork_the_chain(zones_db: str, conn: psycopg.
         t.join()
     report = audit.verify(conn)
     assert report.ok and report.rows == 80
+
+
+def _rechain(conn: psycopg.Connection) -> None:
+    """Recompute every link from the genesis, as a superuser who rewrites history would."""
+    conn.execute("ALTER TABLE governance.audit_log DISABLE TRIGGER audit_log_append_only")
+    prev = audit.GENESIS
+    for (seq,) in conn.execute("SELECT seq FROM governance.audit_log ORDER BY seq").fetchall():
+        row = conn.execute(
+            f"SELECT {audit._PAYLOAD_SQL} FROM governance.audit_log WHERE seq = %s", (seq,)
+        ).fetchone()
+        assert row is not None
+        digest = hashlib.sha256((prev + row[0]).encode("utf-8")).hexdigest()
+        conn.execute(
+            "UPDATE governance.audit_log SET prev_hash = %s, row_hash = %s WHERE seq = %s",
+            (prev, digest, seq),
+        )
+        prev = digest
+    conn.execute("ALTER TABLE governance.audit_log ENABLE TRIGGER audit_log_append_only")
+
+
+def test_an_anchor_catches_the_newest_rows_removed(conn: psycopg.Connection) -> None:
+    _fill(conn, 5)
+    anchor = audit.Anchor.of(audit.verify(conn))
+    assert anchor.rows == 5 and audit.anchor_broken(conn, anchor) is None
+    _fill(conn, 2)  # the chain grows: an earlier anchor still holds
+    assert audit.anchor_broken(conn, anchor) is None
+
+    _as_superuser_around_the_trigger(conn, "DELETE FROM governance.audit_log WHERE seq >= 5")
+    shortened = audit.verify(conn)
+    assert shortened.ok and shortened.rows == 4  # on its own, the shorter chain verifies
+    why = audit.anchor_broken(conn, anchor)
+    assert why is not None and "row 5" in why and "4 row(s)" in why and "removed" in why
+
+    _, _, exc = _cli("audit", "verify", "--anchor", str(anchor))
+    assert isinstance(exc, audit.AuditChainBroken) and exc.exit_code == 10
+    assert "does not hold the anchor" in str(exc) and "removed" in str(exc)
+
+
+def test_an_anchor_catches_a_chain_rewritten_whole(conn: psycopg.Connection) -> None:
+    _fill(conn, 4)
+    anchor = audit.Anchor.of(audit.verify(conn))
+    _as_superuser_around_the_trigger(
+        conn, "UPDATE governance.audit_log SET count = 999 WHERE seq = 2"
+    )
+    assert not audit.verify(conn).ok
+    _rechain(conn)
+    assert audit.verify(conn).ok  # every link holds again
+    why = audit.anchor_broken(conn, anchor)
+    assert why is not None and "row 4" in why and "rewritten" in why
+
+
+def test_verify_prints_an_anchor_the_next_verify_checks(conn: psycopg.Connection) -> None:
+    _fill(conn, 3)
+    code, out, _ = _cli("audit", "verify")
+    assert code == 0 and "audit chain intact: 3 row(s)" in out
+    printed = out.strip().splitlines()[-1].rsplit(" ", 1)[-1]
+    assert audit.Anchor.parse(printed) == audit.Anchor.of(audit.verify(conn))
+    _fill(conn, 1)
+    code, out, _ = _cli("audit", "verify", "--anchor", printed)
+    assert code == 0 and "holds the anchor of 3 row(s)" in out
+
+    for bad in ("3", "x:" + "0" * 64, "3:" + "0" * 63, "3:" + "g" * 64):
+        code, _, exc = _cli("audit", "verify", "--anchor", bad)
+        assert code != 0 and "ROWS:HEAD" in str(exc)

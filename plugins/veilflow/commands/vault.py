@@ -234,20 +234,36 @@ def keys_destroy(
 
 # ------------------------------------------------------------------------------- audit
 @audit_app.command("verify")
-def audit_verify() -> None:
+def audit_verify(
+    anchor: Annotated[
+        str | None,
+        typer.Option(
+            help="ROWS:HEAD printed by an earlier verify: also fail when the chain no longer"
+            " holds it (its newest rows removed, or rewritten)."
+        ),
+    ] = None,
+) -> None:
     """Walk the hash chain and report the first broken link (exit 10 when broken)."""
     from veilflow.vault.access import require
-    from veilflow.vault.audit import AuditChainBroken, verify
+    from veilflow.vault.audit import Anchor, AuditChainBroken, anchor_broken, verify
 
+    earlier = Anchor.parse(anchor) if anchor is not None else None
     with _connect() as conn:
         require(conn, "audit.read", action="audit.verify", target="governance.audit_log")
         report = verify(conn)
+        why = anchor_broken(conn, earlier) if report.ok and earlier is not None else None
     if not report.ok:
         raise AuditChainBroken(
             f"audit chain broken at row {report.broken_at}: {report.reason} "
             f"({report.rows} row(s) before it verify)"
         )
-    typer.echo(f"audit chain intact: {report.rows} row(s), head {report.head}")
+    if why is not None:
+        raise AuditChainBroken(f"audit chain does not hold the anchor: {why}")
+    typer.echo(
+        f"audit chain intact: {report.rows} row(s), head {report.head}"
+        + (f", holds the anchor of {earlier.rows} row(s)" if earlier is not None else "")
+    )
+    typer.echo(f"anchor for a later check (keep it outside this database): {Anchor.of(report)}")
 
 
 @audit_app.command("tail")

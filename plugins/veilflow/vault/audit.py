@@ -202,6 +202,56 @@ def verify(conn: psycopg.Connection, *, batch: int = 10_000) -> ChainReport:
     return ChainReport(n, prev_hash)
 
 
+@dataclass(frozen=True)
+class Anchor:
+    """What an earlier check saw: the chain's length and its head hash, kept outside the
+    audit log (``ROWS:HEAD`` as text). Removing the newest rows leaves a chain that verifies
+    on its own; it no longer holds an anchor taken before the removal."""
+
+    rows: int
+    head: str
+
+    def __str__(self) -> str:
+        return f"{self.rows}:{self.head}"
+
+    @classmethod
+    def parse(cls, text: str) -> Anchor:
+        rows, sep, head = text.strip().partition(":")
+        if not sep or not rows.isdigit() or len(head) != 64 or head.strip("0123456789abcdef"):
+            raise VeilflowError(
+                "an anchor is ROWS:HEAD as `veilflow audit verify` prints it"
+                " (a row count, a colon, a 64-digit hex hash)"
+            )
+        return cls(int(rows), head)
+
+    @classmethod
+    def of(cls, report: ChainReport) -> Anchor:
+        return cls(report.rows, report.head)
+
+
+def anchor_broken(conn: psycopg.Connection, anchor: Anchor) -> str | None:
+    """Why the chain no longer holds ``anchor`` (None when it does). With a chain that
+    :func:`verify` passes, a held anchor proves the first ``anchor.rows`` rows are the ones
+    the earlier check saw: each hash covers every row before it."""
+    if anchor.rows == 0:
+        return None
+    row = conn.execute(
+        "SELECT row_hash FROM governance.audit_log WHERE seq = %s", (anchor.rows,)
+    ).fetchone()
+    if row is None:
+        count = conn.execute("SELECT count(*) FROM governance.audit_log").fetchone()
+        return (
+            f"row {anchor.rows}, the head an earlier check saw, is gone: the chain now has"
+            f" {count[0] if count else 0} row(s), so its newest rows were removed"
+        )
+    if row[0] != anchor.head:
+        return (
+            f"row {anchor.rows} no longer has the hash an earlier check saw:"
+            " the chain was rewritten up to it"
+        )
+    return None
+
+
 class AuditChainBroken(VeilflowError):
     """``audit verify`` found a link that does not hold: the log was tampered with."""
 
