@@ -32,6 +32,7 @@ def test_one_dag_per_policy_imports_cleanly(
     assert out.returncode == 0, out.stderr[-2000:]
     listed = run("dags", "list", "--output", "plain")
     assert "veilflow_customers" in listed.stdout and "veilflow_orders" in listed.stdout
+    assert "veilflow_audit" in listed.stdout  # the audit log's housekeeping DAG
     errors = run("dags", "list-import-errors", "--output", "plain")
     assert "veilflow" not in errors.stdout
 
