@@ -388,6 +388,7 @@ def test_keys_page_lists_versions_never_material_and_admins_rotate(ui_db: str) -
 # ------------------------------------------------------------------------------- audit
 def test_audit_filters_and_chain_verification(ui_db: str) -> None:
     from veilflow.vault.audit import record
+    from veilflow.vault.audit import verify as audit_verify
 
     with psycopg.connect(ui_db, autocommit=True) as conn:
         record(
@@ -402,6 +403,8 @@ def test_audit_filters_and_chain_verification(ui_db: str) -> None:
         (total,) = conn.execute("SELECT count(*) FROM governance.audit_log").fetchone() or (0,)
         ok = c.get("/audit", params={"verify_chain": "1"}).text
         assert f"Audit chain intact: {total} row(s) verified" in ok
+        head = audit_verify(conn).head
+        assert f'<span class="mono anchor">{total}:{head}</span>' in ok  # the anchor, whole
         conn.execute("ALTER TABLE governance.audit_log DISABLE TRIGGER audit_log_append_only")
         conn.execute(
             "UPDATE governance.audit_log SET count = 300 WHERE action = 'reidentify.values'"
