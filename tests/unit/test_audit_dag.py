@@ -57,3 +57,16 @@ def test_an_unknown_job_is_refused() -> None:
 
     with pytest.raises(ValueError, match="unknown audit job"):
         VeilflowAuditOperator(task_id="x", job="shred")
+
+
+def test_the_tasks_log_in_as_the_audit_login_when_one_is_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from veilflow.airflow.audit_dag import VeilflowAuditOperator
+    from veilflow.errors import DatabaseUnavailable
+
+    monkeypatch.setenv("VEILFLOW_DATABASE_URL", "postgresql://pipeline@127.0.0.1:1/veilflow")
+    monkeypatch.setenv("VEILFLOW_AUDIT_DATABASE_URL", "postgresql://auditor@127.0.0.1:2/veilflow")
+    op = VeilflowAuditOperator(task_id="import_denials", job="denials")
+    with pytest.raises(DatabaseUnavailable, match=r"127\.0\.0\.1:2\b"):
+        op.execute({})

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 import yaml
@@ -70,6 +71,18 @@ def test_airflow_runs_celery_against_postgres_and_redis(compose: dict[str, Any])
         "celery worker",
         ["celery", "worker"],
     )
+
+
+def test_the_audit_dag_reads_the_server_log_as_the_servers_superuser(
+    compose: dict[str, Any],
+) -> None:
+    superuser = compose["services"]["postgres"]["environment"]["POSTGRES_USER"]
+    for name in AIRFLOW_SERVICES:
+        env = compose["services"][name]["environment"]
+        audit = urlparse(env["VEILFLOW_AUDIT_DATABASE_URL"])
+        zones = urlparse(env["VEILFLOW_DATABASE_URL"])
+        assert audit.username == superuser != zones.username
+        assert (audit.hostname, audit.path) == (zones.hostname, zones.path)
 
 
 def test_dags_plugins_and_policies_are_mounted(compose: dict[str, Any]) -> None:

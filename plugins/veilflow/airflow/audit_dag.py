@@ -13,7 +13,10 @@ log, and the next run checks that the chain still holds it, which catches the on
 chain cannot show on its own: its newest rows removed.
 
 ``VEILFLOW_AUDIT_SCHEDULE`` sets the schedule (cron or preset, default every 15 minutes);
-``off`` leaves the DAG out.
+``off`` leaves the DAG out. ``VEILFLOW_AUDIT_DATABASE_URL`` is the login the tasks use
+(default: the zones database's, ``VEILFLOW_DATABASE_URL`` or the embedded superuser): reading
+the server log needs a superuser, or ``pg_monitor`` and ``pg_read_server_files``, which the
+pipeline's own login should not have.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ class VeilflowAuditOperator(BaseOperator):
     def execute(self, context: Any) -> Any:
         from veilflow.zones.db import connect
 
-        with connect() as conn:
+        with connect(os.environ.get("VEILFLOW_AUDIT_DATABASE_URL") or None) as conn:
             if self.job == "denials":
                 return _import_denials(conn)
             earlier = context["ti"].xcom_pull(task_ids=VERIFY_TASK, include_prior_dates=True)
