@@ -14,7 +14,7 @@ from tests.conftest import make_login
 from veilflow.cli import app
 from veilflow.errors import AccessDenied
 from veilflow.vault.audit import verify
-from veilflow.vault.denials import ACTION, import_denials
+from veilflow.vault.denials import ACTION, LOG_READER_RIGHTS, import_denials
 from veilflow.zones.db import connect
 
 CANARY = "canary.0d1e2f3a@denied.invalid"
@@ -91,3 +91,31 @@ def test_the_command_reports_and_a_plain_login_may_not_read_the_log(
         ("schema restricted", "mle_mo"),
         ("function pg_ls_logdir", "mle_mo"),
     ]
+
+
+def test_a_login_with_the_documented_rights_imports_without_being_superuser(
+    seeded_db: str, conn: psycopg.Connection
+) -> None:
+    # pg_read_server_files, as the name suggests, is not enough: it does not let a login call
+    # pg_read_binary_file.
+    make_login(conn, "log_reader", "veilflow_auditor", "pg_monitor", "pg_read_server_files")
+    refused(seeded_db, conn, "mle_ida", "SELECT 1 FROM restricted.customers LIMIT 1")
+    with connect(seeded_db, user="log_reader", autocommit=True) as reader:
+        with pytest.raises(AccessDenied, match="EXECUTE on pg_read_binary_file"):
+            import_denials(reader)
+    # What LOG_READER_RIGHTS names, and nothing more.
+    make_login(conn, "log_reader", "veilflow_auditor", "pg_monitor")
+    conn.execute(
+        "GRANT EXECUTE ON FUNCTION pg_read_binary_file(text, bigint, bigint, boolean) TO log_reader"
+    )
+    assert all(part in LOG_READER_RIGHTS for part in ("pg_monitor", "veilflow_auditor"))
+    with connect(seeded_db, user="log_reader", autocommit=True) as reader:
+        import_until(reader, 1)
+        assert import_denials(reader).imported == 0  # nothing twice
+        assert verify(reader).ok
+    rows = conn.execute(
+        "SELECT actor, details->>'login' FROM governance.audit_log WHERE action = %s"
+        " AND details->>'login' = 'mle_ida'",
+        (ACTION,),
+    ).fetchall()
+    assert rows == [("log_reader", "mle_ida")]

@@ -15,8 +15,9 @@ chain cannot show on its own: its newest rows removed.
 ``VEILFLOW_AUDIT_SCHEDULE`` sets the schedule (cron or preset, default every 15 minutes);
 ``off`` leaves the DAG out. ``VEILFLOW_AUDIT_DATABASE_URL`` is the login the tasks use
 (default: the zones database's, ``VEILFLOW_DATABASE_URL`` or the embedded superuser): reading
-the server log needs a superuser, or ``pg_monitor`` and ``pg_read_server_files``, which the
-pipeline's own login should not have.
+the server log needs a superuser, or the rights ``veilflow.vault.denials.LOG_READER_RIGHTS``
+names, which read any file under the data directory and which the pipeline's own login
+should not have.
 """
 
 from __future__ import annotations

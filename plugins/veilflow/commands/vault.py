@@ -287,8 +287,8 @@ def audit_tail(
 @audit_app.command("denials")
 def audit_denials() -> None:
     """Import plain-SQL privilege refusals from the server log into the audit log."""
-    # As `sql.denied` rows, never with a statement's text. Needs a superuser, or pg_monitor
-    # and pg_read_server_files; safe to repeat: nothing is added twice.
+    # As `sql.denied` rows, never with a statement's text. Needs a superuser, or the rights
+    # in veilflow.vault.denials.LOG_READER_RIGHTS; safe to repeat: nothing is added twice.
     from veilflow.vault.denials import import_denials
 
     with _connect() as conn:

@@ -12,10 +12,14 @@ Only those fields are read. The statement, its parameters and error details coul
 values, so they are never copied. The embedded server writes no statement text to its log
 anyway (``veilflow.zones.server.EMBEDDED_SETTINGS``).
 
-Reading the server log needs a superuser, or a login with ``pg_monitor`` and
-``pg_read_server_files``. The server must write ``jsonlog``, as the embedded one does. An
-import resumes where the previous one stopped in each log file, so running it again adds
-nothing twice.
+Reading the server log needs a superuser, or a login with ``pg_monitor`` (to list the
+log files), ``EXECUTE`` on ``pg_read_binary_file(text, bigint, bigint, boolean)`` granted in
+the zones database (to read them) and the auditor role (to find where the last import
+ended); :data:`LOG_READER_RIGHTS`. ``pg_read_server_files`` alone does not let a login call
+the function. That ``EXECUTE`` reads any file under the data directory, tables included:
+it belongs to an audit service login, never to a person's. The server must write
+``jsonlog``, as the embedded one does. An import resumes where the previous one stopped in
+each log file, so running it again adds nothing twice.
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ from veilflow.errors import AccessDenied, VeilflowError
 from veilflow.vault.audit import record
 
 ACTION = "sql.denied"
+#: What a login other than a superuser needs to import refusals.
+LOG_READER_RIGHTS = (
+    "pg_monitor, EXECUTE on pg_read_binary_file(text, bigint, bigint, boolean) and veilflow_auditor"
+)
 INSUFFICIENT_PRIVILEGE = "42501"
 #: "permission denied for table customers" → "table customers".
 _OBJECT = re.compile(r"permission denied for (\w+ \S+)")
@@ -158,5 +166,5 @@ def _reading_the_log(conn: psycopg.Connection[Any]) -> Iterator[None]:
         if not conn.autocommit:
             conn.rollback()
         raise AccessDenied(
-            "reading the server log needs a superuser, or pg_monitor and pg_read_server_files"
+            f"reading the server log needs a superuser, or {LOG_READER_RIGHTS}"
         ) from None
