@@ -243,6 +243,7 @@ def print_summary(run_id: str | None = None, dataset: str | None = None) -> None
     typer.echo("where to look next:")
     typer.echo(f"  {exe} runs show '{r['run_id']}' --json   the whole manifest")
     typer.echo(f"  {exe} lineage show {r['dataset']}   column lineage")
+    typer.echo(f"  {exe} audit verify   the audit log's hash chain, and an anchor to keep")
     typer.echo(
         f"  psql \"$({exe} db url)\" -c 'SELECT * FROM {m.get('target', {}).get('table')} LIMIT 5'"
     )

@@ -85,7 +85,23 @@ def test_runs_show_picks_the_run_asked_for(conn: psycopg.Connection) -> None:
             " VALUES (%s, %s, 'h', 'published', %s)",
             (run_id, dataset, started),
         )
-    assert veilflow("runs", "show").stdout.startswith("run new of b")
+    shown = veilflow("runs", "show")
+    assert shown.stdout.startswith("run new of b")
+    # Every veilflow command the summary suggests exists as written.
+    suggested = shown.stdout.split("where to look next:")[1].splitlines()
+    commands = [
+        ln.split("   ")[0].split()
+        for ln in suggested
+        if ln.split() and Path(ln.split()[0]).name == "veilflow"
+    ]
+    assert [c[1:3] for c in commands] == [
+        ["runs", "show"],
+        ["lineage", "show"],
+        ["audit", "verify"],
+    ]
+    for command in commands:
+        helped = veilflow(*[a.strip("'") for a in command[1:]], "--help")
+        assert helped.returncode == 0 and "Usage" in helped.stdout, helped.stderr
     assert veilflow("runs", "show", "old").stdout.startswith("run old of a")
     assert veilflow("runs", "show", "--dataset", "a").stdout.startswith("run old of a")
     missing = veilflow("runs", "show", "nope")
