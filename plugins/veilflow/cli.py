@@ -15,18 +15,19 @@ from typing import Annotated, Any
 import typer
 
 from veilflow import log_redaction
-from veilflow.commands import detect, lineage, validate, vault
+from veilflow.commands import command_group, detect, lineage, validate, vault
 from veilflow.errors import VeilflowError
 
 app = typer.Typer(
+    rich_markup_mode="markdown",
     help="veilflow: anonymization pipeline with governance.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-db_app = typer.Typer(help="The zones database: start, migrate, inspect.", no_args_is_help=True)
-runs_app = typer.Typer(help="Runs and their manifests.", no_args_is_help=True)
-airflow_app = typer.Typer(help="Airflow wiring for the embedded stack.", no_args_is_help=True)
+db_app = command_group("The zones database: start, migrate, inspect.")
+runs_app = command_group("Runs and their manifests.")
+airflow_app = command_group("Airflow wiring for the embedded stack.")
 app.add_typer(db_app, name="db")
 app.add_typer(runs_app, name="runs")
 app.add_typer(airflow_app, name="airflow")
@@ -156,7 +157,7 @@ def check(policy: Annotated[str, typer.Argument(help="Policy file or dataset nam
 @app.command()
 def run(
     policy: Annotated[str, typer.Argument(help="Policy file or dataset name.")],
-    run_id: Annotated[str | None, typer.Option(help="Run id (default: manual__<time>).")] = None,
+    run_id: Annotated[str | None, typer.Option(help="Run id (default: `manual__<time>`).")] = None,
     workers: Annotated[
         int | None,
         typer.Option(

@@ -15,11 +15,12 @@ from typing import Annotated, Any
 
 import typer
 
+from veilflow.commands import command_group
 from veilflow.errors import SourceError
 
 log = logging.getLogger(__name__)
 
-policy_app = typer.Typer(help="Policy files: draft from a scan.", no_args_is_help=True)
+policy_app = command_group("Policy files: draft from a scan.")
 
 _FILE_SUFFIXES = (".csv", ".parquet", ".pq", ".jsonl", ".ndjson", ".tsv")
 
@@ -89,7 +90,7 @@ def scan(
     target: Annotated[
         str,
         typer.Argument(
-            help="A table (restricted.<name> or <name>) or a CSV / Parquet / JSONL file."
+            help="A table (`restricted.<name>` or `<name>`) or a CSV / Parquet / JSONL file."
         ),
     ],
     sample: Annotated[int, typer.Option(min=10, help="Rows to sample.")] = 1000,
@@ -198,7 +199,8 @@ def detect(
 @policy_app.command("draft")
 def policy_draft(
     table: Annotated[
-        str, typer.Argument(help="A table (restricted.<name> or <name>) or a CSV / Parquet file.")
+        str,
+        typer.Argument(help="A table (`restricted.<name>` or `<name>`) or a CSV / Parquet file."),
     ],
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")

@@ -10,11 +10,10 @@ from typing import Annotated
 
 import typer
 
+from veilflow.commands import command_group
 from veilflow.errors import VeilflowError
 
-lineage_app = typer.Typer(
-    help="OpenLineage lineage: show, export, retry delivery.", no_args_is_help=True
-)
+lineage_app = command_group("OpenLineage lineage: show, export, retry delivery.")
 
 
 def _safe(text: str) -> str:

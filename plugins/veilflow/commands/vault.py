@@ -13,19 +13,16 @@ from typing import Annotated
 import psycopg
 import typer
 
+from veilflow.commands import command_group
 from veilflow.errors import VeilflowError
 
-access_app = typer.Typer(
-    help="Who may read which zone: grant and revoke veilflow roles.", no_args_is_help=True
-)
-keys_app = typer.Typer(
-    help="Data keys: versions and states (never their material).", no_args_is_help=True
-)
-audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+access_app = command_group("Who may read which zone: grant and revoke veilflow roles.")
+keys_app = command_group("Data keys: versions and states (never their material).")
+audit_app = command_group("The hash-chained audit log.")
 
-KeyArg = Annotated[str, typer.Argument(help="Key as <dataset>/<purpose>, e.g. customers/token.")]
+KeyArg = Annotated[str, typer.Argument(help="Key as `<dataset>/<purpose>`, e.g. customers/token.")]
 VersionArg = Annotated[
-    str, typer.Argument(help="Key version as <dataset>/<purpose>@v<N>, e.g. customers/token@v1.")
+    str, typer.Argument(help="Key version as `<dataset>/<purpose>@v<N>`, e.g. customers/token@v1.")
 ]
 
 
@@ -326,7 +323,7 @@ def reidentify_cmd(
         typer.Option(help="The run whose key versions apply (default: latest published)."),
     ] = None,
     with_tokens: Annotated[
-        bool, typer.Option("--with-tokens", help="Print token<TAB>original.")
+        bool, typer.Option("--with-tokens", help="Print `token<TAB>original`.")
     ] = False,
 ) -> None:
     """Write the originals of tokens / FF1 ciphertexts (stewards only, with a purpose;
