@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -39,8 +40,23 @@ def test_run_publishes_every_row_transformed(
     seeded_db: str, conn: psycopg.Connection, policy_text: str
 ) -> None:
     policy = parse_policy(policy_text)
-    summary = run_policy(policy)
+    said: list[str] = []
+    summary = run_policy(policy, progress=said.append)
     assert summary.rows_in == 2000 and summary.rows_published == 2000
+    # Progress: the chunks, then each group of gate checks as it ends (counts only), then
+    # the verdict.
+    steps = [re.fullmatch(r"gate: ([a-zA-Z ,-]+): (\d+) check\(s\), (\d+) failed", m) for m in said]
+    groups = [m.group(1) for m in steps if m]
+    assert groups[-3:] == [
+        "canaries and residual-PII rescan",
+        "Great Expectations suite",
+        "no raw value survives",
+    ]
+    assert "rows against the snapshot, tokens re-derived, raw values in text" in groups
+    assert all(m.group(3) == "0" for m in steps if m)
+    first = next(i for i, m in enumerate(steps) if m)
+    assert said[first - 1].startswith("chunk ") and said[-1].startswith("gate passed")
+    assert sum(int(m.group(2)) for m in steps if m) == int(said[-1].split("(")[1].split()[0])
     out = rows(conn, "SELECT count(*), count(DISTINCT customer_id) FROM anonymized.customers")
     assert out == [(2000, 2000)]
     # Nothing raw survives in a transformed column, nor inside the scrubbed notes. (Names are
@@ -212,14 +228,19 @@ def test_gate_failure_quarantines_and_keeps_the_published_version(
         hides_raw = True
 
     monkeypatch.setitem(registry.OPERATORS, "leaky", Leaky)
+    said: list[str] = []
     with pytest.raises(ValidationFailed) as info:
         run_policy(
             parse_policy(
                 policy_text.replace(
                     "ssn:         {action: ff1, alphabet: digits}", "ssn:         {action: leaky}"
                 )
-            )
+            ),
+            progress=said.append,
         )
+    # Progress already names the group that failed, with counts only.
+    survives = [m for m in said if m.startswith("gate: no raw value survives:")]
+    assert len(survives) == 1 and not survives[0].endswith(" 0 failed")
     assert any(
         r["check"] == "no_raw_value_survives" and r["column"] == "ssn" for r in info.value.reasons
     )

@@ -92,7 +92,8 @@ def validate_cmd(
     pol = load_policy(_policy_file(policy))
     run_id = run or _latest_candidate_run(pol.dataset)
     try:
-        report = validate(pol, run_id).to_dict()
+        say = (lambda m: typer.echo(f"  {m}", err=True)) if fmt == "text" else None
+        report = validate(pol, run_id, progress=say).to_dict()
     except ValidationFailed as exc:
         if fmt == "json":
             typer.echo(

@@ -130,7 +130,7 @@ def run_policy(
             pool.shutdown()
             pool = None
         t = lap("transform", t)
-        report = validate(policy, run_id, keys=keys)
+        report = validate(policy, run_id, keys=keys, progress=say)
         t = lap("validate", t)
         say(f"gate passed ({len(report.checks)} checks)")
         pub = publish(policy, run_id)

@@ -478,10 +478,15 @@ def gate_context(policy: Policy, run_id: str, manifest: dict[str, Any]) -> GateC
 
 
 def validate(
-    policy: Policy, run_id: str, parent: ParentRun | None = None, keys: KeyProvider | None = None
+    policy: Policy,
+    run_id: str,
+    parent: ParentRun | None = None,
+    keys: KeyProvider | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> GateReport:
     """Run the gate on the candidate. On failure: quarantine, record, ``ValidationFailed``.
-    ``keys`` (default: the vault) lets the gate re-derive a sample of tokens."""
+    ``keys`` (default: the vault) lets the gate re-derive a sample of tokens; ``progress``
+    hears of each group of checks as it ends."""
     if keys is None:
         from veilflow.pipeline.keys import default_key_provider
 
@@ -515,7 +520,7 @@ def validate(
                 ]
             )
         else:
-            report = run_gate(conn, ctx)
+            report = run_gate(conn, ctx, progress)
         conn.commit()
         manifest["gate"] = report.to_dict()
         save_manifest(conn, run_id, manifest)

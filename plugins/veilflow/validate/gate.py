@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -134,14 +135,29 @@ def _risk_results(m: RiskMetrics, ctx: GateContext, seconds: float) -> list[Chec
     return out
 
 
-def run_gate(conn: psycopg.Connection, ctx: GateContext) -> GateReport:
+def run_gate(
+    conn: psycopg.Connection,
+    ctx: GateContext,
+    progress: Callable[[str], None] | None = None,
+) -> GateReport:
     """Check the candidate; the caller publishes on pass and quarantines on fail.
 
     The Great Expectations suite runs in a thread of its own, on its own connection, while
     this one runs the SQL checks: PostgreSQL works on both at once, and the seconds GX takes
-    to import overlap the risk checks and the SQL."""
+    to import overlap the risk checks and the SQL. ``progress`` hears of each group of
+    checks as it ends (counts only)."""
     report = GateReport()
     started = time.perf_counter()
+    done = len(report.checks)
+
+    def step(what: str) -> None:
+        nonlocal done
+        new = report.checks[done:]
+        done = len(report.checks)
+        if progress is not None and new:
+            failed = sum(not c.passed for c in new)
+            progress(f"gate: {what}: {len(new)} check(s), {failed} failed")
+
     # Chunks are fresh partitions without statistics; never guess a nested loop over them.
     # Whole-table hash joins and aggregations fit in memory instead of spilling to disk.
     conn.execute("SET enable_nestloop = off")
@@ -160,6 +176,7 @@ def run_gate(conn: psycopg.Connection, ctx: GateContext) -> GateReport:
         report.suppressed_rows = suppressed
         if record:
             report.metrics["risk"] = record
+        step("re-identification risk")
 
         if ctx.great_expectations:
             from veilflow.validate.gx_suite import (
@@ -185,6 +202,7 @@ def run_gate(conn: psycopg.Connection, ctx: GateContext) -> GateReport:
         report.checks.extend(joined_checks(conn, ctx, [key_proof] if key_proof else []))
         report.checks.extend(tokens_rederived(conn, ctx))
         report.checks.extend(raw_values_in_text(conn, ctx, rescan_columns(ctx)))
+        step("rows against the snapshot, tokens re-derived, raw values in text")
 
         expected_canaries = _snapshot_canaries(conn, ctx)
         if expected_canaries or ctx.policy.validation.canaries:
@@ -194,6 +212,7 @@ def run_gate(conn: psycopg.Connection, ctx: GateContext) -> GateReport:
                 check_canaries(conn, _snapshot_name(ctx), _candidate_name(ctx), hiding, prose)
             )
         report.checks.append(residual_pii(conn, ctx, ctx.scanner))
+        step("canaries and residual-PII rescan")
 
         formats_passed: set[str] = set()
         if gx is not None:
@@ -203,7 +222,9 @@ def run_gate(conn: psycopg.Connection, ctx: GateContext) -> GateReport:
             formats_passed = _columns_passing(gx_checks, "format")
             if key_proof is not None:
                 report.checks.extend(_key_token_results(key_proof, gx_checks))
+            step("Great Expectations suite")
         report.checks.extend(no_raw_value_survives(conn, ctx, formats_passed))
+        step("no raw value survives")
     finally:
         pool.shutdown(wait=True)
     conn.execute("RESET enable_nestloop")
