@@ -106,3 +106,17 @@ def test_runs_show_picks_the_run_asked_for(conn: psycopg.Connection) -> None:
     assert veilflow("runs", "show", "--dataset", "a").stdout.startswith("run old of a")
     missing = veilflow("runs", "show", "nope")
     assert missing.returncode == 1 and one_line(missing) == "error: no such run"
+
+
+def test_run_prints_its_progress_and_nothing_else_on_stderr(
+    seeded_db: str, customers_policy_path: Path
+) -> None:
+    out = veilflow("run", str(customers_policy_path))
+    assert out.returncode == 0, out.stderr
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    # Only the run's own progress lines: no library's log chatter without --verbose.
+    assert lines and all(ln.startswith("  ") for ln in lines), out.stderr
+    assert lines[0].startswith("  extracted 2,000 rows")
+    assert any(ln.startswith("  gate: no raw value survives: ") for ln in lines)
+    assert lines[-1].startswith("  gate passed")
+    assert out.stdout.startswith("run ") and "published" in out.stdout.splitlines()[0]

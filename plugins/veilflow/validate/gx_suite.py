@@ -293,6 +293,9 @@ def run_expectations(
     from great_expectations.checkpoint.actions import UpdateDataDocsAction
     from great_expectations.expectations.row_conditions import Column
 
+    # GX pins this module's logger to INFO at import, so its notes on temporary folders
+    # would print even where the application logs warnings only; let it inherit the level.
+    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.NOTSET)
     imported = time.perf_counter()
     context = gx.get_context(mode="ephemeral")
     context.variables.data_docs_sites = {}  # only this run's site, no temporary default one
