@@ -69,7 +69,9 @@ class VeilflowStageOperator(BaseOperator):
                 )
                 return {"chunk": res.index, "rows": res.rows}
             if self.stage == "validate":
-                report = stages.validate(policy, run_id, parent=parent, keys=default_key_provider())
+                report = stages.validate(
+                    policy, run_id, parent=parent, keys=default_key_provider(), progress=log.info
+                )
                 return {"passed": report.passed, "checks": len(report.checks)}
             if self.stage == "publish":
                 pub = stages.publish(policy, run_id, parent=parent)
