@@ -12,16 +12,11 @@ Run: .venv/bin/python benchmarks/audit_verify.py [--rows N]
 from __future__ import annotations
 
 import argparse
-import base64
-import os
 import resource
-import secrets
-import shutil
-import tempfile
 import time
-from pathlib import Path
 
 import psycopg
+from _home import fresh_home, remove_home
 
 
 def main() -> None:
@@ -29,15 +24,11 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     args = ap.parse_args()
 
-    home = Path(tempfile.mkdtemp(prefix="veilflow-bench-audit-"))
-    os.environ["VEILFLOW_HOME"] = str(home)
-    os.environ["VEILFLOW_MASTER_KEY"] = base64.b64encode(secrets.token_bytes(32)).decode()
-    os.environ.pop("VEILFLOW_DATABASE_URL", None)
+    home = fresh_home("veilflow-bench-audit-")
 
     from veilflow.vault.audit import Anchor, anchor_broken, record, verify
     from veilflow.zones.db import zones_url
     from veilflow.zones.migrations import upgrade
-    from veilflow.zones.server import stop_embedded
 
     try:
         with psycopg.connect(zones_url(), autocommit=True) as conn:
@@ -78,8 +69,7 @@ def main() -> None:
         print(f"  check an earlier anchor    {anchored * 1000:>12.1f} ms")
         print(f"  peak RSS {rss:,.0f} MiB")
     finally:
-        stop_embedded(home / "pgdata")
-        shutil.rmtree(home, ignore_errors=True)
+        remove_home(home)
 
 
 if __name__ == "__main__":

@@ -16,18 +16,13 @@ Run: .venv/bin/python benchmarks/vault_overhead.py [--values N] [--rounds N]
 from __future__ import annotations
 
 import argparse
-import base64
-import os
 import resource
-import secrets
-import shutil
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 import pandas as pd
 import psycopg
+from _home import fresh_home, remove_home
 
 from veilflow.transform.base import STRING, ChunkContext, ColumnContext
 from veilflow.transform.keys import DataKey
@@ -83,10 +78,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=9)
     args = ap.parse_args()
 
-    home = Path(tempfile.mkdtemp(prefix="veilflow-bench-vault-"))
-    os.environ["VEILFLOW_HOME"] = str(home)
-    os.environ["VEILFLOW_MASTER_KEY"] = base64.b64encode(secrets.token_bytes(32)).decode()
-    os.environ.pop("VEILFLOW_DATABASE_URL", None)
+    home = fresh_home("veilflow-bench-vault-")
 
     from veilflow.policy import parse_policy
     from veilflow.vault.master import default_master_key
@@ -94,7 +86,6 @@ def main() -> None:
     from veilflow.vault.reidentify import reidentify
     from veilflow.zones.db import connect, zones_url
     from veilflow.zones.migrations import upgrade
-    from veilflow.zones.server import stop_embedded
 
     try:
         url = zones_url()
@@ -232,10 +223,7 @@ def main() -> None:
         print(f"audit rows for the re-identifications: {n[0] if n else 0}")
         print(f"peak RSS {peak_rss_mib():,.0f} MiB")
     finally:
-        from veilflow.config import settings
-
-        stop_embedded(settings().pgdata)
-        shutil.rmtree(home, ignore_errors=True)
+        remove_home(home)
 
 
 if __name__ == "__main__":
