@@ -68,11 +68,7 @@ def _import_denials(conn: Any) -> dict[str, int]:
     from veilflow.vault.denials import import_denials
 
     result = import_denials(conn)
-    log.info(
-        "%d refused statement(s) added to the audit log (%d server log file(s) read)",
-        result.imported,
-        result.files,
-    )
+    log.info("%s", result)
     return {"imported": result.imported, "files": result.files}
 
 
@@ -84,10 +80,7 @@ def _verify(conn: Any, earlier: Any) -> dict[str, Any]:
 
     report = verify(conn)
     if not report.ok:
-        raise AirflowFailException(
-            f"audit chain broken at row {report.broken_at}: {report.reason}"
-            f" ({report.rows} row(s) before it verify)"
-        )
+        raise AirflowFailException(report.failure())
     if isinstance(earlier, dict) and "rows" in earlier and "head" in earlier:
         anchor = Anchor(int(earlier["rows"]), str(earlier["head"]))
         why = anchor_broken(conn, anchor)

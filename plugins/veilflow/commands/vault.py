@@ -250,10 +250,7 @@ def audit_verify(
         report = verify(conn)
         why = anchor_broken(conn, earlier) if report.ok and earlier is not None else None
     if not report.ok:
-        raise AuditChainBroken(
-            f"audit chain broken at row {report.broken_at}: {report.reason} "
-            f"({report.rows} row(s) before it verify)"
-        )
+        raise AuditChainBroken(report.failure())
     if why is not None:
         raise AuditChainBroken(f"audit chain does not hold the anchor: {why}")
     typer.echo(
@@ -290,10 +287,7 @@ def audit_denials() -> None:
 
     with _connect() as conn:
         result = import_denials(conn)
-    typer.echo(
-        f"{result.imported} refused statement(s) added to the audit log"
-        f" ({result.files} server log file(s) read)"
-    )
+    typer.echo(str(result))
 
 
 # ------------------------------------------------------------------------------- reidentify

@@ -165,6 +165,13 @@ class ChainReport:
     def ok(self) -> bool:
         return self.broken_at is None
 
+    def failure(self) -> str:
+        """The one line that reports a broken chain (for a report that is not ``ok``)."""
+        return (
+            f"audit chain broken at row {self.broken_at}: {self.reason}"
+            f" ({self.rows} row(s) before it verify)"
+        )
+
 
 def verify(conn: psycopg.Connection, *, batch: int = 10_000) -> ChainReport:
     """Walk the whole chain in order and recompute every hash; stop at the first broken

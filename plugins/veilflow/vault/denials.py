@@ -53,11 +53,18 @@ class DenialImport:
     imported: int
     files: int
 
+    def __str__(self) -> str:
+        return (
+            f"{self.imported} refused statement(s) added to the audit log"
+            f" ({self.files} server log file(s) read)"
+        )
+
 
 def import_denials(conn: psycopg.Connection[Any]) -> DenialImport:
     """Append every refused statement of this database that the server log holds and the
     audit log does not yet, in log order; return the counts."""
     files = _log_files(conn)
+    directory = _setting(conn, "log_directory")
     done = _resume_points(conn)
     database = _current_database(conn)
     imported = 0
@@ -65,7 +72,7 @@ def import_denials(conn: psycopg.Connection[Any]) -> DenialImport:
         start = done.get(name, 0)
         if size <= start:
             continue
-        data = _read(conn, name, start, size - start)
+        data = _read(conn, f"{directory}/{name}", start, size - start)
         end = data.rfind(b"\n") + 1  # a line still being written waits for the next import
         offset = start
         for line in data[:end].splitlines(keepends=True):
@@ -126,13 +133,12 @@ def _log_files(conn: psycopg.Connection[Any]) -> list[tuple[str, int]]:
     return [(str(r[0]), int(r[1])) for r in rows]
 
 
-def _read(conn: psycopg.Connection[Any], name: str, start: int, length: int) -> bytes:
-    """``length`` bytes of a log file from ``start`` (log files rotate at a few MB)."""
-    directory = _setting(conn, "log_directory")
+def _read(conn: psycopg.Connection[Any], path: str, start: int, length: int) -> bytes:
+    """``length`` bytes of the log file at ``path`` from ``start`` (log files rotate at a few
+    MB)."""
     with _reading_the_log(conn):
         row = conn.execute(
-            "SELECT pg_read_binary_file(%s, %s, %s, true)",
-            (f"{directory}/{name}", start, length),
+            "SELECT pg_read_binary_file(%s, %s, %s, true)", (path, start, length)
         ).fetchone()
     return bytes(row[0]) if row and row[0] is not None else b""
 
