@@ -23,6 +23,7 @@ ROLES = {
     "ml_engineer": "veilflow_ml_engineer",
     "auditor": "veilflow_auditor",
     "admin": "veilflow_admin",
+    "viewer": "veilflow_viewer",
 }
 ZONES = ("restricted", "staging", "anonymized", "quarantine", "governance")
 
