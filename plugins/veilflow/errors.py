@@ -72,7 +72,8 @@ class DatabaseUnavailable(VeilflowError):
 
 
 class TransformError(VeilflowError):
-    """An operator could not transform a column; names column and row keys, never values."""
+    """An operator could not transform a column; names the column and the rows by snapshot
+    ordinal, never a key or a value."""
 
     exit_code = 5
 

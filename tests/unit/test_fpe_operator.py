@@ -256,14 +256,33 @@ def test_email_fallback_keeps_domain() -> None:
     }
 
 
-def test_on_invalid_fail_names_column_and_row_keys_not_values() -> None:
+def test_on_invalid_fail_names_column_and_rows_not_keys_or_values() -> None:
     values, chunk = chunk_of(["123456789", "98765", "12x456789"])
     with pytest.raises(TransformError) as err:
         make(on_invalid="fail").apply(values, chunk)
     message = str(err.value)
-    assert "'card'" in message and "k1" in message and "k2" in message and "k0" not in message
+    assert "'card'" in message and "chunk positions 2, 3" in message
+    assert "k1" not in message and "k2" not in message  # row keys may be personal data too
     assert "98765" not in message and "12x456789" not in message
     assert chunk.counters["card"]["invalid"] == 2
+
+
+def test_on_invalid_fail_names_rows_by_snapshot_ordinal() -> None:
+    values = ["123456789"] * 3 + ["CANARY-VAL-7Q2X"] * 8
+    frame = pd.DataFrame(
+        {
+            "id": [f"CANARY-KEY-{i}" for i in range(len(values))],
+            "_vf_row": pd.Series([str(101 + i) for i in range(len(values))], dtype=STRING),
+            "card": pd.Series(values, dtype=STRING),
+        }
+    )
+    chunk = ChunkContext(frame, "id", row_column="_vf_row")
+    with pytest.raises(TransformError) as err:
+        make(on_invalid="fail").apply(frame["card"], chunk)
+    message = str(err.value)
+    assert "8 value(s)" in message
+    assert "snapshot rows 104, 105, 106, 107, 108 and 3 more (numbered in key order)" in message
+    assert "CANARY" not in message
 
 
 def test_separators_are_configurable() -> None:
@@ -285,15 +304,16 @@ def test_tampered_luhn_ciphertext_fails_loudly() -> None:
     tampered = pd.Series([swapped + first[1:], out[1]], dtype=STRING)
     with pytest.raises(TransformError) as err:
         op.decrypt_values(tampered, chunk)
-    assert "k0" in str(err.value) and "luhn" in str(err.value)
-    assert first[1:] not in str(err.value)
+    assert "chunk position 1" in str(err.value) and "luhn" in str(err.value)
+    assert "k0" not in str(err.value) and first[1:] not in str(err.value)
 
 
 def test_format_mismatch_fails_loudly_on_decrypt() -> None:
     values, chunk = chunk_of(["123456", "12-34", "abcdef"])
     with pytest.raises(TransformError) as err:
         make().decrypt_values(values, chunk)
-    assert "k1" in str(err.value) and "k2" in str(err.value) and "k0" not in str(err.value)
+    assert "chunk positions 2, 3" in str(err.value)
+    assert "k1" not in str(err.value) and "k2" not in str(err.value)
 
 
 def test_wrong_key_is_not_detectable() -> None:

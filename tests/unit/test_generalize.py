@@ -116,9 +116,9 @@ def test_bad_input_names_rows_never_values(
         apply(values, **params)
     message = str(err.value)
     assert "column age" in message and f"{len(bad_rows)} value(s)" in message
-    assert ", ".join(f"r{i}" for i in bad_rows) in message
+    assert "chunk positions " + ", ".join(str(i + 1) for i in bad_rows) in message
     for i in bad_rows:
-        assert values[i] not in message
+        assert values[i] not in message and f"r{i}" not in message
 
 
 @pytest.mark.parametrize(

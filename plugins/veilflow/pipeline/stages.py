@@ -172,15 +172,19 @@ def check_keys(conn: psycopg.Connection, policy: Policy) -> None:
             f"{policy.source.table}: {nulls} row(s) have a NULL key "
             f"{policy.source.key!r}; fix the source or the key"
         )
-    dups = conn.execute(
-        sql.SQL("SELECT {k}::text FROM {s} GROUP BY {k} HAVING count(*) > 1 LIMIT 5").format(
-            k=key, s=src
-        )
-    ).fetchall()
-    if dups:
+    row = conn.execute(
+        sql.SQL(
+            "SELECT count(*), coalesce(sum(n), 0) FROM"
+            " (SELECT count(*) AS n FROM {s} GROUP BY {k} HAVING count(*) > 1) d"
+        ).format(k=key, s=src)
+    ).fetchone()
+    if row is not None and row[0]:
+        # Counts only: the duplicated keys are the source's values (often personal data),
+        # and this message reaches the audit log and task logs.
         raise SourceError(
-            f"{policy.source.table}: duplicate key {policy.source.key!r} "
-            f"at row key(s) {', '.join(d[0] for d in dups)}"
+            f"{policy.source.table}: duplicate key {policy.source.key!r}: {row[0]} key "
+            f"value(s) occur more than once ({row[1]} rows); list them with SELECT "
+            f"{policy.source.key} FROM {policy.source.table} GROUP BY 1 HAVING count(*) > 1"
         )
 
 
@@ -348,7 +352,7 @@ def pin_run_keys(keys: KeyProvider, manifest: dict[str, Any]) -> None:
 
 def transform_frame(plan: Plan, frame: pd.DataFrame) -> tuple[pd.DataFrame, ChunkContext]:
     """Apply every kept column's operator to a chunk (pure: no I/O)."""
-    ctx = ChunkContext(frame=frame, key_column=plan.policy.source.key)
+    ctx = ChunkContext(frame=frame, key_column=plan.policy.source.key, row_column=ROW)
     out = pd.DataFrame(index=frame.index)
     for col in plan.kept:
         assert col.operator is not None

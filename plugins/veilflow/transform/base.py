@@ -18,6 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
@@ -49,20 +50,37 @@ class ColumnContext:
 @dataclass
 class ChunkContext:
     """One chunk: the source frame (for subject or context columns) and counters the run
-    manifest collects, e.g. ``{"email": Counter({"fallback_token": 3})}``."""
+    manifest collects, e.g. ``{"email": Counter({"fallback_token": 3})}``.
+
+    ``row_column`` names the frame's column that numbers the run's snapshot in key order
+    (the pipeline's ``_vf_row``); error messages name rows by it. A row key is never named:
+    keys are often personal data themselves (an email, a customer number), and an error
+    message travels into the run record, lineage, the audit log and task logs."""
 
     frame: pd.DataFrame
     key_column: str
     counters: dict[str, Counter[str]] = field(default_factory=dict)
+    row_column: str | None = None
 
     def count(self, column: str, what: str, n: int = 1) -> None:
         if n:
             self.counters.setdefault(column, Counter())[what] += n
 
-    def row_keys(self, mask: pd.Series) -> list[str]:
-        """Row keys where ``mask`` holds, for error messages (keys, never values)."""
-        keys = self.frame.loc[mask.to_numpy(dtype=bool), self.key_column]
-        return [str(k) for k in keys.head(5)]
+    def row_refs(self, mask: pd.Series | np.ndarray, shown: int = 5) -> str:
+        """The first ``shown`` rows where ``mask`` holds, for error messages: snapshot
+        ordinals ("snapshot rows 12, 40 (numbered in key order)"), or 1-based positions in
+        the chunk when the frame has no ordinal column. Never a key, never a value."""
+        hits = np.flatnonzero(np.asarray(mask, dtype=bool))
+        first = hits[:shown]
+        if self.row_column is not None and self.row_column in self.frame.columns:
+            numbers = [int(v) for v in self.frame[self.row_column].iloc[first]]
+            what, how = "snapshot row", " (numbered in key order)"
+        else:
+            numbers = [int(i) + 1 for i in first]
+            what, how = "chunk position", ""
+        more = f" and {len(hits) - len(first)} more" if len(hits) > len(first) else ""
+        plural = "s" if len(hits) > 1 else ""
+        return f"{what}{plural} {', '.join(map(str, numbers))}{more}{how}"
 
 
 class Operator(ABC, Generic[C]):

@@ -10,8 +10,9 @@ Input is the text PostgreSQL emits for ``date``, ``timestamp`` and ``timestamptz
 ``YYYY-MM-DD``, ``YYYY-MM-DD HH:MM:SS[.ffffff][+HH[:MM[:SS]]]`` (a ``T`` separator and ``Z``
 are accepted too); ``infinity`` / ``-infinity`` stay as they are. Anything else (including BC
 dates and impossible days such as 2023-02-30) stops the chunk with a ``TransformError`` naming
-the column and row keys. A row whose subject is NULL is shifted by an offset drawn from its
-row key instead (counted as ``date_shift_subject_null``).
+the column and the rows by snapshot ordinal (never key or value). A row whose subject is NULL
+is shifted by an offset drawn from its row key instead (counted as
+``date_shift_subject_null``).
 """
 
 from __future__ import annotations
@@ -88,12 +89,11 @@ def format_days(days: np.ndarray) -> pa.Array:
 
 
 def raise_bad_rows(bad: np.ndarray, chunk: ChunkContext, column: str, what: str) -> None:
-    """A ``TransformError`` naming the column, count and first row keys; never a value."""
+    """A ``TransformError`` naming the column, count and first rows (snapshot ordinals);
+    never a key or a value."""
     if bad.any():
-        keys = chunk.row_keys(pd.Series(bad))
         raise TransformError(
-            f"column {column}: {int(bad.sum())} value(s) are not {what} "
-            f"(row keys {', '.join(keys)})"
+            f"column {column}: {int(bad.sum())} value(s) are not {what} (at {chunk.row_refs(bad)})"
         )
 
 

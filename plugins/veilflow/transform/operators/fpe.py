@@ -31,8 +31,8 @@ failed Luhn check with ``luhn``, no ``@`` with ``email``. ``on_invalid: token`` 
 a value (the local part with ``email``) with the deterministic readable token
 ``tok_v<version>_<26 base32 chars>`` (the first 128 bits of HMAC-SHA256 of the UTF-8 value
 under the ``token`` data key, the ``tokenize`` operator's readable form); ``on_invalid: fail``
-raises ``TransformError`` naming the column and row keys. Both count per reason in the
-chunk's counters. NULL stays NULL.
+raises ``TransformError`` naming the column and the rows by snapshot ordinal (never key or
+value). Both count per reason in the chunk's counters. NULL stays NULL.
 
 What decryption can detect (``decrypt_values``). FF1 is a keyed permutation of each length's
 numeral strings: every well-formed ciphertext decrypts to *some* plaintext under *any* key and
@@ -599,7 +599,6 @@ class FF1Encrypt(Operator[FF1Config]):
             return
         mask = np.zeros(len(values), dtype=bool)
         mask[positions] = True
-        keys = chunk.row_keys(pd.Series(mask, index=values.index))
         summary = ", ".join(f"{n} {r.replace('_', ' ')}" for r, n in counts.items())
         if encrypt:
             chunk.count(column, "invalid", total)
@@ -608,7 +607,7 @@ class FF1Encrypt(Operator[FF1Config]):
             chunk.count(column, "not_decryptable", total)
             what = "are not ciphertexts of this ff1 configuration (tampered or foreign)"
         raise TransformError(
-            f"column {column!r}: {total} value(s) {what} ({summary}); row keys {', '.join(keys)}"
+            f"column {column!r}: {total} value(s) {what} ({summary}); at {chunk.row_refs(mask)}"
         )
 
     def _fallback(self, text: pd.Series) -> list[str]:

@@ -89,7 +89,7 @@ class Generalize(Operator[GeneralizeConfig]):
     - numeric buckets: ``{action: generalize, bucket: 10, bottom: 18, top: 90}`` → ``34`` →
       ``30-39``, ``17`` → ``<18``, ``18`` → ``18-19`` (clipped), ``93`` → ``90+``. Labels are
       inclusive integer ranges aligned at 0 (``34.5`` → ``30-39``). Values that are not
-      numbers stop the chunk with a ``TransformError`` naming the row keys.
+      numbers stop the chunk with a ``TransformError`` naming the rows.
     - date truncation: ``{action: generalize, truncate: year}`` → ``1987-04-12`` or
       ``1987-04-12 08:15:00+02`` → ``1987`` (``month`` → ``1987-04``, ``day`` →
       ``1987-04-12``); ``infinity`` stays; unparseable dates stop the chunk.
