@@ -29,6 +29,18 @@ def veilflow_run_id(dataset: str, airflow_run_id: str) -> str:
     return f"{dataset}:{airflow_run_id}"
 
 
+def redact_task_logs() -> None:
+    """Mask PII-shaped text in this task's log, the last line of defence behind messages
+    that carry no value. Airflow 3's task SDK writes the task log through structlog: its
+    own events (a failed task's traceback among them) through structlog's chain, and
+    ``logging`` records through the root handler's ``ProcessorFormatter``; both get
+    ``redact_event`` before their renderer. Idempotent."""
+    from veilflow import log_redaction
+
+    log_redaction.install()
+    log_redaction.install_structlog()
+
+
 class VeilflowStageOperator(BaseOperator):
     """Runs one stage (``extract``, ``transform``, ``validate``, ``publish``, ``cleanup``)
     of the policy at ``policy_path`` for the current DAG run."""
@@ -50,6 +62,7 @@ class VeilflowStageOperator(BaseOperator):
         from veilflow.pipeline.keys import default_key_provider
         from veilflow.policy import load_policy
 
+        redact_task_logs()
         policy = load_policy(self.policy_path)
         run_id = veilflow_run_id(policy.dataset, context["run_id"])
         self._veilflow_run_id = run_id
