@@ -13,8 +13,8 @@
 # image sources a script that is not executable, and its own code is not -u safe.
 set -eo pipefail
 
-: "${AIRFLOW_DB_PASSWORD:?set AIRFLOW_DB_PASSWORD (the airflow login's password)}"
-: "${MARQUEZ_DB_PASSWORD:?set MARQUEZ_DB_PASSWORD (the marquez login's password)}"
+: "${AIRFLOW_DB_PASSWORD:?set AIRFLOW_DB_PASSWORD (password of the login airflow)}"
+: "${MARQUEZ_DB_PASSWORD:?set MARQUEZ_DB_PASSWORD (password of the login marquez)}"
 
 psql -v ON_ERROR_STOP=1 --no-psqlrc --no-password \
   --username "${POSTGRES_USER:-postgres}" --dbname "${POSTGRES_DB:-postgres}" \

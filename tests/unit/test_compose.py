@@ -231,6 +231,21 @@ def test_the_init_script_is_the_servers_and_valid_shell(compose: dict[str, Any])
     assert checked.returncode == 0, checked.stderr
 
 
+@pytest.mark.parametrize("variable", ["AIRFLOW_DB_PASSWORD", "MARQUEZ_DB_PASSWORD"])
+def test_the_init_script_stops_before_the_server_without_a_password(
+    variable: str, tmp_path: Path
+) -> None:
+    """Run with an empty PATH: had it reached psql, the error would name psql, not the
+    variable."""
+    env = {"AIRFLOW_DB_PASSWORD": "a", "MARQUEZ_DB_PASSWORD": "m", variable: "", "PATH": ""}
+    bash = shutil.which("bash") or "/bin/bash"
+    out = subprocess.run(
+        [bash, str(INIT_SCRIPT)], env=env, capture_output=True, text=True, check=False
+    )
+    assert out.returncode != 0
+    assert variable in out.stderr and "psql" not in out.stderr, out.stderr
+
+
 #: A literal after PASSWORD in SQL ('…' or "…"), as opposed to a psql variable (:'name').
 _SQL_PASSWORD_LITERAL = re.compile(r"PASSWORD\s+(E?'|\"|\$\$)", re.IGNORECASE)
 _FROM_ENVIRONMENT = re.compile(r"^\$\{[A-Z][A-Z0-9_]*:\?[^}]*\}$")
