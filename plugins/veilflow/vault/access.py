@@ -1,5 +1,6 @@
 """What each role may do with keys, tokens and the audit log, checked against the role
-membership of the connected login; a refusal is audited before it is raised.
+membership of the role in force (the connected login, or the group role it took with
+``SET ROLE``); a refusal is audited, under the login's name, before it is raised.
 
     pipeline     encrypt / tokenize (draw active data keys; create a dataset's first key)
     steward      re-identify: decrypt / detokenize, with a stated purpose
@@ -7,7 +8,8 @@ membership of the connected login; a refusal is audited before it is raised.
     auditor      read the audit log
     ml_engineer  nothing here (reads the anonymized zone through table grants)
 
-Anything not listed is denied. A superuser passes every check (it passes PostgreSQL's too).
+Anything not listed is denied. A superuser passes every check (it passes PostgreSQL's too),
+unless it took a lesser role with ``SET ROLE``.
 The database enforces the same lines with grants and the ``governance_api`` functions; these
 checks give a clear error and leave the trace.
 """
@@ -40,7 +42,7 @@ MIN_PURPOSE = 8
 
 
 def allowed(conn: psycopg.Connection, capability: str) -> bool:
-    """Whether the connected login holds ``capability`` (no audit row)."""
+    """Whether the role in force holds ``capability`` (no audit row)."""
     holders = CAPABILITIES.get(capability, frozenset())
     if _is_superuser(conn):
         return True
@@ -48,7 +50,7 @@ def allowed(conn: psycopg.Connection, capability: str) -> bool:
 
 
 def _is_superuser(conn: psycopg.Connection) -> bool:
-    row = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = session_user").fetchone()
+    row = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
     return bool(row and row[0])
 
 
@@ -87,7 +89,7 @@ def require(
     purpose: str | None = None,
     count: int | None = None,
 ) -> str:
-    """Pass when the connected login holds ``capability``; otherwise audit the attempt as
+    """Pass when the role in force holds ``capability``; otherwise audit the attempt as
     denied and raise ``AccessDenied``. Returns the login."""
     if not allowed(conn, capability):
         holders = CAPABILITIES.get(capability, frozenset())

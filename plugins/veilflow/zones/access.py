@@ -2,9 +2,11 @@
 zones each login can read or write.
 
 Identity is always the login that connected (``session_user``) and rights are always role
-membership checked by the database (``pg_has_role``); nothing here takes a caller's name on
-trust. Granting and revoking go through ``governance_api.grant_role`` / ``revoke_role``,
-which check that the caller is a ``veilflow_admin`` and audit the change in the same
+membership checked by the database (``pg_has_role``) of the role in force (``current_user``:
+the login itself, or the group role it took with ``SET ROLE``, as the UI's login does);
+nothing here takes a caller's name on trust. Granting and revoking go through
+``governance_api.grant_role`` / ``revoke_role``, which check that the role in force
+(``governance.acting_role()``) is a ``veilflow_admin`` and audit the change in the same
 transaction.
 """
 
@@ -44,11 +46,12 @@ def session_login(conn: psycopg.Connection) -> str:
 
 
 def roles_of(conn: psycopg.Connection) -> frozenset[str]:
-    """Short names of the veilflow roles whose privileges the connected login holds
-    (every role for a superuser)."""
+    """Short names of the veilflow roles whose privileges the role in force holds
+    (``current_user``: the login, or the role it took with ``SET ROLE``; every role for a
+    superuser). A member ``WITH INHERIT FALSE`` holds a role only while it has SET it."""
     row = conn.execute(
         "SELECT coalesce(array_agg(r.rolname::text), '{}') FROM pg_roles r"
-        " WHERE r.rolname = ANY(%s) AND pg_has_role(session_user, r.oid, 'USAGE')",
+        " WHERE r.rolname = ANY(%s) AND pg_has_role(current_user, r.oid, 'USAGE')",
         (list(ROLES.values()),),
     ).fetchone()
     assert row is not None
