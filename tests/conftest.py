@@ -20,6 +20,10 @@ import psycopg
 import pytest
 
 TEST_MASTER_KEY = base64.b64encode(bytes(range(32))).decode()
+#: The password of every login a test makes (``make_login``): the embedded server requires a
+#: password of every login but its superuser, and libpq sends ``PGPASSWORD`` when a URL has
+#: none. Service logins have passwords of their own (``veilflow.zones.logins``).
+TEST_LOGIN_PASSWORD = "veilflow-test-login"
 _counter = itertools.count()
 
 
@@ -30,10 +34,11 @@ def veilflow_home() -> Iterator[Path]:
     home = Path(tempfile.mkdtemp(prefix="veilflow-test-"))
     saved = {
         k: os.environ.get(k)
-        for k in ("VEILFLOW_HOME", "VEILFLOW_MASTER_KEY", "VEILFLOW_DATABASE_URL")
+        for k in ("VEILFLOW_HOME", "VEILFLOW_MASTER_KEY", "VEILFLOW_DATABASE_URL", "PGPASSWORD")
     }
     os.environ["VEILFLOW_HOME"] = str(home)
     os.environ["VEILFLOW_MASTER_KEY"] = TEST_MASTER_KEY
+    os.environ["PGPASSWORD"] = TEST_LOGIN_PASSWORD
     os.environ.pop("VEILFLOW_DATABASE_URL", None)
     yield home
     shutil.rmtree(home, ignore_errors=True)
@@ -132,8 +137,9 @@ def customers_policy_path(tmp_path: Path) -> Path:
 
 
 def make_login(conn: psycopg.Connection, login: str, *roles: str) -> None:
-    """Create (or reset) a LOGIN role that is a member of the given veilflow group roles."""
+    """Create (or reset) a LOGIN role with the test password, a member of the given veilflow
+    group roles."""
     conn.execute(f'DROP ROLE IF EXISTS "{login}"')
-    conn.execute(f'CREATE ROLE "{login}" LOGIN')
+    conn.execute(f"CREATE ROLE \"{login}\" LOGIN PASSWORD '{TEST_LOGIN_PASSWORD}'")
     for r in roles:
         conn.execute(f'GRANT "{r}" TO "{login}"')

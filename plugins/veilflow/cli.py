@@ -56,15 +56,22 @@ def _root(
 # ------------------------------------------------------------------------------- db
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Start the embedded PostgreSQL if needed and apply pending migrations (idempotent)."""
-    from veilflow.zones.db import connect, redact_url, zones_url
+    """Start the embedded PostgreSQL if needed, apply pending migrations (idempotent) and make
+    the service logins, each with its own password (see `veilflow.zones.logins`)."""
+    from veilflow.config import settings
+    from veilflow.zones.db import connect, duty_url, redact_url
+    from veilflow.zones.logins import ensure_logins
     from veilflow.zones.migrations import upgrade
 
-    url = zones_url()
+    url = duty_url("migrate")
+    s = settings()
     with connect(url) as conn:
         applied = upgrade(conn)
+        changed = ensure_logins(conn, s.home, embedded=s.embedded)
     for m in applied:
         typer.echo(f"applied {m.version:04d}_{m.name}")
+    for login in changed:
+        typer.echo(f"login {login}: made or its password set")
     typer.echo(f"database {redact_url(url)} is up to date")
 
 
@@ -74,7 +81,7 @@ def db_status() -> None:
     from veilflow.zones.db import connect
     from veilflow.zones.migrations import status
 
-    with connect() as conn:
+    with connect(duty="migrate") as conn:
         for mig, applied in status(conn):
             typer.echo(f"{mig.version:04d}_{mig.name:30s} {'applied' if applied else 'pending'}")
 
@@ -82,11 +89,22 @@ def db_status() -> None:
 @db_app.command("url")
 def db_url(
     airflow: Annotated[bool, typer.Option(help="Airflow's metadata DB instead.")] = False,
+    duty: Annotated[
+        str,
+        typer.Option(
+            help="Whose login: pipeline, ui, audit, steward, auditor, admin, or migrate "
+            "(the superuser)."
+        ),
+    ] = "pipeline",
 ) -> None:
-    """Print the connection URL (starting the embedded server if needed)."""
-    from veilflow.zones.db import airflow_url, zones_url
+    """Print the connection URL of a duty's login, password included (starting the embedded
+    server if needed); for `psql "$(veilflow db url)"`."""
+    from veilflow.zones.db import airflow_url, duty_url
+    from veilflow.zones.logins import DUTIES
 
-    typer.echo(airflow_url() if airflow else zones_url())
+    if duty not in DUTIES:
+        raise VeilflowError(f"unknown duty {duty!r}; known: {', '.join(DUTIES)}")
+    typer.echo(airflow_url() if airflow else duty_url(duty))
 
 
 @db_app.command("stop")
@@ -118,7 +136,7 @@ def seed(
     from veilflow.zones.db import connect
     from veilflow.zones.migrations import upgrade
 
-    with connect() as conn:
+    with connect(duty="migrate") as conn:
         upgrade(conn)
         conn.autocommit = False
 

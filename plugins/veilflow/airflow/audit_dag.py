@@ -14,10 +14,9 @@ chain cannot show on its own: its newest rows removed.
 
 ``VEILFLOW_AUDIT_SCHEDULE`` sets the schedule (cron or preset, default every 15 minutes);
 ``off`` leaves the DAG out. ``VEILFLOW_AUDIT_DATABASE_URL`` is the login the tasks use
-(default: the zones database's, ``VEILFLOW_DATABASE_URL`` or the embedded superuser): reading
-the server log needs a superuser, or the rights ``veilflow.vault.denials.LOG_READER_RIGHTS``
-names, which read any file under the data directory and which the pipeline's own login
-should not have.
+(default: the audit service login, ``veilflow_audit_svc`` on the embedded server): reading
+the server log needs the rights ``veilflow.vault.denials.LOG_READER_RIGHTS`` names, which
+read any file under the data directory and which the pipeline's own login does not have.
 """
 
 from __future__ import annotations
@@ -57,7 +56,7 @@ class VeilflowAuditOperator(BaseOperator):
     def execute(self, context: Any) -> Any:
         from veilflow.zones.db import connect
 
-        with connect(os.environ.get("VEILFLOW_AUDIT_DATABASE_URL") or None) as conn:
+        with connect(duty="audit") as conn:
             if self.job == "denials":
                 return _import_denials(conn)
             earlier = context["ti"].xcom_pull(task_ids=VERIFY_TASK, include_prior_dates=True)

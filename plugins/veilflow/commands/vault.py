@@ -15,6 +15,7 @@ import typer
 
 from veilflow.commands import command_group
 from veilflow.errors import VeilflowError
+from veilflow.zones.logins import Duty
 
 access_app = command_group("Who may read which zone: grant and revoke veilflow roles.")
 keys_app = command_group("Data keys: versions and states (never their material).")
@@ -26,10 +27,13 @@ VersionArg = Annotated[
 ]
 
 
-def _connect() -> psycopg.Connection:
+def _connect(duty: Duty) -> psycopg.Connection:
+    """A connection as the login of ``duty``: on the embedded server each command connects as
+    the local login that holds just the role it needs; elsewhere, as the person's own login
+    (``VEILFLOW_DATABASE_URL``)."""
     from veilflow.zones.db import connect
 
-    return connect(autocommit=True)
+    return connect(autocommit=True, duty=duty)
 
 
 def _versioned(ref: str) -> tuple[str, str, int]:
@@ -63,7 +67,7 @@ def access_grant(
     from veilflow.vault.access import grant
     from veilflow.zones.access import group_role
 
-    with _connect() as conn:
+    with _connect("admin") as conn:
         created = grant(conn, login, role, create=create)
     typer.echo(
         f"{'created login ' + login + ' and ' if created else ''}granted "
@@ -80,7 +84,7 @@ def access_revoke(
     from veilflow.vault.access import revoke
     from veilflow.zones.access import group_role
 
-    with _connect() as conn:
+    with _connect("admin") as conn:
         was = revoke(conn, login, role)
     typer.echo(
         f"revoked {group_role(role)} from {login}"
@@ -96,7 +100,7 @@ def access_list(
     """Who can read (and write) which zone, from the database catalog (admins only)."""
     from veilflow.vault.access import list_access
 
-    with _connect() as conn:
+    with _connect("admin") as conn:
         rows = list_access(conn)
     if as_json:
         typer.echo(json.dumps([r.__dict__ for r in rows], indent=2))
@@ -117,7 +121,7 @@ def access_list(
 def _manage(action: str, target: str) -> psycopg.Connection:
     from veilflow.vault.access import require
 
-    conn = _connect()
+    conn = _connect("admin")
     try:
         require(conn, "keys.manage", action=action, target=target)
     except BaseException:
@@ -134,7 +138,7 @@ def keys_list(
     from veilflow.vault.access import require
     from veilflow.vault.keys import list_keys
 
-    with _connect() as conn:
+    with _connect("admin") as conn:
         require(conn, "keys.list", action="keys.list", target=dataset or "*")
         versions = list_keys(conn, dataset)
     if not versions:
@@ -245,7 +249,7 @@ def audit_verify(
     from veilflow.vault.audit import Anchor, AuditChainBroken, anchor_broken, verify
 
     earlier = Anchor.parse(anchor) if anchor is not None else None
-    with _connect() as conn:
+    with _connect("auditor") as conn:
         require(conn, "audit.read", action="audit.verify", target="governance.audit_log")
         report = verify(conn)
         why = anchor_broken(conn, earlier) if report.ok and earlier is not None else None
@@ -272,7 +276,7 @@ def audit_tail(
     from veilflow.vault.access import require
     from veilflow.vault.audit import tail
 
-    with _connect() as conn:
+    with _connect("auditor") as conn:
         require(conn, "audit.read", action="audit.tail", target="governance.audit_log")
         for entry in tail(conn, n, action=action, actor=actor):
             typer.echo(entry.line())
@@ -285,7 +289,7 @@ def audit_denials() -> None:
     # in veilflow.vault.denials.LOG_READER_RIGHTS; safe to repeat: nothing is added twice.
     from veilflow.vault.denials import import_denials
 
-    with _connect() as conn:
+    with _connect("audit") as conn:
         result = import_denials(conn)
     typer.echo(str(result))
 
@@ -327,7 +331,7 @@ def reidentify_cmd(
     from veilflow.vault.reidentify import reidentify
 
     pol = load_policy(_policy_file(policy))
-    with _connect() as conn:
+    with _connect("steward") as conn:
         if query is not None:
             tokens: list[str | None] = [
                 None if r[0] is None else str(r[0]) for r in conn.execute(query).fetchall()

@@ -1,30 +1,48 @@
 """Connections to the zones database: the embedded server by default, or
-``VEILFLOW_DATABASE_URL``. Every error says what is wrong without echoing a password."""
+``VEILFLOW_DATABASE_URL``. Every error says what is wrong without echoing a password.
+
+Each connection is made for a duty (``veilflow.zones.logins``), which picks its login:
+
+* ``VEILFLOW_DATABASE_URL`` set (an external server): that URL is this process's own login,
+  for every duty, except ``VEILFLOW_MIGRATE_DATABASE_URL``, ``VEILFLOW_UI_DATABASE_URL`` and
+  ``VEILFLOW_AUDIT_DATABASE_URL``, which, when set, are the logins of those duties;
+* the embedded server: the duty's own login with its password from the state folder, over
+  the server's socket; only ``migrate`` connects as the server's superuser.
+"""
 
 from __future__ import annotations
 
 import logging
-from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
+import os
+from urllib.parse import parse_qsl, quote, urlencode, urlparse, urlunparse
 
 import psycopg
 from psycopg import sql
 
 from veilflow.config import AIRFLOW_DATABASE, ZONES_DATABASE, settings
 from veilflow.errors import DatabaseUnavailable
+from veilflow.zones.logins import LOGINS, Duty, password_for
 from veilflow.zones.server import start_embedded
 
 log = logging.getLogger(__name__)
 
 
 def with_database(
-    url: str, database: str, *, user: str | None = None, driver: str | None = None
+    url: str,
+    database: str,
+    *,
+    user: str | None = None,
+    password: str | None = None,
+    driver: str | None = None,
 ) -> str:
-    """``url`` pointed at another database (and optionally login / SQLAlchemy driver)."""
+    """``url`` pointed at another database (and optionally login, its password, SQLAlchemy
+    driver). A new login drops the old login's password."""
     parts = urlparse(url)
     netloc = parts.netloc
     if user is not None:
         host = netloc.rsplit("@", 1)[-1]
-        netloc = f"{user}@{host}"
+        secret = f":{quote(password, safe='')}" if password else ""
+        netloc = f"{quote(user, safe='')}{secret}@{host}"
     scheme = "postgresql" + (f"+{driver}" if driver else "")
     query = urlencode(parse_qsl(parts.query))
     return urlunparse((scheme, netloc, "/" + database, "", query, ""))
@@ -47,8 +65,33 @@ def server_url() -> str:
     return start_embedded(s.pgdata)
 
 
+#: Duties whose login an environment variable may name apart from ``VEILFLOW_DATABASE_URL``.
+DUTY_URL_ENV: dict[str, str] = {
+    "migrate": "VEILFLOW_MIGRATE_DATABASE_URL",
+    "ui": "VEILFLOW_UI_DATABASE_URL",
+    "audit": "VEILFLOW_AUDIT_DATABASE_URL",
+}
+
+
+def duty_url(duty: Duty) -> str:
+    """URL of the zones database as the login of ``duty`` (see the module docstring)."""
+    own = os.environ.get(DUTY_URL_ENV.get(duty, ""), "")
+    if own:
+        return own
+    s = settings()
+    if s.database_url:
+        return s.database_url
+    superuser = zones_url()
+    if duty == "migrate":
+        return superuser
+    login = LOGINS[duty]
+    password = password_for(login, s.home)
+    return with_database(superuser, ZONES_DATABASE, user=login.name, password=password)
+
+
 def zones_url(*, user: str | None = None) -> str:
-    """URL of the zones database. Embedded: database ``veilflow``, created on first use."""
+    """URL of the zones database (the superuser's on the embedded server). Embedded:
+    database ``veilflow``, created on first use."""
     s = settings()
     if s.database_url:
         return (
@@ -97,9 +140,17 @@ def ensure_database(url: str, name: str) -> None:
 
 
 def connect(
-    url: str | None = None, *, user: str | None = None, autocommit: bool = False
+    url: str | None = None,
+    *,
+    user: str | None = None,
+    autocommit: bool = False,
+    duty: Duty = "pipeline",
 ) -> psycopg.Connection:
-    """A psycopg connection to the zones database (as ``user`` when given)."""
+    """A psycopg connection to the zones database: as the login of ``duty`` (the pipeline's
+    by default), or to ``url`` / as ``user`` when given (the password then comes from the
+    URL or libpq's own sources: ``PGPASSWORD``, ``~/.pgpass``)."""
+    if url is None and user is None:
+        return _connect(duty_url(duty), autocommit=autocommit)
     target = url if url is not None else zones_url(user=user)
     if url is not None and user is not None:
         target = with_database(url, urlparse(url).path.lstrip("/"), user=user)

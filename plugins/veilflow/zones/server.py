@@ -7,6 +7,7 @@ the process that started it exits, so the CLI, Airflow's processes and the tests
 from __future__ import annotations
 
 import logging
+import os
 import re
 import warnings
 from pathlib import Path
@@ -77,8 +78,45 @@ def start_embedded(pgdata: Path) -> str:
         ) from exc
     url = str(server.get_uri())
     _tune(server, url)
+    _require_passwords(server, url)
     _KNOWN[pgdata] = url
     return url
+
+
+#: Who may connect how: the bootstrap superuser without a password over the socket, which
+#: only the server's own system user and root can reach (the socket lives in ``pgdata``,
+#: mode 0700); every other login with a SCRAM-SHA-256 password, over the socket or TCP.
+PG_HBA = """\
+# veilflow: managed by veilflow.zones.server (rewritten when it differs)
+# TYPE  DATABASE  USER      ADDRESS        METHOD
+local   all       {superuser}                trust
+local   all       all                      scram-sha-256
+host    all       all       127.0.0.1/32   scram-sha-256
+host    all       all       ::1/128        scram-sha-256
+"""
+
+
+def _require_passwords(server: Any, url: str) -> None:
+    """Write :data:`PG_HBA` into the server's ``pg_hba.conf`` when it differs (a fresh
+    server trusts every local login) and reload."""
+    import psycopg
+
+    superuser = urlparse(url).username or "postgres"
+    wanted = PG_HBA.format(superuser=superuser)
+    hba = Path(server.pgdata) / "pg_hba.conf"
+    if hba.read_text() == wanted:
+        return
+    owner = hba.stat()
+    hba.write_text(wanted)
+    os.chown(hba, owner.st_uid, owner.st_gid)
+    with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+        conn.execute("SELECT pg_reload_conf()")
+        errors = conn.execute(
+            "SELECT line_number, error FROM pg_hba_file_rules WHERE error IS NOT NULL"
+        ).fetchall()
+    if errors:
+        raise DatabaseUnavailable(f"{hba}: rejected by the server: {errors[0][1]}")
+    log.info("the embedded PostgreSQL now requires passwords for every login but %s", superuser)
 
 
 def _tune(server: Any, url: str) -> None:
