@@ -1,6 +1,10 @@
 """The governance UI through FastAPI's TestClient: a stubbed Airflow auth (tokens ``alice``
-admin, ``victor`` viewer, ``nemo`` without view rights) and a real database with lineage
-events stored by the lineage emitter, run manifests, keys and the audit log.
+Airflow admin, ``victor`` viewer, ``audrey`` viewer mapped to auditor, ``carol`` mapped to
+admin and auditor, ``mel`` mapped to ml_engineer, ``oscar`` with an Airflow role veilflow does
+not know, ``nemo`` without view rights) and a real database with lineage events stored by the
+lineage emitter, run manifests, keys and the audit log. The app connects as its own service
+login, a member of veilflow_viewer, veilflow_auditor and veilflow_admin only WITH INHERIT
+FALSE, SET TRUE, as the deployed UI's login is: it reads nothing unless a page sets a role.
 
 Ground truth comes from the database (role membership, key versions, audit rows) and from the
 hand-made manifest, never from the page under test."""
@@ -8,6 +12,7 @@ hand-made manifest, never from the page under test."""
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -23,6 +28,8 @@ from tests.unit import lineage_support as ls
 from veilflow.lineage.emitter import emit_stage
 from veilflow.ui.app import create_app
 from veilflow.ui.auth import Identity, form_token
+from veilflow.ui.roles import RoleMap, UiConfigError, acting_as
+from veilflow.zones.db import with_database
 
 ORIGIN = "http://testserver"
 RUN_A = "patients:manual__2026-11-20T06:00:00+00:00"
@@ -30,8 +37,15 @@ RUN_B = "patients:scheduled__2026-11-27T06:00:00+00:00"
 USERS = {
     "alice": Identity("alice", is_admin=True, role="ADMIN"),
     "victor": Identity("victor", is_admin=False, role="VIEWER"),
+    "audrey": Identity("audrey", is_admin=False, role="VIEWER"),
+    "carol": Identity("carol", is_admin=False, role="OP"),
+    "mel": Identity("mel", is_admin=False, role="USER"),
+    "oscar": Identity("oscar", is_admin=False, role="Public"),
     "nemo": Identity("nemo", is_admin=False, may_view=False, role=None),
 }
+UI_ROLES = "audrey:auditor, carol:admin+auditor, mel:ml_engineer"
+UI_LOGIN = f"vf_ui_svc_{os.getpid()}"
+UI_GROUPS = ("veilflow_viewer", "veilflow_auditor", "veilflow_admin")
 
 
 async def resolve(token: str) -> Identity | None:
@@ -79,8 +93,27 @@ def store_run(
     )
 
 
+def ui_connect() -> psycopg.Connection:
+    """The app's connection: the UI's service login, to this test's zones database."""
+    url = os.environ["VEILFLOW_DATABASE_URL"]
+    database = url.rsplit("/", 1)[-1].split("?", 1)[0]
+    return psycopg.connect(with_database(url, database, user=UI_LOGIN), autocommit=True)
+
+
 @pytest.fixture
-def ui_db(zones_db: str, tmp_path: Path) -> Iterator[str]:
+def ui_login(conn: psycopg.Connection) -> Iterator[str]:
+    """A login like the deployed UI's: it may SET the UI's group roles and holds none."""
+    from tests.conftest import make_login
+
+    make_login(conn, UI_LOGIN)
+    for group in UI_GROUPS:
+        conn.execute(f'GRANT {group} TO "{UI_LOGIN}" WITH INHERIT FALSE, SET TRUE')
+    yield UI_LOGIN
+    conn.execute(f'DROP ROLE IF EXISTS "{UI_LOGIN}"')
+
+
+@pytest.fixture
+def ui_db(zones_db: str, ui_login: str, tmp_path: Path) -> Iterator[str]:
     docs = tmp_path / "datadocs"
     (docs / "validations").mkdir(parents=True)
     (docs / "index.html").write_text("<html><body>GX data docs index</body></html>")
@@ -102,7 +135,8 @@ def ui_db(zones_db: str, tmp_path: Path) -> Iterator[str]:
 
 
 def client(token: str | None = None, *, bearer: bool = False) -> TestClient:
-    c = TestClient(create_app(resolve, run_link=run_link), base_url=ORIGIN)
+    app = create_app(resolve, connect=ui_connect, run_link=run_link, roles=RoleMap.parse(UI_ROLES))
+    c = TestClient(app, base_url=ORIGIN)
     if token and bearer:
         c.headers["Authorization"] = f"Bearer {token}"
     elif token:
@@ -132,15 +166,13 @@ def svg_texts(html: str) -> list[str]:
 
 
 # ------------------------------------------------------------------------------- auth
-PAGES = [
+READ_PAGES = [
     "/lineage",
     "/lineage/patients",
     "/runs",
     f"/runs/view?run_id={quote(RUN_B)}",
-    "/access",
-    "/keys",
-    "/audit",
 ]
+PAGES = [*READ_PAGES, "/access", "/keys", "/audit"]
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -148,16 +180,198 @@ def test_every_page_refuses_without_a_valid_login(ui_db: str, path: str) -> None
     assert client().get(path).status_code == 401
     assert client("forged").get(path).status_code == 401
     assert client("nemo").get(path).status_code == 403
-    ok = client("victor").get(path)
+    ok = client("carol").get(path)  # admin and auditor: every page
     assert ok.status_code == 200, ok.text[-500:]
-    assert "victor" in ok.text
+    assert "carol" in ok.text
+
+
+def nav(html: str) -> list[str]:
+    bar = re.search(r"<nav>(.*?)</nav>", html, re.S)
+    assert bar, "no navigation"
+    return re.findall(r">([A-Z][a-z]+)</a>", bar.group(1))
+
+
+def refusal(c: TestClient, path: str) -> str:
+    r = c.get(path)
+    assert r.status_code == 403, (path, r.status_code, r.text[-500:])
+    problem = re.search(r'<p class="error-message">([^<]*)</p>', r.text)
+    assert problem, r.text[-500:]
+    return problem.group(1)
+
+
+def test_an_airflow_viewer_sees_lineage_and_runs_only(ui_db: str) -> None:
+    c = client("victor")
+    for path in READ_PAGES:
+        assert c.get(path).status_code == 200, path
+    assert (
+        refusal(c, "/access")
+        == "The Access page needs the veilflow role admin or auditor; Airflow user victor has"
+        " viewer."
+    )
+    assert refusal(c, "/keys").startswith("The Keys page needs the veilflow role admin;")
+    assert refusal(c, "/audit").startswith("The Audit page needs the veilflow role auditor;")
+    assert refusal(c, "/audit?verify_chain=1").startswith("The Audit page needs")
+    page = c.get("/runs").text
+    assert nav(page) == ["Lineage", "Runs"]
+    assert 'class="roles">viewer<' in page
+    # the error page's navigation too: no link to what the person cannot open
+    assert nav(c.get("/keys").text) == ["Lineage", "Runs"]
+
+
+def test_an_auditor_reads_audit_and_access_but_not_keys(ui_db: str) -> None:
+    c = client("audrey")  # Airflow viewer, auditor by VEILFLOW_UI_ROLES
+    audit = c.get("/audit", params={"verify_chain": "1"})
+    assert audit.status_code == 200 and "Audit chain intact" in audit.text
+    access = c.get("/access")
+    assert access.status_code == 200 and "grant-form" not in access.text
+    assert c.get("/lineage/patients").status_code == 200
+    assert refusal(c, "/keys") == (
+        "The Keys page needs the veilflow role admin; Airflow user audrey has auditor."
+    )
+    assert nav(audit.text) == ["Lineage", "Runs", "Access", "Audit"]
+
+
+def test_an_admin_manages_but_reads_the_audit_log_only_if_also_auditor(ui_db: str) -> None:
+    alice = client("alice")  # Airflow admin: veilflow admin, not auditor
+    assert "grant-form" in alice.get("/access").text
+    assert alice.get("/keys").status_code == 200
+    assert refusal(alice, "/audit") == (
+        "The Audit page needs the veilflow role auditor; Airflow user alice has admin."
+    )
+    assert refusal(alice, "/audit?verify_chain=1").startswith("The Audit page needs")
+    assert nav(alice.get("/keys").text) == ["Lineage", "Runs", "Access", "Keys"]
+    assert "audit?action=access" not in alice.get("/access").text  # no link to a 403
+    carol = client("carol")  # mapped admin + auditor
+    assert carol.get("/audit", params={"verify_chain": "1"}).status_code == 200
+    assert nav(carol.get("/audit").text) == ["Lineage", "Runs", "Access", "Keys", "Audit"]
+
+
+@pytest.mark.parametrize("user", ["oscar", "mel"])
+def test_no_page_for_an_unknown_airflow_role_or_a_role_without_pages(ui_db: str, user: str) -> None:
+    c = client(user)
+    for path in PAGES:
+        assert c.get(path).status_code == 403, path
+    has = "no veilflow role" if user == "oscar" else "ml_engineer"
+    assert refusal(c, "/lineage") == (
+        "The Lineage page needs the veilflow role admin, auditor, steward or viewer;"
+        f" Airflow user {user} has {has}."
+    )
+    assert nav(c.get("/runs").text) == []
 
 
 def test_bearer_header_wins_over_the_cookie(ui_db: str) -> None:
     c = client("victor", bearer=True)
     c.cookies.set("_token", "alice")
-    page = c.get("/access").text
-    assert "Airflow user <b>victor</b>" in page and "grant-form" not in page
+    assert c.get("/access").status_code == 403
+    assert "Airflow user <b>victor</b>" in c.get("/runs").text
+
+
+# ------------------------------------------------------------------------------- roles
+def test_ui_roles_come_from_the_airflow_role_unless_configured() -> None:
+    roles = RoleMap.parse(" alice : auditor , carol:admin+auditor")
+    assert roles.roles_for("alice", "ADMIN", is_admin=True) == {"auditor"}  # replaced
+    assert roles.roles_for("carol", "VIEWER", is_admin=False) == {"admin", "auditor"}
+    assert roles.roles_for("dave", "ADMIN", is_admin=True) == {"admin"}
+    for airflow_role in ("VIEWER", "USER", "OP", "Viewer, Public", "op"):
+        assert roles.roles_for("dave", airflow_role, is_admin=False) == {"viewer"}
+    for airflow_role in ("Public", "", None, "ADMIN"):  # ADMIN without the manager's say
+        assert roles.roles_for("dave", airflow_role, is_admin=False) == frozenset()
+    assert RoleMap.parse("   ").overrides == {}
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("alice", "entry 1 ('alice'): write user:role"),
+        (":auditor", "entry 1 (':auditor'): write user:role"),
+        ("alice:b:c", "write user:role"),
+        ("alice:", "an empty role name"),
+        ("alice:admin+", "an empty role name"),
+        ("bob:steward,,", "entry 2 (''): write user:role"),
+        ("alice:root", "unknown veilflow role 'root'; one of"),
+        ("alice:pipeline", "unknown veilflow role 'pipeline'"),
+        ("alice:Auditor", "unknown veilflow role 'Auditor'"),
+        ("a:auditor,a:admin", "entry 2 ('a:admin'): a is named twice"),
+    ],
+)
+def test_a_malformed_role_setting_is_refused_with_the_reason(value: str, problem: str) -> None:
+    with pytest.raises(UiConfigError, match=re.escape(problem)) as err:
+        RoleMap.parse(value)
+    assert str(err.value).startswith("VEILFLOW_UI_ROLES entry ")
+
+
+def test_a_malformed_role_setting_closes_every_page(
+    ui_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VEILFLOW_UI_ROLES", "audrey:auditor,bob:root")
+    app = create_app(resolve, connect=ui_connect)
+    for token in ("victor", "alice", "audrey"):
+        c = TestClient(app, base_url=ORIGIN)
+        c.cookies.set("_token", token)
+        for path in ("/lineage", "/audit"):
+            r = c.get(path)
+            assert r.status_code == 500, (token, path)
+            assert "unknown veilflow role &#39;root&#39;" in r.text
+    assert TestClient(app, base_url=ORIGIN).get("/lineage").status_code == 401  # says nothing
+
+
+# ------------------------------------------------------------------------------- database role
+def test_the_ui_login_alone_reads_nothing(ui_db: str) -> None:
+    with ui_connect() as c, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        c.execute("SELECT count(*) FROM governance.runs")
+
+
+def test_work_runs_as_the_chosen_group_role_read_only(ui_db: str) -> None:
+    with acting_as(ui_connect, "veilflow_viewer") as c:
+        row = c.execute(
+            "SELECT session_user::text, current_user::text,"
+            " current_setting('transaction_read_only')"
+        ).fetchone()
+        assert row == (UI_LOGIN, "veilflow_viewer", "on")
+        assert c.execute("SELECT count(*) FROM governance.runs").fetchone() == (2,)
+        # what a viewer may not read stays unreadable, whatever a page's code asks
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            c.execute("SELECT count(*) FROM governance.audit_log")
+    with acting_as(ui_connect, "veilflow_admin") as c:
+        c.execute("SELECT count(*) FROM governance.data_keys")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):  # admins do not read it
+            c.execute("SELECT count(*) FROM governance.audit_log")
+    with acting_as(ui_connect, "veilflow_auditor") as c:
+        c.execute("SELECT count(*) FROM governance.audit_log")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            c.execute("SELECT count(*) FROM governance.data_keys")
+    # a page is read-only even as a role that may write; an action is not
+    with (
+        acting_as(ui_connect, "veilflow_admin") as c,
+        pytest.raises(psycopg.errors.ReadOnlySqlTransaction),
+    ):
+        c.execute("UPDATE governance.data_keys SET state = state")
+    with acting_as(ui_connect, "veilflow_admin", read_only=False) as c:
+        c.execute("UPDATE governance.data_keys SET state = state")
+
+
+def test_a_group_role_the_login_may_not_take_is_a_clear_error(ui_db: str) -> None:
+    with (
+        pytest.raises(UiConfigError, match=f"login {UI_LOGIN} cannot act as veilflow_steward"),
+        acting_as(ui_connect, "veilflow_steward"),
+    ):
+        pass
+
+
+def test_a_page_cannot_read_more_than_its_role_even_for_an_auditor(
+    ui_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Runs page with a bug that reads the audit log fails, even when the person asking
+    (carol) may read the audit log: the page runs as veilflow_viewer."""
+    from veilflow.ui import queries
+
+    def leaky(conn: psycopg.Connection, **_: Any) -> list[queries.RunRow]:
+        conn.execute("SELECT * FROM governance.audit_log").fetchall()
+        return []
+
+    monkeypatch.setattr(queries, "runs", leaky)
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="audit_log"):
+        client("carol").get("/runs")
 
 
 # ------------------------------------------------------------------------------- lineage
@@ -297,7 +511,7 @@ def test_admin_grants_and_revokes_a_role_audited_with_the_airflow_user(ui_db: st
             assert not member(conn, "vf_ui_analyst", "veilflow_ml_engineer")
             revoked = ui_audit(conn, "ui.access.revoke")[-1][2]
             assert revoked["airflow_user"] == "alice" and revoked["was_member"] is True
-            audit_page = c.get("/audit", params={"airflow_user": "alice"}).text
+            audit_page = client("audrey").get("/audit", params={"airflow_user": "alice"}).text
             assert "ui.access.grant" in audit_page and "ui.access.revoke" in audit_page
         finally:
             conn.execute('DROP ROLE IF EXISTS "vf_ui_analyst"')
@@ -311,11 +525,15 @@ def test_non_admins_and_forged_posts_change_nothing(ui_db: str) -> None:
         try:
             grant = {"login": "vf_ui_target", "role": "steward"}
             viewer = client("victor")
-            assert "grant-form" not in viewer.get("/access").text
-            assert post(viewer, "/access/grant", grant, token="victor").status_code == 403
-            denied = ui_audit(conn, "ui.access.grant")
-            assert denied and denied[-1][1] == "denied"
-            assert denied[-1][2]["airflow_user"] == "victor"
+            assert viewer.get("/access").status_code == 403
+            assert "grant-form" not in client("audrey").get("/access").text
+            for who in ("victor", "audrey"):  # neither an admin
+                refused = post(client(who), "/access/grant", grant, token=who)
+                assert refused.status_code == 403
+                assert "Granting or revoking roles needs the veilflow role admin" in refused.text
+                denied = ui_audit(conn, "ui.access.grant")
+                assert denied and denied[-1][1] == "denied"
+                assert denied[-1][2]["airflow_user"] == who
             admin = client("alice")
             assert (
                 post(
@@ -357,10 +575,11 @@ def test_keys_page_lists_versions_never_material_and_admins_rotate(ui_db: str) -
         assert got is not None
         wrapped = bytes(got[0])
         viewer = client("victor")
-        html = viewer.get("/keys").text
-        assert "patients/token" in html and "v1" in html and "Rotate" not in html
+        html = client("alice").get("/keys").text
+        assert "patients/token" in html and "v1" in html and "Rotate" in html
         for form in (wrapped.hex(), wrapped.hex()[:16], repr(wrapped)[2:30]):
             assert form not in html
+        assert viewer.get("/keys").status_code == 403
         assert (
             post(viewer, "/keys/rotate", {"key": "patients/token"}, token="victor").status_code
             == 403
@@ -395,7 +614,7 @@ def test_audit_filters_and_chain_verification(ui_db: str) -> None:
             conn, "reidentify.values", target="patients.email", purpose="ticket 42 fraud", count=3
         )
         record(conn, "key.use", target="patients/token", outcome="denied")
-        c = client("victor")
+        c = client("audrey")
         only = c.get("/audit", params={"action": "reidentify"}).text
         assert "reidentify.values" in only and "key.use" not in only
         denied = c.get("/audit", params={"outcome": "denied"}).text
@@ -425,5 +644,5 @@ def test_names_from_the_url_and_the_store_are_escaped(ui_db: str) -> None:
         from veilflow.vault.audit import record
 
         record(conn, "key.use", target=hostile, details={"note": hostile})
-    audit = client("victor").get("/audit").text
+    audit = client("audrey").get("/audit").text
     assert hostile not in audit and "&lt;img src=x" in audit

@@ -3,10 +3,12 @@
 Plugin apps are mounted inside Airflow's API server but Airflow does not guard them, so
 ``veilflow.ui`` calls ``resolve_airflow_user`` on every request with the request's JWT. The
 token is validated by the configured auth manager (signature, expiry, revocation); the user
-may view the pages when the auth manager authorizes a GET on the ``veilflow`` custom view,
+may reach the app when the auth manager authorizes a GET on the ``veilflow`` custom view,
 and is an admin when the auth manager says so in its own terms: SimpleAuthManager's ``ADMIN``
 role, or FAB's ``Admin`` role. Any other auth manager's users are not admins here (fail
-closed) until taught otherwise.
+closed) until taught otherwise. Which pages a user may open is not Airflow's answer: the
+user's Airflow role and admin flag go to ``veilflow.ui.roles``, which maps them (and
+``VEILFLOW_UI_ROLES``) to veilflow roles.
 """
 
 from __future__ import annotations

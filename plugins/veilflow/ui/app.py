@@ -3,13 +3,16 @@ server-side with Jinja2 from the governance tables.
 
 ``create_app`` takes who-is-asking (``TokenResolver``) and, optionally, how to link a run to
 Airflow, from the caller: the Airflow plugin passes Airflow's auth manager and DAG naming,
-tests pass doubles. Nothing here imports Airflow. Every request is authenticated; grant,
-revoke and rotate also need an Airflow admin, a same-origin form post, and are recorded in the
-audit log with the Airflow user's name (the database records its own login as the actor).
+tests pass doubles. Nothing here imports Airflow. Every request is authenticated and every
+page and action checks the caller's veilflow roles (``veilflow.ui.roles``: 403 naming the
+role needed); grant, revoke and rotate also need a same-origin form post, and are recorded in
+the audit log with the Airflow user's name (the database records its own login as the actor).
 
 The app reads and acts through ``connect()`` (default: ``veilflow.zones.db.connect``), as the
-PostgreSQL login configured for veilflow; that login's veilflow roles still bound what the
-vault lets it do.
+UI's PostgreSQL login, always inside ``roles.acting_as``: one transaction per request's work
+with ``SET LOCAL ROLE`` to the group role the page's rule chooses for the caller (read-only
+for pages), so a page cannot read more than its caller may. The vault's checks and the
+database's own grants still apply to that role.
 """
 
 from __future__ import annotations
@@ -38,9 +41,10 @@ from veilflow.ui.auth import (
     Viewer,
     authenticate,
     check_same_origin,
-    require_admin,
+    require,
 )
 from veilflow.ui.graph import column_graph
+from veilflow.ui.roles import RULES, Connect, RoleMap, UiConfigError, acting_as
 from veilflow.vault import access as vault_access
 from veilflow.vault.audit import record, verify
 from veilflow.zones import access as zone_access
@@ -50,7 +54,6 @@ log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).parent / "templates"
 #: (dataset, veilflow run id) -> the run's page in Airflow (path from the Airflow root), or None.
 RunLink = Callable[[str, str], str | None]
-Connect = Callable[[], psycopg.Connection]
 
 PAGES = (
     ("lineage", "Lineage"),
@@ -103,21 +106,40 @@ def create_app(
     connect: Connect | None = None,
     run_link: RunLink | None = None,
     airflow_root: str = "",
+    roles: RoleMap | None = None,
 ) -> FastAPI:
     """The UI as a FastAPI app, to mount under any prefix (the plugin uses ``/veilflow``).
 
-    ``airflow_root``: the Airflow UI's path prefix (for links to DAG runs and the login)."""
+    ``airflow_root``: the Airflow UI's path prefix (for links to DAG runs and the login).
+    ``roles``: who gets which veilflow role (default: ``VEILFLOW_UI_ROLES``, read now; a
+    malformed value makes every request answer 500 with the reason)."""
     connect_db = connect or _default_connect
     env = _environment()
     app = FastAPI(title="veilflow governance", docs_url=None, redoc_url=None, openapi_url=None)
+    try:
+        role_map = roles if roles is not None else RoleMap.from_env()
+        misconfigured: str | None = None
+    except UiConfigError as exc:  # fail closed: no page until the configuration is fixed
+        role_map, misconfigured = RoleMap(), str(exc)
+        log.error("veilflow UI refuses every request: %s", misconfigured)
 
     async def viewer(request: Request) -> Viewer:
-        return await authenticate(request, resolve_user)
+        who = await authenticate(request, resolve_user, role_map)
+        if misconfigured:
+            raise UiConfigError(misconfigured)
+        request.state.viewer = who  # for the navigation of error pages
+        return who
 
     @contextmanager
-    def db() -> Iterator[psycopg.Connection]:
-        with connect_db() as conn:
+    def db(who: Viewer, action: str) -> Iterator[psycopg.Connection]:
+        """The work of ``action`` for ``who``: one transaction as the group role its rule
+        chooses for them (403 first when they may not)."""
+        group = require(who, action)
+        with acting_as(connect_db, group, read_only=RULES[action].read_only) as conn:
             yield conn
+
+    def nav(who: Viewer | None) -> list[tuple[str, str]]:
+        return [(slug, label) for slug, label in PAGES if who is not None and who.can(slug)]
 
     def page(
         request: Request, template: str, who: Viewer, http_status: int = 200, **ctx: Any
@@ -126,7 +148,8 @@ def create_app(
         html = env.get_template(template).render(
             base=base,
             viewer=who,
-            pages=PAGES,
+            pages=nav(who),
+            can=who.can,
             airflow_root=airflow_root,
             current=template.split(".")[0],
             **ctx,
@@ -141,7 +164,9 @@ def create_app(
         outcome: str,
         **details: Any,
     ) -> None:
-        """The Airflow side of an act: which Airflow user asked, through the UI."""
+        """The Airflow side of an act: which Airflow user asked, through the UI. Recorded
+        through the login's own audit entry point (any login may append), never a page's
+        group role."""
         try:
             record(
                 conn,
@@ -158,13 +183,18 @@ def create_app(
                 type(exc).__name__,
             )
 
+    def audit_attempt(who: Viewer, action: str, target: str, outcome: str, **details: Any) -> None:
+        with connect_db() as conn:
+            audit_ui(conn, who, action, target, outcome, **details)
+
     @app.exception_handler(AuthError)
     async def _auth_error(request: Request, exc: AuthError) -> Response:
         base = request.scope.get("root_path", "")
+        who: Viewer | None = getattr(request.state, "viewer", None)
         html = env.get_template("error.html").render(
             base=base,
-            viewer=None,
-            pages=PAGES,
+            viewer=who,
+            pages=nav(who),
             current="",
             problem=exc.message,
             status=exc.status,
@@ -180,6 +210,8 @@ def create_app(
             if isinstance(exc, AccessDenied)
             else 503
             if isinstance(exc, DatabaseUnavailable)
+            else 500
+            if isinstance(exc, UiConfigError)
             else 404
             if isinstance(exc, KeyNotFound)
             else 400
@@ -189,7 +221,8 @@ def create_app(
     # ------------------------------------------------------------------- lineage
     @app.get("/", include_in_schema=False)
     def home(request: Request, who: Viewer = Depends(viewer)) -> Response:
-        return RedirectResponse(f"{request.scope.get('root_path', '')}/lineage", 303)
+        first = next((slug for slug, _ in nav(who)), "lineage")
+        return RedirectResponse(f"{request.scope.get('root_path', '')}/{first}", 303)
 
     @app.get("/lineage", response_class=HTMLResponse)
     def lineage_index(
@@ -200,6 +233,7 @@ def create_app(
         since: str = "",
         until: str = "",
     ) -> Response:
+        require(who, "lineage")
         flt = queries.LineageFilter(policy=_blank(policy), since=_day(since), until=_day(until))
         if _blank(dataset):
             qs = urlencode(flt.query())
@@ -208,7 +242,7 @@ def create_app(
                 f"{quote(dataset.strip(), safe='')}" + (f"?{qs}" if qs else ""),
                 303,
             )
-        with db() as conn:
+        with db(who, "lineage") as conn:
             datasets = queries.lineage_datasets(conn, flt)
         return page(request, "lineage.html", who, flt=flt, datasets=datasets)
 
@@ -224,11 +258,12 @@ def create_app(
         column: str = "",
         offset: int = 0,
     ) -> Response:
+        require(who, "lineage")
         flt = queries.LineageFilter(
             policy=_blank(policy), dataset=dataset, since=_day(since), until=_day(until)
         )
         offset = max(0, offset)
-        with db() as conn:
+        with db(who, "lineage") as conn:
             total, runs = queries.lineage_runs(conn, flt, limit=PAGE_SIZE, offset=offset)
             chosen = _blank(run) or (runs[0].run_id if runs else None)
             lineage = (
@@ -266,10 +301,11 @@ def create_app(
     def runs_index(
         request: Request, who: Viewer = Depends(viewer), dataset: str = "", status: str = ""
     ) -> Response:
+        require(who, "runs")
         st = _blank(status)
         if st is not None and st not in RUN_STATUSES:
             raise AuthError(400, f"unknown status; one of {', '.join(RUN_STATUSES)}")
-        with db() as conn:
+        with db(who, "runs") as conn:
             rows = queries.runs(conn, dataset=_blank(dataset), status=st)
         return page(
             request,
@@ -284,7 +320,7 @@ def create_app(
 
     @app.get("/runs/view", response_class=HTMLResponse)
     def run_view(request: Request, run_id: str, who: Viewer = Depends(viewer)) -> Response:
-        with db() as conn:
+        with db(who, "runs") as conn:
             detail = queries.run_detail(conn, run_id)
         if detail is None:
             raise AuthError(404, f"no run {run_id[:200]!r}")
@@ -314,7 +350,7 @@ def create_app(
     @app.get("/data-docs/{run_id}/{path:path}")
     def data_docs(run_id: str, path: str, who: Viewer = Depends(viewer)) -> Response:
         """The run's Great Expectations Data Docs site (its own files only)."""
-        with db() as conn:
+        with db(who, "runs") as conn:
             detail = queries.run_detail(conn, run_id)
         docs = (detail.manifest.get("gate") or {}).get("data_docs") if detail else None
         if not docs:
@@ -334,7 +370,7 @@ def create_app(
         error: str | None = None,
         status: int = 200,
     ) -> HTMLResponse:
-        with db() as conn:
+        with db(who, "access") as conn:
             grid = vault_access.list_access(conn)
             members = zone_access.members(conn)
             roles = queries.role_zones(conn)
@@ -377,55 +413,43 @@ def create_app(
         check_same_origin(request, who, values.get("form_token"))
         return values
 
+    def _guard(who: Viewer, action: str, ui_action: str, target: str) -> None:
+        """``require`` for a changing request; a refusal is audited with the Airflow user."""
+        try:
+            require(who, action)
+        except AuthError as exc:
+            audit_attempt(who, ui_action, target, "denied", reason=exc.message)
+            raise
+
     def _membership(request: Request, who: Viewer, action: str, form: dict[str, str]) -> Response:
         verb = "grant" if action == "access.grant" else "revoke"
         login = (form.get("login") or "").strip()
         role = (form.get("role") or "").strip()
         target = f"{login} {role}"
-        with db() as conn:
-            try:
-                require_admin(who, f"{verb} roles")
-            except AuthError as exc:
-                audit_ui(conn, who, f"ui.{action}", target, "denied", reason=exc.message)
-                raise
-            if not login or role not in zone_access.ROLES:
-                raise AuthError(
-                    400, f"name a login and one of the roles {', '.join(zone_access.ROLES)}"
-                )
-            try:
+        ui_action = f"ui.{action}"
+        _guard(who, "access.change", ui_action, target)
+        if not login or role not in zone_access.ROLES:
+            raise AuthError(
+                400, f"name a login and one of the roles {', '.join(zone_access.ROLES)}"
+            )
+        try:
+            with db(who, "access.change") as conn:
                 if verb == "grant":
                     changed = vault_access.grant(
                         conn, login, role, create=form.get("create") == "on"
                     )
                 else:
                     changed = vault_access.revoke(conn, login, role)
-            except VeilflowError as exc:
-                audit_ui(
-                    conn,
-                    who,
-                    f"ui.{action}",
-                    target,
-                    "denied" if isinstance(exc, AccessDenied) else "error",
-                    reason=str(exc),
-                )
-                return _access_page(
-                    request,
-                    who,
-                    error=str(exc),
-                    status=403 if isinstance(exc, AccessDenied) else 400,
-                )
-            outcome_detail = (
-                {"login_created": changed} if verb == "grant" else {"was_member": changed}
-            )
-            audit_ui(
-                conn,
-                who,
-                f"ui.{action}",
-                target,
-                "ok",
-                role=zone_access.group_role(role),
-                **outcome_detail,
-            )
+        except (UiConfigError, DatabaseUnavailable):
+            raise
+        except VeilflowError as exc:
+            denied = isinstance(exc, AccessDenied)
+            audit_attempt(who, ui_action, target, "denied" if denied else "error", reason=str(exc))
+            return _access_page(request, who, error=str(exc), status=403 if denied else 400)
+        outcome_detail = {"login_created": changed} if verb == "grant" else {"was_member": changed}
+        audit_attempt(
+            who, ui_action, target, "ok", role=zone_access.group_role(role), **outcome_detail
+        )
         if verb == "grant":
             msg = (
                 f"Created login {login} and granted" if changed else "Granted"
@@ -456,7 +480,7 @@ def create_app(
         error: str | None = None,
         status: int = 200,
     ) -> HTMLResponse:
-        with db() as conn:
+        with db(who, "keys") as conn:
             vault_access.require(conn, "keys.list", action="keys.list", target="*")
             rows = queries.key_inventory(conn)
         keys: dict[str, list[queries.KeyRow]] = {}
@@ -475,34 +499,23 @@ def create_app(
         from veilflow.vault.master import default_master_key
 
         key = (form.get("key") or "").strip()
-        with db() as conn:
-            try:
-                require_admin(who, "rotate keys")
-            except AuthError as exc:
-                audit_ui(conn, who, "ui.key.rotate", key, "denied", reason=exc.message)
-                raise
-            try:
-                dataset, purpose, version = parse_key_ref(key)
-                if version is not None:
-                    raise KeyNotFound(f"{key}: rotate a key, not a version")
+        _guard(who, "keys.rotate", "ui.key.rotate", key)
+        try:
+            dataset, purpose, version = parse_key_ref(key)
+            if version is not None:
+                raise KeyNotFound(f"{key}: rotate a key, not a version")
+            with db(who, "keys.rotate") as conn:
                 vault_access.require(conn, "keys.manage", action="key.rotate", target=key)
                 new = rotate_key(conn, default_master_key(create=False), dataset, purpose)
-            except VeilflowError as exc:
-                audit_ui(
-                    conn,
-                    who,
-                    "ui.key.rotate",
-                    key,
-                    "denied" if isinstance(exc, AccessDenied) else "error",
-                    reason=str(exc),
-                )
-                return _keys_page(
-                    request,
-                    who,
-                    error=str(exc),
-                    status=403 if isinstance(exc, AccessDenied) else 400,
-                )
-            audit_ui(conn, who, "ui.key.rotate", key, "ok", version=new.version)
+        except (UiConfigError, DatabaseUnavailable):
+            raise
+        except VeilflowError as exc:
+            denied = isinstance(exc, AccessDenied)
+            audit_attempt(
+                who, "ui.key.rotate", key, "denied" if denied else "error", reason=str(exc)
+            )
+            return _keys_page(request, who, error=str(exc), status=403 if denied else 400)
+        audit_attempt(who, "ui.key.rotate", key, "ok", version=new.version)
         return _keys_page(request, who, message=f"Rotated {key}: {new.ref} is active.")
 
     @app.post("/keys/rotate", response_class=HTMLResponse)
@@ -525,6 +538,9 @@ def create_app(
         verify_chain: str = "",
         limit: int = 200,
     ) -> Response:
+        require(who, "audit")
+        if verify_chain:
+            require(who, "audit.verify")
         out = _blank(outcome)
         if out is not None and out not in AUDIT_OUTCOMES:
             raise AuthError(400, f"unknown outcome; one of {', '.join(AUDIT_OUTCOMES)}")
@@ -537,12 +553,15 @@ def create_app(
             until=_day(until),
             airflow_user=_blank(airflow_user),
         )
-        with db() as conn:
+        with db(who, "audit") as conn:
             vault_access.require(
                 conn, "audit.read", action="audit.tail", target="governance.audit_log"
             )
             entries = queries.audit_entries(conn, flt, limit=min(max(limit, 1), 2000))
-            chain = verify(conn) if verify_chain else None
+        chain = None
+        if verify_chain:
+            with db(who, "audit.verify") as conn:
+                chain = verify(conn)
         return page(
             request,
             "audit.html",

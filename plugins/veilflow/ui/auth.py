@@ -1,12 +1,14 @@
-"""Who is asking: the Airflow user behind a request, and the guards on changing requests.
+"""Who is asking: the Airflow user behind a request, their veilflow roles, and the guards on
+pages and changing requests.
 
 The UI does not know how Airflow checks a token; the Airflow plugin hands the app a
 ``TokenResolver`` (``veilflow.airflow.ui_auth``) that asks Airflow's auth manager. This module
-only finds the token (``Authorization: Bearer`` first, then Airflow's ``_token`` cookie), turns
-"no token" / "invalid token" / "no view permission" into 401 / 401 / 403, and guards POSTs:
+finds the token (``Authorization: Bearer`` first, then Airflow's ``_token`` cookie), turns
+"no token" / "invalid token" / "no view permission" into 401 / 401 / 403, gives the caller
+their veilflow roles (``veilflow.ui.roles``), and guards:
 
-* only Airflow admins may grant, revoke or rotate (403 otherwise, and the refusal is audited
-  by the route);
+* every page and action by ``require``: 403 naming the veilflow role needed, unless the
+  caller holds one of the roles ``roles.RULES`` lists for it;
 * a POST authenticated by the ambient cookie must come from the same origin (``Origin`` or
   ``Referer`` host equals the request's host) and carry the form token derived from the
   caller's JWT, so another site cannot make the browser act for the user. A bearer header is
@@ -24,6 +26,8 @@ from urllib.parse import urlparse
 
 from starlette.requests import Request
 
+from veilflow.ui.roles import RULES, RoleMap
+
 COOKIE_NAME = "_token"  # Airflow's JWT cookie (airflow.api_fastapi.auth.managers.base_auth_manager)
 
 
@@ -34,7 +38,7 @@ class Identity:
     username: str
     is_admin: bool
     may_view: bool = True
-    role: str | None = None
+    role: str | None = None  # the auth manager's role name(s), comma-separated when several
 
 
 #: Token → the user it names, or None when the token is invalid, expired or revoked.
@@ -46,14 +50,19 @@ class Viewer:
     """The authenticated caller of one request."""
 
     username: str
-    is_admin: bool
-    role: str | None
+    role: str | None  # as Airflow names it
+    roles: frozenset[str]  # veilflow roles (``veilflow.ui.roles``)
     via: Literal["cookie", "bearer"]
     token: str = field(repr=False)
 
     @property
     def form_token(self) -> str:
         return form_token(self.token)
+
+    def can(self, action: str) -> bool:
+        """Whether this caller may use a page or action of ``roles.RULES`` (unknown: no)."""
+        need = RULES.get(action)
+        return need is not None and bool(need.roles & self.roles)
 
 
 class AuthError(Exception):
@@ -84,8 +93,9 @@ def request_token(request: Request) -> tuple[str, Literal["cookie", "bearer"]] |
     return None
 
 
-async def authenticate(request: Request, resolve: TokenResolver) -> Viewer:
-    """The caller, or ``AuthError`` (401 without a valid token, 403 without view rights)."""
+async def authenticate(request: Request, resolve: TokenResolver, role_map: RoleMap) -> Viewer:
+    """The caller with their veilflow roles, or ``AuthError`` (401 without a valid token,
+    403 without view rights)."""
     found = request_token(request)
     if found is None:
         raise AuthError(401, "Log in to Airflow to see veilflow governance.")
@@ -99,8 +109,8 @@ async def authenticate(request: Request, resolve: TokenResolver) -> Viewer:
         raise AuthError(403, f"Airflow user {identity.username} may not view veilflow governance.")
     return Viewer(
         username=identity.username,
-        is_admin=identity.is_admin,
         role=identity.role,
+        roles=role_map.roles_for(identity.username, identity.role, is_admin=identity.is_admin),
         via=via,
         token=token,
     )
@@ -133,10 +143,18 @@ def check_same_origin(request: Request, viewer: Viewer, submitted_token: str | N
         )
 
 
-def require_admin(viewer: Viewer, action: str) -> None:
-    if not viewer.is_admin:
+def require(viewer: Viewer, action: str) -> str:
+    """Pass when the caller may use ``action`` (a key of ``roles.RULES``) and return the
+    group role its database work runs as; otherwise 403 naming the veilflow role needed."""
+    need = RULES[action]
+    group = need.group_for(viewer.roles)
+    if group is None:
+        names = sorted(need.roles)
+        wanted = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+        has = ", ".join(sorted(viewer.roles)) or "no veilflow role"
         raise AuthError(
             403,
-            f"Only Airflow admins may {action}; {viewer.username} is "
-            f"{viewer.role or 'not an admin'}.",
+            f"{need.what} needs the veilflow role {wanted}; "
+            f"Airflow user {viewer.username} has {has}.",
         )
+    return group

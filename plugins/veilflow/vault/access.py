@@ -5,7 +5,7 @@ membership of the role in force (the connected login, or the group role it took 
     pipeline     encrypt / tokenize (draw active data keys; create a dataset's first key)
     steward      re-identify: decrypt / detokenize, with a stated purpose
     admin        manage keys (create, rotate, rewrap, disable, destroy, list) and grants
-    auditor      read the audit log
+    auditor      read the audit log; list who can read which zone
     ml_engineer  nothing here (reads the anonymized zone through table grants)
 
 Anything not listed is denied. A superuser passes every check (it passes PostgreSQL's too),
@@ -34,7 +34,7 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     "keys.manage": frozenset({"admin"}),
     "keys.list": frozenset({"admin"}),
     "access.manage": frozenset({"admin"}),
-    "access.list": frozenset({"admin"}),
+    "access.list": frozenset({"admin", "auditor"}),
     "audit.read": frozenset({"auditor"}),
 }
 
@@ -124,6 +124,6 @@ def revoke(conn: psycopg.Connection, login: str, role: str) -> bool:
 
 
 def list_access(conn: psycopg.Connection) -> list[zone_access.ZoneAccess]:
-    """Who can read / write which zone (admins only; refusals audited)."""
+    """Who can read / write which zone (admins and auditors; refusals audited)."""
     require(conn, "access.list", action="access.list", target="zones")
     return zone_access.zone_access(conn)
