@@ -15,6 +15,7 @@ Every change is audited by a trigger in the same transaction.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -235,9 +236,10 @@ def _set_state(
             (state, dataset, purpose, version),
         )
     log.info("key %s@v%d is now %s", kid, version, state)
-    return _versions(
-        conn, "dataset = %s AND purpose = %s AND version = %s", (dataset, purpose, version)
-    )[0]
+    with conn.transaction():  # leaves a connection without autocommit idle, as it was
+        return _versions(
+            conn, "dataset = %s AND purpose = %s AND version = %s", (dataset, purpose, version)
+        )[0]
 
 
 def disable_key(conn: psycopg.Connection, dataset: str, purpose: str, version: int) -> KeyVersion:
@@ -251,10 +253,86 @@ def enable_key(conn: psycopg.Connection, dataset: str, purpose: str, version: in
 
 
 def destroy_key(conn: psycopg.Connection, dataset: str, purpose: str, version: int) -> KeyVersion:
-    """Crypto-shredding: erase the wrapped material of one version. Irreversible."""
-    return _set_state(
+    """Crypto-shredding: erase the wrapped material of one version. Irreversible.
+
+    Setting the column to NULL leaves the old row version, wrapped bytes included, in the
+    table's file until its space is reused; once the destroy has committed, the table is
+    rewritten into a new file (``VACUUM (FULL)``) so no copy stays behind. What lies outside
+    the table's files (WAL, archives, backups, replicas) is out of reach: see the README,
+    "Key vault". Needs a connection outside any transaction block (VACUUM cannot run inside
+    one) and the MAINTAIN privilege on the table (``veilflow_admin`` has it); both are
+    checked before anything changes. A transaction older than the destroy makes the rewrite
+    keep the old row version: that is an error, and destroying the version again once the
+    transaction has ended rewrites the table again."""
+    _check_can_rewrite(conn)
+    destroyed = _set_state(
         conn, dataset, purpose, version, ("active", "retired", "disabled"), "destroyed", shred=True
     )
+    _rewrite_data_keys(conn, destroyed.ref)
+    return destroyed
+
+
+def _check_can_rewrite(conn: psycopg.Connection) -> None:
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        raise VeilflowError(
+            "destroying a key rewrites governance.data_keys after the destroy commits, which "
+            "cannot happen inside a transaction block; destroy on a connection outside one. "
+            "Nothing was changed."
+        )
+    with conn.transaction():  # its own, so a connection without autocommit stays idle
+        row = conn.execute(
+            "SELECT has_table_privilege('governance.data_keys', 'MAINTAIN')"
+        ).fetchone()
+    if not (row and row[0]):
+        # VACUUM without the privilege only warns and skips the table: the old wrapped
+        # bytes would stay while the destroy reported success.
+        raise VeilflowError(
+            "destroying a key rewrites governance.data_keys, which needs the MAINTAIN "
+            "privilege on it (veilflow_admin has it; run veilflow db upgrade). Nothing was "
+            "changed."
+        )
+
+
+#: VACUUM VERBOSE's count of dead row versions a rewrite had to keep (the server's messages
+#: are English unless lc_messages says otherwise; the embedded server's are).
+_KEPT = re.compile(r"(\d+) dead row versions cannot be removed yet")
+
+
+def _rewrite_data_keys(conn: psycopg.Connection, ref: str) -> None:
+    # A plain VACUUM frees the dead row version's space but can leave its bytes in the page
+    # until reused; VACUUM FULL copies the rows into a new file and drops the old one. It
+    # copies a dead row version too while a transaction older than the destroy could still
+    # see it, which VERBOSE reports.
+    kept = 0
+
+    def count_kept(diag: psycopg.errors.Diagnostic) -> None:
+        nonlocal kept
+        found = _KEPT.search(diag.message_detail or "")
+        kept += int(found.group(1)) if found else 0
+
+    autocommit = conn.autocommit
+    conn.autocommit = True
+    conn.add_notice_handler(count_kept)
+    try:
+        conn.execute("VACUUM (FULL, VERBOSE) governance.data_keys")
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise VeilflowError(
+            f"key {ref} was destroyed, but rewriting governance.data_keys failed ({reason}); "
+            f"its old wrapped bytes stay in the table's files until a repeated "
+            f"'veilflow keys destroy {ref} --yes' rewrites it"
+        ) from exc
+    finally:
+        conn.remove_notice_handler(count_kept)
+        conn.autocommit = autocommit
+    if kept:
+        raise VeilflowError(
+            f"key {ref} was destroyed, but a transaction that began before the destroy is still "
+            f"open in this database, so rewriting governance.data_keys kept {kept} old row "
+            f"version(s), which may hold its wrapped bytes; once that transaction ends, repeat "
+            f"'veilflow keys destroy {ref} --yes' to rewrite the table again"
+        )
+    log.info("rewrote governance.data_keys: no copy of %s's wrapped material is left in it", ref)
 
 
 def rewrap_keys(conn: psycopg.Connection, old: MasterKeyProvider, new: MasterKeyProvider) -> int:
