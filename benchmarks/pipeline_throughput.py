@@ -11,6 +11,10 @@ workers and the rest (the PostgreSQL server). On N cores a run cannot take less 
 than its CPU-seconds / N.
 
     .venv/bin/python benchmarks/pipeline_throughput.py [--rows 100000 1000000]
+
+The run connects as the pipeline's own login, as every run does. ``--logins pipeline
+superuser --repeat 3`` runs each size as both, alternating, each on a server of its own, and
+prints the median rows/s of each and their ratio: the cost of least privilege.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -70,17 +75,22 @@ def own_cpu_seconds(who: int) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def child(rows: int, chunk: int) -> dict[str, Any]:
+def child(rows: int, chunk: int, login: str) -> dict[str, Any]:
+    from veilflow.config import settings
     from veilflow.pipeline.runner import run_policy
     from veilflow.pipeline.seed import seed_customers
     from veilflow.policy import parse_policy
-    from veilflow.zones.db import connect
+    from veilflow.zones.db import connect, duty_url
+    from veilflow.zones.logins import ensure_logins
     from veilflow.zones.migrations import upgrade
 
-    with connect() as conn:
+    with connect(duty="migrate") as conn:
         upgrade(conn)
+        ensure_logins(conn, settings().home, embedded=True)
         conn.autocommit = False
         seed_customers(conn, rows=rows)
+    if login == "superuser":  # every duty's connection then goes to the superuser
+        os.environ["VEILFLOW_DATABASE_URL"] = duty_url("migrate")
     rss_after_seed = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     policy = parse_policy(POLICY % {"chunk": chunk})
     # Busy CPU at each stage's end: the runner says when extract, the last chunk and the
@@ -109,6 +119,7 @@ def child(rows: int, chunk: int) -> dict[str, Any]:
     assert summary.rows_published == rows
     gate = summary.gate.get("metrics", {})
     return {
+        "login": login,
         "gate_checks": gate.get("seconds_per_check", {}),
         "rows": rows,
         "seconds": seconds,
@@ -128,24 +139,40 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--chunk", type=int, default=50_000)
+    ap.add_argument(
+        "--logins",
+        nargs="+",
+        choices=("pipeline", "superuser"),
+        default=["pipeline"],
+        help="whom the run connects as; several: alternate, each on a server of its own",
+    )
+    ap.add_argument("--repeat", type=int, default=1, help="runs of each size and login")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--login", default="pipeline", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.chunk)))
+        print(json.dumps(child(args.child, args.chunk, args.login)))
         return
-    home = tempfile.mkdtemp(prefix="veilflow-bench-")
-    env = {**os.environ, "VEILFLOW_HOME": home}
-    env.pop("VEILFLOW_DATABASE_URL", None)
-    env.setdefault("VEILFLOW_MASTER_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+    envs = {}
+    for login in args.logins:
+        env = {**os.environ, "VEILFLOW_HOME": tempfile.mkdtemp(prefix=f"veilflow-bench-{login}-")}
+        env.pop("VEILFLOW_DATABASE_URL", None)
+        env.setdefault("VEILFLOW_MASTER_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+        envs[login] = env
     results = []
     print(
-        f"{'rows':>10} {'seconds':>8} {'rows/s':>10} {'peak RSS MiB':>13}   "
+        f"{'rows':>10} {'login':>9} {'seconds':>8} {'rows/s':>10} {'peak RSS MiB':>13}   "
         "extract / transform / validate / publish seconds (transform rows/s)"
     )
-    for rows in args.rows:
+    runs = [(rows, login) for rows in args.rows for _ in range(args.repeat) for login in envs]
+    for rows, login in runs:
         out = subprocess.run(
-            [sys.executable, __file__, "--child", str(rows), "--chunk", str(args.chunk)],
-            env=env,
+            [
+                sys.executable,
+                __file__,
+                *("--child", str(rows), "--chunk", str(args.chunk), "--login", login),
+            ],
+            env=envs[login],
             capture_output=True,
             text=True,
             check=True,
@@ -153,7 +180,7 @@ def main() -> None:
         r = json.loads(out.stdout.strip().splitlines()[-1])
         results.append(r)
         print(
-            f"{r['rows']:>10,} {r['seconds']:>8.2f} {r['rows_per_s']:>10,.0f} "
+            f"{r['rows']:>10,} {login:>9} {r['seconds']:>8.2f} {r['rows_per_s']:>10,.0f} "
             f"{r['peak_rss_mib']:>13.0f}   {r['extract_s']:.1f} / {r['transform_s']:.1f} / "
             f"{r['validate_s']:.1f} / {r['publish_s']:.1f} "
             f"({r['rows'] / r['transform_s']:,.0f})"
@@ -175,21 +202,40 @@ def main() -> None:
                 "           CPU-seconds per stage: "
                 + ", ".join(f"{k} {v:.1f}" for k, v in r["stage_cpu_s"].items())
             )
-    if len(results) >= 2:
-        ratio = results[-1]["peak_rss_mib"] / results[0]["peak_rss_mib"]
+    sizes = sorted({r["rows"] for r in results})
+    if len(sizes) >= 2:
+        rss = {n: max(r["peak_rss_mib"] for r in results if r["rows"] == n) for n in sizes}
         print(
-            f"peak RSS ratio {results[-1]['rows']:,} / {results[0]['rows']:,} rows: "
-            f"{ratio:.2f}x (target <= 1.5x)"
+            f"peak RSS ratio {sizes[-1]:,} / {sizes[0]:,} rows: "
+            f"{rss[sizes[-1]] / rss[sizes[0]]:.2f}x (target <= 1.5x)"
         )
     best = min(r["rows_per_s"] for r in results)
     print(f"slowest size: {best:,.0f} rows/s (target >= 100,000 rows/s)")
-    subprocess.run(
-        [sys.executable, "-m", "veilflow.cli", "db", "stop"],
-        env=env,
-        capture_output=True,
-        check=False,
-    )
-    shutil.rmtree(home, ignore_errors=True)
+    if len(envs) > 1:
+        for n in sizes:
+            median = {
+                login: statistics.median(
+                    r["rows_per_s"] for r in results if r["rows"] == n and r["login"] == login
+                )
+                for login in envs
+            }
+            print(
+                f"{n:,} rows, median rows/s: "
+                + ", ".join(f"{login} {v:,.0f}" for login, v in median.items())
+                + (
+                    f"; pipeline / superuser {median['pipeline'] / median['superuser']:.3f}"
+                    if {"pipeline", "superuser"} <= set(median)
+                    else ""
+                )
+            )
+    for env in envs.values():
+        subprocess.run(
+            [sys.executable, "-m", "veilflow.cli", "db", "stop"],
+            env=env,
+            capture_output=True,
+            check=False,
+        )
+        shutil.rmtree(env["VEILFLOW_HOME"], ignore_errors=True)
 
 
 if __name__ == "__main__":
