@@ -3,10 +3,19 @@ the session's embedded PostgreSQL as Airflow's metadata DB, Celery's result back
 zones, and Airflow 3 with the CeleryExecutor as separate processes (api-server, scheduler,
 dag-processor, celery worker with two slots).
 
+With the stack's logins, not the server's superuser: `veilflow db upgrade` runs first as
+airflow-init does (``VEILFLOW_MIGRATE_DATABASE_URL`` the superuser,
+``VEILFLOW_PIPELINE_PASSWORD`` set) and makes ``veilflow_pipeline_svc``; every Airflow process
+gets that login in ``VEILFLOW_DATABASE_URL``, and Airflow's metadata database belongs to a
+login of its own, as the compose file's ``airflow``. No process has ``PGPASSWORD`` to fall
+back on.
+
 The customers DAG is unpaused and triggered from the CLI like an operator would; the test
-waits for the run, then checks the published table, the governance record, and that every
+waits for the run, then checks the published table, the governance record, that every
 task went through Celery: each task instance's Celery task id is in the worker's log next to
-the task instance's id, and Celery's result backend (a table in PostgreSQL) says it succeeded.
+the task instance's id, and Celery's result backend (a table in PostgreSQL) says it succeeded,
+and that the audit log names the pipeline's login for everything the run did, a login which
+may neither read that log nor change a data key.
 
 Everything listens on 127.0.0.1 only (serve-logs is skipped), and every process started here
 (with the task processes they fork, which run in process groups of their own) is stopped at
@@ -28,11 +37,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote, urlparse, urlunparse
 
 import httpx
 import psutil
 import psycopg
 import pytest
+from psycopg import sql
 
 from tests.e2e.conftest import ROOT
 
@@ -40,6 +51,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
 METADATA_DB = "airflow_celery"
+#: Owner of METADATA_DB, as the compose stack's airflow login owns database airflow.
+METADATA_LOGIN = "airflow_celery_owner"
+PIPELINE_LOGIN = "veilflow_pipeline_svc"
 DAG_ID = "veilflow_customers"
 RUN_ID = "manual__celery_topology"
 TASKS = ("extract", "transform", "validate", "publish", "cleanup")
@@ -57,6 +71,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def login_url(server: str, database: str, login: str, password: str, driver: str = "") -> str:
+    """``server`` (the embedded superuser's URL) as ``login`` with its password."""
+    parts = urlparse(server)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    netloc = f"{quote(login, safe='')}:{quote(password, safe='')}@{host}"
+    scheme = "postgresql" + (f"+{driver}" if driver else "")
+    return urlunparse((scheme, netloc, "/" + database, "", parts.query, ""))
+
+
+def without_fallback_password(env: dict[str, str]) -> dict[str, str]:
+    """``env`` without libpq's password sources: every login here names its own."""
+    return {k: v for k, v in env.items() if k not in ("PGPASSWORD", "PGPASSFILE")}
+
+
 def tail(path: Path, chars: int = 3000) -> str:
     try:
         return path.read_text(errors="replace")[-chars:]
@@ -68,10 +96,11 @@ def tail(path: Path, chars: int = 3000) -> str:
 class Topology:
     """The processes of one native CeleryExecutor stack and where they log."""
 
-    env: dict[str, str] = field(repr=False)  # holds the JWT secret and the master key
+    env: dict[str, str] = field(repr=False)  # holds the JWT secret, keys and passwords
     home: Path
     metadata_url: str
     api: str
+    pipeline_url: str = field(repr=False)  # the DAG tasks' login, with its password
     logs: dict[str, Path] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
     seen: dict[int, psutil.Process] = field(default_factory=dict, repr=False)
@@ -196,23 +225,69 @@ def metadata_row(url: str, query: str, *params: object) -> tuple[object, ...] | 
         return conn.execute(query, params).fetchone()
 
 
+def make_pipeline_login(seeded_db: str, veilflow_home: Path) -> str:
+    """``veilflow db upgrade`` as the compose stack's airflow-init runs it; returns the URL
+    of the pipeline's login it made, with its password.
+
+    The password is the session's own for that login (``$VEILFLOW_HOME/secrets``): logins
+    are the whole server's, and other tests of the session connect with it."""
+    from veilflow.zones.logins import LOGINS, password_for
+
+    password = password_for(LOGINS["pipeline"], veilflow_home, create=True)
+    url = login_url(seeded_db, urlparse(seeded_db).path.lstrip("/"), PIPELINE_LOGIN, password)
+    env = without_fallback_password(dict(os.environ))
+    env |= {
+        "VEILFLOW_MIGRATE_DATABASE_URL": seeded_db,
+        "VEILFLOW_DATABASE_URL": url,
+        "VEILFLOW_PIPELINE_PASSWORD": password,
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "veilflow.cli", "db", "upgrade"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT session_user::text, usesuper FROM pg_user WHERE usename = session_user"
+        ).fetchone()
+    assert row == (PIPELINE_LOGIN, False)
+    return url
+
+
 @pytest.fixture
 def celery_topology(
-    pg_server: str, seeded_db: str, customers_policy_path: Path, tmp_path: Path
+    pg_server: str,
+    seeded_db: str,
+    customers_policy_path: Path,
+    veilflow_home: Path,
+    tmp_path: Path,
 ) -> Iterator[Topology]:
     """Redis, api-server, scheduler, dag-processor and a Celery worker on a fresh metadata
-    database, pointed at this test's zones database and a policies folder holding the
-    customers policy (unscheduled: the only run is the one the test triggers)."""
+    database, pointed at this test's zones database as the pipeline's login and a policies
+    folder holding the customers policy (unscheduled: the only run is the one the test
+    triggers)."""
     from veilflow.zones.db import with_database
 
     if not Path(REDIS).exists():
         if os.environ.get("CI"):
             pytest.fail("redis-server is missing; scripts/system-deps.sh installs it")
         pytest.skip("redis-server is not installed (scripts/system-deps.sh installs it)")
+    pipeline_url = make_pipeline_login(seeded_db, veilflow_home)
+    metadata_password = secrets.token_urlsafe(24)
     admin = with_database(pg_server, "postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{METADATA_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{METADATA_DB}"')
+        conn.execute(f'DROP ROLE IF EXISTS "{METADATA_LOGIN}"')
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(METADATA_LOGIN), sql.Literal(metadata_password)
+            )
+        )
+        conn.execute(f'CREATE DATABASE "{METADATA_DB}" OWNER "{METADATA_LOGIN}"')
 
     policies = tmp_path / "policies"
     policies.mkdir()
@@ -230,9 +305,9 @@ def celery_topology(
     home = tmp_path / "airflow_home"
     home.mkdir()
     redis_port, api_port = free_port(), free_port()
-    metadata = with_database(pg_server, METADATA_DB, driver="psycopg2")
+    metadata = login_url(pg_server, METADATA_DB, METADATA_LOGIN, metadata_password, "psycopg2")
     env = {
-        **os.environ,
+        **without_fallback_password(dict(os.environ)),
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
@@ -245,10 +320,11 @@ def celery_topology(
         "AIRFLOW__API__PORT": str(api_port),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata,
         "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{redis_port}/0",
-        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + with_database(pg_server, METADATA_DB),
+        "AIRFLOW__CELERY__RESULT_BACKEND": "db+"
+        + login_url(pg_server, METADATA_DB, METADATA_LOGIN, metadata_password),
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(WORKER_SLOTS),
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
-        "VEILFLOW_DATABASE_URL": seeded_db,
+        "VEILFLOW_DATABASE_URL": pipeline_url,
         "VEILFLOW_POLICIES": str(policies),
         "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
     }
@@ -257,6 +333,7 @@ def celery_topology(
         home=home,
         metadata_url=with_database(pg_server, METADATA_DB),
         api=f"http://127.0.0.1:{api_port}",
+        pipeline_url=pipeline_url,
     )
     try:
         migrated = topology.airflow("db", "migrate", timeout=300)
@@ -331,10 +408,16 @@ def celery_topology(
         yield topology
     finally:
         topology.stop()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{METADATA_DB}" WITH (FORCE)')
+            conn.execute(f'DROP ROLE IF EXISTS "{METADATA_LOGIN}"')
 
 
 def test_customers_dag_runs_on_celery_workers(celery_topology: Topology, seeded_db: str) -> None:
     topology = celery_topology
+    with psycopg.connect(seeded_db) as conn:
+        before = conn.execute("SELECT coalesce(max(seq), 0) FROM governance.audit_log").fetchone()
+    assert before is not None
     unpaused = topology.airflow("dags", "unpause", DAG_ID, "--yes")
     assert unpaused.returncode == 0, unpaused.stdout[-2000:] + unpaused.stderr[-2000:]
     triggered = topology.airflow("dags", "trigger", DAG_ID, "--run-id", RUN_ID)
@@ -410,3 +493,26 @@ def test_customers_dag_runs_on_celery_workers(celery_topology: Topology, seeded_
         chunks = conn.execute("SELECT count(*) FROM governance.run_chunks").fetchone()
     assert runs == [(f"customers:{RUN_ID}", "published", 2000)]
     assert chunks == (CHUNKS,)
+
+    # Everything the run wrote to the audit log (its outcome, the data keys it made) names
+    # the pipeline's login, never the server's superuser, and that login can neither read
+    # the audit log nor change a data key.
+    with psycopg.connect(seeded_db) as conn:
+        audited = conn.execute(
+            "SELECT action, actor, details->>'run_id' FROM governance.audit_log"
+            " WHERE seq > %s ORDER BY seq",
+            before,
+        ).fetchall()
+        key_makers = conn.execute("SELECT DISTINCT created_by FROM governance.data_keys").fetchall()
+    assert ("policy_run", PIPELINE_LOGIN, f"customers:{RUN_ID}") in audited, audited
+    assert any(action == "key.create" for action, _, _ in audited), audited
+    assert {actor for _, actor, _ in audited} == {PIPELINE_LOGIN}, audited
+    assert key_makers == [(PIPELINE_LOGIN,)]
+    with psycopg.connect(topology.pipeline_url) as conn:
+        assert conn.info.user == PIPELINE_LOGIN
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT count(*) FROM governance.audit_log")
+        conn.rollback()
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("UPDATE governance.data_keys SET state = 'disabled'")
+        conn.rollback()
