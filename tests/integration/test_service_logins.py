@@ -45,6 +45,8 @@ def whoami(url: str) -> str:
 
 def test_each_duty_connects_as_its_own_login_with_a_password(embedded: Path) -> None:
     for duty, login in LOGINS.items():
+        if duty == "airflow":  # Airflow's metadata database: the last test
+            continue
         assert whoami(duty_url(duty)) == login.name
         secret = embedded / "secrets" / login.name
         assert stat.S_IMODE(secret.stat().st_mode) == 0o600
@@ -127,3 +129,26 @@ def test_a_run_publishes_as_the_pipeline_login_and_the_audit_log_names_it(
         ).fetchone()
     assert actors == {"veilflow_pipeline_svc"}
     assert owner == ("veilflow_pipeline_svc",)
+
+
+def test_airflow_keeps_its_metadata_as_a_login_that_owns_that_database_only(
+    embedded: Path,
+) -> None:
+    from veilflow.zones import db
+
+    superuser = with_database(duty_url("migrate"), "airflow")
+    db.airflow_url()  # makes the database
+    with psycopg.connect(superuser, autocommit=True) as c:
+        c.execute("CREATE TABLE IF NOT EXISTS left_by_superuser (id int)")
+    db._ENSURED.clear()  # a new process
+    url = db.airflow_url().replace("postgresql+psycopg2://", "postgresql://")
+    assert whoami(url) == "veilflow_airflow_svc"
+    with psycopg.connect(url, autocommit=True) as c:
+        c.execute("DROP TABLE left_by_superuser")  # it owns what the superuser left
+        row = c.execute("SELECT rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user")
+        assert row.fetchone() == (False, False)
+    with (
+        psycopg.connect(url.replace("/airflow?", "/veilflow?")) as zones,
+        pytest.raises(psycopg.errors.InsufficientPrivilege, match="schema governance"),
+    ):
+        zones.execute("SELECT 1 FROM governance.runs")

@@ -21,7 +21,7 @@ from psycopg import sql
 
 from veilflow.config import AIRFLOW_DATABASE, ZONES_DATABASE, settings
 from veilflow.errors import DatabaseUnavailable
-from veilflow.zones.logins import LOGINS, Duty, password_for
+from veilflow.zones.logins import LOGINS, Duty, ensure_database_owner, password_for
 from veilflow.zones.server import start_embedded
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,15 @@ def airflow_url() -> str:
         return with_database(base, AIRFLOW_DATABASE, driver="psycopg2")
     base = start_embedded(s.pgdata)
     ensure_database(base, AIRFLOW_DATABASE)
-    return with_database(base, AIRFLOW_DATABASE, driver="psycopg2")
+    login = LOGINS["airflow"]
+    password = password_for(login, s.home, create=True)
+    if (base, login.name) not in _ENSURED:
+        with _connect(with_database(base, AIRFLOW_DATABASE), autocommit=True) as conn:
+            ensure_database_owner(conn, login, password)
+        _ENSURED.add((base, login.name))
+    return with_database(
+        base, AIRFLOW_DATABASE, user=login.name, password=password, driver="psycopg2"
+    )
 
 
 #: Databases this process already made sure of (one round trip saved per connection).

@@ -45,7 +45,7 @@ from veilflow.errors import VeilflowError
 
 log = logging.getLogger(__name__)
 
-Duty = Literal["migrate", "pipeline", "ui", "audit", "steward", "auditor", "admin"]
+Duty = Literal["migrate", "pipeline", "ui", "audit", "steward", "auditor", "admin", "airflow"]
 DUTIES: tuple[Duty, ...] = ("migrate", "pipeline", "ui", "audit", "steward", "auditor", "admin")
 
 #: The signature of the function that reads the server log (``audit denials``).
@@ -91,6 +91,9 @@ LOGINS: dict[Duty, ServiceLogin] = {
             "auditor", "veilflow_local_auditor", ("veilflow_auditor",), embedded_only=True
         ),
         ServiceLogin("admin", "veilflow_local_admin", ("veilflow_admin",), embedded_only=True),
+        # Airflow's metadata database on the embedded server: the owner of database
+        # ``airflow`` and nothing in the zones (see ``ensure_database_owner``).
+        ServiceLogin("airflow", "veilflow_airflow_svc", embedded_only=True),
     )
 }
 
@@ -141,7 +144,7 @@ def ensure_logins(conn: psycopg.Connection, home: Path, *, embedded: bool) -> li
     changed: list[str] = []
     with conn.transaction():
         for login in LOGINS.values():
-            if login.embedded_only and not embedded:
+            if login.duty == "airflow" or (login.embedded_only and not embedded):
                 continue
             if _ensure(conn, login, password_for(login, home, create=True)):
                 changed.append(login.name)
@@ -213,3 +216,36 @@ def _password_matches(stored: str | None, password: str) -> bool:
     return hmac.compare_digest(
         base64.b64encode(client).decode(), stored_key
     ) and hmac.compare_digest(base64.b64encode(server).decode(), server_key)
+
+
+#: Every object in a database's ``public`` schema that can change owner, by kind.
+_OWNED_OBJECTS = """
+SELECT format('ALTER %%s %%I.%%I OWNER TO %%I', kind, nspname, name, %(owner)s::text)
+  FROM (SELECT CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
+                              WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END AS kind,
+               n.nspname, c.relname AS name, c.relowner AS owner
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
+           AND NOT EXISTS (SELECT 1 FROM pg_depend d  -- a column's sequence follows its table
+                            WHERE d.objid = c.oid AND d.deptype IN ('a', 'i')
+                              AND d.classid = 'pg_class'::regclass)
+        UNION ALL
+        SELECT 'TYPE', n.nspname, t.typname, t.typowner
+          FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+         WHERE n.nspname = 'public' AND t.typtype IN ('e', 'd')) o
+ WHERE o.owner <> (SELECT oid FROM pg_roles WHERE rolname = %(owner)s)
+"""
+
+
+def ensure_database_owner(conn: psycopg.Connection, login: ServiceLogin, password: str) -> None:
+    """Make ``login`` (with ``password``) the owner of the connected database and of what its
+    ``public`` schema holds, so a program that keeps its own schema there (Airflow) runs as
+    that login instead of the superuser. ``conn``: a superuser's, autocommit."""
+    if _ensure(conn, login, password):
+        log.info("login %s made or its password set", login.name)
+    owner = sql.Identifier(login.name)
+    conn.execute(
+        sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(conn.info.dbname), owner)
+    )
+    for (statement,) in conn.execute(_OWNED_OBJECTS, {"owner": login.name}).fetchall():
+        conn.execute(statement)
