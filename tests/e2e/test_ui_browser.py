@@ -1,11 +1,16 @@
 """The governance UI inside the real Airflow UI, driven in headless Chromium.
 
 A customers run with lineage is stored first; then ``airflow standalone`` serves the Airflow
-UI (with the veilflow plugin) on a free port. In the browser: log in to Airflow, open the
-lineage explorer for ``customers`` from Airflow's plugin page, see the column graph, grant a
-role on the Access page, and find the grant in the audit log under the Airflow user's name.
-Screenshots go to ``artifacts/screenshots/``. Without a login, and as a non-admin Airflow
-user, the plugin's endpoints refuse.
+UI (with the veilflow plugin) on a free port, with three Airflow users: ``admin`` (Airflow
+admin: veilflow admin), ``vera`` (Airflow viewer: veilflow viewer) and ``audrey`` (Airflow
+viewer, made a veilflow auditor by ``VEILFLOW_UI_ROLES``). The UI reaches the database as a
+login that may only SET its group roles, as the deployed UI's does.
+
+In the browser: the admin opens the lineage explorer for ``customers`` from Airflow's plugin
+page, sees the column graph, grants a role on the Access page, and is refused the audit log
+(separation of duties); vera sees lineage and runs and is refused access, keys and audit;
+audrey finds the grant in the audit log under the admin's name and verifies the chain.
+Screenshots go to ``artifacts/screenshots/``. Without a login the plugin's endpoints refuse.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -41,6 +47,7 @@ CHROMIUM_ARGS = [
 SHOTS = ROOT / "artifacts" / "screenshots"
 RUN_ID = "customers:manual__2026-11-27T06:00:00+00:00"
 ANALYST = "vf_e2e_analyst"
+UI_LOGIN = "vf_e2e_ui_svc"
 
 
 @dataclass(frozen=True)
@@ -75,8 +82,17 @@ def customers_run(seeded_db: str, customers_policy_path: Path) -> str:
 def airflow_ui(
     airflow_session: dict[str, str], customers_run: str, tmp_path: Path
 ) -> Iterator[AirflowUi]:
-    """`airflow standalone` on a free port against this test's zones database; always
+    """`airflow standalone` on a free port against this test's zones database, the UI as a
+    login that may only SET veilflow_viewer, veilflow_auditor and veilflow_admin; always
     stopped (its whole process group) at the end."""
+    from tests.conftest import make_login
+    from veilflow.zones.db import with_database
+
+    with psycopg.connect(customers_run, autocommit=True) as conn:
+        make_login(conn, UI_LOGIN)
+        for group in ("veilflow_viewer", "veilflow_auditor", "veilflow_admin"):
+            conn.execute(f'GRANT {group} TO "{UI_LOGIN}" WITH INHERIT FALSE, SET TRUE')
+    database = customers_run.rsplit("/", 1)[-1].split("?", 1)[0]
     policies = tmp_path / "policies"  # no DAGs to parse: the UI is what is under test
     policies.mkdir()
     home = tmp_path / "airflow_home"
@@ -86,9 +102,11 @@ def airflow_ui(
         **airflow_session,
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,victor:viewer",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,vera:viewer,audrey:viewer",
         "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "False",
         "VEILFLOW_DATABASE_URL": customers_run,
+        "VEILFLOW_UI_DATABASE_URL": with_database(customers_run, database, user=UI_LOGIN),
+        "VEILFLOW_UI_ROLES": "audrey:auditor",
         "VEILFLOW_POLICIES": str(policies),
     }
     log = tmp_path / "standalone.log"
@@ -131,6 +149,8 @@ def airflow_ui(
             except ProcessLookupError:
                 pass
             proc.wait(timeout=10)
+        with psycopg.connect(customers_run, autocommit=True) as conn:
+            conn.execute(f'DROP ROLE IF EXISTS "{UI_LOGIN}"')
 
 
 def token(ui: AirflowUi, user: str) -> str:
@@ -139,6 +159,31 @@ def token(ui: AirflowUi, user: str) -> str:
     )
     r.raise_for_status()
     return str(r.json()["access_token"])
+
+
+def status_of(ui: AirflowUi, user: str, path: str) -> int:
+    headers = {"Authorization": f"Bearer {token(ui, user)}"}
+    return httpx.get(f"{ui.base}/veilflow{path}", headers=headers, timeout=30).status_code
+
+
+def log_in(browser: Any, ui: AirflowUi, user: str) -> Any:
+    """A fresh browser context logged in to Airflow as ``user`` through its own form."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(60_000)
+    page = context.new_page()
+    page.goto(f"{ui.base}/", wait_until="domcontentloaded")
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", ui.passwords[user])
+    page.click("button:has-text('Sign in')")
+    page.wait_for_url(lambda url: "/auth/login" not in url, timeout=60_000)
+    assert any(c["name"] == "_token" for c in context.cookies())
+    return page
+
+
+def plugin_frame(page: Any, ui: AirflowUi, slug: str) -> Any:
+    """Airflow's plugin page for a veilflow page, and the frame the app renders in."""
+    page.goto(f"{ui.base}/plugin/veilflow-{slug}", wait_until="domcontentloaded")
+    return page.frame_locator(f"iframe[src*='veilflow/{slug}']")
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
@@ -158,15 +203,22 @@ def test_lineage_graph_grant_and_audit_in_the_airflow_ui(
     ]
     base = airflow_ui.base
 
-    # The plugin's endpoints are not Airflow's: without a login they refuse by themselves,
-    # and a non-admin Airflow user sees the pages but may not change grants.
+    # The plugin's endpoints are not Airflow's: without a login they refuse by themselves.
+    # Past Airflow's login, each page asks for its veilflow role.
     assert httpx.get(f"{base}/veilflow/lineage", timeout=30).status_code == 401
-    viewer = {"Authorization": f"Bearer {token(airflow_ui, 'victor')}"}
-    page = httpx.get(f"{base}/veilflow/access", headers=viewer, timeout=30)
-    assert page.status_code == 200 and "grant-form" not in page.text
+    expected = {
+        "vera": {"/lineage": 200, "/runs": 200, "/access": 403, "/keys": 403, "/audit": 403},
+        "audrey": {"/lineage": 200, "/runs": 200, "/access": 200, "/keys": 403, "/audit": 200},
+        "admin": {"/lineage": 200, "/runs": 200, "/access": 200, "/keys": 200, "/audit": 403},
+    }
+    for user, pages in expected.items():
+        got = {path: status_of(airflow_ui, user, path) for path in pages}
+        assert got == pages, user
+    assert status_of(airflow_ui, "vera", "/audit?verify_chain=1") == 403
+    assert status_of(airflow_ui, "admin", "/audit?verify_chain=1") == 403
     refused = httpx.post(
         f"{base}/veilflow/access/grant",
-        headers=viewer,
+        headers={"Authorization": f"Bearer {token(airflow_ui, 'vera')}"},
         timeout=30,
         data={"login": ANALYST, "role": "steward"},
     )
@@ -176,21 +228,9 @@ def test_lineage_graph_grant_and_audit_in_the_airflow_ui(
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            context = browser.new_context(viewport={"width": 1400, "height": 1000})
-            context.set_default_timeout(60_000)
-            page_ = context.new_page()
-
-            # log in through Airflow's own form
-            page_.goto(f"{base}/", wait_until="domcontentloaded")
-            page_.fill("input[name=username]", "admin")
-            page_.fill("input[name=password]", airflow_ui.passwords["admin"])
-            page_.click("button:has-text('Sign in')")
-            page_.wait_for_url(lambda url: "/auth/login" not in url, timeout=60_000)
-            assert any(c["name"] == "_token" for c in context.cookies())
-
-            # the lineage explorer, inside Airflow's plugin page, down to the column graph
-            page_.goto(f"{base}/plugin/veilflow-lineage", wait_until="domcontentloaded")
-            frame = page_.frame_locator("iframe[src*='veilflow/lineage']")
+            # the admin: the lineage explorer, inside Airflow's plugin page, down to the graph
+            page_ = log_in(browser, airflow_ui, "admin")
+            frame = plugin_frame(page_, airflow_ui, "lineage")
             expect(frame.locator("text=Lineage explorer")).to_be_visible()
             frame.locator("table.datasets a", has_text="customers").click()
             graph = frame.locator("svg.lineage-graph")
@@ -203,8 +243,7 @@ def test_lineage_graph_grant_and_audit_in_the_airflow_ui(
             page_.screenshot(path=str(SHOTS / "ui-lineage-customers.png"), full_page=True)
 
             # grant a role on the Access page
-            page_.goto(f"{base}/plugin/veilflow-access", wait_until="domcontentloaded")
-            frame = page_.frame_locator("iframe[src*='veilflow/access']")
+            frame = plugin_frame(page_, airflow_ui, "access")
             form = frame.locator("#grant-form")
             form.locator("input[name=login]").fill(ANALYST)
             form.locator("select[name=role]").select_option("ml_engineer")
@@ -215,9 +254,35 @@ def test_lineage_graph_grant_and_audit_in_the_airflow_ui(
             expect(frame.locator(f"tr[data-login='{ANALYST}']")).to_be_visible()
             page_.screenshot(path=str(SHOTS / "ui-access-granted.png"), full_page=True)
 
-            # the grant in the audit log, under the Airflow user's name; the chain verifies
-            page_.goto(f"{base}/plugin/veilflow-audit", wait_until="domcontentloaded")
-            frame = page_.frame_locator("iframe[src*='veilflow/audit']")
+            # ... and is no auditor: the audit log is not theirs to read
+            frame = plugin_frame(page_, airflow_ui, "audit")
+            expect(frame.locator(".error-message")).to_contain_text(
+                "The Audit page needs the veilflow role auditor; Airflow user admin has admin."
+            )
+            expect(frame.locator("header nav a", has_text="Audit")).to_have_count(0)
+            page_.context.close()
+
+            # vera, an Airflow viewer: lineage and runs, nothing of governance
+            page_ = log_in(browser, airflow_ui, "vera")
+            frame = plugin_frame(page_, airflow_ui, "runs")
+            expect(frame.locator(f"text={RUN_ID}").first).to_be_visible()
+            assert frame.locator("header nav a").all_text_contents() == ["Lineage", "Runs"]
+            for slug, role in (
+                ("access", "admin or auditor"),
+                ("keys", "admin"),
+                ("audit", "auditor"),
+            ):
+                frame = plugin_frame(page_, airflow_ui, slug)
+                expect(frame.locator(".error-message")).to_contain_text(
+                    f"needs the veilflow role {role}; Airflow user vera has viewer."
+                )
+            page_.screenshot(path=str(SHOTS / "ui-viewer-refused-audit.png"), full_page=True)
+            page_.context.close()
+
+            # audrey, an auditor: the grant in the audit log under the admin's name; the
+            # chain verifies
+            page_ = log_in(browser, airflow_ui, "audrey")
+            frame = plugin_frame(page_, airflow_ui, "audit")
             frame.locator("input[name=action]").fill("ui.access.grant")
             frame.locator("#verify-chain").click()
             expect(frame.locator(".flash.chain")).to_contain_text("Audit chain intact")
@@ -225,6 +290,7 @@ def test_lineage_graph_grant_and_audit_in_the_airflow_ui(
             expect(row).to_contain_text("ui.access.grant")
             expect(row).to_contain_text("admin")
             page_.screenshot(path=str(SHOTS / "ui-audit-grant.png"), full_page=True)
+            page_.context.close()
         finally:
             browser.close()
 
@@ -233,9 +299,13 @@ def test_lineage_graph_grant_and_audit_in_the_airflow_ui(
             "SELECT pg_has_role(%s, 'veilflow_ml_engineer', 'USAGE')", (ANALYST,)
         ).fetchone()
         audited = conn.execute(
-            "SELECT details->>'airflow_user', outcome FROM governance.audit_log"
+            "SELECT details->>'airflow_user', outcome, actor FROM governance.audit_log"
             " WHERE action = 'ui.access.grant' AND target = %s ORDER BY seq",
             (f"{ANALYST} ml_engineer",),
+        ).fetchall()
+        granted_by = conn.execute(
+            "SELECT actor FROM governance.audit_log WHERE action = 'access.grant' AND target = %s",
+            (ANALYST,),
         ).fetchall()
         refusals = conn.execute(
             "SELECT details->>'airflow_user' FROM governance.audit_log"
@@ -243,5 +313,7 @@ def test_lineage_graph_grant_and_audit_in_the_airflow_ui(
         ).fetchall()
         conn.execute(f'DROP ROLE IF EXISTS "{ANALYST}"')
     assert member == (True,)
-    assert audited == [("admin", "ok")]
-    assert refusals == [("victor",)]
+    # the UI's SET-only login acted (as veilflow_admin), and the database names it
+    assert audited == [("admin", "ok", UI_LOGIN)]
+    assert granted_by == [(UI_LOGIN,)]
+    assert refusals == [("vera",)]
