@@ -1,5 +1,6 @@
 """One DAG per policy file in the policies folder (``VEILFLOW_POLICIES``, default
-``<project>/policies``). All logic lives in ``veilflow.airflow.dag_factory``."""
+``<project>/policies``); a policy no DAG can be built from is reported by
+``veilflow_policy_errors.py`` instead. All logic lives in ``veilflow.airflow.dag_factory``."""
 
 from __future__ import annotations
 

@@ -5,6 +5,8 @@ The CLI turns any ``VeilflowError`` into one line on stderr and a non-zero exit 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class VeilflowError(Exception):
     """Base of every error veilflow raises on purpose."""
@@ -34,6 +36,20 @@ class PolicyError(VeilflowError):
         parts = [p for p in (where, f"field {field!r}" if field else "") if p]
         prefix = ", ".join(parts)
         super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class BrokenPolicies(PolicyError):
+    """Policy files of one folder that cannot be used, each with its own ``PolicyError``."""
+
+    def __init__(self, errors: Sequence[PolicyError]) -> None:
+        self.errors = tuple(errors)
+        listed = "\n".join(str(e) for e in self.errors)
+        super().__init__(
+            f"{len(self.errors)} broken policy file(s); no DAG is built from them:\n{listed}"
+        )
+
+    def __reduce__(self) -> tuple[type[BrokenPolicies], tuple[tuple[PolicyError, ...]]]:
+        return (type(self), (self.errors,))
 
 
 class SchemaDrift(VeilflowError):

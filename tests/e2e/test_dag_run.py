@@ -37,6 +37,34 @@ def test_one_dag_per_policy_imports_cleanly(
     assert "veilflow" not in errors.stdout
 
 
+def test_a_broken_policy_is_an_import_error_and_the_good_dag_stays(
+    airflow_cli: tuple[AirflowCli, Path], customers_policy_path: Path, pg_server: str
+) -> None:
+    """Through Airflow's own parsing into its metadata database, where an import error of a
+    file also marks every DAG of that file stale (retired from the scheduler and the UI)."""
+    from veilflow.zones.db import with_database
+
+    run, policies = airflow_cli
+    write_policy(policies, customers_policy_path)
+    (policies / "orders.yaml").write_text(
+        customers_policy_path.read_text()
+        .replace("dataset: customers", "dataset: orders")
+        .replace("anonymized.customers", "anonymized.orders")
+        .replace("chunk_rows: 700", "chunk_rows: lots")
+    )
+    out = run("dags", "reserialize")
+    assert out.returncode == 0, out.stderr[-2000:]
+    with psycopg.connect(with_database(pg_server, "airflow_test")) as meta:
+        customers = meta.execute(
+            "SELECT is_stale, has_import_errors FROM dag WHERE dag_id = 'veilflow_customers'"
+        ).fetchone()
+    assert customers == (False, False)
+    errors = run("dags", "list-import-errors", "--output", "plain")
+    assert "veilflow_policy_errors.py" in errors.stdout, errors.stdout + errors.stderr
+    assert f"{policies / 'orders.yaml'}:9, field 'chunk_rows'" in errors.stdout
+    assert "veilflow_policies.py" not in errors.stdout
+
+
 def test_dag_run_publishes_through_mapped_chunks(
     airflow_cli: tuple[AirflowCli, Path], seeded_db: str, customers_policy_path: Path
 ) -> None:

@@ -6,19 +6,27 @@
 Only the policy YAML is read at parse time (no database, no heavy imports): DAG files are
 parsed often. ``cleanup`` is a teardown: it always runs and records/quarantines a run that
 did not publish, and it does not decide the DAG run's state.
+
+A policy that cannot be used (it does not load, Airflow refuses its DAG, or it shares its
+dataset with another) is left out of ``build_dags`` and raised by ``raise_policy_errors``,
+which a DAG file of its own calls: Airflow fails a DAG file that raises as a whole and marks
+every DAG of a file with an import error stale, so the broken policies must not share a file
+with the good ones (docs/adr/0010-broken-policies-are-import-errors.md).
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from airflow.sdk import DAG
+from airflow.sdk.exceptions import AirflowTimetableInvalid
 
 from veilflow.airflow.operators import VeilflowStageOperator
-from veilflow.errors import PolicyError
-from veilflow.policy import discover_policies, load_policy
+from veilflow.errors import BrokenPolicies, PolicyError
+from veilflow.policy import Policy, load_policy, load_policy_folder
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +35,11 @@ def dag_id_for(dataset: str) -> str:
     return f"veilflow_{dataset}"
 
 
-def build_dag(policy_path: Path) -> DAG:
-    """The DAG of one policy file."""
-    policy = load_policy(policy_path)
+def build_dag(policy_path: Path, policy: Policy | None = None) -> DAG:
+    """The DAG of one policy file (``policy``: the file already loaded). A DAG Airflow would
+    refuse is a ``PolicyError`` naming the file, and the line and field when one is at fault."""
+    if policy is None:
+        policy = load_policy(policy_path)
     path = str(policy_path.resolve())
     with DAG(
         dag_id=dag_id_for(policy.dataset),
@@ -44,6 +54,9 @@ def build_dag(policy_path: Path) -> DAG:
             f" (policy hash `{policy.hash[:16]}`)."
         ),
         default_args={"retries": 2, "retry_delay": timedelta(seconds=10)},
+        # Only the DAG file that names the DAG at its top level defines it: the errors file
+        # builds every DAG too, to check it, and must not define them a second time.
+        auto_register=False,
     ) as dag:
         extract = VeilflowStageOperator(task_id="extract", policy_path=path, stage="extract")
         transform = VeilflowStageOperator.partial(
@@ -57,18 +70,58 @@ def build_dag(policy_path: Path) -> DAG:
             task_id="cleanup", policy_path=path, stage="cleanup", retries=0
         )
         extract >> transform >> validate >> publish >> cleanup.as_teardown(setups=extract)
+    # What the DagBag checks, here where the policy's lines are known (Airflow leaves
+    # DAG.validate untyped).
+    try:
+        dag.validate()  # type: ignore[no-untyped-call]
+    except AirflowTimetableInvalid as exc:
+        raise PolicyError(
+            f"not a schedule Airflow knows (a cron expression or a preset such as @daily): {exc}",
+            file=str(policy_path),
+            line=policy.line_of("schedule"),
+            field="schedule",
+        ) from None
+    except Exception as exc:
+        raise PolicyError(
+            f"Airflow refuses this policy's DAG: {type(exc).__name__}: {exc}",
+            file=str(policy_path),
+        ) from None
     return dag
 
 
-def build_dags(policies_dir: Path) -> dict[str, DAG]:
-    """Every policy's DAG by dag id; a broken policy is logged and left out (its error
-    shows as an import error for that file only when built alone)."""
+@dataclass(frozen=True)
+class PolicyDags:
+    """The DAGs of a policies folder by dag id, and an error for each policy left out."""
+
+    dags: dict[str, DAG]
+    errors: tuple[PolicyError, ...]
+
+
+def policy_dags(policies_dir: Path) -> PolicyDags:
+    """Build the DAG of every usable policy in ``policies_dir``; collect the others' errors."""
+    folder = load_policy_folder(policies_dir)
     dags: dict[str, DAG] = {}
-    for path in discover_policies(policies_dir):
+    errors = list(folder.errors)
+    for path, policy in folder.policies.items():
         try:
-            dag = build_dag(path)
+            dag = build_dag(path, policy)
         except PolicyError as exc:
-            log.error("skipping policy %s: %s", path.name, exc)
+            errors.append(exc)
             continue
         dags[dag.dag_id] = dag
-    return dags
+    for error in errors:
+        log.error("policy left out of the DAGs: %s", error)
+    return PolicyDags(dags=dags, errors=tuple(errors))
+
+
+def build_dags(policies_dir: Path) -> dict[str, DAG]:
+    """Every usable policy's DAG by dag id; the broken ones are ``raise_policy_errors``'s."""
+    return policy_dags(policies_dir).dags
+
+
+def raise_policy_errors(policies_dir: Path) -> None:
+    """Raise ``BrokenPolicies`` naming each policy file left out of ``build_dags`` (file,
+    line, field), so Airflow shows it as an import error; return when there is none."""
+    errors = policy_dags(policies_dir).errors
+    if errors:
+        raise BrokenPolicies(errors)

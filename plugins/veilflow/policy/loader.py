@@ -3,6 +3,7 @@ every later error can name the file, the line and the field."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -79,3 +80,46 @@ def discover_policies(folder: str | Path) -> list[Path]:
     """Every ``*.yaml`` / ``*.yml`` policy file in ``folder``, sorted."""
     d = Path(folder)
     return sorted([*d.glob("*.yaml"), *d.glob("*.yml")])
+
+
+@dataclass(frozen=True)
+class PolicyFolder:
+    """The policy files of one folder: those that can be used, by file, and an error for
+    each of the others."""
+
+    policies: dict[Path, Policy] = field(default_factory=dict)
+    errors: tuple[PolicyError, ...] = ()
+
+
+def load_policy_folder(folder: str | Path) -> PolicyFolder:
+    """Load every policy of ``folder``. A file that does not load is an error of its own; two
+    files with the same dataset are both left out (neither silently replaces the other),
+    with an error naming both."""
+    loaded: dict[Path, Policy] = {}
+    errors: list[PolicyError] = []
+    for path in discover_policies(folder):
+        try:
+            loaded[path] = load_policy(path)
+        except PolicyError as exc:
+            errors.append(exc)
+    by_dataset: dict[str, list[Path]] = {}
+    for path, policy in loaded.items():
+        by_dataset.setdefault(policy.dataset, []).append(path)
+    for dataset, paths in by_dataset.items():
+        if len(paths) < 2:
+            continue
+        places = {path: f"{path}:{loaded[path].line_of('dataset')}" for path in paths}
+        for path in paths:
+            others = " and ".join(places[p] for p in paths if p != path)
+            errors.append(
+                PolicyError(
+                    f"dataset {dataset!r} is also the dataset of {others}; a dataset has one "
+                    "policy, so none of them is used until the others name another dataset "
+                    "or are removed",
+                    file=str(path),
+                    line=loaded[path].line_of("dataset"),
+                    field="dataset",
+                )
+            )
+            del loaded[path]
+    return PolicyFolder(policies=loaded, errors=tuple(errors))
