@@ -70,7 +70,7 @@ PAGE_SIZE = 100
 def _default_connect() -> psycopg.Connection:
     from veilflow.zones.db import connect
 
-    return connect(autocommit=True)
+    return connect(autocommit=True, duty="ui")
 
 
 def _environment() -> Environment:
