@@ -97,7 +97,7 @@ def access_revoke(
 def access_list(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
 ) -> None:
-    """Who can read (and write) which zone, from the database catalog (admins only)."""
+    """Who can read (and write) which zone, from the database catalog (admins and auditors)."""
     from veilflow.vault.access import list_access
 
     with _connect("admin") as conn:
