@@ -46,6 +46,7 @@ import pytest
 from psycopg import sql
 
 from tests.e2e.conftest import ROOT
+from tests.tooling import require
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -272,10 +273,7 @@ def celery_topology(
     triggers)."""
     from veilflow.zones.db import with_database
 
-    if not Path(REDIS).exists():
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is missing; scripts/system-deps.sh installs it")
-        pytest.skip("redis-server is not installed (scripts/system-deps.sh installs it)")
+    require(Path(REDIS).exists(), "redis-server", "scripts/system-deps.sh installs it")
     pipeline_url = make_pipeline_login(seeded_db, veilflow_home)
     metadata_password = secrets.token_urlsafe(24)
     admin = with_database(pg_server, "postgres")

@@ -31,6 +31,7 @@ import psycopg
 import pytest
 
 from tests.e2e.conftest import ROOT
+from tests.tooling import needs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -186,7 +187,7 @@ def plugin_frame(page: Any, ui: AirflowUi, slug: str) -> Any:
     return page.frame_locator(f"iframe[src*='veilflow/{slug}']")
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
+@needs(CHROMIUM.exists(), "Debian's chromium", "scripts/system-deps.sh installs it")
 def test_lineage_graph_grant_and_audit_in_the_airflow_ui(
     airflow_ui: AirflowUi, customers_policy_path: Path
 ) -> None:

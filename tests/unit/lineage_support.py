@@ -6,8 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
+from tests.tooling import require
 from veilflow.pipeline.manifest import column_entries
 from veilflow.pipeline.plan import plan_policy
 from veilflow.policy import parse_policy
@@ -49,11 +48,12 @@ RUN_ID = "scheduled__2026-11-27T06:00:00+00:00"
 
 
 def require_spec() -> Path:
-    if not (SPEC_DIR / "OpenLineage.json").is_file():
-        pytest.skip(
-            f"official OpenLineage schemas not found at {SPEC_DIR} "
-            "(expected ../shared/openlineage-spec beside the checkout)"
-        )
+    require(
+        (SPEC_DIR / "OpenLineage.json").is_file(),
+        f"the official OpenLineage schemas at {SPEC_DIR}",
+        "copy spec/OpenLineage.json and spec/facets/ of github.com/OpenLineage/OpenLineage"
+        " to ../shared/openlineage-spec beside the checkout",
+    )
     return SPEC_DIR
 
 

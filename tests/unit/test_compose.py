@@ -17,6 +17,8 @@ from urllib.parse import unquote, urlparse
 import pytest
 import yaml
 
+from tests.tooling import require
+
 ROOT = Path(__file__).resolve().parents[2]
 INIT_SCRIPT = ROOT / "docker" / "postgres-init.sh"
 AIRFLOW_SERVICES = {
@@ -52,10 +54,8 @@ PASSWORD_OF = {
 
 def _docker_compose() -> str:
     exe = shutil.which("docker-compose")
-    if exe is None:
-        if os.environ.get("CI"):
-            pytest.fail("docker-compose is missing; scripts/system-deps.sh installs it")
-        pytest.skip("docker-compose not installed (apt-get install docker-compose)")
+    require(exe is not None, "docker-compose", "scripts/system-deps.sh installs it")
+    assert exe is not None
     return exe
 
 
