@@ -96,7 +96,14 @@ class VeilflowStageOperator(BaseOperator):
                 return None
             raise VeilflowError(f"unknown stage {self.stage!r}")
         except FINAL as exc:
-            stages.fail_run(policy, run_id, str(exc), parent=parent)
+            if self.stage == "transform":
+                # Sibling chunks may still be reading the snapshot and writing the candidate:
+                # record the failure only; ``cleanup``, a teardown that waits for every
+                # mapped task, quarantines and drops the run's tables.
+                index = self.chunk["index"] if isinstance(self.chunk, dict) else -1
+                stages.fail_chunk(policy, run_id, index, str(exc), parent=parent)
+            else:
+                stages.fail_run(policy, run_id, str(exc), parent=parent)
             from airflow.sdk.exceptions import AirflowFailException
 
             raise AirflowFailException(str(exc)) from None

@@ -101,9 +101,10 @@ def run_policy(
     progress: Callable[[str], None] | None = None,
     workers: int | None = None,
 ) -> RunSummary:
-    """extract → transform every chunk → validate → publish; on any failure the candidate
-    is quarantined, the run recorded as failed and the error re-raised. ``workers``
-    processes transform chunks in parallel (default: one per CPU)."""
+    """extract → transform every chunk → validate → publish; on any failure the chunk
+    workers are stopped, then the candidate is quarantined, the run recorded as failed and
+    the error re-raised. ``workers`` processes transform chunks in parallel (default: one
+    per CPU)."""
     run_id = run_id or new_run_id()
     keys = keys or default_key_provider()
     say = progress or (lambda _msg: None)
@@ -135,13 +136,16 @@ def run_policy(
         say(f"gate passed ({len(report.checks)} checks)")
         pub = publish(policy, run_id)
         lap("publish", t)
-    except DatabaseUnavailable:
-        raise  # nothing can be recorded or quarantined without the database
-    except VeilflowError as exc:
-        fail_run(policy, run_id, str(exc))
-        raise
     except BaseException as exc:
-        fail_run(policy, run_id, f"{type(exc).__name__}")
+        if pool is not None:
+            # Other chunk workers may still be reading the snapshot and writing the
+            # candidate: they stop (running chunks finish, queued ones are cancelled)
+            # before fail_run quarantines and drops those tables.
+            pool.shutdown(wait=True, cancel_futures=True)
+            pool = None
+        if isinstance(exc, DatabaseUnavailable):
+            raise  # nothing can be recorded or quarantined without the database
+        fail_run(policy, run_id, str(exc) if isinstance(exc, VeilflowError) else type(exc).__name__)
         raise
     finally:
         if pool is not None:

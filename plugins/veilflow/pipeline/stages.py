@@ -633,20 +633,59 @@ def publish(policy: Policy, run_id: str, parent: ParentRun | None = None) -> Pub
 
 
 # --------------------------------------------------------------------------- failure
-def fail_run(policy: Policy, run_id: str, error: str, parent: ParentRun | None = None) -> None:
-    """Record a failed run, quarantine its candidate (if any) and drop its raw snapshot.
+def fail_chunk(
+    policy: Policy, run_id: str, chunk: int, error: str, parent: ParentRun | None = None
+) -> None:
+    """Record that chunk ``chunk`` failed for good: the run becomes failed (the first error
+    recorded is kept), its tables stay. Other chunks of the run may still be reading the
+    snapshot and writing the candidate; ``fail_run`` quarantines and drops once every chunk
+    has stopped (in a DAG, the ``cleanup`` teardown, which waits for all mapped tasks).
     Never raises for a database that is down: the original error is what matters."""
+    try:
+        with connect() as conn:
+            conn.execute(
+                "UPDATE governance.runs SET status = 'failed', error = coalesce(error, %s)"
+                " WHERE run_id = %s AND status IN ('running', 'failed')",
+                (error[:2000], run_id),
+            )
+            conn.commit()
+            emit_stage(
+                conn,
+                stage="transform",
+                event_type="FAIL",
+                policy=policy,
+                run_id=run_id,
+                manifest=load_manifest(conn, run_id),
+                parent=parent,
+                error=error,
+                chunk=chunk,
+            )
+    except VeilflowError as exc:
+        log.error("could not record the failure of run %s chunk %d: %s", run_id, chunk, exc)
+
+
+def fail_run(policy: Policy, run_id: str, error: str, parent: ParentRun | None = None) -> None:
+    """Finish a failed run: record it, quarantine its candidate (if any) and drop its raw
+    snapshot. Call it only once no task of the run works on its tables any more. An error a
+    chunk recorded (``fail_chunk``) is kept over ``error``; a run already finished is left
+    as it is, so a second call records nothing twice. Never raises for a database that is
+    down: the original error is what matters."""
     rt = RunTables(policy.dataset, run_id)
     try:
         with connect() as conn:
-            exists = conn.execute(
-                "SELECT status FROM governance.runs WHERE run_id = %s", (run_id,)
+            row = conn.execute(
+                "SELECT status, error, finished_at FROM governance.runs WHERE run_id = %s",
+                (run_id,),
             ).fetchone()
-            if exists is None:  # stopped before extract recorded the run (drift, bad source)
+            if row is None:  # stopped before extract recorded the run (drift, bad source)
                 _audit(conn, policy, run_id, "error", None, status="failed", error=error[:300])
                 return
-            if exists[0] in ("published", "quarantined"):
+            status, recorded, finished = row
+            if status in ("published", "quarantined") or (
+                status == "failed" and finished is not None
+            ):
                 return
+            error = recorded or error
             quarantine_candidate(conn, rt, [{"check": "run_failed", "error": error}])
             conn.execute(
                 "UPDATE governance.runs SET status = 'failed', error = %s,"
