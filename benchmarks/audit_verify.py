@@ -1,10 +1,11 @@
 """Audit chain verification at scale: what the ``veilflow_audit`` DAG pays every run.
 
 Appends N rows (default 1,000,000) to ``governance.audit_log`` through the chaining trigger
-in one INSERT … SELECT, then walks the whole chain with ``veilflow.vault.audit.verify``
-(every hash recomputed in Python from the stored fields) and checks an anchor taken before
-the rows were added. Prints rows/s for appending and for verifying, and peak RSS (verify
-reads the chain in batches, so memory stays flat).
+in one INSERT … SELECT (as the server's superuser: setup no login of veilflow may do), then
+walks the whole chain with ``veilflow.vault.audit.verify`` (every hash recomputed in Python
+from the stored fields) and checks an anchor taken before the rows were added, both as the
+audit service's login, as the DAG does. Prints rows/s for appending and for verifying, and
+peak RSS (verify reads the chain in batches, so memory stays flat).
 
 Run: .venv/bin/python benchmarks/audit_verify.py [--rows N]
 """
@@ -15,8 +16,7 @@ import argparse
 import resource
 import time
 
-import psycopg
-from _home import fresh_home, remove_home
+from _home import bootstrap, fresh_home, remove_home
 
 
 def main() -> None:
@@ -27,15 +27,16 @@ def main() -> None:
     home = fresh_home("veilflow-bench-audit-")
 
     from veilflow.vault.audit import Anchor, anchor_broken, record, verify
-    from veilflow.zones.db import zones_url
-    from veilflow.zones.migrations import upgrade
+    from veilflow.zones.db import connect
 
     try:
-        with psycopg.connect(zones_url(), autocommit=True) as conn:
-            upgrade(conn)
+        bootstrap()
+        with connect(autocommit=True) as conn:  # a run's audit row, as the pipeline writes it
             record(conn, "policy.run", target="first", details={"status": "published"})
+        with connect(duty="audit") as conn:  # as the audit DAG connects
             anchor = Anchor.of(verify(conn))
 
+        with connect(duty="migrate", autocommit=True) as conn:
             t0 = time.perf_counter()
             conn.execute(
                 "INSERT INTO governance.audit_log (action, target, count, outcome, details)"
@@ -46,6 +47,7 @@ def main() -> None:
             )
             appended = time.perf_counter() - t0
 
+        with connect(duty="audit") as conn:
             t0 = time.perf_counter()
             report = verify(conn)
             verified = time.perf_counter() - t0

@@ -29,17 +29,15 @@ extract + transform + publish: a shorter run, which makes the lineage share an u
 from __future__ import annotations
 
 import argparse
-import base64
 import multiprocessing
 import os
-import shutil
 import socket
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import psutil
+from _home import bootstrap, fresh_home, remove_home
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,31 +59,36 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the state folder afterwards")
     args = ap.parse_args()
 
-    home = Path(tempfile.mkdtemp(prefix="vf_bench_lineage_"))
-    os.environ["VEILFLOW_HOME"] = str(home)
-    os.environ["VEILFLOW_MASTER_KEY"] = base64.b64encode(bytes(range(32))).decode()
-    os.environ.pop("VEILFLOW_DATABASE_URL", None)
+    home = fresh_home("vf_bench_lineage_")
     for k in ("OPENLINEAGE_URL", "OPENLINEAGE_CONFIG", "VEILFLOW_LINEAGE_FILE_DIR"):
         os.environ.pop(k, None)
     os.chdir(home)
+    try:
+        measure(args, home)
+    finally:
+        if args.keep:
+            from veilflow.zones.server import stop_embedded
 
+            stop_embedded(home / "pgdata")
+        else:
+            remove_home(home)
+
+
+def measure(args: argparse.Namespace, home: Path) -> None:
     from veilflow.lineage import emitter
     from veilflow.pipeline import stages
     from veilflow.pipeline.runner import run_policy
     from veilflow.pipeline.seed import seed_customers
     from veilflow.policy import load_policy
     from veilflow.zones.db import connect
-    from veilflow.zones.migrations import upgrade
-    from veilflow.zones.server import stop_embedded
 
     print(
         f"machine: {psutil.cpu_count()} cores, "
         f"{psutil.virtual_memory().total / 2**30:.0f} GiB; state in {home}"
     )
     t0 = time.perf_counter()
-    with connect() as conn:
-        upgrade(conn)
-        conn.autocommit = False
+    bootstrap()
+    with connect(duty="migrate") as conn:  # the restricted zone: only a superuser writes it
         seed_customers(conn, rows=args.rows, seed=42)
     print(f"seeded {args.rows:,} rows in {time.perf_counter() - t0:.1f}s")
 
@@ -113,7 +116,7 @@ def main() -> None:
     if not args.with_gate:
         from veilflow.validate.report import CheckResult, GateReport
 
-        def row_count_gate(conn: object, ctx: Any) -> GateReport:
+        def row_count_gate(conn: object, ctx: Any, progress: object = None) -> GateReport:
             return GateReport(
                 checks=[
                     CheckResult(
@@ -272,9 +275,6 @@ def main() -> None:
         f"column lineage of the latest ({len(lin.edges)} columns) {best_lin * 1000:.1f} ms"
     )
     print(f"peak RSS of this process: {peak_rss_mib():.0f} MiB")
-    stop_embedded(home / "pgdata")
-    if not args.keep:
-        shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _home import isolate
+
 ROOT = Path(__file__).resolve().parents[1]
 
 #: The structured columns of policies/customers.yaml (the free-text note is left out: its
@@ -76,18 +78,15 @@ def own_cpu_seconds(who: int) -> float:
 
 
 def child(rows: int, chunk: int, login: str) -> dict[str, Any]:
-    from veilflow.config import settings
+    from _home import bootstrap
+
     from veilflow.pipeline.runner import run_policy
     from veilflow.pipeline.seed import seed_customers
     from veilflow.policy import parse_policy
     from veilflow.zones.db import connect, duty_url
-    from veilflow.zones.logins import ensure_logins
-    from veilflow.zones.migrations import upgrade
 
-    with connect(duty="migrate") as conn:
-        upgrade(conn)
-        ensure_logins(conn, settings().home, embedded=True)
-        conn.autocommit = False
+    bootstrap()
+    with connect(duty="migrate") as conn:  # the restricted zone: only a superuser writes it
         seed_customers(conn, rows=rows)
     if login == "superuser":  # every duty's connection then goes to the superuser
         os.environ["VEILFLOW_DATABASE_URL"] = duty_url("migrate")
@@ -155,8 +154,8 @@ def main() -> None:
         return
     envs = {}
     for login in args.logins:
-        env = {**os.environ, "VEILFLOW_HOME": tempfile.mkdtemp(prefix=f"veilflow-bench-{login}-")}
-        env.pop("VEILFLOW_DATABASE_URL", None)
+        env = dict(os.environ)
+        isolate(env, tempfile.mkdtemp(prefix=f"veilflow-bench-{login}-"))
         env.setdefault("VEILFLOW_MASTER_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
         envs[login] = env
     results = []

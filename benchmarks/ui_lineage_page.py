@@ -22,17 +22,16 @@ Target: the page renders in under 1 s.
 from __future__ import annotations
 
 import argparse
-import base64
 import os
-import shutil
 import socket
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from _home import bootstrap, fresh_home, remove_home
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -71,18 +70,15 @@ def ms(t: tuple[float, float, float]) -> str:
 
 
 def seed(runs: int) -> None:
-    import psycopg
-
+    """The demo table (as the superuser: the restricted zone is its alone), then one real run
+    and its copies, as the pipeline's login, which writes runs and lineage."""
     from veilflow.pipeline.seed import seed_customers
     from veilflow.policy import load_policy
-    from veilflow.zones.db import connect, zones_url
-    from veilflow.zones.migrations import upgrade
+    from veilflow.zones.db import connect
 
-    with psycopg.connect(zones_url()) as conn:
-        upgrade(conn)
-        conn.commit()
+    bootstrap()
+    with connect(duty="migrate") as conn:  # the restricted zone: only a superuser writes it
         seed_customers(conn, rows=2_000, seed=7)
-        conn.commit()
     from veilflow.errors import ValidationFailed
     from veilflow.pipeline.runner import run_policy
 
@@ -184,24 +180,23 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the state folder afterwards")
     args = ap.parse_args()
 
-    home = Path(tempfile.mkdtemp(prefix="vf_bench_ui_"))
-    os.environ["VEILFLOW_HOME"] = str(home)
-    os.environ["VEILFLOW_MASTER_KEY"] = base64.b64encode(os.urandom(32)).decode()
-    os.environ.pop("VEILFLOW_DATABASE_URL", None)
+    home = fresh_home("vf_bench_ui_")
     os.environ.setdefault("OPENLINEAGE_DISABLED", "true")
-
-    from veilflow.zones.server import stop_embedded
 
     try:
         seed(args.runs)
         run(args)
     finally:
-        stop_embedded(home / "pgdata")
-        if not args.keep:
-            shutil.rmtree(home, ignore_errors=True)
+        if args.keep:
+            from veilflow.zones.server import stop_embedded
+
+            stop_embedded(home / "pgdata")
+        else:
+            remove_home(home)
 
 
 def run(args: argparse.Namespace) -> None:
+    import psycopg
     from fastapi.testclient import TestClient
 
     from veilflow.lineage.store import dataset_runs
@@ -210,6 +205,7 @@ def run(args: argparse.Namespace) -> None:
     from veilflow.ui.app import create_app
     from veilflow.ui.auth import Identity
     from veilflow.ui.graph import column_graph
+    from veilflow.ui.roles import acting_as
     from veilflow.zones.db import connect
 
     async def resolve(token: str) -> Identity | None:
@@ -235,8 +231,12 @@ def run(args: argparse.Namespace) -> None:
     print(f"  its last page of runs: {ms(last)}")
     print(f"  filtered from 2026-06-01: {ms(since)}")
 
+    def ui_login() -> psycopg.Connection:
+        return connect(autocommit=True, duty="ui")
+
     flt = queries.LineageFilter(dataset="customers")
-    with connect(autocommit=True) as conn:
+    # The page's reads as the app makes them: the UI's login, acting as veilflow_viewer.
+    with acting_as(ui_login, "veilflow_viewer") as conn:
         runs_q = timed(lambda: queries.lineage_runs(conn, flt, limit=100), args.repeat)
         lin_q = timed(lambda: run_lineage(conn, "customers", run_id=RUN_ID), args.repeat)
         lin = run_lineage(conn, "customers", run_id=RUN_ID)
@@ -249,6 +249,7 @@ def run(args: argparse.Namespace) -> None:
             ),
             args.repeat,
         )
+    with connect(autocommit=True) as conn:  # the CLI's login: the pipeline's
         theirs = timed(
             lambda: (
                 dataset_runs(conn, "customers", limit=args.runs),

@@ -1,7 +1,9 @@
 """The whole validation gate on the demo table, against the transform it guards, and
 k-anonymity / l-diversity against pycanon on the same data.
 
-Three child processes over one private embedded PostgreSQL, so peak RSS is per step:
+Three child processes over one private embedded PostgreSQL, so peak RSS is per step; each
+works as the pipeline's login, as a run does (only seeding the restricted zone is the
+superuser's):
 
 1. ``stage``: seed ``restricted.customers`` (default 1,000,000 rows), extract (with 20
    canaries) and transform every chunk in-process, timed (the transform time the gate is
@@ -39,6 +41,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _home import bootstrap, isolate
+
 ROOT = Path(__file__).resolve().parents[1]
 RUN_ID = "bench_gate"
 QI = ["zip", "birth_date", "gender"]
@@ -68,10 +72,9 @@ def stage(rows: int) -> dict[str, Any]:
     from veilflow.pipeline.seed import seed_customers
     from veilflow.pipeline.stages import extract, transform_chunk
     from veilflow.zones.db import connect
-    from veilflow.zones.migrations import upgrade
 
-    with connect() as conn:
-        upgrade(conn)
+    bootstrap()
+    with connect(duty="migrate") as conn:  # the restricted zone: only a superuser writes it
         t = time.perf_counter()
         seed_customers(conn, rows=rows)
         seeded = time.perf_counter() - t
@@ -249,8 +252,8 @@ def main() -> None:
         return
 
     home = tempfile.mkdtemp(prefix="veilflow-bench-gate-")
-    env = {**os.environ, "VEILFLOW_HOME": home}
-    env.pop("VEILFLOW_DATABASE_URL", None)
+    env = dict(os.environ)
+    isolate(env, home)
     env.setdefault("VEILFLOW_MASTER_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
     try:
         st = _child("stage", env, "--arg", str(args.rows))

@@ -3,9 +3,9 @@ re-identification speed for a steward.
 
 1. Tokenize 1,000,000 values (20 chunks of 50,000, like a run) with the ``tokenize``
    operator, once drawing its key from ``VaultKeyProvider`` (a real embedded PostgreSQL,
-   a pipeline login, envelope-wrapped data key) and once from an in-memory provider holding
-   the same key. Target: vault within 5% of in-memory (the per-process cache works).
-   The two alternate chunk by chunk so machine noise hits both alike.
+   a pipeline login with a password, envelope-wrapped data key) and once from an in-memory
+   provider holding the same key. Target: vault within 5% of in-memory (the per-process
+   cache works). The two alternate chunk by chunk so machine noise hits both alike.
 2. Re-identify 100,000 tokens as a steward login (readable HMAC tokens: the 1,000,000-row
    restricted column is re-tokenized and matched; FF1 ciphertexts: decrypted), including the
    role check, the audit row and the source scan. Prints values/s.
@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import argparse
 import resource
+import secrets
 import statistics
 import time
 
 import pandas as pd
 import psycopg
-from _home import fresh_home, remove_home
+from _home import bootstrap, fresh_home, remove_home
+from psycopg import sql
 
 from veilflow.transform.base import STRING, ChunkContext, ColumnContext
 from veilflow.transform.keys import DataKey
@@ -44,6 +46,24 @@ class MemoryKeys:
 
     def data_key(self, dataset: str, purpose: str, version: int | None = None) -> DataKey:
         return self._key
+
+
+def make_login(su: psycopg.Connection, name: str, group: str) -> str:
+    """Create login ``name``, a member of ``group``, with a random password (the server gets
+    its SCRAM verifier only) and return its URL, which holds the password: never print it."""
+    from veilflow.config import ZONES_DATABASE
+    from veilflow.zones.db import duty_url, with_database
+    from veilflow.zones.logins import scram_verifier
+
+    password = secrets.token_urlsafe(32)
+    su.execute(
+        sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} IN ROLE {}").format(
+            sql.Identifier(name),
+            sql.Literal(scram_verifier(su, name, password)),
+            sql.Identifier(group),
+        )
+    )
+    return with_database(duty_url("migrate"), ZONES_DATABASE, user=name, password=password)
 
 
 def peak_rss_mib() -> float:
@@ -84,15 +104,13 @@ def main() -> None:
     from veilflow.vault.master import default_master_key
     from veilflow.vault.provider import VaultKeyProvider
     from veilflow.vault.reidentify import reidentify
-    from veilflow.zones.db import connect, zones_url
-    from veilflow.zones.migrations import upgrade
+    from veilflow.zones.db import connect
 
     try:
-        url = zones_url()
-        with psycopg.connect(url, autocommit=True) as su:
-            upgrade(su)
-            su.execute("CREATE ROLE bench_pipeline LOGIN IN ROLE veilflow_pipeline")
-            su.execute("CREATE ROLE bench_steward LOGIN IN ROLE veilflow_steward")
+        bootstrap()
+        with connect(duty="migrate", autocommit=True) as su:
+            pipeline_url = make_login(su, "bench_pipeline", "veilflow_pipeline")
+            steward_url = make_login(su, "bench_steward", "veilflow_steward")
             su.execute(
                 "CREATE TABLE restricted.bench (id bigint PRIMARY KEY, email text, ssn text)"
             )
@@ -108,17 +126,15 @@ def main() -> None:
         master = default_master_key()
 
         t0 = time.perf_counter()
-        vault = VaultKeyProvider(
-            master, lambda: connect(user="bench_pipeline"), operation="encrypt"
-        )
+        vault = VaultKeyProvider(master, lambda: connect(pipeline_url), operation="encrypt")
         key = vault.data_key("bench", "token")  # first use: role check, create, unwrap
         first_use_ms = (time.perf_counter() - t0) * 1000
         warm = []
         for _ in range(5):
             t0 = time.perf_counter()
-            VaultKeyProvider(
-                master, lambda: connect(user="bench_pipeline"), operation="encrypt"
-            ).data_key("bench", "token")
+            VaultKeyProvider(master, lambda: connect(pipeline_url), operation="encrypt").data_key(
+                "bench", "token"
+            )
             warm.append((time.perf_counter() - t0) * 1000)
         memory = MemoryKeys(key)
         tokenize_paired(memory, memory, chunks[:2])  # warm-up
@@ -126,9 +142,7 @@ def main() -> None:
         memory_s: list[float] = []
         for _ in range(args.rounds):
             # a fresh provider per round: each pays its own connect + role check + unwrap
-            fresh = VaultKeyProvider(
-                master, lambda: connect(user="bench_pipeline"), operation="encrypt"
-            )
+            fresh = VaultKeyProvider(master, lambda: connect(pipeline_url), operation="encrypt")
             v_s, m_s = tokenize_paired(fresh, memory, chunks)
             vault_s.append(v_s)
             memory_s.append(m_s)
@@ -176,7 +190,7 @@ def main() -> None:
         )
         pick = [emails[(i * 9973) % args.values] for i in range(args.tokens)]
         tokens = tokenize_strings(pick, key)
-        with connect(user="bench_steward", autocommit=True) as st:
+        with connect(steward_url, autocommit=True) as st:
             t0 = time.perf_counter()
             got = reidentify(st, master, policy, "email", tokens, PURPOSE)
             dt = time.perf_counter() - t0
@@ -201,13 +215,13 @@ def main() -> None:
                 vals, ChunkContext(frame=pd.DataFrame({"id": vals.index}), key_column="id")
             )
         ]
-        with psycopg.connect(url, autocommit=True) as su:
-            su.execute(
+        with connect(pipeline_url, autocommit=True) as pipeline:  # a run's record
+            pipeline.execute(
                 "INSERT INTO governance.runs (run_id, dataset, policy_hash, status,"
                 " manifest) VALUES ('bench', 'bench', 'h', 'published', %s)",
                 (f'{{"columns": [{{"name": "ssn", "key": "{ssn_key.ref}"}}]}}',),
             )
-        with connect(user="bench_steward", autocommit=True) as st:
+        with connect(steward_url, autocommit=True) as st:
             t0 = time.perf_counter()
             got = reidentify(st, master, policy, "ssn", cipher, PURPOSE)
             dt = time.perf_counter() - t0
@@ -216,8 +230,8 @@ def main() -> None:
             f"reidentify {args.tokens:,} FF1 ciphertexts as a steward (decrypt): "
             f"{args.tokens / dt:,.0f} values/s ({dt:.2f} s)"
         )
-        with connect(autocommit=True) as su:
-            n = su.execute(
+        with connect(duty="auditor", autocommit=True) as auditor:
+            n = auditor.execute(
                 "SELECT count(*) FROM governance.audit_log WHERE action = 'reidentify'"
             ).fetchone()
         print(f"audit rows for the re-identifications: {n[0] if n else 0}")
