@@ -1,0 +1,504 @@
+"""Labeled texts from a split's templates: every identifier planted is a ``Label`` whose
+character offsets hold exactly its text.
+
+    docs = generate("heldout", 3000, seed=20261204)
+    docs[0].text, docs[0].labels      # str, (Label(start, end, entity, kind, text), ...)
+
+Span conventions (what a label covers): a person's name without title or possessive
+("Dr. [Korhonen]'s"); a whole postal address as one LOCATION, a city or a street line alone
+as one; a date, weekday, time or date-time as one DATE_TIME; for an age over 89 the number
+only ("[94]-year-old"); an identifier as printed, including a prefix that belongs to it
+("[MRN1234567]", "[FP-12345678]") but not a field name before it ("MRN [00482913]").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, time
+from functools import cache, lru_cache
+from importlib.resources import files
+from typing import Any, Literal
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict
+
+from veilflow.corpus import values as v
+from veilflow.corpus.sources import (
+    FakerPlaces,
+    MimesisPlaces,
+    NamePool,
+    ascii_slug,
+    faker_names,
+    mimesis_names,
+)
+from veilflow.corpus.values import Draw
+
+SPLITS = ("train", "heldout")
+DEFAULT_SEED = 20261204
+
+#: Slot kind → the entity it plants (None: a distractor, not personal data).
+SLOTS: dict[str, str | None] = {
+    "full": "PERSON",
+    "given": "PERSON",
+    "surname": "PERSON",
+    "initial": "PERSON",
+    "given_lc": "PERSON",
+    "email": "EMAIL_ADDRESS",
+    "phone": "PHONE_NUMBER",
+    "ssn": "US_SSN",
+    "card": "CREDIT_CARD",
+    "iban": "IBAN_CODE",
+    "ipv4": "IP_ADDRESS",
+    "ipv6": "IP_ADDRESS",
+    "date": "DATE_TIME",
+    "dob": "DATE_TIME",
+    "date_words": "DATE_TIME",
+    "weekday": "DATE_TIME",
+    "time": "DATE_TIME",
+    "datetime": "DATE_TIME",
+    "city": "LOCATION",
+    "street": "LOCATION",
+    "address": "LOCATION",
+    "url": "URL",
+    "mrn": "MEDICAL_RECORD_NUMBER",
+    "account": "ACCOUNT_NUMBER",
+    "plan_id": "HEALTH_PLAN_ID",
+    "license": "LICENSE_NUMBER",
+    "vin": "VEHICLE_ID",
+    "plate": "VEHICLE_ID",
+    "imei": "DEVICE_ID",
+    "mac": "DEVICE_ID",
+    "serial": "DEVICE_ID",
+    "biometric": "BIOMETRIC_ID",
+    "photo": "PHOTO_FILE",
+    "old_age": "AGE_OVER_89",
+    # distractors
+    "order": None,
+    "ticket": None,
+    "amount": None,
+    "version": None,
+    "count": None,
+    "room": None,
+    "http": None,
+    "drug": None,
+    "dose": None,
+    "product": None,
+    "department": None,
+    "lab": None,
+    "bp": None,
+    "temp": None,
+    "weight": None,
+    "age": None,
+    "duration": None,
+}
+#: Every entity the corpus labels, in a stable order.
+ENTITIES: tuple[str, ...] = tuple(dict.fromkeys(e for e in SLOTS.values() if e is not None))
+#: Slots that may name a person ({email:a} is person a's address).
+_PERSON_SLOTS = frozenset(
+    {"full", "given", "surname", "initial", "given_lc", "email", "url", "photo"}
+)
+_SLOT = re.compile(r"\{([a-z_0-9]+)(?::([a-z]))?\}")
+_FIELD = re.compile(r"\{([A-Za-z]+)\}")
+
+_MONTHS = (
+    "January February March April May June July August September October November December"
+).split()
+_WEEKDAYS = "Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split()
+
+
+class CorpusError(ValueError):
+    """A template or split definition the generator cannot use (names file and template)."""
+
+
+# -- data files ----------------------------------------------------------------------------
+
+
+class _SplitFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    description: str
+    names: Literal["faker", "mimesis"]
+    places: Literal["faker", "mimesis"]
+    templates: str
+    locales: list[str] | dict[str, str]
+    top_level_domains: dict[str, str]
+    iban_countries: list[str]
+    url_patterns: list[str]
+    address_layouts: dict[str, list[str]] = {}
+    exclude_gazetteer_names: bool
+
+
+class _Formats(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    date_numeric: list[str]
+    date_words: list[str]
+    time: list[str]
+    datetime: list[str]
+    medical_record_number: list[str]
+    account_number: list[str]
+    health_plan_id: list[str]
+    license_number: list[str]
+    vehicle_plate: list[str]
+    device_serial: list[str]
+    biometric_id: list[str]
+    photo_file: list[str]
+    distractors: dict[str, list[str]]
+
+
+@dataclass(frozen=True)
+class Template:
+    """One template: ``split/family/NN`` and its pieces (literal, slot kind, person ref)."""
+
+    id: str
+    family: str
+    text: str
+    pieces: tuple[tuple[str, str | None, str | None], ...]
+
+    @property
+    def kinds(self) -> frozenset[str]:
+        return frozenset(k for _, k, _ in self.pieces if k is not None)
+
+
+@dataclass(frozen=True)
+class Split:
+    """A split as its data file defines it."""
+
+    name: str
+    description: str
+    name_source: str
+    place_source: str
+    locales: tuple[str, ...]
+    datasets: dict[str, str]  # locale → mimesis dataset (mimesis splits)
+    templates_file: str
+    templates: tuple[Template, ...]
+    tlds: dict[str, str]
+    iban_countries: tuple[str, ...]
+    url_patterns: tuple[str, ...]
+    address_layouts: dict[str, tuple[str, ...]]
+    exclude_gazetteer_names: bool
+
+    @property
+    def families(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(t.family for t in self.templates))
+
+    def by_family(self, family: str) -> tuple[Template, ...]:
+        return tuple(t for t in self.templates if t.family == family)
+
+
+def _data(name: str) -> str:
+    return (files("veilflow.corpus") / "data" / name).read_text(encoding="utf-8")
+
+
+def _parse(split: str, family: str, index: int, text: str, where: str) -> Template:
+    pieces: list[tuple[str, str | None, str | None]] = []
+    pos = 0
+    for m in _SLOT.finditer(text):
+        kind, ref = m.group(1), m.group(2)
+        if kind not in SLOTS:
+            raise CorpusError(f"{where}: {family} template {index + 1}: unknown slot {{{kind}}}")
+        if ref is not None and kind not in _PERSON_SLOTS:
+            raise CorpusError(
+                f"{where}: {family} template {index + 1}: {{{kind}}} takes no person ref"
+            )
+        pieces.append((text[pos : m.start()], kind, ref))
+        pos = m.end()
+    pieces.append((text[pos:], None, None))
+    if "{" in "".join(p for p, _, _ in pieces) or "}" in "".join(p for p, _, _ in pieces):
+        raise CorpusError(f"{where}: {family} template {index + 1}: unbalanced brace")
+    return Template(f"{split}/{family}/{index + 1:02d}", family, text, tuple(pieces))
+
+
+@cache
+def load_split(name: str) -> Split:
+    """A split from ``data/splits.yaml`` and its templates file (loaded once)."""
+    spec_all = yaml.safe_load(_data("splits.yaml"))
+    if name not in spec_all:
+        raise CorpusError(f"no split {name!r}; splits are {sorted(spec_all)}")
+    spec = _SplitFile.model_validate(spec_all[name])
+    raw = yaml.safe_load(_data(spec.templates))
+    templates = tuple(
+        _parse(name, family, i, text, spec.templates)
+        for family, texts in raw.items()
+        for i, text in enumerate(texts)
+    )
+    locales = spec.locales if isinstance(spec.locales, list) else list(spec.locales)
+    datasets = spec.locales if isinstance(spec.locales, dict) else {}
+    return Split(
+        name=name,
+        description=" ".join(spec.description.split()),
+        name_source=spec.names,
+        place_source=spec.places,
+        locales=tuple(locales),
+        datasets=dict(datasets),
+        templates_file=spec.templates,
+        templates=templates,
+        tlds=dict(spec.top_level_domains),
+        iban_countries=tuple(spec.iban_countries),
+        url_patterns=tuple(spec.url_patterns),
+        address_layouts={k: tuple(x) for k, x in spec.address_layouts.items()},
+        exclude_gazetteer_names=spec.exclude_gazetteer_names,
+    )
+
+
+@lru_cache(maxsize=1)
+def formats() -> _Formats:
+    return _Formats.model_validate(yaml.safe_load(_data("formats.yaml")))
+
+
+def name_pools(split: Split) -> dict[str, NamePool]:
+    """Each locale's names as the split uses them (filtered, loaded once per process)."""
+    if split.name_source == "faker":
+        return {loc: faker_names(loc, split.exclude_gazetteer_names) for loc in split.locales}
+    return {
+        loc: mimesis_names(loc, split.datasets[loc], split.exclude_gazetteer_names)
+        for loc in split.locales
+    }
+
+
+# -- documents -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    """``text[start:end]`` is ``self.text``, an ``entity`` planted by a ``kind`` of slot."""
+
+    start: int
+    end: int
+    entity: str
+    kind: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Doc:
+    text: str
+    labels: tuple[Label, ...]
+    split: str
+    family: str
+    template: str
+    locale: str
+
+
+@dataclass
+class _Person:
+    given: str
+    surname: str
+    locale: str
+
+
+@dataclass
+class _Context:
+    d: Draw
+    split: Split
+    locale: str
+    places: Any  # FakerPlaces | MimesisPlaces of the text's locale
+    pools: dict[str, NamePool]
+    persons: dict[str, _Person] = field(default_factory=dict)
+
+
+def _person(c: _Context, ref: str | None) -> _Person:
+    if ref is not None and ref in c.persons:
+        return c.persons[ref]
+    d = c.d
+    locale = c.locale if d.chance(0.8) else d.pick(c.split.locales)
+    pool = c.pools[locale]
+    surname = d.pick(pool.surnames)
+    shape = d.rng.random()
+    if shape < 0.08:  # hyphenated double surname
+        other = d.pick(pool.surnames)
+        surname = f"{surname}-{other}" if other != surname else surname
+    elif shape < 0.14:  # compound surname of two words
+        other = d.pick(pool.surnames)
+        surname = f"{surname} {other}" if other != surname else surname
+    p = _Person(d.pick(pool.given), surname, locale)
+    if ref is not None:
+        c.persons[ref] = p
+    return p
+
+
+def _fill(d: Draw, pattern: str, fields: dict[str, str]) -> str:
+    """``{field}`` from ``fields``, then the mask characters of what is left."""
+    out = []
+    pos = 0
+    for m in _FIELD.finditer(pattern):
+        out.append(d.mask(pattern[pos : m.start()]))
+        out.append(fields[m.group(1)])
+        pos = m.end()
+    out.append(d.mask(pattern[pos:]))
+    return "".join(out)
+
+
+def _date_fields(day: date, moment: time | None = None) -> dict[str, str]:
+    moment = moment or time(0, 0)
+    h12 = moment.hour % 12 or 12
+    ampm = "am" if moment.hour < 12 else "pm"
+    return {
+        "d": str(day.day),
+        "dd": f"{day.day:02d}",
+        "m": str(day.month),
+        "mm": f"{day.month:02d}",
+        "yy": f"{day.year % 100:02d}",
+        "yyyy": str(day.year),
+        "month": _MONTHS[day.month - 1],
+        "mon": _MONTHS[day.month - 1][:3],
+        "weekday": _WEEKDAYS[day.weekday()],
+        "wd": _WEEKDAYS[day.weekday()][:3],
+        "ord": v.ordinal(day.day),
+        "H": str(moment.hour),
+        "HH": f"{moment.hour:02d}",
+        "h": str(h12),
+        "MM": f"{moment.minute:02d}",
+        "ampm": ampm,
+        "AMPM": ampm.upper(),
+    }
+
+
+def _moment(d: Draw) -> time:
+    return time(d.between(6, 21), d.pick((0, 0, 15, 30, 45, d.below(60))))
+
+
+def _recent(d: Draw) -> date:
+    return v.day(d, date(2015, 1, 1), date(2026, 12, 31))
+
+
+def _email(c: _Context, ref: str | None) -> str:
+    p = _person(c, ref)
+    d = c.d
+    g, s = ascii_slug(p.given) or "user", ascii_slug(p.surname.split()[0]) or "mail"
+    local = d.pick(
+        (f"{g}.{s}", f"{g}{s}", f"{g[0]}{s}", f"{s}.{g}", f"{g}.{s}{d.between(1, 99)}", f"{g}_{s}")
+    )
+    return f"{local}@{c.places.email_domain(d)}"
+
+
+def _handle(d: Draw, p: _Person) -> str:
+    g, s = ascii_slug(p.given), ascii_slug(p.surname)
+    return d.pick((f"{g}{s}", f"{g}.{s}", f"{g}-{s}", f"{g}{s}{d.between(1, 99)}"))
+
+
+def _value(c: _Context, kind: str, ref: str | None) -> str:
+    d, f = c.d, formats()
+    fill: dict[str, Callable[[], str]] = {
+        "full": lambda: (lambda p: f"{p.given} {p.surname}")(_person(c, ref)),
+        "given": lambda: _person(c, ref).given,
+        "surname": lambda: _person(c, ref).surname,
+        "initial": lambda: (lambda p: f"{p.given[0]}. {p.surname}")(_person(c, ref)),
+        "given_lc": lambda: _person(c, ref).given.lower(),
+        "email": lambda: _email(c, ref),
+        "phone": lambda: c.places.phone(d),
+        "ssn": lambda: v.ssn(d),
+        "card": lambda: v.card(d),
+        "iban": lambda: v.iban(d, d.pick(c.split.iban_countries)),
+        "ipv4": lambda: v.ipv4(d),
+        "ipv6": lambda: v.ipv6(d),
+        "date": lambda: _fill(d, d.pick(f.date_numeric), _date_fields(_recent(d))),
+        "dob": lambda: _fill(
+            d,
+            d.pick(f.date_numeric + f.date_words[:4]),
+            _date_fields(v.day(d, date(1925, 1, 1), date(2006, 12, 31))),
+        ),
+        "date_words": lambda: _fill(d, d.pick(f.date_words), _date_fields(_recent(d))),
+        "weekday": lambda: d.pick(_WEEKDAYS),
+        "time": lambda: _fill(d, d.pick(f.time), _date_fields(date(2026, 1, 1), _moment(d))),
+        "datetime": lambda: _fill(d, d.pick(f.datetime), _date_fields(_recent(d), _moment(d))),
+        "city": lambda: c.places.city(d),
+        "street": lambda: c.places.street(d),
+        "address": lambda: c.places.address(d),
+        "url": lambda: _fill(
+            d,
+            d.pick(c.split.url_patterns),
+            {"handle": _handle(d, _person(c, ref)), "tld": c.split.tlds[c.locale]},
+        ),
+        "mrn": lambda: d.mask(d.pick(f.medical_record_number)),
+        "account": lambda: d.mask(d.pick(f.account_number)),
+        "plan_id": lambda: _fill(d, d.pick(f.health_plan_id), {"mbi": v.mbi(d)}),
+        "license": lambda: _fill(d, d.pick(f.license_number), {"dea": v.dea_number(d)}),
+        "vin": lambda: v.vin(d),
+        "plate": lambda: d.mask(d.pick(f.vehicle_plate)),
+        "imei": lambda: v.imei(d),
+        "mac": lambda: v.mac(d),
+        "serial": lambda: d.mask(d.pick(f.device_serial)),
+        "biometric": lambda: d.mask(d.pick(f.biometric_id)),
+        "photo": lambda: _photo(c, ref),
+        "old_age": lambda: str(d.between(90, 106)),
+        "age": lambda: str(d.between(18, 89)),
+        "bp": lambda: f"{d.between(95, 185)}/{d.between(50, 110)}",
+    }
+    if kind in fill:
+        return fill[kind]()
+    pattern = d.pick(f.distractors[kind])
+    return d.mask(pattern) if any(ch in pattern for ch in "#@") else pattern
+
+
+def _photo(c: _Context, ref: str | None) -> str:
+    d = c.d
+    pattern = d.pick(formats().photo_file)
+    fields = _date_fields(_recent(d), _moment(d))
+    if "{given}" in pattern or "{surname}" in pattern:
+        p = _person(c, ref)
+        fields |= {"given": ascii_slug(p.given), "surname": ascii_slug(p.surname)}
+    return _fill(d, pattern, fields)
+
+
+def _check(doc: Doc) -> Doc:
+    """Every label's offsets hold its text, labels do not overlap and carry no edge space."""
+    last = 0
+    for lab in doc.labels:
+        if doc.text[lab.start : lab.end] != lab.text:
+            raise AssertionError(f"{doc.template}: label {lab.kind} does not match its offsets")
+        if lab.start < last:
+            raise AssertionError(f"{doc.template}: labels overlap")
+        if not lab.text or lab.text != lab.text.strip():
+            raise AssertionError(f"{doc.template}: label {lab.kind} is empty or padded")
+        last = lab.end
+    return doc
+
+
+def render(template: Template, c: _Context) -> Doc:
+    parts: list[str] = []
+    labels: list[Label] = []
+    pos = 0
+    for literal, kind, ref in template.pieces:
+        parts.append(literal)
+        pos += len(literal)
+        if kind is None:
+            continue
+        value = _value(c, kind, ref)
+        entity = SLOTS[kind]
+        if entity is not None:
+            labels.append(Label(pos, pos + len(value), entity, kind, value))
+        parts.append(value)
+        pos += len(value)
+    return _check(
+        Doc("".join(parts), tuple(labels), c.split.name, template.family, template.id, c.locale)
+    )
+
+
+def _places(split: Split, seed: int) -> dict[str, Any]:
+    if split.place_source == "faker":
+        return {loc: FakerPlaces(loc, seed * 100 + i) for i, loc in enumerate(split.locales)}
+    return {
+        loc: MimesisPlaces(loc, split.datasets[loc], split.address_layouts[loc])
+        for loc in split.locales
+    }
+
+
+def generate(split: str, n: int, seed: int = DEFAULT_SEED) -> list[Doc]:
+    """``n`` labeled texts of ``split``: family, template and locale drawn uniformly per
+    text. The same split, ``n`` and seed give the same texts."""
+    s = load_split(split)
+    d = Draw(np.random.default_rng([seed, SPLITS.index(split)]))
+    places = _places(s, seed)
+    pools = name_pools(s)
+    families = s.families
+    by_family = {fam: s.by_family(fam) for fam in families}
+    docs = []
+    for _ in range(n):
+        template = d.pick(by_family[d.pick(families)])
+        locale = d.pick(s.locales)
+        docs.append(render(template, _Context(d, s, locale, places[locale], pools)))
+    return docs
