@@ -17,8 +17,9 @@ recognizers and threshold), per labeled entity: precision, recall and F1 with ex
 (same entity, same offsets) and with overlap (same entity, overlapping); recall per kind of
 value (a weekday, a whole address, an IPv6 address, ...); the leak rate after scrubbing
 (``scrub_text`` with its defaults for veilflow, Presidio's default anonymizer): the share of
-labeled identifiers whose whole text still occurs as whole words, and the share with any
-word of it left; throughput in texts/s on one process (one core) on ~90-character texts;
+labeled identifiers whose whole text is left in the output as whole words, and the share
+with any word of it left (the output aligned with the input, so each label is judged in
+its own place); throughput in texts/s on one process (one core) on ~90-character texts;
 peak RSS.
 
 Entity names: predictions are renamed to the corpus's entities where the two vocabularies
@@ -32,6 +33,7 @@ tldextract is pinned to its bundled public-suffix list for both engines: nothing
 from __future__ import annotations
 
 import argparse
+import difflib
 import re
 import resource
 import time
@@ -126,27 +128,35 @@ def _prf(gold: int, found: int, pred: int, correct: int) -> tuple[float, float, 
     return p, r, f
 
 
-_BOUNDED = "(?<![^\\W_]){}(?![^\\W_])"
-_WORDS = re.compile(r"[^\W_]{2,}")
+_WORD = re.compile(r"[^\W_]{2,}")
+
+
+def _kept(blocks: list[tuple[int, int, int]], out: str, s: int, e: int) -> bool:
+    """Whether ``text[s:e]`` stands unchanged in the output, in place, as whole words."""
+    for a, b, size in blocks:
+        if a <= s and e <= a + size:
+            j, k = b + (s - a), b + (e - a)
+            return (j == 0 or not out[j - 1].isalnum()) and (k == len(out) or not out[k].isalnum())
+    return False
 
 
 def leaks(docs: Sequence[Doc], outputs: Sequence[str]) -> dict[str, list[int]]:
-    """Per entity: [labels, whole text left, some word of it left]. A word counts when it
-    occurs in the output more often than in the text around the labels (template words)."""
+    """Per entity: [labels, whole text left, some word of it left]. The output is aligned
+    with the input (difflib's matching blocks); a label's text, or one of its words of two
+    or more letters or digits, is left when it stands unchanged in that alignment with no
+    letter or digit on either side. So a name repeated elsewhere in the text, or a word
+    another identifier shares ("com"), is not counted for this label unless this one stayed."""
     out: dict[str, list[int]] = {e: [0, 0, 0] for e in ENTITIES}
     for doc, text in zip(docs, outputs, strict=True):
-        around = list(doc.text)
-        for lab in doc.labels:
-            around[lab.start : lab.end] = " " * (lab.end - lab.start)
-        literal = "".join(around)
+        matcher = difflib.SequenceMatcher(None, doc.text, text, autojunk=False)
+        blocks = [(m.a, m.b, m.size) for m in matcher.get_matching_blocks() if m.size]
         for lab in doc.labels:
             row = out[lab.entity]
             row[0] += 1
-            row[1] += bool(re.search(_BOUNDED.format(re.escape(lab.text)), text))
+            row[1] += _kept(blocks, text, lab.start, lab.end)
             row[2] += any(
-                len(re.findall(_BOUNDED.format(re.escape(w)), text))
-                > len(re.findall(_BOUNDED.format(re.escape(w)), literal))
-                for w in _WORDS.findall(lab.text)
+                _kept(blocks, text, lab.start + w.start(), lab.start + w.end())
+                for w in _WORD.finditer(lab.text)
             )
     return out
 
