@@ -401,7 +401,8 @@ def main() -> None:
     for line in speeds:
         print("  " + line)
     print(
-        f"\npeak RSS of this process: {peak_mib():.0f} MiB (corpus {base:.0f} MiB; both engines loaded)"
+        f"\npeak RSS of this process: {peak_mib():.0f} MiB (with the corpus, {base:.0f} MiB before "
+        f"any engine; engines loaded: {', '.join(results)})"
     )
 
 
