@@ -190,3 +190,32 @@ def luhn_array(digits: list[str]) -> npt.NDArray[np.bool_]:
     total = padded[:, width - 1 :: -2].sum(axis=1) + doubled.sum(axis=1)
     ok: npt.NDArray[np.bool_] = (total % 10 == 0) & ~bad
     return ok
+
+
+#: ISO 3779 transliteration of VIN letters (I, O and Q never occur) and position weights.
+_VIN_VALUES = {
+    **{str(d): d for d in range(10)},
+    **dict(zip("ABCDEFGH", range(1, 9), strict=True)),
+    **dict(zip("JKLMN", range(1, 6), strict=True)),
+    "P": 7,
+    "R": 9,
+    **dict(zip("STUVWXYZ", range(2, 10), strict=True)),
+}
+_VIN_WEIGHTS = (8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2)
+
+
+def vin_ok(vin: str) -> bool:
+    """A 17-character VIN whose 9th character is the North American check digit (mod 11,
+    ``X`` for 10). European and Asian VINs need not carry one: callers that accept those
+    ask for a context word instead."""
+    v = vin.upper()
+    if len(v) != 17 or any(c not in _VIN_VALUES for c in v):
+        return False
+    total = sum(_VIN_VALUES[c] * w for c, w in zip(v, _VIN_WEIGHTS, strict=True))
+    check = total % 11
+    return v[8] == ("X" if check == 10 else str(check))
+
+
+def imei_ok(digits: str) -> bool:
+    """A 15-digit IMEI with its Luhn check digit."""
+    return len(digits) == 15 and digits.isdigit() and luhn_ok(digits)

@@ -63,6 +63,16 @@ class TextPattern:
             yield start, end, score
 
 
+def before(rx: re.Pattern[str], text: str, start: int, width: int = 40) -> re.Match[str] | None:
+    """``rx`` (anchored with ``$``) found in the ``width`` characters before ``start``, not
+    across a text boundary. Recognizers look behind this way rather than with a leading
+    lookbehind or ``\\b``: a regex that starts with a literal or a small character set is
+    searched many times faster by ``re``."""
+    lo = max(0, start - width)
+    cut = text.rfind(SEP, lo, start)
+    return rx.search(text, lo if cut < 0 else cut + 1, start)
+
+
 def words(*ws: str) -> re.Pattern[str]:
     """A case-insensitive pattern matching any of the context words as whole words."""
     return re.compile(r"\b(?:" + "|".join(ws) + r")\b", re.IGNORECASE)
@@ -75,12 +85,16 @@ _GROUPS = re.compile(r"\d+")
 
 
 _ACCOUNT = re.compile(r"\b(?:account|acct|a/c|routing)\b[^\x00]{0,20}$", re.IGNORECASE)
+#: A Luhn-valid 15-16 digit number after these is a handset's IMEI, not a card.
+_DEVICE = re.compile(r"\b(?:imei(?:sv)?|meid|serial|s/n|device)\b[^\x00]{0,16}$", re.IGNORECASE)
 
 
 def _card(m: re.Match[str], text: str) -> tuple[int, int, float] | None:
     raw = m.group()
     if raw.isdigit() and len(raw) < 16 and _ACCOUNT.search(text, max(0, m.start() - 40), m.start()):
         return None  # a bare account number that happens to pass Luhn
+    if _DEVICE.search(text, max(0, m.start() - 30), m.start()):
+        return None
     groups = [(g.start(), g.end()) for g in _GROUPS.finditer(raw)]
     # A trailing number after a card ("... 1111 2 times") must not hide the card.
     for last in range(len(groups), 0, -1):
@@ -115,8 +129,12 @@ def _ssn(m: re.Match[str], text: str) -> tuple[int, int, float] | None:
 
 
 def _ip(m: re.Match[str], text: str) -> tuple[int, int, float] | None:
+    address = m.group().split("%", 1)[0]  # fe80::1%eth0: the zone names an interface
+    groups = [g for g in address.split(":") if g]
+    if ":" in address and len(groups) < 4 and not any(len(g) >= 3 for g in groups):
+        return None  # "::", "a::b": valid addresses in theory, punctuation in prose
     try:
-        ipaddress.ip_address(m.group())
+        ipaddress.ip_address(address)
     except ValueError:
         return None
     return m.start(), m.end(), 0.95
@@ -243,6 +261,13 @@ PHONE_CONTEXT = words(
     "nr",
     "ph",
     "mob",
+    "reached",
+    "phoned",
+    "landline",
+    "cellphone",
+    "pager",
+    "home",
+    "office",
 )
 
 PATTERNS: tuple[TextPattern, ...] = (
@@ -300,7 +325,11 @@ PATTERNS: tuple[TextPattern, ...] = (
     TextPattern(
         "ipv6",
         "IP_ADDRESS",
-        re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])"),
+        re.compile(
+            r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}"
+            r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}"
+            r"|[0-9A-Fa-f]{0,4})(?:%\w+(?:\.\w+)*)?(?![\w:]|\.\d)"
+        ),
         0.95,
         _ip,
     ),

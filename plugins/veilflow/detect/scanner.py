@@ -23,6 +23,7 @@ from typing import Any, Self
 import numpy as np
 
 from veilflow.detect.gazetteers import NOT_NAME, cities, gazetteers
+from veilflow.detect.identifiers import SHAPED, find_identifiers
 from veilflow.detect.patterns import MONTH, PATTERNS, SEP, TextPattern, words
 from veilflow.detect.rules import find_names, find_places
 from veilflow.detect.spans import ENTITIES, Span, resolve
@@ -137,7 +138,7 @@ class Scanner:
         g = gazetteers()
         self._names = (g.given, g.surnames)
         cities()  # built here, so that forked workers inherit it
-        self.patterns: tuple[TextPattern, ...] = PATTERNS + tuple(self._custom_patterns())
+        self.patterns: tuple[TextPattern, ...] = PATTERNS + SHAPED + tuple(self._custom_patterns())
         self._allow = {t.strip().casefold() for t in self.settings.allow_list}
 
     def _custom_patterns(self) -> Iterator[TextPattern]:
@@ -220,6 +221,12 @@ class Scanner:
         for p in self.patterns:
             if wanted is None or p.entity in wanted:
                 take(p.find(joined), p.entity, p.name)
+        for s, e, sc, entity in find_identifiers(joined, wanted):
+            gs.append(s)
+            ge.append(e)
+            ents.append(entity)
+            scores.append(sc)
+            sources.append("context_id")
         if wanted is None or "PERSON" in wanted:
             take(find_names(joined), "PERSON", "names")
         if wanted is None or "LOCATION" in wanted:
