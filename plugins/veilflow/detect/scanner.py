@@ -22,8 +22,10 @@ from typing import Any, Self
 
 import numpy as np
 
+from veilflow.detect.dates import DATE_PATTERNS
 from veilflow.detect.gazetteers import NOT_NAME, cities, gazetteers
 from veilflow.detect.identifiers import SHAPED, find_identifiers
+from veilflow.detect.locators import LOCATOR_PATTERNS
 from veilflow.detect.patterns import MONTH, PATTERNS, SEP, TextPattern, words
 from veilflow.detect.rules import find_names, find_places
 from veilflow.detect.spans import ENTITIES, Span, resolve
@@ -138,7 +140,9 @@ class Scanner:
         g = gazetteers()
         self._names = (g.given, g.surnames)
         cities()  # built here, so that forked workers inherit it
-        self.patterns: tuple[TextPattern, ...] = PATTERNS + SHAPED + tuple(self._custom_patterns())
+        self.patterns: tuple[TextPattern, ...] = (
+            PATTERNS + DATE_PATTERNS + LOCATOR_PATTERNS + SHAPED + tuple(self._custom_patterns())
+        )
         self._allow = {t.strip().casefold() for t in self.settings.allow_list}
 
     def _custom_patterns(self) -> Iterator[TextPattern]:
@@ -347,8 +351,20 @@ class Scanner:
             for c in cands
             if c.entity == "LOCATION" and c.score >= 0.8 and c.source == "places"
         ]
+        # A weekday or date the patterns found is not a name the NER model saw in it ("Fri").
+        dates = [
+            (c.start, c.end)
+            for c in cands
+            if c.entity == "DATE_TIME" and c.source != "ner" and c.score >= self.threshold(c.entity)
+        ]
         for c in cands:
             if c.score < self.threshold(c.entity):
+                continue
+            if (
+                c.source == "ner"
+                and c.entity != "DATE_TIME"
+                and any(s <= c.start and c.end <= e for s, e in dates)
+            ):
                 continue
             if allow and text[c.start : c.end].strip().casefold() in allow:
                 continue
