@@ -16,6 +16,7 @@ from veilflow.detect.gazetteers import (
     AMBIGUOUS_GIVEN,
     NOT_NAME,
     PARTICLES,
+    STREET_ABBREVIATIONS,
     TITLES,
     cities,
     gazetteers,
@@ -242,6 +243,7 @@ _PREP = r"(?:in|from|to|near|at|of|visiting|via|around|outside|based in|lives in
 def _place_patterns() -> tuple[tuple[re.Pattern[str], float, int], ...]:
     g = gazetteers()
     suffixes = "|".join(re.escape(s) for s in g.street_suffixes)
+    abbreviations = "|".join(sorted(STREET_ABBREVIATIONS, key=len, reverse=True))
     names = sorted(g.countries | g.states, key=len, reverse=True)
     gaz = "|".join(re.escape(n) for n in names)
     street_words = (
@@ -254,15 +256,17 @@ def _place_patterns() -> tuple[tuple[re.Pattern[str], float, int], ...]:
         r"Quadra|Vereda|Setor|Strada|Piazzale|Borgo|Canale|Vía|Plac|pl\.|Osiedle|os\.)"
     )
     compound = (
-        r"(?:straße|strasse|str\.|weg|gasse|platz|allee|ring|damm|ufer|steig|pfad|"
+        r"(?:straße|strasse|str\.|weg|gasse|platz|allee|ring|damm|ufer|steig|pfad|steeg|baan|"
+        r"dijk|markt|pad|"
         r"straat|laan|plein|gracht|kade|singel|dreef|hof|vej|gade|gatan|vägen|veien|"
         r"gata|tie|katu)"
     )
     return (
-        # 119 Avery Spring Apt. 721 / 55 Main Street, Suite 4
+        # 119 Avery Spring Apt. 721 / 55 Main Street, Suite 4 / 22 Main St.
         (
             re.compile(
-                rf"\b\d{{1,6}}[A-Za-z]?[ ]+(?:{_WORD}[ ]+){{0,4}}(?:{suffixes})\b\.?"
+                rf"\b\d{{1,6}}[A-Za-z]?,?[ ]+(?:(?:{_WORD}[ ]+){{0,4}}(?:{suffixes})"
+                rf"|(?:{_WORD}[ ]+){{1,4}}(?:{abbreviations}))\b\.?"
                 r"(?:,?[ ]+(?:Apt\.|Apartment|Suite|Ste\.|Unit|#)[ ]*\d+[A-Za-z]?)?"
             ),
             0.85,
@@ -288,6 +292,8 @@ def _place_patterns() -> tuple[tuple[re.Pattern[str], float, int], ...]:
         ),
         # Hauptstraße 5 / Kerkstraat 12
         (re.compile(rf"\b{_U}[\w'’-]*{compound}[ ]+\d{{1,4}}[a-zA-Z]?\b"), 0.8, 0),
+        # PO Box 1234 / P.O. Box 77
+        (re.compile(r"\b(?i:p\.?[ ]?o\.?[ ]?box|post[ ]office[ ]box)[ ]+\d{1,6}\b"), 0.85, 0),
         # Springfield, IL  (city before a US state code)
         (
             re.compile(
@@ -334,6 +340,96 @@ def _place_patterns() -> tuple[tuple[re.Pattern[str], float, int], ...]:
             1,
         ),
     )
+
+
+# --- whole postal addresses ---------------------------------------------------------------
+
+_UNIT = (
+    r"(?:(?:Apt|Apartment|Suite|Ste|Unit|Flat|Fl|Floor|Room|Rm|Bldg|Building|Lot|Space|Dept|"
+    r"Studio|Level|Shop)"
+    r"\.?[ ]?(?:No\.?[ ]?)?\#?|\#[ ]?)[A-Za-z0-9]{1,5}(?:[-/][A-Za-z0-9]{1,4})?\b"
+)
+#: A flat or suite before the house number: "Flat 2, 14 Baker Street", "Unit 4/17 George St",
+#: "8/421 Jasmine Point".
+_UNIT_BEFORE = re.compile(rf"(?:{_UNIT}(?:,?[ ]+|/)|(?<![\w/])\d{{1,4}}[A-Za-z]?/)$")
+_CA_AU_REGIONS = "AB|BC|MB|NB|NL|NS|NT|NU|ON|PE|QC|SK|YT|NSW|VIC|QLD|TAS|ACT|SA"
+_POSTCODE = (
+    r"\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]?[ ]?\d[A-Z]{2}|[A-Z]\d[A-Z][ ]?\d[A-Z]\d"
+    r"|\d{4}(?:[ ]?[A-Z]{2})?"
+)
+_POSTCODE_FIRST = (
+    r"\d{4}[ ]?[A-Z]{2}(?![\w])|\d{3}[ ]\d{2}|\d{5}-\d{3}|\d{4}-\d{3}|\d{2}-\d{3}|\d{4,6}"
+)
+_ADDRESS_SEP = r"(?:,[ ]*|[ ]*\n[ ]*)"
+
+
+@lru_cache(maxsize=1)
+def _address_tail() -> re.Pattern[str]:
+    """What may follow a street address: a unit, then a city (before or after its postcode),
+    a state or region, a postcode, a country; each part optional, in this order."""
+    g = gazetteers()
+    states = "|".join(re.escape(n) for n in sorted(g.states, key=len, reverse=True))
+    countries = "|".join(
+        re.escape(n) for n in sorted(g.countries, key=len, reverse=True) if "(" not in n
+    )
+    word = rf"{_U}(?:[^\W\d_]|['’-])*(?!\w)"
+    city = rf"{word}(?:[ -](?:{word}|sur|am|an|der|de|la|le|del|upon|on)){{0,3}}"
+    return re.compile(
+        rf"(?P<unit>(?:{_ADDRESS_SEP}|[ ]+){_UNIT})?"
+        rf"(?:(?P<sep>{_ADDRESS_SEP}|[ ]+)"
+        rf"(?:(?P<pc_first>{_POSTCODE_FIRST}),?[ ]+(?P<city_after>{city})"
+        rf"|(?P<city>{city})"
+        rf"(?:(?:,[ ]*|[ ]+)(?P<state>{US_STATES_ABBR}|{_CA_AU_REGIONS}|{states})\b)?"
+        rf"(?:(?:,[ ]*|[ ]+)(?P<postcode>{_POSTCODE})(?![\w-]))?))?"
+        rf"(?:,[ ]*(?P<country>{countries})\b)?"
+    )
+
+
+@lru_cache(maxsize=1)
+def _postcode_tail() -> re.Pattern[str]:
+    """What may follow "City, ST": its postcode, then a country."""
+    g = gazetteers()
+    countries = "|".join(
+        re.escape(n) for n in sorted(g.countries, key=len, reverse=True) if "(" not in n
+    )
+    return re.compile(
+        rf"(?:,?[ ]+(?P<postcode>{_POSTCODE})(?![\w-]))?(?:,[ ]*(?P<country>{countries})\b)?"
+    )
+
+
+_PLACE_END = re.compile(r"[ ]*(?:[,.;!?\n\x00)]|$)")
+
+
+def address_span(text: str, start: int, end: int, street: bool = True) -> tuple[int, int]:
+    """The whole postal address around the street address ``text[start:end]`` (or, with
+    ``street=False``, around a "City, ST"): a flat or unit before it; a unit, city, state or
+    region, postcode and country after it, where they stand together. A city counts when a
+    state or postcode follows it, or when it ends the clause after a comma or line break
+    ("..., Lindsayshire." but not "... Street Monday")."""
+    if street:
+        lead = _UNIT_BEFORE.search(text, max(0, start - 30), start)
+        if lead is not None:
+            start = lead.start()
+    m = (_address_tail() if street else _postcode_tail()).match(text, end)
+    if m is None:  # pragma: no cover - every part is optional
+        return start, end
+    part = m.groupdict()
+    new_end = m.end("unit") if part.get("unit") else end
+    city = part.get("city_after") or part.get("city")
+    if city:
+        if part["pc_first"] or part["state"] or part["postcode"]:
+            new_end = max(m.end(g) for g in ("city_after", "city", "state", "postcode") if part[g])
+        elif (
+            part["sep"].strip()
+            and city.split(" ", 1)[0] not in NOT_NAME
+            and _PLACE_END.match(text, m.end("city"))
+        ):
+            new_end = m.end("city")
+    elif not street and part["postcode"]:
+        new_end = m.end("postcode")
+    if part["country"] and not text[new_end : m.start("country")].strip(" ,"):
+        new_end = m.end("country")
+    return start, new_end
 
 
 _CITY_AFTER = re.compile(rf",[ ]+({_WORD}(?:[ ]{_WORD}){{0,2}})(?=[ ]*(?:[,.;!?\n\x00]|$))")
@@ -419,6 +515,13 @@ def _first_words(names: frozenset[str]) -> frozenset[str]:
     return frozenset(n.split(" ", 1)[0] for n in names)
 
 
+#: Place patterns that find a street address (house number and street, PO box) and, last,
+#: the "<name>, Porkkalankatu 2, 20702 Kärkölä" shape: each is widened to the whole address.
+_STREETS = frozenset({0, 1, 2, 3, 4, 8})
+#: "Springfield, IL": widened to the postcode (and country) that follow it.
+_CITY_STATE = 5
+
+
 def find_places(text: str) -> Iterator[tuple[int, int, float]]:
     """LOCATION candidates from address shapes and place names."""
     yield from find_cities(text)
@@ -428,6 +531,11 @@ def find_places(text: str) -> Iterator[tuple[int, int, float]]:
             yield m.start(1), m.end(1), 0.8
     for i, (rx, score, group) in enumerate(_place_patterns()):
         for m in rx.finditer(text):
+            if i in _STREETS or i == _CITY_STATE:
+                s, e = m.start(group), m.end(group)
+                wide = address_span(text, s, m.end() if i == _CITY_STATE else e, i in _STREETS)
+                if wide != (s, e):
+                    yield wide[0], wide[1], score
             if i == 0:  # a street address: the capitalised words after its comma are the city
                 city = _CITY_AFTER.match(text, m.end() - (text[m.end() - 1] == "."))
                 if city and city.group(1).split(" ", 1)[0] not in NOT_NAME:

@@ -368,6 +368,12 @@ class Scanner:
                 continue
             if allow and text[c.start : c.end].strip().casefold() in allow:
                 continue
+            if (c.entity == "ZIP_CODE" or c.source == "ner") and any(
+                s <= c.start and c.end <= e and e - s > c.end - c.start for s, e in places
+            ):
+                # A postcode inside a postal address is part of it, and so is what the NER
+                # model makes of its pieces ("NSW 2000" as a date).
+                continue
             if (
                 c.entity == "PERSON"
                 and c.score < 0.9
@@ -382,7 +388,29 @@ class Scanner:
                 # "Rose Jordan" are people whatever the place lists say.
                 continue
             kept.append(c)
-        return resolve(kept)
+        return _join_addresses(text, resolve(kept))
+
+
+_ADDRESS_GAP = re.compile(r"[ ]?,?[ ]{1,2}|[ ]*\n[ ]*")
+
+
+def _join_addresses(text: str, spans: list[Span]) -> list[Span]:
+    """A place and the postcode right next to it are one address ("London NW1 6XE",
+    "10115 Berlin"): the postcode joins the place's LOCATION span."""
+    if len(spans) < 2:
+        return spans
+    out: list[Span] = []
+    for s in spans:
+        last = out[-1] if out else None
+        if (
+            last is not None
+            and {last.entity, s.entity} == {"LOCATION", "ZIP_CODE"}
+            and _ADDRESS_GAP.fullmatch(text, last.end, s.start)
+        ):
+            out[-1] = Span(last.start, s.end, "LOCATION", max(last.score, s.score), last.source)
+        else:
+            out.append(s)
+    return out
 
 
 @lru_cache(maxsize=4)
