@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -73,7 +77,7 @@ def patients(n: int = 300, seed: int = 11) -> tuple[pd.DataFrame, dict[str, str 
             }
         )
     expected: dict[str, str | None] = {
-        "mrn": IDENTIFIER,
+        "mrn": "MEDICAL_RECORD_NUMBER",
         "pt_name": "PERSON",
         "dob": "DATE_TIME",
         "sex": None,
@@ -153,3 +157,117 @@ def test_drift_detail_names_the_new_columns_verdict(customers: pd.DataFrame) -> 
     assert "backup_contact: EMAIL_ADDRESS" in str(err)
     assert "suggested action tokenize" in str(err)
     assert not any(v in str(err) for v in customers["email"].head(50))
+
+
+def _new_entity_columns(n: int = 200, seed: int = 5) -> tuple[pd.DataFrame, dict[str, str | None]]:
+    """Columns of the identifiers HIPAA Safe Harbor names, by name and by value."""
+    fake = Faker("en_US")
+    fake.seed_instance(seed)
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "homepage": [fake.url() for _ in range(n)],
+            "vin": [fake.vin() for _ in range(n)],
+            "license_plate": [fake.license_plate() for _ in range(n)],
+            "wifi_mac": [fake.mac_address() for _ in range(n)],
+            "pump_serial_no": [f"SN-{rng.integers(10**5, 10**6)}-{i % 7}" for i in range(n)],
+            "member_id": [f"XJ{rng.integers(10**7, 10**8)}" for _ in range(n)],
+            "acct_code": [f"AC-{rng.integers(1000, 9999)}-{i:04d}" for i in range(n)],
+            "dl_number": [f"D{rng.integers(10**6, 10**7)}" for _ in range(n)],
+            "fingerprint_ref": [f"FP{rng.integers(10**6, 10**7)}" for _ in range(n)],
+            "photo": [f"IMG_{rng.integers(1000, 9999)}.jpg" for _ in range(n)],
+            "age": [str(int(a)) for a in rng.integers(18, 104, n)],
+            "c_urls": [f"https://portal.example.org/p/{i}" for i in range(n)],
+        }
+    )
+    expected: dict[str, str | None] = {
+        "homepage": "URL",
+        "vin": "VEHICLE_ID",
+        "license_plate": "VEHICLE_ID",
+        "wifi_mac": "DEVICE_ID",
+        "pump_serial_no": "DEVICE_ID",
+        "member_id": "HEALTH_PLAN_ID",
+        "acct_code": "ACCOUNT_NUMBER",
+        "dl_number": "LICENSE_NUMBER",
+        "fingerprint_ref": "BIOMETRIC_ID",
+        "photo": "PHOTO_FILE",
+        "age": "AGE_OVER_89",
+        "c_urls": "URL",  # by value alone
+    }
+    return frame, expected
+
+
+def test_columns_of_the_new_identifiers() -> None:
+    frame, expected = _new_entity_columns()
+    got = {v.column: v.entity for v in classify_columns(frame)}
+    assert got == expected
+
+
+def test_vins_and_macs_without_telling_names() -> None:
+    frame, _ = _new_entity_columns()
+    renamed = frame[["vin", "wifi_mac", "photo"]].set_axis(["c0", "c1", "c2"], axis=1)
+    assert [v.entity for v in classify_columns(renamed)] == [
+        "VEHICLE_ID",
+        "DEVICE_ID",
+        "PHOTO_FILE",
+    ]
+
+
+def test_ages_under_90_are_not_ages_over_89() -> None:
+    s = pd.Series([str(a) for a in range(18, 89)] * 3)
+    assert classify_series("age", s).entity is None
+
+
+def test_named_columns_of_non_identifiers_stay_what_they_are() -> None:
+    # A digits-only account number is a bank account number, as before.
+    s = pd.Series([str(10**15 + 7919 * i) for i in range(300)])
+    assert classify_series("account_no", s).entity == "US_BANK_NUMBER"
+    # A "serial" column of words is no device identifier.
+    words = pd.Series(["pending", "n/a", "unknown", "tbd"] * 50)
+    assert classify_series("serial", words).entity is None
+
+
+def test_suggested_actions_of_the_new_entities_have_a_checked_output_format() -> None:
+    """Each new entity's suggested action, applied to sample values by the real operator,
+    produces values the gate's GX format expectation accepts (``drop`` leaves no column)."""
+    from veilflow.detect.columns import SUGGESTIONS
+    from veilflow.policy.loader import parse_policy
+    from veilflow.registry import OPERATORS
+    from veilflow.transform.base import STRING, ChunkContext, ColumnContext
+    from veilflow.transform.keys import LocalKeyProvider
+    from veilflow.validate.context import GateColumn, GateContext
+    from veilflow.validate.gx_suite import build_expectations
+    from veilflow.zones.run_tables import RunTables
+
+    frame, expected = _new_entity_columns(50)
+    samples = {entity: frame[column] for column, entity in expected.items() if entity}
+    keys = LocalKeyProvider(b"\x02" * 32)
+    for entity, values in samples.items():
+        action, params = SUGGESTIONS[entity]
+        if action == "drop":
+            continue
+        spec = ", ".join(
+            [f"action: {action}"] + [f"{k}: {json.dumps(v)}" for k, v in params.items()]
+        )
+        policy = parse_policy(
+            "dataset: d\nsource: {table: restricted.d, key: k}\ntarget: {table: anonymized.d}\n"
+            f"columns:\n  k: keep\n  c: {{{spec}}}\n"
+        )
+        col = GateColumn("c", action, OPERATORS[action].hides_raw, "text", "text", False)
+        ctx = GateContext(
+            policy=policy,
+            tables=RunTables("d", "r1"),
+            columns=[col],
+            rows_in=len(values),
+            report_dir=Path("/nonexistent"),
+        )
+        formats = [s for s in build_expectations(ctx) if s.check == "format"]
+        assert formats, entity
+        op = OPERATORS[action](OPERATORS[action].Config(**params), ColumnContext("d", "c", keys))
+        chunk = ChunkContext(frame=pd.DataFrame({"k": range(len(values))}), key_column="k")
+        out = [v for v in op.apply(values.astype(STRING), chunk).tolist() if v is not None]
+        for f in formats:
+            if "regex" in f.kwargs:
+                assert all(re.search(f.kwargs["regex"], v) for v in out), (entity, f)
+            if "value_set" in f.kwargs:
+                assert set(out) <= set(f.kwargs["value_set"]), (entity, f)

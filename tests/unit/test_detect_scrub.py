@@ -220,3 +220,40 @@ def test_no_residual_pii_in_scrubbed_seed_notes(rows: int, seed: int) -> None:
         scrubbed += sum(n != r for n, r in zip(notes, frame["note"][kept], strict=True))
     assert scrubbed > rows // 2  # the notes do carry PII, and it was replaced
     assert residual == []
+
+
+def test_new_entities_get_typed_placeholders_by_default() -> None:
+    note = (
+        "MRN: 00482913. A 93-year-old seen on the third of July; photo IMG_2041.jpg, "
+        "portal https://portal.example.org/p/4471, fingerprint id FP-88213-A, "
+        "VIN 1HGCM82633A004352, pump S/N 4471AX22."
+    )
+    out, chunk = scrub({}, [note])
+    text = out.iloc[0]
+    for placeholder in (
+        "[MEDICAL_RECORD_NUMBER]",
+        "[AGE_OVER_89]",
+        "[DATE_TIME]",
+        "[PHOTO_FILE]",
+        "[URL]",
+        "[BIOMETRIC_ID]",
+        "[VEHICLE_ID]",
+        "[DEVICE_ID]",
+    ):
+        assert placeholder in text, text
+    for raw in ("00482913", "93", "July", "IMG_2041", "portal.example", "FP-88213", "4471AX22"):
+        assert raw not in text, raw
+    assert chunk.counters["note"]["entity:URL"] == 1
+
+
+def test_surrogate_keeps_the_shape_of_identifiers_and_placeholders_the_rest() -> None:
+    note = "Member ID XJH-448812, aged 95, see https://x.example.org/a, photo jane_doe.jpg."
+    out, _ = scrub({"with": "surrogate"}, [note])
+    text = out.iloc[0]
+    # A realistic fake of the same shape for the plan identifier (letters, dash, digits) ...
+    fake = text.split("Member ID ", 1)[1].split(",", 1)[0]
+    assert fake != "XJH-448812" and len(fake) == 10 and fake[3] == "-" and fake[4:].isdigit()
+    # ... and the typed placeholder where a fake would mislead: an age over 89 stays one
+    # category, a fake URL or photo name would read as a real one.
+    assert "aged [AGE_OVER_89]" in text
+    assert "[URL]" in text and "[PHOTO_FILE]" in text

@@ -8,6 +8,7 @@ and confirm weak evidence, never the only evidence for a PII type.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -18,8 +19,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from veilflow.detect.checksums import card_ok, iban_prefix, luhn_array, ssn_ok
+from veilflow.detect.checksums import card_ok, iban_prefix, imei_ok, luhn_array, ssn_ok, vin_ok
 from veilflow.detect.gazetteers import gazetteers
+from veilflow.detect.identifiers import IDENTIFIER_ENTITIES, id_token_ok
 from veilflow.detect.shape import masked_shape
 from veilflow.policy.detection import DetectionSettings
 
@@ -51,15 +53,27 @@ VALUE_PATTERNS: dict[str, str] = {
         r"|^\d{4} ?[A-Z]{2}$|^\d{2}-\d{3}$|^\d{3} \d{2}$|^\d{5}-\d{3}$"
     ),
     "US_BANK_NUMBER": r"^\d{8,17}$",
+    "URL": r"^(?i:(?:https?|ftps?|sftp)://|www\.)[^\s]+$",
+    "DEVICE_ID": (
+        r"^[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}$|^[0-9A-Fa-f]{2}(?:-[0-9A-Fa-f]{2}){5}$"
+        r"|^[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}$|^\(01\)\d{14}"
+    ),
+    "VEHICLE_ID": r"^[A-HJ-NPR-Z0-9]{17}$",
+    "PHOTO_FILE": r"^[^\s]*\.(?i:jpe?g|jfif|png|heic|heif|tiff?|dcm|dicom|bmp|gif|webp|avif)$",
 }
 #: Weaker formats accepted only with a confirming column name.
 HINTED_PATTERNS: dict[str, str] = {
     "ZIP_CODE": r"^\d{4,6}$|^\d{8}$",
     "US_SSN": r"^\d{9}$",
+    "DEVICE_ID": r"^\d{15}$",  # an IMEI (Luhn-checked)
 }
 #: Checked in this order; the first with enough hits wins (the specific before the general).
 ORDER = (
     "EMAIL_ADDRESS",
+    "URL",
+    "DEVICE_ID",
+    "VEHICLE_ID",
+    "PHOTO_FILE",
     "IP_ADDRESS",
     "IBAN_CODE",
     "CREDIT_CARD",
@@ -82,6 +96,47 @@ HINTS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("PHONE_NUMBER", r"phone|tel|mobile|cell|fax|contact_?no|(?:^|_)msisdn"),
         ("ZIP_CODE", r"zip|postal|postcode|post_?code|plz|(?:^|_)cap(?:_|$)"),
         ("US_BANK_NUMBER", r"account|acct|bank_?no|bank_?num|routing"),
+        ("URL", r"(?:^|_)(?:url|uri|link|href|website|web_?site|homepage|web_?page)(?:_|$)"),
+        (
+            "VEHICLE_ID",
+            r"(?:^|_)vin(?:_|$)|vehicle|plate|chassis|(?:^|_)reg(?:istration)?_?(?:no|num)",
+        ),
+        (
+            "DEVICE_ID",
+            r"serial|(?:^|_)s_?n(?:_|$)|imei|meid|(?:^|_)mac(?:_|$)|mac_?addr|device|(?:^|_)udi"
+            r"|asset_?tag",
+        ),
+        (
+            "MEDICAL_RECORD_NUMBER",
+            r"(?:^|_)mrn|med(?:ical)?_?rec|chart_?(?:id|no|num)|patient_?(?:id|no|num)"
+            r"|hospital_?(?:id|no|num)|nhs_?(?:no|num)",
+        ),
+        (
+            "HEALTH_PLAN_ID",
+            r"member_?(?:id|no|num)|subscriber|policy|insur|health_?plan|plan_?(?:id|no|num)"
+            r"|beneficiary|medicare|medicaid|(?:^|_)mbi(?:_|$)|hicn|group_?(?:no|num)|claim_?(?:id|no|num)",
+        ),
+        (
+            "ACCOUNT_NUMBER",
+            r"account|acct|billing_?(?:id|no|num)|customer_?(?:no|num)|client_?(?:id|no|num)"
+            r"|loyalty",
+        ),
+        (
+            "LICENSE_NUMBER",
+            r"licen[cs]e|(?:^|_)dl_?(?:no|num)|(?:^|_)dea(?:_|$)|certificate|(?:^|_)cert_?(?:id|no|num)"
+            r"|permit|passport|badge",
+        ),
+        (
+            "BIOMETRIC_ID",
+            r"finger_?print|thumb_?print|retina|(?:^|_)iris|voice_?print|face_?(?:id|print|template)"
+            r"|facial|biometric|palm_?(?:print|vein)",
+        ),
+        (
+            "PHOTO_FILE",
+            r"photo|picture|(?:^|_)pic(?:_|$)|image|(?:^|_)img|selfie|headshot|portrait|avatar"
+            r"|mugshot",
+        ),
+        ("AGE_OVER_89", r"(?:^|_)age(?:_|$)|age_?(?:years|yrs)|(?:^|_)age_?at"),
         ("PERSON", r"name|first|last|surname|given|person|patient|customer_?name|owner|holder"),
         (
             "LOCATION",
@@ -108,6 +163,20 @@ SUGGESTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "LOCATION": ("surrogate", {"entity": "LOCATION"}),
     "ZIP_CODE": ("generalize", {"keep_prefix": 3}),
     "US_BANK_NUMBER": ("tokenize", {}),
+    # Identifiers stay joinable (the same number, the same token) and say nothing.
+    "URL": ("tokenize", {}),
+    "MEDICAL_RECORD_NUMBER": ("tokenize", {"deterministic": True}),
+    "HEALTH_PLAN_ID": ("tokenize", {}),
+    "ACCOUNT_NUMBER": ("tokenize", {}),
+    "LICENSE_NUMBER": ("tokenize", {}),
+    "VEHICLE_ID": ("tokenize", {}),
+    "DEVICE_ID": ("tokenize", {}),
+    # A biometric template has no use in an anonymized table; a token of it would still
+    # link records of the same person.
+    "BIOMETRIC_ID": ("drop", {}),
+    "PHOTO_FILE": ("redact", {"replacement": "[PHOTO_FILE]"}),
+    # HIPAA Safe Harbor: ages of 90 and over are one category ("90+").
+    "AGE_OVER_89": ("generalize", {"bucket": 10, "top": 90}),
     IDENTIFIER: ("tokenize", {"deterministic": True}),
     FREE_TEXT: ("scrub_text", {"with": "redact"}),
 }
@@ -181,6 +250,12 @@ def _validated(entity: str, values: list[str], matched: np.ndarray) -> np.ndarra
         ok = np.array([iban_prefix(v.replace(" ", "")) is not None for v in picked], dtype=bool)
     elif entity == "US_SSN":
         ok = np.array([ssn_ok(re.sub(r"\D", "", v)) for v in picked], dtype=bool)
+    elif entity == "IP_ADDRESS":
+        ok = np.array([_ip_ok(v) for v in picked], dtype=bool)
+    elif entity == "VEHICLE_ID":
+        ok = np.array([vin_ok(v) and not v.isdigit() for v in picked], dtype=bool)
+    elif entity == "DEVICE_ID":
+        ok = np.array([not v.isdigit() or imei_ok(v) for v in picked], dtype=bool)
     elif entity == "PHONE_NUMBER":
         nd = np.array(
             [len(re.sub(r"\D", "", re.sub(r"(?i) ?(?:x|ext\.?|#) ?\d+$", "", v))) for v in picked]
@@ -191,6 +266,37 @@ def _validated(entity: str, values: list[str], matched: np.ndarray) -> np.ndarra
     out = np.zeros_like(matched)
     out[idx] = ok
     return out
+
+
+def _ip_ok(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+_SPACED_CODE = re.compile(r"^[A-Za-z0-9]+(?:[ ][A-Za-z0-9]+){1,3}$")
+
+
+def _identifier_rate(values: list[str]) -> float:
+    """Share of values shaped like an identifier: 5+ characters with 2+ digits, not a date,
+    amount or version (as the text scanner's context-named identifiers)."""
+    hits = sum(
+        1
+        for v in values
+        if id_token_ok(v.replace(" ", "-")) and (" " not in v or _SPACED_CODE.match(v))
+    )
+    return hits / max(len(values), 1)
+
+
+_AGE_VALUE = re.compile(r"^\d{1,3}$")
+
+
+def _ages(values: list[str]) -> tuple[float, int]:
+    """Share of values that are ages in years (0-125), and how many are over 89."""
+    ages = [int(v) for v in values if _AGE_VALUE.match(v) and int(v) <= 125]
+    return len(ages) / max(len(values), 1), sum(a >= 90 for a in ages)
 
 
 def _person_rate(values: list[str]) -> float:
@@ -311,6 +417,20 @@ def classify_series(
         pc.match_substring_regex(arr, r"^[-+]?\d+(?:[.,]\d+)?$").to_numpy(zero_copy_only=False),
         dtype=bool,
     ).mean()
+    # A column named for a kind of identifier (mrn, member_id, serial_no, license_plate)
+    # whose values are shaped like identifiers holds that identifier, unless its values
+    # match a format the name also points at (a digits-only account_no is a bank number).
+    named_ids = [e for e in hints if e in IDENTIFIER_ENTITIES]
+    if named_ids and not any(rates[e] >= need for e in ORDER if e in hints):
+        rate = _identifier_rate(values_list)
+        if rate >= need:
+            return verdict(
+                named_ids[0],
+                rate,
+                f"{rate:.0%} of {n} sampled values are identifier-shaped; column name "
+                f"suggests {named_ids[0]}",
+                masked_shape(values_list[0]),
+            )
     # A unique record key beats the number formats it may happen to match.
     # (unless the name also points at a format the values match, as in "post_code").
     if (
@@ -341,6 +461,7 @@ def classify_series(
                 "CREDIT_CARD": " (Luhn-valid)",
                 "IBAN_CODE": " (mod-97 valid)",
                 "US_SSN": " (valid SSN ranges)",
+                "VEHICLE_ID": " (VIN check digit valid)",
             }.get(entity, "")
             named = f"; column name suggests {entity}" if entity in hints else ""
             return verdict(
@@ -348,6 +469,18 @@ def classify_series(
                 rate,
                 f"{rate:.0%} of {n} sampled values match {entity}{how}{named}",
                 masked_shape(values_list[first], entity),
+            )
+
+    # Ages: ages of 90 and over are identifying on their own (one "90+" category).
+    if "AGE_OVER_89" in hints:
+        share, old = _ages(values_list)
+        if share >= 0.9 and old:
+            return verdict(
+                "AGE_OVER_89",
+                share,
+                f"ages in years; {old} of {n} sampled values are 90 or more; column name "
+                "suggests an age",
+                "dd",
             )
 
     # Names and places from the name/place lists.

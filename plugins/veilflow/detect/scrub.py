@@ -40,14 +40,27 @@ log = logging.getLogger(__name__)
 
 Replacement = Literal["redact", "mask", "tokenize", "surrogate"]
 UNSCANNABLE = "[UNSCANNABLE]"
-#: Surrogate pools exist for these; other entities get the format-preserving GENERIC one.
-_SURROGATE_ENTITY = {
+#: What ``surrogate`` gives each entity: a realistic fake from its own pool, or for
+#: identifier-shaped numbers (records, accounts, plans, licences, vehicles, devices, cards,
+#: IPs) the GENERIC one, a keyed fake of the same shape (digits for digits, letters for
+#: letters). Entities missing here get their typed placeholder (``PLACEHOLDER_ONLY``).
+SURROGATE_ENTITY: dict[str, str] = {
     "PERSON": "PERSON",
     "EMAIL_ADDRESS": "EMAIL_ADDRESS",
     "PHONE_NUMBER": "PHONE_NUMBER",
     "LOCATION": "LOCATION",
     "DATE_TIME": "DATE_TIME",
 }
+#: Entities whose replacement is always their typed placeholder (``[URL]``), ``surrogate``
+#: included: a fake URL or photo file name in the same shape would read as a real one, a
+#: biometric template has no realistic fake, and HIPAA puts every age over 89 in one
+#: category, so no fake age may stand in for one.
+PLACEHOLDER_ONLY = frozenset({"URL", "PHOTO_FILE", "BIOMETRIC_ID", "AGE_OVER_89"})
+
+
+def placeholder(entity: str) -> str:
+    """The typed placeholder that ``redact`` (scrub_text's default) puts for ``entity``."""
+    return f"[{entity}]"
 
 
 def _operator_classes() -> dict[str, type[Operator]]:  # type: ignore[type-arg]
@@ -134,11 +147,13 @@ class ScrubText(Operator[ScrubTextConfig]):
                 raise ValueError(
                     f"scrub_text cannot replace with {action!r}; use one of {sorted(classes)}"
                 )
+            if action == "surrogate" and entity in PLACEHOLDER_ONLY:
+                action, params = "redact", {}
             cls = classes[action]
             if action == "surrogate" and cls is not Redact:
-                params = {"entity": _SURROGATE_ENTITY.get(entity, "GENERIC"), **params}
+                params = {"entity": SURROGATE_ENTITY.get(entity, "GENERIC"), **params}
             elif action == "redact" or cls is Redact:
-                params = {"replacement": f"[{entity}]", **params}
+                params = {"replacement": placeholder(entity), **params}
             self._ops[entity] = cls(cls.Config(**params), column)
 
     @property

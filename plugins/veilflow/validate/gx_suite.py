@@ -102,7 +102,14 @@ def output_pattern(col: GateColumn, params: dict[str, Any]) -> str | None:
                 "day": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
             }[str(params["truncate"])]
         if params.get("bucket") is not None:
-            return r"^(-?[0-9]+--?[0-9]+|<-?[0-9]+|-?[0-9]+\+)$"
+            # "lo-hi", plus "<bottom" and "top+" exactly as configured: an age column
+            # generalized with top: 90 (HIPAA's ages over 89) shows "90+", never "95+".
+            labels = [r"-?[0-9]+--?[0-9]+"]
+            if params.get("bottom") is not None:
+                labels.append(f"<{int(params['bottom'])}")
+            if params.get("top") is not None:
+                labels.append(rf"{int(params['top'])}\+")
+            return "^(" + "|".join(labels) + ")$"
         keep = int(params.get("keep_prefix") or 0)
         fill = str(params.get("fill", "*"))
         return rf"^.{{0,{keep}}}{re.escape(fill)}*$" if fill else rf"^.{{0,{keep}}}$"
