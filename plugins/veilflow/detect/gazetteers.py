@@ -473,6 +473,10 @@ NOT_NAME = frozenset(
         "Callback",
         "Beneficiary",
         "Reference",
+        "Retina",
+        "Fingerprint",
+        "Voiceprint",
+        "Biometric",
     )
 )
 
