@@ -32,7 +32,7 @@ def found(scanner: Scanner, text: str, entity: str) -> list[str]:
         ("No relapse since mid-June.", "June"),
         ("Last seen July of 2019.", "July of 2019"),
         ("Labs drawn 03-JUL-2021 0800.", "03-JUL-2021"),
-        ("DOB 14feb1931", "14feb1931"),
+        ("DOB 14FEB1931", "14FEB1931"),
         ("Next review Jul-03-2022.", "Jul-03-2022"),
         ("Card exp 07/2021 per ticket", "07/2021"),
         ("Onset 2019-11 per family.", "2019-11"),

@@ -27,8 +27,9 @@ ORDINAL = (
 WEEKDAY = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
 _WEEKDAY_SHORT = r"(?:Mon|Tues?|Wed|Thu(?:rs?)?|Fri|Sat|Sun)"
 _MONTHS_SHORT = "Jan Feb Mar Apr May Jun Jul Aug Sep Sept Oct Nov Dec".split()
-#: 03-JUL-2021 and 03jul2021 write the month in capitals or in lower case too.
-_MONTH_CASES = "|".join(f"{m}|{m.upper()}|{m.lower()}" for m in _MONTHS_SHORT)
+#: 03-JUL-2021 writes the month in capitals too (in lower case, "03jul2021" is rare and
+#: "jan", "mar", "may" start too many words to look at each).
+_MONTH_CASES = "|".join(f"{m}|{m.upper()}" for m in _MONTHS_SHORT)
 
 # --- a month in words ------------------------------------------------------------------------
 
@@ -64,7 +65,7 @@ _DAY_YEAR_AFTER = re.compile(r"[- ]?(?:\d{4}|\d{2})(?![\w-])|-\d{1,2}-(?:\d{4}|\
 
 
 def _clinical(m: re.Match[str], text: str) -> tuple[int, int, float] | None:
-    """03-JUL-2021, 3-Jul-21, 03JUL2021, 03 jul 2021, Jul-03-2021."""
+    """03-JUL-2021, 3-Jul-21, 03JUL2021, Jul-03-2021."""
     start, end = m.start(), m.end()
     after = _DAY_YEAR_AFTER.match(text, end)
     if after is None:

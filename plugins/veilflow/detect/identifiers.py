@@ -28,7 +28,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from veilflow.detect.checksums import imei_ok, vin_ok
-from veilflow.detect.patterns import TextPattern, words
+from veilflow.detect.patterns import TextPattern, trie, words
 
 #: Entity types this module reports.
 IDENTIFIER_ENTITIES = (
@@ -73,31 +73,6 @@ def contexts() -> tuple[Context, ...]:
     )
 
 
-_Trie = dict[str, "_Trie"]
-
-
-def _trie(phrases: list[str]) -> str:
-    """A regex matching any of ``phrases``, written as a trie ("car(?:d|e)?"): ``re`` tries
-    one branch per character instead of every phrase at every position."""
-    tree: _Trie = {}
-    for phrase in phrases:
-        node = tree
-        for ch in phrase:
-            node = node.setdefault(ch, {})
-        node[""] = {}
-
-    def emit(node: _Trie) -> str:
-        branches = [re.escape(ch) + emit(sub) for ch, sub in sorted(node.items()) if ch]
-        if not branches:
-            return ""
-        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
-        if "" in node:  # a phrase ends here and longer ones go on
-            return f"(?:{body})?" if len(branches) == 1 else body + "?"
-        return body
-
-    return emit(tree)
-
-
 @lru_cache(maxsize=1)
 def _phrases() -> tuple[re.Pattern[str], dict[str, tuple[Context, bool]]]:
     """One regex for every context phrase (over lower-cased text) and, per phrase, its
@@ -109,7 +84,7 @@ def _phrases() -> tuple[re.Pattern[str], dict[str, tuple[Context, bool]]]:
         for w in c.upper:
             phrases.setdefault(w.lower(), (c, True))
     # A phrase ends at a word's end, or with its own punctuation ("chart #", "v.i.n.").
-    rx = re.compile(f"(?:{_trie(sorted(phrases))})(?:(?<![a-z0-9])|(?![a-z0-9]))")
+    rx = re.compile(f"(?<![a-z0-9/_])(?:{trie(sorted(phrases))})(?:(?<![a-z0-9])|(?![a-z0-9]))")
     return rx, phrases
 
 
@@ -223,8 +198,8 @@ def find_identifiers(
     trigger, phrases = _phrases()
     for m in trigger.finditer(low):
         start, phrase = m.start(), m.group()
-        if start and (low[start - 1].isalnum() or low[start - 1] in "/_"):
-            continue
+        if start and low[start - 1].isalnum():
+            continue  # a letter the lower-case text has that the lookbehind does not see
         ctx, upper = phrases[phrase]
         if upper and text[start : m.end()] != phrase.upper():
             continue

@@ -73,6 +73,32 @@ def before(rx: re.Pattern[str], text: str, start: int, width: int = 40) -> re.Ma
     return rx.search(text, lo if cut < 0 else cut + 1, start)
 
 
+_Trie = dict[str, "_Trie"]
+
+
+def trie(phrases: list[str]) -> str:
+    """A regex matching any of ``phrases``, written as a trie ("car(?:d|e)?"): ``re`` tries
+    one branch per character instead of every phrase at every position, and the longer of
+    two phrases first ("license plate" before "license")."""
+    tree: _Trie = {}
+    for phrase in phrases:
+        node = tree
+        for ch in phrase:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def emit(node: _Trie) -> str:
+        branches = [re.escape(ch) + emit(sub) for ch, sub in sorted(node.items()) if ch]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        if "" in node:  # a phrase ends here and longer ones go on
+            return f"(?:{body})?" if len(branches) == 1 else body + "?"
+        return body
+
+    return emit(tree)
+
+
 def words(*ws: str) -> re.Pattern[str]:
     """A case-insensitive pattern matching any of the context words as whole words."""
     return re.compile(r"\b(?:" + "|".join(ws) + r")\b", re.IGNORECASE)
@@ -93,13 +119,13 @@ def _card(m: re.Match[str], text: str) -> tuple[int, int, float] | None:
     raw = m.group()
     if raw.isdigit() and len(raw) < 16 and _ACCOUNT.search(text, max(0, m.start() - 40), m.start()):
         return None  # a bare account number that happens to pass Luhn
-    if _DEVICE.search(text, max(0, m.start() - 30), m.start()):
-        return None
     groups = [(g.start(), g.end()) for g in _GROUPS.finditer(raw)]
     # A trailing number after a card ("... 1111 2 times") must not hide the card.
     for last in range(len(groups), 0, -1):
         digits = _NONDIGIT.sub("", raw[: groups[last - 1][1]])
         if card_ok(digits):
+            if _DEVICE.search(text, max(0, m.start() - 30), m.start()):
+                return None
             return m.start(), m.start() + groups[last - 1][1], 1.0
         if len(digits) < 12:
             break

@@ -21,6 +21,7 @@ from veilflow.detect.gazetteers import (
     cities,
     gazetteers,
 )
+from veilflow.detect.patterns import trie
 
 UPPER = "".join(c for c in map(chr, range(0x41, 0x250)) if c.isupper())
 _U = f"[{UPPER}]"
@@ -244,8 +245,7 @@ def _place_patterns() -> tuple[tuple[re.Pattern[str], float, int], ...]:
     g = gazetteers()
     suffixes = "|".join(re.escape(s) for s in g.street_suffixes)
     abbreviations = "|".join(sorted(STREET_ABBREVIATIONS, key=len, reverse=True))
-    names = sorted(g.countries | g.states, key=len, reverse=True)
-    gaz = "|".join(re.escape(n) for n in names)
+    gaz = trie(sorted(g.countries | g.states))
     street_words = (
         r"(?:rue|avenue|boulevard|bd|chemin|place|impasse|allée|route|quai|via|viale|"
         r"piazza|corso|largo|vicolo|calle|avenida|plaza|paseo|camino|carrer|rua|"
@@ -325,7 +325,7 @@ def _place_patterns() -> tuple[tuple[re.Pattern[str], float, int], ...]:
             1,
         ),
         # Countries and US states by name.
-        (re.compile(rf"\b(?:{gaz})\b"), 0.85, 0),
+        (re.compile(rf"(?<!\w)(?:{gaz})\b"), 0.85, 0),
         # North Lisa, Port Jennifer, Lake Brandonton
         (re.compile(rf"\b{_PLACE_PREFIX}[ ]{_WORD}"), 0.65, 0),
         # Lindsayshire, Nashfort — a place-name shape after a preposition
