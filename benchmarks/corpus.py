@@ -504,6 +504,7 @@ def patients_frame(n: int = 500, seed: int = SEED) -> tuple[pd.DataFrame, dict[s
                 "social_sec": f.ssn(),
                 "payment_card": g.card(),
                 "bank_iban": g.iban(),
+                "account_no": str(g.rng.randint(10**9, 10**10 - 1)),
                 "last_ip": g.ip(),
                 "admitted_at": f.date_time_between("-3y").isoformat(sep=" "),
                 "ward": g.rng.choice(["A1", "B2", "C3", "ICU", "ER"]),
@@ -517,7 +518,7 @@ def patients_frame(n: int = 500, seed: int = SEED) -> tuple[pd.DataFrame, dict[s
         )
     expected: dict[str, str | None] = {
         "pt_id": "IDENTIFIER",
-        "mrn": "IDENTIFIER",
+        "mrn": "MEDICAL_RECORD_NUMBER",
         "pt_name": "PERSON",
         "dob": "DATE_TIME",
         "sex": None,
@@ -529,6 +530,7 @@ def patients_frame(n: int = 500, seed: int = SEED) -> tuple[pd.DataFrame, dict[s
         "social_sec": "US_SSN",
         "payment_card": "CREDIT_CARD",
         "bank_iban": "IBAN_CODE",
+        "account_no": "US_BANK_NUMBER",
         "last_ip": "IP_ADDRESS",
         "admitted_at": "DATE_TIME",
         "ward": None,

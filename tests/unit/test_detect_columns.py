@@ -271,3 +271,13 @@ def test_suggested_actions_of_the_new_entities_have_a_checked_output_format() ->
                 assert all(re.search(f.kwargs["regex"], v) for v in out), (entity, f)
             if "value_set" in f.kwargs:
                 assert set(out) <= set(f.kwargs["value_set"]), (entity, f)
+
+
+def test_a_digits_only_account_column_is_a_bank_number_not_a_phone() -> None:
+    # Bug: account_no holding ten-digit numbers was classified PHONE_NUMBER (mask keep_last=2).
+    rng = np.random.default_rng(5)
+    values = pd.Series([f"{n:010d}" for n in rng.integers(10**9, 10**10, 300)])
+    for column in ("account_no", "acct_num", "bank_account"):
+        assert classify_series(column, values).entity == "US_BANK_NUMBER", column
+    assert classify_series("phone", values).entity == "PHONE_NUMBER"
+    assert classify_series("contact_no", values).entity == "PHONE_NUMBER"

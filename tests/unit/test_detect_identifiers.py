@@ -233,3 +233,21 @@ def test_token_shapes() -> None:
 
 
 _SCANNER = Scanner(use_ner=False)
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "entity"),
+    [
+        ("account_no: 4471093826", "4471093826", "US_BANK_NUMBER"),
+        ("acct_no=55512345678", "55512345678", "US_BANK_NUMBER"),
+        ("account_no 3859-2017-46", "3859-2017-46", "ACCOUNT_NUMBER"),
+        ("mrn_id: 00482913", "00482913", "MEDICAL_RECORD_NUMBER"),
+        ("phone_number: 555-123-4567", "555-123-4567", "PHONE_NUMBER"),
+    ],
+)
+def test_field_names_with_underscores_are_context_words(
+    patterns_only: Scanner, text: str, value: str, entity: str
+) -> None:
+    # Bug: "account_no: 4471093826" was a PHONE_NUMBER; the underscore hid the context word.
+    spans = patterns_only.scan_text(text)
+    assert [(s.entity, text[s.start : s.end]) for s in spans] == [(entity, value)]

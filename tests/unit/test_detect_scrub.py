@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from veilflow.detect.scanner import BatchScan
 from veilflow.detect.scrub import UNSCANNABLE, ScrubText, ScrubTextConfig
-from veilflow.detect.spans import Span
+from veilflow.detect.spans import ENTITIES, Span
 from veilflow.transform.base import STRING, ChunkContext, ColumnContext
 from veilflow.transform.keys import LocalKeyProvider
 from veilflow.transform.operators.surrogate import Surrogate, SurrogateConfig
@@ -257,3 +257,24 @@ def test_surrogate_keeps_the_shape_of_identifiers_and_placeholders_the_rest() ->
     # category, a fake URL or photo name would read as a real one.
     assert "aged [AGE_OVER_89]" in text
     assert "[URL]" in text and "[PHOTO_FILE]" in text
+
+
+def test_the_gate_rescans_every_identifying_entity_by_default() -> None:
+    from veilflow.policy.privacy import RESCAN_ENTITIES, ValidationSettings
+
+    identifiers = {
+        "URL",
+        "MEDICAL_RECORD_NUMBER",
+        "HEALTH_PLAN_ID",
+        "ACCOUNT_NUMBER",
+        "LICENSE_NUMBER",
+        "VEHICLE_ID",
+        "DEVICE_ID",
+        "BIOMETRIC_ID",
+        "PHOTO_FILE",
+    }
+    assert identifiers <= set(RESCAN_ENTITIES)
+    assert set(ValidationSettings().rescan_entities) == set(RESCAN_ENTITIES)
+    # Quasi-identifiers stay with the risk measures.
+    assert not {"DATE_TIME", "LOCATION", "ZIP_CODE", "AGE_OVER_89"} & set(RESCAN_ENTITIES)
+    assert set(RESCAN_ENTITIES) <= set(ENTITIES)

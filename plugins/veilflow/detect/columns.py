@@ -454,6 +454,14 @@ def classify_series(
             and (entity != "PHONE_NUMBER" or rate < 0.95)
         ):
             continue
+        if (
+            entity in ("ZIP_CODE", "US_BANK_NUMBER", "PHONE_NUMBER")
+            and entity not in hints
+            and any(rates[h] >= need for h in ORDER if h in hints and h != entity)
+        ):
+            # The name points at another number format the values also match: a
+            # digits-only account_no is a bank number, not the phone number it looks like.
+            continue
         threshold = need if entity in hints else 0.8
         if rate >= threshold:
             first = int(np.flatnonzero(masks[entity])[0])

@@ -94,8 +94,12 @@ _GLUE_WORDS = (
     r"no|nr|num|number|id|identifier|code|ref|reference|is|was|of|on[ ]file|as|under|"
     r"stored|template|scan|hash|token|key|record|sample|value|enrolled|registered|reads?"
 )
-#: At most a few pieces of glue between the context word and the token.
-_GLUE = rf"(?:[ \t]+|[:#=]|\.(?=[ \t#:=\w])|[-–](?=[ \t])|\((?=[\w#])|(?:{_GLUE_WORDS})\b)" r"{0,8}"
+#: At most a few pieces of glue between the context word and the token; an underscore
+#: joins a field name's words ("account_no: 4471093826").
+_GLUE = (
+    rf"(?:[ \t]+|[:#=]|_(?=[A-Za-z])|\.(?=[ \t#:=\w])|[-–](?=[ \t])|\((?=[\w#])|(?:{_GLUE_WORDS})\b)"
+    r"{0,8}"
+)
 _UNITS = (
     r"mg|mcg|g|kg|ml|l|cm|mm|m|km|h|hr|hrs|min|mins|s|sec|ms|kb|mb|gb|tb|mah|v|w|kw|hz|khz|mhz|"
     r"ghz|lb|lbs|oz|ft|in|y|yo|yr|yrs|st|nd|rd|th|x|am|pm|bpm|mmhg|iu|units?|pcs|%"

@@ -100,8 +100,9 @@ def trie(phrases: list[str]) -> str:
 
 
 def words(*ws: str) -> re.Pattern[str]:
-    """A case-insensitive pattern matching any of the context words as whole words."""
-    return re.compile(r"\b(?:" + "|".join(ws) + r")\b", re.IGNORECASE)
+    """A case-insensitive pattern matching any of the context words as whole words; an
+    underscore separates words, so field names count (``account_no``, ``phone_number``)."""
+    return re.compile(r"(?<![^\W_])(?:" + "|".join(ws) + r")(?![^\W_])", re.IGNORECASE)
 
 
 # --- validators ---------------------------------------------------------------------------
@@ -110,7 +111,9 @@ _NONDIGIT = re.compile(r"\D")
 _GROUPS = re.compile(r"\d+")
 
 
-_ACCOUNT = re.compile(r"\b(?:account|acct|a/c|routing)\b[^\x00]{0,20}$", re.IGNORECASE)
+_ACCOUNT = re.compile(
+    r"(?<![^\W_])(?:account|acct|a/c|routing)(?![^\W_])[^\x00]{0,20}$", re.IGNORECASE
+)
 #: A Luhn-valid 15-16 digit number after these is a handset's IMEI, not a card.
 _DEVICE = re.compile(r"\b(?:imei(?:sv)?|meid|serial|s/n|device)\b[^\x00]{0,16}$", re.IGNORECASE)
 

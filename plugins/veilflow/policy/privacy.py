@@ -6,8 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-#: Entity types the residual-PII rescan counts by default: the identifying ones. Places,
-#: dates and postcodes are left to the quasi-identifier risk measures.
+#: Entity types the residual-PII rescan counts by default: the identifying ones, each of the
+#: HIPAA Safe Harbor identifiers that names a person or a thing of theirs (records, accounts,
+#: plans, licences, vehicles, devices, biometrics, photos, web addresses). Places, dates,
+#: postcodes and ages over 89 are left to the quasi-identifier risk measures.
 RESCAN_ENTITIES = (
     "PERSON",
     "EMAIL_ADDRESS",
@@ -17,6 +19,15 @@ RESCAN_ENTITIES = (
     "IBAN_CODE",
     "IP_ADDRESS",
     "US_BANK_NUMBER",
+    "URL",
+    "MEDICAL_RECORD_NUMBER",
+    "HEALTH_PLAN_ID",
+    "ACCOUNT_NUMBER",
+    "LICENSE_NUMBER",
+    "VEHICLE_ID",
+    "DEVICE_ID",
+    "BIOMETRIC_ID",
+    "PHOTO_FILE",
 )
 
 
