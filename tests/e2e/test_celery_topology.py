@@ -303,6 +303,7 @@ def celery_topology(
     home = tmp_path / "airflow_home"
     home.mkdir()
     redis_port, api_port = free_port(), free_port()
+    redis_password = secrets.token_urlsafe(24)  # as docker-compose.yml: the broker has one
     metadata = login_url(pg_server, METADATA_DB, METADATA_LOGIN, metadata_password, "psycopg2")
     env = {
         **without_fallback_password(dict(os.environ)),
@@ -317,7 +318,7 @@ def celery_topology(
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(api_port),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata,
-        "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "AIRFLOW__CELERY__BROKER_URL": f"redis://:{redis_password}@127.0.0.1:{redis_port}/0",
         "AIRFLOW__CELERY__RESULT_BACKEND": "db+"
         + login_url(pg_server, METADATA_DB, METADATA_LOGIN, metadata_password),
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(WORKER_SLOTS),
@@ -348,6 +349,8 @@ def celery_topology(
             "",
             "--appendonly",
             "no",
+            "--requirepass",
+            redis_password,
             "--dir",
             str(home),
         )

@@ -41,6 +41,7 @@ SECRETS = {
     "VEILFLOW_PIPELINE_PASSWORD": "throwaway-pipeline",
     "VEILFLOW_UI_PASSWORD": "throwaway-ui",
     "VEILFLOW_AUDIT_PASSWORD": "throwaway-audit",
+    "REDIS_PASSWORD": "throwaway-redis",
 }
 PASSWORD_OF = {
     SUPERUSER: "POSTGRES_PASSWORD",
@@ -135,6 +136,22 @@ def test_airflow_runs_celery_against_postgres_and_redis(compose: dict[str, Any])
         "celery worker",
         ["celery", "worker"],
     )
+
+
+def test_the_broker_requires_a_password(compose: dict[str, Any]) -> None:
+    """Redis starts with ``requirepass``; the Airflow containers' broker URL and the health
+    check carry that same password, and no other container gets it."""
+    redis = compose["services"]["redis"]
+    command = redis["command"]
+    assert command[command.index("--requirepass") + 1] == SECRETS["REDIS_PASSWORD"]
+    assert _env(compose, "redis")["REDISCLI_AUTH"] == SECRETS["REDIS_PASSWORD"]
+    for service in compose["services"]:
+        env = _env(compose, service)
+        if service in AIRFLOW_SERVICES | {"airflow-init"}:
+            broker = urlparse(env["AIRFLOW__CELERY__BROKER_URL"])
+            assert (broker.hostname, broker.password) == ("redis", SECRETS["REDIS_PASSWORD"])
+        elif service != "redis":
+            assert SECRETS["REDIS_PASSWORD"] not in str(env), service
 
 
 def test_the_servers_superuser_is_postgres_with_a_password_from_the_environment(
