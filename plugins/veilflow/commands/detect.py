@@ -151,13 +151,25 @@ def detect(
     policy: Annotated[
         str | None, typer.Option(help="Use this policy's detection: settings.")
     ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="Trained detector version (`veilflow detector list`), `current` or `none`; "
+            "default: the policy's detection.detector, else current.",
+        ),
+    ] = None,
 ) -> None:
     """Find PII spans in documents in bulk: writes each document back with
     ``spans: [{start, end, entity, score}]`` (offsets in characters). Streams; memory stays
     constant whatever the input size."""
+    from veilflow.detect.model import version_of
     from veilflow.detect.scanner import scan_stream
 
     settings = _settings(policy)
+    if model is not None:
+        settings = settings.model_validate({**settings.model_dump(), "detector": model})
+    detector_version = version_of(settings.detector)  # fails early on an unknown version
     docs: deque[tuple[dict[str, Any] | None, str]] = deque()
     counts = {"documents": 0, "spans": 0, "unscannable": 0, "skipped": 0}
 
@@ -189,7 +201,8 @@ def detect(
         if out is not sys.stdout:
             out.close()
     typer.echo(
-        f"{counts['documents']} documents, {counts['spans']} spans"
+        f"{counts['documents']} documents, {counts['spans']} spans, "
+        f"detector {detector_version or 'none'}"
         + (f", {counts['unscannable']} unscannable (marked)" if counts["unscannable"] else "")
         + (f", {counts['skipped']} lines skipped (not JSON objects)" if counts["skipped"] else ""),
         err=True,

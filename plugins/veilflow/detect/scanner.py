@@ -1,8 +1,9 @@
 """The free-text scanner: finds PII spans in many texts at once.
 
 Per batch: texts are joined with NUL separators and every pattern recognizer and
-name/place rule runs once over the joined string; spaCy runs only its NER component,
-through ``nlp.pipe`` over the whole batch. Findings are filtered (allow list, per-entity
+name/place rule runs once over the joined string; the project's trained detector
+(``detect.model``, when one is in force) runs over every text of the batch, and spaCy's stock
+model runs only its NER component, through ``nlp.pipe`` over the texts that need it. Findings are filtered (allow list, per-entity
 thresholds) and resolved into non-overlapping spans per text. One ``Scanner`` per process
 (``scanner_for``), so model start-up happens once per worker.
 
@@ -26,6 +27,8 @@ from veilflow.detect.dates import DATE_PATTERNS
 from veilflow.detect.gazetteers import NOT_NAME, cities, gazetteers
 from veilflow.detect.identifiers import SHAPED, find_identifiers
 from veilflow.detect.locators import LOCATOR_PATTERNS
+from veilflow.detect.model import MODEL_SCORE, DetectorRef, load_detector
+from veilflow.detect.model import resolve as resolve_detector
 from veilflow.detect.patterns import MONTH, PATTERNS, SEP, TextPattern, words
 from veilflow.detect.rules import find_names, find_places
 from veilflow.detect.spans import ENTITIES, Span, resolve
@@ -127,16 +130,28 @@ def _pieces(text: str, size: int) -> Iterator[tuple[int, str]]:
 class Scanner:
     """Finds PII in batches of texts under one ``DetectionSettings``."""
 
-    def __init__(self, settings: DetectionSettings | None = None, *, use_ner: bool = True) -> None:
+    def __init__(
+        self,
+        settings: DetectionSettings | None = None,
+        *,
+        use_ner: bool = True,
+        detector: DetectorRef | None = None,
+    ) -> None:
+        """``detector`` overrides ``settings.detector`` (a candidate being evaluated)."""
         self.settings = settings or DetectionSettings()
         self.use_ner = use_ner
         self._nlp: Any = None
         self._words: frozenset[str] = frozenset()
+        self.detector: DetectorRef | None = None
+        self._detector: Any = None
         if use_ner:
             from veilflow.detect.engine import english_words, load_nlp
 
             self._nlp = load_nlp(self.settings.model)
             self._words = english_words(self.settings.model)
+            self.detector = detector or resolve_detector(self.settings.detector)
+            if self.detector is not None:
+                self._detector = load_detector(str(self.detector.model_path))
         g = gazetteers()
         self._names = (g.given, g.surnames)
         cities()  # built here, so that forked workers inherit it
@@ -187,6 +202,10 @@ class Scanner:
         wanted = set(entities) if entities is not None else None
         found: list[list[Span]] = [[] for _ in texts]
         self._find_patterns(clean, found, wanted)
+        if self._detector is not None and self.detector is not None:
+            learned = set(self.detector.entities)
+            if wanted is None or wanted & learned:
+                self._find_learned(clean, found, wanted)
         if self.use_ner and (wanted is None or wanted & {"PERSON", "LOCATION", "DATE_TIME"}):
             todo = (
                 [i for i, t in enumerate(clean) if self._needs_ner(t, found[i])]
@@ -308,6 +327,47 @@ class Scanner:
             ):
                 self._collect(doc, i, offset, found, wanted)
 
+    def _find_learned(
+        self, clean: list[str], found: list[list[Span]], wanted: set[str] | None
+    ) -> None:
+        """The trained detector over every non-empty text (in pieces past ``NER_PIECE``)."""
+        owners: list[tuple[int, int]] = []
+        pieces: list[str] = []
+        for i, text in enumerate(clean):
+            if not text.strip():
+                continue
+            for offset, piece in _pieces(text, NER_PIECE):
+                owners.append((i, offset))
+                pieces.append(piece)
+        with self._detector.memory_zone():
+            for (i, offset), doc in zip(
+                owners, self._detector.pipe(pieces, batch_size=512), strict=True
+            ):
+                for ent in doc.ents:
+                    entity = ent.label_
+                    if wanted is not None and entity not in wanted:
+                        continue
+                    span = self._learned_span(ent.text, ent.start_char, ent.end_char, entity)
+                    if span is not None:
+                        s, e = span
+                        found[i].append(Span(s + offset, e + offset, entity, MODEL_SCORE, "model"))
+
+    @staticmethod
+    def _learned_span(text: str, start: int, end: int, entity: str) -> tuple[int, int] | None:
+        """A detector span trimmed like the stock NER's names and places (lead role words,
+        a possessive), or None for a known non-name; other entities as found."""
+        if entity not in ("PERSON", "LOCATION"):
+            return (start, end) if len(text.strip()) >= 2 else None
+        if entity == "PERSON":
+            lead = _LEAD_ROLES.match(text)
+            if lead:
+                start, text = start + lead.end(), text[lead.end() :]
+            if text.endswith(("'s", "’s")):
+                end, text = end - 2, text[:-2]
+        if len(text) < 2 or text in NOT_NAME:
+            return None
+        return start, end
+
     def _collect(
         self, doc: Any, i: int, offset: int, found: list[list[Span]], wanted: set[str] | None
     ) -> None:
@@ -361,14 +421,14 @@ class Scanner:
             if c.score < self.threshold(c.entity):
                 continue
             if (
-                c.source == "ner"
+                c.source in _LEARNED
                 and c.entity != "DATE_TIME"
                 and any(s <= c.start and c.end <= e for s, e in dates)
             ):
                 continue
             if allow and text[c.start : c.end].strip().casefold() in allow:
                 continue
-            if (c.entity == "ZIP_CODE" or c.source == "ner") and any(
+            if (c.entity == "ZIP_CODE" or c.source in _LEARNED) and any(
                 s <= c.start and c.end <= e and e - s > c.end - c.start for s, e in places
             ):
                 # A postcode inside a postal address is part of it, and so is what the NER
@@ -390,6 +450,9 @@ class Scanner:
             kept.append(c)
         return _join_addresses(text, resolve(kept))
 
+
+#: Sources of statistical findings: spaCy's stock NER and the project's trained detector.
+_LEARNED = frozenset({"ner", "model"})
 
 _ADDRESS_GAP = re.compile(r"[ ]?,?[ ]{1,2}|[ ]*\n[ ]*")
 

@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Literal
 import pandas as pd
 from pydantic import ConfigDict, Field, field_validator
 
+from veilflow.detect.model import version_of
 from veilflow.detect.scanner import Scanner, scanner_for
 from veilflow.detect.spans import ENTITIES, Span
 from veilflow.policy.detection import DetectionSettings
@@ -140,6 +141,7 @@ class ScrubText(Operator[ScrubTextConfig]):
     def __init__(self, config: ScrubTextConfig, column: ColumnContext) -> None:
         super().__init__(config, column)
         classes = _operator_classes()
+        self._scanner: Scanner | None = None
         self._ops: dict[str, Operator] = {}  # type: ignore[type-arg]
         for entity in config.entities:
             action, params = config.replacement_for(entity)
@@ -158,11 +160,27 @@ class ScrubText(Operator[ScrubTextConfig]):
 
     @property
     def scanner(self) -> Scanner:
-        return scanner_for(self.config.detection)
+        return self._scanner or scanner_for(self.config.detection)
+
+    def use_scanner(self, scanner: Scanner) -> None:
+        """Scan with ``scanner`` instead of the settings' own (a candidate detector under
+        evaluation)."""
+        self._scanner = scanner
+
+    @property
+    def detector_version(self) -> str | None:
+        """The trained detector version the settings stand for (None: rules only)."""
+        if self._scanner is not None:
+            return self._scanner.detector.version if self._scanner.detector else None
+        return version_of((self.config.detection or DetectionSettings()).detector)
+
+    def params(self) -> dict[str, Any]:
+        # The detector version, resolved: the manifest and lineage name the model a run used.
+        return {**super().params(), "detector_version": self.detector_version}
 
     def describe(self) -> str:
         parts = ", ".join(f"{e}→{op.name}" for e, op in self._ops.items())
-        return f"scrub_text ({parts})"
+        return f"scrub_text ({parts}) detector={self.detector_version or 'none'}"
 
     def apply(self, values: pd.Series, chunk: ChunkContext) -> pd.Series:
         out = values.astype(object).copy()

@@ -51,3 +51,7 @@ class DetectionSettings(_Strict):
     #: ``auto``: run the NER model only on texts with capitalised words that the patterns,
     #: name/place lists and an English dictionary leave unexplained; ``always``: on every text.
     ner: Literal["auto", "always"] = "auto"
+    #: The project's trained detector (``veilflow detector list``): ``current`` (the version
+    #: registered in the state folder, else the one shipped with the code), a version name
+    #: to pin one, or ``none`` for the rules and the spaCy model above only.
+    detector: str = Field(default="current", pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$")
