@@ -60,19 +60,68 @@ def access_grant(
     login: Annotated[str, typer.Argument(help="PostgreSQL login.")],
     role: Annotated[str, typer.Argument(help="pipeline, steward, ml_engineer, auditor or admin.")],
     create: Annotated[
-        bool, typer.Option(help="Create the login (no password) if it does not exist.")
+        bool,
+        typer.Option(
+            help="Create the login if it does not exist (without a password, unless "
+            "--password-file is given)."
+        ),
     ] = False,
+    password_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --create: give the new login a random password and write it to this "
+            "new file (0600) to hand to its owner. The server stores only its SCRAM verifier; "
+            "an existing login's password is never changed here.",
+        ),
+    ] = None,
 ) -> None:
     """Make a login a member of a veilflow role (admins only; audited)."""
     from veilflow.vault.access import grant
     from veilflow.zones.access import group_role
 
+    if password_file is not None and not create:
+        raise VeilflowError("--password-file sets the password of a new login: add --create")
     with _connect("admin") as conn:
-        created = grant(conn, login, role, create=create)
+        if password_file is None:
+            created = grant(conn, login, role, create=create)
+        else:
+            created = _grant_with_password(conn, login, role, password_file)
     typer.echo(
         f"{'created login ' + login + ' and ' if created else ''}granted "
         f"{group_role(role)} to {login}"
+        + (f"; its password is in {password_file}" if password_file and created else "")
     )
+
+
+def _grant_with_password(conn: psycopg.Connection, login: str, role: str, path: Path) -> bool:
+    """Write a new password to ``path`` (created, 0600) first, then create the login with its
+    verifier; the file is removed again when the grant does not go through, so no password
+    is left that opens nothing, and none is lost for a login that was made."""
+    import os
+    import secrets
+
+    from veilflow.vault.access import grant
+    from veilflow.zones.logins import scram_verifier
+
+    password = secrets.token_urlsafe(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise VeilflowError(f"{path} exists; name a new file for the password") from None
+    except OSError as exc:
+        raise VeilflowError(f"{path}: cannot create the password file ({exc.strerror})") from None
+    with os.fdopen(fd, "w") as f:
+        f.write(password + "\n")
+    try:
+        created = grant(
+            conn, login, role, create=True, verifier=scram_verifier(conn, login, password)
+        )
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    if not created:  # the function refuses an existing login; kept as a guard
+        path.unlink(missing_ok=True)
+    return created
 
 
 @access_app.command("revoke")

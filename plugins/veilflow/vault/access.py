@@ -109,11 +109,18 @@ def require(
     return session_login(conn)
 
 
-def grant(conn: psycopg.Connection, login: str, role: str, *, create: bool = False) -> bool:
+def grant(
+    conn: psycopg.Connection,
+    login: str,
+    role: str,
+    *,
+    create: bool = False,
+    verifier: str | None = None,
+) -> bool:
     """``zones.access.grant_role`` behind the admin check; refusals audited."""
     group = zone_access.group_role(role)
     require(conn, "access.manage", action="access.grant", target=f"{login} {group}")
-    return zone_access.grant_role(conn, login, role, create=create)
+    return zone_access.grant_role(conn, login, role, create=create, verifier=verifier)
 
 
 def revoke(conn: psycopg.Connection, login: str, role: str) -> bool:

@@ -138,11 +138,21 @@ def _first_line(exc: psycopg.Error) -> str:
     return diag or str(exc).strip().splitlines()[0]
 
 
-def grant_role(conn: psycopg.Connection, login: str, role: str, *, create: bool = False) -> bool:
-    """Make ``login`` a member of a veilflow role (``create``: create the login first, without
-    a password, when it does not exist). True when the login was created. Audited."""
+def grant_role(
+    conn: psycopg.Connection,
+    login: str,
+    role: str,
+    *,
+    create: bool = False,
+    verifier: str | None = None,
+) -> bool:
+    """Make ``login`` a member of a veilflow role (``create``: create the login first when it
+    does not exist, with the password whose SCRAM ``verifier`` is given, else without one).
+    True when the login was created. Audited."""
     return _membership_call(
-        conn, "SELECT governance_api.grant_role(%s, %s, %s)", (login, group_role(role), create)
+        conn,
+        "SELECT governance_api.grant_role(%s, %s, %s, %s)",
+        (login, group_role(role), create, verifier),
     )
 
 
