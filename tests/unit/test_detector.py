@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from veilflow.corpus import generate
 from veilflow.detect import model as detect_model
 from veilflow.detect.model import SHIPPED_DIR, registry_root, resolve, version_of
 from veilflow.detector import flow
@@ -21,7 +22,7 @@ from veilflow.detector.registry import (
     model_digest,
     save_candidate,
 )
-from veilflow.detector.training import TrainingConfig, train
+from veilflow.detector.training import TrainingConfig, train, train_isolated
 from veilflow.errors import PolicyError
 
 TINY = TrainingConfig(texts=100, epochs=2, seed=11)
@@ -42,9 +43,13 @@ def nothing_shipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_the_same_seed_trains_the_same_weights(tmp_path: Path) -> None:
-    a, stats = train(TINY)
-    b, _ = train(TINY)
-    c, _ = train(TrainingConfig(texts=100, epochs=2, seed=12))
+    # Each in a process of its own, as training always runs: spaCy's training depends on
+    # the interpreter's string-hash seed, which train_isolated fixes.
+    docs = generate("train", TINY.texts, TINY.seed)
+    a, stats = train_isolated(TINY, docs)
+    b, _ = train_isolated(TINY, docs)
+    other = TrainingConfig(texts=100, epochs=2, seed=12)
+    c, _ = train_isolated(other, generate("train", other.texts, other.seed))
     for name, nlp in (("a", a), ("b", b), ("c", c)):
         nlp.to_disk(tmp_path / name)
     assert stats.texts == 100 and stats.labels > 100 and len(stats.losses) == 2
@@ -55,6 +60,8 @@ def test_the_same_seed_trains_the_same_weights(tmp_path: Path) -> None:
 def test_training_takes_the_train_split_only() -> None:
     with pytest.raises(ValueError, match="train split only"):
         train(TrainingConfig(texts=10, split="heldout"))
+    with pytest.raises(ValueError, match="train split only"):
+        train_isolated(TINY, generate("heldout", 5, 1))
 
 
 def test_decide_refuses_a_candidate_below_the_version_in_force() -> None:

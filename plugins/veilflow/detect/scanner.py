@@ -417,8 +417,20 @@ class Scanner:
             for c in cands
             if c.entity == "DATE_TIME" and c.source != "ner" and c.score >= self.threshold(c.entity)
         ]
+        # The trained detector fills what the rules leave: where a pattern or rule found
+        # another entity, a checksum, a context word or a list stands behind it, and the
+        # model's guess over it does not take it away (same-entity findings still merge).
+        ruled = [
+            (c.start, c.end, c.entity)
+            for c in cands
+            if c.source not in _LEARNED and c.score >= self.threshold(c.entity)
+        ]
         for c in cands:
             if c.score < self.threshold(c.entity):
+                continue
+            if c.source == "model" and any(
+                s < c.end and c.start < e and entity != c.entity for s, e, entity in ruled
+            ):
                 continue
             if (
                 c.source in _LEARNED

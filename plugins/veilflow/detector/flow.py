@@ -17,7 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from veilflow.corpus import DEFAULT_SEED, Doc, Label, generate, split_report
+from veilflow.corpus import DEFAULT_SEED, Doc, generate, split_report
 from veilflow.detect.model import DetectorRef, registry_root
 from veilflow.detector.evaluation import Evaluation, Score, leaks, rename, summarize
 from veilflow.detector.registry import (
@@ -29,7 +29,14 @@ from veilflow.detector.registry import (
     save_candidate,
     update_report,
 )
-from veilflow.detector.training import TrainingConfig, TrainingStats, train
+from veilflow.detector.training import (
+    TrainingConfig,
+    TrainingStats,
+    config_from_dict,
+    read_docs,
+    train_isolated,
+    write_docs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,38 +55,17 @@ def generate_corpus(run: str, cfg: TrainingConfig) -> dict[str, Any]:
     folder = run_dir(run)
     folder.mkdir(parents=True, exist_ok=True)
     docs = generate("train", cfg.texts, cfg.seed)
-    with open(folder / CORPUS_FILE, "w", encoding="utf-8") as f:
-        for d in docs:
-            f.write(json.dumps(_doc_json(d), ensure_ascii=False) + "\n")
+    write_docs(folder / CORPUS_FILE, docs)
     (folder / "config.json").write_text(json.dumps(cfg.as_dict()), encoding="utf-8")
     labels = sum(len(d.labels) for d in docs)
     log.info("corpus: %d train texts, %d labels (seed %d)", len(docs), labels, cfg.seed)
     return {"run": run, "texts": len(docs), "labels": labels, "seed": cfg.seed}
 
 
-def _doc_json(d: Doc) -> dict[str, Any]:
-    return {
-        "text": d.text,
-        "labels": [[lab.start, lab.end, lab.entity, lab.kind] for lab in d.labels],
-        "split": d.split,
-        "family": d.family,
-        "template": d.template,
-        "locale": d.locale,
-    }
-
-
-def _doc(row: dict[str, Any]) -> Doc:
-    text = row["text"]
-    labels = tuple(Label(s, e, ent, kind, text[s:e]) for s, e, ent, kind in row["labels"])
-    return Doc(text, labels, row["split"], row["family"], row["template"], row["locale"])
-
-
 def read_corpus(run: str) -> tuple[TrainingConfig, list[Doc]]:
     folder = run_dir(run)
-    raw = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    cfg = TrainingConfig(**{**raw, "entities": tuple(raw["entities"])})
-    with open(folder / CORPUS_FILE, encoding="utf-8") as f:
-        docs = [_doc(json.loads(line)) for line in f if line.strip()]
+    cfg = config_from_dict(json.loads((folder / "config.json").read_text(encoding="utf-8")))
+    docs = read_docs(folder / CORPUS_FILE)
     if any(d.split != "train" for d in docs):
         raise ValueError("the detector is trained on the train split only")
     return cfg, docs
@@ -95,7 +81,7 @@ def train_candidate(run: str) -> dict[str, Any]:
 def _train(
     cfg: TrainingConfig, docs: list[Doc], root: Path | None
 ) -> tuple[DetectorRef, TrainingStats]:
-    nlp, stats = train(cfg, docs)
+    nlp, stats = train_isolated(cfg, docs)
     report: dict[str, Any] = {
         "training": cfg.as_dict(),
         "training_stats": asdict(stats),

@@ -5,8 +5,11 @@
 A blank English pipeline with one ``ner`` component (its own small hash-embedding CNN, no
 pretrained vectors), trained on ``veilflow.corpus.generate("train", ...)`` only: the
 heldout split, its locales and name source never reach it. CPU, offline, reproducible from
-the seed (spaCy's and numpy's generators are fixed from it; on the same machine and
-library versions the same seed gives the same weights).
+the seed: spaCy's and numpy's generators are fixed from it, and ``train_isolated`` trains in
+a child process with ``PYTHONHASHSEED=0``, since spaCy's training takes a different path
+under each interpreter's string-hash seed (two processes with the same seed otherwise learn
+different weights). On the same machine and library versions the same seed gives the same
+bytes.
 
 Which entities the model learns (``MODEL_ENTITIES``): every entity the corpus labels. On a
 development set drawn from the train split with another seed (never the heldout split),
@@ -18,18 +21,26 @@ scanner's overlap resolution, where checksummed and context-named values rank fi
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from veilflow.corpus import ENTITIES, Doc, generate
+from veilflow.corpus import ENTITIES, Doc, Label, generate
 
 if TYPE_CHECKING:
     from spacy.language import Language
 
 log = logging.getLogger(__name__)
 
+#: The string-hash seed training runs under (see ``train_isolated``).
+HASH_SEED = "0"
 #: Entities the detector is trained to find.
 MODEL_ENTITIES: tuple[str, ...] = ENTITIES
 
@@ -159,3 +170,71 @@ def train(cfg: TrainingConfig, docs: list[Doc] | None = None) -> tuple[Language,
         log.info("epoch %d/%d: ner loss %.1f", epoch + 1, cfg.epochs, losses.get("ner", 0.0))
     stats.seconds = round(time.perf_counter() - t0, 1)
     return nlp, stats
+
+
+# -- reproducible training in a child process ------------------------------------------------
+
+
+def doc_json(d: Doc) -> dict[str, Any]:
+    """A labeled text as one JSON object (labels as [start, end, entity, kind])."""
+    return {
+        "text": d.text,
+        "labels": [[lab.start, lab.end, lab.entity, lab.kind] for lab in d.labels],
+        "split": d.split,
+        "family": d.family,
+        "template": d.template,
+        "locale": d.locale,
+    }
+
+
+def doc_from_json(row: dict[str, Any]) -> Doc:
+    text = row["text"]
+    labels = tuple(Label(s, e, ent, kind, text[s:e]) for s, e, ent, kind in row["labels"])
+    return Doc(text, labels, row["split"], row["family"], row["template"], row["locale"])
+
+
+def write_docs(path: Path, docs: list[Doc]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for d in docs:
+            f.write(json.dumps(doc_json(d), ensure_ascii=False) + "\n")
+
+
+def read_docs(path: Path) -> list[Doc]:
+    with open(path, encoding="utf-8") as f:
+        return [doc_from_json(json.loads(line)) for line in f if line.strip()]
+
+
+def config_from_dict(raw: dict[str, Any]) -> TrainingConfig:
+    return TrainingConfig(**{**raw, "entities": tuple(raw["entities"])})
+
+
+def train_isolated(cfg: TrainingConfig, docs: list[Doc]) -> tuple[Language, TrainingStats]:
+    """``train`` in a child process under ``PYTHONHASHSEED=HASH_SEED``, so that the same seed
+    and texts give the same weights in any process; the pipeline is read back here."""
+    import spacy
+
+    if any(d.split != "train" for d in docs):
+        raise ValueError("the detector is trained on the train split only")
+    with tempfile.TemporaryDirectory(prefix="veilflow-train-") as tmp:
+        folder = Path(tmp)
+        write_docs(folder / "corpus.jsonl", docs)
+        (folder / "config.json").write_text(json.dumps(cfg.as_dict()), encoding="utf-8")
+        env = {**os.environ, "PYTHONHASHSEED": HASH_SEED}
+        subprocess.run(
+            [sys.executable, "-m", "veilflow.detector.training", str(folder)], env=env, check=True
+        )
+        stats = TrainingStats(**json.loads((folder / "stats.json").read_text(encoding="utf-8")))
+        nlp = spacy.load(folder / "model")
+    return nlp, stats
+
+
+def _main(folder: Path) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    cfg = config_from_dict(json.loads((folder / "config.json").read_text(encoding="utf-8")))
+    nlp, stats = train(cfg, read_docs(folder / "corpus.jsonl"))
+    nlp.to_disk(folder / "model")
+    (folder / "stats.json").write_text(json.dumps(asdict(stats)), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    _main(Path(sys.argv[1]))
