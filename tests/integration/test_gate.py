@@ -1,6 +1,11 @@
 """The validation gate on real runs: a clean candidate passes and publishes; each check
 fails on purpose (raw SSN left in a note, canary leaked, token collision, dropped row, k
-below threshold) and the gate quarantines, leaving the published version readable."""
+below threshold) and the gate quarantines, leaving the published version readable.
+
+The per-chunk gate (ADR 0015) checks a chunk's outputs in the transform task, so a fault
+is played where it would happen: a broken operator changes the outputs before the chunk is
+checked and written (``transform_chunk``'s ``outputs_hook``), odd source data is written
+into the snapshot before the chunks read it."""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import psycopg
 import pytest
 import yaml
@@ -18,7 +24,15 @@ from sqlalchemy.engine import Engine
 from veilflow.errors import ValidationFailed
 from veilflow.pipeline.keys import default_key_provider
 from veilflow.pipeline.manifest import load_manifest
-from veilflow.pipeline.stages import extract, gate_context, publish, transform_chunk, validate
+from veilflow.pipeline.plan import plan_policy
+from veilflow.pipeline.stages import (
+    extract,
+    gate_context,
+    publish,
+    recompute_with,
+    transform_chunk,
+    validate,
+)
 from veilflow.policy.loader import parse_policy
 from veilflow.policy.model import Policy
 from veilflow.validate.gx_suite import GATE_WORK_MEM, build_expectations, run_expectations
@@ -50,34 +64,57 @@ def policy_with(
     return parse_policy(yaml.safe_dump(data), file="test-policy.yaml")
 
 
-def stage(policy: Policy, run_id: str) -> RunTables:
-    """extract + transform every chunk: the candidate waits in staging for the gate."""
+#: A broken operator: changes the outputs of a chunk (raw rows, outputs) before the check.
+Outputs = Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame]
+Tamper = Callable[[psycopg.Connection, RunTables], None]
+
+
+def stage(
+    policy: Policy,
+    run_id: str,
+    *,
+    source: Tamper | None = None,
+    outputs: Outputs | None = None,
+    url: str | None = None,
+) -> RunTables:
+    """extract + transform every chunk: the candidate waits in staging for the gate.
+    ``source`` changes the snapshot before the chunks read it, ``outputs`` every chunk's
+    outputs before they are checked and written."""
     keys = default_key_provider()
     ex = extract(policy, run_id, keys)
+    rt = RunTables(policy.dataset, run_id)
+    if source is not None:
+        assert url is not None
+        with psycopg.connect(url, autocommit=True) as c:
+            source(c, rt)
     for chunk in ex.chunks:
-        transform_chunk(policy, run_id, chunk, keys)
-    return RunTables(policy.dataset, run_id)
+        transform_chunk(policy, run_id, chunk, keys, outputs_hook=outputs)
+    return rt
 
 
 def refused(
-    policy: Policy, run_id: str, tamper: Callable[[psycopg.Connection, RunTables], None], url: str
+    policy: Policy,
+    run_id: str,
+    url: str,
+    *,
+    source: Tamper | None = None,
+    outputs: Outputs | None = None,
 ) -> ValidationFailed:
-    rt = stage(policy, run_id)
-    with psycopg.connect(url, autocommit=True) as c:
-        tamper(c, rt)
+    stage(policy, run_id, source=source, outputs=outputs, url=url)
     with pytest.raises(ValidationFailed) as info:
         validate(policy, run_id)
     return info.value
 
 
-def tampering(*statements: str) -> Callable[[psycopg.Connection, RunTables], None]:
-    """A tamper step that runs each statement with ``{snap}`` and ``{cand}`` filled in."""
+def at(frame: pd.DataFrame, row: int) -> pd.Series:
+    """The rows of a chunk's frame with snapshot number ``row``."""
+    return frame["_vf_row"] == str(row)
 
-    def tamper(c: psycopg.Connection, rt: RunTables) -> None:
-        for statement in statements:
-            c.execute(sql.SQL(statement).format(snap=rt.snapshot, cand=rt.candidate))  # type: ignore[arg-type]
 
-    return tamper
+def plain_notes(raw: pd.DataFrame, out: pd.DataFrame) -> pd.DataFrame:
+    """Notes kept, but without personal data: what v1 of a note column publishes."""
+    out.loc[out["note"].notna(), "note"] = "customer asked about fees"
+    return out
 
 
 def observed(err: ValidationFailed, check: str, column: str) -> object:
@@ -132,33 +169,18 @@ def test_raw_ssn_left_in_a_note_is_quarantined_and_the_published_version_stays(
     seeded_db: str,
 ) -> None:
     policy = policy_with({"note": {"action": "keep"}})
-    stage(policy, "v1")
-    with psycopg.connect(seeded_db, autocommit=True) as c:  # v1: notes without PII
-        c.execute(
-            sql.SQL(
-                "UPDATE {} SET note = 'customer asked about fees' WHERE note IS NOT NULL"
-            ).format(RunTables("customers", "v1").candidate)
-        )
+    stage(policy, "v1", outputs=plain_notes)  # v1: notes without PII
     assert validate(policy, "v1").passed
     publish(policy, "v1")
     before = published(seeded_db)
 
-    def leak_ssn(c: psycopg.Connection, rt: RunTables) -> None:
-        c.execute(
-            sql.SQL(
-                "UPDATE {cand} o SET note = 'caller gave SSN ' || s.ssn || ' to verify'"
-                " FROM {snap} s WHERE s._vf_row = o._vf_row AND s.ssn IS NOT NULL"
-                " AND o._vf_row = 7 AND o.note IS NOT NULL"
-            ).format(cand=rt.candidate, snap=rt.snapshot)
-        )
-        c.execute(
-            sql.SQL(
-                "UPDATE {} SET note = 'customer asked about fees'"
-                " WHERE _vf_row <> 7 AND note IS NOT NULL"
-            ).format(rt.candidate)
-        )
+    def leak_ssn(raw: pd.DataFrame, out: pd.DataFrame) -> pd.DataFrame:
+        out = plain_notes(raw, out)
+        row = at(out, 7) & raw["ssn"].notna() & out["note"].notna()
+        out.loc[row, "note"] = "caller gave SSN " + raw.loc[row, "ssn"] + " to verify"
+        return out
 
-    err = refused(policy, "v2", leak_ssn, seeded_db)
+    err = refused(policy, "v2", seeded_db, outputs=leak_ssn)
     assert {"residual_pii", "no_raw_value_in_text"} <= failed_checks(err)
     assert "quarantined as quarantine." in str(err)
     # The message and reasons carry check names and counts, never the SSN.
@@ -176,16 +198,13 @@ def test_raw_ssn_left_in_a_note_is_quarantined_and_the_published_version_stays(
 def test_leaked_canary_is_quarantined(seeded_db: str) -> None:
     policy = policy_with(validation={"canaries": 4})
 
-    def leak_canary(c: psycopg.Connection, rt: RunTables) -> None:
+    def leak_canary(raw: pd.DataFrame, out: pd.DataFrame) -> pd.DataFrame:
         # A broken operator passes canary e-mail addresses through in another column.
-        c.execute(
-            sql.SQL(
-                "UPDATE {cand} o SET diagnosis = s.email FROM {snap} s"
-                " WHERE s._vf_row = o._vf_row AND s._vf_canary"
-            ).format(cand=rt.candidate, snap=rt.snapshot)
-        )
+        canary = raw["_vf_canary"] == "t"
+        out.loc[canary, "diagnosis"] = raw.loc[canary, "email"]
+        return out
 
-    err = refused(policy, "canary", leak_canary, seeded_db)
+    err = refused(policy, "canary", seeded_db, outputs=leak_canary)
     assert "canaries" in failed_checks(err)
     reason = next(r for r in err.reasons if r["check"] == "canaries")
     assert reason["details"]["leaks"] == {"email->diagnosis": 4}, reason  # type: ignore[index]
@@ -193,30 +212,22 @@ def test_leaked_canary_is_quarantined(seeded_db: str) -> None:
 
 
 def test_token_collision_is_quarantined(seeded_db: str) -> None:
-    def collide(c: psycopg.Connection, rt: RunTables) -> None:
-        c.execute(
-            sql.SQL(
-                "UPDATE {cand} SET email = (SELECT email FROM {cand} WHERE _vf_row = 1)"
-                " WHERE _vf_row = 2"
-            ).format(cand=rt.candidate)
-        )
+    def collide(raw: pd.DataFrame, out: pd.DataFrame) -> pd.DataFrame:
+        out.loc[at(out, 2), "email"] = out.loc[at(out, 1), "email"].iloc[0]
+        return out
 
-    err = refused(policy_with(), "collide", collide, seeded_db)
+    err = refused(policy_with(), "collide", seeded_db, outputs=collide)
     reasons = {(r["check"], r["column"]) for r in err.reasons}
     assert ("token_unique", "email") in reasons
     assert ("token_joinable", "email") not in reasons
 
 
 def test_key_token_collision_fails_uniqueness(seeded_db: str) -> None:
-    def collide(c: psycopg.Connection, rt: RunTables) -> None:
-        c.execute(
-            sql.SQL(
-                "UPDATE {cand} SET customer_id = (SELECT customer_id FROM {cand} WHERE _vf_row = 1)"
-                " WHERE _vf_row = 3"
-            ).format(cand=rt.candidate)
-        )
+    def collide(raw: pd.DataFrame, out: pd.DataFrame) -> pd.DataFrame:
+        out.loc[at(out, 3), "customer_id"] = out.loc[at(out, 1), "customer_id"].iloc[0]
+        return out
 
-    err = refused(policy_with(), "keycollide", collide, seeded_db)
+    err = refused(policy_with(), "keycollide", seeded_db, outputs=collide)
     reasons = {(r["check"], r["column"]) for r in err.reasons}
     assert {("unique", "customer_id"), ("token_unique", "customer_id")} <= reasons
     # GX found the duplicate; its Data Docs show counts, never the duplicated value.
@@ -242,22 +253,33 @@ def test_raw_value_shaped_like_a_token_is_compared_value_for_value(seeded_db: st
     """The cheap proof (no raw value has the output's format) does not hold when a raw
     e-mail looks like a token; the gate then compares values and finds the one that
     survived in another row."""
+    policy = policy_with()
 
-    plant = tampering(
-        "UPDATE {snap} SET email = (SELECT email FROM {cand} WHERE _vf_row = 1) WHERE _vf_row = 4"
-    )
-    err = refused(policy_with(), "shaped", plant, seeded_db)
+    def plant(c: psycopg.Connection, rt: RunTables) -> None:
+        # Row 4's raw e-mail becomes the token row 1's e-mail gets.
+        row = c.execute(sql.SQL("SELECT email FROM {} WHERE _vf_row = 1").format(rt.snapshot))
+        (email,) = row.fetchone() or ("",)
+        recompute = recompute_with(plan_policy(policy, default_key_provider()))
+        token = recompute("email", pd.Series([email], dtype="string[pyarrow]")).iloc[0]
+        c.execute(
+            sql.SQL("UPDATE {} SET email = %s WHERE _vf_row = 4").format(rt.snapshot), (token,)
+        )
+
+    err = refused(policy, "shaped", seeded_db, source=plant)
     assert observed(err, "no_raw_value_survives", "email") == 1
 
 
 def test_raw_value_in_a_canary_row_is_found(seeded_db: str) -> None:
     """GX checks the formats of real rows only; a canary row whose output is a raw value is
     caught by testing the canaries' outputs beside the raw values."""
-    plant = tampering(
-        "UPDATE {cand} SET email = (SELECT email FROM {snap} WHERE _vf_row = 1)"
-        " WHERE _vf_row = (SELECT min(_vf_row) FROM {cand} WHERE _vf_canary)"
-    )
-    err = refused(policy_with(validation={"canaries": 3}), "canaryraw", plant, seeded_db)
+
+    def plant(raw: pd.DataFrame, out: pd.DataFrame) -> pd.DataFrame:
+        first_canary = (raw["_vf_canary"] == "t").idxmax()
+        out.loc[first_canary, "email"] = raw.loc[at(raw, 1), "email"].iloc[0]
+        return out
+
+    policy = policy_with(validation={"canaries": 3})
+    err = refused(policy, "canaryraw", seeded_db, outputs=plant)
     assert observed(err, "no_raw_value_survives", "email") == 1
 
 
@@ -273,12 +295,13 @@ def test_clean_columns_rest_on_the_format_proof(seeded_db: str) -> None:
 def test_row_checks_catch_a_lost_null_a_broken_shape_and_a_value_left_in_its_row(
     seeded_db: str,
 ) -> None:
-    tamper = tampering(
-        "UPDATE {cand} SET ssn = NULL WHERE _vf_row = 2",
-        "UPDATE {cand} SET credit_card = 'x' || credit_card WHERE _vf_row = 3",
-        "UPDATE {cand} o SET ssn = s.ssn FROM {snap} s WHERE o._vf_row = 4 AND s._vf_row = 4",
-    )
-    err = refused(policy_with(), "rowchecks", tamper, seeded_db)
+    def tamper(raw: pd.DataFrame, out: pd.DataFrame) -> pd.DataFrame:
+        out.loc[at(out, 2), "ssn"] = None
+        out.loc[at(out, 3), "credit_card"] = "x" + out.loc[at(out, 3), "credit_card"]
+        out.loc[at(out, 4), "ssn"] = raw.loc[at(raw, 4), "ssn"]
+        return out
+
+    err = refused(policy_with(), "rowchecks", seeded_db, outputs=tamper)
     found = {(r["check"], r["column"]): r["observed"] for r in err.reasons}
     assert found[("null_parity", "ssn")] == 1
     assert found[("format_preserved", "credit_card")] == 1
@@ -295,32 +318,34 @@ def test_raw_value_shaped_like_a_token_is_still_found_in_text(seeded_db: str) ->
         c.execute(
             sql.SQL("UPDATE {} SET iban = %s WHERE _vf_row = 5").format(rt.snapshot), (shaped,)
         )
-        c.execute(
-            sql.SQL(
-                "UPDATE {} SET note = 'customer asked about fees' WHERE note IS NOT NULL"
-            ).format(rt.candidate)
-        )
-        c.execute(
-            sql.SQL("UPDATE {} SET note = %s WHERE _vf_row = 9").format(rt.candidate),
-            (f"forwarded to {shaped}.",),
-        )
 
-    err = refused(policy_with({"note": {"action": "keep"}}), "tokenword", plant, seeded_db)
+    def forward(raw: pd.DataFrame, out: pd.DataFrame) -> pd.DataFrame:
+        out = plain_notes(raw, out)
+        out.loc[at(out, 9), "note"] = f"forwarded to {shaped}."
+        return out
+
+    err = refused(
+        policy_with({"note": {"action": "keep"}}),
+        "tokenword",
+        seeded_db,
+        source=plant,
+        outputs=forward,
+    )
     assert observed(err, "no_raw_value_in_text", "note") == 1
 
 
 def test_dropped_row_is_quarantined(seeded_db: str) -> None:
-    def drop_row(c: psycopg.Connection, rt: RunTables) -> None:
-        c.execute(sql.SQL("DELETE FROM {} WHERE _vf_row = 5").format(rt.candidate))
+    def drop_row(raw: pd.DataFrame, out: pd.DataFrame) -> pd.DataFrame:
+        return out[~at(out, 5)]
 
-    err = refused(policy_with(), "dropped", drop_row, seeded_db)
+    err = refused(policy_with(), "dropped", seeded_db, outputs=drop_row)
     reason = next(r for r in err.reasons if r["check"] == "row_count_parity")
     assert (reason["observed"], reason["threshold"]) == (1999, 2000)
 
 
 def test_k_below_threshold_fails(seeded_db: str) -> None:
     policy = policy_with(privacy={"k": 3})
-    err = refused(policy, "lowk", lambda c, rt: None, seeded_db)
+    err = refused(policy, "lowk", seeded_db)
     reason = next(r for r in err.reasons if r["check"] == "k_anonymity")
     assert reason["observed"] == 1 and reason["threshold"] == 3
 
@@ -352,7 +377,7 @@ def test_suppression_removes_small_classes_counts_them_and_passes(seeded_db: str
 
 def test_suppression_beyond_the_bound_fails(seeded_db: str) -> None:
     policy = policy_with(privacy={"k": 2, "on_violation": "suppress", "max_suppression": 0.01})
-    err = refused(policy, "toomuch", lambda c, rt: None, seeded_db)
+    err = refused(policy, "toomuch", seeded_db)
     reason = next(r for r in err.reasons if r["check"] == "suppression")
     assert reason["observed"] > reason["threshold"] == 20  # type: ignore[operator]
 

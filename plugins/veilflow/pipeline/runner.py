@@ -117,6 +117,10 @@ def run_policy(
         return now
 
     n = workers if workers is not None else (os.cpu_count() or 1)
+    if n > 1:
+        from veilflow.validate.rescan import warm_scanner
+
+        warm_scanner(policy)  # built once here, inherited by every forked chunk worker
     pool = _fork_workers(policy, run_id, keys, n) if n > 1 else None
     try:
         _preload_gate()

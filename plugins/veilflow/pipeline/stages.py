@@ -46,12 +46,15 @@ from veilflow.zones.run_tables import (
     SourceColumn,
     count,
     create_candidate,
+    create_sketches,
     create_snapshot,
     drop_run_tables,
     index_snapshot,
+    sketch_key,
     source_columns,
     table_exists,
     write_partition,
+    write_sketches,
 )
 
 log = logging.getLogger(__name__)
@@ -306,6 +309,9 @@ def extract(
             for c in plan.kept
         ]
         create_candidate(conn, rt, outputs)
+        from veilflow.validate.sketch import new_key
+
+        create_sketches(conn, rt, new_key())
         total = rows + canaries
         step = policy.chunk_rows
         chunks = [
@@ -370,11 +376,25 @@ def transform_frame(plan: Plan, frame: pd.DataFrame) -> tuple[pd.DataFrame, Chun
     return out, ctx
 
 
+#: Changes a chunk's outputs (given the raw rows and the outputs, row numbers and canary
+#: flags included) before the chunk is checked and written: how tests play a broken operator.
+OutputsHook = Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame]
+
+
 def transform_chunk(
-    policy: Policy, run_id: str, chunk: ChunkRef, keys: KeyProvider, parent: ParentRun | None = None
+    policy: Policy,
+    run_id: str,
+    chunk: ChunkRef,
+    keys: KeyProvider,
+    parent: ParentRun | None = None,
+    *,
+    outputs_hook: OutputsHook | None = None,
 ) -> ChunkResult:
-    """Transform one key range and write it as one partition of the candidate, in one
-    transaction: a killed task leaves nothing, a retry rewrites the same partition."""
+    """Transform one key range, run the gate's per-chunk checks on it while it is in memory,
+    and write it as one partition of the candidate with its gate summary and sketches, in
+    one transaction: a killed task leaves nothing, a retry rewrites the same partition."""
+    from veilflow.validate.chunk_gate import check_chunk
+
     t0 = time.perf_counter()
     rt = RunTables(policy.dataset, run_id)
     names = [ROW, CANARY, *policy.columns]
@@ -388,6 +408,7 @@ def transform_chunk(
             )
         pin_run_keys(keys, manifest)
         plan = plan_policy(policy, keys)
+        gate_key = sketch_key(conn, rt)
         conn.commit()
         emit_stage(
             conn,
@@ -417,15 +438,34 @@ def transform_chunk(
         out, ctx = transform_frame(plan, frame)
         out[ROW] = frame[ROW]
         out[CANARY] = frame[CANARY].map({"t": "true", "f": "false"}).astype(STRING)
+        if outputs_hook is not None:
+            out = outputs_hook(frame, out)
         counters = {c: dict(v) for c, v in ctx.counters.items()}
+        checked = check_chunk(
+            replace(gate_context(policy, run_id, manifest), recompute=recompute_with(plan)),
+            chunk.index,
+            chunk.lo,
+            chunk.hi,
+            frame,
+            out,
+            gate_key,
+        )
         with conn.transaction():
             write_partition(conn, rt, chunk.index, chunk.lo, chunk.hi, out)
             conn.execute(
-                "INSERT INTO governance.run_chunks (run_id, chunk, rows, counters)"
-                " VALUES (%s, %s, %s, %s) ON CONFLICT (run_id, chunk) DO UPDATE SET"
-                " rows = EXCLUDED.rows, counters = EXCLUDED.counters, finished_at = now()",
-                (run_id, chunk.index, len(out), json.dumps(counters)),
+                "INSERT INTO governance.run_chunks (run_id, chunk, rows, counters, summary)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (run_id, chunk) DO UPDATE SET"
+                " rows = EXCLUDED.rows, counters = EXCLUDED.counters,"
+                " summary = EXCLUDED.summary, finished_at = now()",
+                (
+                    run_id,
+                    chunk.index,
+                    len(out),
+                    json.dumps(counters),
+                    json.dumps(checked.summary.to_json()),
+                ),
             )
+            write_sketches(conn, rt, chunk.index, checked.sketches)
         emit_stage(
             conn,
             stage="transform",
@@ -438,7 +478,12 @@ def transform_chunk(
         )
     seconds = time.perf_counter() - t0
     log.info(
-        "transform %s chunk %d: %d rows in %.2fs", policy.dataset, chunk.index, len(out), seconds
+        "transform %s chunk %d: %d rows in %.2fs (gate checks %.2f CPU-s)",
+        policy.dataset,
+        chunk.index,
+        len(out),
+        seconds,
+        checked.summary.cpu_seconds,
     )
     return ChunkResult(chunk.index, len(out), seconds, counters)
 
@@ -478,6 +523,8 @@ def gate_context(policy: Policy, run_id: str, manifest: dict[str, Any]) -> GateC
         columns=cols,
         rows_in=int(manifest["rows_in"]),
         report_dir=report_dir,
+        canaries=int(manifest.get("canaries") or 0),
+        chunks=int(manifest.get("chunks") or 0),
     )
 
 

@@ -478,3 +478,42 @@ def check_canaries(
         details=details,
         seconds=time.perf_counter() - started,
     )
+
+
+def canary_leaks(
+    planted_rows: Iterable[Mapping[str, str | None]],
+    output_rows: Iterable[Iterable[tuple[str, str | None]]],
+    hiding_columns: Iterable[str],
+    free_text_columns: Iterable[str] = (),
+) -> dict[str, int]:
+    """The counting of :func:`check_canaries` on rows in memory: ``planted_rows`` are the
+    canary rows of the snapshot (column -> text), ``output_rows`` the canary rows of the
+    candidate as (column, text) pairs. Returns ``"<source>-><output>"`` -> outputs holding
+    a planted value, whole or as whole words, in any of its evidence forms."""
+    hiding = list(hiding_columns)
+    prose = [c for c in free_text_columns if c not in hiding]
+    planted: dict[str, set[str]] = {}
+    for rec in planted_rows:
+        for col in [*hiding, *prose]:
+            value = rec.get(col)
+            if value is None:
+                continue
+            if col in prose:
+                found = [
+                    m.group(m.lastindex or 0) for p in FREE_TEXT_PATTERNS for m in p.finditer(value)
+                ]
+            else:
+                found = [value]
+            for v in found:
+                planted.setdefault(col, set()).update(evidence_forms(v))
+    searches = {col: _whole_forms(forms) for col, forms in planted.items() if forms}
+    leaks: dict[str, int] = {}
+    for out in output_rows:
+        for col, text in out:
+            if text is None:
+                continue
+            for source_col, search in searches.items():
+                if search(text) is not None:
+                    key = f"{source_col}->{col}"
+                    leaks[key] = leaks.get(key, 0) + 1
+    return leaks

@@ -42,3 +42,8 @@ class GateContext:
     recompute: Callable[[str, pd.Series], pd.Series] | None = None
     #: Run the Great Expectations suite (and write Data Docs when the policy asks).
     great_expectations: bool = True
+    #: Canary rows planted in the snapshot, and the run's chunks (key ranges of
+    #: ``policy.chunk_rows`` rows over real rows and canaries): what the gate expects a
+    #: summary of.
+    canaries: int = 0
+    chunks: int = 0

@@ -17,24 +17,40 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
 import psycopg
 from psycopg import sql
 
-from veilflow.validate.canaries import NOT_HIDING, check_canaries
 from veilflow.validate.checks import (
-    joined_checks,
     no_raw_value_survives,
     raw_values_in_text,
-    row_count_parity,
     token_results,
-    tokens_rederived,
     value_determined,
 )
+from veilflow.validate.chunk_gate import risk_setup
 from veilflow.validate.context import GateContext
 from veilflow.validate.gx_suite import GATE_WORK_MEM
+from veilflow.validate.merge import (
+    ChunkSpan,
+    Summaries,
+    canary_result,
+    format_proofs,
+    histogram_metrics,
+    key_duplicates,
+    load_summaries,
+    merged_histogram,
+    rederived_results,
+    rescan_result,
+    row_check_results,
+    summary_frame,
+    token_pair_results,
+    without_small_classes,
+    words_to_search,
+)
 from veilflow.validate.privacy import RiskMetrics, suppress_small_classes, table_risk
 from veilflow.validate.report import CheckResult, GateReport
-from veilflow.validate.rescan import rescan_columns, residual_pii
+from veilflow.validate.rescan import rescan_columns
+from veilflow.validate.summary import MalformedSummary
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +151,69 @@ def _risk_results(m: RiskMetrics, ctx: GateContext, seconds: float) -> list[Chec
     return out
 
 
+def chunk_spans(ctx: GateContext) -> list[ChunkSpan]:
+    """The run's key ranges, as extract cut them (real rows, then canaries)."""
+    total, step = ctx.rows_in + ctx.canaries, ctx.policy.chunk_rows
+    return [
+        ChunkSpan(i, 1 + i * step, 1 + min((i + 1) * step, total))
+        for i in range(max(1, ctx.chunks))
+    ]
+
+
+def merged_risk_checks(
+    conn: psycopg.Connection, ctx: GateContext, s: Summaries
+) -> tuple[list[CheckResult], int, dict[str, Any]]:
+    """:func:`risk_checks` from the chunks' merged class histograms: the same classes,
+    counts and figures, without reading the candidate. Suppression still deletes in
+    PostgreSQL, and the figures after it come from the histogram when the DELETE removed
+    exactly the rows the histogram said (else from the table)."""
+    setup = risk_setup(ctx)
+    hist = merged_histogram(ctx, s)
+    if setup is None or hist is None:
+        return risk_checks(conn, ctx)
+    p = ctx.policy.privacy
+    qi, sensitive, _ = setup
+    t0 = time.perf_counter()
+    table = _candidate_name(ctx)
+    metrics = histogram_metrics(ctx, hist)
+    record: dict[str, Any] = {
+        "before": metrics.to_dict(),
+        "dropped_quasi_identifiers": sorted(set(p.quasi_identifiers) - set(qi)),
+        "measured_on": "chunk summaries",
+    }
+    suppressed = 0
+    checks: list[CheckResult] = []
+    if metrics.k < p.k and p.on_violation == "suppress":
+        bound = int(p.max_suppression * metrics.rows)
+        would = metrics.rows_in_classes_below(p.k)
+        if would <= bound:
+            suppressed = suppress_small_classes(conn, table, qi, p.k, max_rows=bound)
+            if not conn.autocommit:
+                conn.commit()
+            if suppressed == would:
+                metrics = histogram_metrics(ctx, without_small_classes(hist, p.k))
+            else:
+                metrics = table_risk(conn, table, qi, sensitive, distance=p.distance)
+        checks.append(
+            CheckResult(
+                "suppression",
+                would <= bound,
+                observed=would,
+                threshold=bound,
+                details={
+                    "k": p.k,
+                    "max_suppression": p.max_suppression,
+                    "rows": record["before"]["rows"],
+                    "suppressed": suppressed,
+                },
+            )
+        )
+    record["after"] = metrics.to_dict()
+    record["suppressed_rows"] = suppressed
+    checks.extend(_risk_results(metrics, ctx, time.perf_counter() - t0))
+    return checks, suppressed, record
+
+
 def run_gate(
     conn: psycopg.Connection,
     ctx: GateContext,
@@ -142,10 +221,12 @@ def run_gate(
 ) -> GateReport:
     """Check the candidate; the caller publishes on pass and quarantines on fail.
 
-    The Great Expectations suite runs in a thread of its own, on its own connection, while
-    this one runs the SQL checks: PostgreSQL works on both at once, and the seconds GX takes
-    to import overlap the risk checks and the SQL. ``progress`` hears of each group of
-    checks as it ends (counts only)."""
+    The transform tasks ran every per-chunk check and left a summary per chunk (ADR 0015);
+    the gate reads them all (a missing or malformed one fails it), merges them into the
+    global checks and has Great Expectations validate the suite on them, in a thread of
+    its own, while the few checks that still read PostgreSQL run here: only when the
+    summaries call for them, the value-for-value
+    searches. ``progress`` hears of each group of checks as it ends (counts only)."""
     report = GateReport()
     started = time.perf_counter()
     done = len(report.checks)
@@ -169,49 +250,101 @@ def run_gate(
         if ctx.great_expectations:
             from veilflow.validate.gx_suite import preload
 
-            pool.submit(preload)  # seconds of import, while the risk checks run
+            pool.submit(preload)  # seconds of import, while the summaries are merged
+        try:
+            summaries = load_summaries(conn, ctx, chunk_spans(ctx))
+        except MalformedSummary as exc:
+            problems = str(exc).split("; ")
+            report.checks.append(
+                CheckResult(
+                    "chunk_summaries",
+                    False,
+                    observed=len(problems),
+                    threshold=0,
+                    details={"problems": problems[:20]},
+                )
+            )
+            step("chunk summaries")
+            return report
+        report.metrics["chunk_checks_cpu_seconds"] = round(
+            sum(c.cpu_seconds for c in summaries.chunks), 3
+        )
 
-        risk, suppressed, record = risk_checks(conn, ctx)
+        risk, suppressed, record = merged_risk_checks(conn, ctx, summaries)
         report.checks.extend(risk)
         report.suppressed_rows = suppressed
         if record:
             report.metrics["risk"] = record
         step("re-identification risk")
 
+        t = time.perf_counter()
+        duplicates = key_duplicates(conn, ctx, summaries)
+        key_proof = _unique_key_column(ctx)
         if ctx.great_expectations:
             from veilflow.validate.gx_suite import (
                 build_expectations,
-                run_expectations,
+                run_summary_expectations,
                 sqlalchemy_url,
             )
 
             docs_dir = (ctx.report_dir / "datadocs") if ctx.policy.validation.data_docs else None
             if not conn.autocommit:
-                conn.commit()  # GX reads the candidate through its own connection
+                conn.commit()  # GX reads the candidate's catalog through its own connection
             gx = pool.submit(
-                run_expectations,
+                run_summary_expectations,
                 sqlalchemy_url(conn),
                 ctx,
                 build_expectations(ctx, suppressed=suppressed),
+                summary_frame(ctx, summaries, duplicates),
                 docs_dir,
+                suppressed=suppressed,
             )
         else:
-            report.checks.append(row_count_parity(conn, ctx, suppressed=suppressed))
-
-        key_proof = _unique_key_column(ctx) if gx is not None else None
-        report.checks.extend(joined_checks(conn, ctx, [key_proof] if key_proof else []))
-        report.checks.extend(tokens_rederived(conn, ctx))
-        report.checks.extend(raw_values_in_text(conn, ctx, rescan_columns(ctx)))
+            written = summaries.total("rows")
+            report.checks.append(
+                CheckResult(
+                    "row_count_parity",
+                    written == ctx.rows_in,
+                    observed=written - suppressed,
+                    threshold=ctx.rows_in - suppressed,
+                    details={"suppressed": suppressed},
+                )
+            )
+            if key_proof is not None:
+                n = int(duplicates.get(key_proof, np.zeros(0)).sum())
+                report.checks.extend(
+                    token_results(key_proof, n, 0, proof="source keys are distinct")
+                )
+        merged_seconds = time.perf_counter() - t
+        row_checks = row_check_results(ctx, summaries, merged_seconds)
+        report.checks.extend(row_checks)
+        report.checks.extend(token_pair_results(ctx, summaries))
+        report.checks.extend(rederived_results(ctx, summaries))
+        text_columns = rescan_columns(ctx)
+        if words_to_search(summaries):
+            report.checks.extend(raw_values_in_text(conn, ctx, text_columns))
+        else:
+            hiding = [c.name for c in ctx.columns if c.hides_raw and c.name not in text_columns]
+            if hiding:
+                report.checks.extend(
+                    CheckResult(
+                        "no_raw_value_in_text",
+                        True,
+                        observed=0,
+                        threshold=0,
+                        column=name,
+                        details={
+                            "searched": hiding,
+                            "proof": "no word of the text outputs could be a raw value",
+                        },
+                    )
+                    for name in text_columns
+                )
         step("rows against the snapshot, tokens re-derived, raw values in text")
 
-        expected_canaries = _snapshot_canaries(conn, ctx)
-        if expected_canaries or ctx.policy.validation.canaries:
-            hiding = [n for n, s in ctx.policy.columns.items() if s.action not in NOT_HIDING]
-            prose = [n for n, s in ctx.policy.columns.items() if s.action == "scrub_text"]
-            report.checks.append(
-                check_canaries(conn, _snapshot_name(ctx), _candidate_name(ctx), hiding, prose)
-            )
-        report.checks.append(residual_pii(conn, ctx, ctx.scanner))
+        if ctx.canaries or ctx.policy.validation.canaries:
+            report.checks.append(canary_result(summaries, ctx.canaries))
+        report.checks.append(rescan_result(ctx, summaries, suppressed))
         step("canaries and residual-PII rescan")
 
         formats_passed: set[str] = set()
@@ -223,15 +356,16 @@ def run_gate(
             if key_proof is not None:
                 report.checks.extend(_key_token_results(key_proof, gx_checks))
             step("Great Expectations suite")
-        report.checks.extend(no_raw_value_survives(conn, ctx, formats_passed))
+        report.checks.extend(
+            no_raw_value_survives(conn, ctx, formats_passed, proofs=format_proofs(summaries))
+        )
         step("no raw value survives")
     finally:
         pool.shutdown(wait=True)
-    conn.execute("RESET enable_nestloop")
-    conn.execute("RESET work_mem")
-
-    report.metrics["seconds"] = round(time.perf_counter() - started, 3)
-    report.metrics["seconds_per_check"] = _seconds_per_check(report.checks)
+        conn.execute("RESET enable_nestloop")
+        conn.execute("RESET work_mem")
+        report.metrics["seconds"] = round(time.perf_counter() - started, 3)
+        report.metrics["seconds_per_check"] = _seconds_per_check(report.checks)
     for c in report.failures:
         log.warning(
             "gate check %s failed%s: observed %s, threshold %s",
@@ -269,15 +403,6 @@ def _columns_passing(checks: list[CheckResult], name: str) -> set[str]:
     columns = {c.column for c in checks if c.name == name and c.column}
     failed = {c.column for c in checks if c.name == name and not c.passed}
     return {c for c in columns - failed if c is not None}
-
-
-def _snapshot_canaries(conn: psycopg.Connection, ctx: GateContext) -> int:
-    row = conn.execute(
-        sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
-            ctx.tables.snapshot, sql.Identifier("_vf_canary")
-        )
-    ).fetchone()
-    return int(row[0]) if row else 0
 
 
 def _seconds_per_check(checks: list[CheckResult]) -> dict[str, float]:

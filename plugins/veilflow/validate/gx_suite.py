@@ -59,6 +59,24 @@ class ExpectationSpec:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+def spec_key(spec: ExpectationSpec) -> str:
+    """A name for an expectation that stays the same from chunk to gate: check, GX class,
+    column."""
+    return f"{spec.check}|{spec.gx_type}|{spec.column or ''}"
+
+
+#: Expectations a chunk decides row by row on its real rows (the rest need the whole table
+#: or its catalog: schema, row count, uniqueness).
+PER_ROW = frozenset(
+    {
+        "ExpectColumnValuesToNotBeNull",
+        "ExpectColumnValuesToMatchRegex",
+        "ExpectColumnValuesToMatchLikePattern",
+        "ExpectColumnValuesToBeInSet",
+    }
+)
+
+
 def gx_type_names(pg_type: str) -> list[str]:
     """How SQLAlchemy (hence GX) names a PostgreSQL type from ``format_type``."""
     t = pg_type.strip().lower()
@@ -451,3 +469,219 @@ def _threshold(spec: ExpectationSpec) -> Any:
         if key in kw:
             return kw[key]
     return None
+
+
+#: The summary frame's column of rows written per chunk (canaries left out).
+ROWS_COLUMN = "rows"
+
+
+def summary_column(spec: ExpectationSpec) -> str | None:
+    """The column of the chunk-summary frame that decides ``spec``, or None for the
+    expectations GX checks on the candidate's catalog (schema)."""
+    if spec.scope == "table":
+        return None
+    if spec.check == "row_count_parity":
+        return ROWS_COLUMN
+    if spec.gx_type == "ExpectColumnValuesToBeUnique":
+        return f"unique|{spec.column}"
+    return spec_key(spec)
+
+
+def run_summary_expectations(
+    conn: psycopg.Connection[Any] | str,
+    ctx: GateContext,
+    specs: list[ExpectationSpec],
+    frame: Any,
+    docs_dir: Path | None,
+    *,
+    suppressed: int = 0,
+) -> tuple[list[CheckResult], str | None]:
+    """Validate the suite with GX where the per-chunk gate already decided it (ADR 0015).
+
+    ``frame`` (pandas) has one row per chunk and a column per decided expectation: the
+    rows that broke it in that chunk (``summary_column``), and the chunk's real rows. GX
+    validates every such expectation on that frame as the sum over the chunks: zero
+    unexpected rows, or the source's row count. The schema expectations read the
+    candidate's catalog through GX's SQL datasource, as before. Results and Data Docs come
+    from one checkpoint per datasource; the results carry counts only."""
+    started = time.perf_counter()
+    url = conn if isinstance(conn, str) else sqlalchemy_url(conn)
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+    from great_expectations.checkpoint.actions import UpdateDataDocsAction
+
+    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.NOTSET)
+    context = gx.get_context(mode="ephemeral")
+    context.variables.data_docs_sites = {}
+    try:
+        context.variables.progress_bars = {"globally": False}  # type: ignore[assignment]
+    except Exception:  # cosmetic only
+        log.debug("could not disable GX progress bars")
+    warnings.filterwarnings("ignore", message="You are using a generic SQLDatasource")
+    tables = ctx.tables
+    name = ctx.policy.dataset
+    table_specs = [(i, s) for i, s in enumerate(specs) if summary_column(s) is None]
+    frame_specs = [(i, s) for i, s in enumerate(specs) if summary_column(s) is not None]
+
+    def expectation(i: int, s: ExpectationSpec) -> Any:
+        meta = {"veilflow_check": s.check, "veilflow_index": i, **s.meta}
+        column = summary_column(s)
+        if column is None:
+            return getattr(gxe, s.gx_type)(**s.kwargs, meta={**meta, "veilflow_scope": "table"})
+        wanted = ctx.rows_in if column == ROWS_COLUMN else 0
+        return gxe.ExpectColumnSumToBeBetween(  # type: ignore[attr-defined]
+            column=column,
+            min_value=wanted,
+            max_value=wanted,
+            meta={**meta, "veilflow_scope": "chunk summaries", "replaces": s.gx_type},
+        )
+
+    actions: list[Any] = []
+    if docs_dir is not None:
+        docs_dir.mkdir(parents=True, exist_ok=True)
+        context.add_data_docs_site(
+            site_name="run",
+            site_config={
+                "class_name": "SiteBuilder",
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(docs_dir),
+                },
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
+        actions.append(UpdateDataDocsAction(name="data_docs", site_names=["run"]))
+
+    results: list[Any] = []
+    ran = time.perf_counter()
+    if frame_specs:
+        source = context.data_sources.add_pandas(name="veilflow_summaries")
+        asset = source.add_dataframe_asset(name="chunk_summaries")
+        batch = asset.add_batch_definition_whole_dataframe("all")
+        suite = context.suites.add(
+            gx.ExpectationSuite(
+                name=f"{name}.chunks", expectations=[expectation(i, s) for i, s in frame_specs]
+            )
+        )
+        vd = context.validation_definitions.add(
+            gx.ValidationDefinition(name=f"{name}.chunks.{tables.tag}", data=batch, suite=suite)
+        )
+        checkpoint = context.checkpoints.add(
+            gx.Checkpoint(
+                name=f"{name}.chunks.{tables.tag}",
+                validation_definitions=[vd],
+                actions=actions,
+                result_format=RESULT_FORMAT,
+            )
+        )
+        results.append(checkpoint.run(batch_parameters={"dataframe": frame}))
+    if table_specs:
+        sql_source = context.data_sources.add_sql(  # type: ignore[call-arg]
+            name="veilflow", connection_string=url
+        )
+        table = sql_source.add_table_asset(
+            name="candidate", table_name=tables.candidate_name, schema_name="staging"
+        )
+        suite = context.suites.add(
+            gx.ExpectationSuite(
+                name=f"{name}.schema", expectations=[expectation(i, s) for i, s in table_specs]
+            )
+        )
+        vd = context.validation_definitions.add(
+            gx.ValidationDefinition(
+                name=f"{name}.schema.{tables.tag}",
+                data=table.add_batch_definition_whole_table("all"),
+                suite=suite,
+            )
+        )
+        checkpoint = context.checkpoints.add(
+            gx.Checkpoint(
+                name=f"{name}.schema.{tables.tag}",
+                validation_definitions=[vd],
+                actions=actions,
+                result_format=RESULT_FORMAT,
+            )
+        )
+        results.append(checkpoint.run())
+    seconds = time.perf_counter() - ran
+    index = dict(enumerate(specs))
+    checked = int(frame[ROWS_COLUMN].sum()) if ROWS_COLUMN in frame else 0
+    checks: list[CheckResult] = []
+    for result in results:
+        for run_result in result.run_results.values():
+            for r in run_result.results:
+                meta = (r.expectation_config.meta if r.expectation_config else None) or {}
+                spec = index.get(int(meta.get("veilflow_index", -1)))
+                if spec is None:
+                    continue
+                each = seconds / max(1, len(specs))
+                if summary_column(spec) is None:
+                    checks.append(
+                        _to_check(spec, r.success, r.result or {}, r.exception_info, each)
+                    )
+                else:
+                    checks.append(
+                        _summary_check(
+                            spec,
+                            r.success,
+                            r.result or {},
+                            r.exception_info,
+                            each,
+                            checked,
+                            suppressed,
+                        )
+                    )
+    checks.sort(key=lambda c: next(i for i, s in index.items() if _same(s, c)))
+    log.info(
+        "GX on chunk summaries: %d expectations in %.2fs",
+        len(checks),
+        time.perf_counter() - started,
+    )
+    return checks, (str(docs_dir / "index.html") if docs_dir is not None else None)
+
+
+def _same(spec: ExpectationSpec, check: CheckResult) -> bool:
+    return (
+        spec.check == check.name
+        and spec.column == check.column
+        and check.details.get("expectation") == spec.gx_type
+    )
+
+
+def _summary_check(
+    spec: ExpectationSpec,
+    success: bool | None,
+    result: dict[str, Any],
+    exception: Any,
+    seconds: float,
+    checked: int,
+    suppressed: int,
+) -> CheckResult:
+    details: dict[str, Any] = {
+        "engine": "great_expectations",
+        "expectation": spec.gx_type,
+        "decided_by": "chunk summaries",
+        **{k: v for k, v in spec.meta.items() if k != "rows_in"},
+    }
+    raised = isinstance(exception, dict) and exception.get("raised_exception")
+    if raised:
+        details["error"] = str(exception.get("exception_message") or "")[:200]
+    value = result.get("observed_value")
+    observed = int(value) if value is not None else None
+    if spec.check == "row_count_parity":
+        # The chunks counted the rows they wrote; suppression deleted `suppressed` of them
+        # afterwards (counted by the DELETE itself).
+        observed = None if observed is None else observed - suppressed
+        threshold: Any = spec.kwargs.get("value")
+    else:
+        threshold = 0
+        details["checked"] = checked
+    return CheckResult(
+        spec.check,
+        bool(success) and not raised,
+        observed=observed,
+        threshold=threshold,
+        column=spec.column,
+        details=details,
+        seconds=seconds,
+    )

@@ -30,6 +30,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from veilflow.policy.model import Policy
 from veilflow.validate.context import GateContext
 from veilflow.validate.privacy import column_types
 from veilflow.validate.report import CheckResult
@@ -62,6 +63,22 @@ def default_scanner(ctx: GateContext) -> TextScanner:
         ]
 
     return scan
+
+
+def warm_scanner(policy: Policy) -> None:
+    """Build the pattern scanner the per-chunk rescan of kept columns uses (a second or so,
+    mostly its gazetteers), so that chunk workers forked afterwards inherit it instead of
+    each building its own. Prose columns need the NER scanner, which their scrub_text
+    operator builds in the worker anyway."""
+    chosen = policy.validation.rescan_columns
+    kept = [n for n, s in policy.columns.items() if s.action == "keep"]
+    if not kept or (chosen is not None and not set(chosen) & set(kept)):
+        return
+    wanted = frozenset(policy.validation.rescan_entities) - PROSE_ONLY
+    if wanted:
+        from veilflow.detect.scanner import scanner_for
+
+        scanner_for(policy.detection, use_ner=False)
 
 
 def rescan_columns(ctx: GateContext) -> list[str]:
@@ -142,30 +159,16 @@ def survived(text: str, own_source: str, row_values: frozenset[str]) -> bool:
     return occurs_as_words(text, own_source) or (bool(text) and _folded(text) in row_values)
 
 
-def residual_pii(
-    conn: psycopg.Connection[Any], ctx: GateContext, scanner: TextScanner | None = None
-) -> CheckResult:
-    """Count personal data that survived into the candidate's rescanned columns; pass when
-    the total is at most ``validation.residual_pii_max``."""
-    t = time.perf_counter()
-    tolerance = ctx.policy.validation.residual_pii_max
-    columns = rescan_columns(ctx)
-    if not columns:
-        return CheckResult(
-            "residual_pii",
-            True,
-            observed=0,
-            threshold=tolerance,
-            details={"columns": []},
-            seconds=time.perf_counter() - t,
-        )
-    rows, total = sample_rows(conn, ctx, columns, ctx.policy.validation.rescan_rows)
-    scan = scanner if scanner is not None else default_scanner(ctx)
+def count_findings(
+    ctx: GateContext, columns: list[str], rows: Sequence[Sequence[Any]], scan: TextScanner
+) -> tuple[dict[str, dict[str, int]], Counter[str]]:
+    """Findings that survived, per column and entity, and replacements seen per entity, in
+    ``rows`` as :func:`sample_rows` returns them: the output values of ``columns``, the
+    source values of the same columns, then every source value of the row."""
     wanted = frozenset(ctx.policy.validation.rescan_entities)
     actions = {c.name: c.action for c in ctx.columns}
     per_column: dict[str, dict[str, int]] = {}
     replaced: Counter[str] = Counter()
-    findings = 0
     batch = 512
     for j, name in enumerate(columns):
         entities = wanted if actions.get(name) == "scrub_text" else wanted - PROSE_ONLY
@@ -197,7 +200,30 @@ def residual_pii(
                     replaced[entity] += 1
         if counts:
             per_column[name] = dict(sorted(counts.items()))
-            findings += sum(counts.values())
+    return per_column, replaced
+
+
+def residual_pii(
+    conn: psycopg.Connection[Any], ctx: GateContext, scanner: TextScanner | None = None
+) -> CheckResult:
+    """Count personal data that survived into the candidate's rescanned columns; pass when
+    the total is at most ``validation.residual_pii_max``."""
+    t = time.perf_counter()
+    tolerance = ctx.policy.validation.residual_pii_max
+    columns = rescan_columns(ctx)
+    if not columns:
+        return CheckResult(
+            "residual_pii",
+            True,
+            observed=0,
+            threshold=tolerance,
+            details={"columns": []},
+            seconds=time.perf_counter() - t,
+        )
+    rows, total = sample_rows(conn, ctx, columns, ctx.policy.validation.rescan_rows)
+    scan = scanner if scanner is not None else default_scanner(ctx)
+    per_column, replaced = count_findings(ctx, columns, rows, scan)
+    findings = sum(sum(v.values()) for v in per_column.values())
     details: dict[str, Any] = {
         "columns": columns,
         "rows_scanned": len(rows),

@@ -64,6 +64,15 @@ class RunTables:
     def candidate(self) -> sql.Identifier:
         return sql.Identifier("staging", self.candidate_name)
 
+    @property
+    def sketches_name(self) -> str:
+        return f"{self.dataset}__{self.tag}__gate"
+
+    @property
+    def sketches(self) -> sql.Identifier:
+        """The gate's hash sketches of each chunk and the run's key for them."""
+        return sql.Identifier("staging", self.sketches_name)
+
     def partition(self, chunk: int) -> sql.Identifier:
         return sql.Identifier("staging", f"{self.candidate_name}_c{chunk:05d}")
 
@@ -170,6 +179,45 @@ def create_candidate(
         )
 
 
+def create_sketches(conn: psycopg.Connection, rt: RunTables, key: bytes) -> None:
+    """The run's table of gate sketches, holding the run's hash key (chunk -1)."""
+    with conn.transaction():
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(rt.sketches))
+        conn.execute(
+            sql.SQL(
+                "CREATE UNLOGGED TABLE {} (chunk integer NOT NULL, name text NOT NULL,"
+                " data bytea NOT NULL, PRIMARY KEY (chunk, name)) {}"
+            ).format(rt.sketches, _RUN_TABLE_OPTIONS)
+        )
+        # Hashes do not compress: store them as they are.
+        conn.execute(
+            sql.SQL("ALTER TABLE {} ALTER COLUMN data SET STORAGE EXTERNAL").format(rt.sketches)
+        )
+        conn.execute(sql.SQL("INSERT INTO {} VALUES (-1, 'key', %s)").format(rt.sketches), (key,))
+
+
+def sketch_key(conn: psycopg.Connection, rt: RunTables) -> bytes:
+    row = conn.execute(
+        sql.SQL("SELECT data FROM {} WHERE chunk = -1 AND name = 'key'").format(rt.sketches)
+    ).fetchone()
+    if row is None:
+        raise SourceError(f"run {rt.run_id} has no gate key; run extract again")
+    return bytes(row[0])
+
+
+def write_sketches(
+    conn: psycopg.Connection, rt: RunTables, chunk: int, sketches: dict[str, bytes]
+) -> None:
+    """(Re)write chunk ``chunk``'s sketches, in the caller's transaction."""
+    conn.execute(sql.SQL("DELETE FROM {} WHERE chunk = %s").format(rt.sketches), (chunk,))
+    with (
+        conn.cursor() as cur,
+        cur.copy(sql.SQL("COPY {} (chunk, name, data) FROM STDIN").format(rt.sketches)) as copy,
+    ):
+        for name, data in sketches.items():
+            copy.write_row((chunk, name, data))
+
+
 def write_partition(
     conn: psycopg.Connection, rt: RunTables, chunk: int, lo: int, hi: int, frame: pd.DataFrame
 ) -> None:
@@ -195,6 +243,7 @@ def drop_run_tables(conn: psycopg.Connection, rt: RunTables) -> None:
     with conn.transaction():
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(rt.candidate))
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(rt.snapshot))
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(rt.sketches))
 
 
 def count(
