@@ -1,4 +1,4 @@
--- The per-chunk gate (ADR 0015): each transform task writes its chunk's gate summary (counts,
+-- The per-chunk gate (ADR 0016): each transform task writes its chunk's gate summary (counts,
 -- failures by check, the names and sizes of its hash sketches; never a value) beside the
 -- chunk's row count, in the transaction that writes the chunk's partition. The gate reads
 -- every chunk's summary; a chunk without one fails the gate.

@@ -1,4 +1,4 @@
-"""The per-chunk gate (ADR 0015) on real runs: what the chunks count equals what GX and the
+"""The per-chunk gate (ADR 0016) on real runs: what the chunks count equals what GX and the
 SQL checks count on the same candidate; k, l and t from the merged class histograms equal
 the figures measured on the table; checks that need the whole run see across chunks; and a
 chunk whose summary or sketches are missing or malformed fails the gate and quarantines

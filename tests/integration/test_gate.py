@@ -2,7 +2,7 @@
 fails on purpose (raw SSN left in a note, canary leaked, token collision, dropped row, k
 below threshold) and the gate quarantines, leaving the published version readable.
 
-The per-chunk gate (ADR 0015) checks a chunk's outputs in the transform task, so a fault
+The per-chunk gate (ADR 0016) checks a chunk's outputs in the transform task, so a fault
 is played where it would happen: a broken operator changes the outputs before the chunk is
 checked and written (``transform_chunk``'s ``outputs_hook``), odd source data is written
 into the snapshot before the chunks read it."""

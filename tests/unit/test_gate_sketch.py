@@ -1,4 +1,4 @@
-"""Hash sketches of the per-chunk gate (ADR 0015): a value hashes alike whatever chunk or
+"""Hash sketches of the per-chunk gate (ADR 0016): a value hashes alike whatever chunk or
 batch it is in, and the merged counts equal counts made on the values themselves."""
 
 from __future__ import annotations

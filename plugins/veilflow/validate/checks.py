@@ -54,7 +54,7 @@ def no_raw_value_survives(
     pattern, and counting those is one scan of the snapshot for all such columns instead of
     a join per column (the format checks cover the real rows; the canary rows' outputs are
     tested for the format here). ``proofs`` gives those two counts per column as the
-    chunks counted them (ADR 0015), and then nothing is scanned for the proof. Only when a raw value does match, a canary's output does
+    chunks counted them (ADR 0016), and then nothing is scanned for the proof. Only when a raw value does match, a canary's output does
     not, or the format check did not pass is the column compared value for value: a hash
     semi-join on 64-bit hashes, confirmed on the text itself, so a hash collision can never
     fail or pass a run."""

@@ -1,5 +1,5 @@
 """The gate's work on one chunk, done by the transform task while the chunk's raw and
-transformed frames are in memory (ADR 0015).
+transformed frames are in memory (ADR 0016).
 
 Everything decidable row by row or within the chunk is decided here, with Arrow and numpy:
 not-null and output formats (the GX suite's per-row expectations, counted exactly as GX

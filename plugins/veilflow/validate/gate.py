@@ -221,7 +221,7 @@ def run_gate(
 ) -> GateReport:
     """Check the candidate; the caller publishes on pass and quarantines on fail.
 
-    The transform tasks ran every per-chunk check and left a summary per chunk (ADR 0015);
+    The transform tasks ran every per-chunk check and left a summary per chunk (ADR 0016);
     the gate reads them all (a missing or malformed one fails it), merges them into the
     global checks and has Great Expectations validate the suite on them, in a thread of
     its own, while the few checks that still read PostgreSQL run here: only when the

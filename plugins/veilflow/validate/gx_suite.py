@@ -496,7 +496,7 @@ def run_summary_expectations(
     *,
     suppressed: int = 0,
 ) -> tuple[list[CheckResult], str | None]:
-    """Validate the suite with GX where the per-chunk gate already decided it (ADR 0015).
+    """Validate the suite with GX where the per-chunk gate already decided it (ADR 0016).
 
     ``frame`` (pandas) has one row per chunk and a column per decided expectation: the
     rows that broke it in that chunk (``summary_column``), and the chunk's real rows. GX

@@ -1,4 +1,4 @@
-"""The gate's global checks from the chunks' summaries and sketches (ADR 0015).
+"""The gate's global checks from the chunks' summaries and sketches (ADR 0016).
 
 The transform tasks decided everything that can be decided within a chunk; here the gate
 reads every chunk's :class:`ChunkSummary` and hash sketches back, refuses the run when one

@@ -1,5 +1,5 @@
 """Keyed 64-bit hashes of text values, vectorized over a chunk, and what the gate merges
-from them: sorted hash arrays instead of values (ADR 0015).
+from them: sorted hash arrays instead of values (ADR 0016).
 
 A sketch only ever raises a false alarm: equal values always hash alike, so a duplicate or
 an inconsistency in the data always shows in the hashes; two distinct values that happen to
@@ -159,33 +159,29 @@ def distinct_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def _groups_with_two(key: np.ndarray, val: np.ndarray, presorted: bool) -> int:
-    """Number of distinct ``key`` values that go with more than one distinct ``val``."""
+    """Number of distinct ``key`` values that go with more than one distinct ``val``. One
+    sort finds the keys that repeat at all; only their pairs are grouped."""
     if key.size < 2:
         return 0
-    order = np.argsort(key, kind="stable" if presorted else "quicksort")
-    k = key[order]
-    same = k[1:] == k[:-1]
+    s = np.sort(key, kind="stable" if presorted else "quicksort")
+    same = s[1:] == s[:-1]
     if not same.any():
         return 0
-    v = val[order]
-    starts = np.flatnonzero(np.r_[True, ~same])
+    repeated = np.unique(s[1:][same])
+    at = np.minimum(np.searchsorted(repeated, key), repeated.size - 1)
+    mask = repeated[at] == key
+    k, v = key[mask], val[mask]
+    order = np.argsort(k, kind="stable")
+    k, v = k[order], v[order]
+    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
     lo = np.minimum.reduceat(v, starts)
     hi = np.maximum.reduceat(v, starts)
     return int(np.count_nonzero(lo != hi))
 
 
-def _has_repeats(h: np.ndarray, presorted: bool) -> bool:
-    s = np.sort(h, kind="stable" if presorted else "quicksort")
-    return bool(np.any(s[1:] == s[:-1]))
-
-
 def pair_counts(a: np.ndarray, b: np.ndarray, *, sorted_runs: bool = True) -> PairCounts:
     """Counts of :class:`PairCounts` over pairs merged from several chunks, each chunk's
-    pairs sorted by ``b`` (``sorted_runs``: a stable sort merges the runs cheaply). Where
-    neither side repeats a hash (every original and every output once), both are 0 at the
-    cost of two sorts."""
-    if not _has_repeats(b, sorted_runs) and not _has_repeats(a, False):
-        return PairCounts(0, 0)
+    pairs sorted by ``b`` (``sorted_runs``: a stable sort merges the runs cheaply)."""
     return PairCounts(
         shared_outputs=_groups_with_two(b, a, sorted_runs),
         split_originals=_groups_with_two(a, b, False),

@@ -1,5 +1,5 @@
 """The per-chunk gate summary: what a transform task proved about its chunk while the chunk
-was in memory, in counts (ADR 0015).
+was in memory, in counts (ADR 0016).
 
 A summary holds counts, failures by check and the names and sizes of its hash sketches;
 never a value. It is written with the chunk's partition, in the same transaction, into
