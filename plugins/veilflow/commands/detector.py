@@ -112,6 +112,13 @@ def build_cmd(
     texts: Annotated[int, typer.Option(min=50)] = 6000,
     seed: Annotated[int, typer.Option()] = 20261204,
     epochs: Annotated[int, typer.Option(min=1)] = 10,
+    rescore_only: Annotated[
+        bool,
+        typer.Option(
+            "--rescore-only",
+            help="Do not train: score the shipped version again and rewrite its report.",
+        ),
+    ] = False,
 ) -> None:
     """Rebuild the version shipped with the code from its seed (`make detector`)."""
     from pathlib import Path
@@ -122,6 +129,14 @@ def build_cmd(
 
     folder = Path(into) if into else SHIPPED_DIR
     folder.mkdir(parents=True, exist_ok=True)
+    if rescore_only:
+        from veilflow.detect.model import shipped
+        from veilflow.detector.flow import rescore
+
+        for ref in shipped():
+            overall = rescore(ref)["evaluation"]["overall"]
+            typer.echo(f"{ref.version}: heldout F1 {overall['overlap']['f1']:.3f}")
+        return
     ref = build_shipped(folder, TrainingConfig(texts=texts, seed=seed, epochs=epochs))
     typer.echo(f"built {ref.version} in {ref.path}")
 

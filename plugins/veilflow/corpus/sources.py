@@ -147,6 +147,12 @@ class FakerPlaces:
         self.fake = Faker(locale)
         self.fake.seed_instance(seed)
         self.locale = locale
+        # Some locales build a list from a set at import (it_IT's cities), so its order, and
+        # what a seed draws from it, would follow the interpreter's string-hash seed.
+        for provider in self.fake.providers:
+            cities = getattr(provider, "cities", None)
+            if isinstance(cities, list):
+                provider.cities = sorted(cities)
 
     def city(self, d: Draw) -> str:
         return " ".join(str(self.fake.city()).split())

@@ -267,7 +267,12 @@ class Scanner:
         opening a sentence. Only then can the NER model add a name or place."""
         if not text or not _HAS_UPPER.search(text):
             return False
-        covered = [(c.start, c.end) for c in cands if c.score >= self.threshold(c.entity)]
+        # The trained detector's own guesses do not explain a word: only rules do.
+        covered = [
+            (c.start, c.end)
+            for c in cands
+            if c.score >= self.threshold(c.entity) and c.source != "model"
+        ]
         given, surnames = self._names
         for m in _CAPITALISED.finditer(text):
             word = m.group()
@@ -352,21 +357,62 @@ class Scanner:
                         s, e = span
                         found[i].append(Span(s + offset, e + offset, entity, MODEL_SCORE, "model"))
 
-    @staticmethod
-    def _learned_span(text: str, start: int, end: int, entity: str) -> tuple[int, int] | None:
-        """A detector span trimmed like the stock NER's names and places (lead role words,
-        a possessive), or None for a known non-name; other entities as found."""
+    def _learned_span(self, text: str, start: int, end: int, entity: str) -> tuple[int, int] | None:
+        """A detector span held to what the stock NER's findings are held to, or None:
+        edges trimmed of spaces and punctuation; an identifier needs 5+ characters with 2+
+        digits (an e-mail its ``@``, a URL a dot), so "ticket 10" holds none; a name or place
+        loses lead role words, a possessive and, for a name, capitalised dictionary words
+        before it that the name lists do not hold ("Yesterday"); a name with a digit or
+        ``@/#`` is a code, and a name or place made only of dictionary words the lists do not
+        hold ("Target", no house number) is not reported."""
+        lead_cut = len(text) - len(text.lstrip(_EDGE))
+        start, text = start + lead_cut, text[lead_cut:]
+        tail = text.rstrip(_EDGE + ".")
+        end, text = end - (len(text) - len(tail)), tail
+        if len(text) < 2:
+            return None
+        if entity in _FREE_ENTITIES:
+            if entity == "AGE_OVER_89" and not text.isdigit():
+                return None
+            return start, end
         if entity not in ("PERSON", "LOCATION"):
-            return (start, end) if len(text.strip()) >= 2 else None
+            if entity == "EMAIL_ADDRESS":
+                ok = "@" in text
+            elif entity == "URL":
+                ok = "." in text or "/" in text
+            else:
+                ok = len(text) >= 5 and sum(c.isdigit() for c in text) >= 2
+            return (start, end) if ok else None
         if entity == "PERSON":
             lead = _LEAD_ROLES.match(text)
             if lead:
                 start, text = start + lead.end(), text[lead.end() :]
             if text.endswith(("'s", "’s")):
                 end, text = end - 2, text[:-2]
+            if any(c.isdigit() or c in "@/\\#" for c in text):
+                return None
+            while True:
+                m = _FIRST_WORD.match(text)
+                if m is None or not self._plain_word(m.group(1)):
+                    break
+                start, text = start + m.end(), text[m.end() :]
         if len(text) < 2 or text in NOT_NAME:
             return None
+        if not any(c.isdigit() for c in text) and all(
+            self._plain_word(w) for w in _NAME_WORDS.findall(text)
+        ):
+            return None  # an address has its house number; a bare word is a word
         return start, end
+
+    def _plain_word(self, word: str) -> bool:
+        """A dictionary word the name lists do not hold ("Yesterday", "Target")."""
+        given, surnames = self._names
+        return (
+            word not in given
+            and word not in surnames
+            and bool(self._words)
+            and self._is_word(word.lower())
+        )
 
     def _collect(
         self, doc: Any, i: int, offset: int, found: list[list[Span]], wanted: set[str] | None
@@ -462,6 +508,13 @@ class Scanner:
             kept.append(c)
         return _join_addresses(text, resolve(kept))
 
+
+#: Characters trimmed from the edges of a detector span.
+_EDGE = " \t\n,;:\"'“”‘’()[]"
+#: Detector entities taken as found once trimmed (their shapes vary too much to check).
+_FREE_ENTITIES = frozenset({"DATE_TIME", "AGE_OVER_89"})
+_FIRST_WORD = re.compile(r"([^\W\d_][\w'’-]*)\s+(?=\S)")
+_NAME_WORDS = re.compile(r"[^\W\d_][\w'’-]*")
 
 #: Sources of statistical findings: spaCy's stock NER and the project's trained detector.
 _LEARNED = frozenset({"ner", "model"})
