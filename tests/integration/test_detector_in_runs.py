@@ -18,6 +18,7 @@ def test_the_manifest_and_lineage_name_the_detector_version(
     policy = parse_policy(customers_policy_path.read_text())
     run_policy(policy)
     used = version_of(policy.detection.detector)
+    assert used is not None  # the version shipped with the code, on a fresh state folder
     (manifest,) = conn.execute("SELECT manifest FROM governance.runs").fetchone() or (None,)
     note = next(c for c in manifest["columns"] if c["name"] == "note")
     assert note["params"]["detector_version"] == used

@@ -43,8 +43,8 @@ def nothing_shipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_the_same_seed_trains_the_same_weights(tmp_path: Path) -> None:
-    # Each in a process of its own, as training always runs: spaCy's training depends on
-    # the interpreter's string-hash seed, which train_isolated fixes.
+    # Each in a process of its own, as training always runs (under a fixed string-hash
+    # seed; the corpus once followed the interpreter's).
     docs = generate("train", TINY.texts, TINY.seed)
     a, stats = train_isolated(TINY, docs)
     b, _ = train_isolated(TINY, docs)

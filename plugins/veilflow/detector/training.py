@@ -6,10 +6,10 @@ A blank English pipeline with one ``ner`` component (its own small hash-embeddin
 pretrained vectors), trained on ``veilflow.corpus.generate("train", ...)`` only: the
 heldout split, its locales and name source never reach it. CPU, offline, reproducible from
 the seed: spaCy's and numpy's generators are fixed from it, and ``train_isolated`` trains in
-a child process with ``PYTHONHASHSEED=0``, since spaCy's training takes a different path
-under each interpreter's string-hash seed (two processes with the same seed otherwise learn
-different weights). On the same machine and library versions the same seed gives the same
-bytes.
+a child process under ``PYTHONHASHSEED=0``, so that no set iterated in any library can make
+the result follow the interpreter's string-hash seed (the corpus generator's Faker cities
+once did), and so that training's memory goes back when it ends. On the same machine and
+library versions the same seed gives the same bytes.
 
 Which entities the model learns (``MODEL_ENTITIES``): every entity the corpus labels. On a
 development set drawn from the train split with another seed (never the heldout split),
