@@ -159,21 +159,22 @@ def distinct_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def _groups_with_two(key: np.ndarray, val: np.ndarray, presorted: bool) -> int:
-    """Number of distinct ``key`` values that go with more than one distinct ``val``. One
-    sort finds the keys that repeat at all; only their pairs are grouped."""
+    """Number of distinct ``key`` values that go with more than one distinct ``val``."""
     if key.size < 2:
         return 0
-    s = np.sort(key, kind="stable" if presorted else "quicksort")
-    same = s[1:] == s[:-1]
+    if not presorted:
+        # Most columns never repeat an original: a plain sort (cheaper than an argsort)
+        # settles those.
+        s = np.sort(key)
+        if not np.any(s[1:] == s[:-1]):
+            return 0
+    order = np.argsort(key, kind="stable" if presorted else "quicksort")
+    k = key[order]
+    same = k[1:] == k[:-1]
     if not same.any():
         return 0
-    repeated = np.unique(s[1:][same])
-    at = np.minimum(np.searchsorted(repeated, key), repeated.size - 1)
-    mask = repeated[at] == key
-    k, v = key[mask], val[mask]
-    order = np.argsort(k, kind="stable")
-    k, v = k[order], v[order]
-    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+    v = val[order]
+    starts = np.flatnonzero(np.r_[True, ~same])
     lo = np.minimum.reduceat(v, starts)
     hi = np.maximum.reduceat(v, starts)
     return int(np.count_nonzero(lo != hi))
