@@ -116,6 +116,7 @@ def gate() -> dict[str, Any]:
         "failed": failed,
         "checks": len(report.checks),
         "per_check": report.metrics.get("seconds_per_check", {}),
+        "chunk_cpu_s": report.metrics.get("chunk_checks_cpu_seconds", 0.0),
         "risk": report.metrics.get("risk", {}).get("after", {}),
         "data_docs": report.data_docs,
         "peak_rss_mib": _peak_mib(),
@@ -267,6 +268,8 @@ def main() -> None:
             f"gate    {g['gate_s']:.1f}s for {g['checks']} checks, passed={g['passed']} "
             f"{g['failed'] or ''}, peak RSS {g['peak_rss_mib']:.0f} MiB"
         )
+        # Since ADR 0016 part of the gate runs in the transform step, chunk by chunk.
+        print(f"          per-chunk checks in transform: {g['chunk_cpu_s']:.1f} CPU-s")
         for name, secs in sorted(g["per_check"].items(), key=lambda kv: -kv[1]):
             print(f"          {name:24} {secs:8.2f}s")
         c = _child("canon", env, "--arg", str(args.canon_rows))

@@ -91,7 +91,10 @@ def load_summaries(
     blobs: dict[tuple[int, str], bytes] = {
         (int(c), str(n)): bytes(d)
         for c, n, d in conn.execute(
-            sql.SQL("SELECT chunk, name, data FROM {} WHERE chunk >= 0").format(ctx.tables.sketches)
+            sql.SQL("SELECT chunk, name, data FROM {} WHERE chunk >= 0").format(
+                ctx.tables.sketches
+            ),
+            binary=True,  # bytea as it is, not hex text twice its size
         ).fetchall()
     }
     want_rows, want_exps, want_sketches = expected_keys(ctx)

@@ -212,8 +212,11 @@ def write_sketches(
     conn.execute(sql.SQL("DELETE FROM {} WHERE chunk = %s").format(rt.sketches), (chunk,))
     with (
         conn.cursor() as cur,
-        cur.copy(sql.SQL("COPY {} (chunk, name, data) FROM STDIN").format(rt.sketches)) as copy,
+        cur.copy(
+            sql.SQL("COPY {} (chunk, name, data) FROM STDIN (FORMAT BINARY)").format(rt.sketches)
+        ) as copy,
     ):
+        copy.set_types(["int4", "text", "bytea"])  # bytes as they are, not hex text
         for name, data in sketches.items():
             copy.write_row((chunk, name, data))
 
