@@ -73,6 +73,11 @@ def contexts() -> tuple[Context, ...]:
     )
 
 
+def identifier_phrases() -> tuple[re.Pattern[str], dict[str, tuple[Context, bool]]]:
+    """The context-word regex (over lower-cased text) and what each phrase names."""
+    return _phrases()
+
+
 @lru_cache(maxsize=1)
 def _phrases() -> tuple[re.Pattern[str], dict[str, tuple[Context, bool]]]:
     """One regex for every context phrase (over lower-cased text) and, per phrase, its

@@ -25,7 +25,12 @@ import numpy as np
 
 from veilflow.detect.dates import DATE_PATTERNS
 from veilflow.detect.gazetteers import NOT_NAME, cities, gazetteers
-from veilflow.detect.identifiers import SHAPED, find_identifiers
+from veilflow.detect.identifiers import (
+    IDENTIFIER_ENTITIES,
+    SHAPED,
+    find_identifiers,
+    identifier_phrases,
+)
 from veilflow.detect.locators import LOCATOR_PATTERNS
 from veilflow.detect.model import MODEL_SCORE, DetectorRef, load_detector
 from veilflow.detect.model import resolve as resolve_detector
@@ -205,7 +210,8 @@ class Scanner:
         if self._detector is not None and self.detector is not None:
             learned = set(self.detector.entities)
             if wanted is None or wanted & learned:
-                self._find_learned(clean, found, wanted)
+                todo = [i for i, t in enumerate(clean) if self._needs_model(t, found[i])]
+                self._find_learned(clean, found, wanted, todo)
         if self.use_ner and (wanted is None or wanted & {"PERSON", "LOCATION", "DATE_TIME"}):
             todo = (
                 [i for i, t in enumerate(clean) if self._needs_ner(t, found[i])]
@@ -332,15 +338,40 @@ class Scanner:
             ):
                 self._collect(doc, i, offset, found, wanted)
 
+    def _needs_model(self, text: str, cands: list[Span]) -> bool:
+        """Whether the trained detector can add anything: a capitalised word the rules leave
+        unexplained (as for the stock NER), a word with a digit no finding covers (an
+        identifier, a time, a house number), or a lower-case chat turn's speaker or
+        greeting ("irmela: no it wasnt me"). Text the rules explain whole is not run."""
+        if not text.strip():
+            return False
+        if self._needs_ner(text, cands):
+            return True
+        covered = [
+            (c.start, c.end)
+            for c in cands
+            if c.score >= self.threshold(c.entity) and c.source != "model"
+        ]
+        for m in _DIGIT_WORD.finditer(text):
+            word = m.group()
+            if len(word) < 5 and word.isdigit():
+                continue  # "ending in 5943": no identifier the detector may report is this short
+            if not any(s <= m.start() and m.end() <= e for s, e in covered):
+                return True
+        return _LOWER_SPEAKER.search(text) is not None
+
     def _find_learned(
-        self, clean: list[str], found: list[list[Span]], wanted: set[str] | None
+        self,
+        clean: list[str],
+        found: list[list[Span]],
+        wanted: set[str] | None,
+        todo: list[int],
     ) -> None:
-        """The trained detector over every non-empty text (in pieces past ``NER_PIECE``)."""
+        """The trained detector over the texts ``todo`` (in pieces past ``NER_PIECE``)."""
         owners: list[tuple[int, int]] = []
         pieces: list[str] = []
-        for i, text in enumerate(clean):
-            if not text.strip():
-                continue
+        for i in todo:
+            text = clean[i]
             for offset, piece in _pieces(text, NER_PIECE):
                 owners.append((i, offset))
                 pieces.append(piece)
@@ -353,6 +384,8 @@ class Scanner:
                     if wanted is not None and entity not in wanted:
                         continue
                     span = self._learned_span(ent.text, ent.start_char, ent.end_char, entity)
+                    if span is not None and entity in IDENTIFIER_ENTITIES:
+                        span = span if _named_nearby(doc.text, *span) else None
                     if span is not None:
                         s, e = span
                         found[i].append(Span(s + offset, e + offset, entity, MODEL_SCORE, "model"))
@@ -509,6 +542,27 @@ class Scanner:
         return _join_addresses(text, resolve(kept))
 
 
+def _named_nearby(text: str, start: int, end: int) -> bool:
+    """Whether a context word of the identifier entities stands in or just before
+    ``text[start:end]`` ("MRN1234567", "chart no. 44-1932"): a detector identifier needs the
+    evidence a rule's would, so "Order #437991" is no record number."""
+    trigger, _ = identifier_phrases()
+    if trigger.search(text[max(0, start - 40) : start].lower()):
+        return True
+    joined = _ID_PREFIX.match(text, start, end)
+    return joined is not None and trigger.fullmatch(joined.group(1).lower()) is not None
+
+
+_ID_PREFIX = re.compile(r"([A-Za-z]{2,6})[-#:]?\d")
+
+
+#: A word with a digit in it (an identifier, a time, a house number, an amount), without
+#: the punctuation that ends its sentence.
+_DIGIT_WORD = re.compile(r"[\w/.:#-]*\d(?:[\w/.:#-]*\w)?")
+#: A lower-case name as a chat turn's speaker or after a greeting or "it's"/"this is".
+_LOWER_SPEAKER = re.compile(
+    r"(?:^|\n)[a-z][a-z'-]{1,20}:|\b(?:hi|hey|hello|thanks|it's|its|this is|i'm|im)[ ,]+[a-z]",
+)
 #: Characters trimmed from the edges of a detector span.
 _EDGE = " \t\n,;:\"'“”‘’()[]"
 #: Detector entities taken as found once trimmed (their shapes vary too much to check).
