@@ -1,11 +1,21 @@
 """Domain errors. Each carries what a user needs to fix the problem, never a raw value.
 
 The CLI turns any ``VeilflowError`` into one line on stderr and a non-zero exit code.
+
+Two kinds say what a retry can do, by class rather than by a list kept beside the caller:
+a ``Terminal`` error fails the same way however often it is tried (the policy, the source
+or a value is wrong), so an Airflow task fails at once; a ``Transient`` error may pass on a
+later try (the database was unreachable). An error of neither kind is retried as the task's
+retries allow.
+
+Every ``VeilflowError`` pickles with its fields, message included, so that an error raised
+in a chunk worker of a ``ProcessPoolExecutor`` reaches the parent whole.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 
 class VeilflowError(Exception):
@@ -13,8 +23,32 @@ class VeilflowError(Exception):
 
     exit_code = 1
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception's own reduce calls ``cls(*self.args)``, which breaks every subclass
+        # whose ``__init__`` takes other arguments than the message (``SchemaDrift``):
+        # rebuild without ``__init__``, from the args and the instance's fields.
+        return (_rebuild, (type(self), self.args, self.__dict__.copy()))
 
-class PolicyError(VeilflowError):
+
+def _rebuild(
+    cls: type[VeilflowError], args: tuple[Any, ...], fields: dict[str, Any]
+) -> VeilflowError:
+    """The unpickling half of ``VeilflowError.__reduce__``."""
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(fields)
+    return error
+
+
+class Terminal(VeilflowError):
+    """Base of the errors no retry can fix: a task that raises one fails at once."""
+
+
+class Transient(VeilflowError):
+    """Base of the errors a later try may not meet (the database was unreachable)."""
+
+
+class PolicyError(Terminal):
     """A policy file is malformed or asks for something impossible."""
 
     exit_code = 2
@@ -48,11 +82,8 @@ class BrokenPolicies(PolicyError):
             f"{len(self.errors)} broken policy file(s); no DAG is built from them:\n{listed}"
         )
 
-    def __reduce__(self) -> tuple[type[BrokenPolicies], tuple[tuple[PolicyError, ...]]]:
-        return (type(self), (self.errors,))
 
-
-class SchemaDrift(VeilflowError):
+class SchemaDrift(Terminal):
     """The source table has columns the policy does not declare (or lacks declared ones)."""
 
     exit_code = 3
@@ -75,19 +106,19 @@ class SchemaDrift(VeilflowError):
         super().__init__(msg)
 
 
-class SourceError(VeilflowError):
+class SourceError(Terminal):
     """The source table is missing or its rows break the policy's assumptions."""
 
     exit_code = 3
 
 
-class DatabaseUnavailable(VeilflowError):
+class DatabaseUnavailable(Transient):
     """PostgreSQL could not be reached."""
 
     exit_code = 4
 
 
-class TransformError(VeilflowError):
+class TransformError(Terminal):
     """An operator could not transform a column; names the column and the rows by snapshot
     ordinal, never a key or a value."""
 
@@ -106,7 +137,7 @@ class AccessDenied(VeilflowError):
     exit_code = 7
 
 
-class ValidationFailed(VeilflowError):
+class ValidationFailed(Terminal):
     """The validation gate refused a candidate; it was quarantined, nothing was published."""
 
     exit_code = 8

@@ -9,19 +9,9 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from veilflow.errors import (
-    PolicyError,
-    SchemaDrift,
-    SourceError,
-    TransformError,
-    ValidationFailed,
-    VeilflowError,
-)
+from veilflow.errors import Terminal, VeilflowError
 
 log = logging.getLogger(__name__)
-
-#: Errors no retry can fix: fail the task at once.
-FINAL = (PolicyError, SchemaDrift, SourceError, TransformError, ValidationFailed)
 
 
 def veilflow_run_id(dataset: str, airflow_run_id: str) -> str:
@@ -95,7 +85,7 @@ class VeilflowStageOperator(BaseOperator):
                 )
                 return None
             raise VeilflowError(f"unknown stage {self.stage!r}")
-        except FINAL as exc:
+        except Terminal as exc:  # no retry can fix it: fail the task at once
             if self.stage == "transform":
                 # Sibling chunks may still be reading the snapshot and writing the candidate:
                 # record the failure only; ``cleanup``, a teardown that waits for every
