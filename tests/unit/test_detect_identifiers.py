@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from veilflow.detect.checksums import imei_ok, luhn_ok, vin_ok
 from veilflow.detect.identifiers import id_token_ok
 from veilflow.detect.scanner import Scanner
+from veilflow.transform.checksums import imei_ok, luhn_ok, vin_ok
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ from faker import Faker
 from hypothesis import given
 from hypothesis import strategies as st
 
-from veilflow.detect.checksums import card_ok, iban_ok, luhn_array, luhn_ok, ssn_ok
 from veilflow.detect.scanner import Scanner
+from veilflow.transform.checksums import card_ok, iban_ok, luhn_array, luhn_ok, ssn_ok
 
 
 @pytest.fixture(scope="module")

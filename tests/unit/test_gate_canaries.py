@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from veilflow.detect.checksums import luhn_ok
+from veilflow.transform.checksums import luhn_ok
 from veilflow.validate.canaries import (
     FREE_TEXT_PATTERNS,
     _free_text,

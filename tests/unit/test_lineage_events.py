@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.unit import lineage_support as ls
+from veilflow.errors import KeyNotFound
 from veilflow.lineage.events import (
     EVENT_TYPES,
     ParentRun,
@@ -28,7 +29,7 @@ from veilflow.lineage.facets import (
     FACET_SCHEMA_URL,
     STAGES,
     describe_column,
-    parse_key_ref,
+    key_version,
 )
 from veilflow.lineage.naming import Naming, as_run_uuid, naming_of, pg_namespace
 from veilflow.lineage.validation import event_errors
@@ -268,8 +269,10 @@ def test_fail_event_carries_the_error_message_truncated() -> None:
 
 
 def test_describe_column_and_key_refs() -> None:
-    assert parse_key_ref("customers/token@v12") == {"id": "customers/token", "version": 12}
-    assert parse_key_ref(None) is None
+    assert key_version("customers/token@v12") == {"id": "customers/token", "version": 12}
+    assert key_version(None) is None
+    with pytest.raises(KeyNotFound, match="names no version"):
+        key_version("customers/token")
     assert (
         describe_column({"action": "mask", "params": {"keep_last": 4, "char": "*"}})
         == 'mask(char="*", keep_last=4)'

@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from veilflow.transform.keys import DataKey
+from veilflow.transform.keys import DataKey, parse_key_ref
 from veilflow.vault.keys import (
     KeyDestroyed,
     KeyVersion,
     associated_data,
-    parse_key_ref,
     unwrap,
 )
 from veilflow.vault.master import (

@@ -37,7 +37,7 @@ def _connect(duty: Duty) -> psycopg.Connection:
 
 
 def _versioned(ref: str) -> tuple[str, str, int]:
-    from veilflow.vault.keys import parse_key_ref
+    from veilflow.transform.keys import parse_key_ref
 
     dataset, purpose, version = parse_key_ref(ref)
     if version is None:
@@ -46,7 +46,7 @@ def _versioned(ref: str) -> tuple[str, str, int]:
 
 
 def _unversioned(ref: str) -> tuple[str, str]:
-    from veilflow.vault.keys import parse_key_ref
+    from veilflow.transform.keys import parse_key_ref
 
     dataset, purpose, version = parse_key_ref(ref)
     if version is not None:

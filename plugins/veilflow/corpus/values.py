@@ -12,6 +12,8 @@ from typing import TypeVar
 
 import numpy as np
 
+from veilflow.transform.checksums import iban_check_digits, luhn_check_digit
+
 T = TypeVar("T")
 
 DIGITS = string.digits
@@ -62,22 +64,6 @@ class Draw:
         )
 
 
-def luhn_digit(body: str) -> str:
-    total = 0
-    for i, ch in enumerate(reversed(body)):
-        d = int(ch)
-        if i % 2 == 0:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return str((10 - total % 10) % 10)
-
-
-def luhn_valid(number: str) -> bool:
-    return luhn_digit(number[:-1]) == number[-1]
-
-
 #: Card networks: (prefixes, length, grouping).
 CARD_NETWORKS: tuple[tuple[tuple[str, ...], int, tuple[int, ...]], ...] = (
     (("4",), 16, (4, 4, 4, 4)),  # Visa
@@ -93,7 +79,7 @@ def card(d: Draw) -> str:
     prefixes, length, groups = d.pick(CARD_NETWORKS)
     prefix = d.pick(prefixes)
     body = prefix + d.digits(length - len(prefix) - 1)
-    number = body + luhn_digit(body)
+    number = body + luhn_check_digit(body)
     style = d.below(3)
     if style == 0:
         return number
@@ -153,21 +139,9 @@ def _bban(d: Draw, shape: str) -> str:
     return "".join(out)
 
 
-def iban_checksum(country: str, bban: str) -> str:
-    moved = bban + country + "00"
-    number = int("".join(str(int(c, 36)) for c in moved))
-    return f"{98 - number % 97:02d}"
-
-
-def iban_valid(value: str) -> bool:
-    v = value.replace(" ", "")
-    moved = v[4:] + v[:4]
-    return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
-
-
 def iban(d: Draw, country: str) -> str:
     bban = _bban(d, IBAN_BBAN[country])
-    raw = country + iban_checksum(country, bban) + bban
+    raw = country + iban_check_digits(country, bban) + bban
     if d.chance(0.5):
         return " ".join(raw[i : i + 4] for i in range(0, len(raw), 4))
     return raw
@@ -196,7 +170,7 @@ def mac(d: Draw) -> str:
 
 def imei(d: Draw) -> str:
     body = d.digits(14)
-    return body + luhn_digit(body)
+    return body + luhn_check_digit(body)
 
 
 def vin(d: Draw) -> str:

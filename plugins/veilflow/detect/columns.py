@@ -19,11 +19,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from veilflow.detect.checksums import card_ok, iban_prefix, imei_ok, luhn_array, ssn_ok, vin_ok
 from veilflow.detect.gazetteers import gazetteers
 from veilflow.detect.identifiers import IDENTIFIER_ENTITIES, id_token_ok
 from veilflow.detect.shape import masked_shape
 from veilflow.policy.detection import DetectionSettings
+from veilflow.transform.checksums import card_ok, iban_prefix, imei_ok, luhn_array, ssn_ok, vin_ok
 
 FREE_TEXT = "FREE_TEXT"
 IDENTIFIER = "IDENTIFIER"

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from veilflow.detect.checksums import imei_ok, vin_ok
 from veilflow.detect.patterns import TextPattern, trie, words
+from veilflow.transform.checksums import imei_ok, vin_ok
 
 #: Entity types this module reports.
 IDENTIFIER_ENTITIES = (

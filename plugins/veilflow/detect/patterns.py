@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from veilflow.detect.checksums import card_ok, iban_prefix, ssn_ok
+from veilflow.transform.checksums import card_ok, iban_prefix, ssn_ok
 
 SEP = "\x00"
 _CONTEXT_WINDOW = 48

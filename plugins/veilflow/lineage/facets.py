@@ -20,7 +20,9 @@ from openlineage.client.facet_v2 import (
 from openlineage.client.generated.base import RunFacet
 
 from veilflow.config import PROJECT_ROOT
+from veilflow.errors import KeyNotFound
 from veilflow.lineage.naming import DatasetRef
+from veilflow.transform.keys import key_id, parse_key_ref
 
 #: The key a veilflow run facet is stored under (custom facets carry the producer's prefix).
 FACET_KEY = "veilflow_anonymization"
@@ -57,14 +59,15 @@ class VeilflowAnonymizationRunFacet(RunFacet):
 
 
 # ------------------------------------------------------------------------------ pieces
-def parse_key_ref(ref: str | None) -> dict[str, Any] | None:
-    """``"customers/token@v3"`` → ``{"id": "customers/token", "version": 3}``."""
+def key_version(ref: str | None) -> dict[str, Any] | None:
+    """``"customers/token@v3"`` → ``{"id": "customers/token", "version": 3}``. A run records
+    the version each key it used had: a reference without one is refused, not guessed."""
     if not ref:
         return None
-    key_id, sep, version = ref.rpartition("@v")
-    if not sep or not version.isdigit() or not key_id:
-        return {"id": ref, "version": 1} if not sep else None
-    return {"id": key_id, "version": int(version)}
+    dataset, purpose, version = parse_key_ref(ref)
+    if version is None:
+        raise KeyNotFound(f"key reference {ref!r} names no version; a run records the one it used")
+    return {"id": key_id(dataset, purpose), "version": version}
 
 
 def _param_text(value: Any) -> str:
@@ -76,7 +79,7 @@ def describe_column(col: dict[str, Any]) -> str:
     params = col.get("params") or {}
     args = ", ".join(f"{k}={_param_text(v)}" for k, v in sorted(params.items()))
     text = f"{col['action']}({args})"
-    key = parse_key_ref(col.get("key"))
+    key = key_version(col.get("key"))
     if key is not None:
         text += f" with key {key['id']} version {key['version']}"
     return text
@@ -250,7 +253,7 @@ def veilflow_facet(
     columns = []
     keys: dict[tuple[str, int], dict[str, Any]] = {}
     for c in manifest.get("columns", []):
-        key = parse_key_ref(c.get("key"))
+        key = key_version(c.get("key"))
         entry: dict[str, Any] = {
             "name": c["name"],
             "operator": c["action"],

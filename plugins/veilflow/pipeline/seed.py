@@ -16,6 +16,7 @@ import psycopg
 from faker import Faker
 from psycopg import sql
 
+from veilflow.transform.checksums import luhn_matrix_sums
 from veilflow.zones.copy_io import write_frame
 
 log = logging.getLogger(__name__)
@@ -107,13 +108,9 @@ def _luhn_cards(rng: np.random.Generator, n: int) -> np.ndarray:
     two = rng.integers(2221, 2721, size=int(mc2.sum()))
     for i, p in enumerate((1000, 100, 10, 1)):
         body[mc2, i] = (two // p) % 10
-    # Luhn: double every second digit from the right of the full 16-digit number, i.e.
-    # positions 0, 2, ..., 14 of the 15-digit body.
-    doubled = body.astype(np.int16).copy()
-    doubled[:, 0::2] *= 2
-    doubled[doubled > 9] -= 9
-    check = (10 - doubled.sum(axis=1) % 10) % 10
-    digits = np.concatenate([body, check[:, None].astype(np.int8)], axis=1)
+    # The check digit, solved for from the number with a 0 in its place.
+    digits = np.concatenate([body, np.zeros((n, 1), dtype=np.int8)], axis=1)
+    digits[:, -1] = (-luhn_matrix_sums(digits)) % 10
     return np.array(["".join(map(str, row)) for row in digits], dtype=object)
 
 

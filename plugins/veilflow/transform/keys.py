@@ -11,7 +11,32 @@ import hmac
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from veilflow.errors import KeyNotFound
+
 PURPOSES = ("token", "ff1", "surrogate", "date_shift")
+
+
+def key_id(dataset: str, purpose: str) -> str:
+    """``<dataset>/<purpose>``, the name of a data key, once both parts are valid."""
+    if purpose not in PURPOSES:
+        raise KeyNotFound(f"unknown key purpose {purpose!r}; known: {', '.join(PURPOSES)}")
+    if not dataset or "/" in dataset or "@" in dataset:
+        raise KeyNotFound(f"invalid dataset name for a key: {dataset!r}")
+    return f"{dataset}/{purpose}"
+
+
+def parse_key_ref(ref: str) -> tuple[str, str, int | None]:
+    """``customers/token`` or ``customers/token@v2`` -> (dataset, purpose, version): the
+    one parser of key references. A reference without ``@v<number>`` has version None,
+    never a guessed one; anything malformed raises ``KeyNotFound``."""
+    name, _, ver = ref.partition("@")
+    dataset, _, purpose = name.partition("/")
+    key_id(dataset, purpose)
+    if not ver:
+        return dataset, purpose, None
+    if not ver.startswith("v") or not ver[1:].isdigit():
+        raise KeyNotFound(f"key reference {ref!r}: the version is written @v<number>")
+    return dataset, purpose, int(ver[1:])
 
 
 @dataclass(frozen=True)
@@ -53,8 +78,6 @@ class LocalKeyProvider:
 
     def data_key(self, dataset: str, purpose: str, version: int | None = None) -> DataKey:
         v = 1 if version is None else version
-        from veilflow.errors import KeyNotFound
-
         if v != 1:
             raise KeyNotFound(f"key {dataset}/{purpose} has no version {v} in the local provider")
         cache_key = (dataset, purpose, v)

@@ -495,7 +495,8 @@ def create_app(
         return _keys_page(request, who)
 
     def _rotate(request: Request, who: Viewer, form: dict[str, str]) -> Response:
-        from veilflow.vault.keys import parse_key_ref, rotate_key
+        from veilflow.transform.keys import parse_key_ref
+        from veilflow.vault.keys import rotate_key
         from veilflow.vault.master import default_master_key
 
         key = (form.get("key") or "").strip()

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 import psycopg
 from psycopg import sql
 
+from veilflow.transform.checksums import luhn_check_digit
 from veilflow.validate.privacy import column_types, table_identifier
 from veilflow.validate.report import CheckResult
 from veilflow.validate.whole_words import whole_words
@@ -88,15 +89,7 @@ def _shaped_like(template: str) -> str:
 
 def luhn_complete(digits: str) -> str:
     """``digits`` with its last digit replaced by the Luhn check digit."""
-    body = [int(d) for d in digits[:-1]]
-    total = 0
-    for i, d in enumerate(reversed(body)):
-        if i % 2 == 0:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return digits[:-1] + str((10 - total % 10) % 10)
+    return digits[:-1] + luhn_check_digit(digits[:-1])
 
 
 def _with_digits(template: str, digits: str) -> str:

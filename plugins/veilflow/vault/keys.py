@@ -24,7 +24,7 @@ from datetime import datetime
 import psycopg
 
 from veilflow.errors import KeyNotFound, VeilflowError
-from veilflow.transform.keys import PURPOSES, DataKey
+from veilflow.transform.keys import DataKey, key_id
 from veilflow.vault.master import MasterKeyError, MasterKeyProvider
 
 log = logging.getLogger(__name__)
@@ -38,26 +38,6 @@ class KeyDestroyed(KeyNotFound):
 
 class KeyDisabled(KeyNotFound):
     """The key version is disabled; an admin may enable it again."""
-
-
-def key_id(dataset: str, purpose: str) -> str:
-    if purpose not in PURPOSES:
-        raise KeyNotFound(f"unknown key purpose {purpose!r}; known: {', '.join(PURPOSES)}")
-    if not dataset or "/" in dataset or "@" in dataset:
-        raise KeyNotFound(f"invalid dataset name for a key: {dataset!r}")
-    return f"{dataset}/{purpose}"
-
-
-def parse_key_ref(ref: str) -> tuple[str, str, int | None]:
-    """``customers/token`` or ``customers/token@v2`` -> (dataset, purpose, version)."""
-    name, _, ver = ref.partition("@")
-    dataset, _, purpose = name.partition("/")
-    key_id(dataset, purpose)
-    if not ver:
-        return dataset, purpose, None
-    if not ver.startswith("v") or not ver[1:].isdigit():
-        raise KeyNotFound(f"key reference {ref!r}: the version is written @v<number>")
-    return dataset, purpose, int(ver[1:])
 
 
 def associated_data(kid: str, version: int) -> bytes:

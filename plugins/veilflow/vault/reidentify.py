@@ -29,10 +29,10 @@ from psycopg import sql
 from veilflow.errors import KeyNotFound, VeilflowError
 from veilflow.policy.model import Policy
 from veilflow.transform.base import STRING, ChunkContext, ColumnContext
-from veilflow.transform.keys import DataKey
+from veilflow.transform.keys import DataKey, parse_key_ref
 from veilflow.vault.access import require
 from veilflow.vault.audit import record
-from veilflow.vault.keys import parse_key_ref, resolve, unwrap
+from veilflow.vault.keys import resolve, unwrap
 from veilflow.vault.master import MasterKeyProvider
 
 log = logging.getLogger(__name__)

@@ -46,9 +46,7 @@ one-way: ``decrypt_values`` returns them unchanged and counts them as ``not_reve
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, ClassVar, Literal
@@ -63,7 +61,9 @@ from pydantic import Field, field_validator, model_validator
 from veilflow.errors import TransformError
 from veilflow.transform import ff1
 from veilflow.transform.base import STRING, ChunkContext, Operator, OperatorConfig
+from veilflow.transform.checksums import LUHN_UNDOUBLE, luhn_matrix_sums, luhn_position_sums
 from veilflow.transform.keys import DataKey
+from veilflow.transform.operators.tokenize import tokenize_strings
 
 _DIGITS = "0123456789"
 _LOWER = "abcdefghijklmnopqrstuvwxyz"
@@ -77,10 +77,6 @@ ALPHABETS = {
     "upper_alnum": _DIGITS + _UPPER,
     "alnum": _DIGITS + _UPPER + _LOWER,
 }
-
-#: Luhn contribution of a digit at a doubled position, and its inverse.
-_LUHN_DOUBLE = np.array([0, 2, 4, 6, 8, 1, 3, 5, 7, 9], dtype=np.int64)
-_LUHN_UNDOUBLE = np.argsort(_LUHN_DOUBLE)
 
 _TOKEN_RE = r"^tok_v[0-9]+_[a-z2-7]{26}"  # noqa: S105 - a pattern, not a secret
 _TWEAK_LABEL = b"veilflow-ff1\0"
@@ -196,14 +192,6 @@ def _codes_of(arr: Any) -> tuple[NDArray[Any], NDArray[np.int64], bool]:
     return codes, lengths, bool(codes.size == 0 or codes.max() < 128)
 
 
-def _luhn_sums(
-    digits: NDArray[Any], from_right: NDArray[Any], row_of: NDArray[Any], rows: int
-) -> NDArray[np.int64]:
-    """Luhn sum of each row over the given digits (position counted from the right)."""
-    contrib = np.where(from_right % 2 == 1, _LUHN_DOUBLE[digits], digits)
-    return np.bincount(row_of, weights=contrib, minlength=rows).astype(np.int64)
-
-
 def _runs(columns: NDArray[np.int64]) -> list[tuple[int, int]]:
     """Contiguous runs of sorted column indexes, as (start, stop) pairs."""
     if columns.size == 0:
@@ -229,16 +217,6 @@ def _set_columns(matrix: NDArray[Any], columns: NDArray[np.int64], values: NDArr
     for a, b in _runs(columns):
         matrix[:, a:b] = values[:, at : at + b - a]
         at += b - a
-
-
-def _luhn_matrix_sums(digits: NDArray[np.uint8]) -> NDArray[np.int64]:
-    """Luhn sum of each row of a digit matrix (last column = rightmost digit): the plain sum
-    plus, on every second column from the right's second, the doubling's surplus."""
-    width = digits.shape[1]
-    total = digits.sum(axis=1, dtype=np.int64)
-    twice = digits[:, (width - 2) % 2 :: 2] if width > 1 else digits[:, :0]
-    total += (np.take(_LUHN_DOUBLE, twice) - twice).sum(axis=1, dtype=np.int64)
-    return np.asarray(total, dtype=np.int64)
 
 
 #: Rows per slice inside ``apply``: keeps the per-character arrays in cache and the memory
@@ -368,12 +346,12 @@ class FF1Encrypt(Operator[FF1Config]):
             places = np.flatnonzero(pattern)
             digits = _columns(lay.numerals.reshape(lay.rows, lay.width), places)
             # Rows outside the selection may hold -1 (not a digit) at these places.
-            sums = _luhn_matrix_sums(np.maximum(digits, 0).astype(np.uint8))
+            sums = luhn_matrix_sums(np.maximum(digits, 0).astype(np.uint8))
             return np.asarray(sums % 10 == 0)
         where = lay.is_num
         rows_of = lay.row_of[where]
         from_right = lay.n_alpha[rows_of] - 1 - lay.rank[where]
-        sums = _luhn_sums(lay.numerals[where], from_right, rows_of, lay.rows)
+        sums = luhn_position_sums(lay.numerals[where], from_right, rows_of, lay.rows)
         return np.asarray(sums % 10 == 0)
 
     def _run(
@@ -518,9 +496,9 @@ class FF1Encrypt(Operator[FF1Config]):
             full = _columns(digits, places).astype(np.uint8)
             full[:, cfg.keep_first : stop] = enc
             full[:, stop] = 0  # the digit to solve for contributes nothing yet
-            need = (-_luhn_matrix_sums(full)) % 10
+            need = (-luhn_matrix_sums(full)) % 10
             doubled = (places.size - 1 - stop) % 2 == 1
-            fix = _LUHN_UNDOUBLE[need] if doubled else need
+            fix = LUHN_UNDOUBLE[need] if doubled else need
             block[:, places[stop]] = alphabet[fix]
         if not all_ok:
             grid[ok] = block
@@ -553,9 +531,11 @@ class FF1Encrypt(Operator[FF1Config]):
             adjust = lay.is_num & row_ok & (lay.rank == top)
             others = lay.is_num & row_ok & ~adjust
             from_right = lay.n_alpha[lay.row_of] - 1 - lay.rank
-            sums = _luhn_sums(new_digits[others], from_right[others], lay.row_of[others], lay.rows)
+            sums = luhn_position_sums(
+                new_digits[others], from_right[others], lay.row_of[others], lay.rows
+            )
             need = (-sums[lay.row_of[adjust]]) % 10
-            new_digits[adjust] = np.where(from_right[adjust] % 2 == 1, _LUHN_UNDOUBLE[need], need)
+            new_digits[adjust] = np.where(from_right[adjust] % 2 == 1, LUHN_UNDOUBLE[need], need)
             changed = chosen | adjust
         alphabet = self._alphabet_codes()
         if alphabet.dtype != codes.dtype:
@@ -621,14 +601,5 @@ class FF1Encrypt(Operator[FF1Config]):
             tails = [p[1] + p[2] if p[1] else "" for p in parts]
         else:
             heads, tails = raw, [""] * len(raw)
-        head = f"tok_v{token_key.version}_"
-        # Invalid values are the exception, so a per-value HMAC is cheap enough here.
-        return [
-            head
-            + base64.b32encode(hmac.digest(token_key.material, h.encode(), "sha256")[:16])
-            .decode()
-            .rstrip("=")
-            .lower()
-            + tail
-            for h, tail in zip(heads, tails, strict=True)
-        ]
+        tokens = tokenize_strings(heads, token_key)
+        return [f"{token}{tail}" for token, tail in zip(tokens, tails, strict=True)]

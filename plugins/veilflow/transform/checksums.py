@@ -1,10 +1,15 @@
-"""Check digits and structural validity of identifiers: Luhn, IBAN mod-97, SSN ranges.
+"""Check digits and structural validity of identifiers: Luhn, IBAN mod-97, the VIN's
+mod-11, SSN ranges. The one home of each: the detectors check with them, the ``ff1``
+operator keeps a card number Luhn-valid with them, and the demo data, the corpus and the
+gate's canaries make valid numbers with them.
 
-Scalar versions serve the text scanner (a few candidates per text); the ``*_array``
-versions check a whole column sample at once with numpy.
+Scalar versions serve the text scanner and the generators (a few values at a time); the
+array versions work on a whole column or chunk at once with numpy.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -91,6 +96,12 @@ IBAN_LENGTHS: dict[str, int] = {
 }
 
 
+#: Luhn contribution of a digit at a doubled position, and its inverse.
+LUHN_DOUBLE = np.array([0, 2, 4, 6, 8, 1, 3, 5, 7, 9], dtype=np.int64)
+LUHN_UNDOUBLE = np.argsort(LUHN_DOUBLE)
+_DOUBLED = tuple(int(d) for d in LUHN_DOUBLE)
+
+
 def luhn_ok(digits: str) -> bool:
     """True when the digit string passes the Luhn (mod 10) check."""
     total = 0
@@ -102,6 +113,34 @@ def luhn_ok(digits: str) -> bool:
                 d -= 9
         total += d
     return total % 10 == 0
+
+
+def luhn_check_digit(body: str) -> str:
+    """The digit that, appended to ``body``, makes a Luhn-valid number."""
+    total = 0
+    for i, ch in enumerate(reversed(body)):
+        d = ord(ch) - 48
+        total += _DOUBLED[d] if i % 2 == 0 else d
+    return str((10 - total % 10) % 10)
+
+
+def luhn_matrix_sums(digits: npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.int64]:
+    """Luhn sum of each row of a digit matrix (last column = rightmost digit): the plain sum
+    plus, on every second column from the right's second, the doubling's surplus."""
+    width = digits.shape[1]
+    total = digits.sum(axis=1, dtype=np.int64)
+    twice = digits[:, (width - 2) % 2 :: 2] if width > 1 else digits[:, :0]
+    total += (np.take(LUHN_DOUBLE, twice) - twice).sum(axis=1, dtype=np.int64)
+    return np.asarray(total, dtype=np.int64)
+
+
+def luhn_position_sums(
+    digits: npt.NDArray[Any], from_right: npt.NDArray[Any], row_of: npt.NDArray[Any], rows: int
+) -> npt.NDArray[np.int64]:
+    """Luhn sum of each row over loose digits: each digit's position counted from its
+    row's right end, ``row_of`` its row (for rows of differing length, flattened)."""
+    contrib = np.where(from_right % 2 == 1, LUHN_DOUBLE[digits], digits)
+    return np.bincount(row_of, weights=contrib, minlength=rows).astype(np.int64)
 
 
 def card_ok(digits: str) -> bool:
@@ -126,12 +165,7 @@ def iban_ok(compact: str) -> bool:
     want = IBAN_LENGTHS.get(compact[:2])
     if want is not None and len(compact) != want:
         return False
-    moved = compact[4:] + compact[:4]
-    try:
-        number = int("".join(str(int(c, 36)) for c in moved))
-    except ValueError:
-        return False
-    return number % 97 == 1
+    return _mod97(compact)
 
 
 def iban_prefix(compact: str) -> tuple[str, bool] | None:
@@ -153,11 +187,20 @@ def iban_prefix(compact: str) -> tuple[str, bool] | None:
 def _mod97(compact: str) -> bool:
     if not compact[:2].isalpha() or not compact[2:4].isdigit():
         return False
-    moved = compact[4:] + compact[:4]
     try:
-        return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
+        return _base36_number(compact[4:] + compact[:4]) % 97 == 1
     except ValueError:
         return False
+
+
+def _base36_number(text: str) -> int:
+    """ISO 7064's reading of letters as numbers: A=10 … Z=35, digits as they are."""
+    return int("".join(str(int(c, 36)) for c in text))
+
+
+def iban_check_digits(country: str, bban: str) -> str:
+    """The two check digits that make ``country`` + digits + ``bban`` a valid IBAN."""
+    return f"{98 - _base36_number(bban + country + '00') % 97:02d}"
 
 
 def ssn_ok(digits: str) -> bool:
@@ -180,15 +223,11 @@ def luhn_array(digits: list[str]) -> npt.NDArray[np.bool_]:
         .astype(np.int64)
         - 48
     )
-    if (padded < 0).any() or (padded > 9).any():
-        bad = ((padded < 0) | (padded > 9)).any(axis=1)
-        padded = np.where(padded[:, :] < 0, 0, padded)
-    else:
-        bad = np.zeros(len(digits), dtype=bool)
-    doubled = padded[:, width - 2 :: -2] * 2 if width >= 2 else padded[:, :0]
-    doubled = np.where(doubled > 9, doubled - 9, doubled)
-    total = padded[:, width - 1 :: -2].sum(axis=1) + doubled.sum(axis=1)
-    ok: npt.NDArray[np.bool_] = (total % 10 == 0) & ~bad
+    not_digit = (padded < 0) | (padded > 9)
+    bad = not_digit.any(axis=1)
+    if bad.any():
+        padded = np.where(not_digit, 0, padded)  # those rows fail below whatever their sum
+    ok: npt.NDArray[np.bool_] = (luhn_matrix_sums(padded) % 10 == 0) & ~bad
     return ok
 
 
