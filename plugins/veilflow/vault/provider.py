@@ -21,9 +21,9 @@ from typing import Literal
 import psycopg
 
 from veilflow.errors import KeyNotFound
-from veilflow.transform.keys import DataKey
+from veilflow.transform.keys import DataKey, key_id
 from veilflow.vault.access import require
-from veilflow.vault.keys import check_master, ensure_key, key_id, resolve, unwrap
+from veilflow.vault.keys import check_master, ensure_key, resolve, unwrap
 from veilflow.vault.master import MasterKeyProvider
 
 log = logging.getLogger(__name__)
