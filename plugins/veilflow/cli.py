@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from veilflow import log_redaction
-from veilflow.commands import command_group, detect, detector, lineage, validate, vault
+from veilflow.commands import command_group, detect, detector, lineage, serve, validate, vault
 from veilflow.errors import VeilflowError
 
 app = typer.Typer(
@@ -318,7 +318,7 @@ def airflow_env_cmd() -> None:
         typer.echo(f"export {k}={shlex.quote(v)}")
 
 
-for _area in (detect, detector, vault, validate, lineage):
+for _area in (detect, detector, vault, validate, lineage, serve):
     _area.register(app)
 
 

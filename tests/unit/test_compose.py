@@ -120,8 +120,9 @@ def _bind(volume: str | dict[str, str]) -> tuple[str, str]:
 def test_services_are_the_documented_stack(compose: dict[str, Any]) -> None:
     services = set(compose["services"])
     assert AIRFLOW_SERVICES | {"postgres", "redis", "marquez", "airflow-init"} <= services
+    assert "veilflow-scrub" in services
     readme = (ROOT / "README.md").read_text()
-    for name in AIRFLOW_SERVICES | {"postgres", "redis", "marquez"}:
+    for name in AIRFLOW_SERVICES | {"postgres", "redis", "marquez", "veilflow-scrub"}:
         assert name in readme, f"README does not mention service {name}"
 
 
@@ -199,6 +200,7 @@ def test_each_container_logs_in_as_its_own_login(compose: dict[str, Any]) -> Non
     expected["airflow-worker"] |= {
         "VEILFLOW_AUDIT_DATABASE_URL": ("veilflow_audit_svc", "veilflow")
     }
+    expected["veilflow-scrub"] = zones
     for service, wanted in expected.items():
         urls = _postgres_urls(_env(compose, service))
         found = {name: (url.username, url.path.lstrip("/")) for name, url in urls.items()}
@@ -327,3 +329,16 @@ def test_dags_plugins_and_policies_are_mounted(compose: dict[str, Any]) -> None:
         assert targets["/opt/airflow/dags"] == "dags"
         assert targets["/opt/airflow/plugins"] == "plugins"
         assert targets["/opt/airflow/policies"] == "policies"
+
+
+def test_the_scrub_api_runs_as_the_pipeline_login_on_read_only_policies(
+    compose: dict[str, Any],
+) -> None:
+    scrub = compose["services"]["veilflow-scrub"]
+    assert "veilflow serve" in " ".join(scrub["command"])
+    env = _env(compose, "veilflow-scrub")
+    assert not {k for k in env if k.startswith(("AIRFLOW__", "VEILFLOW_MIGRATE", "VEILFLOW_UI"))}
+    for volume in scrub["volumes"]:
+        read_only = volume.get("read_only") if isinstance(volume, dict) else volume.endswith(":ro")
+        assert read_only, volume
+    assert scrub["healthcheck"]["test"][-1].endswith(":8088/health")

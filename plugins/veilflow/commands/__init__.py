@@ -2,7 +2,8 @@
 
 One module per area so that each area's commands live beside nothing else:
 ``detect`` (scan, detect, policy draft), ``vault`` (keys, access, reidentify, audit),
-``validate`` (validate, risk), ``lineage`` (lineage show/export).
+``validate`` (validate, risk), ``lineage`` (lineage show/export), ``serve`` (the scrub
+API and its tokens).
 """
 
 from __future__ import annotations

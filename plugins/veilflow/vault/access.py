@@ -4,8 +4,9 @@ membership of the role in force (the connected login, or the group role it took 
 
     pipeline     encrypt / tokenize (draw active data keys; create a dataset's first key)
     steward      re-identify: decrypt / detokenize, with a stated purpose
-    admin        manage keys (create, rotate, rewrap, disable, destroy, list) and grants
-    auditor      read the audit log; list who can read which zone
+    admin        manage keys (create, rotate, rewrap, disable, destroy, list), grants and
+                 the scrub API's tokens
+    auditor      read the audit log; list who can read which zone; list API tokens
     ml_engineer  nothing here (reads the anonymized zone through table grants)
 
 Anything not listed is denied. A superuser passes every check (it passes PostgreSQL's too),
@@ -36,6 +37,8 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     "access.manage": frozenset({"admin"}),
     "access.list": frozenset({"admin", "auditor"}),
     "audit.read": frozenset({"auditor"}),
+    "api_tokens.manage": frozenset({"admin"}),
+    "api_tokens.list": frozenset({"admin", "auditor"}),
 }
 
 MIN_PURPOSE = 8
