@@ -24,7 +24,7 @@ import pandas as pd
 
 from veilflow.detect.scrub import ScrubText
 from veilflow.detect.spans import Span
-from veilflow.errors import VeilflowError
+from veilflow.errors import Terminal
 from veilflow.pipeline.plan import plan_policy
 from veilflow.policy.loader import load_policy_folder
 from veilflow.policy.model import Policy
@@ -34,7 +34,7 @@ from veilflow.transform.keys import KeyProvider
 log = logging.getLogger(__name__)
 
 
-class NotServable(VeilflowError):
+class NotServable(Terminal):
     """A dataset or column that the service cannot scrub for."""
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import psycopg
 
-from veilflow.errors import VeilflowError
+from veilflow.errors import Terminal
 from veilflow.vault.access import require
 
 PREFIX = "vf_"
@@ -33,7 +33,7 @@ TOKEN_SHAPE = re.compile(r"^vf_[A-Za-z0-9_-]{43}$")
 NAME_SHAPE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
 
-class TokenError(VeilflowError):
+class TokenError(Terminal):
     """A token could not be issued or revoked as asked."""
 
 
