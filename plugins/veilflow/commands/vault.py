@@ -97,28 +97,17 @@ def _grant_with_password(conn: psycopg.Connection, login: str, role: str, path: 
     """Write a new password to ``path`` (created, 0600) first, then create the login with its
     verifier; the file is removed again when the grant does not go through, so no password
     is left that opens nothing, and none is lost for a login that was made."""
-    import os
     import secrets
 
     from veilflow.vault.access import grant
     from veilflow.zones.logins import scram_verifier
+    from veilflow.zones.secret_file import new_secret_file
 
     password = secrets.token_urlsafe(32)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise VeilflowError(f"{path} exists; name a new file for the password") from None
-    except OSError as exc:
-        raise VeilflowError(f"{path}: cannot create the password file ({exc.strerror})") from None
-    with os.fdopen(fd, "w") as f:
-        f.write(password + "\n")
-    try:
+    with new_secret_file(path, password, "the password"):
         created = grant(
             conn, login, role, create=True, verifier=scram_verifier(conn, login, password)
         )
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
     if not created:  # the function refuses an existing login; kept as a guard
         path.unlink(missing_ok=True)
     return created

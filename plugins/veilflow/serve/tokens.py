@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import re
 import secrets
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ import psycopg
 
 from veilflow.errors import Terminal
 from veilflow.vault.access import require
+from veilflow.zones.secret_file import new_secret_file
 
 PREFIX = "vf_"
 #: What a token looks like; anything else is refused before any lookup.
@@ -101,25 +101,15 @@ def issue(
     require(conn, "api_tokens.manage", action="api_token.issue", target=dataset)
     token = new_token()
     try:
-        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise TokenError(f"{out} exists; the token is written only to a new file") from None
-    except OSError as exc:
-        raise TokenError(f"cannot create {out}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(token + "\n")
-        with conn.transaction():
-            conn.execute(
-                "SELECT governance_api.issue_api_token(%s, %s, %s, %s, %s)",
-                (name, token_hash(token), dataset, column, rate_per_second),
-            )
-        conn.commit()
-    except BaseException as exc:
-        out.unlink(missing_ok=True)
-        if isinstance(exc, psycopg.errors.UniqueViolation):
-            raise TokenError(str(exc.diag.message_primary or "token name taken")) from None
-        raise
+        with new_secret_file(out, token, "the token"):
+            with conn.transaction():
+                conn.execute(
+                    "SELECT governance_api.issue_api_token(%s, %s, %s, %s, %s)",
+                    (name, token_hash(token), dataset, column, rate_per_second),
+                )
+            conn.commit()
+    except psycopg.errors.UniqueViolation as exc:
+        raise TokenError(str(exc.diag.message_primary or "token name taken")) from None
 
 
 def revoke(conn: psycopg.Connection, name: str) -> bool:
