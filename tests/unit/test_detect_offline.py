@@ -24,7 +24,7 @@ def test_detection_works_with_networking_blocked(tmp_path: Path) -> None:
         socket.create_connection = lambda *a, **k: refuse(None, a)
         socket.getaddrinfo = lambda host, *a, **k: refuse(None, host)
 
-        from veilflow.detect.engine import build_analyzer
+        from veilflow.detect.presidio import build_analyzer
         from veilflow.detect.scanner import Scanner
         from veilflow.policy.detection import DetectionSettings
 

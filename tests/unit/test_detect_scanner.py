@@ -170,7 +170,7 @@ def test_stream_keeps_order_across_workers() -> None:
 
 
 def test_presidio_analyzer_gets_veilflow_recognizers() -> None:
-    from veilflow.detect.engine import build_analyzer
+    from veilflow.detect.presidio import build_analyzer
 
     analyzer = build_analyzer(DetectionSettings())
     text = "Charge 2221 0000 0000 0009 for Ms. Ana Pop today."  # a Luhn-valid 2-series card

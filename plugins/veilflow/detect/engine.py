@@ -1,9 +1,8 @@
 """The NLP engine: spaCy with only the components NER needs, one per process.
 
 ``load_nlp`` keeps one pipeline per model name for the life of the process; workers build
-theirs once at start-up, never per chunk or per value. ``build_analyzer`` wraps the same
-pipeline in a Presidio ``AnalyzerEngine`` (with veilflow's recognizers added) for callers
-that want Presidio's interface.
+theirs once at start-up, never per chunk or per value. The scanner sits above this module,
+Presidio's interface (``veilflow.detect.presidio``) above the scanner.
 """
 
 from __future__ import annotations
@@ -17,8 +16,6 @@ from veilflow.errors import PolicyError
 
 if TYPE_CHECKING:
     from spacy.language import Language
-
-    from veilflow.policy.detection import DetectionSettings
 
 log = logging.getLogger(__name__)
 
@@ -79,25 +76,3 @@ def english_words(model: str) -> frozenset[str]:
     if not lookups.has_table("lemma_index"):
         return frozenset()
     return frozenset(w for words in lookups.get_table("lemma_index").values() for w in words)
-
-
-def build_analyzer(settings: DetectionSettings) -> Any:
-    """A Presidio ``AnalyzerEngine`` over the NER-only pipeline, with Presidio's predefined
-    recognizers plus veilflow's pattern and name/place rules."""
-    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-    from presidio_analyzer.nlp_engine import SpacyNlpEngine
-
-    from veilflow.detect.presidio import VeilflowRecognizer
-
-    ensure_offline()
-    engine = SpacyNlpEngine(models=[{"lang_code": settings.language, "model_name": settings.model}])
-    engine.nlp = {settings.language: load_nlp(settings.model)}  # type: ignore[assignment]
-    registry = RecognizerRegistry(supported_languages=[settings.language])
-    registry.load_predefined_recognizers(languages=[settings.language], nlp_engine=engine)
-    registry.add_recognizer(VeilflowRecognizer(settings))
-    return AnalyzerEngine(
-        nlp_engine=engine,
-        registry=registry,
-        supported_languages=[settings.language],
-        default_score_threshold=settings.default_threshold,
-    )

@@ -1,13 +1,21 @@
 """veilflow's recognizers behind Presidio's ``EntityRecognizer`` interface, so an
-``AnalyzerEngine`` (``veilflow.detect.engine.build_analyzer``) reports what the veilflow
-scanner's patterns and name/place rules find."""
+``AnalyzerEngine`` (``build_analyzer``) reports what the veilflow scanner's patterns and
+name/place rules find."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from presidio_analyzer import EntityRecognizer, RecognizerResult
+from presidio_analyzer import (
+    AnalyzerEngine,
+    EntityRecognizer,
+    RecognizerRegistry,
+    RecognizerResult,
+)
+from presidio_analyzer.nlp_engine import SpacyNlpEngine
 
+from veilflow.detect.engine import load_nlp
+from veilflow.detect.offline import ensure_offline
 from veilflow.detect.scanner import Scanner
 from veilflow.detect.spans import ENTITIES
 from veilflow.policy.detection import DetectionSettings
@@ -38,3 +46,20 @@ class VeilflowRecognizer(EntityRecognizer):
         wanted = set(entities) if entities else None
         spans = self._scanner.scan([text], entities=wanted).spans[0]
         return [RecognizerResult(s.entity, s.start, s.end, s.score) for s in spans]
+
+
+def build_analyzer(settings: DetectionSettings) -> Any:
+    """A Presidio ``AnalyzerEngine`` over the NER-only pipeline, with Presidio's predefined
+    recognizers plus veilflow's pattern and name/place rules."""
+    ensure_offline()
+    engine = SpacyNlpEngine(models=[{"lang_code": settings.language, "model_name": settings.model}])
+    engine.nlp = {settings.language: load_nlp(settings.model)}  # type: ignore[assignment]
+    registry = RecognizerRegistry(supported_languages=[settings.language])
+    registry.load_predefined_recognizers(languages=[settings.language], nlp_engine=engine)
+    registry.add_recognizer(VeilflowRecognizer(settings))
+    return AnalyzerEngine(
+        nlp_engine=engine,
+        registry=registry,
+        supported_languages=[settings.language],
+        default_score_threshold=settings.default_threshold,
+    )

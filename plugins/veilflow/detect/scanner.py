@@ -24,6 +24,7 @@ from typing import Any, Self
 import numpy as np
 
 from veilflow.detect.dates import DATE_PATTERNS
+from veilflow.detect.engine import english_words, load_nlp
 from veilflow.detect.gazetteers import NOT_NAME, cities, gazetteers
 from veilflow.detect.identifiers import (
     IDENTIFIER_ENTITIES,
@@ -150,8 +151,6 @@ class Scanner:
         self.detector: DetectorRef | None = None
         self._detector: Any = None
         if use_ner:
-            from veilflow.detect.engine import english_words, load_nlp
-
             self._nlp = load_nlp(self.settings.model)
             self._words = english_words(self.settings.model)
             self.detector = detector or resolve_detector(self.settings.detector)
