@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from veilflow.transform.checksums import card_ok, iban_prefix, ssn_ok
 
@@ -37,7 +37,6 @@ class TextPattern:
     #: Without a context word the finding is dropped.
     needs_context: bool = False
     group: int = 0
-    extra: dict[str, object] = field(default_factory=dict)
 
     def find(self, text: str) -> Iterator[tuple[int, int, float]]:
         for m in self.regex.finditer(text):

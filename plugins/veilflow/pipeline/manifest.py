@@ -27,31 +27,19 @@ def column_entries(plan: Plan, source: dict[str, SourceColumn]) -> list[dict[str
             "source_type": src.type if src else None,
             "not_null": bool(src.not_null) if src else False,
         }
-        if op is None:
-            entry.update(
-                output_type=None,
-                gdpr="removed",
-                gdpr_reason="column removed",
-                masking=True,
-                hides_raw=False,
-                key=None,
-                params={},
-                description="drop",
-            )
-        else:
-            key = op.key
-            entry.update(
-                output_type=op.output_type(src.type if src else "text"),
-                gdpr=op.gdpr,
-                gdpr_reason=op.gdpr_reason,
-                masking=op.masking,
-                hides_raw=op.hides_raw,
-                key=key.ref if key else None,
-                params=op.params(),
-                description=op.describe(),
-                lineage_type=op.lineage_type,
-                lineage_subtype=op.lineage_subtype,
-            )
+        key = op.key
+        entry.update(
+            output_type=None if col.dropped else op.output_type(src.type if src else "text"),
+            gdpr=op.gdpr,
+            gdpr_reason=op.gdpr_reason,
+            masking=op.masking,
+            hides_raw=op.hides_raw,
+            key=key.ref if key else None,
+            params=op.params(),
+            description=op.describe(),
+        )
+        if not col.dropped:  # a removed column has no output for lineage to describe
+            entry.update(lineage_type=op.lineage_type, lineage_subtype=op.lineage_subtype)
         entries.append(entry)
     return entries
 

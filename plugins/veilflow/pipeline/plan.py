@@ -16,17 +16,18 @@ from veilflow.policy.model import Policy
 from veilflow.registry import OPERATORS
 from veilflow.transform.base import ColumnContext, Operator
 from veilflow.transform.keys import KeyProvider
+from veilflow.transform.operators.basic import Drop
 
 
 @dataclass(frozen=True)
 class ColumnPlan:
     name: str
     action: str
-    operator: Operator | None  # type: ignore[type-arg]  # None for drop
+    operator: Operator  # type: ignore[type-arg]
 
     @property
     def dropped(self) -> bool:
-        return self.operator is None
+        return isinstance(self.operator, Drop)
 
 
 @dataclass(frozen=True)
@@ -68,9 +69,6 @@ def plan_policy(policy: Policy, keys: KeyProvider) -> Plan:
                 line=policy.line_of("columns", name, *[str(p) for p in err["loc"]]),
                 field=f"columns.{name}.{param}",
             ) from None
-        if spec.action == "drop":
-            plans.append(ColumnPlan(name, spec.action, None))
-            continue
         ctx = ColumnContext(dataset=policy.scope, column=name, keys=keys)
         plans.append(ColumnPlan(name, spec.action, cls(config, ctx)))
     return Plan(policy=policy, columns=plans)

@@ -49,6 +49,8 @@ class Drop(Operator[DropConfig]):
     hides_raw = False
 
     def apply(self, values: pd.Series, chunk: ChunkContext) -> pd.Series:
+        # The plan holds a Drop like any operator (its facts feed the run manifest), but
+        # the column is left out of the candidate before any operator runs.
         raise AssertionError("drop columns are removed before transform")  # pragma: no cover
 
 
