@@ -113,3 +113,26 @@ def test_operator_parameters_are_checked_at_plan_time(
 def test_missing_file_is_a_policy_error(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="not found"):
         load_policy(tmp_path / "nope.yaml")
+
+
+def test_check_needs_no_database_and_no_key(
+    tmp_path: Path, customers_policy_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``veilflow check`` validates operators without binding keys: with no state folder,
+    no master key and a database URL that leads nowhere, it still answers."""
+    from typer.testing import CliRunner
+
+    from veilflow.cli import app
+
+    monkeypatch.setenv("VEILFLOW_HOME", str(tmp_path / "empty-home"))
+    monkeypatch.setenv("VEILFLOW_DATABASE_URL", "postgresql://nobody@127.0.0.1:9/none")
+    monkeypatch.delenv("VEILFLOW_MASTER_KEY", raising=False)
+    out = CliRunner().invoke(app, ["check", str(customers_policy_path)])
+    assert out.exit_code == 0, out.output
+    assert "ok, dataset customers" in out.output
+    assert not (tmp_path / "empty-home").exists()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(customers_policy_path.read_text().replace("keep_domain: true", "colour: red", 1))
+    out = CliRunner().invoke(app, ["check", str(bad)])
+    assert isinstance(out.exception, PolicyError)
+    assert out.exception.field == "columns.email.colour"

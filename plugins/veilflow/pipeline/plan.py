@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from veilflow.errors import PolicyError
 from veilflow.policy.model import Policy
 from veilflow.registry import OPERATORS
-from veilflow.transform.base import ColumnContext, Operator
+from veilflow.transform.base import ColumnContext, Operator, OperatorConfig
 from veilflow.transform.keys import KeyProvider
 from veilflow.transform.operators.basic import Drop
 
@@ -41,9 +41,20 @@ class Plan:
         return [c for c in self.columns if not c.dropped]
 
 
-def plan_policy(policy: Policy, keys: KeyProvider) -> Plan:
-    """Validate every column's operator and parameters; ``PolicyError`` names file/line."""
-    plans = []
+@dataclass(frozen=True)
+class CheckedColumn:
+    """A column's operator class and its validated parameters, before any key is bound."""
+
+    name: str
+    action: str
+    operator: type[Operator]  # type: ignore[type-arg]
+    config: OperatorConfig
+
+
+def check_operators(policy: Policy) -> list[CheckedColumn]:
+    """Validate every column's operator and parameters against the operator's config
+    model, with no key and no database; ``PolicyError`` names file, line and field."""
+    checked = []
     for name, spec in policy.columns.items():
         cls = OPERATORS.get(spec.action)
         if cls is None:
@@ -69,6 +80,14 @@ def plan_policy(policy: Policy, keys: KeyProvider) -> Plan:
                 line=policy.line_of("columns", name, *[str(p) for p in err["loc"]]),
                 field=f"columns.{name}.{param}",
             ) from None
-        ctx = ColumnContext(dataset=policy.scope, column=name, keys=keys)
-        plans.append(ColumnPlan(name, spec.action, cls(config, ctx)))
+        checked.append(CheckedColumn(name, spec.action, cls, config))
+    return checked
+
+
+def plan_policy(policy: Policy, keys: KeyProvider) -> Plan:
+    """Bind each checked column's operator to the data keys of the policy's scope."""
+    plans = []
+    for col in check_operators(policy):
+        ctx = ColumnContext(dataset=policy.scope, column=col.name, keys=keys)
+        plans.append(ColumnPlan(col.name, col.action, col.operator(col.config, ctx)))
     return Plan(policy=policy, columns=plans)
