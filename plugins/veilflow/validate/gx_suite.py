@@ -576,9 +576,7 @@ def run_summary_expectations(
         )
         results.append(checkpoint.run(batch_parameters={"dataframe": frame}))
     if table_specs:
-        sql_source = context.data_sources.add_sql(  # type: ignore[call-arg]
-            name="veilflow", connection_string=url
-        )
+        sql_source = context.data_sources.add_sql(name="veilflow", connection_string=url)
         table = sql_source.add_table_asset(
             name="candidate", table_name=tables.candidate_name, schema_name="staging"
         )

@@ -82,7 +82,7 @@ def upgrade(conn: psycopg.Connection, sql_dir: Path = SQL_DIR) -> list[Migration
             log.info("applying migration %04d_%s", mig.version, mig.name)
             try:
                 with conn.transaction():
-                    conn.execute(mig.path.read_text())  # type: ignore[call-overload]
+                    conn.execute(mig.path.read_text())
                     conn.execute(
                         "INSERT INTO governance.schema_migrations (version, name, checksum)"
                         " VALUES (%s, %s, %s)",
