@@ -130,15 +130,27 @@ def seed(
     rows: Annotated[int, typer.Option(min=1, help="Rows to generate.")] = 100_000,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same data).")] = 42,
     table: Annotated[str, typer.Option(help="Target table.")] = "restricted.customers",
+    append: Annotated[
+        bool,
+        typer.Option(
+            "--append",
+            help="Add --rows rows past the highest customer_id instead of recreating the "
+            "table (a growing source, for incremental runs).",
+        ),
+    ] = False,
 ) -> None:
     """Create the demo restricted table with deterministic fake customers."""
-    from veilflow.pipeline.seed import seed_customers
+    from veilflow.pipeline.seed import append_customers, seed_customers
     from veilflow.zones.db import connect
     from veilflow.zones.migrations import upgrade
 
     with connect(duty="migrate") as conn:
         upgrade(conn)
         conn.autocommit = False
+        if append:
+            added = append_customers(conn, rows=rows, seed=seed, table=table)
+            typer.echo(f"appended {added:,} rows to {table} (seed {seed})")
+            return
 
         def progress(n: int) -> None:
             err(f"  seeded {n:,}/{rows:,} rows")
@@ -182,13 +194,23 @@ def run(
             min=1, help="Processes transforming chunks in parallel (default: one per CPU)."
         ),
     ] = None,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="An incremental policy: re-anonymize the whole source instead of appending "
+            "the rows past the cursor (after a refused change below the cursor, say).",
+        ),
+    ] = False,
 ) -> None:
     """Run a policy end to end in this process: extract, transform, validate, publish."""
     from veilflow.pipeline.runner import run_policy
     from veilflow.policy import load_policy
 
     pol = load_policy(_policy_path(policy))
-    summary = run_policy(pol, run_id=run_id, progress=lambda m: err(f"  {m}"), workers=workers)
+    summary = run_policy(
+        pol, run_id=run_id, progress=lambda m: err(f"  {m}"), workers=workers, full=full
+    )
     print_summary(summary.run_id)
 
 
@@ -223,6 +245,19 @@ def _fetch_run(run_id: str | None, dataset: str | None) -> dict[str, Any]:
     return dict(zip(_RUN_FIELDS, row, strict=True))
 
 
+def cursor_line(inc: dict[str, Any], up_to_date: bool) -> str:
+    """What an incremental policy's run took, in one line (cursor positions, counts)."""
+    column, lo, hi = inc["cursor"], inc.get("from"), inc.get("to")
+    if up_to_date:
+        return f"cursor {column}: no rows past {lo}; the published version stands"
+    if inc["mode"] == "append":
+        return (
+            f"cursor {column}: appended {inc['rows_taken']:,} rows, {lo} < {column} <= {hi}"
+            f" ({inc['rows_total']:,} source rows published in all)"
+        )
+    return f"cursor {column}: full run up to {column} <= {hi} ({inc.get('reason')})"
+
+
 def print_summary(run_id: str | None = None, dataset: str | None = None) -> None:
     from veilflow.config import settings
 
@@ -231,6 +266,9 @@ def print_summary(run_id: str | None = None, dataset: str | None = None) -> None
     exe = "veilflow" if shutil.which("veilflow") else os.path.relpath(sys.argv[0])
     gate = m.get("gate")
     typer.echo(f"run {r['run_id']} of {r['dataset']}: {r['status']}")
+    inc = m.get("incremental")
+    if inc:
+        typer.echo(f"  {cursor_line(inc, bool(m.get('up_to_date')))}")
     typer.echo(f"  rows in        {r['rows_in'] or 0:>12,}")
     if gate and gate.get("suppressed_rows"):
         typer.echo(

@@ -112,6 +112,11 @@ class SourceError(Terminal):
     exit_code = 3
 
 
+class SourceChanged(SourceError):
+    """Rows an incremental run published before are no longer as it saw them (updated,
+    deleted, or added below the cursor): names the cursor ranges and counts, never a value."""
+
+
 class DatabaseUnavailable(Transient):
     """PostgreSQL could not be reached."""
 

@@ -42,6 +42,22 @@ def test_hash_ignores_formatting_and_comments() -> None:
     assert c.hash != a.hash
 
 
+def test_incremental_is_part_of_the_meaning_and_absent_keeps_the_hash() -> None:
+    """``incremental`` changes the hash (a run of the other policy cannot append to this
+    one's version); a policy without it hashes as it did before the field existed."""
+    plain = parse_policy(BASE)
+    appending = parse_policy(BASE + "incremental: {cursor: id}\n")
+    assert appending.incremental is not None and appending.incremental.cursor == "id"
+    assert appending.hash != plain.hash
+    import hashlib
+    import json
+
+    meaning = plain.model_dump(mode="json")
+    meaning.pop("incremental")
+    canonical = json.dumps(meaning, sort_keys=True, separators=(",", ":"))
+    assert plain.hash == hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def test_shorthand_action() -> None:
     assert parse_policy(BASE).columns["age"].action == "keep"
 
@@ -62,6 +78,9 @@ def test_shorthand_action() -> None:
         (BASE + "chunk_rows: lots\n", 8, "chunk_rows", "integer"),
         (BASE + "unlisted: maybe\n", 8, "unlisted", "'fail' or 'drop'"),
         (BASE + "access: {ml_engineer: [restricted2]}\n", 8, "access", "unknown zone"),
+        (BASE + "incremental: {cursor: created}\n", None, None, "not a declared column"),
+        (BASE + "incremental: {cursor: Id}\n", 8, "incremental.cursor", "identifier"),
+        (BASE + "incremental: {column: id}\n", 8, "incremental.cursor", "required field"),
         ("dataset: [unclosed\n", 2, None, "malformed YAML"),
         ("- just\n- a list\n", 1, None, "YAML mapping"),
     ],

@@ -59,7 +59,14 @@ class VeilflowStageOperator(BaseOperator):
         parent = parent_from_context(context)
         try:
             if self.stage == "extract":
-                result = stages.extract(policy, run_id, default_key_provider(), parent=parent)
+                conf = getattr(context.get("dag_run"), "conf", None) or {}
+                result = stages.extract(
+                    policy,
+                    run_id,
+                    default_key_provider(),
+                    parent=parent,
+                    full=bool(conf.get("full")),  # trigger with {"full": true}
+                )
                 return [c.__dict__ for c in result.chunks]
             if self.stage == "transform":
                 assert self.chunk is not None

@@ -100,11 +100,13 @@ def run_policy(
     keys: KeyProvider | None = None,
     progress: Callable[[str], None] | None = None,
     workers: int | None = None,
+    *,
+    full: bool = False,
 ) -> RunSummary:
     """extract → transform every chunk → validate → publish; on any failure the chunk
     workers are stopped, then the candidate is quarantined, the run recorded as failed and
     the error re-raised. ``workers`` processes transform chunks in parallel (default: one
-    per CPU)."""
+    per CPU). ``full``: an incremental policy's run re-anonymizes the whole source."""
     run_id = run_id or new_run_id()
     keys = keys or default_key_provider()
     say = progress or (lambda _msg: None)
@@ -124,9 +126,12 @@ def run_policy(
     pool = _fork_workers(policy, run_id, keys, n) if n > 1 else None
     try:
         _preload_gate()
-        ex = extract(policy, run_id, keys)
+        ex = extract(policy, run_id, keys, full=full)
         t = lap("extract", t0)
-        say(f"extracted {ex.rows_in:,} rows into {len(ex.chunks)} chunk(s)")
+        if ex.chunks:
+            say(f"extracted {ex.rows_in:,} rows into {len(ex.chunks)} chunk(s)")
+        else:
+            say("no rows past the cursor: the published version stands")
         done = 0
         for i, res in enumerate(_transform_all(policy, run_id, ex.chunks, keys, pool), start=1):
             done += res.rows
@@ -137,7 +142,8 @@ def run_policy(
         t = lap("transform", t)
         report = validate(policy, run_id, keys=keys, progress=say)
         t = lap("validate", t)
-        say(f"gate passed ({len(report.checks)} checks)")
+        if ex.chunks:
+            say(f"gate passed ({len(report.checks)} checks)")
         pub = publish(policy, run_id)
         lap("publish", t)
     except BaseException as exc:

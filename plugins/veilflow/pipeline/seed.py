@@ -246,3 +246,25 @@ def seed_customers(
             )
         conn.execute(sql.SQL("ANALYZE {}").format(ident))
     return written
+
+
+def append_customers(
+    conn: psycopg.Connection,
+    rows: int,
+    seed: int = 42,
+    table: str = "restricted.customers",
+) -> int:
+    """Add ``rows`` deterministic rows past the table's highest ``customer_id`` (a source
+    that grows, for incremental runs). Returns the rows added."""
+    schema, name = table.split(".")
+    ident = sql.Identifier(schema, name)
+    with conn.transaction():
+        row = conn.execute(sql.SQL("SELECT coalesce(max(customer_id), 0) FROM {}").format(ident))
+        found = row.fetchone()
+        start = int(found[0]) + 1 if found else 1
+        written = 0
+        pools = _Pools(seed)
+        for lo in range(start, start + rows, 100_000):
+            n = min(100_000, start + rows - lo)
+            written += write_frame(conn, ident, customers_frame(lo, n, seed, pools))
+    return written

@@ -38,7 +38,12 @@ from veilflow.validate.gate import run_gate
 from veilflow.validate.report import GateReport
 from veilflow.zones.copy_io import read_frame
 from veilflow.zones.db import connect
-from veilflow.zones.publish import ROLE_NAMES, publish_version, quarantine_candidate
+from veilflow.zones.publish import (
+    ROLE_NAMES,
+    append_version,
+    publish_version,
+    quarantine_candidate,
+)
 from veilflow.zones.run_tables import (
     CANARY,
     ROW,
@@ -50,6 +55,7 @@ from veilflow.zones.run_tables import (
     create_snapshot,
     drop_run_tables,
     index_snapshot,
+    keep_published_sketches,
     sketch_key,
     source_columns,
     table_exists,
@@ -235,15 +241,25 @@ def scan_source(
 
 
 def extract(
-    policy: Policy, run_id: str, keys: KeyProvider, parent: ParentRun | None = None
+    policy: Policy,
+    run_id: str,
+    keys: KeyProvider,
+    parent: ParentRun | None = None,
+    *,
+    full: bool = False,
 ) -> ExtractResult:
-    """Check the source against the policy, snapshot it, plant canaries, cut key ranges."""
+    """Check the source against the policy, snapshot it, plant canaries, cut key ranges.
+    An incremental policy's run takes only the rows past the published cursor (ADR 0017)
+    unless ``full``; with none, the run ends here, up to date."""
+    from veilflow.pipeline import increment
+
     plan = plan_policy(policy, keys)
     rt = RunTables(policy.dataset, run_id)
     with connect() as conn:
         cols = source_columns(conn, policy.source.schema_name, policy.source.table_name)
         declared = check_schema(policy, cols, conn)
         check_keys(conn, policy)
+        cursor_type = increment.check_cursor(conn, policy) if policy.incremental else None
         by_name = {c.name: c for c in cols}
         manifest: dict[str, Any] = {
             "run_id": run_id,
@@ -258,6 +274,11 @@ def extract(
             "columns": column_entries(plan, by_name),
             "started": time.time(),
         }
+        taking = (
+            increment.plan_increment(conn, policy, manifest["columns"], cursor_type, full=full)
+            if cursor_type is not None
+            else None
+        )
         conn.execute(
             "INSERT INTO governance.runs (run_id, dataset, policy_hash, status, manifest)"
             " VALUES (%s, %s, %s, 'running', %s) ON CONFLICT (run_id) DO UPDATE SET"
@@ -276,14 +297,19 @@ def extract(
             manifest=manifest,
             parent=parent,
         )
-        rows = create_snapshot(
-            conn,
-            rt,
-            policy.source.schema_name,
-            policy.source.table_name,
-            policy.source.key,
-            declared,
-        )
+        if taking is None:
+            rows = create_snapshot(
+                conn,
+                rt,
+                policy.source.schema_name,
+                policy.source.table_name,
+                policy.source.key,
+                declared,
+            )
+        else:
+            rows, manifest["incremental"] = increment.take_rows(conn, policy, rt, declared, taking)
+            if rows == 0 and taking.mode == "append":
+                return _up_to_date(conn, policy, run_id, rt, manifest, parent)
         manifest["detection"] = scan_source(conn, policy, run_id, declared)
         canaries = 0
         if policy.validation.canaries:
@@ -311,7 +337,9 @@ def extract(
         create_candidate(conn, rt, outputs)
         from veilflow.validate.sketch import new_key
 
-        create_sketches(conn, rt, new_key())
+        # Appending, the run hashes under the published version's key, so its sketches
+        # merge with the kept ones.
+        create_sketches(conn, rt, (taking.gate_key if taking else None) or new_key())
         total = rows + canaries
         step = policy.chunk_rows
         chunks = [
@@ -339,6 +367,47 @@ def extract(
         len(chunks),
     )
     return ExtractResult(run_id, rows, canaries, chunks)
+
+
+def _up_to_date(
+    conn: psycopg.Connection,
+    policy: Policy,
+    run_id: str,
+    rt: RunTables,
+    manifest: dict[str, Any],
+    parent: ParentRun | None,
+) -> ExtractResult:
+    """No source row past the cursor: the run is done, the published version stands."""
+    inc = manifest["incremental"]
+    manifest.update(rows_in=0, canaries=0, chunks=0, rows_out=0, up_to_date=True)
+    manifest["finished"] = time.time()
+    save_manifest(
+        conn, run_id, manifest, status="published", rows_in=0, rows_out=0, finished_at=True
+    )
+    conn.commit()
+    drop_run_tables(conn, rt)
+    emit_stage(
+        conn,
+        stage="extract",
+        event_type="COMPLETE",
+        policy=policy,
+        run_id=run_id,
+        manifest=manifest,
+        parent=parent,
+    )
+    _audit(conn, policy, run_id, "ok", 0, status="up to date", cursor=inc["cursor"])
+    log.info(
+        "extract %s run %s: no new rows past %s %s; the published version stands",
+        policy.dataset,
+        run_id,
+        inc["cursor"],
+        inc["to"],
+    )
+    return ExtractResult(run_id, 0, 0, [])
+
+
+def _is_up_to_date(manifest: dict[str, Any]) -> bool:
+    return bool(manifest.get("up_to_date"))
 
 
 # --------------------------------------------------------------------------- transform
@@ -517,6 +586,7 @@ def gate_context(policy: Policy, run_id: str, manifest: dict[str, Any]) -> GateC
     report_dir = (
         settings().home / "reports" / policy.dataset / RunTables(policy.dataset, run_id).tag
     )
+    inc = manifest.get("incremental") or {}
     return GateContext(
         policy=policy,
         tables=RunTables(policy.dataset, run_id),
@@ -525,6 +595,8 @@ def gate_context(policy: Policy, run_id: str, manifest: dict[str, Any]) -> GateC
         report_dir=report_dir,
         canaries=int(manifest.get("canaries") or 0),
         chunks=int(manifest.get("chunks") or 0),
+        appends_to=policy.target.table if inc.get("mode") == "append" else None,
+        keeps_published=bool(inc),
     )
 
 
@@ -544,6 +616,8 @@ def validate(
         keys = default_key_provider()
     with connect() as conn:
         manifest = load_manifest(conn, run_id)
+        if _is_up_to_date(manifest):
+            return GateReport()
         pin_run_keys(keys, manifest)
         emit_stage(
             conn,
@@ -635,6 +709,8 @@ def publish(policy: Policy, run_id: str, parent: ParentRun | None = None) -> Pub
     rt = RunTables(policy.dataset, run_id)
     with connect() as conn:
         manifest = load_manifest(conn, run_id)
+        if _is_up_to_date(manifest):
+            return PublishResult(run_id, policy.target.table, 0)
         emit_stage(
             conn,
             stage="publish",
@@ -655,9 +731,32 @@ def publish(policy: Policy, run_id: str, parent: ParentRun | None = None) -> Pub
                 return PublishResult(run_id, policy.target.table, int(row[0]))
             raise VeilflowError(f"run {run_id} has no candidate to publish")
         cols = [c["name"] for c in manifest["columns"] if c["action"] != "drop"]
-        rows = publish_version(
-            conn, rt, policy.target.schema_name, policy.target.table_name, cols, _readers(policy)
-        )
+        inc = manifest.get("incremental")
+        if inc and inc["mode"] == "append":
+            rows = append_version(
+                conn,
+                rt,
+                policy.target.schema_name,
+                policy.target.table_name,
+                cols,
+                after_run=inc["appends_to_run"],
+            )
+        else:
+            rows = publish_version(
+                conn,
+                rt,
+                policy.target.schema_name,
+                policy.target.table_name,
+                cols,
+                _readers(policy),
+            )
+        if inc:
+            from veilflow.zones.increment import record_cursor
+
+            # In the transaction that publishes: the next run starts from what this one
+            # published, or, should publishing fail, from what was published before.
+            keep_published_sketches(conn, rt, fresh=inc["mode"] != "append")
+            record_cursor(conn, policy.dataset, run_id, inc)
         manifest["rows_out"] = rows
         manifest["published"] = policy.target.table
         manifest["finished"] = time.time()

@@ -67,6 +67,21 @@ class Target(_Table):
         return _qualified(v, "anonymized")
 
 
+class Incremental(_Strict):
+    """``incremental: {cursor: <column>}``: the source only grows, in the order of
+    ``cursor`` (an id, a creation timestamp). A run takes only the rows past the cursor the
+    last published run reached and appends them (ADR 0017); the first run is a full run."""
+
+    cursor: str
+
+    @field_validator("cursor")
+    @classmethod
+    def _cursor(cls, v: str) -> str:
+        if not IDENT.match(v):
+            raise ValueError("must be a lower-case SQL identifier")
+        return v
+
+
 class ColumnSpec(BaseModel):
     """``action`` names an operator; every other key is that operator's parameter, validated
     by the operator's own config model when the policy is planned."""
@@ -94,6 +109,8 @@ class Policy(_Strict):
     #: Data keys are named by this scope (default: the dataset); policies that share a scope
     #: share keys, so their tokens and surrogates join.
     key_scope: str | None = None
+    #: Append-only source: take only the rows past the last published cursor (ADR 0017).
+    incremental: Incremental | None = None
     columns: dict[str, ColumnSpec]
     detection: DetectionSettings = DetectionSettings()
     privacy: PrivacySettings = PrivacySettings()
@@ -153,6 +170,10 @@ class Policy(_Strict):
                 raise ValueError(f"quasi-identifier {qi!r} is not a declared column")
         if self.privacy.sensitive and self.privacy.sensitive not in self.columns:
             raise ValueError(f"sensitive column {self.privacy.sensitive!r} is not declared")
+        if self.incremental and self.incremental.cursor not in self.columns:
+            raise ValueError(
+                f"incremental cursor {self.incremental.cursor!r} is not a declared column"
+            )
         return self
 
     @property
@@ -175,5 +196,9 @@ class Policy(_Strict):
     @property
     def hash(self) -> str:
         """A stable hash of what the policy means: formatting and comments do not change it."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        meaning = self.model_dump(mode="json")
+        if meaning.get("incremental") is None:
+            # A full-run policy means what it meant before the field existed: same hash.
+            meaning.pop("incremental", None)
+        canonical = json.dumps(meaning, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()

@@ -47,3 +47,9 @@ class GateContext:
     #: summary of.
     canaries: int = 0
     chunks: int = 0
+    #: The published table an incremental run appends to (``schema.table``): the global
+    #: checks then take the published version's kept sketches with the run's (ADR 0017).
+    appends_to: str | None = None
+    #: The policy is incremental: the gate leaves the class histogram of what the run
+    #: publishes for publish to keep.
+    keeps_published: bool = False

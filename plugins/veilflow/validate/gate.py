@@ -34,11 +34,13 @@ from veilflow.validate.merge import (
     ChunkSpan,
     Summaries,
     canary_result,
+    class_counts,
     format_proofs,
     histogram_metrics,
     key_duplicates,
     load_summaries,
     merged_histogram,
+    published_histogram,
     rederived_results,
     rescan_result,
     row_check_results,
@@ -51,6 +53,7 @@ from veilflow.validate.privacy import RiskMetrics, suppress_small_classes, table
 from veilflow.validate.report import CheckResult, GateReport
 from veilflow.validate.rescan import rescan_columns
 from veilflow.validate.summary import MalformedSummary
+from veilflow.zones.run_tables import read_published_sketches, sketch_key, write_histogram
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +173,8 @@ def merged_risk_checks(
     setup = risk_setup(ctx)
     hist = merged_histogram(ctx, s)
     if setup is None or hist is None:
+        if setup is not None and ctx.appends_to is not None:
+            return union_risk_checks(conn, ctx)
         return risk_checks(conn, ctx)
     p = ctx.policy.privacy
     qi, sensitive, _ = setup
@@ -184,10 +189,12 @@ def merged_risk_checks(
     suppressed = 0
     checks: list[CheckResult] = []
     if metrics.k < p.k and p.on_violation == "suppress":
-        bound = int(p.max_suppression * metrics.rows)
+        # Appending, the published classes hold k rows or more: the small classes are the
+        # run's rows alone, and the bound is on the run's rows.
+        bound = int(p.max_suppression * (ctx.rows_in if ctx.appends_to else metrics.rows))
         would = metrics.rows_in_classes_below(p.k)
         if would <= bound:
-            suppressed = suppress_small_classes(conn, table, qi, p.k, max_rows=bound)
+            suppressed = _suppress(conn, ctx, table, qi, bound)
             if not conn.autocommit:
                 conn.commit()
             if suppressed == would:
@@ -212,6 +219,78 @@ def merged_risk_checks(
     record["suppressed_rows"] = suppressed
     checks.extend(_risk_results(metrics, ctx, time.perf_counter() - t0))
     return checks, suppressed, record
+
+
+def _suppress(
+    conn: psycopg.Connection, ctx: GateContext, table: str, qi: list[str], bound: int
+) -> int:
+    k = ctx.policy.privacy.k
+    if ctx.appends_to is None:
+        return suppress_small_classes(conn, table, qi, k, max_rows=bound)
+    return suppress_small_classes(conn, table, qi, k, max_rows=bound, beside=ctx.appends_to)
+
+
+def union_risk_checks(
+    conn: psycopg.Connection, ctx: GateContext
+) -> tuple[list[CheckResult], int, dict[str, Any]]:
+    """k / l / t measured in PostgreSQL (an ordered t-closeness, which no histogram of
+    hashes can give) on the published table and the run's candidate together, through a
+    view over both; suppression deletes only the run's rows."""
+    p = ctx.policy.privacy
+    setup = risk_setup(ctx)
+    assert setup is not None and ctx.appends_to is not None
+    qi, sensitive, _ = setup
+    cols = [c.name for c in ctx.columns]
+    view_name = f"{ctx.tables.candidate_name}_union"[:63]
+    view = sql.Identifier("staging", view_name)
+    schema, name = ctx.appends_to.split(".")
+    listed = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
+    conn.execute(
+        sql.SQL(
+            "CREATE OR REPLACE VIEW {v} AS SELECT {cols}, {canary} FROM {cand}"
+            " UNION ALL SELECT {cols}, false FROM {pub}"
+        ).format(
+            v=view,
+            cols=listed,
+            canary=sql.Identifier("_vf_canary"),
+            cand=ctx.tables.candidate,
+            pub=sql.Identifier(schema, name),
+        )
+    )
+    try:
+        union = f'staging."{view_name}"'
+        t0 = time.perf_counter()
+        metrics = table_risk(conn, union, qi, sensitive, distance=p.distance)
+        record: dict[str, Any] = {"before": metrics.to_dict(), "measured_on": "union"}
+        suppressed, checks = 0, []
+        if metrics.k < p.k and p.on_violation == "suppress":
+            bound = int(p.max_suppression * ctx.rows_in)
+            would = metrics.rows_in_classes_below(p.k)
+            if would <= bound:
+                suppressed = _suppress(conn, ctx, _candidate_name(ctx), qi, bound)
+                if not conn.autocommit:
+                    conn.commit()
+                metrics = table_risk(conn, union, qi, sensitive, distance=p.distance)
+            checks.append(
+                CheckResult(
+                    "suppression",
+                    would <= bound,
+                    observed=would,
+                    threshold=bound,
+                    details={
+                        "k": p.k,
+                        "max_suppression": p.max_suppression,
+                        "rows": ctx.rows_in,
+                        "suppressed": suppressed,
+                    },
+                )
+            )
+        record["after"] = metrics.to_dict()
+        record["suppressed_rows"] = suppressed
+        checks.extend(_risk_results(metrics, ctx, time.perf_counter() - t0))
+        return checks, suppressed, record
+    finally:
+        conn.execute(sql.SQL("DROP VIEW IF EXISTS {}").format(view))
 
 
 def run_gate(
@@ -252,7 +331,7 @@ def run_gate(
 
             pool.submit(preload)  # seconds of import, while the summaries are merged
         try:
-            summaries = load_summaries(conn, ctx, chunk_spans(ctx))
+            summaries = load_summaries(conn, ctx, chunk_spans(ctx), _published(conn, ctx))
         except MalformedSummary as exc:
             problems = str(exc).split("; ")
             report.checks.append(
@@ -275,6 +354,14 @@ def run_gate(
         report.suppressed_rows = suppressed
         if record:
             report.metrics["risk"] = record
+        if ctx.keeps_published:
+            classes = class_counts(ctx, summaries)
+            if classes is not None:
+                write_histogram(
+                    conn, ctx.tables, published_histogram(classes, ctx.policy.privacy.k)
+                )
+        if ctx.appends_to is not None:
+            report.metrics["appends_to"] = ctx.appends_to
         step("re-identification risk")
 
         t = time.perf_counter()
@@ -375,6 +462,19 @@ def run_gate(
             c.threshold,
         )
     return report
+
+
+def _published(conn: psycopg.Connection, ctx: GateContext) -> dict[str, list[bytes]] | None:
+    """The published version's kept sketches when the run appends to it; they must be
+    under the run's hash key (extract gave the run that key)."""
+    if ctx.appends_to is None:
+        return None
+    kept = read_published_sketches(conn, ctx.policy.dataset)
+    if kept is None:
+        raise MalformedSummary("the published version's gate sketches are missing")
+    if kept[0] != sketch_key(conn, ctx.tables):
+        raise MalformedSummary("the published version's gate sketches have another hash key")
+    return kept[1]
 
 
 def _unique_key_column(ctx: GateContext) -> str | None:

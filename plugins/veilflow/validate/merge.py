@@ -46,6 +46,13 @@ class Summaries:
     chunks: list[ChunkSummary]
     #: sketch name -> one list of 64-bit columns per chunk, in chunk order.
     sketches: dict[str, list[list[np.ndarray]]] = field(default_factory=dict)
+    #: The same of the published version a run appends to (ADR 0017): the pairs and key
+    #: hashes of the runs that published it, and its class histogram.
+    published: dict[str, list[list[np.ndarray]]] = field(default_factory=dict)
+
+    def with_published(self, name: str) -> list[list[np.ndarray]]:
+        """A sketch's parts: the run's chunks', then the published version's."""
+        return self.sketches.get(name, []) + self.published.get(name, [])
 
     def total(self, attr: str) -> int:
         return sum(int(getattr(c, attr)) for c in self.chunks)
@@ -77,10 +84,15 @@ def expected_keys(ctx: GateContext) -> tuple[set[str], set[str], set[str]]:
 
 
 def load_summaries(
-    conn: psycopg.Connection[Any], ctx: GateContext, spans: list[ChunkSpan]
+    conn: psycopg.Connection[Any],
+    ctx: GateContext,
+    spans: list[ChunkSpan],
+    published: dict[str, list[bytes]] | None = None,
 ) -> Summaries:
     """Every chunk's summary and sketches; ``MalformedSummary`` naming each chunk whose
-    summary or sketches are missing or do not hold what this run's checks need."""
+    summary or sketches are missing or do not hold what this run's checks need.
+    ``published``: the sketches of the version the run appends to, merged with the run's
+    (a malformed one fails the gate too)."""
     stored = {
         int(chunk): (int(rows), summary)
         for chunk, rows, summary in conn.execute(
@@ -141,9 +153,20 @@ def load_summaries(
     extra = sorted(set(stored) - {s.index for s in spans})
     if extra:
         problems.append(f"{len(extra)} chunk(s) beyond the run's key ranges, first {extra[0]}")
+    kept: dict[str, list[list[np.ndarray]]] = {}
+    for name, blobs_of_name in (published or {}).items():
+        if name not in want_sketches:
+            continue
+        for blob in blobs_of_name:
+            try:
+                kept.setdefault(name, []).append(
+                    sketch.from_bytes(blob, sketch_columns(name, with_sensitive))
+                )
+            except ValueError:
+                problems.append(f"the published version's sketch {name} is malformed")
     if problems:
         raise MalformedSummary("; ".join(problems))
-    return Summaries(chunks, merged)
+    return Summaries(chunks, merged, kept)
 
 
 def summary_frame(ctx: GateContext, s: Summaries, unique: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -200,6 +223,13 @@ def token_pair_results(ctx: GateContext, s: Summaries) -> list[CheckResult]:
         parts = s.sketches[name]
         a = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.uint64)
         b = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.uint64)
+        kept = s.published.get(name)
+        if kept:
+            # The published pairs passed the gate: every inconsistency of the union has a
+            # pair of this run in it, so only the published pairs that share an original
+            # or an output with this run's pairs join them (ADR 0017).
+            old_a, old_b = sketch.touching(a, b, [p[0] for p in kept], [p[1] for p in kept])
+            a, b = sketch.distinct_pairs(np.r_[a, old_a], np.r_[b, old_b])
         counts = sketch.pair_counts(a, b)
         results.extend(
             token_results(
@@ -226,22 +256,16 @@ def key_duplicates(
         column = name.removeprefix(UNIQUE)
         sizes = [p[0].size for p in parts]
         h = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.uint64)
-        dup = sketch.duplicated(h)
-        per_chunk = np.add.reduceat(dup.astype(np.int64), np.r_[0, np.cumsum(sizes)[:-1]])
-        per_chunk = per_chunk if h.size else np.zeros(len(parts), np.int64)
+        # A run's key token that is one of the published rows' is a duplicate too.
+        dup = sketch.duplicated(h) | sketch.found_in(h, [p[0] for p in s.published.get(name, [])])
+        per_chunk = (
+            np.add.reduceat(dup.astype(np.int64), np.r_[0, np.cumsum(sizes)[:-1]])
+            if dup.size
+            else np.zeros(len(parts), np.int64)
+        )
         per_chunk[np.asarray(sizes) == 0] = 0
         if per_chunk.sum():
-            row = conn.execute(
-                sql.SQL(
-                    "SELECT coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM {cand}"
-                    " WHERE NOT {canary} AND {c} IS NOT NULL GROUP BY {c}"
-                    " HAVING count(*) > 1) d"
-                ).format(
-                    cand=ctx.tables.candidate,
-                    canary=sql.Identifier(CANARY),
-                    c=sql.Identifier(column),
-                )
-            ).fetchone()
+            row = conn.execute(_duplicates_query(ctx, column)).fetchone()
             exact = int(row[0]) if row else 0
             if exact != int(per_chunk.sum()):  # a collision: the text decides
                 per_chunk = np.zeros(len(parts), np.int64)
@@ -249,6 +273,30 @@ def key_duplicates(
                     per_chunk[0] = exact
         out[column] = per_chunk
     return out
+
+
+def _duplicates_query(ctx: GateContext, column: str) -> sql.Composed:
+    """Real rows of the candidate whose ``column`` occurs more than once, in the candidate
+    or (appending) in the candidate and the published table together."""
+    c = sql.Identifier(column)
+    if ctx.appends_to is None:
+        return sql.SQL(
+            "SELECT coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM {cand}"
+            " WHERE NOT {canary} AND {c} IS NOT NULL GROUP BY {c}"
+            " HAVING count(*) > 1) d"
+        ).format(cand=ctx.tables.candidate, canary=sql.Identifier(CANARY), c=c)
+    schema, table = ctx.appends_to.split(".")
+    return sql.SQL(
+        "SELECT coalesce(sum(n), 0) FROM (SELECT count(*) FILTER (WHERE new) AS n FROM"
+        " (SELECT {c} AS v, true AS new FROM {cand} WHERE NOT {canary} AND {c} IS NOT NULL"
+        "  UNION ALL SELECT {c}, false FROM {pub} WHERE {c} IS NOT NULL) u"
+        " GROUP BY v HAVING count(*) > 1) d"
+    ).format(
+        cand=ctx.tables.candidate,
+        canary=sql.Identifier(CANARY),
+        c=c,
+        pub=sql.Identifier(schema, table),
+    )
 
 
 def rederived_results(ctx: GateContext, s: Summaries) -> list[CheckResult]:
@@ -361,10 +409,13 @@ class Histogram:
     cnt: np.ndarray
 
 
-def merged_histogram(ctx: GateContext, s: Summaries) -> Histogram | None:
-    parts = s.sketches.get(RISK)
-    if parts is None:
+def class_counts(ctx: GateContext, s: Summaries) -> pd.DataFrame | None:
+    """The merged class histogram as hashes: class (``c0``, ``c1``), sensitive value
+    (``v0``, ``v1``, when there is one) and rows ``n``; the run's chunks and (appending)
+    the published version's classes."""
+    if RISK not in s.sketches:
         return None
+    parts = s.with_published(RISK)
     setup = risk_setup(ctx)
     assert setup is not None
     with_sensitive = setup[1] is not None
@@ -376,7 +427,22 @@ def merged_histogram(ctx: GateContext, s: Summaries) -> Histogram | None:
     names = ["c0", "c1", "v0", "v1"][: n_cols - 1]
     frame = pd.DataFrame({n: c for n, c in zip(names, cols[:-1], strict=True)})
     frame["n"] = cols[-1].astype(np.int64)
-    grouped = frame.groupby(names, sort=False)["n"].sum().reset_index()
+    return frame.groupby(names, sort=False)["n"].sum().reset_index()
+
+
+def published_histogram(grouped: pd.DataFrame, k: int) -> bytes:
+    """The histogram of the rows a run publishes, as a sketch: its classes of ``k`` rows
+    or more (suppression deletes the others' rows; without it the gate refuses them)."""
+    sizes = grouped.groupby(["c0", "c1"], sort=False)["n"].transform("sum")
+    kept = grouped[sizes.to_numpy() >= k]
+    return sketch.to_bytes(*[kept[c].to_numpy(np.uint64) for c in kept.columns])
+
+
+def merged_histogram(ctx: GateContext, s: Summaries) -> Histogram | None:
+    grouped = class_counts(ctx, s)
+    if grouped is None:
+        return None
+    with_sensitive = "v0" in grouped.columns
     cls = grouped.groupby(["c0", "c1"], sort=False).ngroup().to_numpy(np.int64)
     val = (
         grouped.groupby(["v0", "v1"], sort=False).ngroup().to_numpy(np.int64)

@@ -591,12 +591,15 @@ def suppress_small_classes(
     k: int,
     *,
     max_rows: int | None = None,
+    beside: str | None = None,
 ) -> int:
     """Delete the rows of ``table`` in equivalence classes smaller than ``k``.
 
     Canary rows are neither counted nor deleted. When more than ``max_rows`` rows would go,
     nothing is deleted and the count is returned so the caller can fail the gate with it.
     Returns the number of rows in classes below k (deleted unless over the bound).
+    ``beside`` (``schema.table``, the published table an incremental run appends to):
+    classes are counted over both tables' rows, and only ``table``'s rows are deleted.
     """
     qi = tuple(quasi_identifiers)
     if k <= 1 or not qi:
@@ -612,6 +615,21 @@ def suppress_small_classes(
         " count(*) OVER (PARTITION BY {qi}) AS size"
         " FROM {tbl} {where}) w WHERE size < {k}"
     ).format(qi=qi_cols, tbl=tbl, where=where, k=sql.Literal(k))
+    if beside is not None:
+        # A window partition treats NULLs as equal across both tables too.
+        victims = sql.SQL(
+            "SELECT tableoid, ctid FROM (SELECT tableoid, ctid, mine,"
+            " count(*) OVER (PARTITION BY {qi}) AS size FROM"
+            " (SELECT tableoid, ctid, true AS mine, {qi} FROM {tbl} {where}"
+            "  UNION ALL SELECT 0::oid, '(0,0)'::tid, false, {qi} FROM {pub}) u) w"
+            " WHERE mine AND size < {k}"
+        ).format(
+            qi=qi_cols,
+            tbl=tbl,
+            where=where,
+            pub=table_identifier(beside),
+            k=sql.Literal(k),
+        )
     with conn.cursor() as cur:
         cur.execute(sql.SQL("SELECT count(*) FROM ({victims}) v").format(victims=victims))
         row = cur.fetchone()

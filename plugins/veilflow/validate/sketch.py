@@ -202,6 +202,41 @@ def duplicated(h: np.ndarray) -> np.ndarray:
     return out
 
 
+def found_in(h: np.ndarray, parts: list[np.ndarray]) -> np.ndarray:
+    """Whether each hash of ``h`` (a run's, a few) occurs in any of ``parts`` (the published
+    version's, many): one hash-table probe per kept hash, no sort of them."""
+    found = np.zeros(h.size, dtype=bool)
+    if not h.size or not parts:
+        return found
+    index = pd.Index(np.unique(h))
+    for part in parts:
+        pos = index.get_indexer(part)
+        hit = pos[pos >= 0]
+        if hit.size:
+            found |= np.isin(h, index.to_numpy()[hit])
+    return found
+
+
+def touching(
+    a: np.ndarray, b: np.ndarray, kept_a: list[np.ndarray], kept_b: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The kept (original, output) pairs that share an original with ``a`` or an output
+    with ``b`` (a run's pairs): the only kept pairs that can make the union inconsistent
+    when the kept pairs alone are consistent."""
+    if not a.size or not kept_a:
+        return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
+    originals, outputs = pd.Index(np.unique(a)), pd.Index(np.unique(b))
+    out_a, out_b = [], []
+    for pa_, pb_ in zip(kept_a, kept_b, strict=True):
+        near = (originals.get_indexer(pa_) >= 0) | (outputs.get_indexer(pb_) >= 0)
+        if near.any():
+            out_a.append(pa_[near])
+            out_b.append(pb_[near])
+    if not out_a:
+        return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
+    return np.concatenate(out_a), np.concatenate(out_b)
+
+
 def to_bytes(*arrays: np.ndarray) -> bytes:
     """Arrays of equal length as one little-endian buffer (column after column)."""
     return b"".join(np.ascontiguousarray(a, dtype="<u8").tobytes() for a in arrays)

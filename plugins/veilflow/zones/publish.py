@@ -14,6 +14,7 @@ from collections.abc import Iterable
 import psycopg
 from psycopg import sql
 
+from veilflow.errors import SourceError
 from veilflow.zones.run_tables import CANARY, RunTables, table_exists
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,50 @@ def publish_version(
             " VALUES (%s, %s, %s, %s) ON CONFLICT (dataset, run_id) DO UPDATE SET rows ="
             " EXCLUDED.rows, published_at = now()",
             (rt.dataset, f"{target_schema}.{target_table}", rt.run_id, rows),
+        )
+    return rows
+
+
+def append_version(
+    conn: psycopg.Connection,
+    rt: RunTables,
+    target_schema: str,
+    target_table: str,
+    columns: list[str],
+    *,
+    after_run: str,
+) -> int:
+    """Append the candidate (minus canary rows and bookkeeping columns) to the published
+    table in one transaction: readers see the table before the append or after it, never
+    half (MVCC), and are not blocked; a failure leaves the published version as it was.
+    The version appended to must still be ``after_run``'s: a run published since (a
+    concurrent run) stops this one. Returns the rows appended (ADR 0017)."""
+    target = sql.Identifier(target_schema, target_table)
+    cols = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    with conn.transaction():
+        # Writers wait for each other here; readers do not.
+        conn.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(target))
+        latest = conn.execute(
+            "SELECT run_id, rows FROM governance.published_versions WHERE dataset = %s"
+            " ORDER BY published_at DESC LIMIT 1",
+            (rt.dataset,),
+        ).fetchone()
+        if latest is None or latest[0] != after_run:
+            raise SourceError(
+                f"{target_schema}.{target_table}: run {latest[0] if latest else '-'} published "
+                f"since this run started from run {after_run}'s version; start a new run"
+            )
+        appended = conn.execute(
+            sql.SQL("INSERT INTO {t} ({cols}) SELECT {cols} FROM {cand} WHERE NOT {canary}").format(
+                t=target, cols=cols, cand=rt.candidate, canary=sql.Identifier(CANARY)
+            )
+        ).rowcount
+        rows = max(appended, 0)
+        conn.execute(
+            "INSERT INTO governance.published_versions (dataset, target_table, run_id, rows)"
+            " VALUES (%s, %s, %s, %s) ON CONFLICT (dataset, run_id) DO UPDATE SET rows ="
+            " EXCLUDED.rows, published_at = now()",
+            (rt.dataset, f"{target_schema}.{target_table}", rt.run_id, int(latest[1]) + rows),
         )
     return rows
 

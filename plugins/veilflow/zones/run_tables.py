@@ -107,7 +107,13 @@ def table_exists(conn: psycopg.Connection, schema: str, table: str) -> bool:
 
 
 def create_snapshot(
-    conn: psycopg.Connection, rt: RunTables, schema: str, table: str, key: str, columns: list[str]
+    conn: psycopg.Connection,
+    rt: RunTables,
+    schema: str,
+    table: str,
+    key: str,
+    columns: list[str],
+    where: sql.Composable | None = None,
 ) -> int:
     """Copy the source into the run's snapshot, numbered in key order. Idempotent: an
     existing snapshot of the same run is replaced. Returns the row count.
@@ -115,7 +121,8 @@ def create_snapshot(
     Run tables live for one run. They are UNLOGGED (no write-ahead log, no flush at commit)
     and autovacuum is off for them (it would only compete with the run for the CPU and hold
     up the final DROP). A server crash empties unlogged tables: the run then fails, at the
-    gate's row-count parity at the latest, and publishes nothing."""
+    gate's row-count parity at the latest, and publishes nothing. ``where`` keeps only the
+    source rows it holds for (an incremental run's rows past the cursor)."""
     cols = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
     with conn.transaction():
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(rt.snapshot))
@@ -123,8 +130,9 @@ def create_snapshot(
             sql.SQL(
                 "CREATE UNLOGGED TABLE {snap} {options} AS"
                 " SELECT row_number() OVER (ORDER BY {key}) AS {row},"
-                " false AS {canary}, {cols} FROM {src}"
+                " false AS {canary}, {cols} FROM {src} {where}"
             ).format(
+                where=sql.SQL("WHERE {}").format(where) if where is not None else sql.SQL(""),
                 snap=rt.snapshot,
                 options=_RUN_TABLE_OPTIONS,
                 key=sql.Identifier(key),
@@ -257,3 +265,93 @@ def count(
         q = sql.SQL("{} WHERE {}").format(q, where)
     row = conn.execute(q).fetchone()
     return int(row[0]) if row else 0
+
+
+# --------------------------------------------------------------------------- published
+def published_sketches_name(dataset: str) -> str:
+    return f"{dataset}__published_gate"[:63]
+
+
+def published_sketches(dataset: str) -> sql.Identifier:
+    """The gate sketches of a dataset's published version, kept for incremental runs
+    (ADR 0017): the hash key (part -1), the (original, token) pairs and the key's token
+    hashes of every run that appended (one part per chunk), and the class histogram of the
+    published rows (part -2). In ``staging``: the pipeline's alone, like the run tables."""
+    return sql.Identifier("staging", published_sketches_name(dataset))
+
+
+#: Part numbers (of the published sketches) and chunk numbers (of a run's sketches) that
+#: are not a chunk's: the hash key, the class histogram after the gate's suppression.
+KEY_PART, HISTOGRAM_PART = -1, -2
+
+
+def read_published_sketches(
+    conn: psycopg.Connection, dataset: str
+) -> tuple[bytes, dict[str, list[bytes]]] | None:
+    """(key, sketch name -> parts) of the published version, or None when none is kept."""
+    if not table_exists(conn, "staging", published_sketches_name(dataset)):
+        return None
+    key: bytes | None = None
+    parts: dict[str, list[bytes]] = {}
+    for part, name, data in conn.execute(
+        sql.SQL("SELECT part, name, data FROM {} ORDER BY part").format(
+            published_sketches(dataset)
+        ),
+        binary=True,
+    ).fetchall():
+        if int(part) == KEY_PART:
+            key = bytes(data)
+        else:
+            parts.setdefault(str(name), []).append(bytes(data))
+    return None if key is None else (key, parts)
+
+
+def write_histogram(conn: psycopg.Connection, rt: RunTables, data: bytes) -> None:
+    """The class histogram of the rows the run will publish (after suppression), kept in
+    the run's sketches for publish to keep (ADR 0017)."""
+    conn.execute(
+        sql.SQL("DELETE FROM {} WHERE chunk = {}").format(rt.sketches, sql.Literal(HISTOGRAM_PART))
+    )
+    conn.execute(
+        sql.SQL("INSERT INTO {} VALUES ({}, 'risk', %s)").format(
+            rt.sketches, sql.Literal(HISTOGRAM_PART)
+        ),
+        (data,),
+    )
+
+
+def keep_published_sketches(conn: psycopg.Connection, rt: RunTables, *, fresh: bool) -> None:
+    """Add the run's sketches to its dataset's published sketches, in the caller's
+    transaction (the one that publishes); ``fresh`` (a full run) starts them anew with the
+    run's key. The class histogram is replaced by the one the gate left (the published
+    rows' classes after the run: suppression removes rows, so it is no sum of parts)."""
+    ident = published_sketches(rt.dataset)
+    if fresh:
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident))
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE {} (part integer NOT NULL, name text NOT NULL,"
+                " data bytea NOT NULL, PRIMARY KEY (part, name))"
+            ).format(ident)
+        )
+        conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN data SET STORAGE EXTERNAL").format(ident))
+        conn.execute(
+            sql.SQL("INSERT INTO {} SELECT chunk, name, data FROM {} WHERE chunk = {}").format(
+                ident, rt.sketches, sql.Literal(KEY_PART)
+            )
+        )
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO {pub} (part, name, data)"
+            " SELECT (SELECT coalesce(max(part), -1) + 1 FROM {pub}) + chunk, name, data"
+            " FROM {run} WHERE chunk >= 0 AND name <> 'risk'"
+        ).format(pub=ident, run=rt.sketches)
+    )
+    conn.execute(
+        sql.SQL("DELETE FROM {} WHERE part = {}").format(ident, sql.Literal(HISTOGRAM_PART))
+    )
+    conn.execute(
+        sql.SQL("INSERT INTO {} SELECT chunk, name, data FROM {} WHERE chunk = {}").format(
+            ident, rt.sketches, sql.Literal(HISTOGRAM_PART)
+        )
+    )
