@@ -93,6 +93,17 @@ def test_first_run_is_full_then_runs_append_and_an_empty_one_ends_at_once(
         "SELECT run_id, rows FROM governance.published_versions ORDER BY published_at"
     ).fetchall()
     assert versions == [("inc-1", 2_000), ("inc-2", 2_150)]
+    facet = conn.execute(
+        "SELECT event->'run'->'facets'->'veilflow_anonymization'->'increment' FROM governance.lineage_events"
+        " WHERE run_id = 'inc-2' AND stage = 'publish' AND event_type = 'COMPLETE'"
+    ).fetchone()
+    assert facet is not None and facet[0] == {
+        "cursor": "customer_id",
+        "mode": "append",
+        "from": "2000",
+        "to": "2150",
+        "rowsTaken": 150,
+    }
     cursors = conn.execute(
         "SELECT run_id, cursor_from, cursor_to, rows_taken FROM governance.published_cursors"
         " ORDER BY published_at"

@@ -335,3 +335,44 @@ def test_publish_event_matches_the_golden_json() -> None:
     assert json.dumps(event, sort_keys=True, indent=1) == json.dumps(
         expected, sort_keys=True, indent=1
     )
+
+
+def test_an_incremental_run_names_its_cursor_range_in_the_facet() -> None:
+    """ADR 0017: the facet says which source range a run of an incremental policy took
+    (cursor positions and counts), and the event still validates."""
+    spec = ls.require_spec()
+    manifest = ls.manifest()
+    manifest["incremental"] = {
+        "cursor": "customer_id",
+        "type": "bigint",
+        "mode": "append",
+        "reason": "",
+        "from": "1000",
+        "to": "1150",
+        "rows_taken": 150,
+        "rows_total": 1150,
+        "blocks": [{"lo": "1", "rows": 1000}, {"lo": "1001", "rows": 150}],
+        "snapshot": "800:800:",
+        "appends_to_run": "customers:earlier",
+    }
+    event = event_dict(
+        build_stage_event(
+            ls.policy(),
+            ls.RUN_ID,
+            manifest,
+            stage="extract",
+            event_type="COMPLETE",
+            naming=NAMING,
+            event_time=WHEN,
+        )
+    )
+    assert event_errors(event, spec) == []
+    facet = event["run"]["facets"][FACET_KEY]
+    assert facet["increment"] == {
+        "cursor": "customer_id",
+        "mode": "append",
+        "from": "1000",
+        "to": "1150",
+        "rowsTaken": 150,
+    }
+    assert "increment" not in build("extract")["run"]["facets"][FACET_KEY]

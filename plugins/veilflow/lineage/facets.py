@@ -52,6 +52,8 @@ class VeilflowAnonymizationRunFacet(RunFacet):
     counters: dict[str, dict[str, int]] | None = attr.field(default=None)
     gate: dict[str, Any] | None = attr.field(default=None)
     quarantine: dict[str, Any] | None = attr.field(default=None)
+    #: The source range an incremental policy's run took (ADR 0017).
+    increment: dict[str, Any] | None = attr.field(default=None)
 
     @staticmethod
     def _get_schema() -> str:
@@ -318,5 +320,23 @@ def veilflow_facet(
         counters=other or None,
         gate=gate_data,
         quarantine=quarantine,
+        increment=increment_entry(manifest.get("incremental")),
         producer=PRODUCER,
     )
+
+
+def increment_entry(inc: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The facet's ``increment``: the cursor range a run took, never a row's value."""
+    if not inc:
+        return None
+    out: dict[str, Any] = {
+        "cursor": str(inc["cursor"]),
+        "mode": str(inc["mode"]),
+        "rowsTaken": int(inc["rows_taken"]),
+    }
+    for name in ("from", "to"):
+        if inc.get(name) is not None:
+            out[name] = str(inc[name])
+    if inc.get("reason"):
+        out["reason"] = str(inc["reason"])
+    return out
