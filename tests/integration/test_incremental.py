@@ -151,6 +151,24 @@ def test_risk_is_measured_on_the_whole_published_table_after_the_append(
     assert measured["k"] >= 2
 
 
+def test_an_ordered_t_closeness_is_measured_on_both_tables_in_postgresql(
+    seeded_db: str, conn: psycopg.Connection
+) -> None:
+    """A numeric sensitive column (ordered distance) has no hash histogram: the append run
+    measures k / l / t in PostgreSQL over the published table and its candidate together."""
+    policy = incremental_policy(sensitive="amount", t=1.0, distance="ordered")
+    run(policy, "ord-1")
+    with psycopg.connect(seeded_db) as c:
+        append_customers(c, 200, seed=5)
+    second = run(policy, "ord-2")
+    risk = second["gate"]["metrics"]["risk"]
+    assert risk["measured_on"] == "union"
+    measured = table_risk(
+        conn, TARGET, ["zip", "birth_date", "gender"], "amount", distance="ordered"
+    ).to_dict()
+    assert risk["after"] == measured and measured["rows"] == 2_200
+
+
 def test_a_row_changed_below_the_cursor_is_refused_naming_the_range(
     seeded_db: str, conn: psycopg.Connection
 ) -> None:
