@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from veilflow.transform.operators.tokenize import readable_token_pattern
 from veilflow.validate.context import GateColumn, GateContext
 from veilflow.validate.gx_suite import (
     DETERMINISTIC,
@@ -17,24 +18,7 @@ from veilflow.validate.gx_suite import (
     token_like,
 )
 from veilflow.validate.report import CheckResult
-from veilflow.zones.run_tables import CANARY, ROW, count
-
-
-def row_count_parity(
-    conn: psycopg.Connection, ctx: GateContext, suppressed: int = 0
-) -> CheckResult:
-    """Every source row is in the candidate once (minus rows suppressed on purpose)."""
-    t = time.perf_counter()
-    out = count(conn, ctx.tables.candidate, sql.SQL("NOT {}").format(sql.Identifier(CANARY)))
-    expected = ctx.rows_in - suppressed
-    return CheckResult(
-        "row_count_parity",
-        out == expected,
-        observed=out,
-        threshold=expected,
-        details={"suppressed": suppressed},
-        seconds=time.perf_counter() - t,
-    )
+from veilflow.zones.run_tables import CANARY, ROW
 
 
 def no_raw_value_survives(
@@ -45,7 +29,7 @@ def no_raw_value_survives(
 ) -> list[CheckResult]:
     """For each column whose operator must hide its input and does not keep the input's
     shape: no output value of that column equals any raw value of the same source column.
-    (Format-preserving operators are checked row by row in :func:`joined_checks`: over dense
+    (Format-preserving operators are checked row by row by each chunk, ADR 0016: over dense
     values their outputs meet other rows' originals by design.)
 
     Where the output has a format (readable tokens, masks, a redaction) and the gate's format
@@ -184,7 +168,7 @@ _CLASS_FROM = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _CLASS_TO = "9" * 10 + "a" * 26 + "A" * 26
 #: Values an operator could not transform in place and replaced by a readable token
 #: (``on_invalid: token``); counted by the transform, not a format violation.
-FALLBACK_PATTERN = "^tok_v[0-9]+_[a-z2-7]{26}"
+FALLBACK_PATTERN = readable_token_pattern()
 
 
 def _shape_map(col: GateColumn, params: dict[str, object]) -> tuple[str, str] | None:
@@ -201,168 +185,6 @@ def _shape_map(col: GateColumn, params: dict[str, object]) -> tuple[str, str] | 
     return None
 
 
-def joined_checks(
-    conn: psycopg.Connection, ctx: GateContext, exclude_tokens: Collection[str] = ()
-) -> list[CheckResult]:
-    """Every check that compares a candidate row with its own snapshot row (matched on
-    ``_vf_row``), from one join materialized once:
-
-    - ``null_parity``: an operator keeps NULL as NULL and non-NULL as non-NULL;
-    - ``format_preserved``: FF1 and format-preserving tokens keep the input's pattern (same
-      length, digit for digit, letter for letter, other characters unchanged);
-    - ``no_raw_value_survives`` for those format-preserving columns: no output equals its
-      own row's raw value (their outputs live in the inputs' own domain, so over dense
-      values such as ids and SSNs they meet other rows' originals by design);
-    - ``token_unique`` / ``token_joinable``: deterministic operators are functions both
-      ways on this run's data: distinct originals get distinct tokens (no collision) and
-      the same original always gets the same token. Counted as output values with more
-      than one original and originals with more than one output value. ``exclude_tokens``
-      names columns proven otherwise (a unique source key, whose output uniqueness GX
-      checks). Values are compared as 64-bit hashes (``hashtextextended``), where a false
-      alarm needs two 64-bit hashes to collide among a column's distinct values (about
-      n²/2⁶⁵: 3·10⁻⁸ for a million).
-    """
-    sides = _Sides()
-    flags, labels = _row_flags(ctx, sides)
-    tokens = _token_columns(ctx, exclude_tokens)
-    if not flags and not tokens:
-        return []
-    t = time.perf_counter()
-    select: list[sql.Composable] = [
-        sql.SQL("{} AS {}").format(expr, sql.Identifier(f"p{k}")) for k, expr in enumerate(flags)
-    ]
-    counts: list[sql.Composable] = []
-    for i, (col, orig) in enumerate(tokens):
-        ai, bi = sql.Identifier(f"a{i}"), sql.Identifier(f"b{i}")
-        select.append(
-            sql.SQL("{} AS {}, {} AS {}").format(
-                sides.s(sql.SQL("hashtextextended({}, 0)").format(orig)),
-                ai,
-                sides.o(
-                    sql.SQL("hashtextextended(o.{}::text, 0)").format(sql.Identifier(col.name))
-                ),
-                bi,
-            )
-        )
-        for key, val in ((bi, ai), (ai, bi)):
-            counts.append(
-                sql.SQL(
-                    "(SELECT count(*) FROM (SELECT 1 FROM j WHERE {a} IS NOT NULL"
-                    " AND {b} IS NOT NULL GROUP BY {key} HAVING min({val}) <> max({val})) x)"
-                ).format(a=ai, b=bi, key=key, val=val)
-            )
-    sums = sql.SQL(", ").join(
-        sql.SQL("count(*) FILTER (WHERE {})").format(sql.Identifier(f"p{k}"))
-        for k in range(len(flags))
-    )
-    # Each side is reduced to what the checks need (flags, hashes, short forms) before the
-    # join, so the hash table holds a few bytes a row rather than whole rows. OFFSET 0
-    # keeps PostgreSQL from merging the projections into the join.
-    q = sql.SQL(
-        "WITH j AS MATERIALIZED (SELECT {select} FROM"
-        " (SELECT {row}, {s_cols} FROM {snap} s OFFSET 0) s"
-        " JOIN (SELECT {row}, {o_cols} FROM {cand} o OFFSET 0) o USING ({row}))"
-        " SELECT {outputs} FROM (SELECT {sums}) f"
-    ).format(
-        select=sql.SQL(", ").join(select),
-        s_cols=sides.columns("s"),
-        o_cols=sides.columns("o"),
-        snap=ctx.tables.snapshot,
-        cand=ctx.tables.candidate,
-        row=sql.Identifier(ROW),
-        outputs=sql.SQL(", ").join([*counts, sql.SQL("f.*")])
-        if flags
-        else sql.SQL(", ").join(counts),
-        sums=sql.SQL("{} FROM j").format(sums) if flags else sql.SQL("1"),
-    )
-    got = conn.execute(q).fetchone()
-    if got is None:
-        got = tuple(0 for _ in range(len(counts) + len(flags)))
-    seconds = (time.perf_counter() - t) / (len(counts) + len(flags))
-    results: list[CheckResult] = []
-    for i, (col, _) in enumerate(tokens):
-        results.extend(token_results(col.name, int(got[2 * i]), int(got[2 * i + 1]), seconds))
-    for (name, column), n in zip(labels, got[len(counts) : len(counts) + len(flags)], strict=True):
-        results.append(
-            CheckResult(
-                name,
-                int(n) == 0,
-                observed=int(n),
-                threshold=0,
-                column=column,
-                details={"compared": "same row"} if name == "no_raw_value_survives" else {},
-                seconds=seconds,
-            )
-        )
-    return results
-
-
-class _Sides:
-    """Expressions computed on one side of the snapshot/candidate join, each named once
-    (``s0``, ``s1``, ... and ``o0``, ...) and referred to by that name above the join."""
-
-    def __init__(self) -> None:
-        self._exprs: dict[str, list[sql.Composable]] = {"s": [], "o": []}
-
-    def s(self, expr: sql.Composable) -> sql.Composable:
-        return self._add("s", expr)
-
-    def o(self, expr: sql.Composable) -> sql.Composable:
-        return self._add("o", expr)
-
-    def _add(self, side: str, expr: sql.Composable) -> sql.Composable:
-        exprs = self._exprs[side]
-        exprs.append(expr)
-        return sql.SQL("{}.{}").format(
-            sql.Identifier(side), sql.Identifier(f"{side}{len(exprs) - 1}")
-        )
-
-    def columns(self, side: str) -> sql.Composable:
-        exprs = self._exprs[side] or [sql.SQL("1")]
-        return sql.SQL(", ").join(
-            sql.SQL("{} AS {}").format(e, sql.Identifier(f"{side}{i}")) for i, e in enumerate(exprs)
-        )
-
-
-def _row_flags(
-    ctx: GateContext, sides: _Sides
-) -> tuple[list[sql.Composable], list[tuple[str, str]]]:
-    """Per-row violations (SQL booleans over both sides) and their (check, column)."""
-    flags: list[sql.Composable] = []
-    labels: list[tuple[str, str]] = []
-    for col in ctx.columns:
-        c = sql.Identifier(col.name)
-        flags.append(
-            sql.SQL("{} <> {}").format(
-                sides.s(sql.SQL("s.{} IS NULL").format(c)),
-                sides.o(sql.SQL("o.{} IS NULL").format(c)),
-            )
-        )
-        labels.append(("null_parity", col.name))
-        spec = ctx.policy.columns.get(col.name)
-        shape = _shape_map(col, spec.params) if spec is not None else None
-        if shape is None:
-            continue
-        f, to = sql.Literal(shape[0]), sql.Literal(shape[1])
-        flags.append(
-            sql.SQL("coalesce({} <> {} AND {}, false)").format(
-                sides.s(sql.SQL("translate(s.{}::text, {}, {})").format(c, f, to)),
-                sides.o(sql.SQL("translate(o.{}::text, {}, {})").format(c, f, to)),
-                sides.o(sql.SQL("o.{}::text !~ {}").format(c, sql.Literal(FALLBACK_PATTERN))),
-            )
-        )
-        labels.append(("format_preserved", col.name))
-        if col.hides_raw:
-            flags.append(
-                sql.SQL("coalesce({} = {}, false)").format(
-                    sides.o(sql.SQL("o.{}::text").format(c)),
-                    sides.s(sql.SQL("s.{}::text").format(c)),
-                )
-            )
-            labels.append(("no_raw_value_survives", col.name))
-    return flags, labels
-
-
 def value_determined(ctx: GateContext) -> list[GateColumn]:
     """Columns whose output is a function of the input value alone: a deterministic
     operator (tokens, FF1) without a context tweak, which sets equal values apart on
@@ -374,26 +196,6 @@ def value_determined(ctx: GateContext) -> list[GateColumn]:
             spec is not None and spec.params.get("context_column")
         ):
             cols.append(col)
-    return cols
-
-
-def _token_columns(
-    ctx: GateContext, exclude: Collection[str]
-) -> list[tuple[GateColumn, sql.Composable]]:
-    """Deterministically transformed columns, each with its original as the operator
-    hashes it."""
-    cols: list[tuple[GateColumn, sql.Composable]] = []
-    for col in value_determined(ctx):
-        if col.name in exclude:
-            continue
-        spec = ctx.policy.columns.get(col.name)
-        original: sql.Composable = sql.SQL("s.{}::text").format(sql.Identifier(col.name))
-        if spec is not None and spec.params.get("normalize") == "casefold":
-            # The operator hashes NFKC + casefold + collapsed whitespace: compare likewise.
-            original = sql.SQL(
-                "lower(normalize(regexp_replace(btrim({}), '\\s+', ' ', 'g'), NFKC))"
-            ).format(original)
-        cols.append((col, original))
     return cols
 
 
