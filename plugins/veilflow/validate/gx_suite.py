@@ -27,6 +27,11 @@ from typing import Any
 
 import psycopg
 
+from veilflow.transform.operators.tokenize import (
+    TOKEN_ALPHABET,
+    TOKEN_LENGTH,
+    readable_token_pattern,
+)
 from veilflow.validate.context import GateColumn, GateContext
 from veilflow.validate.report import CheckResult
 
@@ -104,10 +109,9 @@ def output_pattern(col: GateColumn, params: dict[str, Any]) -> str | None:
     format is checked per row against the input (FF1, format-preserving tokens) or free."""
     action = col.action
     if action == "tokenize" and params.get("format", "readable") == "readable":
-        prefix = re.escape(str(params.get("prefix", "tok")))
         # The kept domain is what follows the value's last "@", so it holds no "@" itself.
         domain = "(@[^@]*)?" if params.get("keep_domain") else ""
-        return rf"^{prefix}_v[0-9]+_[a-z2-7]{{26}}{domain}$"
+        return readable_token_pattern(str(params.get("prefix", "tok"))) + domain + "$"
     if action == "mask":
         char = re.escape(str(params.get("char", "*")))
         first, last = int(params.get("keep_first", 0)), int(params.get("keep_last", 0))
@@ -132,10 +136,6 @@ def output_pattern(col: GateColumn, params: dict[str, Any]) -> str | None:
         fill = str(params.get("fill", "*"))
         return rf"^.{{0,{keep}}}{re.escape(fill)}*$" if fill else rf"^.{{0,{keep}}}$"
     return None
-
-
-#: Letters of a readable token's digest (base32, lower case) and how many there are.
-TOKEN_ALPHABET, TOKEN_LENGTH = "[a-z2-7]", 26
 
 
 def token_format_parts(col: GateColumn, params: dict[str, Any]) -> tuple[str, str] | None:

@@ -63,7 +63,7 @@ from veilflow.transform import ff1
 from veilflow.transform.base import STRING, ChunkContext, Operator, OperatorConfig
 from veilflow.transform.checksums import LUHN_UNDOUBLE, luhn_matrix_sums, luhn_position_sums
 from veilflow.transform.keys import DataKey
-from veilflow.transform.operators.tokenize import tokenize_strings
+from veilflow.transform.operators.tokenize import readable_token_pattern, tokenize_strings
 
 _DIGITS = "0123456789"
 _LOWER = "abcdefghijklmnopqrstuvwxyz"
@@ -78,7 +78,6 @@ ALPHABETS = {
     "alnum": _DIGITS + _UPPER + _LOWER,
 }
 
-_TOKEN_RE = r"^tok_v[0-9]+_[a-z2-7]{26}"  # noqa: S105 - a pattern, not a secret
 _TWEAK_LABEL = b"veilflow-ff1\0"
 
 #: Why a value could not be encrypted; counter names in the chunk's counters.
@@ -421,7 +420,7 @@ class FF1Encrypt(Operator[FF1Config]):
 
         tokens = np.zeros(lay.rows, dtype=bool)
         if not encrypt:
-            token_re = _TOKEN_RE + ("(@|$)" if cfg.email else "$")
+            token_re = readable_token_pattern() + ("(@|$)" if cfg.email else "$")
             tokens = (
                 pc.match_substring_regex(arr, token_re).to_numpy(zero_copy_only=False).astype(bool)
             )

@@ -26,6 +26,7 @@ same key and config it returns exactly what the column operator writes.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ from veilflow.transform.base import STRING, ChunkContext, Operator, OperatorConf
 from veilflow.transform.keys import DataKey
 
 _BASE32 = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz234567", dtype=np.uint8)
+#: The digest of a readable token: lower-case RFC 4648 base32, 26 letters (128 bits).
+TOKEN_ALPHABET, TOKEN_LENGTH = "[a-z2-7]", 26
 #: Two base32 symbols per 10-bit value, as little-endian uint16 (first symbol in the low byte).
 _BASE32_PAIRS = (
     _BASE32[:, None].astype(np.uint16) | (_BASE32[None, :].astype(np.uint16) << 8)
@@ -73,6 +76,12 @@ class TokenizeConfig(OperatorConfig):
         if self.format == "preserve" and "prefix" in self.model_fields_set:
             raise ValueError("'prefix' applies to readable tokens only, not format: preserve")
         return self
+
+
+def readable_token_pattern(prefix: str = "tok") -> str:
+    """The regex of a readable token with ``prefix``, anchored at its start only (an email's
+    kept domain or the end of the value follows)."""
+    return rf"^{re.escape(prefix)}_v[0-9]+_{TOKEN_ALPHABET}{{{TOKEN_LENGTH}}}"
 
 
 def hmac_sha256(key: bytes, messages: Sequence[bytes], prefix: bytes = b"") -> np.ndarray:
