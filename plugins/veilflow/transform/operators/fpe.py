@@ -47,8 +47,6 @@ one-way: ``decrypt_values`` returns them unchanged and counts them as ``not_reve
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from functools import cached_property
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -63,6 +61,14 @@ from veilflow.transform import ff1
 from veilflow.transform.base import STRING, ChunkContext, Operator, OperatorConfig
 from veilflow.transform.checksums import LUHN_UNDOUBLE, luhn_matrix_sums, luhn_position_sums
 from veilflow.transform.keys import DataKey
+from veilflow.transform.operators.fpe_layout import (
+    REASONS,
+    Layout,
+    codes_of,
+    reason_code,
+    set_columns,
+    take_columns,
+)
 from veilflow.transform.operators.tokenize import readable_token_pattern, tokenize_strings
 
 _DIGITS = "0123456789"
@@ -79,13 +85,6 @@ ALPHABETS = {
 }
 
 _TWEAK_LABEL = b"veilflow-ff1\0"
-
-#: Why a value could not be encrypted; counter names in the chunk's counters.
-_REASONS = ("invalid_characters", "below_minimum_domain", "luhn_invalid", "no_at_sign")
-
-
-def _reason(name: str) -> int:
-    return _REASONS.index(name) + 1
 
 
 class FF1Config(OperatorConfig):
@@ -124,98 +123,6 @@ class FF1Config(OperatorConfig):
     @property
     def characters(self) -> str:
         return ALPHABETS.get(self.alphabet, self.alphabet)
-
-
-@dataclass
-class _Layout:
-    """Where each value's characters go: one flat array over all characters of a slice of
-    non-NULL values, row by row."""
-
-    codes: NDArray[Any]
-    lengths: NDArray[np.int64]
-    ascii: bool
-    numerals: NDArray[np.int32]
-    #: Alphabet characters (outside an email's domain).
-    is_num: NDArray[np.bool_]
-    n_alpha: NDArray[np.int32]
-    #: Per value: 0 when it can be encrypted, else 1 + its index in ``_REASONS``.
-    reason: NDArray[np.int8]
-    #: The common width when every value has the same length, else 0.
-    width: int
-
-    @property
-    def rows(self) -> int:
-        return int(self.lengths.size)
-
-    @cached_property
-    def row_of(self) -> NDArray[np.int32]:
-        return np.repeat(np.arange(self.rows, dtype=np.int32), self.lengths)
-
-    @cached_property
-    def rank(self) -> NDArray[np.int32]:
-        """0-based rank of each alphabet character within its value."""
-        before = np.zeros(self.rows, dtype=np.int32)
-        np.cumsum(self.n_alpha[:-1], out=before[1:])
-        rank = np.cumsum(self.is_num, dtype=np.int32)
-        rank -= 1
-        rank -= before[self.row_of]
-        return rank
-
-    def pattern(self, rows: NDArray[np.bool_]) -> NDArray[np.bool_] | None:
-        """When the selected values share one length and have their alphabet characters at
-        the same places (``dddd-dddd-dddd-dddd``), that shared pattern: the work then goes
-        column-wise over a character matrix, without per-character masks."""
-        if not self.width or not rows.any():
-            return None
-        grid = self.is_num.reshape(self.rows, self.width)
-        chosen = grid if rows.all() else grid[rows]
-        first = chosen[0]
-        return first if bool((chosen == first).all()) else None
-
-
-def _codes_of(arr: Any) -> tuple[NDArray[Any], NDArray[np.int64], bool]:
-    """Code points of all characters of a large_string array without NULLs (flat) and each
-    value's length. ASCII data is read straight from the Arrow buffers as bytes."""
-    n = len(arr)
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset : arr.offset + n + 1]
-    data_buf = arr.buffers()[2]
-    data = (
-        np.frombuffer(data_buf, dtype=np.uint8)
-        if data_buf is not None
-        else np.empty(0, dtype=np.uint8)
-    )[offsets[0] : offsets[-1]]
-    if data.size == 0 or int(data.max()) < 128:
-        # ASCII: one byte is one character.
-        return data, np.diff(offsets), True
-    codes, lengths = ff1.code_points(arr.to_pylist())
-    return codes, lengths, bool(codes.size == 0 or codes.max() < 128)
-
-
-def _runs(columns: NDArray[np.int64]) -> list[tuple[int, int]]:
-    """Contiguous runs of sorted column indexes, as (start, stop) pairs."""
-    if columns.size == 0:
-        return []
-    breaks = np.flatnonzero(np.diff(columns) != 1) + 1
-    starts = np.r_[0, breaks]
-    stops = np.r_[breaks, columns.size]
-    return [(int(columns[a]), int(columns[b - 1]) + 1) for a, b in zip(starts, stops, strict=True)]
-
-
-def _columns(matrix: NDArray[Any], columns: NDArray[np.int64]) -> NDArray[Any]:
-    """``matrix[:, columns]`` through slices of contiguous runs (much faster than fancy
-    indexing for a few runs such as the digit groups of a card number)."""
-    runs = _runs(columns)
-    if len(runs) == 1:
-        return matrix[:, runs[0][0] : runs[0][1]]
-    return np.concatenate([matrix[:, a:b] for a, b in runs], axis=1)
-
-
-def _set_columns(matrix: NDArray[Any], columns: NDArray[np.int64], values: NDArray[Any]) -> None:
-    """``matrix[:, columns] = values`` through slices of contiguous runs."""
-    at = 0
-    for a, b in _runs(columns):
-        matrix[:, a:b] = values[:, at : at + b - a]
-        at += b - a
 
 
 #: Rows per slice inside ``apply``: keeps the per-character arrays in cache and the memory
@@ -280,10 +187,10 @@ class FF1Encrypt(Operator[FF1Config]):
 
     # -- machinery ----------------------------------------------------------------------
 
-    def _layout(self, arr: Any) -> _Layout:
+    def _layout(self, arr: Any) -> Layout:
         cfg = self.config
         alphabet = ff1.Alphabet(cfg.characters)
-        codes, lengths, ascii_only = _codes_of(arr)
+        codes, lengths, ascii_only = codes_of(arr)
         rows = lengths.size
         numerals = alphabet.numerals_of(codes)
         is_num = numerals >= 0
@@ -310,7 +217,7 @@ class FF1Encrypt(Operator[FF1Config]):
             domain = (last_at[row_of] >= 0) & (np.arange(codes.size) >= last_at[row_of])
             is_num &= ~domain
             is_sep |= domain
-            reason[last_at < 0] = _reason("no_at_sign")
+            reason[last_at < 0] = reason_code("no_at_sign")
         other = ~is_num & ~is_sep
         if width:
             bad = other.reshape(rows, width).any(axis=1)
@@ -320,11 +227,11 @@ class FF1Encrypt(Operator[FF1Config]):
                 row_of = np.repeat(np.arange(rows, dtype=np.int32), lengths)
             bad = np.bincount(row_of[other], minlength=rows) > 0
             n_alpha = np.bincount(row_of[is_num], minlength=rows).astype(np.int32)
-        reason[(reason == 0) & bad] = _reason("invalid_characters")
+        reason[(reason == 0) & bad] = reason_code("invalid_characters")
         n_enc = n_alpha - cfg.keep_first - cfg.keep_last - int(cfg.luhn)
         short = n_enc < ff1.min_length(alphabet.radix)
-        reason[(reason == 0) & short] = _reason("below_minimum_domain")
-        lay = _Layout(
+        reason[(reason == 0) & short] = reason_code("below_minimum_domain")
+        lay = Layout(
             codes=codes,
             lengths=lengths,
             ascii=ascii_only,
@@ -337,21 +244,6 @@ class FF1Encrypt(Operator[FF1Config]):
         if row_of is not None:
             lay.row_of = row_of
         return lay
-
-    def _luhn_check(self, lay: _Layout, pattern: NDArray[np.bool_] | None) -> NDArray[np.bool_]:
-        """Per row: do its digits pass the Luhn check? (Column-wise under a shared pattern;
-        rows outside the pattern's selection give meaningless answers there.)"""
-        if pattern is not None:
-            places = np.flatnonzero(pattern)
-            digits = _columns(lay.numerals.reshape(lay.rows, lay.width), places)
-            # Rows outside the selection may hold -1 (not a digit) at these places.
-            sums = luhn_matrix_sums(np.maximum(digits, 0).astype(np.uint8))
-            return np.asarray(sums % 10 == 0)
-        where = lay.is_num
-        rows_of = lay.row_of[where]
-        from_right = lay.n_alpha[rows_of] - 1 - lay.rank[where]
-        sums = luhn_position_sums(lay.numerals[where], from_right, rows_of, lay.rows)
-        return np.asarray(sums % 10 == 0)
 
     def _run(
         self, values: pd.Series, chunk: ChunkContext, *, encrypt: bool, key: DataKey | None = None
@@ -428,8 +320,8 @@ class FF1Encrypt(Operator[FF1Config]):
         candidates = (lay.reason == 0) & ~tokens
         pattern = lay.pattern(candidates)
         if cfg.luhn:
-            failed = candidates & ~self._luhn_check(lay, pattern)
-            lay.reason[failed] = _reason("luhn_invalid")
+            failed = candidates & ~lay.luhn_valid(pattern)
+            lay.reason[failed] = reason_code("luhn_invalid")
         invalid = lay.reason != 0
         if invalid.any():
             self._invalid(values, positions[invalid], lay.reason[invalid], chunk, encrypt=encrypt)
@@ -464,7 +356,7 @@ class FF1Encrypt(Operator[FF1Config]):
 
     def _crypt_uniform(
         self,
-        lay: _Layout,
+        lay: Layout,
         codes: NDArray[Any],
         ok: NDArray[np.bool_],
         pattern: NDArray[np.bool_],
@@ -483,16 +375,16 @@ class FF1Encrypt(Operator[FF1Config]):
             digits = digits[ok]
         cipher = ff1.FF1(key)
         crypt = cipher.encrypt_numerals if encrypt else cipher.decrypt_numerals
-        enc = crypt(_columns(digits, chosen), len(cfg.characters), tweak)
+        enc = crypt(take_columns(digits, chosen), len(cfg.characters), tweak)
         alphabet = self._alphabet_codes()
         if alphabet.dtype != codes.dtype:
             codes = codes.astype(np.int64)
         grid = codes.reshape(lay.rows, lay.width)
         block = grid if all_ok else grid[ok]
-        _set_columns(block, chosen, alphabet[enc])
+        set_columns(block, chosen, alphabet[enc])
         if cfg.luhn:
             # All digits in order, with the encrypted (or decrypted) ones in place.
-            full = _columns(digits, places).astype(np.uint8)
+            full = take_columns(digits, places).astype(np.uint8)
             full[:, cfg.keep_first : stop] = enc
             full[:, stop] = 0  # the digit to solve for contributes nothing yet
             need = (-luhn_matrix_sums(full)) % 10
@@ -505,7 +397,7 @@ class FF1Encrypt(Operator[FF1Config]):
 
     def _crypt_ragged(
         self,
-        lay: _Layout,
+        lay: Layout,
         codes: NDArray[Any],
         ok: NDArray[np.bool_],
         key: bytes,
@@ -543,7 +435,7 @@ class FF1Encrypt(Operator[FF1Config]):
         return codes
 
     @staticmethod
-    def _strings(codes: NDArray[Any], lay: _Layout) -> pd.Series:
+    def _strings(codes: NDArray[Any], lay: Layout) -> pd.Series:
         if codes.dtype == np.uint8:
             offsets = np.zeros(lay.rows + 1, dtype=np.int64)
             np.cumsum(lay.lengths, out=offsets[1:])
@@ -567,7 +459,7 @@ class FF1Encrypt(Operator[FF1Config]):
         """Count invalid values per reason; raise unless they fall back to tokens."""
         column = self.column.column
         counts = {
-            _REASONS[code - 1]: int(n)
+            REASONS[code - 1]: int(n)
             for code, n in zip(*np.unique(reasons, return_counts=True), strict=True)
         }
         for reason, n in counts.items():
