@@ -11,10 +11,11 @@ Columns the policy keeps unchanged (not personal data) take the value of a rando
 row. Canary keys cannot collide with real ones. Rows carry ``_vf_canary = true`` and are
 never published.
 
-The gate's check (:func:`check_canaries`) reads the planted values back from the snapshot,
-so nothing has to remember them, and looks for each value, in every form the policy
-should have removed (as is, digits only, any case), in the candidate's canary rows: as a
-whole value or whole words of an output, not as letters or digits inside a longer word.
+Each chunk's gate (:func:`canary_leaks`, ADR 0016) reads the planted values back from the
+snapshot, so nothing has to remember them, and looks for each value, in every form the
+policy should have removed (as is, digits only, any case), in the chunk's canary outputs:
+as a whole value or whole words of an output, not as letters or digits inside a longer
+word.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import logging
 import re
 import secrets
 import string
-import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -34,7 +34,6 @@ from psycopg import sql
 
 from veilflow.transform.checksums import luhn_check_digit
 from veilflow.validate.privacy import column_types, table_identifier
-from veilflow.validate.report import CheckResult
 from veilflow.validate.whole_words import whole_words
 
 log = logging.getLogger(__name__)
@@ -391,98 +390,16 @@ def _whole_forms(forms: Iterable[str]) -> Callable[[str], re.Match[str] | None]:
     return whole_words(forms, re.IGNORECASE).search
 
 
-def check_canaries(
-    conn: psycopg.Connection[Any],
-    snapshot_table: str | sql.Composable,
-    candidate_table: str | sql.Composable,
-    hiding_columns: Iterable[str],
-    free_text_columns: Iterable[str] = (),
-    expected: int | None = None,
-) -> CheckResult:
-    """No value planted in a column the policy hides appears in any output column of the
-    candidate's canary rows, in any form; and every planted canary reached the candidate
-    (else the test proves nothing). Details name columns and counts, never values."""
-    started = time.perf_counter()
-    snap, cand = _ident(snapshot_table), _ident(candidate_table)
-    snap_types = column_types(conn, _name_of(conn, snapshot_table))
-    cand_types = column_types(conn, _name_of(conn, candidate_table))
-    hiding = [c for c in hiding_columns if c in snap_types]
-    prose = [c for c in free_text_columns if c in snap_types and c not in hiding]
-    out_cols = [c for c in cand_types if c not in (CANARY, ROW)]
-    with conn.cursor() as cur:
-        planted: dict[str, set[str]] = {}
-        n_planted = 0
-        read = [*hiding, *prose]
-        cur.execute(
-            sql.SQL("SELECT true{} FROM {} WHERE {}").format(
-                sql.SQL("").join(sql.SQL(", {}::text").format(sql.Identifier(c)) for c in read),
-                snap,
-                sql.Identifier(CANARY),
-            )
-        )
-        for rec in cur.fetchall():
-            n_planted += 1
-            for col, value in zip(read, rec[1:], strict=True):
-                if value is None:
-                    continue
-                if col in prose:
-                    found = [
-                        m.group(m.lastindex or 0)
-                        for p in FREE_TEXT_PATTERNS
-                        for m in p.finditer(value)
-                    ]
-                else:
-                    found = [value]
-                for v in found:
-                    planted.setdefault(col, set()).update(evidence_forms(v))
-        cur.execute(
-            sql.SQL("SELECT {} FROM {} WHERE {}").format(
-                sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c)) for c in out_cols),
-                cand,
-                sql.Identifier(CANARY),
-            )
-        )
-        outputs = cur.fetchall()
-
-    searches = {col: _whole_forms(forms) for col, forms in planted.items() if forms}
-    leaks: dict[str, int] = {}
-    for rec in outputs:
-        for col, text in zip(out_cols, rec, strict=True):
-            if text is None:
-                continue
-            for source_col, search in searches.items():
-                if search(text) is not None:
-                    key = f"{source_col}->{col}"
-                    leaks[key] = leaks.get(key, 0) + 1
-    want = n_planted if expected is None else expected
-    missing = max(0, want - len(outputs))
-    observed = sum(leaks.values())
-    passed = observed == 0 and missing == 0 and n_planted == want
-    details: dict[str, Any] = {"planted": n_planted, "in_candidate": len(outputs)}
-    if leaks:
-        details["leaks"] = dict(sorted(leaks.items()))
-    if missing:
-        details["missing_canaries"] = missing
-    return CheckResult(
-        "canaries",
-        passed,
-        observed=observed,
-        threshold=0,
-        details=details,
-        seconds=time.perf_counter() - started,
-    )
-
-
 def canary_leaks(
     planted_rows: Iterable[Mapping[str, str | None]],
     output_rows: Iterable[Iterable[tuple[str, str | None]]],
     hiding_columns: Iterable[str],
     free_text_columns: Iterable[str] = (),
 ) -> dict[str, int]:
-    """The counting of :func:`check_canaries` on rows in memory: ``planted_rows`` are the
-    canary rows of the snapshot (column -> text), ``output_rows`` the canary rows of the
-    candidate as (column, text) pairs. Returns ``"<source>-><output>"`` -> outputs holding
-    a planted value, whole or as whole words, in any of its evidence forms."""
+    """The canary test on rows in memory: ``planted_rows`` are the canary rows of the
+    snapshot (column -> text), ``output_rows`` the canary rows of the candidate as
+    (column, text) pairs. Returns ``"<source>-><output>"`` -> outputs holding a planted
+    value, whole or as whole words, in any of its evidence forms."""
     hiding = list(hiding_columns)
     prose = [c for c in free_text_columns if c not in hiding]
     planted: dict[str, set[str]] = {}
