@@ -15,7 +15,16 @@ from typing import Annotated, Any
 import typer
 
 from veilflow import log_redaction
-from veilflow.commands import command_group, detect, detector, lineage, serve, validate, vault
+from veilflow.commands import (
+    command_group,
+    detect,
+    detector,
+    erase,
+    lineage,
+    serve,
+    validate,
+    vault,
+)
 from veilflow.errors import VeilflowError
 
 app = typer.Typer(
@@ -356,7 +365,7 @@ def airflow_env_cmd() -> None:
         typer.echo(f"export {k}={shlex.quote(v)}")
 
 
-for _area in (detect, detector, vault, validate, lineage, serve):
+for _area in (detect, detector, vault, validate, lineage, serve, erase):
     _area.register(app)
 
 

@@ -36,6 +36,8 @@ from veilflow.transform.keys import KeyProvider
 from veilflow.validate.context import GateColumn, GateContext
 from veilflow.validate.gate import run_gate
 from veilflow.validate.report import GateReport
+from veilflow.vault.erasure import apply as apply_erasures
+from veilflow.vault.erasure import erased_tokens
 from veilflow.zones.copy_io import read_frame
 from veilflow.zones.db import connect
 from veilflow.zones.publish import (
@@ -728,10 +730,14 @@ def publish(policy: Policy, run_id: str, parent: ParentRun | None = None) -> Pub
                 "SELECT rows FROM governance.published_versions WHERE run_id = %s", (run_id,)
             ).fetchone()
             if row is not None:  # already published by an earlier attempt of this task
+                _apply_erasures(policy)
                 return PublishResult(run_id, policy.target.table, int(row[0]))
             raise VeilflowError(f"run {run_id} has no candidate to publish")
         cols = [c["name"] for c in manifest["columns"] if c["action"] != "drop"]
         inc = manifest.get("incremental")
+        # Erased subjects never enter the new version (veilflow.vault.erasure).
+        erased = erased_tokens(conn, policy.dataset)
+        leave_out = (policy.source.key, erased) if erased else None
         if inc and inc["mode"] == "append":
             rows = append_version(
                 conn,
@@ -740,6 +746,7 @@ def publish(policy: Policy, run_id: str, parent: ParentRun | None = None) -> Pub
                 policy.target.table_name,
                 cols,
                 after_run=inc["appends_to_run"],
+                leave_out=leave_out,
             )
         else:
             rows = publish_version(
@@ -749,7 +756,9 @@ def publish(policy: Policy, run_id: str, parent: ParentRun | None = None) -> Pub
                 policy.target.table_name,
                 cols,
                 _readers(policy),
+                leave_out=leave_out,
             )
+        manifest["erased_subjects_left_out"] = len(erased)
         if inc:
             from veilflow.zones.increment import record_cursor
 
@@ -775,7 +784,21 @@ def publish(policy: Policy, run_id: str, parent: ParentRun | None = None) -> Pub
         )
         _audit(conn, policy, run_id, "ok", rows, status="published")
     log.info("published %s: %d rows (run %s)", policy.target.table, rows, run_id)
+    _apply_erasures(policy)
     return PublishResult(run_id, policy.target.table, rows)
+
+
+def _apply_erasures(policy: Policy) -> None:
+    """Purge the quarantined candidates of the subjects whose erasure is pending, and mark
+    the requests applied (the new version has left their rows out already)."""
+    with connect(autocommit=True) as conn:
+        for report in apply_erasures(conn, policy):
+            log.info(
+                "erasure request %d applied: %d row(s) removed, %d left",
+                report.request,
+                report.total,
+                report.left,
+            )
 
 
 # --------------------------------------------------------------------------- failure

@@ -29,6 +29,18 @@ ROLE_NAMES = {
 }
 
 
+def _kept_rows(
+    leave_out: tuple[str, list[str]] | None,
+) -> tuple[sql.Composable, tuple[object, ...]]:
+    """The candidate's rows that go out: no canary, none of ``leave_out``'s values."""
+    where: sql.Composable = sql.SQL("NOT {}").format(sql.Identifier(CANARY))
+    if leave_out is None or not leave_out[1]:
+        return where, ()
+    return sql.SQL("{} AND {} <> ALL(%s)").format(where, sql.Identifier(leave_out[0])), (
+        leave_out[1],
+    )
+
+
 def publish_version(
     conn: psycopg.Connection,
     rt: RunTables,
@@ -36,22 +48,27 @@ def publish_version(
     target_table: str,
     columns: list[str],
     readers: Iterable[str],
+    *,
+    leave_out: tuple[str, list[str]] | None = None,
 ) -> int:
     """Swap the candidate (minus canary rows and bookkeeping columns) into
     ``target_schema.target_table`` atomically; grant SELECT to ``readers`` (group roles).
-    Returns the rows published."""
+    ``leave_out`` is ``(column, values)``: rows whose ``column`` holds one of ``values``
+    (erased subjects' tokens) never enter the new version. Returns the rows published."""
     new = f"{target_table}__new_{rt.tag}"[:63]
     old = f"{target_table}__old_{rt.tag}"[:63]
     cols = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    where, params = _kept_rows(leave_out)
     with conn.transaction():
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(target_schema, new)))
         built = conn.execute(
-            sql.SQL("CREATE TABLE {new} AS SELECT {cols} FROM {cand} WHERE NOT {canary}").format(
+            sql.SQL("CREATE TABLE {new} AS SELECT {cols} FROM {cand} WHERE {where}").format(
                 new=sql.Identifier(target_schema, new),
                 cols=cols,
                 cand=rt.candidate,
-                canary=sql.Identifier(CANARY),
-            )
+                where=where,
+            ),
+            params,
         )
         rows = max(built.rowcount, 0)  # CREATE TABLE AS reports the rows it wrote
         for role in readers:
@@ -96,14 +113,17 @@ def append_version(
     columns: list[str],
     *,
     after_run: str,
+    leave_out: tuple[str, list[str]] | None = None,
 ) -> int:
     """Append the candidate (minus canary rows and bookkeeping columns) to the published
     table in one transaction: readers see the table before the append or after it, never
     half (MVCC), and are not blocked; a failure leaves the published version as it was.
     The version appended to must still be ``after_run``'s: a run published since (a
-    concurrent run) stops this one. Returns the rows appended (ADR 0017)."""
+    concurrent run) stops this one. ``leave_out`` as for ``publish_version``. Returns the
+    rows appended (ADR 0017)."""
     target = sql.Identifier(target_schema, target_table)
     cols = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    where, params = _kept_rows(leave_out)
     with conn.transaction():
         # Writers wait for each other here; readers do not.
         conn.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(target))
@@ -118,9 +138,10 @@ def append_version(
                 f"since this run started from run {after_run}'s version; start a new run"
             )
         appended = conn.execute(
-            sql.SQL("INSERT INTO {t} ({cols}) SELECT {cols} FROM {cand} WHERE NOT {canary}").format(
-                t=target, cols=cols, cand=rt.candidate, canary=sql.Identifier(CANARY)
-            )
+            sql.SQL("INSERT INTO {t} ({cols}) SELECT {cols} FROM {cand} WHERE {where}").format(
+                t=target, cols=cols, cand=rt.candidate, where=where
+            ),
+            params,
         ).rowcount
         rows = max(appended, 0)
         conn.execute(
