@@ -71,3 +71,21 @@ def test_sketch_bytes_round_trip_and_refuse_a_wrong_length() -> None:
     assert [x.tolist() for x in back] == [a.tolist(), b.tolist()]
     with pytest.raises(ValueError):
         sketch.from_bytes(sketch.to_bytes(a, b)[:-8], 2)
+
+
+@pytest.mark.parametrize(
+    ("sizes", "expected"),
+    [
+        ([3, 2], [2, 1]),
+        ([3, 2, 0], [2, 1, 0]),  # an empty last key range (reduceat fell over here)
+        ([0, 3, 0, 2], [0, 2, 0, 1]),
+        ([0, 0], [0, 0]),
+        ([], []),
+    ],
+)
+def test_per_chunk_counts_handle_empty_chunks(sizes: list[int], expected: list[int]) -> None:
+    from veilflow.validate.merge import per_chunk_counts
+
+    pattern = [True, False, True, True, False]
+    flags = np.array(pattern[: sum(sizes)], dtype=bool)
+    assert per_chunk_counts(flags, sizes).tolist() == expected

@@ -243,6 +243,13 @@ def token_pair_results(ctx: GateContext, s: Summaries) -> list[CheckResult]:
     return results
 
 
+def per_chunk_counts(flags: np.ndarray, sizes: list[int]) -> np.ndarray:
+    """How many of ``flags`` hold in each chunk, the chunks' flags laid end to end with
+    ``sizes`` (a chunk may be empty: a key range with no rows)."""
+    owner = np.repeat(np.arange(len(sizes)), sizes)
+    return np.bincount(owner, weights=flags.astype(np.int64), minlength=len(sizes)).astype(np.int64)
+
+
 def key_duplicates(
     conn: psycopg.Connection[Any], ctx: GateContext, s: Summaries
 ) -> dict[str, np.ndarray]:
@@ -258,12 +265,7 @@ def key_duplicates(
         h = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.uint64)
         # A run's key token that is one of the published rows' is a duplicate too.
         dup = sketch.duplicated(h) | sketch.found_in(h, [p[0] for p in s.published.get(name, [])])
-        per_chunk = (
-            np.add.reduceat(dup.astype(np.int64), np.r_[0, np.cumsum(sizes)[:-1]])
-            if dup.size
-            else np.zeros(len(parts), np.int64)
-        )
-        per_chunk[np.asarray(sizes) == 0] = 0
+        per_chunk = per_chunk_counts(dup, sizes)
         if per_chunk.sum():
             row = conn.execute(_duplicates_query(ctx, column)).fetchone()
             exact = int(row[0]) if row else 0
