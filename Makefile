@@ -27,6 +27,7 @@ db: venv  ## start the embedded PostgreSQL and apply migrations
 
 demo: db  ## seed restricted.customers, run its policy as an Airflow DAG, print the summary
 	$(BIN)/veilflow seed --rows $(ROWS)
+	@$(BIN)/veilflow budget set customers --epsilon 30  # the DP releases' total (admin)
 	@$(AIRFLOW_ENV) && airflow db migrate >$$VEILFLOW_HOME/airflow-migrate.log 2>&1 \
 	  || { echo "airflow db migrate failed; see $$VEILFLOW_HOME/airflow-migrate.log"; exit 1; }
 	@echo "running DAG veilflow_customers (log: $(VEILFLOW_HOME)/demo-dag.log) ..."
@@ -35,6 +36,7 @@ demo: db  ## seed restricted.customers, run its policy as an Airflow DAG, print 
 	  || { echo "DAG run failed; see $(VEILFLOW_HOME)/demo-dag.log"; \
 	       $(BIN)/veilflow runs show --dataset customers; exit 1; }
 	@$(BIN)/veilflow runs show --dataset customers
+	@$(BIN)/veilflow risk history customers
 
 test: venv  ## the whole suite: unit, integration (embedded PostgreSQL), end-to-end DAG and UI
 	./scripts/system-deps.sh

@@ -16,6 +16,7 @@ import typer
 
 from veilflow import log_redaction
 from veilflow.commands import (
+    budget,
     command_group,
     detect,
     detector,
@@ -298,6 +299,51 @@ def print_summary(run_id: str | None = None, dataset: str | None = None) -> None
         )
         if gate.get("data_docs"):
             typer.echo(f"  data docs: {gate['data_docs']}")
+    risk = m.get("risk")
+    if risk:
+        link = risk.get("linkage") or {}
+        typer.echo(
+            f"  risk: k {risk.get('k')}, prosecutor {risk['prosecutor_risk']:.2%} of records in"
+            f" classes below {risk['risk_k']} (source {risk['source_risk']:.2%}), linkage"
+            f" {link.get('share', 0.0):.2%} of {link.get('auxiliary', 0):,} auxiliary records"
+            f" matched uniquely; trend: {exe} risk history {r['dataset']}"
+        )
+    u = m.get("utility")
+    if u:
+        if u.get("error"):
+            typer.echo(f"  utility: report failed ({u['error']})")
+        else:
+            v, cost = u.get("variants", {}), u.get("cost", {})
+
+            def scores(name: str) -> str:
+                s = v.get(name, {})
+                return f"accuracy {s.get('accuracy')}" + (f", AUC {s['auc']}" if "auc" in s else "")
+
+            typer.echo(
+                f"  utility ({u.get('model')} predicting {u.get('target')}, "
+                f"{u.get('records', {}).get('test')} held-out records): source {scores('source')};"
+                f" masked {scores('masked')}; cost {cost.get('auc', cost.get('accuracy'))}"
+                f" {'AUC' if 'auc' in cost else 'accuracy'}"
+            )
+    dp = m.get("releases")
+    if dp:
+        b = dp.get("budget") or {}
+        typer.echo(
+            f"  DP releases: ε {dp['epsilon_spent']:g} spent"
+            + (f", δ {dp['delta_spent']:g}" if dp.get("delta_spent") else "")
+            + f" (budget ε {b.get('epsilon_total', 0):g}, {b.get('epsilon_remaining', 0):g} left;"
+            f" {exe} budget show {r['dataset']})"
+        )
+        for rel in dp.get("releases", []):
+            what = rel.get("statistic", "")
+            if rel.get("column"):
+                what += f" of {rel['column']}"
+            if rel.get("group_by"):
+                what += f" by {', '.join(rel['group_by'])}"
+            typer.echo(
+                f"    {rel['table']:<42} {what}, {rel.get('cells', 0)} cells, ε {rel['epsilon']:g}"
+                + (f" ({rel['mechanism']}, scale {rel['scale']:g})" if rel.get("mechanism") else "")
+            )
     q = m.get("quarantine")
     if q:
         typer.echo(
@@ -365,7 +411,7 @@ def airflow_env_cmd() -> None:
         typer.echo(f"export {k}={shlex.quote(v)}")
 
 
-for _area in (detect, detector, vault, validate, lineage, serve, erase):
+for _area in (detect, detector, vault, validate, lineage, serve, erase, budget):
     _area.register(app)
 
 

@@ -47,10 +47,11 @@ def test_run_publishes_every_row_transformed(
     # the verdict.
     steps = [re.fullmatch(r"gate: ([a-zA-Z ,-]+): (\d+) check\(s\), (\d+) failed", m) for m in said]
     groups = [m.group(1) for m in steps if m]
-    assert groups[-3:] == [
+    assert groups[-4:] == [
         "canaries and residual-PII rescan",
         "Great Expectations suite",
         "no raw value survives",
+        "risk over time",
     ]
     assert "rows against the snapshot, tokens re-derived, raw values in text" in groups
     assert all(m.group(3) == "0" for m in steps if m)

@@ -646,3 +646,70 @@ def test_names_from_the_url_and_the_store_are_escaped(ui_db: str) -> None:
         record(conn, "key.use", target=hostile, details={"note": hostile})
     audit = client("audrey").get("/audit").text
     assert hostile not in audit and "&lt;img src=x" in audit
+
+
+# ------------------------------------------------------------------------------- risk
+def test_risk_page_plots_the_history_and_marks_a_refused_run(ui_db: str) -> None:
+    with psycopg.connect(ui_db, autocommit=True) as conn:
+        for run_id, at, prosecutor, passed in (
+            (RUN_A, datetime(2026, 11, 20, 6, tzinfo=UTC), 0.02, True),
+            (RUN_B, datetime(2026, 11, 27, 6, tzinfo=UTC), 0.09, False),
+        ):
+            conn.execute(
+                "INSERT INTO governance.risk_history (run_id, dataset, measured_at, rows, k, l,"
+                " t, prosecutor_risk, source_risk, linkage_risk, passed, details) VALUES"
+                " (%s, 'patients', %s, 1000, 5, 2, 0.1, %s, %s, 0.001, %s, %s)",
+                (
+                    run_id,
+                    at,
+                    prosecutor,
+                    prosecutor + 0.01,
+                    passed,
+                    json.dumps({"risk_k": 10, "thresholds": {"prosecutor_risk": 0.05}}),
+                ),
+            )
+    html = client("victor").get("/risk/patients").text
+    assert html.count("<circle ") == 2
+    assert 'class="run refused"' in html and 'class="run passed"' in html
+    assert "max prosecutor" in svg_texts(html)
+    assert re.findall(r'class="prosecutor">([^<]+)<', html) == ["9.00%", "2.00%"]
+    assert "risk history" in client("victor").get("/runs/view", params={"run_id": RUN_B}).text
+    assert "No risk recorded" in client("victor").get("/risk/nosuch").text
+    assert client("oscar").get("/risk/patients").status_code == 403
+
+
+def test_run_page_shows_the_dp_releases_and_the_budget(ui_db: str) -> None:
+    with psycopg.connect(ui_db, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE governance.runs SET manifest = manifest || %s::jsonb WHERE run_id = %s",
+            (
+                json.dumps(
+                    {
+                        "releases": {
+                            "epsilon_spent": 0.8,
+                            "delta_spent": 0.0,
+                            "budget": {"epsilon_total": 5.0, "epsilon_remaining": 4.2},
+                            "releases": [
+                                {
+                                    "name": "h",
+                                    "table": "anonymized.patients_h",
+                                    "statistic": "histogram",
+                                    "column": "age",
+                                    "group_by": ["sex"],
+                                    "cells": 6,
+                                    "epsilon": 0.8,
+                                    "delta": 0.0,
+                                    "mechanism": "geometric",
+                                    "scale": 1.25,
+                                }
+                            ],
+                        }
+                    }
+                ),
+                RUN_B,
+            ),
+        )
+    html = client("victor").get("/runs/view", params={"run_id": RUN_B}).text
+    assert "ε 0.8 spent" in html and "4.2 remaining" in html
+    assert '<td class="mono">anonymized.patients_h</td>' in html
+    assert '<td class="epsilon">0.8</td>' in html

@@ -132,8 +132,18 @@ def size_distribution(class_sizes: dict[int, int]) -> list[tuple[str, int, int]]
 
 
 def risk_cmd(
-    target: Annotated[str, typer.Argument(help="schema.table, or a .csv/.tsv/.parquet file.")],
-    qi: Annotated[str, typer.Option("--qi", help="Quasi-identifiers, comma separated.")],
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="schema.table, or a .csv/.tsv/.parquet file; or `history` followed by a dataset."
+        ),
+    ],
+    dataset: Annotated[
+        str | None, typer.Argument(help="With `history`: the dataset whose trend to print.")
+    ] = None,
+    qi: Annotated[
+        str | None, typer.Option("--qi", help="Quasi-identifiers, comma separated.")
+    ] = None,
     sensitive: Annotated[str | None, typer.Option(help="Sensitive column (for l and t).")] = None,
     distance: Annotated[
         Literal["auto", "equal", "ordered"],
@@ -144,10 +154,20 @@ def risk_cmd(
     ] = "text",
 ) -> None:
     """k-anonymity, distinct l-diversity and t-closeness (Earth Mover's Distance) of a table
-    or file on the given quasi-identifiers, and the sizes of its equivalence classes."""
+    or file on the given quasi-identifiers, and the sizes of its equivalence classes.
+    `veilflow risk history DATASET` prints the dataset's risk from run to run instead."""
+    if target == "history" and not Path(target).exists():
+        from veilflow.commands.risk_history import print_history
+
+        if not dataset:
+            raise VeilflowError("risk history needs a dataset: veilflow risk history DATASET")
+        print_history(dataset, fmt)
+        return
     from veilflow.validate.privacy import frame_risk, read_table_file, table_risk
 
-    columns = [c.strip() for c in qi.split(",") if c.strip()]
+    if dataset is not None:
+        raise VeilflowError(f"unexpected argument {dataset!r}; the table is {target!r}")
+    columns = [c.strip() for c in (qi or "").split(",") if c.strip()]
     if not columns:
         raise VeilflowError("--qi needs at least one column")
     path = Path(target)

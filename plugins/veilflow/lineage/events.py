@@ -19,7 +19,7 @@ Every output's column lineage points at the restricted table's columns, so one e
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -94,6 +94,8 @@ class StageDatasets:
     candidate: DatasetRef
     target: DatasetRef
     quarantine: DatasetRef
+    #: DP release tables (``anonymized.<table>``) a publish wrote.
+    releases: dict[str, DatasetRef] = field(default_factory=dict)
 
 
 def stage_datasets(
@@ -109,6 +111,10 @@ def stage_datasets(
         candidate=naming.dataset(f"staging.{rt.candidate_name}"),
         target=naming.dataset(policy.target.table),
         quarantine=naming.dataset(q),
+        releases={
+            r["table"]: naming.dataset(r["table"])
+            for r in (manifest.get("releases") or {}).get("releases") or []
+        },
     )
 
 
@@ -195,7 +201,24 @@ def stage_io(
         },
         outputFacets=out_facets,
     )
+    if stage == "publish":
+        return [src, cand], [out, *_release_outputs(ds, manifest)]
     return [src, cand], [out]
+
+
+def _release_outputs(ds: StageDatasets, manifest: dict[str, Any]) -> list[OutputDataset]:
+    """The DP release tables a publish wrote, each with its aggregation lineage."""
+    from veilflow.lineage.releases import release_entries, release_facets
+
+    return [
+        OutputDataset(
+            namespace=ref.namespace,
+            name=ref.name,
+            facets=release_facets(r, ds.source),
+        )
+        for r in release_entries(manifest)
+        if (ref := ds.releases.get(r["table"])) is not None
+    ]
 
 
 def run_facets(

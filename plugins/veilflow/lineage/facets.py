@@ -54,6 +54,8 @@ class VeilflowAnonymizationRunFacet(RunFacet):
     quarantine: dict[str, Any] | None = attr.field(default=None)
     #: The source range an incremental policy's run took (ADR 0017).
     increment: dict[str, Any] | None = attr.field(default=None)
+    differentialPrivacy: dict[str, Any] | None = attr.field(default=None)
+    utility: dict[str, Any] | None = attr.field(default=None)
 
     @staticmethod
     def _get_schema() -> str:
@@ -321,6 +323,8 @@ def veilflow_facet(
         gate=gate_data,
         quarantine=quarantine,
         increment=increment_entry(manifest.get("incremental")),
+        differentialPrivacy=_dp_field(manifest) if stage == "publish" else None,
+        utility=_utility_field(manifest) if stage in ("validate", "publish") else None,
         producer=PRODUCER,
     )
 
@@ -340,3 +344,15 @@ def increment_entry(inc: dict[str, Any] | None) -> dict[str, Any] | None:
     if inc.get("reason"):
         out["reason"] = str(inc["reason"])
     return out
+
+
+def _utility_field(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    from veilflow.lineage.releases import utility_field
+
+    return utility_field(manifest)
+
+
+def _dp_field(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    from veilflow.lineage.releases import dp_field
+
+    return dp_field(manifest)

@@ -262,6 +262,10 @@ def extract(
         declared = check_schema(policy, cols, conn)
         check_keys(conn, policy)
         cursor_type = increment.check_cursor(conn, policy) if policy.incremental else None
+        if policy.releases:  # refused here, before any work, when the budget cannot pay
+            from veilflow.privacy.releases import check_budget
+
+            check_budget(conn, policy, run_id)
         by_name = {c.name: c for c in cols}
         manifest: dict[str, Any] = {
             "run_id": run_id,
@@ -648,6 +652,13 @@ def validate(
             )
         else:
             report = run_gate(conn, ctx, progress)
+            from veilflow.privacy.risk import watch_risk
+
+            manifest["risk"] = watch_risk(conn, ctx, manifest, report, run_id, progress)
+            if policy.utility is not None and report.passed:
+                from veilflow.privacy.utility import utility_report
+
+                manifest["utility"] = utility_report(conn, ctx, policy.utility)
         conn.commit()
         manifest["gate"] = report.to_dict()
         save_manifest(conn, run_id, manifest)
@@ -733,6 +744,12 @@ def publish(policy: Policy, run_id: str, parent: ParentRun | None = None) -> Pub
                 _apply_erasures(policy)
                 return PublishResult(run_id, policy.target.table, int(row[0]))
             raise VeilflowError(f"run {run_id} has no candidate to publish")
+        if policy.releases:  # DP releases of the raw snapshot, paid from the budget
+            from veilflow.privacy.releases import publish_releases
+
+            manifest["releases"] = publish_releases(
+                conn, policy, run_id, rt.snapshot, _readers(policy), rt.tag
+            )
         cols = [c["name"] for c in manifest["columns"] if c["action"] != "drop"]
         inc = manifest.get("incremental")
         # Erased subjects never enter the new version (veilflow.vault.erasure).

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 from veilflow.policy.detection import DetectionSettings
 from veilflow.policy.privacy import PrivacySettings, ValidationSettings
+from veilflow.policy.releases import ReleaseSpec, RiskSettings, UtilitySettings
 
 IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 ROLES = ("pipeline", "steward", "ml_engineer", "auditor", "admin")
@@ -115,6 +116,9 @@ class Policy(_Strict):
     detection: DetectionSettings = DetectionSettings()
     privacy: PrivacySettings = PrivacySettings()
     validation: ValidationSettings = ValidationSettings()
+    risk: RiskSettings = RiskSettings()
+    releases: list[ReleaseSpec] = Field(default_factory=list)
+    utility: UtilitySettings | None = None
     access: dict[str, list[str]] = Field(
         default_factory=lambda: {
             "ml_engineer": ["anonymized"],
@@ -174,6 +178,25 @@ class Policy(_Strict):
             raise ValueError(
                 f"incremental cursor {self.incremental.cursor!r} is not a declared column"
             )
+        if self.utility is not None:
+            for c in [self.utility.target, *self.utility.features]:
+                spec = self.columns.get(c)
+                if spec is None:
+                    raise ValueError(f"utility: column {c!r} is not declared")
+                if spec.action == "drop":
+                    raise ValueError(f"utility: column {c!r} is dropped, not published")
+            if self.utility.target in self.utility.features:
+                raise ValueError("utility: the target cannot also be a feature")
+        names: set[str] = set()
+        for r in self.releases:
+            for c in [*r.group_by, *([r.column] if r.column else [])]:
+                if c not in self.columns:
+                    raise ValueError(f"release {r.name!r}: column {c!r} is not declared")
+            if r.name in names:
+                raise ValueError(f"release {r.name!r} is declared twice")
+            names.add(r.name)
+            if r.table_for(self.dataset) == self.target.table:
+                raise ValueError(f"release {r.name!r} would overwrite the target table")
         return self
 
     @property

@@ -30,7 +30,7 @@ from fastapi.responses import RedirectResponse, Response
 from veilflow.errors import AccessDenied, DatabaseUnavailable, KeyNotFound, VeilflowError
 from veilflow.ui.auth import AuthError, TokenResolver, Viewer
 from veilflow.ui.context import RunLink, UiContext, base_path, environment, viewer
-from veilflow.ui.pages import access, audit, keys, lineage, runs
+from veilflow.ui.pages import access, audit, keys, lineage, risk, runs
 from veilflow.ui.roles import Connect, RoleMap, UiConfigError
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,6 @@ def create_app(
         first = next((slug for slug, _ in context.nav(who)), "lineage")
         return RedirectResponse(f"{base_path(request)}/{first}", 303)
 
-    for page in (lineage, runs, access, keys, audit):
+    for page in (lineage, runs, risk, access, keys, audit):
         app.include_router(page.router)
     return app

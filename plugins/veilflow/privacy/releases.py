@@ -1,0 +1,321 @@
+"""Differentially private releases: the policy's ``releases:``, computed on the run's raw
+snapshot and written to the anonymized zone, paid for from the dataset's budget.
+
+Order of a run's releases, all in one transaction: lock the dataset's budget, refuse (and
+audit the refusal) when the run would spend more than remains, compute every release's exact
+cells in PostgreSQL (only per-cell counts and clipped sums come back), add noise
+(:mod:`veilflow.privacy.dp`), write each table beside its old version and swap, record the
+spend. A refused run writes no release; a retried publish of a run that already spent
+releases nothing twice.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psycopg
+from psycopg import sql
+
+from veilflow.policy.model import Policy
+from veilflow.policy.releases import GroupKey, ReleaseSpec
+from veilflow.privacy.budget import (
+    Budget,
+    BudgetExceeded,
+    budget_of,
+    lock_budget,
+    record_spend,
+    refusal,
+    run_cost,
+    spent_by_run,
+)
+from veilflow.privacy.dp import noise_of, privatize
+from veilflow.zones.copy_io import write_frame
+from veilflow.zones.run_tables import CANARY, table_exists
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReleaseResult:
+    """What one release published (no value: names, counts, ε, δ, the noise)."""
+
+    name: str
+    table: str
+    statistic: str
+    column: str | None
+    group_by: tuple[str, ...]
+    cells: int
+    epsilon: float
+    delta: float
+    mechanism: str
+    sensitivity: float
+    scale: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "table": self.table,
+            "statistic": self.statistic,
+            "column": self.column,
+            "group_by": list(self.group_by),
+            "cells": self.cells,
+            "epsilon": self.epsilon,
+            "delta": self.delta,
+            "mechanism": self.mechanism,
+            "sensitivity": self.sensitivity,
+            "scale": round(self.scale, 6),
+        }
+
+
+def key_text(value: GroupKey) -> str:
+    """A declared group value as PostgreSQL prints the column's value (``::text``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def check_budget(conn: psycopg.Connection, policy: Policy, run_id: str) -> Budget | None:
+    """Refuse (audited) a run whose releases the remaining budget cannot pay; the early check
+    extract makes, before any work. Returns the budget (None without releases)."""
+    if not policy.releases:
+        return None
+    if spent_by_run(conn, run_id):
+        return budget_of(conn, policy.dataset)
+    budget = budget_of(conn, policy.dataset)
+    epsilon, delta = run_cost(policy.releases)
+    why = refusal(policy.dataset, budget, epsilon, delta)
+    if why is not None:
+        _refuse(conn, policy, run_id, why, epsilon, delta, budget)
+    return budget
+
+
+def _refuse(
+    conn: psycopg.Connection,
+    policy: Policy,
+    run_id: str,
+    why: str,
+    epsilon: float,
+    delta: float,
+    budget: Budget | None,
+) -> None:
+    from veilflow.vault.audit import record
+
+    if not conn.autocommit:
+        conn.rollback()
+    try:
+        record(
+            conn,
+            "dp_release",
+            target=policy.dataset,
+            outcome="denied",
+            details={
+                "run_id": run_id,
+                "reason": why,
+                "releases": [r.name for r in policy.releases],
+                "epsilon": epsilon,
+                "delta": delta,
+                "budget": None if budget is None else budget.to_dict(),
+            },
+        )
+    except psycopg.Error as exc:  # the refusal stands even if its trace cannot be written
+        log.error("could not audit the refused releases of run %s: %s", run_id, exc)
+    raise BudgetExceeded(f"run {run_id}: releases refused, nothing released: {why}")
+
+
+def _cells(spec: ReleaseSpec) -> list[tuple[str, ...]]:
+    """Every cell of the release, in order: declared group values (x bins)."""
+    axes: list[list[str]] = [[key_text(v) for v in keys] for keys in spec.group_by.values()]
+    if spec.statistic == "histogram":
+        assert spec.bins is not None
+        axes.append([str(i) for i in range(1, len(spec.bins))])
+    return [tuple(c) for c in itertools.product(*axes)] if axes else [()]
+
+
+def exact_cells(
+    conn: psycopg.Connection, snapshot: sql.Composable, spec: ReleaseSpec
+) -> tuple[list[tuple[str, ...]], np.ndarray, np.ndarray]:
+    """Per cell: the exact count and clipped sum, computed in PostgreSQL on the real rows
+    (canaries left out). Rows outside the declared groups or bins fall in no cell."""
+    groups = list(spec.group_by)
+    keys: list[sql.Composable] = [sql.SQL("{}::text").format(sql.Identifier(g)) for g in groups]
+    where: list[sql.Composable] = [sql.SQL("NOT {}").format(sql.Identifier(CANARY))]
+    for g, values in spec.group_by.items():
+        where.append(
+            sql.SQL("{}::text = ANY({})").format(
+                sql.Identifier(g), sql.Literal([key_text(v) for v in values])
+            )
+        )
+    measure: sql.Composable = sql.SQL("0::float8")
+    if spec.column is not None:
+        col = sql.SQL("{}::float8").format(sql.Identifier(spec.column))
+        where.append(sql.SQL("{} IS NOT NULL").format(sql.Identifier(spec.column)))
+        if spec.statistic == "histogram":
+            assert spec.bins is not None
+            edges = sql.Literal([float(b) for b in spec.bins])
+            keys.append(sql.SQL("width_bucket({}, {}::float8[])::text").format(col, edges))
+            where.append(
+                sql.SQL("{c} >= {lo} AND {c} < {hi}").format(
+                    c=col, lo=sql.Literal(spec.bins[0]), hi=sql.Literal(spec.bins[-1])
+                )
+            )
+        elif spec.bounds is not None:
+            measure = sql.SQL("least(greatest({}, {}), {})").format(
+                col, sql.Literal(spec.bounds[0]), sql.Literal(spec.bounds[1])
+            )
+    n_keys = len(keys)
+    select = [*keys, sql.SQL("count(*)"), sql.SQL("coalesce(sum({}), 0)").format(measure)]
+    query = sql.SQL("SELECT {sel} FROM {snap} WHERE {where}{group}").format(
+        sel=sql.SQL(", ").join(select),
+        snap=snapshot,
+        where=sql.SQL(" AND ").join(where),
+        group=sql.SQL(" GROUP BY {}").format(
+            sql.SQL(", ").join(sql.SQL(str(i + 1)) for i in range(n_keys))
+        )
+        if n_keys
+        else sql.SQL(""),
+    )
+    found = {tuple(r[:n_keys]): (int(r[n_keys]), float(r[n_keys + 1])) for r in conn.execute(query)}
+    cells = _cells(spec)
+    counts = np.array([found.get(c, (0, 0.0))[0] for c in cells], dtype=np.int64)
+    sums = np.array([found.get(c, (0, 0.0))[1] for c in cells], dtype=np.float64)
+    return cells, counts, sums
+
+
+def release_frame(
+    spec: ReleaseSpec, cells: list[tuple[str, ...]], values: np.ndarray
+) -> pd.DataFrame:
+    """The table a release publishes: its group columns (text), a histogram's bin edges, and
+    the noisy value, named after the statistic."""
+    groups = list(spec.group_by)
+    frame = pd.DataFrame({g: [c[i] for c in cells] for i, g in enumerate(groups)})
+    if spec.statistic == "histogram":
+        assert spec.bins is not None
+        bins = [int(c[len(groups)]) for c in cells]
+        frame["bin_lower"] = [spec.bins[b - 1] for b in bins]
+        frame["bin_upper"] = [spec.bins[b] for b in bins]
+    frame["count" if spec.statistic == "histogram" else spec.statistic] = values
+    return frame
+
+
+def _column_types(spec: ReleaseSpec) -> list[tuple[str, str]]:
+    out = [(g, "text") for g in spec.group_by]
+    if spec.statistic == "histogram":
+        out += [("bin_lower", "double precision"), ("bin_upper", "double precision")]
+    value = "bigint" if spec.statistic in ("count", "histogram") else "double precision"
+    out.append(("count" if spec.statistic == "histogram" else spec.statistic, value))
+    return out
+
+
+def write_release(
+    conn: psycopg.Connection,
+    table: str,
+    spec: ReleaseSpec,
+    frame: pd.DataFrame,
+    readers: list[str],
+    tag: str,
+) -> None:
+    """Build the release beside its old version and swap names, in the caller's transaction."""
+    schema, name = table.split(".")
+    new = f"{name}__new_{tag}"[:63]
+    old = f"{name}__old_{tag}"[:63]
+    defs = sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in _column_types(spec)
+    )
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(schema, new)))
+    conn.execute(sql.SQL("CREATE TABLE {} ({})").format(sql.Identifier(schema, new), defs))
+    write_frame(conn, sql.Identifier(schema, new), frame)
+    for role in readers:
+        conn.execute(
+            sql.SQL("GRANT SELECT ON {} TO {}").format(
+                sql.Identifier(schema, new), sql.Identifier(role)
+            )
+        )
+    if table_exists(conn, schema, name):
+        conn.execute(
+            sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+                sql.Identifier(schema, name), sql.Identifier(old)
+            )
+        )
+        conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(schema, old)))
+    conn.execute(
+        sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+            sql.Identifier(schema, new), sql.Identifier(name)
+        )
+    )
+
+
+def publish_releases(
+    conn: psycopg.Connection,
+    policy: Policy,
+    run_id: str,
+    snapshot: sql.Composable,
+    readers: list[str],
+    tag: str,
+) -> dict[str, Any] | None:
+    """Spend the run's budget and write its releases, or refuse (audited) and write none.
+    Returns the manifest's ``releases`` entry (None without releases)."""
+    if not policy.releases:
+        return None
+    t0 = time.perf_counter()
+    done = spent_by_run(conn, run_id)
+    if done:  # an earlier attempt of this publish released them: spend nothing twice
+        budget = budget_of(conn, policy.dataset)
+        return {
+            "releases": [{"name": n, "table": t, "epsilon": e, "delta": d} for n, t, e, d in done],
+            "budget": None if budget is None else budget.to_dict(),
+            "epsilon_spent": sum(e for _, _, e, _ in done),
+            "delta_spent": sum(d for _, _, _, d in done),
+        }
+    epsilon, delta = run_cost(policy.releases)
+    results: list[ReleaseResult] = []
+    with conn.transaction():
+        lock_budget(conn, policy.dataset)
+        before = budget_of(conn, policy.dataset)
+        why = refusal(policy.dataset, before, epsilon, delta)
+        if why is None:
+            for spec in policy.releases:
+                cells, counts, sums = exact_cells(conn, snapshot, spec)
+                values = privatize(spec, counts, sums)
+                table = spec.table_for(policy.dataset)
+                write_release(conn, table, spec, release_frame(spec, cells, values), readers, tag)
+                record_spend(conn, run_id, policy.dataset, spec)
+                noise = noise_of(spec)
+                results.append(
+                    ReleaseResult(
+                        spec.name,
+                        table,
+                        spec.statistic,
+                        spec.column,
+                        tuple(spec.group_by),
+                        len(cells),
+                        spec.epsilon,
+                        spec.delta,
+                        noise.mechanism,
+                        noise.sensitivity,
+                        noise.scale,
+                    )
+                )
+    if why is not None:
+        _refuse(conn, policy, run_id, why, epsilon, delta, before)
+    after = budget_of(conn, policy.dataset)
+    log.info(
+        "released %d DP table(s) of %s (ε %.3g, δ %.3g) in %.2fs",
+        len(results),
+        policy.dataset,
+        epsilon,
+        delta,
+        time.perf_counter() - t0,
+    )
+    return {
+        "releases": [r.to_dict() for r in results],
+        "budget": None if after is None else after.to_dict(),
+        "epsilon_spent": epsilon,
+        "delta_spent": delta,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
