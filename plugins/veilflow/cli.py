@@ -325,6 +325,17 @@ def print_summary(run_id: str | None = None, dataset: str | None = None) -> None
                 f" masked {scores('masked')}; cost {cost.get('auc', cost.get('accuracy'))}"
                 f" {'AUC' if 'auc' in cost else 'accuracy'}"
             )
+    syn = m.get("synthetic")
+    if syn:
+        dist = syn.get("distance") or {}
+        where = syn.get("quarantined_as") or syn.get("table")
+        typer.echo(
+            f"  synthetic: {syn.get('rows', 0):,} rows -> {where} ({syn.get('synthesizer')},"
+            f" fitted on {syn.get('trained_on', 0):,}); exact copies {syn.get('exact_copies')},"
+            f" {dist.get('too_close_share', 0):.2%} closer than {dist.get('min_distance')}"
+            f" (max {dist.get('max_close_share', 0):.0%}), fidelity quality"
+            f" {(syn.get('fidelity') or {}).get('quality')}"
+        )
     dp = m.get("releases")
     if dp:
         b = dp.get("budget") or {}

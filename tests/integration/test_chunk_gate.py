@@ -47,6 +47,7 @@ def chunked_policy(**privacy: object) -> Policy:
     data.pop("releases", None)  # DP releases and risk ceilings have tests of their own
     data.pop("risk", None)
     data.pop("utility", None)
+    data.pop("synthetic", None)
     data["columns"].update({"customer_id": {"action": "tokenize"}, "note": {"action": "redact"}})
     data["chunk_rows"] = 700
     data["privacy"] = {

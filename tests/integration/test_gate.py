@@ -55,6 +55,7 @@ def policy_with(
     data.pop("releases", None)  # DP releases and risk ceilings have tests of their own
     data.pop("risk", None)
     data.pop("utility", None)
+    data.pop("synthetic", None)
     data["columns"].update(
         {"customer_id": {"action": "tokenize"}, "note": {"action": "redact"}}, **(columns or {})
     )

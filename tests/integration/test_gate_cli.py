@@ -35,6 +35,7 @@ def simple_policy(tmp_path: Path, **validation: object) -> tuple[Policy, Path]:
     data.pop("releases", None)  # DP releases and risk ceilings have tests of their own
     data.pop("risk", None)
     data.pop("utility", None)
+    data.pop("synthetic", None)
     data["columns"].update({"customer_id": {"action": "tokenize"}, "note": {"action": "keep"}})
     data["privacy"] = {"quasi_identifiers": ["gender"], "sensitive": "diagnosis"}
     data["validation"] = {"canaries": 0, **validation}

@@ -678,13 +678,41 @@ def test_risk_page_plots_the_history_and_marks_a_refused_run(ui_db: str) -> None
     assert client("oscar").get("/risk/patients").status_code == 403
 
 
-def test_run_page_shows_the_dp_releases_and_the_budget(ui_db: str) -> None:
+def test_run_page_shows_utility_synthetic_table_dp_releases_and_budget(ui_db: str) -> None:
     with psycopg.connect(ui_db, autocommit=True) as conn:
         conn.execute(
             "UPDATE governance.runs SET manifest = manifest || %s::jsonb WHERE run_id = %s",
             (
                 json.dumps(
                     {
+                        "utility": {
+                            "target": "sex",
+                            "model": "logistic_regression",
+                            "features": ["age"],
+                            "records": {"train": 700, "test": 300},
+                            "variants": {
+                                "source": {"accuracy": 0.91, "auc": 0.97},
+                                "masked": {"accuracy": 0.72, "auc": 0.75},
+                            },
+                            "cost": {"accuracy": 0.19, "auc": 0.22},
+                        },
+                        "synthetic": {
+                            "table": "anonymized.patients_synthetic",
+                            "synthesizer": "gaussian_copula",
+                            "rows": 996,
+                            "trained_on": 996,
+                            "exact_copies": 0,
+                            "distance": {
+                                "min_distance": 0.001,
+                                "too_close_share": 0.002,
+                                "max_close_share": 0.01,
+                            },
+                            "fidelity": {
+                                "quality": 0.97,
+                                "max_correlation_difference": 0.04,
+                                "columns": {"age": {"kind": "numeric", "ks": 0.02}},
+                            },
+                        },
                         "releases": {
                             "epsilon_spent": 0.8,
                             "delta_spent": 0.0,
@@ -703,7 +731,7 @@ def test_run_page_shows_the_dp_releases_and_the_budget(ui_db: str) -> None:
                                     "scale": 1.25,
                                 }
                             ],
-                        }
+                        },
                     }
                 ),
                 RUN_B,
@@ -713,3 +741,6 @@ def test_run_page_shows_the_dp_releases_and_the_budget(ui_db: str) -> None:
     assert "ε 0.8 spent" in html and "4.2 remaining" in html
     assert '<td class="mono">anonymized.patients_h</td>' in html
     assert '<td class="epsilon">0.8</td>' in html
+    assert re.search(r'<tr class="cost"><th>[^<]+</th><td>0.19</td><td>0.22</td>', html)
+    assert '<td class="mono">anonymized.patients_synthetic</td>' in html
+    assert "quality 0.97" in html

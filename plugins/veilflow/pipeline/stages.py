@@ -659,6 +659,10 @@ def validate(
                 from veilflow.privacy.utility import utility_report
 
                 manifest["utility"] = utility_report(conn, ctx, policy.utility)
+            if policy.synthetic is not None and report.passed:  # fitted on a passed candidate
+                from veilflow.privacy.synthetic import synthesize
+
+                manifest["synthetic"] = synthesize(conn, ctx, report)
         conn.commit()
         manifest["gate"] = report.to_dict()
         save_manifest(conn, run_id, manifest)
@@ -750,6 +754,10 @@ def publish(policy: Policy, run_id: str, parent: ParentRun | None = None) -> Pub
             manifest["releases"] = publish_releases(
                 conn, policy, run_id, rt.snapshot, _readers(policy), rt.tag
             )
+        if policy.synthetic is not None:
+            from veilflow.privacy.synthetic import publish_synthetic
+
+            publish_synthetic(conn, policy, rt, _readers(policy))
         cols = [c["name"] for c in manifest["columns"] if c["action"] != "drop"]
         inc = manifest.get("incremental")
         # Erased subjects never enter the new version (veilflow.vault.erasure).

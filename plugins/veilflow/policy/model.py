@@ -11,7 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 from veilflow.policy.detection import DetectionSettings
 from veilflow.policy.privacy import PrivacySettings, ValidationSettings
-from veilflow.policy.releases import ReleaseSpec, RiskSettings, UtilitySettings
+from veilflow.policy.releases import (
+    ReleaseSpec,
+    RiskSettings,
+    SyntheticSettings,
+    UtilitySettings,
+)
 
 IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 ROLES = ("pipeline", "steward", "ml_engineer", "auditor", "admin")
@@ -119,6 +124,7 @@ class Policy(_Strict):
     risk: RiskSettings = RiskSettings()
     releases: list[ReleaseSpec] = Field(default_factory=list)
     utility: UtilitySettings | None = None
+    synthetic: SyntheticSettings | None = None
     access: dict[str, list[str]] = Field(
         default_factory=lambda: {
             "ml_engineer": ["anonymized"],
@@ -187,6 +193,13 @@ class Policy(_Strict):
                     raise ValueError(f"utility: column {c!r} is dropped, not published")
             if self.utility.target in self.utility.features:
                 raise ValueError("utility: the target cannot also be a feature")
+        if self.synthetic is not None:
+            for c in self.synthetic.columns:
+                spec = self.columns.get(c)
+                if spec is None or spec.action == "drop":
+                    raise ValueError(f"synthetic: column {c!r} is not a published column")
+            if self.synthetic.table_for(self.dataset) == self.target.table:
+                raise ValueError("synthetic: the table would overwrite the target table")
         names: set[str] = set()
         for r in self.releases:
             for c in [*r.group_by, *([r.column] if r.column else [])]:

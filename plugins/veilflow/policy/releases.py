@@ -134,3 +134,27 @@ class UtilitySettings(_Strict):
     sample: int = Field(default=20_000, ge=0)
     test_share: float = Field(default=0.3, gt=0.0, lt=1.0)
     seed: int = 0
+
+
+class SyntheticSettings(_Strict):
+    """A synthetic copy of the masked candidate (a Gaussian copula), through its own gate."""
+
+    #: The published columns it synthesizes (declared, not dropped).
+    columns: list[str] = Field(min_length=1)
+    #: Rows to generate (0 = as many as are published).
+    rows: int = Field(default=0, ge=0)
+    seed: int = 0
+    #: The table (default ``anonymized.<dataset>_synthetic``).
+    table: str | None = None
+    #: A synthetic record closer than this (Gower distance, 0..1) to a record it was fitted
+    #: on counts as too close ...
+    min_distance: float = Field(default=0.001, ge=0.0, le=1.0)
+    #: ... and the gate refuses the table when more than this share of them is too close.
+    max_close_share: float = Field(default=0.01, ge=0.0, le=1.0)
+    #: Synthetic records whose distance is measured (against up to 20x as many source ones).
+    distance_sample: int = Field(default=1000, ge=10)
+    #: Drop sampled rows that copy a record exactly before the gate (which still checks).
+    drop_copies: bool = True
+
+    def table_for(self, dataset: str) -> str:
+        return self.table or f"anonymized.{dataset}_synthetic"

@@ -73,6 +73,15 @@ class RunTables:
         """The gate's hash sketches of each chunk and the run's key for them."""
         return sql.Identifier("staging", self.sketches_name)
 
+    @property
+    def synthetic_name(self) -> str:
+        return f"{self.dataset}__{self.tag}__syn"
+
+    @property
+    def synthetic(self) -> sql.Identifier:
+        """A synthetic copy of the candidate, waiting for publish (veilflow.privacy)."""
+        return sql.Identifier("staging", self.synthetic_name)
+
     def partition(self, chunk: int) -> sql.Identifier:
         return sql.Identifier("staging", f"{self.candidate_name}_c{chunk:05d}")
 
@@ -191,6 +200,7 @@ def create_sketches(conn: psycopg.Connection, rt: RunTables, key: bytes) -> None
     """The run's table of gate sketches, holding the run's hash key (chunk -1)."""
     with conn.transaction():
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(rt.sketches))
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(rt.synthetic))
         conn.execute(
             sql.SQL(
                 "CREATE UNLOGGED TABLE {} (chunk integer NOT NULL, name text NOT NULL,"
@@ -255,6 +265,7 @@ def drop_run_tables(conn: psycopg.Connection, rt: RunTables) -> None:
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(rt.candidate))
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(rt.snapshot))
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(rt.sketches))
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(rt.synthetic))
 
 
 def count(
