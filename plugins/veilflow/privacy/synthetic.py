@@ -128,16 +128,14 @@ def synthesize(
         ).format(syn=rt.synthetic, o=sql.Identifier(_ORDINAL), n=sql.Literal(rows))
     )
     # The gate: exact copies, counted as the tables' types print them.
-    copies = int(
+    copies = _one(
         conn.execute(
             sql.SQL("SELECT count(*) FROM {syn} syn WHERE {copies}").format(
                 syn=rt.synthetic, copies=_copies(conn, rt.synthetic, rt.candidate, cols)
             )
-        ).fetchone()[0]  # type: ignore[index]
+        ).fetchone()
     )
-    written = int(
-        conn.execute(sql.SQL("SELECT count(*) FROM {}").format(rt.synthetic)).fetchone()[0]
-    )  # type: ignore[index]
+    written = _one(conn.execute(sql.SQL("SELECT count(*) FROM {}").format(rt.synthetic)).fetchone())
     synthetic = read_frame(
         conn,
         sql.SQL("SELECT {c} FROM {syn} ORDER BY {o}").format(
@@ -213,6 +211,11 @@ def synthesize(
         fid["quality"],
     )
     return out
+
+
+def _one(row: tuple[Any, ...] | None) -> int:
+    assert row is not None
+    return int(row[0])
 
 
 def _typed(frame: pd.DataFrame, numeric: set[str]) -> pd.DataFrame:
