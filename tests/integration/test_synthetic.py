@@ -111,6 +111,8 @@ def test_a_synthetic_row_identical_to_a_record_is_quarantined(
     ).fetchall()
     names = [q[0] for q in quarantined]
     assert any(n.startswith("customers_synthetic__") for n in names)
+    # The risk history holds the gate's final verdict, the synthetic table's checks included.
+    assert conn.execute("SELECT passed FROM governance.risk_history").fetchall() == [(False,)]
     assert conn.execute(
         "SELECT count(*) FROM pg_tables WHERE schemaname = 'anonymized'"
     ).fetchone() == (0,)

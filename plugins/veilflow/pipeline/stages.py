@@ -652,17 +652,9 @@ def validate(
             )
         else:
             report = run_gate(conn, ctx, progress)
-            from veilflow.privacy.risk import watch_risk
+            from veilflow.privacy.gate import after_gate
 
-            manifest["risk"] = watch_risk(conn, ctx, manifest, report, run_id, progress)
-            if policy.utility is not None and report.passed:
-                from veilflow.privacy.utility import utility_report
-
-                manifest["utility"] = utility_report(conn, ctx, policy.utility)
-            if policy.synthetic is not None and report.passed:  # fitted on a passed candidate
-                from veilflow.privacy.synthetic import synthesize
-
-                manifest["synthetic"] = synthesize(conn, ctx, report)
+            manifest.update(after_gate(conn, ctx, manifest, report, run_id, progress))
         conn.commit()
         manifest["gate"] = report.to_dict()
         save_manifest(conn, run_id, manifest)

@@ -146,11 +146,13 @@ class SyntheticSettings(_Strict):
     seed: int = 0
     #: The table (default ``anonymized.<dataset>_synthetic``).
     table: str | None = None
-    #: A synthetic record closer than this (Gower distance, 0..1) to a record it was fitted
-    #: on counts as too close ...
-    min_distance: float = Field(default=0.001, ge=0.0, le=1.0)
+    #: A synthetic record closer than this (Gower distance, 0..1: the mean over the columns
+    #: of 0/1 for categories and |a - b| / range for numbers) to a record it was fitted on
+    #: counts as too close. On generalized columns most categories repeat: the default asks
+    #: for identical categories and numbers within 0.1% of their range over 5 columns ...
+    min_distance: float = Field(default=0.0002, ge=0.0, le=1.0)
     #: ... and the gate refuses the table when more than this share of them is too close.
-    max_close_share: float = Field(default=0.01, ge=0.0, le=1.0)
+    max_close_share: float = Field(default=0.02, ge=0.0, le=1.0)
     #: Synthetic records whose distance is measured (against up to 20x as many source ones).
     distance_sample: int = Field(default=1000, ge=10)
     #: Drop sampled rows that copy a record exactly before the gate (which still checks).

@@ -85,3 +85,11 @@ def previous_risk(conn: psycopg.Connection, dataset: str, run_id: str) -> RiskPo
         (dataset, run_id),
     ).fetchone()
     return None if row is None else _point(row)
+
+
+def settle_risk(conn: psycopg.Connection, run_id: str, passed: bool) -> None:
+    """Record the gate's final verdict on a run whose figures are recorded (checks added
+    after the risk watch, a synthetic table's, can still refuse it)."""
+    conn.execute(
+        "UPDATE governance.risk_history SET passed = %s WHERE run_id = %s", (passed, run_id)
+    )

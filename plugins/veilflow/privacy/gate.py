@@ -1,0 +1,45 @@
+"""What the privacy package adds to the gate, in one call from the validate stage: the risk
+watch (its thresholds are gate checks), then, on a candidate that passed, the utility report
+and the synthetic table (its own checks join the gate's); last, the risk history records
+the gate's final verdict."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+
+from veilflow.privacy.history import settle_risk
+from veilflow.privacy.risk import watch_risk
+from veilflow.validate.context import GateContext
+from veilflow.validate.report import GateReport
+
+
+def after_gate(
+    conn: psycopg.Connection,
+    ctx: GateContext,
+    manifest: dict[str, Any],
+    report: GateReport,
+    run_id: str,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """The manifest's ``risk``, ``utility`` and ``synthetic`` entries (those that apply)."""
+    policy = ctx.policy
+    out: dict[str, Any] = {"risk": watch_risk(conn, ctx, manifest, report, run_id, progress)}
+    if policy.utility is not None and report.passed:
+        from veilflow.privacy.utility import utility_report
+
+        out["utility"] = utility_report(conn, ctx, policy.utility)
+    if policy.synthetic is not None and report.passed:  # fitted on a passed candidate only
+        from veilflow.privacy.synthetic import synthesize
+
+        before = len(report.checks)
+        out["synthetic"] = synthesize(conn, ctx, report)
+        if progress is not None:
+            added = report.checks[before:]
+            failed = sum(not c.passed for c in added)
+            progress(f"gate: synthetic table: {len(added)} check(s), {failed} failed")
+    if out["risk"] is not None:
+        settle_risk(conn, run_id, report.passed)
+    return out
