@@ -71,3 +71,16 @@ def test_a_name_that_is_also_a_city_stays_a_name(scanner: Scanner, text: str, na
 )
 def test_no_city_without_support(scanner: Scanner, text: str) -> None:
     assert not any(e == "LOCATION" for _, e in entities(scanner, text))
+
+
+def test_a_pattern_scanner_builds_the_city_list_only_when_places_are_asked_for() -> None:
+    # The gate's rescan of kept columns builds a pattern scanner in every mapped transform
+    # task and never asks it for places: the city list (~1 CPU-second) must not be built.
+    cities.cache_clear()
+    scanner = Scanner(use_ner=False)
+    found = scanner.scan(["card 4111 1111 1111 1111, moved to Lyon"], entities={"CREDIT_CARD"})
+    assert [s.entity for s in found.spans[0]] == ["CREDIT_CARD"]
+    assert cities.cache_info().currsize == 0
+    places = scanner.scan(["She moved to Lyon last year."], entities={"LOCATION"})
+    assert cities.cache_info().currsize == 1
+    assert [s.entity for s in places.spans[0]] == ["LOCATION"]

@@ -158,7 +158,11 @@ class Scanner:
                 self._detector = load_detector(str(self.detector.model_path))
         g = gazetteers()
         self._names = (g.given, g.surnames)
-        cities()  # built here, so that forked workers inherit it
+        if use_ner:
+            # A prose scanner looks for places in every text: its city list is built here, so
+            # that forked workers inherit it. A pattern scanner (the gate's rescan of kept
+            # columns) leaves places out, so it builds the list only if a scan asks for them.
+            cities()
         self.patterns: tuple[TextPattern, ...] = (
             PATTERNS + DATE_PATTERNS + LOCATOR_PATTERNS + SHAPED + tuple(self._custom_patterns())
         )
