@@ -131,9 +131,11 @@ def test_heldout_names_are_absent_from_the_gazetteers() -> None:
 
 
 def test_train_names_are_the_gazetteers_own() -> None:
-    """The contrast that makes train the in-distribution reference."""
+    """The contrast that makes train the in-distribution reference: most of its name words
+    are in the scanner's lists (the rest come from the extra name locales, so that the
+    detector also learns names it cannot have looked up)."""
     ov = gazetteer_overlap(person_words(corpus("train")))
-    assert len(ov.folded) / ov.words > 0.9
+    assert 0.8 < len(ov.folded) / ov.words < 0.98
 
 
 def test_report_states_locales_sources_and_families() -> None:
@@ -153,3 +155,28 @@ def test_a_template_with_an_unknown_slot_is_refused() -> None:
 def test_name_words_split_hyphens_and_spaces() -> None:
     assert name_words("Huttu-Juntunen Af Klintberg") == ["Huttu", "Juntunen", "Af", "Klintberg"]
     assert fold("Jönsdóttir") == "jonsdottir"
+
+
+def test_train_adds_lower_case_chats_ordinal_words_and_names_beyond_its_places() -> None:
+    docs = corpus("train")
+    lowered = [d for d in docs if d.family == "chat" and d.text == d.text.lower()]
+    assert lowered, "some chats are typed in lower case"
+    for d in lowered:
+        for lab in d.labels:
+            assert d.text[lab.start : lab.end] == lab.text
+    assert any(lab.kind == "full_lc" for d in docs for lab in d.labels)
+    words = {"first", "second", "third", "tenth", "twentieth", "thirty-first"}
+    assert any(
+        lab.entity == "DATE_TIME" and set(lab.text.split()) & words
+        for d in docs
+        for lab in d.labels
+    ), "dates with the day in words"
+    train = load_split("train")
+    assert set(train.all_name_locales) > set(train.locales)
+    assert not set(train.all_name_locales) & set(load_split("heldout").locales)
+
+
+def test_heldout_draws_nothing_train_adds() -> None:
+    held = load_split("heldout")
+    assert held.name_locales == () and held.extra_formats == {} and held.lowercase_chats == 0
+    assert not any(lab.kind == "full_lc" for d in corpus("heldout") for lab in d.labels)

@@ -46,6 +46,7 @@ SLOTS: dict[str, str | None] = {
     "surname": "PERSON",
     "initial": "PERSON",
     "given_lc": "PERSON",
+    "full_lc": "PERSON",
     "email": "EMAIL_ADDRESS",
     "phone": "PHONE_NUMBER",
     "ssn": "US_SSN",
@@ -98,7 +99,7 @@ SLOTS: dict[str, str | None] = {
 ENTITIES: tuple[str, ...] = tuple(dict.fromkeys(e for e in SLOTS.values() if e is not None))
 #: Slots that may name a person ({email:a} is person a's address).
 _PERSON_SLOTS = frozenset(
-    {"full", "given", "surname", "initial", "given_lc", "email", "url", "photo"}
+    {"full", "given", "surname", "initial", "given_lc", "full_lc", "email", "url", "photo"}
 )
 _SLOT = re.compile(r"\{([a-z_0-9]+)(?::([a-z]))?\}")
 _FIELD = re.compile(r"\{([A-Za-z]+)\}")
@@ -107,6 +108,12 @@ _MONTHS = (
     "January February March April May June July August September October November December"
 ).split()
 _WEEKDAYS = "Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split()
+_ORDINAL_WORDS = (
+    "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth "
+    "thirteenth fourteenth fifteenth sixteenth seventeenth eighteenth nineteenth twentieth "
+    "twenty-first twenty-second twenty-third twenty-fourth twenty-fifth twenty-sixth "
+    "twenty-seventh twenty-eighth twenty-ninth thirtieth thirty-first"
+).split()
 
 
 class CorpusError(ValueError):
@@ -129,6 +136,14 @@ class _SplitFile(BaseModel):
     url_patterns: list[str]
     address_layouts: dict[str, list[str]] = {}
     exclude_gazetteer_names: bool
+    #: More locales a person's name may come from (names only, Faker splits).
+    name_locales: list[str] = []
+    #: Share of persons named from the text's own locale (the others from any name locale).
+    own_locale_names: float = 0.8
+    #: Value formats this split adds to the shared ``formats.yaml`` lists, by list name.
+    extra_formats: dict[str, list[str]] = {}
+    #: Share of chat texts written all in lower case, as people type in chats.
+    lowercase_chats: float = 0.0
 
 
 class _Formats(BaseModel):
@@ -180,6 +195,19 @@ class Split:
     url_patterns: tuple[str, ...]
     address_layouts: dict[str, tuple[str, ...]]
     exclude_gazetteer_names: bool
+    name_locales: tuple[str, ...] = ()
+    own_locale_names: float = 0.8
+    extra_formats: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    lowercase_chats: float = 0.0
+
+    @property
+    def all_name_locales(self) -> tuple[str, ...]:
+        """The text locales, then the further locales names may come from."""
+        return self.locales + tuple(x for x in self.name_locales if x not in self.locales)
+
+    def formats_of(self, kind: str, shared: list[str]) -> list[str]:
+        """A shared format list with what this split adds to it."""
+        return shared + list(self.extra_formats.get(kind, ()))
 
     @property
     def families(self) -> tuple[str, ...]:
@@ -241,6 +269,10 @@ def load_split(name: str) -> Split:
         url_patterns=tuple(spec.url_patterns),
         address_layouts={k: tuple(x) for k, x in spec.address_layouts.items()},
         exclude_gazetteer_names=spec.exclude_gazetteer_names,
+        name_locales=tuple(spec.name_locales),
+        own_locale_names=spec.own_locale_names,
+        extra_formats={k: tuple(x) for k, x in spec.extra_formats.items()},
+        lowercase_chats=spec.lowercase_chats,
     )
 
 
@@ -252,7 +284,9 @@ def formats() -> _Formats:
 def name_pools(split: Split) -> dict[str, NamePool]:
     """Each locale's names as the split uses them (filtered, loaded once per process)."""
     if split.name_source == "faker":
-        return {loc: faker_names(loc, split.exclude_gazetteer_names) for loc in split.locales}
+        return {
+            loc: faker_names(loc, split.exclude_gazetteer_names) for loc in split.all_name_locales
+        }
     return {
         loc: mimesis_names(loc, split.datasets[loc], split.exclude_gazetteer_names)
         for loc in split.locales
@@ -304,7 +338,7 @@ def _person(c: _Context, ref: str | None) -> _Person:
     if ref is not None and ref in c.persons:
         return c.persons[ref]
     d = c.d
-    locale = c.locale if d.chance(0.8) else d.pick(c.split.locales)
+    locale = c.locale if d.chance(c.split.own_locale_names) else d.pick(c.split.all_name_locales)
     pool = c.pools[locale]
     surname = d.pick(pool.surnames)
     shape = d.rng.random()
@@ -348,6 +382,7 @@ def _date_fields(day: date, moment: time | None = None) -> dict[str, str]:
         "weekday": _WEEKDAYS[day.weekday()],
         "wd": _WEEKDAYS[day.weekday()][:3],
         "ord": v.ordinal(day.day),
+        "ordw": _ORDINAL_WORDS[day.day - 1],
         "H": str(moment.hour),
         "HH": f"{moment.hour:02d}",
         "h": str(h12),
@@ -381,13 +416,14 @@ def _handle(d: Draw, p: _Person) -> str:
 
 
 def _value(c: _Context, kind: str, ref: str | None) -> str:
-    d, f = c.d, formats()
+    d, f, fmt = c.d, formats(), c.split.formats_of
     fill: dict[str, Callable[[], str]] = {
         "full": lambda: (lambda p: f"{p.given} {p.surname}")(_person(c, ref)),
         "given": lambda: _person(c, ref).given,
         "surname": lambda: _person(c, ref).surname,
         "initial": lambda: (lambda p: f"{p.given[0]}. {p.surname}")(_person(c, ref)),
         "given_lc": lambda: _person(c, ref).given.lower(),
+        "full_lc": lambda: (lambda p: f"{p.given} {p.surname}".lower())(_person(c, ref)),
         "email": lambda: _email(c, ref),
         "phone": lambda: c.places.phone(d),
         "ssn": lambda: v.ssn(d),
@@ -395,16 +431,24 @@ def _value(c: _Context, kind: str, ref: str | None) -> str:
         "iban": lambda: v.iban(d, d.pick(c.split.iban_countries)),
         "ipv4": lambda: v.ipv4(d),
         "ipv6": lambda: v.ipv6(d),
-        "date": lambda: _fill(d, d.pick(f.date_numeric), _date_fields(_recent(d))),
+        "date": lambda: _fill(
+            d, d.pick(fmt("date_numeric", f.date_numeric)), _date_fields(_recent(d))
+        ),
         "dob": lambda: _fill(
             d,
-            d.pick(f.date_numeric + f.date_words[:4]),
+            d.pick(fmt("date_numeric", f.date_numeric) + f.date_words[:4]),
             _date_fields(v.day(d, date(1925, 1, 1), date(2006, 12, 31))),
         ),
-        "date_words": lambda: _fill(d, d.pick(f.date_words), _date_fields(_recent(d))),
+        "date_words": lambda: _fill(
+            d, d.pick(fmt("date_words", f.date_words)), _date_fields(_recent(d))
+        ),
         "weekday": lambda: d.pick(_WEEKDAYS),
-        "time": lambda: _fill(d, d.pick(f.time), _date_fields(date(2026, 1, 1), _moment(d))),
-        "datetime": lambda: _fill(d, d.pick(f.datetime), _date_fields(_recent(d), _moment(d))),
+        "time": lambda: _fill(
+            d, d.pick(fmt("time", f.time)), _date_fields(date(2026, 1, 1), _moment(d))
+        ),
+        "datetime": lambda: _fill(
+            d, d.pick(fmt("datetime", f.datetime)), _date_fields(_recent(d), _moment(d))
+        ),
         "city": lambda: c.places.city(d),
         "street": lambda: c.places.street(d),
         "address": lambda: c.places.address(d),
@@ -500,5 +544,30 @@ def generate(split: str, n: int, seed: int = DEFAULT_SEED) -> list[Doc]:
     for _ in range(n):
         template = d.pick(by_family[d.pick(families)])
         locale = d.pick(s.locales)
-        docs.append(render(template, _Context(d, s, locale, places[locale], pools)))
+        doc = render(template, _Context(d, s, locale, places[locale], pools))
+        if s.lowercase_chats and doc.family == "chat" and d.chance(s.lowercase_chats):
+            doc = _lower_case(doc)
+        docs.append(doc)
     return docs
+
+
+#: What a chat typed in lower case writes in lower case too; codes and numbers keep their case.
+_LOWERED = frozenset({"PERSON", "LOCATION", "DATE_TIME"})
+
+
+def _lower_case(doc: Doc) -> Doc:
+    """The text in lower case but for its codes (an IBAN, a VIN keep their capitals), where
+    lower-casing keeps every offset."""
+    kept = [(lab.start, lab.end) for lab in doc.labels if lab.entity not in _LOWERED]
+    parts, pos = [], 0
+    for start, end in kept:
+        parts += [doc.text[pos:start].lower(), doc.text[start:end]]
+        pos = end
+    text = "".join(parts) + doc.text[pos:].lower()
+    if len(text) != len(doc.text):
+        return doc
+    labels = tuple(
+        Label(lab.start, lab.end, lab.entity, lab.kind, text[lab.start : lab.end])
+        for lab in doc.labels
+    )
+    return _check(Doc(text, labels, doc.split, doc.family, doc.template, doc.locale))

@@ -90,7 +90,7 @@ def split_report(split: str) -> SplitReport:
         description=s.description,
         name_source=source_version(s.name_source),
         place_source=source_version(s.place_source),
-        name_locales=s.locales,
+        name_locales=s.all_name_locales,
         place_locales=s.locales,
         templates_file=s.templates_file,
         families=families,
