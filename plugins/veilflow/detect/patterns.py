@@ -171,7 +171,10 @@ def _ip(m: re.Match[str], text: str) -> tuple[int, int, float] | None:
 _DATE_SHAPE = re.compile(
     r"^(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|\d{5}-\d{4})$"
 )
-_DATE_INSIDE = re.compile(r"\d{4}[-/.]\d{2}[-/.]\d{2}|\b\d{1,2}/\d{1,2}/\d{2,4}\b")
+_DATE_INSIDE = re.compile(
+    r"\d{4}[-/.]\d{2}[-/.]\d{2}|\b\d{1,2}/\d{1,2}/\d{2,4}\b"
+    r"|\b(?:0?[1-9]|[12]\d|3[01])([.-])(?:0?[1-9]|1[0-2])\1(?:19|20)\d\d\b"
+)
 _IPV4_SHAPE = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
 _EXT = re.compile(r"\s?(?:x|ext\.?|#)\s?\d{1,6}$", re.IGNORECASE)
 
@@ -458,6 +461,34 @@ PATTERNS: tuple[TextPattern, ...] = (
             re.IGNORECASE,
         ),
         0.6,
+    ),
+    TextPattern(
+        # Clock times in the other ways people write them: "6pm", "11 AM", "9.15am",
+        # "9h30", "18:45h", "0900 hrs", "3 o'clock"; and "14.30" after a word that asks for
+        # a time ("at 14.30", "until 17.00"), where a bare "9.30" may be a version or a price.
+        "time_clock",
+        "DATE_TIME",
+        re.compile(
+            r"(?<![\w:.,/-])(?:"
+            r"(?:1[0-2]|0?[1-9])(?:[:.][0-5]\d)?\s?[ap]\.?m\.?(?!\w)"
+            r"|(?:[01]?\d|2[0-3])h[0-5]\d(?!\w)"
+            r"|(?:[01]?\d|2[0-3]):[0-5]\d\s?h(?:rs?)?(?!\w)"
+            r"|(?:[01]\d|2[0-3])[0-5]\d\s?(?:hrs|h)(?!\w)"
+            r"|(?:1[0-2]|[1-9])\s?o['’]clock(?!\w)"
+            r")",
+            re.IGNORECASE,
+        ),
+        0.6,
+    ),
+    TextPattern(
+        "time_dotted",
+        "DATE_TIME",
+        re.compile(
+            r"\b(?i:at|from|until|till|til|by|before|after|around|about|between|since|and)\s"
+            r"((?:[01]?\d|2[0-3])\.[0-5]\d)(?![\w,]|\.\d)"
+        ),
+        0.6,
+        group=1,
     ),
     TextPattern(
         "date_words",

@@ -25,7 +25,7 @@ import numpy as np
 
 from veilflow.detect.dates import DATE_PATTERNS
 from veilflow.detect.engine import english_words, load_nlp
-from veilflow.detect.gazetteers import NOT_NAME, cities, gazetteers
+from veilflow.detect.gazetteers import AMBIGUOUS_GIVEN, NOT_NAME, cities, gazetteers
 from veilflow.detect.identifiers import (
     IDENTIFIER_ENTITIES,
     SHAPED,
@@ -38,6 +38,7 @@ from veilflow.detect.model import resolve as resolve_detector
 from veilflow.detect.patterns import MONTH, PATTERNS, SEP, TextPattern, words
 from veilflow.detect.rules import find_names, find_places
 from veilflow.detect.spans import ENTITIES, Span, resolve
+from veilflow.detect.speakers import find_lower_names
 from veilflow.policy.detection import DetectionSettings
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,8 @@ NER_LABELS: dict[str, str] = {
     "TIME": "DATE_TIME",
 }
 NER_SCORE = 0.85
+#: A lower-case name in a chat position (``veilflow.detect.speakers``): a rule, but a guess.
+SPEAKER_SCORE = 0.75
 #: Texts longer than this go through NER in pieces (cut at whitespace).
 NER_PIECE = 20_000
 
@@ -152,7 +155,10 @@ class Scanner:
         self._detector: Any = None
         if use_ner:
             self._nlp = load_nlp(self.settings.model)
-            self._words = english_words(self.settings.model)
+            # The lemma tables hold no function words ("what", "the"): spaCy's stop words do.
+            from spacy.lang.en.stop_words import STOP_WORDS
+
+            self._words = english_words(self.settings.model) | STOP_WORDS
             self.detector = detector or resolve_detector(self.settings.detector)
             if self.detector is not None:
                 self._detector = load_detector(str(self.detector.model_path))
@@ -210,6 +216,10 @@ class Scanner:
         wanted = set(entities) if entities is not None else None
         found: list[list[Span]] = [[] for _ in texts]
         self._find_patterns(clean, found, wanted)
+        if self._words and (wanted is None or "PERSON" in wanted):
+            for i, text in enumerate(clean):
+                for s, e in find_lower_names(text, self._is_word):
+                    found[i].append(Span(s, e, "PERSON", SPEAKER_SCORE, "speakers"))
         if self._detector is not None and self.detector is not None:
             learned = set(self.detector.entities)
             if wanted is None or wanted & learned:
@@ -416,6 +426,8 @@ class Scanner:
                 ok = "@" in text
             elif entity == "URL":
                 ok = "." in text or "/" in text
+            elif entity == "PHONE_NUMBER":
+                ok = _phone_shaped(text)
             else:
                 ok = len(text) >= 5 and sum(c.isdigit() for c in text) >= 2
             return (start, end) if ok else None
@@ -432,6 +444,14 @@ class Scanner:
                 if m is None or not self._plain_word(m.group(1)):
                     break
                 start, text = start + m.end(), text[m.end() :]
+            given = self._names[0]
+            if self._words and all(
+                w not in given and w not in AMBIGUOUS_GIVEN and self._is_word(w.lower())
+                for w in _NAME_WORDS.findall(text)
+            ):
+                return None  # "Good morning", "What": English words, no given name among them
+        elif _MEASURE.search(text):
+            return None  # "K+ 4.9 mmol/L": a measurement, not an address
         if len(text) < 2 or text in NOT_NAME:
             return None
         if not any(c.isdigit() for c in text) and all(
@@ -567,11 +587,25 @@ _LOWER_SPEAKER = re.compile(
     r"(?:^|\n)[a-z][a-z'-]{1,20}:|\b(?:hi|hey|hello|thanks|it's|its|this is|i'm|im)[ ,]+[a-z]",
 )
 #: Characters trimmed from the edges of a detector span.
-_EDGE = " \t\n,;:\"'“”‘’()[]"
+_EDGE = " \t\n,;:\"'“”‘’()[]-–—"
 #: Detector entities taken as found once trimmed (their shapes vary too much to check).
 _FREE_ENTITIES = frozenset({"DATE_TIME", "AGE_OVER_89"})
 _FIRST_WORD = re.compile(r"([^\W\d_][\w'’-]*)\s+(?=\S)")
 _NAME_WORDS = re.compile(r"[^\W\d_][\w'’-]*")
+
+#: A decimal number or a unit of measure: in a lab value, never in a place.
+_MEASURE = re.compile(
+    r"\d[.,]\d|\b(?i:mmol|µmol|umol|mg|mcg|ml|dl|g/l|g/dl|mmhg|bpm|iu|kg|°c|°f)\b|%"
+)
+#: Digits of a phone number set apart as phones are: "+45 1234 5678", "(030) 12345",
+#: "0812345678"; a bare run of 7-9 digits is more often a reference or an order number.
+_PHONE_SHAPE = re.compile(r"^(?:\+|00|\(|0\d{8})|\d[ ./-]+\d")
+
+
+def _phone_shaped(text: str) -> bool:
+    digits = sum(c.isdigit() for c in text)
+    return 7 <= digits <= 15 and (_PHONE_SHAPE.search(text) is not None or digits >= 10)
+
 
 #: Sources of statistical findings: spaCy's stock NER and the project's trained detector.
 _LEARNED = frozenset({"ner", "model"})
