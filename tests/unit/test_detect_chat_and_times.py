@@ -94,6 +94,7 @@ def test_a_chart_number_is_a_medical_record_number(scanner: Scanner) -> None:
         ("What", "PERSON"),
         ("K+ 4.9 mmol/L", "LOCATION"),  # a lab value
         ("7990953", "PHONE_NUMBER"),  # a bare run of digits: a reference
+        ("HbA1c 8.2%", "DATE_TIME"),  # a lab value
     ],
 )
 def test_detector_findings_that_are_dropped(scanner: Scanner, text: str, entity: str) -> None:
@@ -108,7 +109,17 @@ def test_detector_findings_that_are_dropped(scanner: Scanner, text: str, entity:
         ("Bergrøa 631, 0669 Ruthnes", "LOCATION"),
         ("412 1363", "PHONE_NUMBER"),
         ("+45 1234 5678", "PHONE_NUMBER"),
+        ("46244845", "PHONE_NUMBER"),  # eight digits: Danish and Norwegian numbers
+        ("29.03.2023", "DATE_TIME"),
     ],
 )
 def test_detector_findings_that_are_kept(scanner: Scanner, text: str, entity: str) -> None:
     assert scanner._learned_span(text, 0, len(text), entity) == (0, len(text))
+
+
+def test_a_weak_name_guess_opening_a_sentence_as_an_english_word_is_dropped(
+    scanner: Scanner,
+) -> None:
+    text = "Agent: Thanks for holding. Can I have your email?"
+    assert not [e for _, e in found(scanner, text) if e == "PERSON"]
+    assert ("Aino", "PERSON") in found(scanner, "Thanks for holding, Aino. Can I help?")

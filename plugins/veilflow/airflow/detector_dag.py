@@ -12,7 +12,7 @@ training, ADR 0014); ``register`` puts the candidate in force, or fails the run 
 scored below (the candidate stays, its report saying why). XCom carries names and figures.
 
 Triggered by hand (no schedule): ``airflow dags trigger veilflow_detector_training`` with an
-optional conf ``{"texts": 6000, "seed": 20261204, "epochs": 10, "eval_texts": 3000}``.
+optional conf ``{"texts": 8000, "seed": 20261204, "epochs": 10, "eval_texts": 3000}``.
 All the work is ``veilflow.detector.flow``'s.
 """
 

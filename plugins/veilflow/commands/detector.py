@@ -55,7 +55,7 @@ def show(
 
 @detector_app.command("train")
 def train_cmd(
-    texts: Annotated[int, typer.Option(min=50, help="Train-split texts to learn from.")] = 6000,
+    texts: Annotated[int, typer.Option(min=50, help="Train-split texts to learn from.")] = 8000,
     seed: Annotated[int, typer.Option(help="Seed of the corpus and of training.")] = 20261204,
     epochs: Annotated[int, typer.Option(min=1)] = 10,
     eval_texts: Annotated[int, typer.Option(min=50, help="Heldout texts scored.")] = 3000,
@@ -109,7 +109,7 @@ def use_cmd(
 @detector_app.command("build")
 def build_cmd(
     into: Annotated[str, typer.Option(help="Folder of the shipped version.")] = "",
-    texts: Annotated[int, typer.Option(min=50)] = 6000,
+    texts: Annotated[int, typer.Option(min=50)] = 8000,
     seed: Annotated[int, typer.Option()] = 20261204,
     epochs: Annotated[int, typer.Option(min=1)] = 10,
     rescore_only: Annotated[

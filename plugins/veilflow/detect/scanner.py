@@ -66,6 +66,7 @@ _DATE_EVIDENCE = re.compile(
 _HAS_UPPER = re.compile(r"[^\W\d_]")
 _CAPITALISED = re.compile(r"(?<![\w@.'’-])[^\W\d_][\w'’-]*")
 _LOWER_NEXT = re.compile(r"[ ,]+[a-z]")
+_LOWER_OR_I = re.compile(r"[ ,]+(?:[a-z]|I\b)")
 
 
 def _opens_sentence(text: str, start: int) -> bool:
@@ -420,6 +421,8 @@ class Scanner:
         if entity in _FREE_ENTITIES:
             if entity == "AGE_OVER_89" and not text.isdigit():
                 return None
+            if _UNIT.search(text):
+                return None  # "HbA1c 8.2%": a lab value, not a date
             return start, end
         if entity not in ("PERSON", "LOCATION"):
             if entity == "EMAIL_ADDRESS":
@@ -459,6 +462,17 @@ class Scanner:
         ):
             return None  # an address has its house number; a bare word is a word
         return start, end
+
+    def _sentence_word(self, text: str, c: Span) -> bool:
+        """A weak one-word name guess that is an English word opening a sentence before a
+        lower-case word or "I": "Can I have ...", "Good morning"."""
+        word = text[c.start : c.end]
+        return (
+            " " not in word
+            and self._is_word(word.lower())
+            and _opens_sentence(text, c.start)
+            and _LOWER_OR_I.match(text, c.end) is not None
+        )
 
     def _plain_word(self, word: str) -> bool:
         """A dictionary word the name lists do not hold ("Yesterday", "Target")."""
@@ -511,7 +525,13 @@ class Scanner:
         places = [
             (c.start, c.end)
             for c in cands
-            if c.entity == "LOCATION" and c.score >= 0.8 and c.source == "places"
+            if c.entity == "LOCATION"
+            and c.score >= 0.8
+            and (
+                c.source == "places"
+                # the detector's postal address (it has a number): "Avda. Isidora Martínez 52"
+                or (c.source == "model" and any(ch.isdigit() for ch in text[c.start : c.end]))
+            )
         ]
         # A weekday or date the patterns found is not a name the NER model saw in it ("Fri").
         dates = [
@@ -541,6 +561,8 @@ class Scanner:
             ):
                 continue
             if allow and text[c.start : c.end].strip().casefold() in allow:
+                continue
+            if c.source == "names" and c.score < 0.6 and self._sentence_word(text, c):
                 continue
             if (c.entity == "ZIP_CODE" or c.source in _LEARNED) and any(
                 s <= c.start and c.end <= e and e - s > c.end - c.start for s, e in places
@@ -593,18 +615,18 @@ _FREE_ENTITIES = frozenset({"DATE_TIME", "AGE_OVER_89"})
 _FIRST_WORD = re.compile(r"([^\W\d_][\w'’-]*)\s+(?=\S)")
 _NAME_WORDS = re.compile(r"[^\W\d_][\w'’-]*")
 
-#: A decimal number or a unit of measure: in a lab value, never in a place.
-_MEASURE = re.compile(
-    r"\d[.,]\d|\b(?i:mmol|µmol|umol|mg|mcg|ml|dl|g/l|g/dl|mmhg|bpm|iu|kg|°c|°f)\b|%"
-)
+#: A unit of measure, and with a decimal number what a lab value has and a place never has.
+_UNIT = re.compile(r"\b(?i:mmol|µmol|umol|mg|mcg|ml|dl|g/l|g/dl|mmhg|bpm|iu|kg|°c|°f)\b|%")
+_MEASURE = re.compile(rf"\d[.,]\d|{_UNIT.pattern}")
 #: Digits of a phone number set apart as phones are: "+45 1234 5678", "(030) 12345",
-#: "0812345678"; a bare run of 7-9 digits is more often a reference or an order number.
+#: "0812345678", or eight or more of them ("46244845": Danish and Norwegian numbers); a
+#: bare run of seven is more often a reference or an order number.
 _PHONE_SHAPE = re.compile(r"^(?:\+|00|\(|0\d{8})|\d[ ./-]+\d")
 
 
 def _phone_shaped(text: str) -> bool:
     digits = sum(c.isdigit() for c in text)
-    return 7 <= digits <= 15 and (_PHONE_SHAPE.search(text) is not None or digits >= 10)
+    return 7 <= digits <= 15 and (_PHONE_SHAPE.search(text) is not None or digits >= 8)
 
 
 #: Sources of statistical findings: spaCy's stock NER and the project's trained detector.

@@ -1,6 +1,6 @@
 """Training the project's own NER detector on the corpus's train split.
 
-    nlp, stats = train(TrainingConfig(texts=6000, seed=20261204))
+    nlp, stats = train(TrainingConfig(texts=8000, seed=20261204))
 
 A blank English pipeline with one ``ner`` component (its own small hash-embedding CNN, no
 pretrained vectors), trained on ``veilflow.corpus.generate("train", ...)`` only: the
@@ -49,7 +49,7 @@ MODEL_ENTITIES: tuple[str, ...] = ENTITIES
 class TrainingConfig:
     """What a training run uses; recorded with the model it makes."""
 
-    texts: int = 6000
+    texts: int = 8000
     seed: int = 20261204
     epochs: int = 10
     #: Width of the token vectors and rows of each hash-embedding table.
