@@ -36,7 +36,7 @@ def test_the_dag_file_defines_the_dag() -> None:
 def test_a_run_conf_sets_size_seed_and_epochs() -> None:
     cfg = _config({"texts": "300", "seed": 9, "epochs": 2, "other": 1})
     assert (cfg.texts, cfg.seed, cfg.epochs, cfg.split) == (300, 9, 2, "train")
-    assert _config(None).texts == 6000
+    assert _config(None).texts == 8000
 
 
 def test_an_unknown_stage_is_refused() -> None:
