@@ -16,11 +16,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
 import psycopg
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
@@ -200,3 +200,17 @@ async def same_origin_form(request: Request, who: Viewer) -> dict[str, str]:
     values = {k: str(v) for k, v in form.items() if isinstance(v, str)}
     check_same_origin(request, who, values.get("form_token"))
     return values
+
+
+#: A page's parameters for who is asking and the app's context (FastAPI dependencies).
+CurrentViewer = Annotated[Viewer, Depends(viewer)]
+Ui = Annotated[UiContext, Depends(ui)]
+
+
+@dataclass(frozen=True)
+class Notice:
+    """What a page shows after an act: a message, or an error with its HTTP status."""
+
+    message: str | None = None
+    error: str | None = None
+    status: int = 200

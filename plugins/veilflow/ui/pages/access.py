@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from veilflow.errors import AccessDenied, DatabaseUnavailable, VeilflowError
 from veilflow.ui import queries
 from veilflow.ui.auth import AuthError, Viewer
-from veilflow.ui.context import UiContext, same_origin_form, ui, viewer
+from veilflow.ui.context import CurrentViewer, Notice, Ui, UiContext, same_origin_form
 from veilflow.ui.roles import UiConfigError
 from veilflow.vault import access as vault_access
 from veilflow.zones import access as zone_access
@@ -22,12 +24,7 @@ def _rights(read: bool, write: bool) -> str:
 
 
 def _access_page(
-    app: UiContext,
-    request: Request,
-    who: Viewer,
-    message: str | None = None,
-    error: str | None = None,
-    status: int = 200,
+    app: UiContext, request: Request, who: Viewer, notice: Notice = Notice()
 ) -> HTMLResponse:
     with app.db(who, "access") as conn:
         grid = vault_access.list_access(conn)
@@ -41,7 +38,7 @@ def _access_page(
         request,
         "access.html",
         who,
-        http_status=status,
+        http_status=notice.status,
         zones=zone_access.ZONES,
         shown_zones=("restricted", "anonymized", "quarantine"),
         by_login=by_login,
@@ -49,15 +46,13 @@ def _access_page(
         members=members,
         roles=roles,
         role_names=list(zone_access.ROLES),
-        message=message,
-        error=error,
+        message=notice.message,
+        error=notice.error,
     )
 
 
 @router.get("/access", response_class=HTMLResponse)
-def access_index(
-    request: Request, who: Viewer = Depends(viewer), app: UiContext = Depends(ui)
-) -> Response:
+def access_index(request: Request, who: CurrentViewer, app: Ui) -> Response:
     return _access_page(app, request, who)
 
 
@@ -83,7 +78,9 @@ def _membership(
     except VeilflowError as exc:
         denied = isinstance(exc, AccessDenied)
         app.audit_attempt(who, ui_action, target, "denied" if denied else "error", reason=str(exc))
-        return _access_page(app, request, who, error=str(exc), status=403 if denied else 400)
+        return _access_page(
+            app, request, who, Notice(error=str(exc), status=403 if denied else 400)
+        )
     outcome_detail = {"login_created": changed} if verb == "grant" else {"was_member": changed}
     app.audit_attempt(
         who, ui_action, target, "ok", role=zone_access.group_role(role), **outcome_detail
@@ -98,20 +95,21 @@ def _membership(
             if changed
             else f"{login} was not a member of {zone_access.group_role(role)}."
         )
-    return _access_page(app, request, who, message=msg)
+    return _access_page(app, request, who, Notice(message=msg))
 
 
-@router.post("/access/grant", response_class=HTMLResponse)
-async def access_grant(
-    request: Request, who: Viewer = Depends(viewer), app: UiContext = Depends(ui)
-) -> Response:
-    form = await same_origin_form(request, who)
-    return await run_in_threadpool(_membership, app, request, who, "access.grant", form)
+def _membership_route(action: str) -> Callable[..., Awaitable[Response]]:
+    async def change(request: Request, who: CurrentViewer, app: Ui) -> Response:
+        form = await same_origin_form(request, who)
+        return await run_in_threadpool(_membership, app, request, who, action, form)
+
+    return change
 
 
-@router.post("/access/revoke", response_class=HTMLResponse)
-async def access_revoke(
-    request: Request, who: Viewer = Depends(viewer), app: UiContext = Depends(ui)
-) -> Response:
-    form = await same_origin_form(request, who)
-    return await run_in_threadpool(_membership, app, request, who, "access.revoke", form)
+for _action in ("access.grant", "access.revoke"):
+    router.add_api_route(
+        "/" + _action.replace(".", "/"),
+        _membership_route(_action),
+        methods=["POST"],
+        response_class=HTMLResponse,
+    )

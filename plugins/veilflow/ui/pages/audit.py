@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from veilflow.ui import queries
-from veilflow.ui.auth import AuthError, Viewer, require
-from veilflow.ui.context import UiContext, blank, day, ui, viewer
+from veilflow.ui.auth import AuthError, require
+from veilflow.ui.context import CurrentViewer, Ui, blank, day
 from veilflow.vault import access as vault_access
 from veilflow.vault.audit import verify
 
@@ -19,8 +19,8 @@ AUDIT_OUTCOMES = ("ok", "denied", "error")
 @router.get("/audit", response_class=HTMLResponse)
 def audit_index(
     request: Request,
-    who: Viewer = Depends(viewer),
-    app: UiContext = Depends(ui),
+    who: CurrentViewer,
+    app: Ui,
     action: str = "",
     actor: str = "",
     target: str = "",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -10,7 +10,7 @@ from veilflow.errors import AccessDenied, DatabaseUnavailable, KeyNotFound, Veil
 from veilflow.transform.keys import parse_key_ref
 from veilflow.ui import queries
 from veilflow.ui.auth import Viewer
-from veilflow.ui.context import UiContext, same_origin_form, ui, viewer
+from veilflow.ui.context import CurrentViewer, Notice, Ui, UiContext, same_origin_form
 from veilflow.ui.roles import UiConfigError
 from veilflow.vault import access as vault_access
 
@@ -18,12 +18,7 @@ router = APIRouter()
 
 
 def _keys_page(
-    app: UiContext,
-    request: Request,
-    who: Viewer,
-    message: str | None = None,
-    error: str | None = None,
-    status: int = 200,
+    app: UiContext, request: Request, who: Viewer, notice: Notice = Notice()
 ) -> HTMLResponse:
     with app.db(who, "keys") as conn:
         vault_access.require(conn, "keys.list", action="keys.list", target="*")
@@ -32,14 +27,18 @@ def _keys_page(
     for r in rows:
         keys.setdefault(r.key_id, []).append(r)
     return app.page(
-        request, "keys.html", who, http_status=status, keys=keys, message=message, error=error
+        request,
+        "keys.html",
+        who,
+        http_status=notice.status,
+        keys=keys,
+        message=notice.message,
+        error=notice.error,
     )
 
 
 @router.get("/keys", response_class=HTMLResponse)
-def keys_index(
-    request: Request, who: Viewer = Depends(viewer), app: UiContext = Depends(ui)
-) -> Response:
+def keys_index(request: Request, who: CurrentViewer, app: Ui) -> Response:
     return _keys_page(app, request, who)
 
 
@@ -63,14 +62,12 @@ def _rotate(app: UiContext, request: Request, who: Viewer, form: dict[str, str])
         app.audit_attempt(
             who, "ui.key.rotate", key, "denied" if denied else "error", reason=str(exc)
         )
-        return _keys_page(app, request, who, error=str(exc), status=403 if denied else 400)
+        return _keys_page(app, request, who, Notice(error=str(exc), status=403 if denied else 400))
     app.audit_attempt(who, "ui.key.rotate", key, "ok", version=new.version)
-    return _keys_page(app, request, who, message=f"Rotated {key}: {new.ref} is active.")
+    return _keys_page(app, request, who, Notice(message=f"Rotated {key}: {new.ref} is active."))
 
 
 @router.post("/keys/rotate", response_class=HTMLResponse)
-async def keys_rotate(
-    request: Request, who: Viewer = Depends(viewer), app: UiContext = Depends(ui)
-) -> Response:
+async def keys_rotate(request: Request, who: CurrentViewer, app: Ui) -> Response:
     form = await same_origin_form(request, who)
     return await run_in_threadpool(_rotate, app, request, who, form)

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from veilflow.lineage.view import run_lineage
 from veilflow.ui import queries
-from veilflow.ui.auth import Viewer, require
-from veilflow.ui.context import PAGE_SIZE, UiContext, base_path, blank, day, ui, viewer
+from veilflow.ui.auth import require
+from veilflow.ui.context import (
+    PAGE_SIZE,
+    CurrentViewer,
+    Ui,
+    base_path,
+    blank,
+    day,
+)
 from veilflow.ui.graph import column_graph
 
 router = APIRouter()
@@ -19,8 +26,8 @@ router = APIRouter()
 @router.get("/lineage", response_class=HTMLResponse)
 def lineage_index(
     request: Request,
-    who: Viewer = Depends(viewer),
-    app: UiContext = Depends(ui),
+    who: CurrentViewer,
+    app: Ui,
     policy: str = "",
     dataset: str = "",
     since: str = "",
@@ -44,8 +51,8 @@ def lineage_index(
 def lineage_dataset(
     request: Request,
     dataset: str,
-    who: Viewer = Depends(viewer),
-    app: UiContext = Depends(ui),
+    who: CurrentViewer,
+    app: Ui,
     run: str = "",
     policy: str = "",
     since: str = "",

@@ -6,12 +6,12 @@ import mimetypes
 from pathlib import Path
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from veilflow.ui import queries
-from veilflow.ui.auth import AuthError, Viewer, require
-from veilflow.ui.context import UiContext, base_path, blank, ui, viewer
+from veilflow.ui.auth import AuthError, require
+from veilflow.ui.context import CurrentViewer, Ui, base_path, blank
 
 router = APIRouter()
 
@@ -21,8 +21,8 @@ RUN_STATUSES = ("running", "published", "quarantined", "failed")
 @router.get("/runs", response_class=HTMLResponse)
 def runs_index(
     request: Request,
-    who: Viewer = Depends(viewer),
-    app: UiContext = Depends(ui),
+    who: CurrentViewer,
+    app: Ui,
     dataset: str = "",
     status: str = "",
 ) -> Response:
@@ -45,9 +45,7 @@ def runs_index(
 
 
 @router.get("/runs/view", response_class=HTMLResponse)
-def run_view(
-    request: Request, run_id: str, who: Viewer = Depends(viewer), app: UiContext = Depends(ui)
-) -> Response:
+def run_view(request: Request, run_id: str, who: CurrentViewer, app: Ui) -> Response:
     with app.db(who, "runs") as conn:
         detail = queries.run_detail(conn, run_id)
     if detail is None:
@@ -74,9 +72,7 @@ def run_view(
 
 
 @router.get("/data-docs/{run_id}/{path:path}")
-def data_docs(
-    run_id: str, path: str, who: Viewer = Depends(viewer), app: UiContext = Depends(ui)
-) -> Response:
+def data_docs(run_id: str, path: str, who: CurrentViewer, app: Ui) -> Response:
     """The run's Great Expectations Data Docs site (its own files only)."""
     with app.db(who, "runs") as conn:
         detail = queries.run_detail(conn, run_id)
