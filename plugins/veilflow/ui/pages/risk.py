@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from veilflow.privacy.history import risk_history
-from veilflow.ui.auth import Viewer
-from veilflow.ui.context import UiContext, ui, viewer
+from veilflow.ui.context import CurrentViewer, Ui
 from veilflow.ui.risk_chart import risk_chart
 
 router = APIRouter()
 
 
 @router.get("/risk/{dataset}", response_class=HTMLResponse)
-def risk_page(
-    request: Request, dataset: str, who: Viewer = Depends(viewer), app: UiContext = Depends(ui)
-) -> Response:
+def risk_page(request: Request, dataset: str, who: CurrentViewer, app: Ui) -> Response:
     with app.db(who, "runs") as conn:
         points = risk_history(conn, dataset)
     thresholds = dict(points[-1].details.get("thresholds") or {}) if points else {}
