@@ -35,8 +35,9 @@ from veilflow.privacy.budget import (
     spent_by_run,
 )
 from veilflow.privacy.dp import noise_of, privatize
+from veilflow.privacy.erased import not_erased
 from veilflow.zones.copy_io import write_frame
-from veilflow.zones.run_tables import CANARY, table_exists
+from veilflow.zones.run_tables import CANARY, RunTables, table_exists
 
 log = logging.getLogger(__name__)
 
@@ -138,13 +139,17 @@ def _cells(spec: ReleaseSpec) -> list[tuple[str, ...]]:
 
 
 def exact_cells(
-    conn: psycopg.Connection, snapshot: sql.Composable, spec: ReleaseSpec
+    conn: psycopg.Connection,
+    snapshot: sql.Composable,
+    spec: ReleaseSpec,
+    rows: sql.Composable = sql.SQL("true"),
 ) -> tuple[list[tuple[str, ...]], np.ndarray, np.ndarray]:
     """Per cell: the exact count and clipped sum, computed in PostgreSQL on the real rows
-    (canaries left out). Rows outside the declared groups or bins fall in no cell."""
+    (canaries left out, and rows failing ``rows``: erased subjects'). Rows outside the
+    declared groups or bins fall in no cell."""
     groups = list(spec.group_by)
     keys: list[sql.Composable] = [sql.SQL("{}::text").format(sql.Identifier(g)) for g in groups]
-    where: list[sql.Composable] = [sql.SQL("NOT {}").format(sql.Identifier(CANARY))]
+    where: list[sql.Composable] = [sql.SQL("NOT {}").format(sql.Identifier(CANARY)), rows]
     for g, values in spec.group_by.items():
         where.append(
             sql.SQL("{}::text = ANY({})").format(
@@ -279,8 +284,9 @@ def publish_releases(
         before = budget_of(conn, policy.dataset)
         why = refusal(policy.dataset, before, epsilon, delta)
         if why is None:
+            keep = not_erased(conn, policy, RunTables(policy.dataset, run_id))
             for spec in policy.releases:
-                cells, counts, sums = exact_cells(conn, snapshot, spec)
+                cells, counts, sums = exact_cells(conn, snapshot, spec, keep)
                 values = privatize(spec, counts, sums)
                 table = spec.table_for(policy.dataset)
                 write_release(conn, table, spec, release_frame(spec, cells, values), readers, tag)

@@ -26,6 +26,7 @@ import psycopg
 from psycopg import sql
 
 from veilflow.policy.model import Policy
+from veilflow.privacy.erased import not_erased
 from veilflow.privacy.synthesis import GaussianCopula, distance_to_closest, fidelity
 from veilflow.validate.context import GateContext
 from veilflow.validate.report import CheckResult, GateReport
@@ -88,10 +89,11 @@ def synthesize(
     types = _types(conn, rt.candidate, cols)
     train = read_frame(
         conn,
-        sql.SQL("SELECT {c} FROM {t} WHERE {canary} IS NOT TRUE").format(
+        sql.SQL("SELECT {c} FROM {t} WHERE {canary} IS NOT TRUE AND {keep}").format(
             c=sql.SQL(", ").join(sql.Identifier(c) for c in cols),
             t=rt.candidate,
             canary=sql.Identifier(CANARY),
+            keep=not_erased(conn, ctx.policy, rt),
         ),
         cols,
     )

@@ -22,6 +22,7 @@ import psycopg
 from psycopg import sql
 
 from veilflow.policy.releases import UtilitySettings
+from veilflow.privacy.erased import not_erased
 from veilflow.validate.context import GateContext
 from veilflow.zones.copy_io import read_frame
 from veilflow.zones.run_tables import CANARY, ROW
@@ -38,16 +39,20 @@ def _sample(
     table: sql.Composable,
     columns: list[str],
     step: int,
+    keep: sql.Composable,
 ) -> pd.DataFrame:
     names = [ROW, *columns]
     frame = read_frame(
         conn,
-        sql.SQL("SELECT {cols} FROM {t} WHERE {canary} IS NOT TRUE AND {row} % {step} = 0").format(
+        sql.SQL(
+            "SELECT {cols} FROM {t} WHERE {canary} IS NOT TRUE AND {row} % {step} = 0 AND {keep}"
+        ).format(
             cols=sql.SQL(", ").join(sql.Identifier(c) for c in names),
             t=table,
             canary=sql.Identifier(CANARY),
             row=sql.Identifier(ROW),
             step=sql.Literal(step),
+            keep=keep,
         ),
         names,
     )
@@ -138,8 +143,9 @@ def utility_report(
     columns = [settings.target, *settings.features]
     step = max(1, -(-ctx.rows_in // settings.sample)) if settings.sample else 1
     try:
-        source = _sample(conn, ctx.tables.snapshot, columns, step)
-        masked = _sample(conn, ctx.tables.candidate, columns, step)
+        keep = not_erased(conn, ctx.policy, ctx.tables)
+        source = _sample(conn, ctx.tables.snapshot, columns, step, keep)
+        masked = _sample(conn, ctx.tables.candidate, columns, step, keep)
         rows = source.index.intersection(masked.index)
         source, masked = source.loc[rows], masked.loc[rows]
         rng = np.random.default_rng(settings.seed)
