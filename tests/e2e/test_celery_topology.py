@@ -57,6 +57,8 @@ METADATA_LOGIN = "airflow_celery_owner"
 PIPELINE_LOGIN = "veilflow_pipeline_svc"
 DAG_ID = "veilflow_customers"
 RUN_ID = "manual__celery_topology"
+RUN_ID_INCREMENTAL = "manual__celery_incremental"
+RUN_ID_UP_TO_DATE = "manual__celery_up_to_date"
 TASKS = ("extract", "transform", "validate", "publish", "cleanup")
 RUN_TIMEOUT_S = 360
 START_TIMEOUT_S = 180
@@ -64,6 +66,8 @@ WORKER_SLOTS = 2
 #: Chunks of the 2,000-row table (20 canaries ride along), so mapped transform tasks.
 CHUNK_ROWS = 450
 CHUNKS = 5
+#: The 1,200 rows the incremental run appends (and its 20 canaries), in chunks of 450.
+INCREMENTAL_CHUNKS = 3
 
 
 def free_port() -> int:
@@ -292,8 +296,9 @@ def celery_topology(
     text = customers_policy_path.read_text()
     # Unscheduled, and in CHUNKS chunks: with more chunks than worker slots, the slots stay
     # busy together however the scheduler staggers the queueing of the first ones.
+    # Incremental by customer_id: the first run is a full run, the test's second appends.
     unscheduled = text.replace('schedule: "@daily"', "schedule: null").replace(
-        "chunk_rows: 700", f"chunk_rows: {CHUNK_ROWS}"
+        "chunk_rows: 700", f"chunk_rows: {CHUNK_ROWS}\nincremental: {{cursor: customer_id}}"
     )
     assert "schedule: null" in unscheduled and f"chunk_rows: {CHUNK_ROWS}" in unscheduled, (
         "the demo policy's schedule or chunk_rows line changed; update this test"
@@ -414,6 +419,40 @@ def celery_topology(
             conn.execute(f'DROP ROLE IF EXISTS "{METADATA_LOGIN}"')
 
 
+def run_dag(topology: Topology, run_id: str) -> list[tuple[object, ...]]:
+    """Trigger the DAG as ``run_id``, wait for it to succeed; its task instances."""
+    triggered = topology.airflow("dags", "trigger", DAG_ID, "--run-id", run_id)
+    assert triggered.returncode == 0, triggered.stdout[-2000:] + triggered.stderr[-2000:]
+    headers = {"Authorization": f"Bearer {topology.api_token()}"}
+
+    def finished() -> object:
+        r = httpx.get(
+            f"{topology.api}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}", headers=headers, timeout=10
+        )
+        r.raise_for_status()
+        state = r.json()["state"]
+        return state in ("success", "failed") and state
+
+    state = wait_for(topology, f"{DAG_ID} run {run_id} finished", finished, RUN_TIMEOUT_S, every=2)
+    assert state == "success", topology.report()
+    with psycopg.connect(topology.metadata_url) as conn:
+        return conn.execute(
+            "SELECT id::text, task_id, map_index, state, queue, external_executor_id, "
+            "start_date, end_date, queued_dttm "
+            "FROM task_instance WHERE dag_id = %s AND run_id = %s ORDER BY task_id, map_index",
+            (DAG_ID, run_id),
+        ).fetchall()
+
+
+def assert_slots_shared(tis: list[tuple[object, ...]]) -> None:
+    """The worker's two slots shared the chunks: two transform tasks ran at the same time."""
+    spans = sorted((t[6], t[7]) for t in tis if t[1] == "transform")
+    queued = sorted(t[8] for t in tis if t[1] == "transform")
+    assert any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans)), (
+        f"transform (start, end): {spans}; queued at: {queued}"
+    )
+
+
 def test_customers_dag_runs_on_celery_workers(celery_topology: Topology, seeded_db: str) -> None:
     topology = celery_topology
     with psycopg.connect(seeded_db) as conn:
@@ -421,29 +460,7 @@ def test_customers_dag_runs_on_celery_workers(celery_topology: Topology, seeded_
     assert before is not None
     unpaused = topology.airflow("dags", "unpause", DAG_ID, "--yes")
     assert unpaused.returncode == 0, unpaused.stdout[-2000:] + unpaused.stderr[-2000:]
-    triggered = topology.airflow("dags", "trigger", DAG_ID, "--run-id", RUN_ID)
-    assert triggered.returncode == 0, triggered.stdout[-2000:] + triggered.stderr[-2000:]
-
-    headers = {"Authorization": f"Bearer {topology.api_token()}"}
-
-    def finished() -> object:
-        r = httpx.get(
-            f"{topology.api}/api/v2/dags/{DAG_ID}/dagRuns/{RUN_ID}", headers=headers, timeout=10
-        )
-        r.raise_for_status()
-        state = r.json()["state"]
-        return state in ("success", "failed") and state
-
-    state = wait_for(topology, f"{DAG_ID} run finished", finished, RUN_TIMEOUT_S, every=2)
-    assert state == "success", topology.report()
-
-    with psycopg.connect(topology.metadata_url) as conn:
-        tis = conn.execute(
-            "SELECT id::text, task_id, map_index, state, queue, external_executor_id, "
-            "start_date, end_date, queued_dttm "
-            "FROM task_instance WHERE dag_id = %s AND run_id = %s ORDER BY task_id, map_index",
-            (DAG_ID, RUN_ID),
-        ).fetchall()
+    tis = run_dag(topology, RUN_ID)
 
     assert all(t[5] for t in tis), f"task instances without a Celery task id: {tis}"
 
@@ -481,12 +498,7 @@ def test_customers_dag_runs_on_celery_workers(celery_topology: Topology, seeded_
         assert ti_id in line and f"task_id='{task_id}'" in line, (where, line[:400])
         assert results.get(celery_id) == "SUCCESS", (where, results.get(celery_id))
 
-    # The worker's two slots shared the chunks: two transform tasks ran at the same time.
-    spans = sorted((t[6], t[7]) for t in tis if t[1] == "transform")
-    queued = sorted(t[8] for t in tis if t[1] == "transform")
-    assert any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans)), (
-        f"transform (start, end): {spans}; queued at: {queued}"
-    )
+    assert_slots_shared(tis)
 
     with psycopg.connect(seeded_db) as conn:
         assert conn.execute("SELECT count(*) FROM anonymized.customers").fetchone() == (2000,)
@@ -517,3 +529,36 @@ def test_customers_dag_runs_on_celery_workers(celery_topology: Topology, seeded_
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("UPDATE governance.data_keys SET state = 'disabled'")
         conn.rollback()
+
+    # An incremental run (ADR 0017): the source grows by 1,200 rows; the next DAG run takes
+    # only those, in three chunks the two slots share, and appends them.
+    from veilflow.pipeline.seed import append_customers
+
+    with psycopg.connect(seeded_db) as conn:
+        append_customers(conn, 1_200, seed=7)
+    tis = run_dag(topology, RUN_ID_INCREMENTAL)
+    transforms = [t for t in tis if t[1] == "transform"]
+    assert len(transforms) == INCREMENTAL_CHUNKS and all(t[3] == "success" for t in tis), tis
+    assert_slots_shared(tis)
+    with psycopg.connect(seeded_db) as conn:
+        assert conn.execute("SELECT count(*) FROM anonymized.customers").fetchone() == (3200,)
+        row = conn.execute(
+            "SELECT status, rows_in, rows_out, manifest->'incremental' FROM governance.runs"
+            " WHERE run_id = %s",
+            (f"customers:{RUN_ID_INCREMENTAL}",),
+        ).fetchone()
+    assert row is not None and row[:3] == ("published", 1200, 1200), row
+    assert (row[3]["mode"], row[3]["from"], row[3]["to"]) == ("append", "2000", "3200"), row[3]
+
+    # No new rows: the run ends at extract; transform, validate and publish are skipped.
+    tis = run_dag(topology, RUN_ID_UP_TO_DATE)
+    states = {str(t[1]): t[3] for t in tis}
+    assert states["extract"] == "success" and states["transform"] == "skipped", states
+    with psycopg.connect(seeded_db) as conn:
+        row = conn.execute(
+            "SELECT status, rows_out, manifest->>'up_to_date' FROM governance.runs"
+            " WHERE run_id = %s",
+            (f"customers:{RUN_ID_UP_TO_DATE}",),
+        ).fetchone()
+        assert conn.execute("SELECT count(*) FROM anonymized.customers").fetchone() == (3200,)
+    assert row == ("published", 0, "true"), row
