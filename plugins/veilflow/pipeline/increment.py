@@ -22,7 +22,7 @@ from veilflow.zones import increment as cursors
 from veilflow.zones.run_tables import (
     RunTables,
     create_snapshot,
-    read_published_sketches,
+    published_sketch_key,
     table_exists,
 )
 
@@ -100,10 +100,10 @@ def plan_increment(
         )
     if not table_exists(conn, policy.target.schema_name, policy.target.table_name):
         return full_run(f"{policy.target.table} does not exist")
-    kept = read_published_sketches(conn, policy.dataset)
-    if kept is None:
+    key = published_sketch_key(conn, policy.dataset)
+    if key is None:
         return full_run("the published version's gate sketches are missing")
-    return IncrementPlan("append", "", state, kept[0], cursor_type)
+    return IncrementPlan("append", "", state, key, cursor_type)
 
 
 def take_rows(

@@ -167,27 +167,68 @@ def source_changes(
     written between the check and the new run's snapshot goes unseen.
 
     A row is written after the snapshot when its ``xmin`` is at or after the snapshot's
-    ``xmin`` and not visible in it (``pg_visible_in_snapshot``; the 32-bit ``xmin`` is
-    widened by its ``age``, which frozen rows put out of reach). One sequential scan of
-    the range, reading no column but the cursor."""
+    ``xmin`` and not visible in it (``pg_visible_in_snapshot``); the 32-bit ``xmin`` is
+    widened against the current 64-bit transaction id (rows billions of transactions old
+    would wrap round into the window and be refused, never missed). One parallel
+    sequential scan of the range, reading no column but the cursor."""
     if state.cursor_to is None or not state.blocks:
         return []
     typ = sql.SQL(state.type)
     cur = sql.Identifier(state.column)
     lows = [b.lo for b in state.blocks]
+    ref = conn.execute(
+        "SELECT pg_current_xact_id()::text::bigint,"
+        " pg_snapshot_xmin(%s::pg_snapshot)::text::bigint",
+        (state.snapshot,),
+    ).fetchone()
+    assert ref is not None
+    now_xid, since_xid = int(ref[0]), int(ref[1])
+    # The distance back from now to a row's xmin, modulo 2^32; the row is new enough to
+    # ask the snapshot about when it is within the distance back to the snapshot's xmin.
+    back = sql.SQL("((({n32} - x32) %% 4294967296) + 4294967296) %% 4294967296").format(
+        n32=sql.Literal(now_xid % 4294967296)
+    )
+    parts = {
+        "c": cur,
+        "t": typ,
+        "src": sql.Identifier(schema, table),
+        "back": back,
+        "window": sql.Literal(now_xid - since_xid),
+        "now": sql.Literal(now_xid),
+    }
+    rows = sql.SQL(
+        "SELECT c, CASE WHEN x32 < 3 OR {back} > {window} THEN false"  # special ids, old rows
+        " ELSE NOT pg_visible_in_snapshot(({now} - {back})::text::xid8, %(snap)s::pg_snapshot)"
+        " END AS written FROM (SELECT {c} AS c, xmin::text::bigint AS x32 FROM {src}"
+        " WHERE {c} <= %(to)s::{t}) s"
+    ).format(**parts)
+    # The common case in one parallel scan: as many rows as published, none written since.
+    whole = conn.execute(
+        sql.SQL("SELECT count(*), count(*) FILTER (WHERE written) FROM ({}) w").format(rows),
+        {"snap": state.snapshot, "to": state.cursor_to},
+    ).fetchone()
+    if whole is not None and int(whole[0]) == state.rows_total and int(whole[1]) == 0:
+        return []
     now = conn.execute(
         sql.SQL(
-            "WITH ref AS (SELECT pg_current_xact_id()::text::bigint AS cur,"
-            " pg_snapshot_xmin(%(snap)s::pg_snapshot)::text::bigint AS lo),"
-            " seen AS (SELECT width_bucket({c}, %(lows)s::text[]::{t}[]) AS b, {c} AS c,"
-            "   (age(s.xmin) <= ref.cur - ref.lo AND NOT pg_visible_in_snapshot("
-            "     (ref.cur - age(s.xmin))::text::xid8, %(snap)s::pg_snapshot)) AS written"
-            "   FROM {src} s, ref WHERE {c} <= %(to)s::{t})"
-            " SELECT b, count(*), count(*) FILTER (WHERE written),"
+            "SELECT b, count(*), count(*) FILTER (WHERE written),"
             " to_jsonb(min(c) FILTER (WHERE written)) #>> '{{}}',"
             " to_jsonb(max(c) FILTER (WHERE written)) #>> '{{}}'"
-            " FROM seen GROUP BY b ORDER BY b"
-        ).format(c=cur, t=typ, src=sql.Identifier(schema, table)),
+            " FROM (SELECT width_bucket(c, %(lows)s::text[]::{t}[]) AS b, c,"
+            "  CASE WHEN x32 < 3 OR {back} > {window} THEN false"  # special ids: frozen, old
+            "  ELSE NOT pg_visible_in_snapshot(({now} - {back})::text::xid8,"
+            "   %(snap)s::pg_snapshot) END AS written"
+            "  FROM (SELECT {c} AS c, xmin::text::bigint AS x32 FROM {src}"
+            "   WHERE {c} <= %(to)s::{t}) s) w"
+            " GROUP BY b ORDER BY b"
+        ).format(
+            c=cur,
+            t=typ,
+            src=sql.Identifier(schema, table),
+            back=back,
+            window=sql.Literal(now_xid - since_xid),
+            now=sql.Literal(now_xid),
+        ),
         {"snap": state.snapshot, "lows": lows, "to": state.cursor_to},
     ).fetchall()
     seen = {int(b): (int(n), int(w), lo, hi) for b, n, w, lo, hi in now}

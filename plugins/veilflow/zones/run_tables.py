@@ -317,6 +317,18 @@ def read_published_sketches(
     return None if key is None else (key, parts)
 
 
+def published_sketch_key(conn: psycopg.Connection, dataset: str) -> bytes | None:
+    """The hash key of the published version's kept sketches (None when none are kept)."""
+    if not table_exists(conn, "staging", published_sketches_name(dataset)):
+        return None
+    row = conn.execute(
+        sql.SQL("SELECT data FROM {} WHERE part = {}").format(
+            published_sketches(dataset), sql.Literal(KEY_PART)
+        )
+    ).fetchone()
+    return None if row is None else bytes(row[0])
+
+
 def write_histogram(conn: psycopg.Connection, rt: RunTables, data: bytes) -> None:
     """The class histogram of the rows the run will publish (after suppression), kept in
     the run's sketches for publish to keep (ADR 0017)."""
