@@ -10,12 +10,8 @@ from typing import Any
 
 import pandas as pd
 
-from veilflow.detect.columns import (
-    FREE_TEXT,
-    IDENTIFIER,
-    ColumnVerdict,
-    classify_columns,
-)
+from veilflow.detect.column_evidence import FREE_TEXT, IDENTIFIER
+from veilflow.detect.columns import ColumnVerdict, classify_columns
 from veilflow.policy.detection import DetectionSettings
 
 
