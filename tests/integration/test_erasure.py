@@ -141,6 +141,11 @@ def test_an_erased_subject_leaves_every_table_and_stays_out(
     summary = run_policy(policy)
     assert summary.rows_published == 1999
     assert _rows_of(conn, token)["anonymized.customers"] == 0
+    # It left the subject out at extract, so its gate counted the rows it published.
+    manifest = conn.execute(
+        "SELECT manifest FROM governance.runs WHERE run_id = %s", (summary.run_id,)
+    ).fetchone()[0]  # type: ignore[index]
+    assert manifest["erased_left_out"] == 1 and manifest["rows_in"] == 1999
 
     audit = conn.execute(
         "SELECT action, actor, outcome, count FROM governance.audit_log"

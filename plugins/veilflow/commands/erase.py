@@ -58,7 +58,7 @@ def erase_cmd(
     if apply:
         if subject is not None or reason is not None:
             raise VeilflowError("--apply takes only --dataset: it applies pending requests")
-        from veilflow.vault.erasure import apply as apply_erasures
+        from veilflow.pipeline.erased import apply_erasures
 
         with connect(duty="pipeline", autocommit=True) as conn:
             reports = apply_erasures(conn, policy)
@@ -69,6 +69,11 @@ def erase_cmd(
             typer.echo(
                 f"request {r.request}: {r.total} row(s) removed ({tables}); "
                 f"{r.left} left in any table of {dataset}"
+                + (
+                    f"; {r.suppressed} other row(s) suppressed in classes it left below k"
+                    if r.suppressed
+                    else ""
+                )
             )
         return
     if subject is None or reason is None:

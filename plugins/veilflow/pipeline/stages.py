@@ -28,6 +28,7 @@ from veilflow.errors import (
 )
 from veilflow.lineage.emitter import emit_stage
 from veilflow.lineage.events import ParentRun
+from veilflow.pipeline.erased import leave_out_erased
 from veilflow.pipeline.manifest import chunk_counters, column_entries, load_manifest, save_manifest
 from veilflow.pipeline.plan import Plan, plan_policy
 from veilflow.policy.model import Policy
@@ -314,8 +315,11 @@ def extract(
             )
         else:
             rows, manifest["incremental"] = increment.take_rows(conn, policy, rt, declared, taking)
-            if rows == 0 and taking.mode == "append":
-                return _up_to_date(conn, policy, run_id, rt, manifest, parent)
+        rows, left_out = leave_out_erased(conn, policy, rt, keys, rows)
+        if left_out:
+            manifest["erased_left_out"] = left_out
+        if taking is not None and rows == 0 and taking.mode == "append":
+            return _up_to_date(conn, policy, run_id, rt, manifest, parent)
         manifest["detection"] = scan_source(conn, policy, run_id, declared)
         canaries = 0
         if policy.validation.canaries:

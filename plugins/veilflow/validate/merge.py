@@ -417,6 +417,11 @@ def class_counts(ctx: GateContext, s: Summaries) -> pd.DataFrame | None:
     the published version's classes."""
     if RISK not in s.sketches:
         return None
+    if ctx.appends_to is not None and RISK not in s.published:
+        # The published version keeps no histogram: an erasure removed rows it counted
+        # (``vault.erasure.forget_published_histogram``). k / l / t are measured on the
+        # tables, and none is kept until a full run.
+        return None
     parts = s.with_published(RISK)
     setup = risk_setup(ctx)
     assert setup is not None

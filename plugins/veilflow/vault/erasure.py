@@ -23,6 +23,7 @@ with counts only.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psycopg
@@ -36,7 +37,12 @@ from veilflow.transform.keys import KeyProvider
 from veilflow.transform.operators.tokenize import Tokenize, TokenizeConfig, tokenize_array
 from veilflow.vault.access import require
 from veilflow.vault.audit import record
-from veilflow.zones.run_tables import table_exists
+from veilflow.zones.run_tables import (
+    HISTOGRAM_PART,
+    published_sketches,
+    published_sketches_name,
+    table_exists,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +61,17 @@ class ErasureReport:
     dataset: str
     removed: dict[str, int] = field(default_factory=dict)
     left: int = 0
+    #: Other subjects' rows of the published table in classes the erasure left smaller
+    #: than the policy's k, suppressed so the published table keeps its k.
+    suppressed: int = 0
 
     @property
     def total(self) -> int:
         return sum(self.removed.values())
 
 
-def _key_config(policy: Policy) -> TokenizeConfig:
+def key_config(policy: Policy) -> TokenizeConfig:
+    """The key column's ``tokenize`` configuration; ``ErasureError`` when it has none."""
     key = policy.source.key
     spec = policy.columns[key]
     if spec.action != Tokenize.name:
@@ -72,13 +82,9 @@ def _key_config(policy: Policy) -> TokenizeConfig:
     return TokenizeConfig(**spec.params)
 
 
-def subject_tokens(
-    conn: psycopg.Connection, policy: Policy, subject: str, keys: KeyProvider
-) -> list[str]:
-    """The tokens ``subject`` (a source key) has under each readable version of the
-    dataset's token key, oldest first."""
-    config = _key_config(policy)
-    versions = [
+def token_versions(conn: psycopg.Connection, policy: Policy) -> list[int]:
+    """The readable versions of the dataset's token key, oldest first."""
+    return [
         int(r[0])
         for r in conn.execute(
             "SELECT version FROM governance.data_keys WHERE dataset = %s AND purpose = 'token'"
@@ -86,6 +92,15 @@ def subject_tokens(
             (policy.scope,),
         ).fetchall()
     ]
+
+
+def subject_tokens(
+    conn: psycopg.Connection, policy: Policy, subject: str, keys: KeyProvider
+) -> list[str]:
+    """The tokens ``subject`` (a source key) has under each readable version of the
+    dataset's token key, oldest first."""
+    config = key_config(policy)
+    versions = token_versions(conn, policy)
     if not versions:
         raise ErasureError(
             f"dataset {policy.dataset!r} has no readable token key, so it has published no"
@@ -141,10 +156,16 @@ def _tables(conn: psycopg.Connection, policy: Policy) -> list[tuple[str, str]]:
     return [(s, t) for s, t in found if table_exists(conn, s, t)]
 
 
-def apply(conn: psycopg.Connection, policy: Policy) -> list[ErasureReport]:
+def apply(
+    conn: psycopg.Connection,
+    policy: Policy,
+    keep_k: Callable[[psycopg.Connection, Policy], int] | None = None,
+) -> list[ErasureReport]:
     """Apply every pending request of the policy's dataset (the pipeline's login): delete
     the subjects' rows from the published table and the quarantined candidates, vacuum
-    those tables, record what was removed. ``conn`` must be in autocommit mode (VACUUM)."""
+    those tables, record what was removed. ``keep_k`` (``pipeline.erased.keep_k``) then
+    suppresses, in the same transaction, the published rows of classes the request left
+    below the policy's k. ``conn`` must be in autocommit mode (VACUUM)."""
     require(conn, "encrypt", action="erasure.apply", target=policy.dataset)
     pending = conn.execute(
         "SELECT id, key_column, subject_tokens FROM governance.erasure_requests"
@@ -154,6 +175,8 @@ def apply(conn: psycopg.Connection, policy: Policy) -> list[ErasureReport]:
     if not pending:
         return []
     tables = _tables(conn, policy)
+    published_at = (policy.target.schema_name, policy.target.table_name)
+    published = ".".join(published_at)
     reports: list[ErasureReport] = []
     touched: set[tuple[str, str]] = set()
     for request_id, key_column, tokens in pending:
@@ -178,23 +201,45 @@ def apply(conn: psycopg.Connection, policy: Policy) -> list[ErasureReport]:
                 raise ErasureError(
                     f"erasure request {request_id}: {left} row(s) still found after the delete"
                 )
+            suppressed = keep_k(conn, policy) if keep_k and removed.get(published, 0) else 0
+            if suppressed:
+                touched.add(published_at)
             conn.execute(
                 "UPDATE governance.erasure_requests SET applied_at = now(),"
                 " applied_by = session_user, removed = %s::jsonb WHERE id = %s",
                 (Jsonb(removed), request_id),
             )
-        report = ErasureReport(int(request_id), policy.dataset, removed, left)
+        report = ErasureReport(int(request_id), policy.dataset, removed, left, suppressed)
         record(
             conn,
             "erasure.apply",
             target=policy.dataset,
             count=report.total,
-            details={"request": report.request, "removed": removed, "left": left},
+            details={
+                "request": report.request,
+                "removed": removed,
+                "left": left,
+                "suppressed_below_k": suppressed,
+            },
         )
         reports.append(report)
+    if any(r.removed.get(published, 0) for r in reports):
+        forget_published_histogram(conn, policy.dataset)
     # The deleted rows stay in the tables' files as dead tuples until a vacuum; a full one
     # rewrites the files without them (WAL and backups are beyond it, as for destroyed keys).
     for schema, table in sorted(touched):
         conn.execute(sql.SQL("VACUUM (FULL) {}").format(sql.Identifier(schema, table)))
     log.info("applied %d erasure request(s) for %s", len(reports), policy.dataset)
     return reports
+
+
+def forget_published_histogram(conn: psycopg.Connection, dataset: str) -> None:
+    """Drop the class histogram an incremental dataset keeps of its published rows (ADR
+    0017): it counts rows that are gone now. Appending runs then measure k / l / t on the
+    published table itself until a full run keeps a new one."""
+    if table_exists(conn, "staging", published_sketches_name(dataset)):
+        conn.execute(
+            sql.SQL("DELETE FROM {} WHERE part = {}").format(
+                published_sketches(dataset), sql.Literal(HISTOGRAM_PART)
+            )
+        )

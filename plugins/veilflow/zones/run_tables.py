@@ -160,6 +160,41 @@ def create_snapshot(
     return max(count, 0)
 
 
+def drop_snapshot_rows(conn: psycopg.Connection, rt: RunTables, rows: list[int]) -> int:
+    """Take ``rows`` (row numbers) out of the snapshot and number the rest again from 1 in
+    the same order, so chunks keep cutting contiguous ranges. Returns the rows left."""
+    rest = [c.name for c in source_columns(conn, "staging", rt.snapshot_name) if c.name != ROW]
+    kept_name = (rt.snapshot_name + "_kept")[:63]
+    kept = sql.Identifier("staging", kept_name)
+    with conn.transaction():
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(kept))
+        cur = conn.execute(
+            sql.SQL(
+                "CREATE UNLOGGED TABLE {kept} {options} AS"
+                " SELECT row_number() OVER (ORDER BY {row}) AS {row}, {cols} FROM {snap}"
+                " WHERE NOT ({row} = ANY(%s))"
+            ).format(
+                kept=kept,
+                options=_RUN_TABLE_OPTIONS,
+                row=sql.Identifier(ROW),
+                cols=sql.SQL(", ").join(sql.Identifier(c) for c in rest),
+                snap=rt.snapshot,
+            ),
+            (rows,),
+        )
+        left = max(cur.rowcount, 0)
+        conn.execute(sql.SQL("DROP TABLE {}").format(rt.snapshot))
+        conn.execute(
+            sql.SQL("ALTER TABLE {} RENAME TO {}").format(kept, sql.Identifier(rt.snapshot_name))
+        )
+        conn.execute(
+            sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET NOT NULL").format(
+                rt.snapshot, sql.Identifier(CANARY)
+            )
+        )
+    return left
+
+
 def index_snapshot(conn: psycopg.Connection, rt: RunTables, *, renumber: bool = False) -> None:
     """Index the row numbers; with ``renumber``, first number the rows added after the copy
     without one (canaries planted without a row number)."""
