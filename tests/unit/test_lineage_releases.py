@@ -58,8 +58,23 @@ RELEASES = {
 }
 
 
-def publish_event(stage: str = "publish") -> dict[str, Any]:
+SYNTHETIC = {
+    "table": "anonymized.patients_synthetic",
+    "synthesizer": "gaussian_copula",
+    "columns": ["zip", "ward"],
+    "rows": 996,
+    "trained_on": 996,
+    "exact_copies": 0,
+    "quarantined_as": None,
+}
+
+
+def publish_event(
+    stage: str = "publish", synthetic: dict[str, Any] | None = None
+) -> dict[str, Any]:
     manifest = {**ls.manifest(passed=True), "releases": RELEASES}
+    if synthetic is not None:
+        manifest["synthetic"] = synthetic
     return event_dict(
         build_stage_event(
             ls.policy(),
@@ -112,3 +127,29 @@ def test_the_veilflow_facet_carries_the_epsilon_spent_on_publish_only() -> None:
     validate = publish_event("validate")
     assert "differentialPrivacy" not in validate["run"]["facets"][FACET_KEY]
     assert event_errors(validate, ls.require_spec()) == []
+
+
+def test_publish_outputs_the_synthetic_table_sampled_from_every_synthesized_column() -> None:
+    event = publish_event(synthetic=SYNTHETIC)
+    assert event_errors(event, ls.require_spec()) == []
+    outputs = {o["name"]: o for o in event["outputs"]}
+    syn = outputs["veilflow.anonymized.patients_synthetic"]
+    assert [f["name"] for f in syn["facets"]["schema"]["fields"]] == ["zip", "ward"]
+    fields = syn["facets"]["columnLineage"]["fields"]
+    assert set(fields) == {"zip", "ward"}
+    for column in ("zip", "ward"):
+        inputs = fields[column]["inputFields"]
+        assert [i["field"] for i in inputs] == ["zip", "ward"]
+        # Fitted on the candidate the gate passed (the event's second input), not the source.
+        assert {i["name"] for i in inputs} == {event["inputs"][1]["name"]}
+        assert event["inputs"][1]["name"].endswith("__out")
+        t = inputs[0]["transformations"][0]
+        assert (t["type"], t["subtype"], t["masking"]) == ("DIRECT", "AGGREGATION", True)
+        assert "gaussian_copula" in t["description"] and "996" in t["description"]
+    # Quarantined, it was never published: no output, and none on the validate event.
+    quarantined = publish_event(synthetic={**SYNTHETIC, "quarantined_as": "quarantine.x"})
+    assert "veilflow.anonymized.patients_synthetic" not in {
+        o["name"] for o in quarantined["outputs"]
+    }
+    validate = publish_event("validate", synthetic=SYNTHETIC)
+    assert "veilflow.anonymized.patients_synthetic" not in {o["name"] for o in validate["outputs"]}

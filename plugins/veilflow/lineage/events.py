@@ -96,6 +96,8 @@ class StageDatasets:
     quarantine: DatasetRef
     #: DP release tables (``anonymized.<table>``) a publish wrote.
     releases: dict[str, DatasetRef] = field(default_factory=dict)
+    #: The synthetic table a publish wrote, if any.
+    synthetic: DatasetRef | None = None
 
 
 def stage_datasets(
@@ -115,6 +117,9 @@ def stage_datasets(
             r["table"]: naming.dataset(r["table"])
             for r in (manifest.get("releases") or {}).get("releases") or []
         },
+        synthetic=naming.dataset(str(syn["table"]))
+        if (syn := manifest.get("synthetic")) and syn.get("table")
+        else None,
     )
 
 
@@ -207,10 +212,16 @@ def stage_io(
 
 
 def _release_outputs(ds: StageDatasets, manifest: dict[str, Any]) -> list[OutputDataset]:
-    """The DP release tables a publish wrote, each with its aggregation lineage."""
-    from veilflow.lineage.releases import release_entries, release_facets
+    """The DP release tables and the synthetic table a publish wrote, each with its
+    lineage."""
+    from veilflow.lineage.releases import (
+        release_entries,
+        release_facets,
+        synthetic_entry,
+        synthetic_facets,
+    )
 
-    return [
+    outputs = [
         OutputDataset(
             namespace=ref.namespace,
             name=ref.name,
@@ -219,6 +230,17 @@ def _release_outputs(ds: StageDatasets, manifest: dict[str, Any]) -> list[Output
         for r in release_entries(manifest)
         if (ref := ds.releases.get(r["table"])) is not None
     ]
+    synthetic = synthetic_entry(manifest)
+    if synthetic is not None and ds.synthetic is not None:
+        types = {c["name"]: c.get("output_type") for c in manifest.get("columns", [])}
+        outputs.append(
+            OutputDataset(
+                namespace=ds.synthetic.namespace,
+                name=ds.synthetic.name,
+                facets=synthetic_facets(synthetic, ds.candidate, types),
+            )
+        )
+    return outputs
 
 
 def run_facets(

@@ -2,7 +2,9 @@
 its columns' lineage from the source (grouping columns INDIRECT/GROUP_BY, the released value
 DIRECT/AGGREGATION, masked by the noise), and the ``differentialPrivacy`` field of the
 veilflow run facet (ε, δ, mechanism and noise scale per release; the budget after the run);
-and the facet's ``utility`` field (the utility report's metrics).
+the synthetic table's output dataset (each column sampled from a model fitted on the
+gate-passed candidate's columns: DIRECT/AGGREGATION, masked); and the facet's ``utility``
+field (the utility report's metrics).
 
 Pure: the manifest's ``releases`` entry in, facets out.
 """
@@ -152,3 +154,48 @@ def utility_field(manifest: dict[str, Any]) -> dict[str, Any] | None:
         cost={k: float(v) for k, v in (u.get("cost") or {}).items() if k in scores},
     )
     return out
+
+
+def synthetic_entry(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The synthetic table a publish wrote (None when there is none, or it was quarantined)."""
+    s = manifest.get("synthetic")
+    if not s or s.get("quarantined_as") or not s.get("table"):
+        return None
+    return dict(s)
+
+
+def synthetic_facets(
+    s: dict[str, Any], candidate: DatasetRef, types: dict[str, str | None]
+) -> dict[str, Any]:
+    """Dataset facets of the synthetic table: its schema (the candidate's types of its
+    columns) and column lineage. Every synthetic column is sampled from one model of the
+    joint distribution of all the synthesized columns, so each lists all of them."""
+    cols = [str(c) for c in s.get("columns") or []]
+    description = (
+        f"sampled from a {s.get('synthesizer', 'synthesizer')} fitted on"
+        f" {int(s.get('trained_on') or 0):,} gate-passed rows of {', '.join(cols)};"
+        " no row of the source"
+    )
+    sampled = column_lineage_dataset.Transformation(
+        type="DIRECT", subtype="AGGREGATION", description=description, masking=True
+    )
+    inputs = [
+        column_lineage_dataset.InputField(
+            namespace=candidate.namespace, name=candidate.name, field=c, transformations=[sampled]
+        )
+        for c in cols
+    ]
+    fields = {
+        c: column_lineage_dataset.Fields(
+            inputFields=inputs,
+            transformationDescription=description,
+            transformationType="AGGREGATION",
+        )
+        for c in cols
+    }
+    return {
+        "schema": schema_facet([(c, types.get(c)) for c in cols]),
+        "columnLineage": column_lineage_dataset.ColumnLineageDatasetFacet(
+            fields=fields, producer=PRODUCER
+        ),
+    }
