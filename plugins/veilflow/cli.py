@@ -355,6 +355,13 @@ def print_summary(run_id: str | None = None, dataset: str | None = None) -> None
                 f"    {rel['table']:<42} {what}, {rel.get('cells', 0)} cells, ε {rel['epsilon']:g}"
                 + (f" ({rel['mechanism']}, scale {rel['scale']:g})" if rel.get("mechanism") else "")
             )
+    left = m.get("full_runs_only")
+    if left:
+        names = {"releases": "DP releases", "synthetic": "synthetic table", "utility": "utility"}
+        typer.echo(
+            f"  {', '.join(names.get(x, x) for x in left)}: made by full runs; this run appended"
+            " its new rows and kept the last ones"
+        )
     q = m.get("quarantine")
     if q:
         typer.echo(

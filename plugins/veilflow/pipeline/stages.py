@@ -263,10 +263,6 @@ def extract(
         declared = check_schema(policy, cols, conn)
         check_keys(conn, policy)
         cursor_type = increment.check_cursor(conn, policy) if policy.incremental else None
-        if policy.releases:  # refused here, before any work, when the budget cannot pay
-            from veilflow.privacy.releases import check_budget
-
-            check_budget(conn, policy, run_id)
         by_name = {c.name: c for c in cols}
         manifest: dict[str, Any] = {
             "run_id": run_id,
@@ -286,6 +282,12 @@ def extract(
             if cursor_type is not None
             else None
         )
+        if policy.releases and (taking is None or taking.mode != "append"):
+            # Refused here, before any work, when the budget cannot pay (an appending run
+            # makes no release: full runs do).
+            from veilflow.privacy.releases import check_budget
+
+            check_budget(conn, policy, run_id)
         conn.execute(
             "INSERT INTO governance.runs (run_id, dataset, policy_hash, status, manifest)"
             " VALUES (%s, %s, %s, 'running', %s) ON CONFLICT (run_id) DO UPDATE SET"
@@ -744,13 +746,14 @@ def publish(policy: Policy, run_id: str, parent: ParentRun | None = None) -> Pub
                 _apply_erasures(policy)
                 return PublishResult(run_id, policy.target.table, int(row[0]))
             raise VeilflowError(f"run {run_id} has no candidate to publish")
-        if policy.releases:  # DP releases of the raw snapshot, paid from the budget
+        appending = (manifest.get("incremental") or {}).get("mode") == "append"
+        if policy.releases and not appending:  # DP releases of the raw snapshot, paid for
             from veilflow.privacy.releases import publish_releases
 
             manifest["releases"] = publish_releases(
                 conn, policy, run_id, rt.snapshot, _readers(policy), rt.tag
             )
-        if policy.synthetic is not None:
+        if policy.synthetic is not None and not appending:
             from veilflow.privacy.synthetic import publish_synthetic
 
             publish_synthetic(conn, policy, rt, _readers(policy))
