@@ -71,3 +71,39 @@ def test_full_runs_make_releases_and_synthetic_tables_appending_runs_keep_them(
     # A full run makes them again, and pays: the budget is spent, so it is refused.
     with pytest.raises(BudgetExceeded):
         run_policy(policy, full=True)
+
+
+def test_an_appending_run_links_its_records_against_the_whole_published_table(
+    zones_db: str, conn: psycopg.Connection
+) -> None:
+    """Members 1-5 in zip 10001, 6-12 in 20002; then member 13 in 10001. The appending run's
+    one new record matches six published records by zip, so no attacker links it uniquely;
+    against the new rows alone it would look unique (a linkage risk of 100%)."""
+    conn.execute(
+        "CREATE TABLE restricted.members (member_id integer PRIMARY KEY, zip text NOT NULL)"
+    )
+    conn.execute(
+        "INSERT INTO restricted.members SELECT i, CASE WHEN i <= 5 THEN '10001' ELSE '20002'"
+        " END FROM generate_series(1, 12) i"
+    )
+    policy = parse_policy(
+        """\
+dataset: members
+source: {table: restricted.members, key: member_id}
+target: {table: anonymized.members}
+incremental: {cursor: member_id}
+columns:
+  member_id: {action: tokenize}
+  zip: {action: keep}
+privacy: {quasi_identifiers: [zip], k: 5}
+risk: {max_linkage_risk: 0.5, linkage_sample: 0}
+""",
+        "members.yaml",
+    )
+    run_policy(policy)
+    conn.execute("INSERT INTO restricted.members VALUES (13, '10001')")
+    second = run_policy(policy)
+    risk = _manifest(conn, second.run_id)["risk"]
+    assert risk["linkage"]["auxiliary"] == 1  # type: ignore[index]
+    assert risk["linkage"]["unique"] == 0 and risk["linkage"]["share"] == 0.0  # type: ignore[index]
+    assert conn.execute("SELECT count(*) FROM anonymized.members").fetchone() == (13,)

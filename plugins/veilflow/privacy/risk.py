@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from veilflow.policy.model import Policy
 from veilflow.privacy.history import RiskPoint, previous_risk, record_risk
@@ -32,6 +33,7 @@ from veilflow.privacy.linkage import (
 )
 from veilflow.validate.context import GateContext
 from veilflow.validate.report import CheckResult, GateReport
+from veilflow.zones.run_tables import CANARY
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +67,46 @@ def run_linkage(
     aux = auxiliary_sample(
         conn, ctx.tables.snapshot, linkable, ctx.rows_in, ctx.policy.risk.linkage_sample
     )
-    return linkage_attack(
-        conn,
-        ctx.tables.candidate,
-        published_form(aux, linkable, ctx.recompute),
-        linkable,
-        not_linkable=keyed,
-        small_below=risk_k,
-        exclude_canaries=True,
+    target: sql.Composable = ctx.tables.candidate
+    if ctx.appends_to is not None:
+        # Appending: the attacker links the run's records against the whole published
+        # table after the append, not the new rows alone (fewer rows look more unique).
+        target = _union_view(conn, ctx, linkable)
+    try:
+        return linkage_attack(
+            conn,
+            target,
+            published_form(aux, linkable, ctx.recompute),
+            linkable,
+            not_linkable=keyed,
+            small_below=risk_k,
+            exclude_canaries=True,
+        )
+    finally:
+        if ctx.appends_to is not None:
+            conn.execute(sql.SQL("DROP VIEW IF EXISTS {}").format(target))
+
+
+def _union_view(conn: psycopg.Connection, ctx: GateContext, columns: list[str]) -> sql.Identifier:
+    """A temporary view of ``columns`` over the candidate and the published table it
+    appends to (the published rows are no canaries)."""
+    assert ctx.appends_to is not None
+    view = sql.Identifier("vf_linkage_union")
+    listed = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    schema, name = ctx.appends_to.split(".")
+    conn.execute(
+        sql.SQL(
+            "CREATE OR REPLACE TEMPORARY VIEW {v} AS SELECT {cols}, {canary} FROM {cand}"
+            " UNION ALL SELECT {cols}, false FROM {pub}"
+        ).format(
+            v=view,
+            cols=listed,
+            canary=sql.Identifier(CANARY),
+            cand=ctx.tables.candidate,
+            pub=sql.Identifier(schema, name),
+        )
     )
+    return view
 
 
 def _added(policy: Policy, linkage: LinkageResult | None) -> int:
