@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from veilflow.errors import PolicyError
+from veilflow.policy.dataset import DatasetPolicy
 from veilflow.policy.model import Policy
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def _lines(node: yaml.Node, path: tuple[str, ...], out: dict[tuple[str, ...], int]) -> None:
@@ -27,24 +30,10 @@ def _lines(node: yaml.Node, path: tuple[str, ...], out: dict[tuple[str, ...], in
             _lines(item, (*path, str(i)), out)
 
 
-def parse_policy(text: str, file: str = "<policy>") -> Policy:
-    """Parse and validate policy text; ``PolicyError`` names file, line and field."""
+def _validate(model: type[M], data: Any, lines: dict[tuple[str, ...], int], file: str) -> M:
+    """``model`` validated from ``data``; ``PolicyError`` names file, line and field."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data: Any = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or "malformed YAML"
-        raise PolicyError(f"malformed YAML: {problem}", file=file, line=line) from None
-    if node is None or not isinstance(data, dict):
-        raise PolicyError(
-            "a policy is a YAML mapping (dataset, source, target, columns, ...)", file=file, line=1
-        )
-    lines: dict[tuple[str, ...], int] = {(): 1}
-    _lines(node, (), lines)
-    try:
-        policy = Policy.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(str(p) for p in err["loc"])
@@ -59,20 +48,87 @@ def parse_policy(text: str, file: str = "<policy>") -> Policy:
         elif err["type"] == "missing":
             msg = "required field is missing"
         raise PolicyError(msg, file=file, line=line, field=".".join(loc) or None) from None
+
+
+def _compose(text: str, file: str) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
+    """The YAML mapping of a policy file and the line of every key in it."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or "malformed YAML"
+        raise PolicyError(f"malformed YAML: {problem}", file=file, line=line) from None
+    if node is None or not isinstance(data, dict):
+        raise PolicyError(
+            "a policy is a YAML mapping (dataset, source, target, columns, ...)", file=file, line=1
+        )
+    lines: dict[tuple[str, ...], int] = {(): 1}
+    _lines(node, (), lines)
+    return data, lines
+
+
+def parse_any_policy(text: str, file: str = "<policy>") -> Policy | DatasetPolicy:
+    """A single-table policy, or a dataset of several tables when it declares ``tables:``."""
+    data, lines = _compose(text, file)
+    if "tables" not in data:
+        return _single(data, lines, file)
+    dataset = _validate(DatasetPolicy, data, lines, file)
+    dataset._file = file
+    dataset._lines = lines
+    dataset.table_policies()  # each table's errors, with their lines, now
+    return dataset
+
+
+def _single(data: dict[str, Any], lines: dict[tuple[str, ...], int], file: str) -> Policy:
+    policy = _validate(Policy, data, lines, file)
     policy._file = file
     policy._lines = lines
     return policy
 
 
-def load_policy(path: str | Path) -> Policy:
-    """Read and validate the policy at ``path``."""
+def parse_policy(text: str, file: str = "<policy>") -> Policy:
+    """Parse and validate policy text; ``PolicyError`` names file, line and field."""
+    data, lines = _compose(text, file)
+    if "tables" in data:
+        raise PolicyError(
+            "this policy declares several tables (a dataset policy): run it with "
+            "`veilflow run` or its DAG, which take either kind",
+            file=file,
+            line=lines.get(("tables",)),
+            field="tables",
+        )
+    return _single(data, lines, file)
+
+
+def _read(path: str | Path) -> tuple[Path, str]:
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        return p, p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PolicyError("policy file not found", file=str(p)) from None
     except UnicodeDecodeError:
         raise PolicyError("policy file is not UTF-8 text", file=str(p)) from None
+
+
+def load_any_policy(path: str | Path) -> Policy | DatasetPolicy:
+    """Read and validate the policy at ``path``: one table, or a dataset of several."""
+    p, text = _read(path)
+    return parse_any_policy(text, file=str(p))
+
+
+def load_dataset_policy(path: str | Path) -> DatasetPolicy:
+    """Read and validate the dataset policy (several tables) at ``path``."""
+    policy = load_any_policy(path)
+    if not isinstance(policy, DatasetPolicy):
+        raise PolicyError("not a dataset policy: it declares no tables:", file=str(path))
+    return policy
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Read and validate the policy at ``path``."""
+    p, text = _read(path)
     return parse_policy(text, file=str(p))
 
 
@@ -84,34 +140,46 @@ def discover_policies(folder: str | Path) -> list[Path]:
 
 @dataclass(frozen=True)
 class PolicyFolder:
-    """The policy files of one folder: those that can be used, by file, and an error for
-    each of the others."""
+    """The policy files of one folder: those that can be used, by file (single tables in
+    ``policies``, datasets of several tables in ``datasets``), and an error for each of the
+    others."""
 
     policies: dict[Path, Policy] = field(default_factory=dict)
     errors: tuple[PolicyError, ...] = ()
+    datasets: dict[Path, DatasetPolicy] = field(default_factory=dict)
+
+
+def _claims(policy: Policy | DatasetPolicy) -> list[str]:
+    """The dataset names a policy records runs under."""
+    if isinstance(policy, DatasetPolicy):
+        return [policy.dataset, *(policy.table_dataset(t) for t in policy.tables)]
+    return [policy.dataset]
 
 
 def load_policy_folder(folder: str | Path) -> PolicyFolder:
     """Load every policy of ``folder``. A file that does not load is an error of its own; two
-    files with the same dataset are both left out (neither silently replaces the other),
-    with an error naming both."""
-    loaded: dict[Path, Policy] = {}
+    files with the same dataset (a dataset's tables count as datasets ``<dataset>__<table>``)
+    are both left out (neither silently replaces the other), with an error naming both."""
+    loaded: dict[Path, Policy | DatasetPolicy] = {}
     errors: list[PolicyError] = []
     for path in discover_policies(folder):
         try:
-            loaded[path] = load_policy(path)
+            loaded[path] = load_any_policy(path)
         except PolicyError as exc:
             errors.append(exc)
     by_dataset: dict[str, list[Path]] = {}
     for path, policy in loaded.items():
-        by_dataset.setdefault(policy.dataset, []).append(path)
+        for name in _claims(policy):
+            by_dataset.setdefault(name, []).append(path)
+    clashing: dict[Path, PolicyError] = {}
     for dataset, paths in by_dataset.items():
         if len(paths) < 2:
             continue
         places = {path: f"{path}:{loaded[path].line_of('dataset')}" for path in paths}
         for path in paths:
             others = " and ".join(places[p] for p in paths if p != path)
-            errors.append(
+            clashing.setdefault(
+                path,
                 PolicyError(
                     f"dataset {dataset!r} is also the dataset of {others}; a dataset has one "
                     "policy, so none of them is used until the others name another dataset "
@@ -119,7 +187,12 @@ def load_policy_folder(folder: str | Path) -> PolicyFolder:
                     file=str(path),
                     line=loaded[path].line_of("dataset"),
                     field="dataset",
-                )
+                ),
             )
-            del loaded[path]
-    return PolicyFolder(policies=loaded, errors=tuple(errors))
+    errors.extend(clashing.values())
+    usable = {p: policy for p, policy in loaded.items() if p not in clashing}
+    return PolicyFolder(
+        policies={p: x for p, x in usable.items() if isinstance(x, Policy)},
+        errors=tuple(errors),
+        datasets={p: x for p, x in usable.items() if isinstance(x, DatasetPolicy)},
+    )
