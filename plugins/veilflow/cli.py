@@ -148,9 +148,18 @@ def seed(
             "table (a growing source, for incremental runs).",
         ),
     ] = False,
+    orders: Annotated[
+        bool,
+        typer.Option(
+            "--orders",
+            help="Also (re)create restricted.orders: deterministic orders of the seeded "
+            "customers, customer_id a foreign key to theirs (the shop dataset's second table).",
+        ),
+    ] = False,
 ) -> None:
-    """Create the demo restricted table with deterministic fake customers."""
-    from veilflow.pipeline.seed import append_customers, seed_customers
+    """Create the demo restricted table with deterministic fake customers (and, with
+    --orders, their orders)."""
+    from veilflow.pipeline.seed import append_customers, seed_customers, seed_orders
     from veilflow.zones.db import connect
     from veilflow.zones.migrations import upgrade
 
@@ -166,7 +175,11 @@ def seed(
             err(f"  seeded {n:,}/{rows:,} rows")
 
         n = seed_customers(conn, rows=rows, seed=seed, table=table, progress=progress)
-    typer.echo(f"seeded {table} with {n:,} rows (seed {seed})")
+        typer.echo(f"seeded {table} with {n:,} rows (seed {seed})")
+        if orders:
+            schema = table.split(".")[0]
+            made = seed_orders(conn, seed=seed, table=f"{schema}.orders", customers=table)
+            typer.echo(f"seeded {schema}.orders with {made:,} rows (seed {seed})")
 
 
 def _policy_path(policy: str) -> Path:
@@ -185,9 +198,17 @@ def check(policy: Annotated[str, typer.Argument(help="Policy file or dataset nam
     """Validate a policy (operators and their parameters included) and print its hash.
     Needs no database and no key."""
     from veilflow.pipeline.plan import check_operators
-    from veilflow.policy import load_policy
+    from veilflow.policy import DatasetPolicy, load_any_policy
 
-    pol = load_policy(_policy_path(policy))
+    pol = load_any_policy(_policy_path(policy))
+    if isinstance(pol, DatasetPolicy):
+        for table, sub in pol.table_policies().items():
+            typer.echo(f"{pol.file}: table {table}: ok, {len(check_operators(sub))} columns")
+        typer.echo(
+            f"{pol.file}: ok, dataset {pol.dataset}, tables {', '.join(pol.order)}, "
+            f"hash {pol.hash[:16]}"
+        )
+        return
     columns = check_operators(pol)
     typer.echo(
         f"{pol.file}: ok, dataset {pol.dataset}, {len(columns)} columns, hash {pol.hash[:16]}"
@@ -213,11 +234,23 @@ def run(
         ),
     ] = False,
 ) -> None:
-    """Run a policy end to end in this process: extract, transform, validate, publish."""
+    """Run a policy end to end in this process: extract, transform, validate, publish. A
+    dataset policy of several tables runs every table, checks the foreign keys between
+    them and publishes them all in one transaction."""
     from veilflow.pipeline.runner import run_policy
-    from veilflow.policy import load_policy
+    from veilflow.policy import DatasetPolicy, load_any_policy
 
-    pol = load_policy(_policy_path(policy))
+    pol = load_any_policy(_policy_path(policy))
+    if isinstance(pol, DatasetPolicy):
+        from veilflow.pipeline.dataset import table_run_id
+        from veilflow.pipeline.dataset_run import run_dataset
+
+        if full:
+            raise VeilflowError("--full is for incremental policies; a dataset runs in full")
+        done = run_dataset(pol, run_id=run_id, progress=lambda m: err(f"  {m}"))
+        for table in pol.order:
+            print_summary(table_run_id(done.run_id, table))
+        return
     summary = run_policy(
         pol, run_id=run_id, progress=lambda m: err(f"  {m}"), workers=workers, full=full
     )

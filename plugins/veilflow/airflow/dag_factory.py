@@ -3,6 +3,9 @@
     extract ──► transform (mapped, one task per chunk) ──► validate ──► publish
                                                               cleanup (teardown)
 
+and, for a dataset policy of several tables, one DAG of the whole dataset
+(``build_dataset_dag``).
+
 Only the policy YAML is read at parse time (no database, no heavy imports): DAG files are
 parsed often. ``cleanup`` is a teardown: it always runs and records/quarantines a run that
 did not publish, and it does not decide the DAG run's state.
@@ -21,12 +24,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from airflow.sdk import DAG
+from airflow.sdk import DAG, TaskGroup
 from airflow.sdk.exceptions import AirflowTimetableInvalid
 
+from veilflow.airflow.dataset_operators import VeilflowDatasetOperator
 from veilflow.airflow.operators import VeilflowStageOperator
 from veilflow.errors import BrokenPolicies, PolicyError
-from veilflow.policy import Policy, load_policy, load_policy_folder
+from veilflow.policy import DatasetPolicy, Policy, load_policy, load_policy_folder
 
 log = logging.getLogger(__name__)
 
@@ -70,15 +74,79 @@ def build_dag(policy_path: Path, policy: Policy | None = None) -> DAG:
             task_id="cleanup", policy_path=path, stage="cleanup", retries=0
         )
         extract >> transform >> validate >> publish >> cleanup.as_teardown(setups=extract)
-    # What the DagBag checks, here where the policy's lines are known (Airflow leaves
-    # DAG.validate untyped).
+    _check(dag, policy_path, policy.line_of("schedule"))
+    return dag
+
+
+def build_dataset_dag(policy_path: Path, ds: DatasetPolicy) -> DAG:
+    """The DAG of a dataset policy of several tables (ADR 0023): per table a task group
+    extract ──► transform (mapped) ──► validate, each table's extract after its parents';
+    then the foreign-key check, one publish of every table, and the cleanup teardown::
+
+        customers.extract ──► customers.transform[] ──► customers.validate ──┐
+              │                                                               ├► foreign_keys ► publish
+              └► orders.extract ──► orders.transform[] ──► orders.validate ──┘
+    """
+    path = str(policy_path.resolve())
+    tables = ", ".join(
+        f"{ds.tables[t].source.table} → {ds.tables[t].target.table}" for t in ds.order
+    )
+    with DAG(
+        dag_id=dag_id_for(ds.dataset),
+        description=ds.description or f"Anonymize the dataset {ds.dataset}",
+        schedule=ds.schedule,
+        start_date=datetime(2024, 1, 1),
+        catchup=False,
+        max_active_runs=1,
+        tags=["veilflow", "anonymization", "dataset", ds.dataset],
+        doc_md=(
+            f"**{tables}** under `{policy_path.name}` (dataset policy hash `{ds.hash[:16]}`);"
+            " every table publishes in one transaction."
+        ),
+        default_args={"retries": 2, "retry_delay": timedelta(seconds=10)},
+        auto_register=False,
+    ) as dag:
+        extracts: dict[str, VeilflowDatasetOperator] = {}
+        validates: list[VeilflowDatasetOperator] = []
+        for table in ds.order:
+            with TaskGroup(group_id=table):
+                extract = VeilflowDatasetOperator(
+                    task_id="extract", policy_path=path, stage="extract", table=table
+                )
+                transform = VeilflowDatasetOperator.partial(
+                    task_id="transform", policy_path=path, stage="transform", table=table
+                ).expand(chunk=extract.output)
+                validate = VeilflowDatasetOperator(
+                    task_id="validate", policy_path=path, stage="validate", table=table, retries=0
+                )
+                extract >> transform >> validate
+            for parent in sorted(set(ds.tables[table].foreign_keys.values())):
+                extracts[parent] >> extract
+            extracts[table] = extract
+            validates.append(validate)
+        foreign_keys = VeilflowDatasetOperator(
+            task_id="foreign_keys", policy_path=path, stage="foreign_keys", retries=0
+        )
+        publish = VeilflowDatasetOperator(task_id="publish", policy_path=path, stage="publish")
+        cleanup = VeilflowDatasetOperator(
+            task_id="cleanup", policy_path=path, stage="cleanup", retries=0
+        )
+        validates >> foreign_keys
+        foreign_keys >> publish >> cleanup.as_teardown(setups=list(extracts.values()))
+    _check(dag, policy_path, ds.line_of("schedule"))
+    return dag
+
+
+def _check(dag: DAG, policy_path: Path, schedule_line: int | None) -> None:
+    """What the DagBag checks, here where the policy's lines are known (Airflow leaves
+    DAG.validate untyped)."""
     try:
         dag.validate()  # type: ignore[no-untyped-call]
     except AirflowTimetableInvalid as exc:
         raise PolicyError(
             f"not a schedule Airflow knows (a cron expression or a preset such as @daily): {exc}",
             file=str(policy_path),
-            line=policy.line_of("schedule"),
+            line=schedule_line,
             field="schedule",
         ) from None
     except Exception as exc:
@@ -86,7 +154,6 @@ def build_dag(policy_path: Path, policy: Policy | None = None) -> DAG:
             f"Airflow refuses this policy's DAG: {type(exc).__name__}: {exc}",
             file=str(policy_path),
         ) from None
-    return dag
 
 
 @dataclass(frozen=True)
@@ -102,9 +169,17 @@ def policy_dags(policies_dir: Path) -> PolicyDags:
     folder = load_policy_folder(policies_dir)
     dags: dict[str, DAG] = {}
     errors = list(folder.errors)
-    for path, policy in folder.policies.items():
+    built: list[tuple[Path, Policy | DatasetPolicy]] = [
+        *folder.policies.items(),
+        *folder.datasets.items(),
+    ]
+    for path, policy in sorted(built, key=lambda pair: str(pair[0])):
         try:
-            dag = build_dag(path, policy)
+            dag = (
+                build_dataset_dag(path, policy)
+                if isinstance(policy, DatasetPolicy)
+                else build_dag(path, policy)
+            )
         except PolicyError as exc:
             errors.append(exc)
             continue

@@ -9,15 +9,19 @@ from typing import Annotated
 import typer
 
 from veilflow.errors import VeilflowError
+from veilflow.policy.dataset import DatasetPolicy
 from veilflow.policy.model import Policy
 
 
-def _policy(dataset: str) -> Policy:
+def _policy(dataset: str) -> Policy | DatasetPolicy:
+    """The policy of ``dataset``: one table's, or a dataset's of several tables."""
     from veilflow.config import settings
     from veilflow.policy.loader import load_policy_folder
 
     folder = settings().policies_dir
-    for policy in load_policy_folder(folder).policies.values():
+    loaded = load_policy_folder(folder)
+    found: list[Policy | DatasetPolicy] = [*loaded.policies.values(), *loaded.datasets.values()]
+    for policy in found:
         if policy.dataset == dataset:
             return policy
     raise VeilflowError(f"no usable policy for dataset {dataset!r} in {folder}")
@@ -45,7 +49,9 @@ def erase_cmd(
     ] = False,
 ) -> None:
     """Erase a data subject from the anonymized zone and the quarantine (stewards request;
-    the pipeline applies; audited).
+    the pipeline applies; audited). For a dataset of several tables, the subject's key is
+    its key in the dataset's subject table, and its rows leave every table (the tables
+    below by the foreign-key token).
 
     `veilflow erase --dataset D --subject - --reason "..."` records the request: the subject
     is named by the tokens its key has in the published tables, never by the key. The next
@@ -59,9 +65,14 @@ def erase_cmd(
         if subject is not None or reason is not None:
             raise VeilflowError("--apply takes only --dataset: it applies pending requests")
         from veilflow.pipeline.erased import apply_erasures
+        from veilflow.vault.erasure_dataset import apply_dataset
 
         with connect(duty="pipeline", autocommit=True) as conn:
-            reports = apply_erasures(conn, policy)
+            reports = (
+                apply_dataset(conn, policy)
+                if isinstance(policy, DatasetPolicy)
+                else apply_erasures(conn, policy)
+            )
         if not reports:
             typer.echo(f"no pending erasure request for {dataset}")
         for r in reports:
@@ -82,6 +93,7 @@ def erase_cmd(
     if not key:
         raise VeilflowError("the subject's key is empty")
     from veilflow.vault.erasure import request
+    from veilflow.vault.erasure_dataset import request_dataset
     from veilflow.vault.master import default_master_key
     from veilflow.vault.provider import VaultKeyProvider
 
@@ -92,7 +104,11 @@ def erase_cmd(
             operation="reidentify",
             purpose=reason,
         )
-        request_id = request(conn, policy, key, reason, keys)
+        request_id = (
+            request_dataset(conn, policy, key, reason, keys)
+            if isinstance(policy, DatasetPolicy)
+            else request(conn, policy, key, reason, keys)
+        )
     typer.echo(
         f"erasure request {request_id} recorded for {dataset} (the key is not stored); "
         f"applied at its next publish, or now with: veilflow erase --dataset {dataset} --apply"

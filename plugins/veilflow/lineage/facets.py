@@ -179,6 +179,29 @@ def transformation(col: dict[str, Any]) -> column_lineage_dataset.Transformation
     )
 
 
+def _referenced(col: dict[str, Any], source: DatasetRef) -> list[column_lineage_dataset.InputField]:
+    """A foreign-key column of a dataset's table (ADR 0023) also comes from the key it refers
+    to: both are tokens of one key, so the output joins on that key's output."""
+    ref = col.get("references")
+    if not ref:
+        return []
+    database = source.name.split(".", 1)[0] if source.name.count(".") >= 2 else None
+    name = f"{database}.{ref['table']}" if database else str(ref["table"])
+    t = column_lineage_dataset.Transformation(
+        type="INDIRECT",
+        subtype="JOIN",
+        description=(
+            f"tokens of the same key as {ref['table']}.{ref['column']}: joins on it survive"
+        ),
+        masking=True,
+    )
+    return [
+        column_lineage_dataset.InputField(
+            namespace=source.namespace, name=name, field=str(ref["column"]), transformations=[t]
+        )
+    ]
+
+
 def column_lineage_facet(
     manifest: dict[str, Any], source: DatasetRef, *, identity: bool = False
 ) -> column_lineage_dataset.ColumnLineageDatasetFacet:
@@ -215,7 +238,8 @@ def column_lineage_facet(
                     name=source.name,
                     field=col["name"],
                     transformations=[t],
-                )
+                ),
+                *_referenced(col, source),
             ],
             transformationDescription=t.description,
             transformationType="MASKED" if t.masking else "IDENTITY",

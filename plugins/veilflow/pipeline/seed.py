@@ -1,4 +1,5 @@
-"""Deterministic demo data for the restricted zone: a realistic ``customers`` table.
+"""Deterministic demo data for the restricted zone: a realistic ``customers`` table, and
+``orders`` referring to it (the two-table dataset of policies/shop.yaml).
 
 Faker (seeded) builds small pools of names, cities, IBANs, ...; numpy (seeded) combines them
 per row, so a million rows take seconds, not minutes, and the same seed gives the same table.
@@ -233,7 +234,9 @@ def seed_customers(
     schema, name = table.split(".")
     ident = sql.Identifier(schema, name)
     with conn.transaction():
-        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident))
+        # CASCADE: a seeded orders table's foreign key refers to this table; seed_orders
+        # recreates it.
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(ident))
         conn.execute(sql.SQL(CUSTOMERS_DDL).format(table=ident))
         written = 0
         for frame in iter_customers(rows, seed):
@@ -267,4 +270,75 @@ def append_customers(
         for lo in range(start, start + rows, 100_000):
             n = min(100_000, start + rows - lo)
             written += write_frame(conn, ident, customers_frame(lo, n, seed, pools))
+    return written
+
+
+ORDERS_DDL = """
+CREATE TABLE {table} (
+  order_id     bigint PRIMARY KEY,
+  customer_id  bigint NOT NULL REFERENCES {customers} (customer_id),
+  ordered_at   timestamptz NOT NULL,
+  amount       numeric(12, 2) NOT NULL,
+  status       text NOT NULL,
+  ship_zip     text NOT NULL
+)"""
+
+ORDER_STATUSES = ["placed", "shipped", "delivered", "returned", "cancelled"]
+
+
+def orders_frame(customers: np.ndarray, zips: np.ndarray, seed: int) -> pd.DataFrame:
+    """Orders of ``customers`` (ids, with their zips): 0 to ~8 each (Poisson, mean 2),
+    numbered in customer order; the same customers and seed give the same orders."""
+    rng = np.random.default_rng([seed, 7_919])
+    per = rng.poisson(2.0, len(customers))
+    owner = np.repeat(customers, per)
+    n = len(owner)
+    placed = np.datetime64("2019-01-01T00:00:00") + rng.integers(0, 7 * 365 * 86400, n).astype(
+        "timedelta64[s]"
+    )
+    # Most orders ship to the customer's own zip.
+    ship = np.where(rng.random(n) < 0.85, np.repeat(zips, per), zips[rng.integers(0, len(zips), n)])
+    return pd.DataFrame(
+        {
+            "order_id": pd.Series(np.arange(1, n + 1, dtype=np.int64)).astype(str),
+            "customer_id": pd.Series(owner).astype(str),
+            "ordered_at": pd.Series(placed.astype(str)).str.replace("T", " ") + "+00",
+            "amount": pd.Series(rng.gamma(2.0, 40.0, n).round(2)).map("{:.2f}".format),
+            "status": pd.Series(
+                np.array(ORDER_STATUSES, dtype=object)[
+                    rng.choice(len(ORDER_STATUSES), n, p=[0.1, 0.15, 0.6, 0.1, 0.05])
+                ]
+            ),
+            "ship_zip": pd.Series(ship),
+        }
+    )
+
+
+def seed_orders(
+    conn: psycopg.Connection,
+    seed: int = 42,
+    table: str = "restricted.orders",
+    customers: str = "restricted.customers",
+) -> int:
+    """(Re)create ``table`` with deterministic orders of the customers in ``customers``,
+    its ``customer_id`` a foreign key to theirs, through COPY. Returns the rows written."""
+    ident = sql.Identifier(*table.split("."))
+    parent = sql.Identifier(*customers.split("."))
+    with conn.transaction():
+        rows = conn.execute(
+            sql.SQL("SELECT customer_id, zip FROM {} ORDER BY customer_id").format(parent)
+        ).fetchall()
+        frame = orders_frame(
+            np.array([r[0] for r in rows], dtype=np.int64),
+            np.array([r[1] for r in rows], dtype=object),
+            seed,
+        )
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident))
+        conn.execute(sql.SQL(ORDERS_DDL).format(table=ident, customers=parent))
+        written = write_frame(conn, ident, frame)
+        if table.startswith("restricted."):
+            conn.execute(
+                sql.SQL("GRANT SELECT ON {} TO veilflow_pipeline, veilflow_steward").format(ident)
+            )
+        conn.execute(sql.SQL("ANALYZE {}").format(ident))
     return written

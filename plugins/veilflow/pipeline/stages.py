@@ -250,10 +250,12 @@ def extract(
     parent: ParentRun | None = None,
     *,
     full: bool = False,
+    subset: sql.Composable | None = None,
 ) -> ExtractResult:
     """Check the source against the policy, snapshot it, plant canaries, cut key ranges.
     An incremental policy's run takes only the rows past the published cursor (ADR 0017)
-    unless ``full``; with none, the run ends here, up to date."""
+    unless ``full``; with none, the run ends here, up to date. ``subset``: a predicate on
+    the source's rows, the only ones taken (a dataset's subset, ADR 0023)."""
     from veilflow.pipeline import increment
 
     plan = plan_policy(policy, keys)
@@ -314,6 +316,7 @@ def extract(
                 policy.source.table_name,
                 policy.source.key,
                 declared,
+                subset,
             )
         else:
             rows, manifest["incremental"] = increment.take_rows(conn, policy, rt, declared, taking)

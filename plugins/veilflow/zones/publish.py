@@ -29,16 +29,27 @@ ROLE_NAMES = {
 }
 
 
+#: Rows to leave out of a new version: ``(column, values)``, the rows whose ``column`` holds
+#: one of ``values``.
+LeaveOut = tuple[str, list[str]]
+
+
 def _kept_rows(
-    leave_out: tuple[str, list[str]] | None,
+    leave_out: LeaveOut | list[LeaveOut] | None,
 ) -> tuple[sql.Composable, tuple[object, ...]]:
-    """The candidate's rows that go out: no canary, none of ``leave_out``'s values."""
+    """The candidate's rows that go out: no canary, none of ``leave_out``'s values (a row
+    whose column is NULL is kept)."""
     where: sql.Composable = sql.SQL("NOT {}").format(sql.Identifier(CANARY))
-    if leave_out is None or not leave_out[1]:
-        return where, ()
-    return sql.SQL("{} AND {} <> ALL(%s)").format(where, sql.Identifier(leave_out[0])), (
-        leave_out[1],
-    )
+    pairs = [leave_out] if isinstance(leave_out, tuple) else list(leave_out or [])
+    params: list[object] = []
+    for column, values in pairs:
+        if not values:
+            continue
+        where = sql.SQL("{} AND NOT coalesce({} = ANY(%s), false)").format(
+            where, sql.Identifier(column)
+        )
+        params.append(values)
+    return where, tuple(params)
 
 
 def publish_version(
@@ -49,12 +60,14 @@ def publish_version(
     columns: list[str],
     readers: Iterable[str],
     *,
-    leave_out: tuple[str, list[str]] | None = None,
+    leave_out: LeaveOut | list[LeaveOut] | None = None,
 ) -> int:
     """Swap the candidate (minus canary rows and bookkeeping columns) into
     ``target_schema.target_table`` atomically; grant SELECT to ``readers`` (group roles).
-    ``leave_out`` is ``(column, values)``: rows whose ``column`` holds one of ``values``
-    (erased subjects' tokens) never enter the new version. Returns the rows published."""
+    ``leave_out`` is ``(column, values)``, or a list of them: rows whose ``column`` holds one
+    of ``values`` (erased subjects' tokens) never enter the new version. Inside a transaction
+    of the caller's, the swap commits with it (a dataset's tables swap together). Returns the
+    rows published."""
     new = f"{target_table}__new_{rt.tag}"[:63]
     old = f"{target_table}__old_{rt.tag}"[:63]
     cols = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
@@ -113,7 +126,7 @@ def append_version(
     columns: list[str],
     *,
     after_run: str,
-    leave_out: tuple[str, list[str]] | None = None,
+    leave_out: LeaveOut | list[LeaveOut] | None = None,
 ) -> int:
     """Append the candidate (minus canary rows and bookkeeping columns) to the published
     table in one transaction: readers see the table before the append or after it, never
