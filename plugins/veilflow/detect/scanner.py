@@ -36,6 +36,7 @@ from veilflow.detect.locators import LOCATOR_PATTERNS
 from veilflow.detect.model import MODEL_SCORE, DetectorRef, load_detector
 from veilflow.detect.model import resolve as resolve_detector
 from veilflow.detect.patterns import MONTH, PATTERNS, SEP, TextPattern, words
+from veilflow.detect.roles import person_role
 from veilflow.detect.rules import find_names, find_places
 from veilflow.detect.spans import ENTITIES, Span, resolve
 from veilflow.detect.speakers import find_lower_names
@@ -402,6 +403,8 @@ class Scanner:
                         span = span if _named_nearby(doc.text, *span) else None
                     if span is not None:
                         s, e = span
+                        if entity == "LOCATION" and person_role(doc.text, s, e):
+                            entity = "PERSON"  # "registered to Hoàng Dương"
                         found[i].append(Span(s + offset, e + offset, entity, MODEL_SCORE, "model"))
 
     def _learned_span(self, text: str, start: int, end: int, entity: str) -> tuple[int, int] | None:

@@ -1,0 +1,67 @@
+"""Where a span stands in the sentence says whether it is a person or a place.
+
+The trained detector reads an unfamiliar name it has not seen as easily as a place
+("registered to Hoàng Dương", "-- Ernestina"): both are capitalised words in no list. The
+words around the span often settle it: a person is what a thing is registered or handed to,
+who is thanked, greeted, introduced or signs off, whose role comes before the name ("wife",
+"Pt", "nurse") and who speaks a chat turn or "says", "rang" or "wrote". ``person_role``
+says whether such a word stands next to ``text[start:end]``; the scanner then takes the
+detector's place there for a name. A place the place rules know stays a place (their finding
+outranks the detector's), and nothing here makes a place of a name.
+"""
+
+from __future__ import annotations
+
+import re
+
+#: Right before a person: a verb a thing passes to a person by, a greeting, thanks, an
+#: introduction, a sign-off, a role or kinship word, a title (all end at the span).
+_BEFORE = re.compile(
+    r"(?i:"
+    r"\b(?:registered|assigned|issued|handed(?:\s+over)?|belongs?|belonging|married|engaged"
+    r"|introduced|spoke|spoken|talked|talking|speaking)\s+to"
+    r"|\b(?:name\s+is|name's|call\s+me|i\s+am|i'm|i’m|this\s+is|it's|it’s|signed\s+by"
+    r"|signed|escorted\s+by|attn|c/o|cc|from:|to:|on\s+behalf\s+of|in\s+the\s+name\s+of)"
+    r"|\b(?:dear|hi|hello|hey|thanks|thank\s+you|cheers|regards|sincerely|yours|best|bye"
+    r"|greetings)"
+    r"|\b(?:mr|mrs|ms|miss|mx|dr|prof|pt|patient|customer|client|user|caller|nurse|doctor"
+    r"|agent|wife|husband|son|daughter|brother|sister|mother|father|mum|mom|dad|aunt|uncle"
+    r"|niece|nephew|cousin|grandma|grandpa|friend|colleague|partner|carer|tenant|owner"
+    r"|subscriber|beneficiary|holder|keeper|sender|recipient|prescriber|manager)\.?"
+    r")[ \t]*[,:!]?\s*$"
+)
+#: A line that holds only a sign-off mark before the span ("-- Ernestina").
+_SIGN_OFF = re.compile(r"(?:^|\n)[ \t]*(?:--?|—|–|~)[ \t]*$")
+#: Right after a person: a verb people do.
+_AFTER = re.compile(
+    r"\s+(?:says|said|rang|phoned|called|wrote|writes|asked|asks|replied|reports|reported"
+    r"|joined|signed|agrees|agreed|prefers|wants|is\s+waiting)\b"
+)
+#: A chat turn's speaker: the span opens its line (after an optional "[12:04]" stamp) and a
+#: colon or ">" follows it.
+_TURN_OPENS = re.compile(r"(?:^|\n)[ \t]*(?:\[[^\]\n]{1,30}\][ \t]*)?$")
+_TURN_MARK = re.compile(r"[ \t]*[:>][ \t]")
+#: Any chat turn in the text; a text of fewer is no chat ("Oslo: rain all day").
+_TURNS = re.compile(r"(?m)^[ \t]*(?:\[[^\]\n]{1,30}\][ \t]*)?[^\W\d_][\w'’ .-]{0,30}[:>][ \t]")
+MIN_TURNS = 2
+#: One to four words of letters (hyphens and apostrophes inside), no digit: a name's shape.
+_NAME_SHAPED = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*(?:[ ][^\W\d_]+(?:['’-][^\W\d_]+)*){0,3}")
+#: How far back the words before a span are looked for.
+_REACH = 40
+
+
+def person_role(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` is shaped like a name and the words around it say it is a
+    person (module docstring)."""
+    if _NAME_SHAPED.fullmatch(text, start, end) is None:
+        return False
+    before = text[max(0, start - _REACH) : start]
+    if _BEFORE.search(before) or _SIGN_OFF.search(before):
+        return True
+    if _AFTER.match(text, end):
+        return True
+    return (
+        _TURN_MARK.match(text, end) is not None
+        and _TURN_OPENS.search(before) is not None
+        and len(_TURNS.findall(text)) >= MIN_TURNS
+    )
