@@ -1,11 +1,13 @@
 """The words around a span that make the trained detector's place a person
-(``veilflow.detect.roles``), and the places they leave alone."""
+(``veilflow.detect.roles``), the places they leave alone, the names nothing else found that
+those words find, and detector spans cut at line breaks."""
 
 from __future__ import annotations
 
 import pytest
 
-from veilflow.detect.roles import person_role
+from veilflow.detect.roles import find_role_names, person_role
+from veilflow.detect.scanner import _within_lines
 
 
 def role(text: str, word: str) -> bool:
@@ -44,3 +46,36 @@ def test_a_person_by_the_words_around_it(text: str, word: str) -> None:
 )
 def test_places_stay_places(text: str, word: str) -> None:
     assert not role(text, word)
+
+
+def plain(word: str) -> bool:
+    return word.lower() in {"called", "thanks", "the", "billing", "team", "customer", "hi"}
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("Cheers for the fix!\n-- Busisiwe", ["Busisiwe"]),
+        ("Thabisile rang back at 8 pm.", ["Thabisile"]),
+        ("IBAN on file, beneficiary Akwasi Amponsa, reference 244", ["Akwasi Amponsa"]),
+        ("Called Chi twice, no answer.", []),  # no word around "Chi" says a person
+        ("Thanks,\nThe Billing Team", []),  # dictionary words
+        ("Hi NHS, please call.", []),  # an acronym
+    ],
+)
+def test_names_found_by_where_they_stand(text: str, names: list[str]) -> None:
+    assert [text[s:e] for s, e in find_role_names(text, [], plain)] == names
+
+
+def test_a_word_something_found_is_left_to_that_finding() -> None:
+    text = "-- Busisiwe"
+    assert list(find_role_names(text, [(3, 11)], plain)) == []
+
+
+def test_a_detector_span_does_not_run_across_lines_or_separators() -> None:
+    text = "Bakar 12 | Recipient: Mubina Yunusov\nKsaverska 59"
+    assert [text[s:e] for s, e in _within_lines(text, 0, len(text))] == [
+        "Bakar 12",
+        "Recipient: Mubina Yunusov",
+        "Ksaverska 59",
+    ]

@@ -13,6 +13,7 @@ outranks the detector's), and nothing here makes a place of a name.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 
 #: Right before a person: a verb a thing passes to a person by, a greeting, thanks, an
 #: introduction, a sign-off, a role or kinship word, a title (all end at the span).
@@ -65,3 +66,50 @@ def person_role(text: str, start: int, end: int) -> bool:
         and _TURN_OPENS.search(before) is not None
         and len(_TURNS.findall(text)) >= MIN_TURNS
     )
+
+
+#: A capitalised word (letters, inner hyphens and apostrophes) not glued to a code or address.
+_CAP_WORD = re.compile(r"(?<![\w@.'’/-])[^\W\d_]+(?:['’-][^\W\d_]+)*(?![\w@'’/-])")
+#: Words of one name at most.
+MAX_WORDS = 3
+
+
+def _runs(text: str) -> Iterator[list[tuple[int, int]]]:
+    """Runs of capitalised words one space apart ("Akwasi Amponsa"), at most ``MAX_WORDS``."""
+    run: list[tuple[int, int]] = []
+    for m in _CAP_WORD.finditer(text):
+        if not m.group()[0].isupper():
+            if run:
+                yield run
+            run = []
+            continue
+        if run and (
+            m.start() - run[-1][1] != 1 or text[run[-1][1]] != " " or len(run) == MAX_WORDS
+        ):
+            yield run
+            run = []
+        run.append(m.span())
+    if run:
+        yield run
+
+
+def find_role_names(
+    text: str, covered: list[tuple[int, int]], plain: Callable[[str], bool]
+) -> Iterator[tuple[int, int]]:
+    """Capitalised words that nothing found, that are no dictionary word (``plain``: "Thanks",
+    "Billing") and that stand where a person does (``person_role``): "-- Busisiwe", "Percy
+    rang back", "beneficiary Akwasi Amponsa". Dictionary words leading a run are cut off
+    ("Called Chi" is looked at as "Chi")."""
+    for run in _runs(text):
+        while run and plain(text[run[0][0] : run[0][1]]):
+            run = run[1:]
+        if not run or any(plain(text[s:e]) for s, e in run):
+            continue
+        start, end = run[0][0], run[-1][1]
+        word = text[start:end]
+        if word.isupper() and len(word) <= 5:
+            continue  # an acronym
+        if any(s < end and start < e for s, e in covered):
+            continue
+        if person_role(text, start, end):
+            yield start, end

@@ -36,7 +36,7 @@ from veilflow.detect.locators import LOCATOR_PATTERNS
 from veilflow.detect.model import MODEL_SCORE, DetectorRef, load_detector
 from veilflow.detect.model import resolve as resolve_detector
 from veilflow.detect.patterns import MONTH, PATTERNS, SEP, TextPattern, words
-from veilflow.detect.roles import person_role
+from veilflow.detect.roles import find_role_names, person_role
 from veilflow.detect.rules import find_names, find_places
 from veilflow.detect.spans import ENTITIES, Span, resolve
 from veilflow.detect.speakers import find_lower_names
@@ -68,6 +68,8 @@ _HAS_UPPER = re.compile(r"[^\W\d_]")
 _CAPITALISED = re.compile(r"(?<![\w@.'’-])[^\W\d_][\w'’-]*")
 _LOWER_NEXT = re.compile(r"[ ,]+[a-z]")
 _LOWER_OR_I = re.compile(r"[ ,]+(?:[a-z]|I\b)")
+#: What no finding of the trained detector runs across: a line break, a " | " separator.
+_LINE_BREAK = re.compile(r"[ \t]*(?:\r?\n|[ \t]\|[ \t])[ \t]*")
 
 
 def _opens_sentence(text: str, start: int) -> bool:
@@ -227,6 +229,9 @@ class Scanner:
             if wanted is None or wanted & learned:
                 todo = [i for i, t in enumerate(clean) if self._needs_model(t, found[i])]
                 self._find_learned(clean, found, wanted, todo)
+        if self._detector is not None and self._words and (wanted is None or "PERSON" in wanted):
+            for i, text in enumerate(clean):
+                self._find_role_names(text, found[i])
         if self.use_ner and (wanted is None or wanted & {"PERSON", "LOCATION", "DATE_TIME"}):
             todo = (
                 [i for i, t in enumerate(clean) if self._needs_ner(t, found[i])]
@@ -314,6 +319,15 @@ class Scanner:
             return True
         return False
 
+    def _find_role_names(self, text: str, cands: list[Span]) -> None:
+        """Names nothing found where a person stands (``detect.roles``), with the detector on."""
+        if not _HAS_UPPER.search(text):
+            return
+        covered = [(c.start, c.end) for c in cands if c.score >= self.threshold(c.entity)]
+        for s, e in find_role_names(text, covered, self._plain_word):
+            if text[s:e] not in NOT_NAME:
+                cands.append(Span(s, e, "PERSON", SPEAKER_SCORE, "roles"))
+
     def _is_word(self, lower: str) -> bool:
         words = self._words
         if lower in words:
@@ -395,13 +409,15 @@ class Scanner:
                 owners, self._detector.pipe(pieces, batch_size=512), strict=True
             ):
                 for ent in doc.ents:
-                    entity = ent.label_
-                    if wanted is not None and entity not in wanted:
+                    if wanted is not None and ent.label_ not in wanted:
                         continue
-                    span = self._learned_span(ent.text, ent.start_char, ent.end_char, entity)
-                    if span is not None and entity in IDENTIFIER_ENTITIES:
-                        span = span if _named_nearby(doc.text, *span) else None
-                    if span is not None:
+                    for start, end in _within_lines(doc.text, ent.start_char, ent.end_char):
+                        entity = ent.label_
+                        span = self._learned_span(doc.text[start:end], start, end, entity)
+                        if span is not None and entity in IDENTIFIER_ENTITIES:
+                            span = span if _named_nearby(doc.text, *span) else None
+                        if span is None:
+                            continue
                         s, e = span
                         if entity == "LOCATION" and person_role(doc.text, s, e):
                             entity = "PERSON"  # "registered to Hoàng Dương"
@@ -588,6 +604,15 @@ class Scanner:
                 continue
             kept.append(c)
         return _join_addresses(text, resolve(kept))
+
+
+def _within_lines(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """A detector span cut at line breaks and " | " field separators: no name, place or
+    identifier runs across them ("... 72166 Bakar | Recipient: Mubina Yunusov, ...")."""
+    for m in _LINE_BREAK.finditer(text, start, end):
+        yield start, m.start()
+        start = m.end()
+    yield start, end
 
 
 def _named_nearby(text: str, start: int, end: int) -> bool:
