@@ -3,6 +3,8 @@
 ``load_nlp`` keeps one pipeline per model name for the life of the process; workers build
 theirs once at start-up, never per chunk or per value. The scanner sits above this module,
 Presidio's interface (``veilflow.detect.presidio``) above the scanner.
+Each pipeline multiplies with numpy's OpenBLAS unless asked for thinc's default BLIS (the
+reference): ``veilflow.detect.matmul``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import logging
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from veilflow.detect.matmul import Matmul, use_matmul
 from veilflow.detect.offline import ensure_offline
 from veilflow.errors import PolicyError
 
@@ -35,8 +38,8 @@ NOT_NEEDED_FOR_NER = (
 
 
 @lru_cache(maxsize=4)
-def load_nlp(model: str) -> Language:
-    """The spaCy pipeline ``model`` with only NER (loaded once per process)."""
+def load_nlp(model: str, matmul: Matmul = "numpy") -> Language:
+    """The spaCy pipeline ``model`` with only NER (loaded once per process and product)."""
     import spacy
 
     ensure_offline()
@@ -56,7 +59,7 @@ def load_nlp(model: str) -> Language:
         nlp = spacy.load(model, exclude=[c for c in NOT_NEEDED_FOR_NER if c != "tok2vec"])
     nlp.max_length = 2_000_000
     log.info("loaded spaCy model %s with components %s", model, nlp.pipe_names)
-    return nlp
+    return use_matmul(nlp, matmul)
 
 
 @lru_cache(maxsize=4)

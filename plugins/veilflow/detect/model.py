@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from veilflow.config import settings
+from veilflow.detect.matmul import Matmul, use_matmul
 from veilflow.errors import PolicyError
 
 if TYPE_CHECKING:
@@ -132,8 +133,8 @@ def version_of(name: str) -> str | None:
 
 
 @lru_cache(maxsize=4)
-def load_detector(path: str) -> Language:
-    """The spaCy pipeline of a detector version (loaded once per process)."""
+def load_detector(path: str, matmul: Matmul = "numpy") -> Language:
+    """The spaCy pipeline of a detector version (loaded once per process and product)."""
     import spacy
 
     from veilflow.detect.offline import ensure_offline
@@ -142,4 +143,4 @@ def load_detector(path: str) -> Language:
     nlp = spacy.load(path)
     nlp.max_length = 2_000_000
     log.info("loaded detector %s", Path(path).parent.name)
-    return nlp
+    return use_matmul(nlp, matmul)

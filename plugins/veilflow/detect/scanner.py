@@ -33,6 +33,7 @@ from veilflow.detect.identifiers import (
     identifier_phrases,
 )
 from veilflow.detect.locators import LOCATOR_PATTERNS
+from veilflow.detect.matmul import Matmul, one_blas_thread
 from veilflow.detect.model import MODEL_SCORE, DetectorRef, load_detector
 from veilflow.detect.model import resolve as resolve_detector
 from veilflow.detect.patterns import MONTH, PATTERNS, SEP, TextPattern, words
@@ -149,8 +150,11 @@ class Scanner:
         *,
         use_ner: bool = True,
         detector: DetectorRef | None = None,
+        matmul: Matmul = "numpy",
     ) -> None:
-        """``detector`` overrides ``settings.detector`` (a candidate being evaluated)."""
+        """``detector`` overrides ``settings.detector`` (a candidate being evaluated);
+        ``matmul="blis"`` runs the models on thinc's default product (the reference the
+        equivalence test and the benchmarks compare with, see ``detect.engine``)."""
         self.settings = settings or DetectionSettings()
         self.use_ner = use_ner
         self._nlp: Any = None
@@ -158,14 +162,14 @@ class Scanner:
         self.detector: DetectorRef | None = None
         self._detector: Any = None
         if use_ner:
-            self._nlp = load_nlp(self.settings.model)
+            self._nlp = load_nlp(self.settings.model, matmul)
             # The lemma tables hold no function words ("what", "the"): spaCy's stop words do.
             from spacy.lang.en.stop_words import STOP_WORDS
 
             self._words = english_words(self.settings.model) | STOP_WORDS
             self.detector = detector or resolve_detector(self.settings.detector)
             if self.detector is not None:
-                self._detector = load_detector(str(self.detector.model_path))
+                self._detector = load_detector(str(self.detector.model_path), matmul)
         g = gazetteers()
         self._names = (g.given, g.surnames)
         if use_ner:
@@ -361,7 +365,7 @@ class Scanner:
                 pieces.append(piece)
         # memory_zone frees the strings and lexemes this batch added to the vocabulary, so a
         # long-lived worker's memory stays flat however many distinct tokens it sees.
-        with self._nlp.memory_zone():
+        with self._nlp.memory_zone(), one_blas_thread():
             for (i, offset), doc in zip(
                 owners, self._nlp.pipe(pieces, batch_size=512), strict=True
             ):
@@ -404,7 +408,7 @@ class Scanner:
             for offset, piece in _pieces(text, NER_PIECE):
                 owners.append((i, offset))
                 pieces.append(piece)
-        with self._detector.memory_zone():
+        with self._detector.memory_zone(), one_blas_thread():
             for (i, offset), doc in zip(
                 owners, self._detector.pipe(pieces, batch_size=512), strict=True
             ):
