@@ -102,6 +102,15 @@ class _Tokens:
     _conn: psycopg.Connection | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def cached(self, token: str) -> tuple[bool, TokenScope | None]:
+        """(True, scope) when the cache holds a fresh answer for ``token``, else (False, None):
+        answered without I/O, so the event loop asks here first and only a miss goes to a
+        thread for the database."""
+        hit = self._cache.get(token_hash(token))
+        if hit is not None and hit[0] > time.monotonic():
+            return True, hit[1]
+        return False, None
+
     def lookup(self, token: str) -> TokenScope | None:
         key = token_hash(token)
         now = time.monotonic()
@@ -265,7 +274,9 @@ def create_app(
         try:
             token = _bearer(request)
             try:
-                scope = await asyncio.to_thread(tokens.lookup, token)
+                fresh, scope = tokens.cached(token)
+                if not fresh:
+                    scope = await asyncio.to_thread(tokens.lookup, token)
             except psycopg.Error:
                 raise Rejected(503, "the token cannot be checked now; try again") from None
             if scope is None:
