@@ -303,36 +303,34 @@ def cursor_line(inc: dict[str, Any], up_to_date: bool) -> str:
 
 def print_summary(run_id: str | None = None, dataset: str | None = None) -> None:
     from veilflow.config import settings
+    from veilflow.zones.manifest import RunManifest
 
     r = _fetch_run(run_id, dataset)
-    m = r["manifest"]
+    m = RunManifest.of(r["manifest"])
     exe = "veilflow" if shutil.which("veilflow") else os.path.relpath(sys.argv[0])
-    gate = m.get("gate")
+    gate = m.gate
     typer.echo(f"run {r['run_id']} of {r['dataset']}: {r['status']}")
-    inc = m.get("incremental")
-    if inc:
-        typer.echo(f"  {cursor_line(inc, bool(m.get('up_to_date')))}")
+    if m.incremental:
+        typer.echo(f"  {cursor_line(m.incremental, m.up_to_date)}")
     typer.echo(f"  rows in        {r['rows_in'] or 0:>12,}")
-    if gate and gate.get("suppressed_rows"):
-        typer.echo(
-            f"  suppressed     {gate['suppressed_rows']:>12,}  (equivalence classes below k)"
-        )
-    typer.echo(f"  rows published {r['rows_out'] or 0:>12,}  -> {m.get('target', {}).get('table')}")
+    if gate and gate.suppressed_rows:
+        typer.echo(f"  suppressed     {gate.suppressed_rows:>12,}  (equivalence classes below k)")
+    target = m.target.table or None
+    typer.echo(f"  rows published {r['rows_out'] or 0:>12,}  -> {target}")
     if r["error"]:
         typer.echo(f"  error          {r['error']}")
     typer.echo("  columns:")
-    for c in m.get("columns", []):
-        key = f"  [{c['key']}]" if c.get("key") else ""
-        typer.echo(f"    {c['name']:<14} {c['action']:<11} {c['gdpr']:<13}{key}")
+    for c in m.columns:
+        key = f"  [{c.key}]" if c.key else ""
+        typer.echo(f"    {c.name:<14} {c.action:<11} {c.gdpr:<13}{key}")
     if gate:
-        bad = [c for c in gate["checks"] if not c["passed"]]
         typer.echo(
-            f"  gate: {'passed' if gate['passed'] else 'FAILED'} "
-            f"({len(gate['checks'])} checks, {len(bad)} failed)"
+            f"  gate: {'passed' if gate.passed else 'FAILED'} "
+            f"({len(gate.checks)} checks, {len(gate.failed)} failed)"
         )
-        if gate.get("data_docs"):
-            typer.echo(f"  data docs: {gate['data_docs']}")
-    risk = m.get("risk")
+        if gate.data_docs:
+            typer.echo(f"  data docs: {gate.data_docs}")
+    risk = m.risk
     if risk:
         link = risk.get("linkage") or {}
         typer.echo(
@@ -341,7 +339,7 @@ def print_summary(run_id: str | None = None, dataset: str | None = None) -> None
             f" {link.get('share', 0.0):.2%} of {link.get('auxiliary', 0):,} auxiliary records"
             f" matched uniquely; trend: {exe} risk history {r['dataset']}"
         )
-    u = m.get("utility")
+    u = m.utility
     if u:
         if u.get("error"):
             typer.echo(f"  utility: report failed ({u['error']})")
@@ -358,7 +356,7 @@ def print_summary(run_id: str | None = None, dataset: str | None = None) -> None
                 f" masked {scores('masked')}; cost {cost.get('auc', cost.get('accuracy'))}"
                 f" {'AUC' if 'auc' in cost else 'accuracy'}"
             )
-    syn = m.get("synthetic")
+    syn = m.synthetic
     if syn:
         dist = syn.get("distance") or {}
         where = syn.get("quarantined_as") or syn.get("table")
@@ -369,7 +367,7 @@ def print_summary(run_id: str | None = None, dataset: str | None = None) -> None
             f" (max {dist.get('max_close_share', 0):.0%}), fidelity quality"
             f" {(syn.get('fidelity') or {}).get('quality')}"
         )
-    dp = m.get("releases")
+    dp = m.releases
     if dp:
         b = dp.get("budget") or {}
         typer.echo(
@@ -388,28 +386,26 @@ def print_summary(run_id: str | None = None, dataset: str | None = None) -> None
                 f"    {rel['table']:<42} {what}, {rel.get('cells', 0)} cells, ε {rel['epsilon']:g}"
                 + (f" ({rel['mechanism']}, scale {rel['scale']:g})" if rel.get("mechanism") else "")
             )
-    left = m.get("full_runs_only")
+    left = m.full_runs_only
     if left:
         names = {"releases": "DP releases", "synthetic": "synthetic table", "utility": "utility"}
         typer.echo(
             f"  {', '.join(names.get(x, x) for x in left)}: made by full runs; this run appended"
             " its new rows and kept the last ones"
         )
-    q = m.get("quarantine")
+    q = m.quarantine
     if q:
         typer.echo(
-            f"  quarantined as {q['table']}: "
+            f"  quarantined as {q.table}: "
             + "; ".join(
-                x["check"] + (f"[{x['column']}]" if x.get("column") else "") for x in q["reasons"]
+                x["check"] + (f"[{x['column']}]" if x.get("column") else "") for x in q.reasons
             )
         )
     typer.echo("where to look next:")
     typer.echo(f"  {exe} runs show '{r['run_id']}' --json   the whole manifest")
     typer.echo(f"  {exe} lineage show {r['dataset']}   column lineage")
     typer.echo(f"  {exe} audit verify   the audit log's hash chain, and an anchor to keep")
-    typer.echo(
-        f"  psql \"$({exe} db url)\" -c 'SELECT * FROM {m.get('target', {}).get('table')} LIMIT 5'"
-    )
+    typer.echo(f"  psql \"$({exe} db url)\" -c 'SELECT * FROM {target} LIMIT 5'")
     typer.echo(
         "  make up   the Airflow UI on http://localhost:8080 (menu Veilflow: lineage, runs,"
         " access, keys, audit)"

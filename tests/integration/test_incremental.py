@@ -47,7 +47,7 @@ def incremental_policy(cursor: str = "customer_id", **privacy: Any) -> Policy:
 def run(policy: Policy, run_id: str, **kw: Any) -> dict[str, Any]:
     run_policy(policy, run_id=run_id, workers=1, **kw)
     with psycopg.connect(_url()) as c:
-        return load_manifest(c, run_id)
+        return load_manifest(c, run_id).to_json()
 
 
 def _url() -> str:

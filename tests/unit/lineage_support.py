@@ -104,7 +104,7 @@ def manifest(*, passed: bool = True) -> dict[str, Any]:
             "columns": [{"name": c.name, "type": c.type, "not_null": c.not_null} for c in SOURCE],
         },
         "target": {"table": pol.target.table},
-        "columns": column_entries(plan, {c.name: c for c in SOURCE}),
+        "columns": [e.to_json() for e in column_entries(plan, {c.name: c for c in SOURCE})],
         "rows_in": 1000,
         "canaries": 20,
         "chunks": 1,

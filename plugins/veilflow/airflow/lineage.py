@@ -9,6 +9,7 @@ equivalent ``OperatorLineage`` stands in when it is absent.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from veilflow.lineage.events import ParentRun, build_stage_event
 from veilflow.lineage.naming import Naming
 from veilflow.policy.model import Policy
+from veilflow.zones.manifest import RunManifest
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +81,7 @@ def stage_lineage(
     *,
     chunk: int | None = None,
     error: str | None = None,
-    manifest: dict[str, Any] | None = None,
+    manifest: RunManifest | Mapping[str, Any] | None = None,
     naming: Naming | None = None,
 ) -> Any:
     """The provider's ``OperatorLineage`` for one task: inputs and outputs with schema and
@@ -99,8 +101,8 @@ def stage_lineage(
 
             with connect() as conn:
                 if manifest is None:
-                    manifest = load_manifest(conn, run_id)
-                    manifest["counters"] = chunk_counters(conn, run_id)[2]
+                    counters = chunk_counters(conn, run_id)[2]
+                    manifest = load_manifest(conn, run_id).but(counters=counters)
                 naming = naming or naming_of(conn.info)
         event = build_stage_event(
             policy,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -30,6 +31,7 @@ from veilflow.lineage.store import (
 )
 from veilflow.lineage.transports import Delivery, deliver, deliveries, describe_error
 from veilflow.policy.model import Policy
+from veilflow.zones.manifest import QuarantineEntry, RunManifest
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +57,7 @@ class LineageEmitter(Protocol):
         event_type: str,
         policy: Policy,
         run_id: str,
-        manifest: dict[str, Any],
+        manifest: RunManifest | Mapping[str, Any],
         parent: ParentRun | None = None,
         error: str | None = None,
         chunk: int | None = None,
@@ -71,17 +73,16 @@ def lineage_enabled() -> bool:
     )
 
 
-def _policy_hash(policy: Policy, manifest: dict[str, Any]) -> str:
+def _policy_hash(policy: Policy, manifest: RunManifest) -> str:
     """The hash of the policy as the run recorded it at extract (else the loaded one)."""
-    recorded = (manifest.get("policy") or {}).get("hash")
-    return str(recorded) if recorded else policy.hash
+    return manifest.policy.hash or policy.hash
 
 
-def _quarantined_rows(conn: psycopg.Connection, manifest: dict[str, Any]) -> int | None:
-    q = manifest.get("quarantine") or {}
-    if q.get("rows") is not None:
-        return int(q["rows"])
-    table = q.get("table")
+def _quarantined_rows(conn: psycopg.Connection, manifest: RunManifest) -> int | None:
+    q = manifest.quarantine or QuarantineEntry()
+    if q.rows is not None:
+        return q.rows
+    table = q.table
     if not table or "." not in table:
         return None
     schema, name = table.split(".", 1)
@@ -102,7 +103,7 @@ def emit_stage(
     event_type: str,
     policy: Policy,
     run_id: str,
-    manifest: dict[str, Any],
+    manifest: RunManifest | Mapping[str, Any],
     parent: ParentRun | None = None,
     error: str | None = None,
     chunk: int | None = None,
@@ -144,11 +145,12 @@ def _emit(
     event_type: str,
     policy: Policy,
     run_id: str,
-    manifest: dict[str, Any],
+    manifest: RunManifest | Mapping[str, Any],
     parent: ParentRun | None,
     error: str | None,
     chunk: int | None,
 ) -> None:
+    manifest = RunManifest.of(manifest)
     own = None
     if conn is None:
         from veilflow.zones.db import connect

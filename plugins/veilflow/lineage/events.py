@@ -19,6 +19,7 @@ Every output's column lineage points at the restricted table's columns, so one e
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -63,7 +64,9 @@ from veilflow.lineage.naming import (
     job_namespace,
     stage_job_name,
 )
+from veilflow.lineage.releases import release_entries
 from veilflow.policy.model import Policy
+from veilflow.zones.manifest import RunManifest
 from veilflow.zones.run_tables import RunTables
 
 EVENT_TYPES = tuple(s.value for s in RunState)
@@ -101,11 +104,11 @@ class StageDatasets:
 
 
 def stage_datasets(
-    policy: Policy, run_id: str, manifest: dict[str, Any], naming: Naming
+    policy: Policy, run_id: str, manifest: RunManifest, naming: Naming
 ) -> StageDatasets:
     rt = RunTables(policy.dataset, run_id)
-    q = (manifest.get("quarantine") or {}).get(
-        "table"
+    q = (
+        manifest.quarantine and manifest.quarantine.table
     ) or f"quarantine.{f'{rt.dataset}__{rt.tag}'[:63]}"
     return StageDatasets(
         source=naming.dataset(policy.source.table),
@@ -113,12 +116,9 @@ def stage_datasets(
         candidate=naming.dataset(f"staging.{rt.candidate_name}"),
         target=naming.dataset(policy.target.table),
         quarantine=naming.dataset(q),
-        releases={
-            r["table"]: naming.dataset(r["table"])
-            for r in (manifest.get("releases") or {}).get("releases") or []
-        },
+        releases={r["table"]: naming.dataset(r["table"]) for r in release_entries(manifest)},
         synthetic=naming.dataset(str(syn["table"]))
-        if (syn := manifest.get("synthetic")) and syn.get("table")
+        if (syn := manifest.synthetic) and syn.get("table")
         else None,
     )
 
@@ -143,16 +143,16 @@ def _input(
 
 
 def stage_io(
-    stage: str, ds: StageDatasets, manifest: dict[str, Any], rows_quarantined: int | None = None
+    stage: str, ds: StageDatasets, manifest: RunManifest, rows_quarantined: int | None = None
 ) -> tuple[list[InputDataset], list[OutputDataset]]:
     """The input and output datasets of a stage, with their facets."""
     src = _input(ds.source, {"schema": source_schema(manifest)})
     if stage == "extract":
         stats: dict[str, OutputDatasetFacet] = {}
-        if manifest.get("rows_in") is not None:
+        if manifest.rows_in is not None:
             stats["outputStatistics"] = (
                 output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
-                    rowCount=int(manifest["rows_in"]) + int(manifest.get("canaries") or 0),
+                    rowCount=manifest.rows_in + (manifest.canaries or 0),
                     producer=PRODUCER,
                 )
             )
@@ -177,7 +177,7 @@ def stage_io(
             },
         )
         return [src, snap], [out]
-    gate = manifest.get("gate")
+    gate = manifest.gate
     cand = _input(
         ds.candidate,
         {"schema": output_schema(manifest)},
@@ -186,9 +186,7 @@ def stage_io(
     if stage == "validate":
         return [src, cand], []
     ref, rows = (
-        (ds.target, manifest.get("rows_out"))
-        if stage == "publish"
-        else (ds.quarantine, rows_quarantined)
+        (ds.target, manifest.rows_out) if stage == "publish" else (ds.quarantine, rows_quarantined)
     )
     out_facets: dict[str, Any] = {}
     if rows is not None:
@@ -211,15 +209,10 @@ def stage_io(
     return [src, cand], [out]
 
 
-def _release_outputs(ds: StageDatasets, manifest: dict[str, Any]) -> list[OutputDataset]:
+def _release_outputs(ds: StageDatasets, manifest: RunManifest) -> list[OutputDataset]:
     """The DP release tables and the synthetic table a publish wrote, each with its
     lineage."""
-    from veilflow.lineage.releases import (
-        release_entries,
-        release_facets,
-        synthetic_entry,
-        synthetic_facets,
-    )
+    from veilflow.lineage.releases import release_facets, synthetic_entry, synthetic_facets
 
     outputs = [
         OutputDataset(
@@ -232,7 +225,7 @@ def _release_outputs(ds: StageDatasets, manifest: dict[str, Any]) -> list[Output
     ]
     synthetic = synthetic_entry(manifest)
     if synthetic is not None and ds.synthetic is not None:
-        types = {c["name"]: c.get("output_type") for c in manifest.get("columns", [])}
+        types = {c.name: c.output_type for c in manifest.columns}
         outputs.append(
             OutputDataset(
                 namespace=ds.synthetic.namespace,
@@ -246,7 +239,7 @@ def _release_outputs(ds: StageDatasets, manifest: dict[str, Any]) -> list[Output
 def run_facets(
     policy: Policy,
     run_id: str,
-    manifest: dict[str, Any],
+    manifest: RunManifest,
     stage: str,
     *,
     parent: ParentRun,
@@ -289,7 +282,7 @@ def run_facets(
 def build_stage_event(
     policy: Policy,
     run_id: str,
-    manifest: dict[str, Any],
+    manifest: RunManifest | Mapping[str, Any],
     *,
     stage: str,
     event_type: str,
@@ -306,6 +299,7 @@ def build_stage_event(
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {event_type!r}; types are {', '.join(EVENT_TYPES)}")
     parent = parent or default_parent(policy, run_id)
+    manifest = RunManifest.of(manifest)
     datasets = stage_datasets(policy, run_id, manifest, naming)
     inputs, outputs = stage_io(stage, datasets, manifest, rows_quarantined)
     when = (event_time or datetime.now(UTC)).isoformat()

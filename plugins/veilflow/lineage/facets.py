@@ -22,7 +22,9 @@ from openlineage.client.generated.base import RunFacet
 from veilflow.config import PROJECT_ROOT
 from veilflow.errors import KeyNotFound
 from veilflow.lineage.naming import DatasetRef
+from veilflow.transform.base import Operator, describe_operation
 from veilflow.transform.keys import key_id, parse_key_ref
+from veilflow.zones.manifest import ColumnEntry, GateSummary, RunManifest
 
 #: The key a veilflow run facet is stored under (custom facets carry the producer's prefix).
 FACET_KEY = "veilflow_anonymization"
@@ -74,24 +76,14 @@ def key_version(ref: str | None) -> dict[str, Any] | None:
     return {"id": key_id(dataset, purpose), "version": version}
 
 
-def _param_text(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
-
-
-def describe_column(col: dict[str, Any]) -> str:
+def describe_column(col: ColumnEntry | dict[str, Any]) -> str:
     """One line naming the operator, all its parameters and its key id + version."""
-    params = col.get("params") or {}
-    args = ", ".join(f"{k}={_param_text(v)}" for k, v in sorted(params.items()))
-    text = f"{col['action']}({args})"
-    key = key_version(col.get("key"))
-    if key is not None:
-        text += f" with key {key['id']} version {key['version']}"
-    return text
-
-
-def output_columns(manifest: dict[str, Any]) -> list[dict[str, Any]]:
-    """Manifest columns present in the output (every action but ``drop``), in order."""
-    return [c for c in manifest.get("columns", []) if c.get("action") != "drop"]
+    if isinstance(col, ColumnEntry):
+        action, params, ref = col.action, col.params, col.key
+    else:
+        action, params, ref = col["action"], col.get("params") or {}, col.get("key")
+    key = key_version(ref)
+    return describe_operation(action, params, None if key is None else (key["id"], key["version"]))
 
 
 def policy_file(path: str | None) -> str | None:
@@ -130,15 +122,15 @@ def _scalar(value: Any) -> str | None:
     return json.dumps(value, sort_keys=True, default=str)[:200]
 
 
-def gate_assertions(gate: dict[str, Any]) -> list[dict[str, Any]]:
+def gate_assertions(gate: GateSummary) -> list[dict[str, Any]]:
     """The gate's checks as assertion dicts: check name, success, column, expected, actual."""
     out = []
-    for check in gate.get("checks", []):
-        item: dict[str, Any] = {"assertion": str(check["name"]), "success": bool(check["passed"])}
+    for check in gate.checks:
+        item: dict[str, Any] = {"assertion": check.name, "success": check.passed}
         for field, value in (
-            ("column", check.get("column")),
-            ("expected", _scalar(check.get("threshold"))),
-            ("actual", _scalar(check.get("observed"))),
+            ("column", check.column),
+            ("expected", _scalar(check.threshold)),
+            ("actual", _scalar(check.observed)),
         ):
             if value is not None:
                 item[field] = str(value)
@@ -157,32 +149,29 @@ def schema_facet(columns: list[tuple[str, str | None]]) -> schema_dataset.Schema
     )
 
 
-def source_schema(manifest: dict[str, Any]) -> schema_dataset.SchemaDatasetFacet:
-    return schema_facet(
-        [(c["name"], c.get("type")) for c in manifest.get("source", {}).get("columns", [])]
-    )
+def source_schema(manifest: RunManifest) -> schema_dataset.SchemaDatasetFacet:
+    return schema_facet([(c.name, c.type) for c in manifest.source.columns])
 
 
-def output_schema(manifest: dict[str, Any]) -> schema_dataset.SchemaDatasetFacet:
-    return schema_facet(
-        [(c["name"], c.get("output_type") or "text") for c in output_columns(manifest)]
-    )
+def output_schema(manifest: RunManifest) -> schema_dataset.SchemaDatasetFacet:
+    return schema_facet([(c.name, c.output_type or "text") for c in manifest.outputs])
 
 
-def transformation(col: dict[str, Any]) -> column_lineage_dataset.Transformation:
+def transformation(col: ColumnEntry) -> column_lineage_dataset.Transformation:
+    """The column's transformation as its operator stated it (the operator's class
+    attributes, recorded in the manifest; ``Operator``'s defaults where none was)."""
     return column_lineage_dataset.Transformation(
-        type=col.get("lineage_type") or "DIRECT",
-        subtype=col.get("lineage_subtype")
-        or ("IDENTITY" if col["action"] == "keep" else "TRANSFORMATION"),
+        type=col.lineage_type or Operator.lineage_type,
+        subtype=col.lineage_subtype or Operator.lineage_subtype,
         description=describe_column(col),
-        masking=bool(col.get("masking")),
+        masking=col.masking,
     )
 
 
-def _referenced(col: dict[str, Any], source: DatasetRef) -> list[column_lineage_dataset.InputField]:
+def _referenced(col: ColumnEntry, source: DatasetRef) -> list[column_lineage_dataset.InputField]:
     """A foreign-key column of a dataset's table (ADR 0023) also comes from the key it refers
     to: both are tokens of one key, so the output joins on that key's output."""
-    ref = col.get("references")
+    ref = col.references
     if not ref:
         return []
     database = source.name.split(".", 1)[0] if source.name.count(".") >= 2 else None
@@ -203,25 +192,25 @@ def _referenced(col: dict[str, Any], source: DatasetRef) -> list[column_lineage_
 
 
 def column_lineage_facet(
-    manifest: dict[str, Any], source: DatasetRef, *, identity: bool = False
+    manifest: RunManifest, source: DatasetRef, *, identity: bool = False
 ) -> column_lineage_dataset.ColumnLineageDatasetFacet:
     """Every output column from its source column. ``identity`` describes a raw copy (the
     extract snapshot): every declared column, unchanged, not masked."""
     fields: dict[str, column_lineage_dataset.Fields] = {}
     if identity:
-        for col in manifest.get("source", {}).get("columns", []):
+        for src in manifest.source.columns:
             t = column_lineage_dataset.Transformation(
                 type="DIRECT",
                 subtype="IDENTITY",
                 description="copied unchanged into staging",
                 masking=False,
             )
-            fields[col["name"]] = column_lineage_dataset.Fields(
+            fields[src.name] = column_lineage_dataset.Fields(
                 inputFields=[
                     column_lineage_dataset.InputField(
                         namespace=source.namespace,
                         name=source.name,
-                        field=col["name"],
+                        field=src.name,
                         transformations=[t],
                     )
                 ],
@@ -229,14 +218,14 @@ def column_lineage_facet(
                 transformationType="IDENTITY",
             )
         return column_lineage_dataset.ColumnLineageDatasetFacet(fields=fields, producer=PRODUCER)
-    for col in output_columns(manifest):
+    for col in manifest.outputs:
         t = transformation(col)
-        fields[col["name"]] = column_lineage_dataset.Fields(
+        fields[col.name] = column_lineage_dataset.Fields(
             inputFields=[
                 column_lineage_dataset.InputField(
                     namespace=source.namespace,
                     name=source.name,
-                    field=col["name"],
+                    field=col.name,
                     transformations=[t],
                 ),
                 *_referenced(col, source),
@@ -248,7 +237,7 @@ def column_lineage_facet(
 
 
 def assertions_facet(
-    gate: dict[str, Any],
+    gate: GateSummary,
 ) -> data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet:
     return data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet(
         assertions=[
@@ -267,7 +256,7 @@ def assertions_facet(
 
 
 def veilflow_facet(
-    manifest: dict[str, Any],
+    manifest: RunManifest,
     *,
     stage: str,
     run_id: str,
@@ -280,43 +269,43 @@ def veilflow_facet(
 ) -> VeilflowAnonymizationRunFacet:
     columns = []
     keys: dict[tuple[str, int], dict[str, Any]] = {}
-    for c in manifest.get("columns", []):
-        key = key_version(c.get("key"))
+    for c in manifest.columns:
+        key = key_version(c.key)
         entry: dict[str, Any] = {
-            "name": c["name"],
-            "operator": c["action"],
-            "parameters": c.get("params") or {},
-            "gdprClass": c.get("gdpr") or "removed",
-            "gdprReason": c.get("gdpr_reason") or "",
-            "masking": bool(c.get("masking")),
+            "name": c.name,
+            "operator": c.action,
+            "parameters": c.params,
+            "gdprClass": c.gdpr,
+            "gdprReason": c.gdpr_reason,
+            "masking": c.masking,
         }
         if key is not None:
             entry["key"] = key
             keys[(key["id"], key["version"])] = key
-        if c.get("source_type"):
-            entry["sourceType"] = c["source_type"]
-        if c.get("action") != "drop" and c.get("output_type"):
-            entry["outputType"] = c["output_type"]
+        if c.source_type:
+            entry["sourceType"] = c.source_type
+        if not c.dropped and c.output_type:
+            entry["outputType"] = c.output_type
         columns.append(entry)
-    detection, other = split_counters(manifest.get("counters") or {})
-    gate = manifest.get("gate")
+    detection, other = split_counters(manifest.counters or {})
+    gate = manifest.gate
     rows: dict[str, int] = {}
     for name, value in (
-        ("in", manifest.get("rows_in")),
-        ("canaries", manifest.get("canaries")),
-        ("out", manifest.get("rows_out")),
-        ("suppressed", (gate or {}).get("suppressed_rows")),
+        ("in", manifest.rows_in),
+        ("canaries", manifest.canaries),
+        ("out", manifest.rows_out),
+        ("suppressed", gate.suppressed_rows if gate else None),
         ("quarantined", rows_quarantined),
     ):
         if value is not None:
             rows[name] = int(value)
     gate_data: dict[str, Any] | None = None
     if gate:
-        gate_data = {"passed": bool(gate.get("passed")), "assertions": gate_assertions(gate)}
-        if gate.get("data_docs"):
-            gate_data["dataDocs"] = str(gate["data_docs"])
+        gate_data = {"passed": gate.passed, "assertions": gate_assertions(gate)}
+        if gate.data_docs:
+            gate_data["dataDocs"] = gate.data_docs
     quarantine: dict[str, Any] | None = None
-    q = manifest.get("quarantine")
+    q = manifest.quarantine
     if q:
         quarantine = {
             "reasons": [
@@ -324,11 +313,11 @@ def veilflow_facet(
                     "check": str(r.get("check")),
                     **({"column": str(r["column"])} if r.get("column") else {}),
                 }
-                for r in q.get("reasons", [])
+                for r in q.reasons
             ]
         }
-        if q.get("table"):
-            quarantine["table"] = str(q["table"])
+        if q.table:
+            quarantine["table"] = q.table
     policy = {"name": policy_name, "hash": policy_hash}
     file = policy_file(policy_path)
     if file:
@@ -346,7 +335,7 @@ def veilflow_facet(
         counters=other or None,
         gate=gate_data,
         quarantine=quarantine,
-        increment=increment_entry(manifest.get("incremental")),
+        increment=increment_entry(manifest.incremental),
         differentialPrivacy=_dp_field(manifest) if stage == "publish" else None,
         utility=_utility_field(manifest) if stage in ("validate", "publish") else None,
         producer=PRODUCER,
@@ -370,13 +359,13 @@ def increment_entry(inc: dict[str, Any] | None) -> dict[str, Any] | None:
     return out
 
 
-def _utility_field(manifest: dict[str, Any]) -> dict[str, Any] | None:
+def _utility_field(manifest: RunManifest) -> dict[str, Any] | None:
     from veilflow.lineage.releases import utility_field
 
     return utility_field(manifest)
 
 
-def _dp_field(manifest: dict[str, Any]) -> dict[str, Any] | None:
+def _dp_field(manifest: RunManifest) -> dict[str, Any] | None:
     from veilflow.lineage.releases import dp_field
 
     return dp_field(manifest)

@@ -3,6 +3,7 @@ would store, and keeps them in a list instead of a database."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import psycopg
@@ -10,6 +11,7 @@ import psycopg
 from veilflow.lineage.events import ParentRun, build_stage_event, event_dict
 from veilflow.lineage.naming import Naming
 from veilflow.policy.model import Policy
+from veilflow.zones.manifest import RunManifest
 
 
 class InMemoryLineage:
@@ -27,7 +29,7 @@ class InMemoryLineage:
         event_type: str,
         policy: Policy,
         run_id: str,
-        manifest: dict[str, Any],
+        manifest: RunManifest | Mapping[str, Any],
         parent: ParentRun | None = None,
         error: str | None = None,
         chunk: int | None = None,

@@ -17,11 +17,12 @@ from openlineage.client.facet_v2 import column_lineage_dataset
 
 from veilflow.lineage.facets import PRODUCER, schema_facet
 from veilflow.lineage.naming import DatasetRef
+from veilflow.zones.manifest import RunManifest
 
 
-def release_entries(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+def release_entries(manifest: RunManifest) -> list[dict[str, Any]]:
     """The releases a publish wrote (those a retried publish found done carry less)."""
-    return list((manifest.get("releases") or {}).get("releases") or [])
+    return list((manifest.releases or {}).get("releases") or [])
 
 
 def _describe(r: dict[str, Any]) -> str:
@@ -97,9 +98,9 @@ def release_facets(r: dict[str, Any], source: DatasetRef) -> dict[str, Any]:
     }
 
 
-def dp_field(manifest: dict[str, Any]) -> dict[str, Any] | None:
+def dp_field(manifest: RunManifest) -> dict[str, Any] | None:
     """The veilflow run facet's ``differentialPrivacy`` field (None without releases)."""
-    dp = manifest.get("releases")
+    dp = manifest.releases
     if not dp:
         return None
     out: dict[str, Any] = {
@@ -133,9 +134,9 @@ def dp_field(manifest: dict[str, Any]) -> dict[str, Any] | None:
     return out
 
 
-def utility_field(manifest: dict[str, Any]) -> dict[str, Any] | None:
+def utility_field(manifest: RunManifest) -> dict[str, Any] | None:
     """The veilflow run facet's ``utility`` field: the metrics of the utility report."""
-    u = manifest.get("utility")
+    u = manifest.utility
     if not u:
         return None
     out: dict[str, Any] = {"target": str(u.get("target", ""))}
@@ -156,9 +157,9 @@ def utility_field(manifest: dict[str, Any]) -> dict[str, Any] | None:
     return out
 
 
-def synthetic_entry(manifest: dict[str, Any]) -> dict[str, Any] | None:
+def synthetic_entry(manifest: RunManifest) -> dict[str, Any] | None:
     """The synthetic table a publish wrote (None when there is none, or it was quarantined)."""
-    s = manifest.get("synthetic")
+    s = manifest.synthetic
     if not s or s.get("quarantined_as") or not s.get("table"):
         return None
     return dict(s)

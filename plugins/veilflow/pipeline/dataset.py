@@ -38,6 +38,7 @@ from veilflow.vault.erasure import erased_tokens
 from veilflow.vault.erasure_dataset import apply_dataset
 from veilflow.zones.catalog import foreign_keys_of
 from veilflow.zones.db import connect
+from veilflow.zones.manifest import GateCheck, GateSummary, QuarantineEntry
 from veilflow.zones.publish import ROLE_NAMES, LeaveOut, quarantine_candidate
 from veilflow.zones.publish_dataset import TableVersion, candidate_rows, publish_versions
 from veilflow.zones.run_tables import RunTables, drop_run_tables, table_exists
@@ -148,16 +149,18 @@ def extract_table(
     refs = _references(ds, table)
     with connect() as conn:
         manifest = load_manifest(conn, trun)
-        manifest["dataset_run"] = {
-            "dataset": ds.dataset,
-            "run_id": run_id,
-            "table": table,
-            "policy_hash": ds.hash,
-            "subset": ds.subset.model_dump(mode="json") if ds.subset else None,
-        }
-        for entry in manifest["columns"]:
-            if entry["name"] in refs:
-                entry["references"] = refs[entry["name"]]
+        manifest = manifest.but(
+            dataset_run={
+                "dataset": ds.dataset,
+                "run_id": run_id,
+                "table": table,
+                "policy_hash": ds.hash,
+                "subset": ds.subset.model_dump(mode="json") if ds.subset else None,
+            },
+            columns=tuple(
+                e.but(references=refs[e.name]) if e.name in refs else e for e in manifest.columns
+            ),
+        )
         save_manifest(conn, trun, manifest)
         conn.commit()
     return result
@@ -217,16 +220,19 @@ def check_foreign_keys(ds: DatasetPolicy, run_id: str) -> list[ForeignKeyCount]:
             trun = table_run_id(run_id, table)
             manifest = load_manifest(conn, trun)
             mine = [c for c in counts if table in (c.child, c.parent)]
-            manifest["foreign_keys"] = {
-                "passed": passed,
-                "checks": [c.to_dict() for c in mine],
-            }
-            gate = manifest.setdefault("gate", {"passed": True, "checks": []})
-            gate["checks"] = [
-                *[c for c in gate.get("checks", []) if c.get("name") != "foreign_key_orphans"],
-                *[c.check().to_dict() for c in counts if c.child == table],
-            ]
-            gate["passed"] = bool(gate.get("passed", True)) and passed
+            gate = manifest.gate or GateSummary(passed=True, checks=())
+            checks = (
+                *[c for c in gate.checks if c.name != "foreign_key_orphans"],
+                *[
+                    GateCheck.model_validate(c.check().to_dict())
+                    for c in counts
+                    if c.child == table
+                ],
+            )
+            manifest = manifest.but(
+                foreign_keys={"passed": passed, "checks": [c.to_dict() for c in mine]},
+                gate=gate.but(checks=checks, passed=gate.passed and passed),
+            )
             save_manifest(conn, trun, manifest)
         conn.commit()
     for c in counts:
@@ -251,7 +257,7 @@ def refuse_dataset(ds: DatasetPolicy, run_id: str, reasons: list[dict[str, Any]]
             rt = table_tables(ds, run_id, table)
             moved = quarantine_candidate(conn, rt, reasons)
             manifest = load_manifest(conn, rt.run_id)
-            manifest["quarantine"] = {"table": moved, "reasons": reasons}
+            manifest = manifest.but(quarantine=QuarantineEntry(table=moved, reasons=tuple(reasons)))
             save_manifest(
                 conn,
                 rt.run_id,
@@ -333,14 +339,13 @@ def publish_dataset(
     with connect() as conn:
         manifests = {t: load_manifest(conn, table_run_id(run_id, t)) for t in ds.order}
         for table, manifest in manifests.items():
-            gate = manifest.get("gate") or {}
-            checked = manifest.get("foreign_keys") or {}
-            if not gate.get("passed") or not checked.get("passed"):
+            checked = manifest.foreign_keys or {}
+            if not manifest.passed_gate or not checked.get("passed"):
                 raise ValidationFailed(
                     f"{ds.dataset} run {run_id}: table {table} has not passed the gate and "
                     "the foreign-key check; nothing published"
                 )
-        if all(m.get("status") == "published" for m in manifests.values()):
+        if all(getattr(m, "status", None) == "published" for m in manifests.values()):
             # Published by an earlier attempt of this task, which may have stopped before
             # it dropped the run tables.
             for table in ds.order:
@@ -348,8 +353,8 @@ def publish_dataset(
             conn.commit()
             return DatasetPublished(
                 run_id,
-                {t: int(m.get("rows_out") or 0) for t, m in manifests.items()},
-                {t: int(m.get("erased_rows_left_out") or 0) for t, m in manifests.items()},
+                {t: m.rows_out or 0 for t, m in manifests.items()},
+                {t: m.erased_rows_left_out or 0 for t, m in manifests.items()},
             )
         for table in ds.order:
             rt = table_tables(ds, run_id, table)
@@ -372,7 +377,7 @@ def publish_dataset(
             TableVersion(
                 tables=table_tables(ds, run_id, table),
                 target=ds.tables[table].target.table,
-                columns=[c["name"] for c in manifests[table]["columns"] if c["action"] != "drop"],
+                columns=[c.name for c in manifests[table].outputs],
                 leave_out=leave_out[table],
             )
             for table in ds.order
@@ -381,8 +386,7 @@ def publish_dataset(
             by_target = publish_versions(conn, versions, readers)
             published = {t: by_target[v.target] for t, v in zip(ds.order, versions, strict=True)}
             for table, version in zip(ds.order, versions, strict=True):
-                manifest = manifests[table]
-                manifest.update(
+                manifest = manifests[table] = manifests[table].but(
                     rows_out=published[table],
                     published=version.target,
                     finished=time.time(),
@@ -421,7 +425,7 @@ def publish_dataset(
     return DatasetPublished(
         run_id,
         published,
-        {t: int(manifests[t]["erased_rows_left_out"]) for t in ds.order},
+        {t: manifests[t].erased_rows_left_out or 0 for t in ds.order},
     )
 
 

@@ -10,6 +10,7 @@ cursor of the published version, once the rows below it are proven unchanged.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -19,6 +20,7 @@ from psycopg import sql
 from veilflow.errors import SourceChanged, SourceError
 from veilflow.policy.model import Policy
 from veilflow.zones import increment as cursors
+from veilflow.zones.manifest import ColumnEntry
 from veilflow.zones.run_tables import (
     RunTables,
     create_snapshot,
@@ -69,7 +71,7 @@ def check_cursor(conn: psycopg.Connection[Any], policy: Policy) -> str:
 def plan_increment(
     conn: psycopg.Connection[Any],
     policy: Policy,
-    columns: list[dict[str, Any]],
+    columns: Sequence[ColumnEntry],
     cursor_type: str,
     *,
     full: bool = False,
@@ -90,8 +92,8 @@ def plan_increment(
         return full_run(f"the cursor changed (was {state.column} {state.type})")
     if state.policy_hash != policy.hash:
         return full_run("the policy changed since the published version")
-    keys_now = {c["name"]: c.get("key") for c in columns}
-    keys_then = {c["name"]: c.get("key") for c in state.manifest_columns}
+    keys_now = {c.name: c.key for c in columns}
+    keys_then = {c.name: c.key for c in state.manifest_columns}
     if keys_now != keys_then:
         changed = sorted(n for n in keys_now if keys_now.get(n) != keys_then.get(n))
         return full_run(

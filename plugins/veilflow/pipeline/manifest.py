@@ -13,22 +13,22 @@ import psycopg
 
 from veilflow.errors import VeilflowError
 from veilflow.pipeline.plan import Plan
+from veilflow.zones.manifest import ColumnEntry, RunManifest
 from veilflow.zones.run_tables import SourceColumn
 
 
-def column_entries(plan: Plan, source: dict[str, SourceColumn]) -> list[dict[str, Any]]:
+def column_entries(plan: Plan, source: dict[str, SourceColumn]) -> list[ColumnEntry]:
+    """Each policy column with its operator's facts, as the operator states them."""
     entries = []
     for col in plan.columns:
         op = col.operator
         src = source.get(col.name)
-        entry: dict[str, Any] = {
-            "name": col.name,
-            "action": col.action,
-            "source_type": src.type if src else None,
-            "not_null": bool(src.not_null) if src else False,
-        }
         key = op.key
-        entry.update(
+        entry = ColumnEntry(
+            name=col.name,
+            action=col.action,
+            source_type=src.type if src else None,
+            not_null=bool(src.not_null) if src else False,
             output_type=None if col.dropped else op.output_type(src.type if src else "text"),
             gdpr=op.gdpr,
             gdpr_reason=op.gdpr_reason,
@@ -39,26 +39,25 @@ def column_entries(plan: Plan, source: dict[str, SourceColumn]) -> list[dict[str
             description=op.describe(),
         )
         if not col.dropped:  # a removed column has no output for lineage to describe
-            entry.update(lineage_type=op.lineage_type, lineage_subtype=op.lineage_subtype)
+            entry = entry.but(lineage_type=op.lineage_type, lineage_subtype=op.lineage_subtype)
         entries.append(entry)
     return entries
 
 
-def load_manifest(conn: psycopg.Connection, run_id: str) -> dict[str, Any]:
+def load_manifest(conn: psycopg.Connection, run_id: str) -> RunManifest:
     row = conn.execute(
         "SELECT manifest FROM governance.runs WHERE run_id = %s", (run_id,)
     ).fetchone()
     if row is None:
         raise VeilflowError(f"run {run_id} has no record; run extract first")
-    manifest: dict[str, Any] = row[0]
-    return manifest
+    return RunManifest.of(row[0])
 
 
 def save_manifest(
-    conn: psycopg.Connection, run_id: str, manifest: dict[str, Any], **fields: Any
+    conn: psycopg.Connection, run_id: str, manifest: RunManifest, **fields: Any
 ) -> None:
     sets = ["manifest = %s"]
-    params: list[Any] = [json.dumps(manifest)]
+    params: list[Any] = [json.dumps(manifest.to_json())]
     for name, value in fields.items():
         if name not in ("status", "rows_in", "rows_out", "error", "finished_at"):
             raise ValueError(name)

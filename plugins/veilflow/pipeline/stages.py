@@ -33,7 +33,7 @@ from veilflow.pipeline.manifest import chunk_counters, column_entries, load_mani
 from veilflow.pipeline.plan import Plan, plan_policy
 from veilflow.policy.model import Policy
 from veilflow.transform.base import STRING, ChunkContext
-from veilflow.transform.keys import KeyProvider
+from veilflow.transform.keys import KeyProvider, parse_key_ref
 from veilflow.validate.context import GateColumn, GateContext
 from veilflow.validate.gate import run_gate
 from veilflow.validate.report import GateReport
@@ -41,6 +41,15 @@ from veilflow.vault.erasure import apply as apply_erasures
 from veilflow.vault.erasure import erased_tokens
 from veilflow.zones.copy_io import read_frame
 from veilflow.zones.db import connect
+from veilflow.zones.manifest import (
+    GateSummary,
+    PolicyRef,
+    QuarantineEntry,
+    RunManifest,
+    SourceColumnEntry,
+    SourceRef,
+    TargetRef,
+)
 from veilflow.zones.publish import (
     ROLE_NAMES,
     append_version,
@@ -266,21 +275,21 @@ def extract(
         check_keys(conn, policy)
         cursor_type = increment.check_cursor(conn, policy) if policy.incremental else None
         by_name = {c.name: c for c in cols}
-        manifest: dict[str, Any] = {
-            "run_id": run_id,
-            "dataset": policy.dataset,
-            "policy": {"file": policy.file, "hash": policy.hash, "dataset": policy.dataset},
-            "source": {
-                "table": policy.source.table,
-                "key": policy.source.key,
-                "columns": [asdict(by_name[n]) for n in declared],
-            },
-            "target": {"table": policy.target.table},
-            "columns": column_entries(plan, by_name),
-            "started": time.time(),
-        }
+        manifest = RunManifest(
+            run_id=run_id,
+            dataset=policy.dataset,
+            policy=PolicyRef(file=policy.file, hash=policy.hash, dataset=policy.dataset),
+            source=SourceRef(
+                table=policy.source.table,
+                key=policy.source.key,
+                columns=tuple(SourceColumnEntry(**asdict(by_name[n])) for n in declared),
+            ),
+            target=TargetRef(table=policy.target.table),
+            columns=tuple(column_entries(plan, by_name)),
+            started=time.time(),
+        )
         taking = (
-            increment.plan_increment(conn, policy, manifest["columns"], cursor_type, full=full)
+            increment.plan_increment(conn, policy, manifest.columns, cursor_type, full=full)
             if cursor_type is not None
             else None
         )
@@ -295,7 +304,7 @@ def extract(
             " VALUES (%s, %s, %s, 'running', %s) ON CONFLICT (run_id) DO UPDATE SET"
             " status = 'running', policy_hash = EXCLUDED.policy_hash,"
             " manifest = EXCLUDED.manifest, error = NULL, finished_at = NULL",
-            (run_id, policy.dataset, policy.hash, json.dumps(manifest)),
+            (run_id, policy.dataset, policy.hash, json.dumps(manifest.to_json())),
         )
         conn.execute("DELETE FROM governance.run_chunks WHERE run_id = %s", (run_id,))
         conn.commit()
@@ -319,13 +328,14 @@ def extract(
                 subset,
             )
         else:
-            rows, manifest["incremental"] = increment.take_rows(conn, policy, rt, declared, taking)
+            rows, taken = increment.take_rows(conn, policy, rt, declared, taking)
+            manifest = manifest.but(incremental=taken)
         rows, left_out = leave_out_erased(conn, policy, rt, keys, rows)
         if left_out:
-            manifest["erased_left_out"] = left_out
+            manifest = manifest.but(erased_left_out=left_out)
         if taking is not None and rows == 0 and taking.mode == "append":
             return _up_to_date(conn, policy, run_id, rt, manifest, parent)
-        manifest["detection"] = scan_source(conn, policy, run_id, declared)
+        manifest = manifest.but(detection=scan_source(conn, policy, run_id, declared))
         canaries = 0
         if policy.validation.canaries:
             from veilflow.validate.canaries import plant_canaries
@@ -361,7 +371,7 @@ def extract(
             ChunkRef(i, 1 + i * step, 1 + min((i + 1) * step, total))
             for i in range(max(1, -(-total // step)))
         ]
-        manifest.update(rows_in=rows, canaries=canaries, chunks=len(chunks))
+        manifest = manifest.but(rows_in=rows, canaries=canaries, chunks=len(chunks))
         save_manifest(conn, run_id, manifest, rows_in=rows)
         conn.commit()
         emit_stage(
@@ -389,13 +399,13 @@ def _up_to_date(
     policy: Policy,
     run_id: str,
     rt: RunTables,
-    manifest: dict[str, Any],
+    manifest: RunManifest,
     parent: ParentRun | None,
 ) -> ExtractResult:
     """No source row past the cursor: the run is done, the published version stands."""
-    inc = manifest["incremental"]
-    manifest.update(rows_in=0, canaries=0, chunks=0, rows_out=0, up_to_date=True)
-    manifest["finished"] = time.time()
+    inc = manifest.incremental or {}
+    manifest = manifest.but(rows_in=0, canaries=0, chunks=0, rows_out=0, up_to_date=True)
+    manifest = manifest.but(finished=time.time())
     save_manifest(
         conn, run_id, manifest, status="published", rows_in=0, rows_out=0, finished_at=True
     )
@@ -421,23 +431,18 @@ def _up_to_date(
     return ExtractResult(run_id, 0, 0, [])
 
 
-def _is_up_to_date(manifest: dict[str, Any]) -> bool:
-    return bool(manifest.get("up_to_date"))
-
-
 # --------------------------------------------------------------------------- transform
-def pin_run_keys(keys: KeyProvider, manifest: dict[str, Any]) -> None:
+def pin_run_keys(keys: KeyProvider, manifest: RunManifest) -> None:
     """Make ``keys`` hand out the key versions extract recorded for this run, so every task
     of a run encrypts alike even when a key is rotated while the run is under way."""
     pin = getattr(keys, "pin", None)
     if pin is None:
         return
-    for col in manifest.get("columns", []):
-        ref = col.get("key")
-        if ref and "@v" in ref:
-            key_id, version = ref.rsplit("@v", 1)
-            dataset, purpose = key_id.rsplit("/", 1)
-            pin(dataset, purpose, int(version))
+    for col in manifest.columns:
+        if col.key:
+            dataset, purpose, version = parse_key_ref(col.key)
+            if version is not None:
+                pin(dataset, purpose, version)
 
 
 def transform_frame(plan: Plan, frame: pd.DataFrame) -> tuple[pd.DataFrame, ChunkContext]:
@@ -486,7 +491,7 @@ def transform_chunk(
         if not table_exists(conn, "staging", rt.snapshot_name):
             raise VeilflowError(f"run {run_id} has no snapshot; run extract first")
         manifest = load_manifest(conn, run_id)
-        if manifest.get("policy", {}).get("hash") != policy.hash:
+        if manifest.policy.hash != policy.hash:
             raise PolicyError(
                 f"the policy changed since run {run_id} started; start a new run", file=policy.file
             )
@@ -585,31 +590,30 @@ def recompute_with(plan: Plan) -> Callable[[str, pd.Series], pd.Series]:
     return recompute
 
 
-def gate_context(policy: Policy, run_id: str, manifest: dict[str, Any]) -> GateContext:
+def gate_context(policy: Policy, run_id: str, manifest: RunManifest) -> GateContext:
     cols = [
         GateColumn(
-            name=c["name"],
-            action=c["action"],
-            hides_raw=bool(c["hides_raw"]),
-            source_type=c["source_type"],
-            output_type=c["output_type"],
-            not_null=bool(c["not_null"]),
+            name=c.name,
+            action=c.action,
+            hides_raw=c.hides_raw,
+            source_type=c.source_type or "text",
+            output_type=c.output_type or "text",
+            not_null=c.not_null,
         )
-        for c in manifest["columns"]
-        if c["action"] != "drop"
+        for c in manifest.outputs
     ]
     report_dir = (
         settings().home / "reports" / policy.dataset / RunTables(policy.dataset, run_id).tag
     )
-    inc = manifest.get("incremental") or {}
+    inc = manifest.incremental or {}
     return GateContext(
         policy=policy,
         tables=RunTables(policy.dataset, run_id),
         columns=cols,
-        rows_in=int(manifest["rows_in"]),
+        rows_in=manifest.rows_in or 0,
         report_dir=report_dir,
-        canaries=int(manifest.get("canaries") or 0),
-        chunks=int(manifest.get("chunks") or 0),
+        canaries=manifest.canaries or 0,
+        chunks=manifest.chunks or 0,
         appends_to=policy.target.table if inc.get("mode") == "append" else None,
         keeps_published=bool(inc),
     )
@@ -631,7 +635,7 @@ def validate(
         keys = default_key_provider()
     with connect() as conn:
         manifest = load_manifest(conn, run_id)
-        if _is_up_to_date(manifest):
+        if manifest.up_to_date:
             return GateReport()
         pin_run_keys(keys, manifest)
         emit_stage(
@@ -644,28 +648,26 @@ def validate(
             parent=parent,
         )
         done, _, counters = chunk_counters(conn, run_id)
-        manifest["counters"] = counters
+        manifest = manifest.but(counters=counters)
         ctx = replace(
             gate_context(policy, run_id, manifest),
             recompute=recompute_with(plan_policy(policy, keys)),
         )
-        if done != manifest.get("chunks"):
+        if done != manifest.chunks:
             from veilflow.validate.report import CheckResult
 
             report = GateReport(
                 checks=[
-                    CheckResult(
-                        "chunks_complete", False, observed=done, threshold=manifest.get("chunks")
-                    )
+                    CheckResult("chunks_complete", False, observed=done, threshold=manifest.chunks)
                 ]
             )
         else:
             report = run_gate(conn, ctx, progress)
             from veilflow.privacy.gate import after_gate
 
-            manifest.update(after_gate(conn, ctx, manifest, report, run_id, progress))
+            manifest = manifest.but(**after_gate(conn, ctx, manifest, report, run_id, progress))
         conn.commit()
-        manifest["gate"] = report.to_dict()
+        manifest = manifest.but(gate=GateSummary.model_validate(report.to_dict()))
         save_manifest(conn, run_id, manifest)
         conn.commit()
         emit_stage(
@@ -681,7 +683,7 @@ def validate(
         if not report.passed:
             reasons = report.reasons()
             table = quarantine_candidate(conn, ctx.tables, reasons)
-            manifest["quarantine"] = {"table": table, "reasons": reasons}
+            manifest = manifest.but(quarantine=QuarantineEntry(table=table, reasons=tuple(reasons)))
             save_manifest(
                 conn,
                 run_id,
@@ -706,7 +708,7 @@ def validate(
                 policy,
                 run_id,
                 "error",
-                manifest.get("rows_in"),
+                manifest.rows_in,
                 status="quarantined",
                 failed_checks=sorted({r["check"] for r in reasons}),
             )
@@ -727,7 +729,7 @@ def publish(policy: Policy, run_id: str, parent: ParentRun | None = None) -> Pub
     rt = RunTables(policy.dataset, run_id)
     with connect() as conn:
         manifest = load_manifest(conn, run_id)
-        if _is_up_to_date(manifest):
+        if manifest.up_to_date:
             return PublishResult(run_id, policy.target.table, 0)
         emit_stage(
             conn,
@@ -738,8 +740,7 @@ def publish(policy: Policy, run_id: str, parent: ParentRun | None = None) -> Pub
             manifest=manifest,
             parent=parent,
         )
-        gate = manifest.get("gate")
-        if not gate or not gate.get("passed"):
+        if not manifest.passed_gate:
             raise ValidationFailed(f"run {run_id} has not passed the gate; nothing published")
         if not table_exists(conn, "staging", rt.candidate_name):
             row = conn.execute(
@@ -749,19 +750,18 @@ def publish(policy: Policy, run_id: str, parent: ParentRun | None = None) -> Pub
                 _apply_erasures(policy)
                 return PublishResult(run_id, policy.target.table, int(row[0]))
             raise VeilflowError(f"run {run_id} has no candidate to publish")
-        appending = (manifest.get("incremental") or {}).get("mode") == "append"
+        appending = (manifest.incremental or {}).get("mode") == "append"
         if policy.releases and not appending:  # DP releases of the raw snapshot, paid for
             from veilflow.privacy.releases import publish_releases
 
-            manifest["releases"] = publish_releases(
-                conn, policy, run_id, rt.snapshot, _readers(policy), rt.tag
-            )
+            releases = publish_releases(conn, policy, run_id, rt.snapshot, _readers(policy), rt.tag)
+            manifest = manifest.but(releases=releases)
         if policy.synthetic is not None and not appending:
             from veilflow.privacy.synthetic import publish_synthetic
 
             publish_synthetic(conn, policy, rt, _readers(policy))
-        cols = [c["name"] for c in manifest["columns"] if c["action"] != "drop"]
-        inc = manifest.get("incremental")
+        cols = [c.name for c in manifest.outputs]
+        inc = manifest.incremental
         # Erased subjects never enter the new version (veilflow.vault.erasure).
         erased = erased_tokens(conn, policy.dataset)
         leave_out = (policy.source.key, erased) if erased else None
@@ -785,7 +785,7 @@ def publish(policy: Policy, run_id: str, parent: ParentRun | None = None) -> Pub
                 _readers(policy),
                 leave_out=leave_out,
             )
-        manifest["erased_subjects_left_out"] = len(erased)
+        manifest = manifest.but(erased_subjects_left_out=len(erased))
         if inc:
             from veilflow.zones.increment import record_cursor
 
@@ -793,9 +793,7 @@ def publish(policy: Policy, run_id: str, parent: ParentRun | None = None) -> Pub
             # published, or, should publishing fail, from what was published before.
             keep_published_sketches(conn, rt, fresh=inc["mode"] != "append")
             record_cursor(conn, policy.dataset, run_id, inc)
-        manifest["rows_out"] = rows
-        manifest["published"] = policy.target.table
-        manifest["finished"] = time.time()
+        manifest = manifest.but(rows_out=rows, published=policy.target.table, finished=time.time())
         save_manifest(conn, run_id, manifest, status="published", rows_out=rows, finished_at=True)
         conn.commit()
         drop_run_tables(conn, rt)
@@ -907,7 +905,7 @@ def fail_run(policy: Policy, run_id: str, error: str, parent: ParentRun | None =
                 policy,
                 run_id,
                 "error",
-                manifest.get("rows_in"),
+                manifest.rows_in,
                 status="failed",
                 error=error[:300],
             )

@@ -20,12 +20,13 @@ from veilflow.privacy.history import settle_risk
 from veilflow.privacy.risk import watch_risk
 from veilflow.validate.context import GateContext
 from veilflow.validate.report import GateReport
+from veilflow.zones.manifest import RunManifest
 
 
 def after_gate(
     conn: psycopg.Connection,
     ctx: GateContext,
-    manifest: dict[str, Any],
+    manifest: RunManifest,
     report: GateReport,
     run_id: str,
     progress: Callable[[str], None] | None = None,

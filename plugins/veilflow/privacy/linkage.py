@@ -22,6 +22,7 @@ import psycopg
 from psycopg import sql
 
 from veilflow.zones.copy_io import read_frame, write_frame
+from veilflow.zones.manifest import ColumnEntry
 from veilflow.zones.run_tables import CANARY, ROW
 
 _AUX = "vf_linkage_aux"
@@ -60,18 +61,18 @@ class LinkageResult:
 
 
 def linkable_columns(
-    quasi_identifiers: Sequence[str], manifest_columns: Sequence[dict[str, Any]]
+    quasi_identifiers: Sequence[str], manifest_columns: Sequence[ColumnEntry]
 ) -> tuple[list[str], list[str]]:
     """The quasi-identifiers an attacker can put in published form (published, no key) and
     the ones they cannot."""
-    entries = {c["name"]: c for c in manifest_columns}
+    entries = {c.name: c for c in manifest_columns}
     linkable: list[str] = []
     keyed: list[str] = []
     for q in quasi_identifiers:
         entry = entries.get(q)
-        if entry is None or entry.get("action") == "drop":
+        if entry is None or entry.dropped:
             continue
-        (keyed if entry.get("key") else linkable).append(q)
+        (keyed if entry.key else linkable).append(q)
     return linkable, keyed
 
 

@@ -33,6 +33,7 @@ from veilflow.privacy.linkage import (
 )
 from veilflow.validate.context import GateContext
 from veilflow.validate.report import CheckResult, GateReport
+from veilflow.zones.manifest import RunManifest
 from veilflow.zones.run_tables import CANARY
 
 log = logging.getLogger(__name__)
@@ -54,14 +55,14 @@ def _share(part: int, whole: int) -> float:
 
 
 def run_linkage(
-    conn: psycopg.Connection, ctx: GateContext, manifest: dict[str, Any], risk_k: int
+    conn: psycopg.Connection, ctx: GateContext, manifest: RunManifest, risk_k: int
 ) -> LinkageResult | None:
     """The linkage attack on the run's candidate, with the snapshot as the source side."""
     present = {c.name for c in ctx.columns}
     qi = [q for q in ctx.policy.privacy.quasi_identifiers if q in present]
     if not qi or ctx.recompute is None:
         return None
-    linkable, keyed = linkable_columns(qi, manifest.get("columns", []))
+    linkable, keyed = linkable_columns(qi, manifest.columns)
     if not linkable:
         return LinkageResult((), tuple(keyed), 0, 0, 0, 0)
     aux = auxiliary_sample(
@@ -144,7 +145,7 @@ def _check(
 def watch_risk(
     conn: psycopg.Connection,
     ctx: GateContext,
-    manifest: dict[str, Any],
+    manifest: RunManifest,
     report: GateReport,
     run_id: str,
     progress: Callable[[str], None] | None = None,

@@ -13,6 +13,7 @@ operator says otherwise.
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,6 +28,22 @@ from veilflow.transform.keys import DataKey, KeyProvider
 STRING = pd.StringDtype("pyarrow")
 
 GdprClass = Literal["anonymous", "pseudonymous", "identifying", "removed"]
+
+
+def describe_operation(
+    name: str, params: dict[str, Any], key: tuple[str, int] | None = None
+) -> str:
+    """The operation as lineage names it: the operator, every parameter (JSON, sorted) and
+    the key id and version it used, e.g. ``mask(char="*", keep_last=4)``. Built from what a
+    run records (``Operator.params()`` and the key reference), so a manifest alone yields it."""
+    args = ", ".join(
+        f"{k}={json.dumps(v, sort_keys=True, separators=(',', ':'))}"
+        for k, v in sorted(params.items())
+    )
+    text = f"{name}({args})"
+    if key is not None:
+        text += f" with key {key[0]} version {key[1]}"
+    return text
 
 
 class OperatorConfig(BaseModel):

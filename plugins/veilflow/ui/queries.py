@@ -17,6 +17,7 @@ import psycopg
 from veilflow.vault.audit import AuditEntry
 from veilflow.vault.keys import list_keys
 from veilflow.zones.access import ROLES, ZONES
+from veilflow.zones.manifest import QuarantineEntry, RunManifest
 
 
 @dataclass(frozen=True)
@@ -173,8 +174,8 @@ def runs(
 @dataclass(frozen=True)
 class RunDetail:
     run: RunRow
-    manifest: dict[str, Any]
-    quarantine: dict[str, Any] | None
+    manifest: RunManifest
+    quarantine: QuarantineEntry | None
     published_rows: int | None
 
 
@@ -190,8 +191,9 @@ def run_detail(conn: psycopg.Connection, run_id: str) -> RunDetail | None:
     p = conn.execute(
         "SELECT rows FROM governance.published_versions WHERE run_id = %s", (run_id,)
     ).fetchone()
-    quarantine = {"table": q[0], "reasons": q[1]} if q else row[9].get("quarantine")
-    return RunDetail(RunRow(*row[:9]), row[9] or {}, quarantine, int(p[0]) if p else None)
+    manifest = RunManifest.of(row[9])
+    quarantine = QuarantineEntry(table=q[0], reasons=tuple(q[1])) if q else manifest.quarantine
+    return RunDetail(RunRow(*row[:9]), manifest, quarantine, int(p[0]) if p else None)
 
 
 # ------------------------------------------------------------------------------- keys

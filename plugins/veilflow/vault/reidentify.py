@@ -34,6 +34,7 @@ from veilflow.vault.access import require
 from veilflow.vault.audit import record
 from veilflow.vault.keys import resolve, unwrap
 from veilflow.vault.master import MasterKeyProvider
+from veilflow.zones.manifest import RunManifest
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class _PinnedKeys:
 
 def _run_manifest(
     conn: psycopg.Connection, dataset: str, run_id: str | None
-) -> tuple[str, dict[str, Any]] | None:
+) -> tuple[str, RunManifest] | None:
     row = conn.execute(
         "SELECT run_id, manifest FROM governance.runs WHERE dataset = %s"
         " AND (%s::text IS NULL AND status = 'published' OR run_id = %s)"
@@ -82,15 +83,15 @@ def _run_manifest(
         if run_id is not None:
             raise VeilflowError(f"no run {run_id} of dataset {dataset}")
         return None
-    return str(row[0]), dict(row[1])
+    return str(row[0]), RunManifest.of(row[1])
 
 
 def _recorded_version(
-    manifest: dict[str, Any] | None, column: str, purpose: str, run_id: str | None
+    manifest: RunManifest | None, column: str, purpose: str, run_id: str | None
 ) -> int:
-    for entry in (manifest or {}).get("columns", []):
-        if entry.get("name") == column and entry.get("key"):
-            _, p, version = parse_key_ref(str(entry["key"]))
+    for entry in manifest.columns if manifest else ():
+        if entry.name == column and entry.key:
+            _, p, version = parse_key_ref(entry.key)
             if p == purpose and version is not None:
                 return version
     where = f"run {run_id}" if run_id else "any published run"
@@ -175,7 +176,7 @@ def _decrypt_ff1(
     column: str,
     params: dict[str, Any],
     tokens: Sequence[str | None],
-    manifest: dict[str, Any] | None,
+    manifest: RunManifest | None,
     run_id: str | None,
 ) -> Reidentified:
     from veilflow.transform.operators.fpe import FF1Encrypt
@@ -217,7 +218,7 @@ def _match_tokens(
     column: str,
     params: dict[str, Any],
     tokens: Sequence[str | None],
-    manifest: dict[str, Any] | None,
+    manifest: RunManifest | None,
     run_id: str | None,
 ) -> Reidentified:
     from veilflow.transform.operators.tokenize import TokenizeConfig, tokenize_array

@@ -19,6 +19,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from veilflow.zones.manifest import ColumnEntry
+
 #: Rows per block of the cursor's range: what a refusal names (a block's cursor range and
 #: counts). Blocks follow the rank of the cursor, so equal cursors share a block.
 BLOCK_ROWS = 50_000
@@ -47,7 +49,7 @@ class CursorState:
     #: ``pg_current_snapshot()`` of the run's extract, as text.
     snapshot: str
     policy_hash: str
-    manifest_columns: tuple[dict[str, Any], ...]
+    manifest_columns: tuple[ColumnEntry, ...]
 
 
 @dataclass(frozen=True)
@@ -149,7 +151,7 @@ def latest_cursor(conn: psycopg.Connection[Any], dataset: str) -> CursorState | 
         blocks=tuple(Block(str(b["lo"]), int(b["rows"])) for b in row[7]),
         snapshot=str(row[8]),
         policy_hash=str(row[9]),
-        manifest_columns=tuple(row[10] or ()),
+        manifest_columns=tuple(ColumnEntry.model_validate(c) for c in row[10] or ()),
     )
 
 

@@ -51,19 +51,18 @@ def run_view(request: Request, run_id: str, who: CurrentViewer, app: Ui) -> Resp
     if detail is None:
         raise AuthError(404, f"no run {run_id[:200]!r}")
     m = detail.manifest
-    gate = m.get("gate") or {}
-    docs = gate.get("data_docs")
+    docs = m.gate.data_docs if m.gate else None
     return app.page(
         request,
         "run.html",
         who,
         d=detail,
         m=m,
-        gate=gate,
-        checks=gate.get("checks") or [],
-        columns=m.get("columns") or [],
-        counters=m.get("counters") or {},
-        key_versions=sorted({c["key"] for c in m.get("columns") or [] if c.get("key")}),
+        gate=m.gate,
+        checks=m.gate.checks if m.gate else (),
+        columns=m.columns,
+        counters=m.counters or {},
+        key_versions=m.key_refs,
         docs_link=(f"{base_path(request)}/data-docs/{quote(run_id, safe='')}/{Path(docs).name}")
         if docs
         else None,
@@ -76,7 +75,8 @@ def data_docs(run_id: str, path: str, who: CurrentViewer, app: Ui) -> Response:
     """The run's Great Expectations Data Docs site (its own files only)."""
     with app.db(who, "runs") as conn:
         detail = queries.run_detail(conn, run_id)
-    docs = (detail.manifest.get("gate") or {}).get("data_docs") if detail else None
+    gate = detail.manifest.gate if detail else None
+    docs = gate.data_docs if gate else None
     if not docs:
         raise AuthError(404, "this run has no Data Docs")
     root = Path(str(docs).removeprefix("file://")).parent.resolve()
