@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -109,6 +109,7 @@ def serve_cmd(
     from veilflow.config import settings
     from veilflow.serve.app import ServeConfig
     from veilflow.serve.scrubber import policies_by_dataset, scrub_columns
+    from veilflow.serve.workers import reuse_port_available, run_workers
     from veilflow.zones.db import connect
 
     n = workers or (os.cpu_count() or 1)
@@ -130,15 +131,15 @@ def serve_cmd(
         + ", ".join(sorted(servable)),
         err=True,
     )
-    uvicorn.run(
-        "veilflow.serve.app:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=n,
-        access_log=access_log,
-        log_level="info",
+    app = "veilflow.serve.app:app_from_env"
+    options: dict[str, Any] = dict(
+        factory=True, host=host, port=port, workers=n, access_log=access_log, log_level="info"
     )
+    if n > 1 and reuse_port_available():
+        # One listening socket per worker, so connections spread over the workers.
+        run_workers(uvicorn.Config(app, **options), n)
+    else:
+        uvicorn.run(app, **options)
 
 
 def register(app: typer.Typer) -> None:
