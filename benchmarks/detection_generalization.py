@@ -35,6 +35,7 @@ tldextract is pinned to its bundled public-suffix list for both engines: nothing
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import time
 from collections import Counter
@@ -69,7 +70,7 @@ Scan = Callable[[list[str]], list[Pred]]
 Scrub = Callable[[list[str], list[Pred]], list[str]]
 
 
-def veilflow_engine(detector: str) -> tuple[Scan, Scrub]:
+def veilflow_engine(detector: str, matmul: str = "numpy") -> tuple[Scan, Scrub]:
     from veilflow.detect.scanner import Scanner
     from veilflow.detect.scrub import ScrubText, ScrubTextConfig
     from veilflow.policy.detection import DetectionSettings
@@ -77,7 +78,7 @@ def veilflow_engine(detector: str) -> tuple[Scan, Scrub]:
     from veilflow.transform.keys import LocalKeyProvider
 
     settings = DetectionSettings(detector=detector)
-    scanner = Scanner(settings)
+    scanner = Scanner(settings, matmul=matmul)  # type: ignore[arg-type]
     # Default scrub_text: every entity the scanner knows, each redacted; no key is used.
     op = ScrubText(
         ScrubTextConfig(detection=settings),
@@ -165,6 +166,25 @@ def rate(fn: Callable[[list[str]], object], texts: list[str]) -> float:
     return len(texts) / (time.perf_counter() - t)
 
 
+def cpu_rate(fn: Callable[[list[str]], object], texts: list[str]) -> str:
+    """Texts/s and CPU ms per text (the latter moves less with the machine's load)."""
+    t, cpu = time.perf_counter(), time.process_time()
+    fn(texts)
+    wall, used = time.perf_counter() - t, time.process_time() - cpu
+    return f"{len(texts) / wall:6.0f} texts/s ({used / len(texts) * 1000:.2f} ms CPU/text)"
+
+
+def reference_speed(detector: str, texts: list[str]) -> str:
+    """The same engine on thinc's default BLIS products (the reference of ADR 0025), timed
+    on the same texts, right after the engine it is compared with."""
+    scan, scrub = veilflow_engine(detector, matmul="blis")
+    scan(texts[:200])
+    return (
+        f"reference (BLIS) on the same {len(texts)} texts: scan {cpu_rate(scan, texts)}, "
+        f"scrub_text {cpu_rate(lambda ts: scrub(ts, []), texts)}"
+    )
+
+
 # -- report ---------------------------------------------------------------------------------
 
 
@@ -238,6 +258,11 @@ def main() -> None:
     ap.add_argument("--presidio-texts", type=int, default=None, help="default: all")
     ap.add_argument("--speed-texts", type=int, default=3000)
     ap.add_argument("--presidio-speed-texts", type=int, default=500)
+    ap.add_argument(
+        "--no-reference",
+        action="store_true",
+        help="skip timing the reference (BLIS products) beside each veilflow engine",
+    )
     args = ap.parse_args()
     ensure_offline()
 
@@ -273,6 +298,9 @@ def main() -> None:
         )
         for d in args.detectors.split(",")
     ]
+    detector_of = {
+        ("rules" if d == "none" else "rules+model"): d for d in args.detectors.split(",")
+    }
     if not args.no_presidio:
         engines.append(("presidio", presidio_engine, args.presidio_texts or len(docs)))
     results: dict[str, Score] = {}
@@ -297,17 +325,18 @@ def main() -> None:
         leak[name] = leaks(docs[:n_eval], outputs[:n_eval])
         ours = name != "presidio"
         few = speed if ours else speed[: args.presidio_speed_texts]
-        scan_rate = rate(scan, few)
         line = (
             f"{name:11s} start-up {t1 - t0:5.2f} s | {n} corpus texts: scan {n / (t2 - t1):6.0f} "
             f"texts/s, {'scrub_text' if ours else 'anonymize'} "
             f"{n / (t3 - t2):6.0f} texts/s | {len(few)} texts of ~{mean:.0f} chars: scan "
-            f"{scan_rate:6.0f} texts/s"
+            f"{cpu_rate(scan, few)}"
         )
         if ours:
-            scrub_rate = rate(lambda ts, scrub=scrub: scrub(ts, []), few)  # type: ignore[misc]
-            line += f", scrub_text {scrub_rate:6.0f} texts/s"
+            scrub_rate = cpu_rate(lambda ts, scrub=scrub: scrub(ts, []), few)  # type: ignore[misc]
+            line += f", scrub_text {scrub_rate}"
         line += f" | RSS {rss_mib():.0f} MiB, process peak so far {peak_mib():.0f} MiB"
+        if ours and not args.no_reference:
+            line += "\n              " + reference_speed(detector_of[name], few)
         speeds.append(line)
         print(f"\n{line}")
         print(
@@ -319,7 +348,11 @@ def main() -> None:
         f"\nquality on {n_eval} texts (exact: same entity and offsets; overlap: same entity, overlapping)\n"
     )
     print_quality(results, leak)
-    print("\nspeed (one process, so per core; 2-core machine shared with other work):")
+    print(
+        "\nspeed (one process, so per core; 2-core machine shared with other work; load average "
+        + ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        + "):"
+    )
     for line in speeds:
         print("  " + line)
     print(

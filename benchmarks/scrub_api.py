@@ -8,9 +8,13 @@ post ~90-character texts, one per request, to ``POST /scrub`` for ``--seconds``,
 warm-up. Texts: pieces of the heldout split of ``veilflow.corpus`` (seed 20261205), the
 same pieces ``detection_generalization.py`` times the scanner on.
 
-Reference in the same run: the same texts through the same operator in this process, in
-batches of ``--clients`` (no HTTP, no database): what one core does without the service.
-The clients run on the same two cores as the service, so their CPU is reported too.
+References in the same run: first the service as it ran before, uvicorn's own workers
+sharing one listening socket (``--no-reference`` skips it); then the same texts through the
+same operator in this process, in batches of ``--clients`` (no HTTP, no database): what one
+core does without the service, on numpy's products (as the service runs) and on BLIS's (the
+reference of ADR 0025). The clients run on the same two cores as the service, so CPU seconds
+per request of the service's processes and of the clients are printed, each process's share,
+and the load average: CPU per request moves less than requests/s with the machine's load.
 
 Target (issue 18): >= 500 requests/s, p99 <= 50 ms, 16 clients, 2 cores.
 
@@ -52,10 +56,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def reference(pieces: list[str], batch: int) -> float:
-    """Texts/s of the operator itself in this process (batches of ``batch``)."""
+def reference(pieces: list[str], batch: int, matmul: str = "numpy") -> tuple[float, float]:
+    """Texts/s and CPU ms per text of the operator itself in this process (batches of
+    ``batch``); ``matmul="blis"``: on thinc's default products, as before ADR 0023."""
     import pandas as pd
 
+    from veilflow.detect.scanner import Scanner
+    from veilflow.detect.scrub import ScrubText
     from veilflow.pipeline.plan import plan_policy
     from veilflow.policy import load_policy
     from veilflow.transform.base import STRING, ChunkContext
@@ -65,17 +72,85 @@ def reference(pieces: list[str], batch: int) -> float:
         load_policy(ROOT / "policies" / "customers.yaml"), LocalKeyProvider(bytes(32))
     )
     (op,) = [c.operator for c in plan.columns if c.name == "note"]
-    assert op is not None
+    assert isinstance(op, ScrubText)
+    op.use_scanner(Scanner(op.config.detection, matmul=matmul))  # type: ignore[arg-type]
 
     def run(part: list[str]) -> None:
         s = pd.Series(pd.array(part, dtype=STRING))
         op.apply(s, ChunkContext(frame=pd.DataFrame({"note": s}), key_column="note"))
 
     run(pieces[:batch])
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     for i in range(0, len(pieces), batch):
         run(pieces[i : i + batch])
-    return len(pieces) / (time.perf_counter() - t)
+    return len(pieces) / (time.perf_counter() - t), (time.process_time() - cpu) / len(pieces) * 1000
+
+
+def measure(
+    cmd: list[str],
+    env: dict[str, str],
+    port: int,
+    token: str,
+    pieces: list[str],
+    args: argparse.Namespace,
+) -> None:
+    """Start the service with ``cmd``, load it, print what it did, stop it."""
+    t = time.perf_counter()
+    server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        while True:
+            if server.poll() is not None:
+                raise SystemExit(f"the service exited: {server.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        print(f"service up in {time.perf_counter() - t:.1f} s (until /health answers)")
+        # Every worker process must have loaded its models before the clock starts.
+        asyncio.run(load(url, token, pieces, args.clients, 0, 3.0))
+
+        proc = psutil.Process(server.pid)
+        service = [proc, *proc.children(recursive=True)]
+        cpu0 = time.process_time()
+        service0 = service_cpu(service)
+        latencies, errors, sent = asyncio.run(
+            load(url, token, pieces, args.clients, args.warm, args.seconds)
+        )
+        client_cpu = time.process_time() - cpu0
+        by_process = [b - a for a, b in zip(service0, service_cpu(service), strict=True)]
+        server_cpu = sum(by_process)
+        load_avg = os.getloadavg()
+        rss = sum(p.memory_info().rss for p in service) / 2**20
+        n = len(latencies)
+        print(
+            f"{args.clients} clients, {args.seconds:.0f} s: {n / args.seconds:,.0f} requests/s"
+            f" ({n} ok, {errors} errors); latency p50 {pct(latencies, 50) * 1000:.1f} ms,"
+            f" p95 {pct(latencies, 95) * 1000:.1f} ms, p99 {pct(latencies, 99) * 1000:.1f} ms"
+        )
+        print(
+            f"CPU per request: service {server_cpu / sent * 1000:.2f} ms, clients"
+            f" {client_cpu / sent * 1000:.2f} ms ({sent} requests incl. warm-up);"
+            f" service RSS (all processes) {rss:.0f} MiB"
+        )
+        print(
+            "service CPU by process during the run (s): "
+            + ", ".join(f"{c:.1f}" for c in by_process)
+            + " (the supervisor and its helper first, then the workers)"
+        )
+        print(
+            "load average (1, 5, 15 min) after the run: " + ", ".join(f"{x:.1f}" for x in load_avg)
+        )
+        print("target: >= 500 requests/s and p99 <= 50 ms")
+    finally:
+        if server.poll() is None:
+            server.send_signal(signal.SIGINT)
+            try:
+                server.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                server.kill()
 
 
 async def load(
@@ -112,6 +187,11 @@ async def load(
     return latencies, errors, sent
 
 
+def service_cpu(procs: list[psutil.Process]) -> list[float]:
+    """CPU seconds (user + system) each of the service's processes has used so far."""
+    return [sum(p.cpu_times()[:2]) for p in procs]
+
+
 def pct(values: list[float], p: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
@@ -123,6 +203,11 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--warm", type=float, default=3.0)
     ap.add_argument("--workers", type=int, default=0, help="service processes (0: one per core)")
+    ap.add_argument(
+        "--no-reference",
+        action="store_true",
+        help="skip the reference service (uvicorn's workers sharing one socket, as before)",
+    )
     args = ap.parse_args()
 
     pieces = texts(1500)
@@ -132,7 +217,6 @@ def main() -> None:
     )
     home = fresh_home("veilflow-bench-api-")
     env = dict(os.environ)
-    server: subprocess.Popen[bytes] | None = None
     try:
         subprocess.run([VEILFLOW, "db", "upgrade"], env=env, check=True, capture_output=True)
         token_file = home / "token"
@@ -142,54 +226,37 @@ def main() -> None:
             env=env, check=True, capture_output=True,
         )  # fmt: skip
         token = token_file.read_text().strip()
-        port = free_port()
-        cmd = [VEILFLOW, "serve", "--port", str(port), "--audit-seconds", "3600"]
-        if args.workers:
-            cmd += ["--workers", str(args.workers)]
-        t = time.perf_counter()
-        server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        url = f"http://127.0.0.1:{port}"
-        while True:
-            if server.poll() is not None:
-                raise SystemExit(f"veilflow serve exited: {server.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        print(f"service up in {time.perf_counter() - t:.1f} s (until /health answers)")
-        # Every worker process must have loaded its models before the clock starts.
-        asyncio.run(load(url, token, pieces, args.clients, 0, 3.0))
+        workers = args.workers or os.cpu_count() or 1
+        if not args.no_reference:
+            # As the service ran before: uvicorn's own workers behind one shared socket.
+            from veilflow.config import settings
+            from veilflow.serve.app import ServeConfig
 
-        cpu0 = time.process_time()
-        latencies, errors, _sent = asyncio.run(
-            load(url, token, pieces, args.clients, args.warm, args.seconds)
-        )
-        client_cpu = time.process_time() - cpu0
-        proc = psutil.Process(server.pid)
-        rss = sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20
-        n = len(latencies)
-        print(
-            f"{args.clients} clients, {args.seconds:.0f} s: {n / args.seconds:,.0f} requests/s"
-            f" ({n} ok, {errors} errors); latency p50 {pct(latencies, 50) * 1000:.1f} ms,"
-            f" p95 {pct(latencies, 95) * 1000:.1f} ms, p99 {pct(latencies, 99) * 1000:.1f} ms"
-        )
-        print(
-            f"clients' CPU: {client_cpu:.1f} s of {args.warm + args.seconds:.0f} s;"
-            f" service RSS (all processes) {rss:.0f} MiB"
-        )
-        print("target: >= 500 requests/s and p99 <= 50 ms")
+            config = ServeConfig(settings().policies_dir, processes=workers, audit_seconds=3600)
+            port = free_port()
+            print(f"\nreference: uvicorn's {workers} workers sharing one listening socket")
+            measure(
+                [sys.executable, "-m", "uvicorn", "veilflow.serve.app:app_from_env", "--factory",
+                 "--port", str(port), "--workers", str(workers), "--no-access-log"],
+                {**env, **config.to_env()}, port, token, pieces, args,
+            )  # fmt: skip
+        port = free_port()
+        print(f"\nveilflow serve: {workers} workers, each with its own socket (SO_REUSEPORT)")
+        measure(
+            [VEILFLOW, "serve", "--port", str(port), "--audit-seconds", "3600",
+             "--workers", str(workers)],
+            env, port, token, pieces, args,
+        )  # fmt: skip
     finally:
-        if server is not None and server.poll() is None:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                server.kill()
         remove_home(home)
-    ref = reference(pieces[:800], args.clients)
-    print(f"reference, the operator in this process, batches of {args.clients}: {ref:,.0f} texts/s")
+    print()
+    for matmul in ("numpy", "blis"):
+        ref, ref_cpu = reference(pieces[:800], args.clients, matmul)
+        print(
+            f"the operator in this process, batches of {args.clients}, {matmul} products"
+            f"{' (the reference, before ADR 0025)' if matmul == 'blis' else ''}: {ref:,.0f}"
+            f" texts/s, {ref_cpu:.2f} ms CPU per text"
+        )
     print(
         f"this process's peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
     )
