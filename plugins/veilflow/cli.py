@@ -247,7 +247,7 @@ def run(
 
         if full:
             raise VeilflowError("--full is for incremental policies; a dataset runs in full")
-        done = run_dataset(pol, run_id=run_id, progress=lambda m: err(f"  {m}"))
+        done = run_dataset(pol, run_id=run_id, progress=lambda m: err(f"  {m}"), workers=workers)
         for table in pol.order:
             print_summary(table_run_id(done.run_id, table))
         return

@@ -3,9 +3,14 @@ tasks call, in the DAG's order (ADR 0023)."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from veilflow.errors import DatabaseUnavailable, VeilflowError
 from veilflow.pipeline.dataset import (
@@ -18,6 +23,7 @@ from veilflow.pipeline.dataset import (
 )
 from veilflow.pipeline.keys import default_key_provider
 from veilflow.pipeline.runner import new_run_id
+from veilflow.pipeline.stages import ChunkRef, ChunkResult, ExtractResult
 from veilflow.policy.dataset import DatasetPolicy
 from veilflow.transform.keys import KeyProvider
 from veilflow.validate.foreign_keys import ForeignKeyCount
@@ -35,30 +41,85 @@ class DatasetSummary:
     seconds: float
 
 
+#: What forked chunk workers inherit (set just before the pool forks).
+_WORKER_STATE: dict[str, Any] = {}
+
+
+def _transform_in_worker(job: tuple[str, ChunkRef]) -> ChunkResult:
+    table, chunk = job
+    return transform_table_chunk(
+        _WORKER_STATE["ds"], table, _WORKER_STATE["run_id"], chunk, _WORKER_STATE["keys"]
+    )
+
+
+def _transform_all(
+    ds: DatasetPolicy,
+    run_id: str,
+    extracted: dict[str, ExtractResult],
+    keys: KeyProvider,
+    pool: ProcessPoolExecutor | None,
+) -> Iterator[ChunkResult]:
+    """Every chunk of every table: the tables are independent (a token depends on its key,
+    not on another table's output), so their chunks share the forked ``pool``."""
+    jobs = [(t, c) for t in ds.order for c in extracted[t].chunks]
+    if pool is None or len(jobs) <= 1:
+        for table, chunk in jobs:
+            yield transform_table_chunk(ds, table, run_id, chunk, keys)
+        return
+    yield from pool.map(_transform_in_worker, jobs)
+
+
+def _fork_workers(
+    ds: DatasetPolicy, run_id: str, keys: KeyProvider, workers: int
+) -> ProcessPoolExecutor:
+    """``workers`` chunk workers, forked now, before any other thread of this process runs
+    (as ``run_policy`` forks them; a fork pool starts every worker at its first task)."""
+    from veilflow.validate.rescan import warm_scanner
+
+    for policy in ds.table_policies().values():
+        warm_scanner(policy)  # built once here, inherited by every forked worker
+    _WORKER_STATE.update(ds=ds, run_id=run_id, keys=keys)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
+    pool.submit(int).result()
+    return pool
+
+
 def run_dataset(
     ds: DatasetPolicy,
     run_id: str | None = None,
     keys: KeyProvider | None = None,
     progress: Callable[[str], None] | None = None,
+    workers: int | None = None,
 ) -> DatasetSummary:
-    """extract every table (parents first) → transform each table's chunks → each table's
-    gate → the foreign-key check → one publish of every table. On any failure every table's
-    candidate is quarantined, the runs recorded as failed, and the error re-raised."""
+    """extract every table (parents first) → transform the chunks of every table, in
+    ``workers`` processes (default: one per CPU) → each table's gate → the foreign-key
+    check → one publish of every table. On any failure the workers are stopped, every
+    table's candidate is quarantined, the runs recorded as failed, and the error
+    re-raised."""
     run_id = run_id or new_run_id()
     keys = keys or default_key_provider()
     say = progress or (lambda _msg: None)
     t0 = time.perf_counter()
     rows_in: dict[str, int] = {}
+    n = workers if workers is not None else (os.cpu_count() or 1)
+    pool = _fork_workers(ds, run_id, keys, n) if n > 1 else None
+    # Great Expectations imports for seconds, in the background while extract waits on
+    # PostgreSQL (as run_policy does): the gate's own late preload thread would race the
+    # gate's import of SQLAlchemy (a partially initialized module).
+    from veilflow.validate.gx_suite import preload
+
+    threading.Thread(target=preload, name="veilflow-gx-import", daemon=True).start()
     try:
-        extracted = {}
+        extracted: dict[str, ExtractResult] = {}
         for table in ds.order:
             extracted[table] = extract_table(ds, table, run_id, keys)
             rows_in[table] = extracted[table].rows_in
             say(f"{table}: extracted {rows_in[table]:,} rows")
-        for table in ds.order:
-            for chunk in extracted[table].chunks:
-                transform_table_chunk(ds, table, run_id, chunk, keys)
-            say(f"{table}: {len(extracted[table].chunks)} chunk(s) transformed")
+        done = sum(1 for _ in _transform_all(ds, run_id, extracted, keys, pool))
+        say(f"{done} chunk(s) of {len(ds.order)} tables transformed")
+        if pool is not None:
+            pool.shutdown()
+            pool = None
         for table in ds.order:
             report = validate_table(ds, table, run_id, keys, progress=say)
             say(f"{table}: gate passed ({len(report.checks)} checks)")
@@ -67,10 +128,18 @@ def run_dataset(
             say(f"foreign key {c.describe()}")
         published = publish_dataset(ds, run_id)
     except BaseException as exc:
+        if pool is not None:
+            # Running chunks finish, queued ones are cancelled, before fail_dataset
+            # quarantines and drops the tables they write.
+            pool.shutdown(wait=True, cancel_futures=True)
+            pool = None
         if isinstance(exc, DatabaseUnavailable):
             raise
         fail_dataset(ds, run_id, str(exc) if isinstance(exc, VeilflowError) else type(exc).__name__)
         raise
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     return DatasetSummary(
         run_id=run_id,
         dataset=ds.dataset,

@@ -71,6 +71,22 @@ class ForeignKeyCount:
         )
 
 
+def orphans_query(
+    child: sql.Identifier, column: str, parent: sql.Identifier, key: str
+) -> sql.Composed:
+    """``(rows, orphans)`` of ``child`` as one statement (see ``count_orphans``)."""
+    fk, pk, canary = sql.Identifier(column), sql.Identifier(key), sql.Identifier(CANARY)
+    # A join, not NOT EXISTS in the aggregate's FILTER: a subquery there runs once per child
+    # row (quadratic: hours for 200,000 orders of 100,000 customers); joined, the parent's
+    # keys are hashed once.
+    return sql.SQL(
+        "SELECT count(*), count(*) FILTER (WHERE p.k IS NULL)"
+        " FROM {child} c LEFT JOIN (SELECT DISTINCT {pk} AS k FROM {parent}"
+        " WHERE NOT {canary}) p ON p.k = c.{fk}"
+        " WHERE c.{fk} IS NOT NULL AND NOT c.{canary}"
+    ).format(parent=parent, child=child, pk=pk, fk=fk, canary=canary)
+
+
 def count_orphans(
     conn: psycopg.Connection,
     child: sql.Identifier,
@@ -81,12 +97,5 @@ def count_orphans(
     """``(rows, orphans)`` of ``child``: its rows with a foreign key, and those of them whose
     ``column`` matches no ``key`` of ``parent``. Canary rows of either table count for
     nothing."""
-    fk, pk, canary = sql.Identifier(column), sql.Identifier(key), sql.Identifier(CANARY)
-    row = conn.execute(
-        sql.SQL(
-            "SELECT count(*), count(*) FILTER (WHERE NOT EXISTS ("
-            " SELECT 1 FROM {parent} p WHERE p.{pk} = c.{fk} AND NOT p.{canary}))"
-            " FROM {child} c WHERE c.{fk} IS NOT NULL AND NOT c.{canary}"
-        ).format(parent=parent, child=child, pk=pk, fk=fk, canary=canary)
-    ).fetchone()
+    row = conn.execute(orphans_query(child, column, parent, key)).fetchone()
     return (int(row[0]), int(row[1])) if row else (0, 0)
