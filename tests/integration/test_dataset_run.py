@@ -139,6 +139,14 @@ def test_a_source_orphan_is_reported_and_a_new_one_fails_the_gate(
     assert reasons is not None and reasons[0]["check"] == "foreign_key_orphans"
     assert reasons[0]["new_orphans"] > 0 and reasons[0]["source_orphans"] == 1
     assert _count(conn, "SELECT count(*) FROM anonymized.shop_orders") == published
+    audited = conn.execute(
+        "SELECT outcome, details->>'status', details->'failed_checks' FROM governance.audit_log"
+        " WHERE action = 'policy_run' AND target = 'shop' ORDER BY seq"
+    ).fetchall()
+    assert audited == [
+        ("ok", "published", None),
+        ("error", "quarantined", ["foreign_key_orphans"]),
+    ]
 
 
 def test_a_failure_in_one_table_publishes_neither(

@@ -276,6 +276,15 @@ def refuse_dataset(ds: DatasetPolicy, run_id: str, reasons: list[dict[str, Any]]
                 run_id=rt.run_id,
                 manifest=manifest,
             )
+        _audit(
+            conn,
+            ds,
+            run_id,
+            "error",
+            None,
+            status="quarantined",
+            failed_checks=sorted({str(r["check"]) for r in reasons}),
+        )
 
 
 def fail_dataset(
@@ -412,7 +421,15 @@ def publish_dataset(
                 manifest=manifests[table],
                 parent=parent,
             )
-        _audit(conn, ds, run_id, published)
+        _audit(
+            conn,
+            ds,
+            run_id,
+            "ok",
+            sum(published.values()),
+            status="published",
+            tables={ds.tables[t].target.table: n for t, n in published.items()},
+        )
     log.info(
         "published %s: %s (run %s)",
         ds.dataset,
@@ -430,8 +447,14 @@ def publish_dataset(
 
 
 def _audit(
-    conn: psycopg.Connection, ds: DatasetPolicy, run_id: str, published: dict[str, int]
+    conn: psycopg.Connection,
+    ds: DatasetPolicy,
+    run_id: str,
+    outcome: str,
+    count: int | None,
+    **details: Any,
 ) -> None:
+    """Record a dataset run's outcome in the audit log (names and counts only)."""
     from veilflow.vault.audit import record
 
     try:
@@ -439,14 +462,9 @@ def _audit(
             conn,
             "policy_run",
             target=ds.dataset,
-            count=sum(published.values()),
-            details={
-                "run_id": run_id,
-                "dataset": ds.dataset,
-                "policy_hash": ds.hash,
-                "status": "published",
-                "tables": {ds.tables[t].target.table: n for t, n in published.items()},
-            },
+            count=count,
+            outcome=outcome,
+            details={"run_id": run_id, "dataset": ds.dataset, "policy_hash": ds.hash, **details},
         )
     except VeilflowError as exc:
         log.error("could not audit run %s: %s", run_id, exc)
