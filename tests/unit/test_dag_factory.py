@@ -105,3 +105,46 @@ def test_the_errors_pickle_with_their_fields() -> None:
     again = pickle.loads(pickle.dumps(err))
     assert str(again) == str(err)
     assert [e.line for e in again.errors] == [3]
+
+
+SHOP = (ROOT / "policies" / "shop.yaml").read_text()
+
+
+def test_a_dataset_policy_is_one_dag_of_its_tables_in_dependency_order(policies: Path) -> None:
+    (policies / "customers.yaml").write_text(DEMO)
+    (policies / "shop.yaml").write_text(SHOP)
+    bag = _dagbag()
+    assert bag.import_errors == {}
+    dag = bag.dags["veilflow_shop"]
+    upstream = {t.task_id: set(t.upstream_task_ids) for t in dag.tasks}
+    assert upstream == {
+        "customers.extract": set(),
+        "customers.transform": {"customers.extract"},
+        "customers.validate": {"customers.transform"},
+        "orders.extract": {"customers.extract"},  # parents first: a subset follows the keys
+        "orders.transform": {"orders.extract"},  # beside the customers' transforms
+        "orders.validate": {"orders.transform"},
+        "foreign_keys": {"customers.validate", "orders.validate"},
+        "publish": {"foreign_keys"},
+        "cleanup": {"publish", "customers.extract", "orders.extract"},
+    }
+    assert dag.get_task("cleanup").is_teardown
+    assert "veilflow_customers" in bag.dag_ids
+
+
+def test_a_broken_dataset_policy_is_an_import_error_naming_the_table_field(
+    policies: Path,
+) -> None:
+    (policies / "customers.yaml").write_text(DEMO)
+    broken = SHOP.replace(
+        "foreign_keys: {customer_id: customers}", "foreign_keys: {customer_id: clients}"
+    )
+    (policies / "shop.yaml").write_text(broken)
+    bag = _dagbag()
+    assert "veilflow_shop" not in bag.dag_ids and "veilflow_customers" in bag.dag_ids
+    error = bag.import_errors[str(ERRORS_FILE)]
+    line = next(n for n, t in enumerate(broken.splitlines(), 1) if "clients" in t)
+    assert (
+        f"{policies / 'shop.yaml'}:{line}, field 'tables.orders.foreign_keys.customer_id'" in error
+    )
+    assert "'clients' is not a table" in error

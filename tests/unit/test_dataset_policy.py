@@ -167,3 +167,12 @@ def test_the_dataset_hash_changes_with_meaning_only() -> None:
     b = _dataset("# a comment\n" + SMALL)
     c = _dataset(SMALL.replace("sku: keep", "sku: drop"))
     assert a.hash == b.hash != c.hash
+
+
+def test_a_graph_error_names_the_line_and_field_it_is_about() -> None:
+    with pytest.raises(PolicyError, match="'clients' is not a table") as err:
+        _dataset(SMALL.replace("{customer_id: customers}", "{customer_id: clients}"))
+    assert err.value.line == 13 and err.value.field == "tables.orders.foreign_keys.customer_id"
+    with pytest.raises(PolicyError, match="share the target") as err:
+        _dataset(SMALL.replace("anonymized.items", "anonymized.orders"))
+    assert err.value.line == 12 and err.value.field == "tables.orders.target"

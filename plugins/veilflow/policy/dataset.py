@@ -135,7 +135,8 @@ class DatasetPolicy(_Strict):
                 table = getattr(spec, kind).table
                 if table in seen:
                     raise ValueError(
-                        f"tables {seen[table]!r} and {name!r} share the {kind} {table}"
+                        f"tables.{name}.{kind}: tables {seen[table]!r} and {name!r} share "
+                        f"the {kind} {table}"
                     )
                 seen[table] = name
         for name, spec in self.tables.items():
@@ -149,14 +150,14 @@ class DatasetPolicy(_Strict):
                     raise ValueError(f"tables.{name}.foreign_keys.{column}: refers to itself")
         self._order()  # refuses a cycle
         if self.subject is not None and self.subject not in self.tables:
-            raise ValueError(f"subject {self.subject!r} is not a table of this dataset")
+            raise ValueError(f"subject: {self.subject!r} is not a table of this dataset")
         if self.subject is None and len(self.roots) != 1:
             raise ValueError(
                 f"the tables {', '.join(self.roots)} refer to no other table: name the one "
                 "whose key names a data subject with subject:"
             )
         if self.subset is not None and self.subset.table not in self.tables:
-            raise ValueError(f"subset: {self.subset.table!r} is not a table of this dataset")
+            raise ValueError(f"subset.table: {self.subset.table!r} is not a table of this dataset")
         return self
 
     def _order(self) -> list[str]:

@@ -3,6 +3,7 @@ every later error can name the file, the line and the field."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,6 +16,7 @@ from veilflow.policy.dataset import DatasetPolicy
 from veilflow.policy.model import Policy
 
 M = TypeVar("M", bound=BaseModel)
+_NAMED = re.compile(r"^Value error, ([a-z_][a-z0-9_]*(?:\.[a-z0-9_]+)*): (.*)$", re.S)
 
 
 def _lines(node: yaml.Node, path: tuple[str, ...], out: dict[tuple[str, ...], int]) -> None:
@@ -37,12 +39,17 @@ def _validate(model: type[M], data: Any, lines: dict[tuple[str, ...], int], file
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(str(p) for p in err["loc"])
+        msg = err["msg"]
+        # A model-wide check names the field it is about: "Value error, a.b.c: ...".
+        named = _NAMED.match(msg) if not loc else None
+        if named is not None:
+            loc = tuple(named.group(1).split("."))
+            msg = named.group(2)
         line = None
         for n in range(len(loc), 0, -1):
             if loc[:n] in lines:
                 line = lines[loc[:n]]
                 break
-        msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
         elif err["type"] == "missing":
