@@ -76,7 +76,7 @@ def main() -> None:
 
 def measure(args: argparse.Namespace, home: Path) -> None:
     from veilflow.lineage import emitter
-    from veilflow.pipeline import stages
+    from veilflow.pipeline import stage_context, validation
     from veilflow.pipeline.runner import run_policy
     from veilflow.pipeline.seed import seed_customers
     from veilflow.policy import load_policy
@@ -111,7 +111,7 @@ def measure(args: argparse.Namespace, home: Path) -> None:
         with calls.get_lock():
             calls.value += 1
 
-    stages.emit_stage = timed_emit  # type: ignore[assignment]
+    stage_context.emit_stage = timed_emit  # type: ignore[assignment]
 
     if not args.with_gate:
         from veilflow.validate.report import CheckResult, GateReport
@@ -125,7 +125,7 @@ def measure(args: argparse.Namespace, home: Path) -> None:
                 ]
             )
 
-        stages.run_gate = row_count_gate  # type: ignore[assignment]
+        validation.run_gate = row_count_gate  # type: ignore[assignment]
         print("gate: replaced by a row-count check (the lineage share is an upper bound)")
 
     def one(run_id: str, on: bool) -> float:

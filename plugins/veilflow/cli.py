@@ -10,7 +10,7 @@ import shlex
 import shutil
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -27,6 +27,10 @@ from veilflow.commands import (
     vault,
 )
 from veilflow.errors import VeilflowError
+
+if TYPE_CHECKING:
+    from veilflow.zones.manifest import RunManifest
+    from veilflow.zones.runs import RunRow
 
 app = typer.Typer(
     rich_markup_mode="markdown",
@@ -258,34 +262,16 @@ def run(
 
 
 # ------------------------------------------------------------------------------- runs
-_RUN_FIELDS = (
-    "run_id",
-    "dataset",
-    "status",
-    "rows_in",
-    "rows_out",
-    "manifest",
-    "error",
-    "started_at",
-    "finished_at",
-)
-
-
-def _fetch_run(run_id: str | None, dataset: str | None) -> dict[str, Any]:
+def _fetch_run(run_id: str | None, dataset: str | None) -> tuple[RunRow, RunManifest]:
     """One run by id, else the latest run (of ``dataset`` when given)."""
     from veilflow.zones.db import connect
+    from veilflow.zones.runs import latest_run
 
     with connect() as conn:
-        row = conn.execute(
-            f"SELECT {', '.join(_RUN_FIELDS)} FROM governance.runs"
-            " WHERE (%(run)s::text IS NULL OR run_id = %(run)s)"
-            " AND (%(run)s::text IS NOT NULL OR %(ds)s::text IS NULL OR dataset = %(ds)s)"
-            " ORDER BY started_at DESC LIMIT 1",
-            {"run": run_id, "ds": dataset},
-        ).fetchone()
-    if row is None:
+        found = latest_run(conn, run_id, dataset)
+    if found is None:
         raise VeilflowError("no such run" if run_id else "no runs recorded yet")
-    return dict(zip(_RUN_FIELDS, row, strict=True))
+    return found
 
 
 def cursor_line(inc: dict[str, Any], up_to_date: bool) -> str:
@@ -303,22 +289,20 @@ def cursor_line(inc: dict[str, Any], up_to_date: bool) -> str:
 
 def print_summary(run_id: str | None = None, dataset: str | None = None) -> None:
     from veilflow.config import settings
-    from veilflow.zones.manifest import RunManifest
 
-    r = _fetch_run(run_id, dataset)
-    m = RunManifest.of(r["manifest"])
+    r, m = _fetch_run(run_id, dataset)
     exe = "veilflow" if shutil.which("veilflow") else os.path.relpath(sys.argv[0])
     gate = m.gate
-    typer.echo(f"run {r['run_id']} of {r['dataset']}: {r['status']}")
+    typer.echo(f"run {r.run_id} of {r.dataset}: {r.status}")
     if m.incremental:
         typer.echo(f"  {cursor_line(m.incremental, m.up_to_date)}")
-    typer.echo(f"  rows in        {r['rows_in'] or 0:>12,}")
+    typer.echo(f"  rows in        {r.rows_in or 0:>12,}")
     if gate and gate.suppressed_rows:
         typer.echo(f"  suppressed     {gate.suppressed_rows:>12,}  (equivalence classes below k)")
     target = m.target.table or None
-    typer.echo(f"  rows published {r['rows_out'] or 0:>12,}  -> {target}")
-    if r["error"]:
-        typer.echo(f"  error          {r['error']}")
+    typer.echo(f"  rows published {r.rows_out or 0:>12,}  -> {target}")
+    if r.error:
+        typer.echo(f"  error          {r.error}")
     typer.echo("  columns:")
     for c in m.columns:
         key = f"  [{c.key}]" if c.key else ""
@@ -337,7 +321,7 @@ def print_summary(run_id: str | None = None, dataset: str | None = None) -> None
             f"  risk: k {risk.get('k')}, prosecutor {risk['prosecutor_risk']:.2%} of records in"
             f" classes below {risk['risk_k']} (source {risk['source_risk']:.2%}), linkage"
             f" {link.get('share', 0.0):.2%} of {link.get('auxiliary', 0):,} auxiliary records"
-            f" matched uniquely; trend: {exe} risk history {r['dataset']}"
+            f" matched uniquely; trend: {exe} risk history {r.dataset}"
         )
     u = m.utility
     if u:
@@ -374,7 +358,7 @@ def print_summary(run_id: str | None = None, dataset: str | None = None) -> None
             f"  DP releases: ε {dp['epsilon_spent']:g} spent"
             + (f", δ {dp['delta_spent']:g}" if dp.get("delta_spent") else "")
             + f" (budget ε {b.get('epsilon_total', 0):g}, {b.get('epsilon_remaining', 0):g} left;"
-            f" {exe} budget show {r['dataset']})"
+            f" {exe} budget show {r.dataset})"
         )
         for rel in dp.get("releases", []):
             what = rel.get("statistic", "")
@@ -402,8 +386,8 @@ def print_summary(run_id: str | None = None, dataset: str | None = None) -> None
             )
         )
     typer.echo("where to look next:")
-    typer.echo(f"  {exe} runs show '{r['run_id']}' --json   the whole manifest")
-    typer.echo(f"  {exe} lineage show {r['dataset']}   column lineage")
+    typer.echo(f"  {exe} runs show '{r.run_id}' --json   the whole manifest")
+    typer.echo(f"  {exe} lineage show {r.dataset}   column lineage")
     typer.echo(f"  {exe} audit verify   the audit log's hash chain, and an anchor to keep")
     typer.echo(f"  psql \"$({exe} db url)\" -c 'SELECT * FROM {target} LIMIT 5'")
     typer.echo(
@@ -420,17 +404,14 @@ def runs_list(
 ) -> None:
     """Recent runs, newest first."""
     from veilflow.zones.db import connect
+    from veilflow.zones.runs import list_runs
 
     with connect() as conn:
-        rows = conn.execute(
-            "SELECT run_id, dataset, status, rows_in, rows_out, started_at FROM governance.runs"
-            " WHERE (%s::text IS NULL OR dataset = %s) ORDER BY started_at DESC LIMIT %s",
-            (dataset, dataset, limit),
-        ).fetchall()
-    for run_id, ds, status, rin, rout, started in rows:
+        rows = list_runs(conn, dataset=dataset, limit=limit)
+    for r in rows:
         typer.echo(
-            f"{started:%Y-%m-%d %H:%M:%S}  {ds:<14} {status:<12} "
-            f"{rin or 0:>10,} -> {rout or 0:>10,}  {run_id}"
+            f"{r.started_at:%Y-%m-%d %H:%M:%S}  {r.dataset:<14} {r.status:<12} "
+            f"{r.rows_in or 0:>10,} -> {r.rows_out or 0:>10,}  {r.run_id}"
         )
 
 
@@ -442,8 +423,8 @@ def runs_show(
 ) -> None:
     """A run's summary, or its whole manifest with --json."""
     if as_json:
-        r = _fetch_run(run_id, dataset)
-        typer.echo(json.dumps(r["manifest"], indent=2, sort_keys=True, default=str))
+        _, m = _fetch_run(run_id, dataset)
+        typer.echo(json.dumps(m.to_json(), indent=2, sort_keys=True, default=str))
     else:
         print_summary(run_id, dataset)
 

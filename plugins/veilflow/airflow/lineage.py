@@ -96,8 +96,8 @@ def stage_lineage(
         lineage_stage = STAGE_OF_TASK[stage]
         if manifest is None or naming is None:
             from veilflow.lineage.naming import naming_of
-            from veilflow.pipeline.manifest import chunk_counters, load_manifest
             from veilflow.zones.db import connect
+            from veilflow.zones.runs import chunk_counters, load_manifest
 
             with connect() as conn:
                 if manifest is None:

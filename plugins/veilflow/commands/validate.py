@@ -59,14 +59,10 @@ def format_report(report: dict[str, Any]) -> str:
 def _latest_candidate_run(dataset: str) -> str:
     from veilflow.zones.db import connect
     from veilflow.zones.run_tables import RunTables, table_exists
+    from veilflow.zones.runs import running_runs
 
     with connect() as conn:
-        rows = conn.execute(
-            "SELECT run_id FROM governance.runs WHERE dataset = %s AND status = 'running'"
-            " ORDER BY started_at DESC",
-            (dataset,),
-        ).fetchall()
-        for (run_id,) in rows:
+        for run_id in running_runs(conn, dataset):
             if table_exists(conn, "staging", RunTables(dataset, run_id).candidate_name):
                 return str(run_id)
     raise VeilflowError(

@@ -18,6 +18,8 @@ from veilflow.vault.audit import AuditEntry
 from veilflow.vault.keys import list_keys
 from veilflow.zones.access import ROLES, ZONES
 from veilflow.zones.manifest import QuarantineEntry, RunManifest
+from veilflow.zones.publish import published_rows, quarantined
+from veilflow.zones.runs import RunRow, get_run, list_runs, statuses
 
 
 @dataclass(frozen=True)
@@ -124,36 +126,17 @@ def lineage_runs(
         "   (array_agg(policy_hash ORDER BY event_time DESC, event_id DESC))[1] AS phash"
         f"  FROM governance.lineage_events WHERE {where} GROUP BY run_id"
         "  ORDER BY max(event_time) DESC LIMIT %(limit)s OFFSET %(offset)s)"
-        " SELECT ev.run_id, first_t, last_t, stage, etype, n, phash, r.status"
-        " FROM ev LEFT JOIN governance.runs r ON r.run_id = ev.run_id"
-        " ORDER BY last_t DESC",
+        " SELECT run_id, first_t, last_t, stage, etype, n, phash FROM ev ORDER BY last_t DESC",
         {**params, "limit": limit, "offset": offset},
     ).fetchall()
+    status = statuses(conn, [r[0] for r in rows])
     return (
         int(total[0]) if total else 0,
-        [LineageRun(r[0], r[1], r[2], r[3], r[4], int(r[5]), r[6], r[7]) for r in rows],
+        [LineageRun(r[0], r[1], r[2], r[3], r[4], int(r[5]), r[6], status.get(r[0])) for r in rows],
     )
 
 
 # ------------------------------------------------------------------------------- runs
-@dataclass(frozen=True)
-class RunRow:
-    run_id: str
-    dataset: str
-    status: str
-    started_at: datetime
-    finished_at: datetime | None
-    rows_in: int | None
-    rows_out: int | None
-    error: str | None
-    policy_hash: str
-
-
-_RUN_COLUMNS = (
-    "run_id, dataset, status, started_at, finished_at, rows_in, rows_out, error, policy_hash"
-)
-
-
 def runs(
     conn: psycopg.Connection,
     *,
@@ -161,14 +144,7 @@ def runs(
     status: str | None = None,
     limit: int = 200,
 ) -> list[RunRow]:
-    rows = conn.execute(
-        f"SELECT {_RUN_COLUMNS} FROM governance.runs"
-        " WHERE (%(dataset)s::text IS NULL OR dataset = %(dataset)s)"
-        "   AND (%(status)s::text IS NULL OR status = %(status)s)"
-        " ORDER BY started_at DESC LIMIT %(limit)s",
-        {"dataset": dataset, "status": status, "limit": limit},
-    ).fetchall()
-    return [RunRow(*r) for r in rows]
+    return list_runs(conn, dataset=dataset, status=status, limit=limit)
 
 
 @dataclass(frozen=True)
@@ -180,20 +156,13 @@ class RunDetail:
 
 
 def run_detail(conn: psycopg.Connection, run_id: str) -> RunDetail | None:
-    row = conn.execute(
-        f"SELECT {_RUN_COLUMNS}, manifest FROM governance.runs WHERE run_id = %s", (run_id,)
-    ).fetchone()
-    if row is None:
+    found = get_run(conn, run_id)
+    if found is None:
         return None
-    q = conn.execute(
-        "SELECT quarantine_table, reasons FROM governance.quarantined WHERE run_id = %s", (run_id,)
-    ).fetchone()
-    p = conn.execute(
-        "SELECT rows FROM governance.published_versions WHERE run_id = %s", (run_id,)
-    ).fetchone()
-    manifest = RunManifest.of(row[9])
+    run, manifest = found
+    q = quarantined(conn, run_id)
     quarantine = QuarantineEntry(table=q[0], reasons=tuple(q[1])) if q else manifest.quarantine
-    return RunDetail(RunRow(*row[:9]), manifest, quarantine, int(p[0]) if p else None)
+    return RunDetail(run, manifest, quarantine, published_rows(conn, run_id))
 
 
 # ------------------------------------------------------------------------------- keys

@@ -30,6 +30,7 @@ from veilflow.validate.report import CheckResult
 from veilflow.validate.rescan import rescan_columns
 from veilflow.validate.summary import ChunkSummary, MalformedSummary, parse_summary
 from veilflow.zones.run_tables import CANARY
+from veilflow.zones.runs import chunk_summaries
 
 
 @dataclass(frozen=True)
@@ -93,13 +94,7 @@ def load_summaries(
     summary or sketches are missing or do not hold what this run's checks need.
     ``published``: the sketches of the version the run appends to, merged with the run's
     (a malformed one fails the gate too)."""
-    stored = {
-        int(chunk): (int(rows), summary)
-        for chunk, rows, summary in conn.execute(
-            "SELECT chunk, rows, summary FROM governance.run_chunks WHERE run_id = %s",
-            (ctx.tables.run_id,),
-        ).fetchall()
-    }
+    stored = chunk_summaries(conn, ctx.tables.run_id)
     blobs: dict[tuple[int, str], bytes] = {
         (int(c), str(n)): bytes(d)
         for c, n, d in conn.execute(

@@ -35,6 +35,7 @@ from veilflow.vault.audit import record
 from veilflow.vault.keys import resolve, unwrap
 from veilflow.vault.master import MasterKeyProvider
 from veilflow.zones.manifest import RunManifest
+from veilflow.zones.runs import published_manifest
 
 log = logging.getLogger(__name__)
 
@@ -68,22 +69,6 @@ class _PinnedKeys:
         if key is None or (version is not None and version != key.version):
             raise KeyNotFound(f"no data key {dataset}/{purpose} for this re-identification")
         return key
-
-
-def _run_manifest(
-    conn: psycopg.Connection, dataset: str, run_id: str | None
-) -> tuple[str, RunManifest] | None:
-    row = conn.execute(
-        "SELECT run_id, manifest FROM governance.runs WHERE dataset = %s"
-        " AND (%s::text IS NULL AND status = 'published' OR run_id = %s)"
-        " ORDER BY started_at DESC LIMIT 1",
-        (dataset, run_id, run_id),
-    ).fetchone()
-    if row is None:
-        if run_id is not None:
-            raise VeilflowError(f"no run {run_id} of dataset {dataset}")
-        return None
-    return str(row[0]), RunManifest.of(row[1])
 
 
 def _recorded_version(
@@ -131,7 +116,7 @@ def reidentify(
                 f"column {column!r} is '{spec.action}', which cannot be "
                 f"reversed; reversible: {', '.join(REVERSIBLE)}"
             )
-        found = _run_manifest(conn, policy.dataset, run_id)
+        found = published_manifest(conn, policy.dataset, run_id)
         used_run, manifest = found if found else (None, None)
         if spec.action == "ff1":
             result = _decrypt_ff1(

@@ -20,6 +20,7 @@ import psycopg
 from psycopg import sql
 
 from veilflow.zones.manifest import ColumnEntry
+from veilflow.zones.runs import policy_and_columns
 
 #: Rows per block of the cursor's range: what a refusal names (a block's cursor range and
 #: counts). Blocks follow the rank of the cursor, so equal cursors share a block.
@@ -128,17 +129,16 @@ def latest_cursor(conn: psycopg.Connection[Any], dataset: str) -> CursorState | 
     leaves no cursor to continue from)."""
     row = conn.execute(
         """SELECT c.run_id, c.cursor_column, c.cursor_type, c.cursor_from, c.cursor_to,
-                  c.rows_taken, c.rows_total, c.blocks, c.source_snapshot, r.policy_hash,
-                  r.manifest -> 'columns'
+                  c.rows_taken, c.rows_total, c.blocks, c.source_snapshot
              FROM governance.published_versions v
              JOIN governance.published_cursors c ON c.dataset = v.dataset AND c.run_id = v.run_id
-             JOIN governance.runs r ON r.run_id = v.run_id
             WHERE v.dataset = %s
               AND v.published_at = (SELECT max(published_at) FROM governance.published_versions
                                      WHERE dataset = %s)""",
         (dataset, dataset),
     ).fetchone()
-    if row is None:
+    ran = None if row is None else policy_and_columns(conn, str(row[0]))
+    if row is None or ran is None:
         return None
     return CursorState(
         run_id=row[0],
@@ -150,8 +150,8 @@ def latest_cursor(conn: psycopg.Connection[Any], dataset: str) -> CursorState | 
         rows_total=int(row[6]),
         blocks=tuple(Block(str(b["lo"]), int(b["rows"])) for b in row[7]),
         snapshot=str(row[8]),
-        policy_hash=str(row[9]),
-        manifest_columns=tuple(ColumnEntry.model_validate(c) for c in row[10] or ()),
+        policy_hash=ran[0],
+        manifest_columns=ran[1],
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -198,3 +199,20 @@ def quarantine_candidate(
             (rt.dataset, rt.run_id, moved, json.dumps(reasons)),
         )
     return moved
+
+
+def published_rows(conn: psycopg.Connection, run_id: str) -> int | None:
+    """The rows the run published, or None when it published no version."""
+    row = conn.execute(
+        "SELECT rows FROM governance.published_versions WHERE run_id = %s", (run_id,)
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def quarantined(conn: psycopg.Connection, run_id: str) -> tuple[str, list[Any]] | None:
+    """(quarantine table, reasons) of the run's refused candidate, if it was quarantined."""
+    row = conn.execute(
+        "SELECT quarantine_table, reasons FROM governance.quarantined WHERE run_id = %s",
+        (run_id,),
+    ).fetchone()
+    return None if row is None else (str(row[0]), list(row[1]))
