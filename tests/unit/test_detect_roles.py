@@ -42,6 +42,7 @@ def test_a_person_by_the_words_around_it(text: str, word: str) -> None:
         ("Weather in Oslo: rain", "Oslo"),
         ("Deliver to Quinta Normal 223 before noon.", "Quinta Normal 223"),  # a digit: no name
         ("Greetings card sent from Vodice.", "Vodice"),
+        ("Owner Ana Lima of Krabbendijke reports the car stolen.", "Krabbendijke"),
     ],
 )
 def test_places_stay_places(text: str, word: str) -> None:

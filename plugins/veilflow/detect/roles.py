@@ -38,6 +38,8 @@ _AFTER = re.compile(
     r"\s+(?:says|said|rang|phoned|called|wrote|writes|asked|asks|replied|reports|reported"
     r"|joined|signed|agrees|agreed|prefers|wants|is\s+waiting)\b"
 )
+#: Right before a place: a preposition ("of Koper reports" is the owner's town reporting nothing).
+_PLACE_BEFORE = re.compile(r"\b(?i:of|in|from|at|near|to|into|via|around|outside)[ \t]+$")
 #: A chat turn's speaker: the span opens its line (after an optional "[12:04]" stamp) and a
 #: colon or ">" follows it.
 _TURN_OPENS = re.compile(r"(?:^|\n)[ \t]*(?:\[[^\]\n]{1,30}\][ \t]*)?$")
@@ -59,8 +61,8 @@ def person_role(text: str, start: int, end: int) -> bool:
     before = text[max(0, start - _REACH) : start]
     if _BEFORE.search(before) or _SIGN_OFF.search(before):
         return True
-    if _AFTER.match(text, end):
-        return True
+    if _AFTER.match(text, end) and not _PLACE_BEFORE.search(before):
+        return True  # "Thabisile rang back", not "Owner Ana Lima of Koper reports"
     return (
         _TURN_MARK.match(text, end) is not None
         and _TURN_OPENS.search(before) is not None

@@ -233,9 +233,10 @@ class Scanner:
             if wanted is None or wanted & learned:
                 todo = [i for i, t in enumerate(clean) if self._needs_model(t, found[i])]
                 self._find_learned(clean, found, wanted, todo)
-        if self._detector is not None and self._words and (wanted is None or "PERSON" in wanted):
-            for i, text in enumerate(clean):
-                self._find_role_names(text, found[i])
+                if self._words and (wanted is None or "PERSON" in wanted):
+                    # Texts the rules explain whole hold no word left for a name either.
+                    for i in todo:
+                        self._find_role_names(clean[i], found[i])
         if self.use_ner and (wanted is None or wanted & {"PERSON", "LOCATION", "DATE_TIME"}):
             todo = (
                 [i for i, t in enumerate(clean) if self._needs_ner(t, found[i])]
