@@ -176,3 +176,15 @@ def test_a_graph_error_names_the_line_and_field_it_is_about() -> None:
     with pytest.raises(PolicyError, match="share the target") as err:
         _dataset(SMALL.replace("anonymized.items", "anonymized.orders"))
     assert err.value.line == 12 and err.value.field == "tables.orders.target"
+
+
+def test_veilflow_check_reports_each_table_of_a_dataset() -> None:
+    from typer.testing import CliRunner
+
+    from veilflow.cli import app
+
+    out = CliRunner().invoke(app, ["check", str(SHOP)])
+    assert out.exit_code == 0, out.output
+    assert "table customers: ok, 16 columns" in out.output
+    assert "table orders: ok, 6 columns" in out.output
+    assert "ok, dataset shop, tables customers, orders, hash " in out.output
