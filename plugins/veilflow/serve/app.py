@@ -55,6 +55,8 @@ class ServeConfig:
     audit_seconds: float = 60.0
     token_cache_seconds: float = 30.0
     refresh_seconds: float = 300.0
+    #: Longest a batch waits, under load, for the requests the last one answered to come back.
+    linger_seconds: float = 0.02
 
     def to_env(self) -> dict[str, str]:
         return {
@@ -78,6 +80,7 @@ class ServeConfig:
             audit_seconds=get("audit_seconds", base.audit_seconds, float),
             token_cache_seconds=get("token_cache_seconds", base.token_cache_seconds, float),
             refresh_seconds=get("refresh_seconds", base.refresh_seconds, float),
+            linger_seconds=get("linger_seconds", base.linger_seconds, float),
         )
 
 
@@ -240,7 +243,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(warm)
-        batcher = Batcher(run, max_texts=max(64, config.max_texts))
+        batcher = Batcher(run, max_texts=max(64, config.max_texts), linger=config.linger_seconds)
         batcher.start()
         state["batcher"] = batcher
 
