@@ -36,6 +36,7 @@ from veilflow.validate.foreign_keys import ForeignKeyCount, count_orphans
 from veilflow.validate.report import GateReport
 from veilflow.vault.erasure import erased_tokens
 from veilflow.vault.erasure_dataset import apply_dataset
+from veilflow.zones import runs
 from veilflow.zones.catalog import foreign_keys_of
 from veilflow.zones.db import connect
 from veilflow.zones.manifest import GateCheck, GateSummary, QuarantineEntry
@@ -354,7 +355,8 @@ def publish_dataset(
                     f"{ds.dataset} run {run_id}: table {table} has not passed the gate and "
                     "the foreign-key check; nothing published"
                 )
-        if all(getattr(m, "status", None) == "published" for m in manifests.values()):
+        run_ids = [table_run_id(run_id, t) for t in ds.order]
+        if set(runs.statuses(conn, run_ids).values()) == {"published"}:
             # Published by an earlier attempt of this task, which may have stopped before
             # it dropped the run tables.
             for table in ds.order:
