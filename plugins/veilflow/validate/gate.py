@@ -327,6 +327,11 @@ def run_gate(
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="veilflow-gx")
     try:
         if ctx.great_expectations:
+            # SQLAlchemy first, in this thread: this thread needs it for GX's URL while the
+            # preload's thread imports GX, which imports SQLAlchemy too, and a package two
+            # threads import at once can be seen half initialized.
+            import sqlalchemy.engine  # noqa: F401
+
             from veilflow.validate.gx_suite import preload
 
             pool.submit(preload)  # seconds of import, while the summaries are merged
