@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from veilflow.detect.identifiers import id_token_ok
+from veilflow.detect.identifiers import card_grouped, id_token_ok
 from veilflow.detect.scanner import Scanner
 from veilflow.transform.checksums import imei_ok, luhn_ok, vin_ok
 
@@ -216,6 +216,34 @@ def test_any_identifier_shape_after_its_context_word(
     if entity == "ACCOUNT_NUMBER" and token.isdigit() and len(token) >= 8:
         entity = "US_BANK_NUMBER"  # digits only after "account": a bank account number
     assert (token, entity) in got, got
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        # Bug: 564751016564 passes Luhn as a 12-digit Maestro number, and a card outranks a
+        # record number, so the MRN was reported as a CREDIT_CARD.
+        ("Noted MRN 564751016-564 today.", [("564751016-564", "MEDICAL_RECORD_NUMBER")]),
+        ("Noted licence # 572547876-746 today.", [("572547876-746", "LICENSE_NUMBER")]),
+        # Bug: the longest phrase "serial no" / "serial id" took the token's own letters.
+        ("Noted serial NO-700043 today.", [("NO-700043", "DEVICE_ID")]),
+        ("Noted serial ID-700043 today.", [("ID-700043", "DEVICE_ID")]),
+        # Printed as a card, a Luhn-valid number stays a card, context word or none.
+        ("Paid with 5647 5101 6564 today.", [("5647 5101 6564", "CREDIT_CARD")]),
+        ("Noted MRN 5647 5101 6564 today.", [("5647 5101 6564", "CREDIT_CARD")]),
+    ],
+)
+def test_a_named_identifier_beats_a_number_not_grouped_like_a_card(
+    patterns_only: Scanner, text: str, want: list[tuple[str, str]]
+) -> None:
+    assert found(patterns_only, text) == want
+
+
+def test_card_groupings() -> None:
+    for ok in ("4111111111111111", "4111 1111 1111 1111", "3782-822463-10005", "3056 930902 5904"):
+        assert card_grouped(ok), ok
+    for bad in ("564751016-564", "56-4751016564", "5647 51 0165 64", "411 1111 1111 1111"):
+        assert not card_grouped(bad), bad
 
 
 @given(st.integers(0, 9999), st.sampled_from(["MRN", "serial", "account", "policy no"]))

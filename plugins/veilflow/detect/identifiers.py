@@ -78,6 +78,18 @@ def identifier_phrases() -> tuple[re.Pattern[str], dict[str, tuple[Context, bool
     return _phrases()
 
 
+@lru_cache(maxsize=4096)
+def _shorter(phrase: str) -> tuple[str, ...]:
+    """The context phrases that ``phrase`` starts with and that end where a word of it ends
+    ("serial" in "serial no"), longest first."""
+    _, phrases = _phrases()
+    return tuple(
+        phrase[:cut]
+        for cut in range(len(phrase) - 1, 0, -1)
+        if phrase[cut] in " #" and phrase[:cut] in phrases and not phrases[phrase[:cut]][1]
+    )
+
+
 @lru_cache(maxsize=1)
 def _phrases() -> tuple[re.Pattern[str], dict[str, tuple[Context, bool]]]:
     """One regex for every context phrase (over lower-cased text) and, per phrase, its
@@ -215,8 +227,28 @@ def find_identifiers(
         if wanted is not None and ctx.entity not in wanted:
             continue
         found = _token(ctx.kind, text, m.end())
+        if found is None:
+            # "serial NO-700043": the longest phrase ("serial no") took the token's own
+            # letters; a shorter phrase it starts with may name the whole token.
+            for shorter in _shorter(phrase):
+                ctx = phrases[shorter][0]
+                found = _token(ctx.kind, text, start + len(shorter))
+                if found is not None and (wanted is None or ctx.entity in wanted):
+                    break
+                found = None
         if found is not None:
             yield found[0], found[1], found[2], ctx.entity
+
+
+#: How card numbers are printed: one run of digits, or a first group of four and groups of
+#: three to six (4-4-4-4, Amex 4-6-5, Diners 4-6-4, 4-4-4-4-3).
+_CARD_GROUPING = re.compile(r"\d+|\d{4}(?:[ -]\d{3,6})+")
+
+
+def card_grouped(number: str) -> bool:
+    """Whether a card-shaped ``number`` is grouped the way cards are printed; "564751016-564"
+    is not, so after "MRN" it is the record number its context word says, not a card."""
+    return _CARD_GROUPING.fullmatch(number) is not None
 
 
 # --- formats that stand on their own ------------------------------------------------------

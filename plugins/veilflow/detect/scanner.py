@@ -29,6 +29,7 @@ from veilflow.detect.gazetteers import AMBIGUOUS_GIVEN, NOT_NAME, cities, gazett
 from veilflow.detect.identifiers import (
     IDENTIFIER_ENTITIES,
     SHAPED,
+    card_grouped,
     find_identifiers,
     identifier_phrases,
 )
@@ -571,8 +572,17 @@ class Scanner:
             for c in cands
             if c.source not in _LEARNED and c.score >= self.threshold(c.entity)
         ]
+        # A number its context word names ("MRN 564751016-564") is that identifier, not a
+        # card that passes Luhn by chance, unless it is grouped the way cards are printed.
+        named = [(c.start, c.end) for c in cands if c.source == "context_id"]
         for c in cands:
             if c.score < self.threshold(c.entity):
+                continue
+            if (
+                c.entity == "CREDIT_CARD"
+                and any(s <= c.start and c.end <= e for s, e in named)
+                and not card_grouped(text[c.start : c.end])
+            ):
                 continue
             if c.source == "model" and any(
                 s < c.end and c.start < e and entity != c.entity for s, e, entity in ruled
