@@ -3,6 +3,7 @@ declaration of a key and its foreign keys, and errors that name the file, line a
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -123,6 +124,38 @@ def test_a_table_error_found_by_the_single_table_model_names_its_line() -> None:
     with pytest.raises(PolicyError, match="colour") as err:
         _dataset(text)
     assert err.value.file == "shop.yaml" and err.value.field == "tables.items"
+
+
+@pytest.mark.parametrize(
+    ("change", "line", "field", "words"),
+    [
+        (
+            ("name: {action: surrogate, entity: PERSON}", "name: {action: surrogate}"),
+            22,
+            "tables.customers.columns.name.entity",
+            "Field required (operator surrogate)",
+        ),
+        (
+            ("      amount: keep\n", "      amount: {action: mask, keep_last: many}\n"),
+            16,
+            "tables.orders.columns.amount.keep_last",
+            "valid integer, unable to parse string as an integer (operator mask)",
+        ),
+        (
+            ("      sku: keep\n", "      sku: {action: shuffle}\n"),
+            9,
+            "tables.items.columns.sku.action",
+            "unknown operator 'shuffle'",
+        ),
+    ],
+)
+def test_operator_parameters_of_every_table_are_checked_at_load(
+    change: tuple[str, str], line: int, field: str, words: str
+) -> None:
+    """Each table's columns are checked as the dataset loads, at the dataset file's lines."""
+    with pytest.raises(PolicyError, match=re.escape(words)) as err:
+        parse_any_policy(SMALL.replace(*change), "shop.yaml")
+    assert (err.value.file, err.value.line, err.value.field) == ("shop.yaml", line, field)
 
 
 def test_two_roots_need_a_subject_and_a_subset_is_one_of_fraction_or_where() -> None:

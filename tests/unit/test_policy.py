@@ -115,18 +115,128 @@ def test_errors_name_file_line_and_field(
             "unknown parameter",
         ),
         (("keep_first: 1", "keep_first: -3"), 6, "columns.name.keep_first", "greater than"),
+        # One case per operator kind: each checks its parameters against its own model.
+        (("age: keep", "age: {action: keep, why: x}"), 7, "columns.age.why", "(operator keep)"),
+        (("age: keep", "age: {action: drop, soon: 1}"), 7, "columns.age.soon", "(operator drop)"),
+        (
+            ("keep_first: 1", "char: '**'"),
+            6,
+            "columns.name.char",
+            "at most 1 character (operator mask)",
+        ),
+        (
+            ("age: keep", "age: {action: redact, replacement: [a]}"),
+            7,
+            "columns.age.replacement",
+            "valid string (operator redact)",
+        ),
+        (
+            ("{action: tokenize}", "{action: tokenize, format: short}"),
+            5,
+            "columns.id.format",
+            "'readable' or 'preserve' (operator tokenize)",
+        ),
+        (
+            ("age: keep", "age: {action: ff1, alphabet: digits, luhn: maybe}"),
+            7,
+            "columns.age.luhn",
+            "valid boolean, unable to interpret input (operator ff1)",
+        ),
+        (
+            ("age: keep", "age: {action: ff1, alphabet: hex, luhn: true}"),
+            7,
+            "columns.age",
+            "luhn needs alphabet 'digits' (operator ff1)",
+        ),
+        (
+            ("{action: mask, keep_first: 1}", "{action: surrogate, entity: PERSN}"),
+            6,
+            "columns.name.entity",
+            "(operator surrogate)",
+        ),
+        (
+            ("{action: mask, keep_first: 1}", "{action: surrogate}"),
+            6,
+            "columns.name.entity",
+            "Field required (operator surrogate)",
+        ),
+        (
+            ("age: keep", "age: {action: generalize, bucket: 0}"),
+            7,
+            "columns.age.bucket",
+            "greater than or equal to 1 (operator generalize)",
+        ),
+        (
+            ("age: keep", "age: {action: generalize, bucket: 10, truncate: year}"),
+            7,
+            "columns.age",
+            "exactly one of keep_prefix, bucket, truncate",
+        ),
+        (
+            ("age: keep", "age: {action: date_shift, max_days: 40000, subject: id}"),
+            7,
+            "columns.age.max_days",
+            "less than or equal to 36500 (operator date_shift)",
+        ),
+        (
+            ("age: keep", "age: {action: suppress, rows: all}"),
+            7,
+            "columns.age.rows",
+            "unknown parameter (operator suppress)",
+        ),
+        (
+            ("age: keep", "age: {action: scrub_text, entities: [person]}"),
+            7,
+            "columns.age.entities",
+            "upper-case identifiers, got ['person'] (operator scrub_text)",
+        ),
+        (
+            ("age: keep", "age: {action: scrub_text, with: shred}"),
+            7,
+            "columns.age.with",
+            "replacement must be one of",
+        ),
+        (
+            (
+                "age: keep",
+                "age:\n    action: scrub_text\n    with:\n"
+                "      EMAIL_ADDRESS: {action: tokenize, keep_domian: true}",
+            ),
+            10,
+            "columns.age.with.EMAIL_ADDRESS.keep_domian",
+            "unknown parameter (operator tokenize)",
+        ),
     ],
 )
-def test_operator_parameters_are_checked_at_plan_time(
+def test_operator_parameters_are_checked_at_load(
     change: tuple[str, str], line: int, field: str, words: str
 ) -> None:
-    policy = parse_policy(BASE.replace(*change), file="p.yaml")
+    """Parsing alone finds a wrong parameter: no plan, no key, no database."""
     with pytest.raises(PolicyError) as info:
-        plan_policy(policy, KEYS)
-    assert info.value.line == line
+        parse_policy(BASE.replace(*change), file="p.yaml")
+    assert info.value.line == line, str(info.value)
     assert info.value.field == field
     assert words in str(info.value)
     assert "p.yaml" in str(info.value)
+
+
+def test_every_operator_has_its_config_in_the_policy_layer() -> None:
+    """The registry's operators and the policy layer's config models name the same
+    operators, and each operator takes the model the policy was checked with."""
+    from veilflow.policy.operators import OPERATOR_CONFIGS
+    from veilflow.registry import OPERATORS
+
+    assert {name: op.Config for name, op in OPERATORS.items()} == OPERATOR_CONFIGS
+
+
+def test_a_loaded_column_carries_its_validated_config() -> None:
+    """The plan takes the config checked at load; the hash stays over what was written."""
+    policy = parse_policy(BASE)
+    name = policy.columns["name"]
+    assert name.params == {"keep_first": 1}
+    assert name.config.model_dump() == {"char": "*", "keep_first": 1, "keep_last": 0}
+    plan = plan_policy(policy, KEYS)
+    assert plan.columns[1].operator.config is name.config
 
 
 def test_missing_file_is_a_policy_error(tmp_path: Path) -> None:

@@ -18,28 +18,21 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import pandas as pd
-from pydantic import ConfigDict, Field, field_validator
 
 from veilflow.detect.model import version_of
 from veilflow.detect.scanner import Scanner, scanner_for
-from veilflow.detect.spans import ENTITIES, Span
+from veilflow.detect.spans import Span
 from veilflow.policy.detection import DetectionSettings
-from veilflow.transform.base import (
-    STRING,
-    ChunkContext,
-    ColumnContext,
-    Operator,
-    OperatorConfig,
-)
+from veilflow.policy.operators import ScrubTextConfig
+from veilflow.transform.base import STRING, ChunkContext, ColumnContext, Operator
 from veilflow.transform.operators.basic import Mask, Redact
 from veilflow.transform.operators.tokenize import Tokenize
 
 log = logging.getLogger(__name__)
 
-Replacement = Literal["redact", "mask", "tokenize", "surrogate"]
 UNSCANNABLE = "[UNSCANNABLE]"
 #: What ``surrogate`` gives each entity: a realistic fake from its own pool, or for
 #: identifier-shaped numbers (records, accounts, plans, licences, vehicles, devices, cards,
@@ -78,52 +71,6 @@ def _operator_classes() -> dict[str, type[Operator]]:  # type: ignore[type-arg]
         log.warning("surrogate operator unavailable; scrub_text falls back to redact")
         classes["surrogate"] = Redact
     return classes
-
-
-class ScrubTextConfig(OperatorConfig):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    #: Entity types to find and replace (default: every type the scanner knows).
-    entities: list[str] = Field(default_factory=lambda: list(ENTITIES))
-    #: One operator for all entities, or a mapping entity → operator; an operator is its name
-    #: or ``{action: <name>, <its params>}``. Entities missing from a mapping are redacted.
-    with_: Replacement | dict[str, Any] | dict[str, Replacement | dict[str, Any]] = Field(
-        default="redact", alias="with"
-    )
-    #: The policy's ``detection:`` settings (filled in by the planner when absent).
-    detection: DetectionSettings | None = None
-
-    @field_validator("with_")
-    @classmethod
-    def _replacements(cls, v: Any) -> Any:
-        allowed = set(Replacement.__args__)  # type: ignore[attr-defined]
-        specs = (
-            [v]
-            if isinstance(v, str) or (isinstance(v, dict) and "action" in v)
-            else list(v.values())
-        )
-        for spec in specs:
-            action = spec if isinstance(spec, str) else spec.get("action")
-            if action not in allowed:
-                raise ValueError(f"replacement must be one of {sorted(allowed)}, got {action!r}")
-        return v
-
-    @field_validator("entities")
-    @classmethod
-    def _entities(cls, v: list[str]) -> list[str]:
-        bad = [e for e in v if not e.replace("_", "").isalnum() or not e.isupper()]
-        if bad:
-            raise ValueError(f"entity names are upper-case identifiers, got {bad}")
-        return v
-
-    def replacement_for(self, entity: str) -> tuple[str, dict[str, Any]]:
-        spec: Any = self.with_
-        if isinstance(spec, dict) and "action" not in spec:
-            spec = spec.get(entity, "redact")
-        if isinstance(spec, str):
-            return spec, {}
-        params = {k: v for k, v in dict(spec).items() if k != "action"}
-        return str(spec["action"]), params
 
 
 class ScrubText(Operator[ScrubTextConfig]):

@@ -4,32 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: Every entity type the scanner reports, in the order findings win an overlap: a validated
-#: structured value (checksum, exact shape) beats a statistical guess, and an identifier
-#: named by its context word ("MRN: 00482913") beats the phone number it also looks like.
-ENTITIES: tuple[str, ...] = (
-    "EMAIL_ADDRESS",
-    "URL",
-    "IBAN_CODE",
-    "CREDIT_CARD",
-    "US_SSN",
-    "IP_ADDRESS",
-    "VEHICLE_ID",
-    "DEVICE_ID",
-    "MEDICAL_RECORD_NUMBER",
-    "HEALTH_PLAN_ID",
-    "US_BANK_NUMBER",
-    "ACCOUNT_NUMBER",
-    "LICENSE_NUMBER",
-    "BIOMETRIC_ID",
-    "PHOTO_FILE",
-    "PHONE_NUMBER",
-    "AGE_OVER_89",
-    "ZIP_CODE",
-    "PERSON",
-    "DATE_TIME",
-    "LOCATION",
-)
+# Every entity type the scanner reports, in the order findings win an overlap. The policy
+# layer names them, as ``scrub_text``'s parameters are checked when a policy loads.
+from veilflow.policy.entities import ENTITIES as ENTITIES
 
 _RANK = {e: i for i, e in enumerate(ENTITIES)}
 

@@ -106,8 +106,9 @@ def evaluate(
     import pandas as pd
 
     from veilflow.detect.scanner import Scanner
-    from veilflow.detect.scrub import ScrubText, ScrubTextConfig
+    from veilflow.detect.scrub import ScrubText
     from veilflow.policy.detection import DetectionSettings
+    from veilflow.policy.operators import ScrubTextConfig
     from veilflow.transform.base import ChunkContext, ColumnContext
     from veilflow.transform.keys import LocalKeyProvider
 

@@ -1,20 +1,18 @@
 """Compile a policy into a plan: one configured operator per declared column.
 
-This is where operator parameters are validated against each operator's own config model,
-so a typo in a parameter is reported with the policy file, line and field before any data
-is read.
+Operator parameters were validated against each operator's own config model when the
+policy loaded (``veilflow.policy.operators``); here each column gets its operator class and,
+given a key provider, its operator bound to the data keys of the policy's scope.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pydantic import ValidationError
-
-from veilflow.errors import PolicyError
 from veilflow.policy.model import Policy
+from veilflow.policy.operators import OperatorConfig
 from veilflow.registry import OPERATORS
-from veilflow.transform.base import ColumnContext, Operator, OperatorConfig
+from veilflow.transform.base import ColumnContext, Operator
 from veilflow.transform.keys import KeyProvider
 from veilflow.transform.operators.basic import Drop
 
@@ -52,34 +50,15 @@ class CheckedColumn:
 
 
 def check_operators(policy: Policy) -> list[CheckedColumn]:
-    """Validate every column's operator and parameters against the operator's config
-    model, with no key and no database; ``PolicyError`` names file, line and field."""
+    """Every column's operator class and validated parameters, with no key and no database.
+    The parameters were checked as the policy loaded (``ColumnSpec.config``); operators that
+    scan text take the policy's ``detection:`` settings here unless the column gives its own."""
     checked = []
     for name, spec in policy.columns.items():
-        cls = OPERATORS.get(spec.action)
-        if cls is None:
-            raise PolicyError(
-                f"unknown operator {spec.action!r}; known: {', '.join(sorted(OPERATORS))}",
-                file=policy.file,
-                line=policy.line_of("columns", name, "action"),
-                field=f"columns.{name}.action",
-            )
-        params = spec.params
-        # Operators that scan text take the policy's detection settings unless given.
-        if "detection" in cls.Config.model_fields and "detection" not in params:
-            params = {**params, "detection": policy.detection}
-        try:
-            config = cls.Config(**params)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            param = ".".join(str(p) for p in err["loc"]) or spec.action
-            msg = "unknown parameter" if err["type"] == "extra_forbidden" else err["msg"]
-            raise PolicyError(
-                f"{msg} (operator {spec.action})",
-                file=policy.file,
-                line=policy.line_of("columns", name, *[str(p) for p in err["loc"]]),
-                field=f"columns.{name}.{param}",
-            ) from None
+        cls = OPERATORS[spec.action]
+        config = spec.config
+        if "detection" in type(config).model_fields and "detection" not in spec.params:
+            config = type(config).model_validate({**spec.params, "detection": policy.detection})
         checked.append(CheckedColumn(name, spec.action, cls, config))
     return checked
 

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from veilflow.policy.detection import DetectionSettings
+from veilflow.policy.operators import OperatorConfig, operator_config
 from veilflow.policy.privacy import PrivacySettings, ValidationSettings
 from veilflow.policy.releases import (
     ReleaseSpec,
@@ -90,15 +91,30 @@ class Incremental(_Strict):
 
 class ColumnSpec(BaseModel):
     """``action`` names an operator; every other key is that operator's parameter, validated
-    by the operator's own config model when the policy is planned."""
+    by the operator's own config model (``veilflow.policy.operators``) as the policy loads:
+    an unknown operator, an unknown parameter, a wrong type or a value out of range is an
+    error at that field. ``params`` keeps the parameters as written (the policy hash is
+    over them); ``config`` is them validated."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
     action: str
 
+    _config: OperatorConfig = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _operator(self) -> ColumnSpec:
+        self._config = operator_config(self.action, self.params)
+        return self
+
     @property
     def params(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
+
+    @property
+    def config(self) -> OperatorConfig:
+        """The parameters, validated by the operator's config model."""
+        return self._config
 
 
 class Policy(_Strict):

@@ -2,8 +2,9 @@
 
 An operator is one small class: a ``name`` used by the policy's ``action:``, a pydantic
 ``Config`` that validates its parameters (unknown parameters are errors), and a vectorized
-``apply`` over a whole chunk's column. Adding an operator is one file and one registry line
-in ``veilflow.registry``.
+``apply`` over a whole chunk's column. The configs live in ``veilflow.policy.operators`` so a
+policy is checked whole when it loads. Adding an operator is one file, its config and one
+registry line in ``veilflow.registry``.
 
 Values arrive as a pandas Series of pyarrow-backed strings (``pd.StringDtype("pyarrow")``),
 NULL as ``pd.NA``: every column travels as PostgreSQL's text form, so an operator parses what
@@ -21,8 +22,8 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
 
+from veilflow.policy.operators import OperatorConfig
 from veilflow.transform.keys import DataKey, KeyProvider
 
 STRING = pd.StringDtype("pyarrow")
@@ -44,12 +45,6 @@ def describe_operation(
     if key is not None:
         text += f" with key {key[0]} version {key[1]}"
     return text
-
-
-class OperatorConfig(BaseModel):
-    """Base of every operator's parameters: strict, frozen, no unknown keys."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 C = TypeVar("C", bound=OperatorConfig)

@@ -46,10 +46,11 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from numpy.typing import NDArray
 
 from veilflow.errors import TransformError
+from veilflow.policy.operators import FF1_MAX_RADIX
 
 ROUNDS = 10
 MIN_DOMAIN = 1_000_000
-MAX_RADIX = 1 << 16
+MAX_RADIX = FF1_MAX_RADIX
 #: maxlen and maxTlen: FF1 needs ``n < 2**32`` and ``t < 2**32``.
 MAX_LENGTH = (1 << 32) - 1
 #: Rows per internal batch: large enough that AES and numpy amortize their call overhead,

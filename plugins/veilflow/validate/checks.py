@@ -177,7 +177,7 @@ def _shape_map(col: GateColumn, params: dict[str, object]) -> tuple[str, str] | 
     if col.action == "tokenize" and params.get("format") == "preserve":
         return _CLASS_FROM, _CLASS_TO
     if col.action == "ff1":
-        from veilflow.transform.operators.fpe import ALPHABETS
+        from veilflow.policy.operators import ALPHABETS
 
         alphabet = str(params.get("alphabet", "digits"))
         chars = ALPHABETS.get(alphabet, alphabet)

@@ -33,8 +33,9 @@ from psycopg.types.json import Jsonb
 
 from veilflow.errors import Terminal
 from veilflow.policy.model import Policy
+from veilflow.policy.operators import TokenizeConfig
 from veilflow.transform.keys import KeyProvider
-from veilflow.transform.operators.tokenize import Tokenize, TokenizeConfig, tokenize_array
+from veilflow.transform.operators.tokenize import Tokenize, tokenize_array
 from veilflow.vault.access import require
 from veilflow.vault.audit import record
 from veilflow.zones.run_tables import (

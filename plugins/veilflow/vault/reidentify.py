@@ -206,7 +206,8 @@ def _match_tokens(
     manifest: RunManifest | None,
     run_id: str | None,
 ) -> Reidentified:
-    from veilflow.transform.operators.tokenize import TokenizeConfig, tokenize_array
+    from veilflow.policy.operators import TokenizeConfig
+    from veilflow.transform.operators.tokenize import tokenize_array
 
     config = TokenizeConfig(**params)
     wanted: dict[int, set[str]] = {}

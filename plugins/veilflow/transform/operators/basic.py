@@ -7,13 +7,9 @@ from typing import ClassVar
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import Field
 
-from veilflow.transform.base import STRING, ChunkContext, Operator, OperatorConfig
-
-
-class KeepConfig(OperatorConfig):
-    pass
+from veilflow.policy.operators import DropConfig, KeepConfig, MaskConfig, RedactConfig
+from veilflow.transform.base import STRING, ChunkContext, Operator
 
 
 class Keep(Operator[KeepConfig]):
@@ -35,10 +31,6 @@ class Keep(Operator[KeepConfig]):
         return values
 
 
-class DropConfig(OperatorConfig):
-    pass
-
-
 class Drop(Operator[DropConfig]):
     """Leave the column out of the anonymized table altogether."""
 
@@ -52,12 +44,6 @@ class Drop(Operator[DropConfig]):
         # The plan holds a Drop like any operator (its facts feed the run manifest), but
         # the column is left out of the candidate before any operator runs.
         raise AssertionError("drop columns are removed before transform")  # pragma: no cover
-
-
-class MaskConfig(OperatorConfig):
-    char: str = Field(default="*", min_length=1, max_length=1)
-    keep_first: int = Field(default=0, ge=0)
-    keep_last: int = Field(default=0, ge=0)
 
 
 class Mask(Operator[MaskConfig]):
@@ -89,10 +75,6 @@ class Mask(Operator[MaskConfig]):
             partial = pc.binary_join_element_wise(head, pc.binary_repeat(star, hidden), tail, "")
             out = pc.if_else(reveal, partial, everything)
         return pd.Series(pd.array(out, dtype=STRING), index=values.index)
-
-
-class RedactConfig(OperatorConfig):
-    replacement: str = "[REDACTED]"
 
 
 class Redact(Operator[RedactConfig]):

@@ -24,10 +24,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import Field
 
 from veilflow.errors import TransformError
-from veilflow.transform.base import STRING, ChunkContext, Operator, OperatorConfig
+from veilflow.policy.operators import DateShiftConfig
+from veilflow.transform.base import STRING, ChunkContext, Operator
 from veilflow.transform.operators.tokenize import as_large_string, hmac_sha256
 
 #: PostgreSQL's text forms of date / timestamp / timestamptz (plus ISO ``T`` and ``Z``).
@@ -116,13 +116,6 @@ def subject_offsets(subjects: pd.Series | pa.Array, key: bytes, max_days: int) -
     codes = np.asarray(encoded.indices.fill_null(0), dtype=np.int64)
     offsets = per_subject[codes] if len(distinct) else np.zeros(len(arr), dtype=np.int64)
     return np.where(np.asarray(arr.is_valid(), dtype=bool), offsets, 0)
-
-
-class DateShiftConfig(OperatorConfig):
-    #: Largest shift in days either way; 0 shifts nothing.
-    max_days: int = Field(ge=0, le=36500)
-    #: Source column whose value identifies the subject (e.g. ``customer_id``).
-    subject: str = Field(min_length=1)
 
 
 class DateShift(Operator[DateShiftConfig]):

@@ -47,18 +47,18 @@ one-way: ``decrypt_values`` returns them unchanged and counts them as ``not_reve
 from __future__ import annotations
 
 import hashlib
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
-from pydantic import Field, field_validator, model_validator
 
 from veilflow.errors import TransformError
+from veilflow.policy.operators import FF1Config
 from veilflow.transform import ff1
-from veilflow.transform.base import STRING, ChunkContext, Operator, OperatorConfig
+from veilflow.transform.base import STRING, ChunkContext, Operator
 from veilflow.transform.checksums import LUHN_UNDOUBLE, luhn_matrix_sums, luhn_position_sums
 from veilflow.transform.keys import DataKey
 from veilflow.transform.operators.fpe_layout import (
@@ -71,58 +71,7 @@ from veilflow.transform.operators.fpe_layout import (
 )
 from veilflow.transform.operators.tokenize import readable_token_pattern, tokenize_strings
 
-_DIGITS = "0123456789"
-_LOWER = "abcdefghijklmnopqrstuvwxyz"
-_UPPER = _LOWER.upper()
-
-#: Named alphabets; any other string is a custom alphabet listing the radix's characters.
-ALPHABETS = {
-    "digits": _DIGITS,
-    "hex": _DIGITS + "abcdef",
-    "lower_alnum": _DIGITS + _LOWER,
-    "upper_alnum": _DIGITS + _UPPER,
-    "alnum": _DIGITS + _UPPER + _LOWER,
-}
-
 _TWEAK_LABEL = b"veilflow-ff1\0"
-
-
-class FF1Config(OperatorConfig):
-    #: ``digits``, ``hex`` (lowercase), ``lower_alnum``, ``upper_alnum``, ``alnum`` or a
-    #: custom string listing the characters in numeral order (a named alphabet wins).
-    alphabet: str = "digits"
-    #: Characters that stay in place; any other character outside the alphabet makes a value
-    #: invalid. ``null``: every character outside the alphabet stays in place.
-    separators: str | None = " -./()+_:"
-    keep_first: int = Field(default=0, ge=0)
-    keep_last: int = Field(default=0, ge=0)
-    #: Luhn-valid output for card numbers (digits only; see the module docstring).
-    luhn: bool = False
-    #: Encrypt the local part of an email address and keep ``@domain``.
-    email: bool = False
-    #: A column of the same table whose value joins the tweak.
-    context_column: str | None = None
-    on_invalid: Literal["token", "fail"] = "token"
-
-    @field_validator("alphabet")
-    @classmethod
-    def _known_or_valid(cls, value: str) -> str:
-        chars = ALPHABETS.get(value, value)
-        if len(chars) < 2 or len(set(chars)) != len(chars) or len(chars) > ff1.MAX_RADIX:
-            raise ValueError("a custom alphabet needs 2 to 65536 distinct characters")
-        return value
-
-    @model_validator(mode="after")
-    def _consistent(self) -> FF1Config:
-        if self.luhn and self.characters != _DIGITS:
-            raise ValueError("luhn needs alphabet 'digits'")
-        if self.luhn and self.email:
-            raise ValueError("luhn and email exclude each other")
-        return self
-
-    @property
-    def characters(self) -> str:
-        return ALPHABETS.get(self.alphabet, self.alphabet)
 
 
 #: Rows per slice inside ``apply``: keeps the per-character arrays in cache and the memory

@@ -2,60 +2,22 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import Field, model_validator
 
 from veilflow.errors import TransformError
-from veilflow.transform.base import STRING, ChunkContext, Operator, OperatorConfig
+from veilflow.policy.operators import GeneralizeConfig
+from veilflow.transform.base import STRING, ChunkContext, Operator
 from veilflow.transform.operators.date_shift import parse_temporal, raise_bad_rows
 from veilflow.transform.operators.tokenize import as_large_string
 
 _NUMBER = r"^\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*$"
 _INTEGER = r"^\s*[+-]?\d{1,18}\s*$"
 _TRUNCATE_WIDTH = {"year": 4, "month": 7, "day": 10}
-_MODES = ("keep_prefix", "bucket", "truncate")
-_OPTIONS = {"fill": "keep_prefix", "bottom": "bucket", "top": "bucket"}
-
-
-class GeneralizeConfig(OperatorConfig):
-    """Exactly one mode: ``keep_prefix``, ``bucket`` or ``truncate``; see ``Generalize``."""
-
-    #: Prefix mode: keep this many leading characters; the rest become ``fill``.
-    keep_prefix: int | None = Field(default=None, ge=0)
-    #: Prefix mode: one character per hidden character, or "" to cut the value.
-    fill: str = Field(default="*", max_length=1)
-    #: Bucket mode: width of the numeric bucket, aligned at 0 ("30-39" for width 10).
-    bucket: int | None = Field(default=None, ge=1)
-    #: Bucket mode: values below become "<bottom".
-    bottom: int | None = None
-    #: Bucket mode: values at or above become "top+".
-    top: int | None = None
-    #: Date mode: keep ``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD`` of a date or timestamp.
-    truncate: Literal["year", "month", "day"] | None = None
-
-    @model_validator(mode="after")
-    def _one_mode(self) -> GeneralizeConfig:
-        modes = [m for m in _MODES if getattr(self, m) is not None]
-        if len(modes) != 1:
-            raise ValueError(
-                "generalize takes exactly one of keep_prefix, bucket, truncate "
-                f"(got {', '.join(modes) or 'none'})"
-            )
-        for option, mode in _OPTIONS.items():
-            if option in self.model_fields_set and mode != modes[0]:
-                raise ValueError(f"'{option}' goes with '{mode}', not with '{modes[0]}'")
-        if self.bottom is not None and self.top is not None and self.bottom >= self.top:
-            raise ValueError("'bottom' must be below 'top'")
-        return self
-
-    @property
-    def mode(self) -> str:
-        return next(m for m in _MODES if getattr(self, m) is not None)
 
 
 def bucket_labels(numbers: np.ndarray, width: int, bottom: int | None, top: int | None) -> pa.Array:

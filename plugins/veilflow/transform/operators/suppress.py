@@ -7,11 +7,8 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from veilflow.transform.base import STRING, ChunkContext, Operator, OperatorConfig
-
-
-class SuppressConfig(OperatorConfig):
-    pass
+from veilflow.policy.operators import SuppressConfig
+from veilflow.transform.base import STRING, ChunkContext, Operator
 
 
 def suppress_rows(values: pd.Series, rows: np.ndarray | pd.Series) -> pd.Series:

@@ -37,14 +37,15 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Sequence
 from functools import cache
-from typing import ClassVar, Literal, get_args
+from typing import ClassVar, get_args
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from veilflow.transform.base import STRING, ChunkContext, Operator, OperatorConfig
+from veilflow.policy.operators import SurrogateConfig, SurrogateEntity, SurrogateLocale
+from veilflow.transform.base import STRING, ChunkContext, Operator
 from veilflow.transform.keys import DataKey
 from veilflow.transform.operators.tokenize import (
     as_large_string,
@@ -54,21 +55,8 @@ from veilflow.transform.operators.tokenize import (
     strings_from_buffers,
 )
 
-Entity = Literal[
-    "PERSON",
-    "FIRST_NAME",
-    "LAST_NAME",
-    "EMAIL_ADDRESS",
-    "PHONE_NUMBER",
-    "LOCATION",
-    "ADDRESS",
-    "CITY",
-    "DATE_TIME",
-    "GENERIC",
-]
-Locale = Literal["en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL"]
-ENTITIES: tuple[str, ...] = get_args(Entity)
-LOCALES: tuple[str, ...] = get_args(Locale)
+ENTITIES: tuple[str, ...] = get_args(SurrogateEntity)
+LOCALES: tuple[str, ...] = get_args(SurrogateLocale)
 
 #: "00" to "99", the number an e-mail surrogate's local part ends with.
 _TWO_DIGITS = pa.array([f"{i:02d}" for i in range(100)], type=pa.large_string())
@@ -83,11 +71,6 @@ _DATE_SPAN = int(np.datetime64("2016-01-01", "D").astype(np.int64)) - _DATE_FIRS
 #: PHONE_NUMBER: digits from this position on are redrawn from the hash (up to 12 of them).
 _PHONE_KEEP_DIGITS = 4
 _PHONE_REDRAWN = 12
-
-
-class SurrogateConfig(OperatorConfig):
-    entity: Entity
-    locale: Locale = "en_US"
 
 
 def _faker(locale: str) -> object:

@@ -30,7 +30,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -38,9 +38,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as crypto_hmac
-from pydantic import Field, model_validator
 
-from veilflow.transform.base import STRING, ChunkContext, Operator, OperatorConfig
+from veilflow.policy.operators import TokenizeConfig
+from veilflow.transform.base import STRING, ChunkContext, Operator
 from veilflow.transform.keys import DataKey
 
 _BASE32 = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz234567", dtype=np.uint8)
@@ -57,25 +57,6 @@ BATCH_ROWS = 1 << 16
 #: Domain separation of the format-preserving key stream from readable tokens: PostgreSQL
 #: text never holds a NUL byte, so no raw value starts with ``fp`` + a 4-byte counter.
 _STREAM_PREFIX = b"fp"
-
-
-class TokenizeConfig(OperatorConfig):
-    #: ``readable`` → ``tok_v1_…``; ``preserve`` → same length and character classes.
-    format: Literal["readable", "preserve"] = "readable"
-    #: ``exact`` hashes the exact bytes; ``casefold`` hashes ``normalize_text(value)``.
-    normalize: Literal["exact", "casefold"] = "exact"
-    #: Keep the part from the last ``@`` on (email domain) in clear.
-    keep_domain: bool = False
-    #: Accepted for readability of policies; tokens are always deterministic.
-    deterministic: Literal[True] = True
-    #: Prefix of readable tokens.
-    prefix: str = Field(default="tok", min_length=1, max_length=16, pattern=r"^[A-Za-z0-9]+$")
-
-    @model_validator(mode="after")
-    def _prefix_only_for_readable(self) -> TokenizeConfig:
-        if self.format == "preserve" and "prefix" in self.model_fields_set:
-            raise ValueError("'prefix' applies to readable tokens only, not format: preserve")
-        return self
 
 
 def readable_token_pattern(prefix: str = "tok") -> str:
