@@ -8,7 +8,7 @@ March", "07/2021", "on Tuesday", "last Friday", "03-JUL-2021"; "93-year-old", "a
 
 Each regex starts with what is rarest in text (a capitalised month or weekday, a number from
 90 to 125, a ``/`` before a year) and looks at the words before it afterwards
-(``patterns.before``), which keeps the scan of a batch cheap; the words that make a month a
+(``text_pattern.before``), which keeps the scan of a batch cheap; the words that make a month a
 date ("3", "third of", "in", "since") or a number an age ("aged", "age:") are checked there.
 """
 
@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import re
 
-from veilflow.detect.patterns import MONTH, TextPattern, before
+from veilflow.detect.patterns import MONTH
+from veilflow.detect.text_pattern import TextPattern, before
 
 ORDINAL = (
     r"(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|twelfth|"

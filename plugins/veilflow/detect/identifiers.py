@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from veilflow.detect.patterns import TextPattern, trie, words
+from veilflow.detect.text_pattern import TextPattern, trie, words
 from veilflow.transform.checksums import imei_ok, vin_ok
 
 #: Entity types this module reports.

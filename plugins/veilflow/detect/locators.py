@@ -19,7 +19,7 @@ import re
 import string
 
 from veilflow.detect.gazetteers import gazetteers
-from veilflow.detect.patterns import TextPattern, before, words
+from veilflow.detect.text_pattern import TextPattern, before, words
 
 _TRAIL = ".,;:!?'\"”’"
 _BRACKETS = {")": "(", "]": "[", "}": "{"}

@@ -19,7 +19,7 @@ from veilflow.detect.gazetteers import (
     cities,
     gazetteers,
 )
-from veilflow.detect.patterns import trie
+from veilflow.detect.text_pattern import trie
 
 #: Capital letters (Latin, with accents) a name or a place begins with, and a capitalised word.
 UPPER = "".join(c for c in map(chr, range(0x41, 0x250)) if c.isupper())

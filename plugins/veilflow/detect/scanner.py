@@ -37,11 +37,12 @@ from veilflow.detect.locators import LOCATOR_PATTERNS
 from veilflow.detect.matmul import Matmul, one_blas_thread
 from veilflow.detect.model import MODEL_SCORE, DetectorRef, load_detector
 from veilflow.detect.model import resolve as resolve_detector
-from veilflow.detect.patterns import MONTH, PATTERNS, SEP, TextPattern, words
+from veilflow.detect.patterns import MONTH, PATTERNS
 from veilflow.detect.roles import find_role_names, person_role
 from veilflow.detect.rules import find_names, find_places
 from veilflow.detect.spans import ENTITIES, Span, resolve
 from veilflow.detect.speakers import find_lower_names
+from veilflow.detect.text_pattern import SEP, TextPattern, words
 from veilflow.policy.detection import DetectionSettings
 
 log = logging.getLogger(__name__)
