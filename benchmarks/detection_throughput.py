@@ -36,7 +36,8 @@ def _peak_children_mib() -> float:
 
 
 def run_veilflow(texts: list[str], workers: int, ner: str, out: mp.Queue) -> None:  # type: ignore[type-arg]
-    from veilflow.detect.scanner import ScanPool, scanner_for
+    from veilflow.detect.scan_pool import ScanPool
+    from veilflow.detect.scanner import scanner_for
     from veilflow.policy.detection import DetectionSettings
 
     settings = DetectionSettings(ner=ner)  # type: ignore[arg-type]

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from veilflow.detect.learned_spans import within_lines
 from veilflow.detect.roles import find_role_names, person_role
-from veilflow.detect.scanner import _within_lines
 
 
 def role(text: str, word: str) -> bool:
@@ -75,7 +75,7 @@ def test_a_word_something_found_is_left_to_that_finding() -> None:
 
 def test_a_detector_span_does_not_run_across_lines_or_separators() -> None:
     text = "Bakar 12 | Recipient: Mubina Yunusov\nKsaverska 59"
-    assert [text[s:e] for s, e in _within_lines(text, 0, len(text))] == [
+    assert [text[s:e] for s, e in within_lines(text, 0, len(text))] == [
         "Bakar 12",
         "Recipient: Mubina Yunusov",
         "Ksaverska 59",

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from veilflow.detect.scanner import Scanner, scan_stream, scanner_for
+from veilflow.detect.scan_pool import scan_stream
+from veilflow.detect.scanner import Scanner, scanner_for
 from veilflow.detect.spans import Span, resolve
 from veilflow.policy.detection import (
     DenyListSpec,

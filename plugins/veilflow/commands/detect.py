@@ -164,7 +164,7 @@ def detect(
     ``spans: [{start, end, entity, score}]`` (offsets in characters). Streams; memory stays
     constant whatever the input size."""
     from veilflow.detect.model import version_of
-    from veilflow.detect.scanner import scan_stream
+    from veilflow.detect.scan_pool import scan_stream
 
     settings = _settings(policy)
     if model is not None:
