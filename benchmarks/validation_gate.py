@@ -140,7 +140,8 @@ def canon(canon_rows: int) -> dict[str, Any]:
     from psycopg import sql
     from pycanon import anonymity
 
-    from veilflow.validate.privacy import frame_risk, table_risk
+    from veilflow.validate.file_risk import frame_risk
+    from veilflow.validate.privacy import table_risk
     from veilflow.zones.copy_io import read_frame
     from veilflow.zones.db import connect
     from veilflow.zones.run_tables import RunTables

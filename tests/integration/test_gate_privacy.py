@@ -9,9 +9,9 @@ import psycopg
 import pytest
 
 from veilflow.errors import SourceError
+from veilflow.validate.file_risk import frame_risk
 from veilflow.validate.privacy import (
     PARALLEL_AGGREGATE,
-    frame_risk,
     suppress_small_classes,
     table_risk,
 )

@@ -10,12 +10,9 @@ from hypothesis import strategies as st
 from pycanon import anonymity
 
 from veilflow.errors import SourceError
-from veilflow.validate.privacy import (
-    _ordered_emd,
-    frame_risk,
-    metrics_from_histogram,
-    table_identifier,
-)
+from veilflow.validate.file_risk import frame_risk
+from veilflow.validate.privacy import table_identifier
+from veilflow.validate.risk_metrics import _ordered_emd, metrics_from_histogram
 
 #: Li, Li & Venkatasubramanian (2007), Table 4: a 3-diverse table that is not 0.15-close.
 LI_TABLE = pd.DataFrame(

@@ -159,7 +159,8 @@ def risk_cmd(
             raise VeilflowError("risk history needs a dataset: veilflow risk history DATASET")
         print_history(dataset, fmt)
         return
-    from veilflow.validate.privacy import frame_risk, read_table_file, table_risk
+    from veilflow.validate.file_risk import frame_risk, read_table_file
+    from veilflow.validate.privacy import table_risk
 
     if dataset is not None:
         raise VeilflowError(f"unexpected argument {dataset!r}; the table is {target!r}")

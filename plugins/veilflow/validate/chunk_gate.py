@@ -36,7 +36,7 @@ from veilflow.validate.gx_suite import (
     spec_key,
     token_like,
 )
-from veilflow.validate.privacy import _is_ordered_type
+from veilflow.validate.privacy import is_ordered_type
 from veilflow.validate.rescan import TextScanner, count_findings, default_scanner, rescan_columns
 from veilflow.validate.summary import (
     CanaryTally,
@@ -260,7 +260,7 @@ def risk_setup(ctx: GateContext) -> tuple[list[str], str | None, str] | None:
     distance = p.distance
     if distance == "auto":
         out_type = present[sensitive].output_type if sensitive else "text"
-        distance = "ordered" if _is_ordered_type(out_type or "text") else "equal"
+        distance = "ordered" if is_ordered_type(out_type or "text") else "equal"
     return qi, sensitive, distance
 
 

@@ -49,9 +49,10 @@ from veilflow.validate.merge import (
     without_small_classes,
     words_to_search,
 )
-from veilflow.validate.privacy import RiskMetrics, suppress_small_classes, table_risk
+from veilflow.validate.privacy import suppress_small_classes, table_risk
 from veilflow.validate.report import CheckResult, GateReport
 from veilflow.validate.rescan import rescan_columns
+from veilflow.validate.risk_metrics import RiskMetrics
 from veilflow.validate.summary import MalformedSummary
 from veilflow.zones.run_tables import read_published_sketches, sketch_key, write_histogram
 

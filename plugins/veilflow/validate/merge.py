@@ -25,9 +25,9 @@ from veilflow.validate.checks import _shape_map, token_results, value_determined
 from veilflow.validate.chunk_gate import PAIRS, RISK, UNIQUE, risk_setup, sketch_columns
 from veilflow.validate.context import GateContext
 from veilflow.validate.gx_suite import PER_ROW, ROWS_COLUMN, build_expectations, spec_key
-from veilflow.validate.privacy import Distance, RiskMetrics, metrics_from_histogram
 from veilflow.validate.report import CheckResult
 from veilflow.validate.rescan import rescan_columns
+from veilflow.validate.risk_metrics import Distance, RiskMetrics, metrics_from_histogram
 from veilflow.validate.summary import ChunkSummary, MalformedSummary, parse_summary
 from veilflow.zones.run_tables import CANARY
 from veilflow.zones.runs import chunk_summaries
