@@ -33,7 +33,7 @@ from typing import Any
 import pandas as pd
 
 from veilflow.corpus import generate
-from veilflow.corpus.generate import Split
+from veilflow.corpus.splits import Split
 from veilflow.detect.model import DetectorRef
 from veilflow.detect.scanner import Scanner
 from veilflow.detect.scrub import ScrubText, ScrubTextConfig

@@ -10,9 +10,9 @@ from functools import cache
 import pytest
 
 from veilflow.corpus import ENTITIES, SLOTS, SPLITS, Doc, generate, split_report
-from veilflow.corpus.generate import CorpusError, _parse, load_split
 from veilflow.corpus.report import gazetteer_overlap, person_words
 from veilflow.corpus.sources import fold, name_words
+from veilflow.corpus.splits import CorpusError, _parse, load_split
 from veilflow.detect.gazetteers import AMBIGUOUS_GIVEN, NAME_LOCALES, gazetteers
 from veilflow.transform.checksums import iban_ok, luhn_ok
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from veilflow.corpus.generate import Doc, load_split, name_pools
+from veilflow.corpus.generate import Doc
 from veilflow.corpus.sources import fold, known_name_words, name_words, source_version
+from veilflow.corpus.splits import load_split, name_pools
 
 
 @dataclass(frozen=True)
