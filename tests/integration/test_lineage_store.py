@@ -194,6 +194,7 @@ def test_quarantined_run_records_the_gate_failure_and_the_quarantine(
 ) -> None:
     # An operator that claims to hide values but passes them through: the gate must refuse.
     from veilflow import registry
+    from veilflow.policy.operators import OPERATOR_CONFIGS
     from veilflow.transform.operators.basic import Keep
 
     class Leaky(Keep):
@@ -201,6 +202,8 @@ def test_quarantined_run_records_the_gate_failure_and_the_quarantine(
         hides_raw = True
 
     monkeypatch.setitem(registry.OPERATORS, "leaky", Leaky)
+    # A policy names only operators whose config the policy layer knows (ADR 0028).
+    monkeypatch.setitem(OPERATOR_CONFIGS, "leaky", Leaky.Config)
     policy = publishing(
         parse_policy(re.sub(r"(?m)^  email: .*$", "  email: {action: leaky}", policy_text))
     )

@@ -224,6 +224,7 @@ def test_gate_failure_quarantines_and_keeps_the_published_version(
     )
     # An operator that claims to hide values but passes them through must be caught.
     import veilflow.registry as registry
+    from veilflow.policy.operators import OPERATOR_CONFIGS
     from veilflow.transform.operators.basic import Keep
 
     class Leaky(Keep):
@@ -231,6 +232,8 @@ def test_gate_failure_quarantines_and_keeps_the_published_version(
         hides_raw = True
 
     monkeypatch.setitem(registry.OPERATORS, "leaky", Leaky)
+    # A policy names only operators whose config the policy layer knows (ADR 0028).
+    monkeypatch.setitem(OPERATOR_CONFIGS, "leaky", Leaky.Config)
     said: list[str] = []
     with pytest.raises(ValidationFailed) as info:
         run_policy(
