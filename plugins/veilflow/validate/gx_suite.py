@@ -34,11 +34,20 @@ from veilflow.validate.expectations import (
     token_format_parts,
     token_like,
 )
+from veilflow.validate.gx_engine import (
+    GATE_WORK_MEM,
+    RESULT_FORMAT,
+    cache_data_docs_templates,
+    preload,
+    sqlalchemy_url,
+    to_check,
+)
 from veilflow.validate.report import CheckResult
 from veilflow.zones.run_tables import CANARY
 
 #: The suite's names, wherever they are defined: the expectations come from
-#: ``veilflow.validate.expectations``, running them with GX is this module's.
+#: ``veilflow.validate.expectations`` and what GX needs from ``veilflow.validate.gx_engine``;
+#: running them with GX is this module's.
 __all__ = [
     "DETERMINISTIC",
     "GATE_WORK_MEM",
@@ -60,79 +69,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-#: PostgreSQL ``work_mem`` of the gate's sessions: a million values' hash table fits.
-GATE_WORK_MEM = "256MB"
-#: What GX may put in a result: counts, never a value.
-RESULT_FORMAT: dict[str, Any] = {
-    "result_format": "SUMMARY",
-    "partial_unexpected_count": 0,
-    "include_unexpected_rows": False,
-}
-
-
-def sqlalchemy_url(conn: psycopg.Connection[Any]) -> str:
-    """A SQLAlchemy URL (psycopg 3 driver) for the server, database and login of ``conn``."""
-    from sqlalchemy.engine import URL
-
-    info = conn.info
-    host = info.host
-    query: dict[str, str] = {}
-    url_host: str | None = host
-    if host.startswith("/"):
-        query["host"] = host
-        url_host = None
-    url = URL.create(
-        "postgresql+psycopg",
-        username=info.user,
-        password=info.password or None,
-        host=url_host,
-        port=info.port if url_host else None,
-        database=info.dbname,
-        query=query,
-    )
-    return url.render_as_string(hide_password=False)
-
-
-def preload() -> None:
-    """Import the parts of Great Expectations the gate uses (safe to call from a thread:
-    Python's import lock makes a concurrent import wait for this one). Never raises: the
-    gate imports again and reports any error itself."""
-    try:
-        import great_expectations.expectations  # noqa: F401
-        from great_expectations.checkpoint.actions import UpdateDataDocsAction  # noqa: F401
-        from great_expectations.expectations.row_conditions import Column  # noqa: F401
-
-        cache_data_docs_templates()
-    except Exception:
-        log.debug("preloading Great Expectations failed", exc_info=True)
-
-
-_TEMPLATE_CACHE: list[Any] = []
-
-
-def cache_data_docs_templates() -> None:
-    """Share compiled Data Docs templates between GX's page views, runs and processes.
-
-    GX makes a new Jinja environment for every page view it renders, so each run compiled
-    its ~100 templates again: about as long as the rest of the gate on a run of a few
-    thousand rows. Jinja's file bytecode cache (its own folder, per user, mode 0700, in the
-    temp folder; keyed by template name and source checksum) skips the compiling and only
-    the compiling: the same templates render the same pages. Idempotent."""
-    if _TEMPLATE_CACHE:
-        return
-    from great_expectations.render.view import view
-    from jinja2 import FileSystemBytecodeCache
-
-    cache = FileSystemBytecodeCache()
-    original = view.DefaultJinjaView.__init__
-
-    def init(self: Any, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        self.env.bytecode_cache = cache
-
-    view.DefaultJinjaView.__init__ = init  # type: ignore[method-assign]
-    _TEMPLATE_CACHE.append(cache)
 
 
 def run_expectations(
@@ -245,7 +181,7 @@ def run_expectations(
             if spec is None:
                 continue
             checks.append(
-                _to_check(
+                to_check(
                     spec, r.success, r.result or {}, r.exception_info, seconds / max(1, len(specs))
                 )
             )
@@ -257,54 +193,6 @@ def run_expectations(
         imported - started,
     )
     return checks, docs
-
-
-def _to_check(
-    spec: ExpectationSpec,
-    success: bool | None,
-    result: dict[str, Any],
-    exception: Any,
-    seconds: float,
-) -> CheckResult:
-    details: dict[str, Any] = {
-        "engine": "great_expectations",
-        "expectation": spec.gx_type,
-        **{k: v for k, v in spec.meta.items() if k != "rows_in"},
-    }
-    raised = isinstance(exception, dict) and exception.get("raised_exception")
-    if raised:
-        details["error"] = str(exception.get("exception_message") or "")[:200]
-    if "unexpected_count" in result:
-        observed: Any = int(result["unexpected_count"])
-        threshold: Any = 0
-        details["checked"] = int(result.get("element_count", 0))
-    else:
-        observed = result.get("observed_value")
-        threshold = _threshold(spec)
-        mismatch = (
-            result.get("details", {}).get("mismatched")
-            if isinstance(result.get("details"), dict)
-            else None
-        )
-        if mismatch:
-            details["mismatched"] = mismatch  # column names only
-    return CheckResult(
-        spec.check,
-        bool(success) and not raised,
-        observed=observed,
-        threshold=threshold,
-        column=spec.column,
-        details=details,
-        seconds=seconds,
-    )
-
-
-def _threshold(spec: ExpectationSpec) -> Any:
-    kw = spec.kwargs
-    for key in ("value", "column_set", "type_list", "regex", "like_pattern", "value_set"):
-        if key in kw:
-            return kw[key]
-    return None
 
 
 #: The summary frame's column of rows written per chunk (canaries left out).
@@ -452,9 +340,7 @@ def run_summary_expectations(
                     continue
                 each = seconds / max(1, len(specs))
                 if summary_column(spec) is None:
-                    checks.append(
-                        _to_check(spec, r.success, r.result or {}, r.exception_info, each)
-                    )
+                    checks.append(to_check(spec, r.success, r.result or {}, r.exception_info, each))
                 else:
                     checks.append(
                         _summary_check(
