@@ -23,7 +23,7 @@ from veilflow.pipeline.stages import extract, gate_context, transform_chunk, val
 from veilflow.policy.loader import parse_policy
 from veilflow.policy.model import Policy
 from veilflow.validate.chunk_gate import matches
-from veilflow.validate.gate import chunk_spans
+from veilflow.validate.gate_risk import chunk_spans
 from veilflow.validate.gx_suite import (
     PER_ROW,
     build_expectations,
