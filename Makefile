@@ -3,6 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PYTHON ?= python3
 ROWS ?= 100000
+APPEND_ROWS ?= 5000
 VENV := .venv
 BIN := $(VENV)/bin
 UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
@@ -25,18 +26,30 @@ venv: $(BIN)/veilflow  ## create .venv from uv.lock (uv sync --frozen)
 db: venv  ## start the embedded PostgreSQL and apply migrations
 	$(BIN)/veilflow db upgrade
 
-demo: db  ## seed restricted.customers, run its policy as an Airflow DAG, print the summary
+demo: db  ## seed customers, run its DAG, grow the table and run it again, print the summaries
 	$(BIN)/veilflow seed --rows $(ROWS)
 	@$(BIN)/veilflow budget set customers --epsilon 30  # the DP releases' total (admin)
 	@$(AIRFLOW_ENV) && airflow db migrate >$$VEILFLOW_HOME/airflow-migrate.log 2>&1 \
 	  || { echo "airflow db migrate failed; see $$VEILFLOW_HOME/airflow-migrate.log"; exit 1; }
-	@echo "running DAG veilflow_customers (log: $(VEILFLOW_HOME)/demo-dag.log) ..."
+	@echo "running DAG veilflow_customers, a full run (log: $(VEILFLOW_HOME)/demo-dag.log) ..."
 	@$(AIRFLOW_ENV) && airflow dags reserialize >/dev/null 2>&1 && \
-	  airflow dags test veilflow_customers >$(VEILFLOW_HOME)/demo-dag.log 2>&1 \
+	  airflow dags test veilflow_customers -c '{"full": true}' >$(VEILFLOW_HOME)/demo-dag.log 2>&1 \
 	  || { echo "DAG run failed; see $(VEILFLOW_HOME)/demo-dag.log"; \
 	       $(BIN)/veilflow runs show --dataset customers; exit 1; }
 	@$(BIN)/veilflow runs show --dataset customers
+	@echo
+	@$(BIN)/veilflow seed --rows $(APPEND_ROWS) --append  # new customers: the source grows
+	@echo "running DAG veilflow_customers again: it appends the new rows past the cursor" \
+	  "(log: $(VEILFLOW_HOME)/demo-dag-2.log) ..."
+	@$(AIRFLOW_ENV) && airflow dags test veilflow_customers >$(VEILFLOW_HOME)/demo-dag-2.log 2>&1 \
+	  || { echo "DAG run failed; see $(VEILFLOW_HOME)/demo-dag-2.log"; \
+	       $(BIN)/veilflow runs show --dataset customers; exit 1; }
+	@$(BIN)/veilflow runs show --dataset customers
+	@echo
 	@$(BIN)/veilflow risk history customers
+	@echo "the risk trend, plotted: make up, then http://localhost:8080/veilflow/risk/customers" \
+	  "(or Veilflow > Runs > a run > risk history); as JSON: $(BIN)/veilflow risk history" \
+	  "customers --format json"
 
 test: venv  ## the whole suite: unit, integration (embedded PostgreSQL), end-to-end DAG and UI
 	./scripts/system-deps.sh

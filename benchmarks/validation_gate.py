@@ -54,9 +54,11 @@ def _policy() -> Any:
 
     policy = load_policy(ROOT / "policies" / "customers.yaml")
     # The demo policy with every gate feature on and thresholds it meets, so every check
-    # runs to the end: canaries, l and t computed and compared, the rescan sampling.
+    # runs to the end: canaries, l and t computed and compared, the rescan sampling; a full
+    # run, as before the demo policy appended past a cursor.
     return policy.model_copy(
         update={
+            "incremental": None,
             "privacy": policy.privacy.model_copy(update={"l": 1, "t": 1.0}),
             "validation": policy.validation.model_copy(update={"canaries": 20}),
         }

@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import psycopg
 import pytest
+from typer.testing import CliRunner
 
+from tests.conftest import small_data_policy
 from tests.e2e.conftest import AirflowCli
+from veilflow.cli import app
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -65,13 +69,18 @@ def test_a_broken_policy_is_an_import_error_and_the_good_dag_stays(
     assert "veilflow_policies.py" not in errors.stdout
 
 
-def test_dag_run_publishes_through_mapped_chunks(
-    airflow_cli: tuple[AirflowCli, Path], seeded_db: str, customers_policy_path: Path
+def test_dag_runs_publish_through_mapped_chunks_then_append_as_the_demo_does(
+    airflow_cli: tuple[AirflowCli, Path], seeded_db: str, demo_policy_path: Path
 ) -> None:
+    """The demo's sequence (`make demo`): a full run of the incremental demo policy, the
+    source grows (`veilflow seed --append`), the next DAG run appends the new rows, and
+    `veilflow risk history` shows one point per run."""
     run, policies = airflow_cli
-    write_policy(policies, customers_policy_path, chunk_rows=700)
+    text = small_data_policy(demo_policy_path.read_text(), incremental=True)
+    assert "\nincremental: {cursor: customer_id}\n" in text, "the demo's policy is incremental"
+    (policies / "customers.yaml").write_text(text)
     assert run("dags", "reserialize").returncode == 0
-    out = run("dags", "test", "veilflow_customers")
+    out = run("dags", "test", "veilflow_customers", "--conf", '{"full": true}')
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-4000:]
     assert "state=success" in log
@@ -82,6 +91,37 @@ def test_dag_run_publishes_through_mapped_chunks(
         assert conn.execute("SELECT count(*) FROM anonymized.customers").fetchone() == (2000,)
         runs = conn.execute("SELECT run_id, status, rows_out FROM governance.runs").fetchall()
         chunks = conn.execute("SELECT count(*) FROM governance.run_chunks").fetchone()
+        first = conn.execute("SELECT manifest->'incremental' FROM governance.runs").fetchone()
     assert len(runs) == 1 and runs[0][0].startswith("customers:manual__")
     assert runs[0][1:] == ("published", 2000)
     assert chunks == (3,)
+    assert (first[0]["mode"], first[0]["reason"]) == ("full", "a full run was asked for")
+
+    added = CliRunner().invoke(app, ["seed", "--rows", "300", "--append", "--seed", "7"])
+    assert added.exit_code == 0, added.output
+    out = run("dags", "test", "veilflow_customers")
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    with psycopg.connect(seeded_db) as conn:
+        second = conn.execute(
+            "SELECT run_id, status, rows_in, manifest->'incremental' FROM governance.runs"
+            " WHERE run_id <> %s",
+            (runs[0][0],),
+        ).fetchone()
+        assert conn.execute("SELECT count(*) FROM anonymized.customers").fetchone() == (2300,)
+    assert second is not None and second[1:3] == ("published", 300)
+    inc = second[3]
+    assert (inc["mode"], inc["from"], inc["to"], inc["rows_taken"]) == (
+        "append",
+        "2000",
+        "2300",
+        300,
+    )
+
+    history = CliRunner().invoke(app, ["risk", "history", "customers", "--format", "json"])
+    assert history.exit_code == 0, history.output
+    points = json.loads(history.output)
+    assert [p["run_id"] for p in points] == [runs[0][0], second[0]]
+    assert [p["rows"] for p in points] == [2000, 2300]  # k = 1: nothing suppressed
+    assert all(p["passed"] for p in points)
+    table = CliRunner().invoke(app, ["risk", "history", "customers"])
+    assert "customers: 2 run(s)" in table.output.splitlines()[0]

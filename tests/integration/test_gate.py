@@ -56,6 +56,7 @@ def policy_with(
     data.pop("risk", None)
     data.pop("utility", None)
     data.pop("synthetic", None)
+    data.pop("incremental", None)  # every run a full run; appending has tests of its own
     data["columns"].update(
         {"customer_id": {"action": "tokenize"}, "note": {"action": "redact"}}, **(columns or {})
     )
