@@ -154,6 +154,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--width", type=int, default=64)
     ap.add_argument("--rows", type=int, default=2000)
+    ap.add_argument("--depth", type=int, default=2)
     ap.add_argument("--model", type=Path, default=None, help="score this model folder")
     ap.add_argument("--eval", type=int, default=3000)
     ap.add_argument("--no-dev", action="store_true", help="score the proxy set only")
@@ -162,7 +163,9 @@ def main() -> None:
     real = G.load_split("train")
     a.out.mkdir(parents=True, exist_ok=True)
     if a.model is None:
-        cfg = TrainingConfig(texts=a.texts, epochs=a.epochs, width=a.width, embed_rows=a.rows)
+        cfg = TrainingConfig(
+            texts=a.texts, epochs=a.epochs, width=a.width, embed_rows=a.rows, depth=a.depth
+        )
         t0 = time.time()
         nlp, stats = train(cfg, gen(part(real, False), a.texts, cfg.seed))
         print(f"trained {a.texts} x {a.epochs} in {time.time() - t0:.0f} s, {stats.labels} labels")

@@ -49,6 +49,37 @@ def test_chat_words_and_roles_are_not_names(scanner: Scanner, text: str) -> None
     assert not [e for _, e in found(scanner, text) if e == "PERSON"]
 
 
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        # Outside chats too: tickets and notes typed in lower case.
+        ("User lenin rubilar reports login failures from 10.0.0.7", "lenin rubilar"),
+        ("User kwesi dwamena oppong reports login failures", "kwesi dwamena oppong"),
+        ("caller: my wife, juvenal briceño. she rang twice", "juvenal briceño"),
+        ("Customer jsmith logged in twice", "jsmith"),
+        ("my son, kofi, is sick", "kofi"),
+    ],
+)
+def test_lower_case_names_after_a_role_or_kin_word(scanner: Scanner, text: str, name: str) -> None:
+    assert (name, "PERSON") in found(scanner, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "patient denies pain",  # English words after the role word
+        "patient is stable.",
+        "user account xyz locked",  # no pause or verb of people after the last word
+        "customer service reports an outage",
+        "user admin reset the password",  # a role, not a name
+        "user kofi and ama, both",  # an English word inside: not one name
+        "the user interface is slow.",
+    ],
+)
+def test_words_after_a_role_word_that_are_no_name(scanner: Scanner, text: str) -> None:
+    assert not [e for _, e in found(scanner, text) if e == "PERSON"]
+
+
 def test_find_lower_names_needs_two_turns_for_a_speaker() -> None:
     never = lambda _w: False  # noqa: E731 - no English word at all
     assert list(find_lower_names("ioana: hi", never)) == []
