@@ -63,25 +63,32 @@ def risk_checks(
             if not conn.autocommit:
                 conn.commit()  # GX reads the candidate through its own connection
             metrics = table_risk(conn, table, qi, sensitive, distance=p.distance)
-        checks.append(
-            CheckResult(
-                "suppression",
-                would <= bound,
-                observed=would,
-                threshold=bound,
-                details={
-                    "k": p.k,
-                    "max_suppression": p.max_suppression,
-                    "rows": record["before"]["rows"],
-                    "suppressed": suppressed,
-                },
-            )
-        )
+        checks.append(_suppression_result(ctx, would, bound, record["before"]["rows"], suppressed))
     record["after"] = metrics.to_dict()
     record["suppressed_rows"] = suppressed
     seconds = time.perf_counter() - t0
     checks.extend(_risk_results(metrics, ctx, seconds))
     return checks, suppressed, record
+
+
+def _suppression_result(
+    ctx: GateContext, would: int, bound: int, rows: int, suppressed: int
+) -> CheckResult:
+    """Suppression passes when the rows in classes below k (``would``) stay within the
+    policy's bound on ``rows``."""
+    p = ctx.policy.privacy
+    return CheckResult(
+        "suppression",
+        would <= bound,
+        observed=would,
+        threshold=bound,
+        details={
+            "k": p.k,
+            "max_suppression": p.max_suppression,
+            "rows": rows,
+            "suppressed": suppressed,
+        },
+    )
 
 
 def _risk_results(m: RiskMetrics, ctx: GateContext, seconds: float) -> list[CheckResult]:
@@ -169,20 +176,7 @@ def merged_risk_checks(
                 metrics = histogram_metrics(ctx, without_small_classes(hist, p.k))
             else:
                 metrics = table_risk(conn, table, qi, sensitive, distance=p.distance)
-        checks.append(
-            CheckResult(
-                "suppression",
-                would <= bound,
-                observed=would,
-                threshold=bound,
-                details={
-                    "k": p.k,
-                    "max_suppression": p.max_suppression,
-                    "rows": record["before"]["rows"],
-                    "suppressed": suppressed,
-                },
-            )
-        )
+        checks.append(_suppression_result(ctx, would, bound, record["before"]["rows"], suppressed))
     record["after"] = metrics.to_dict()
     record["suppressed_rows"] = suppressed
     checks.extend(_risk_results(metrics, ctx, time.perf_counter() - t0))
@@ -239,20 +233,7 @@ def union_risk_checks(
                 if not conn.autocommit:
                     conn.commit()
                 metrics = table_risk(conn, union, qi, sensitive, distance=p.distance)
-            checks.append(
-                CheckResult(
-                    "suppression",
-                    would <= bound,
-                    observed=would,
-                    threshold=bound,
-                    details={
-                        "k": p.k,
-                        "max_suppression": p.max_suppression,
-                        "rows": ctx.rows_in,
-                        "suppressed": suppressed,
-                    },
-                )
-            )
+            checks.append(_suppression_result(ctx, would, bound, ctx.rows_in, suppressed))
         record["after"] = metrics.to_dict()
         record["suppressed_rows"] = suppressed
         checks.extend(_risk_results(metrics, ctx, time.perf_counter() - t0))
