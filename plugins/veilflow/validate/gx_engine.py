@@ -8,6 +8,8 @@ that carries counts and never a value, and a GX result turned into a ``CheckResu
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -91,6 +93,56 @@ def cache_data_docs_templates() -> None:
     _TEMPLATE_CACHE.append(cache)
 
 
+def data_docs_actions(context: Any, docs_dir: Path | None) -> list[Any]:
+    """The checkpoint actions that write a run's Data Docs into ``docs_dir`` (none without)."""
+    if docs_dir is None:
+        return []
+    from great_expectations.checkpoint.actions import UpdateDataDocsAction
+
+    docs_dir.mkdir(parents=True, exist_ok=True)
+    context.add_data_docs_site(
+        site_name="run",
+        site_config={
+            "class_name": "SiteBuilder",
+            "store_backend": {
+                "class_name": "TupleFilesystemStoreBackend",
+                "base_directory": str(docs_dir),
+            },
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        },
+    )
+    return [UpdateDataDocsAction(name="data_docs", site_names=["run"])]
+
+
+def results_by_spec(
+    checkpoint_results: list[Any], index: dict[int, ExpectationSpec]
+) -> Iterator[tuple[ExpectationSpec, Any]]:
+    """Each expectation result of the checkpoint runs with the spec it came from (its
+    ``veilflow_index`` meta into ``index``); results of no spec are left out."""
+    for result in checkpoint_results:
+        for run_result in result.run_results.values():
+            for r in run_result.results:
+                meta = (r.expectation_config.meta if r.expectation_config else None) or {}
+                spec = index.get(int(meta.get("veilflow_index", -1)))
+                if spec is not None:
+                    yield spec, r
+
+
+def result_details(
+    spec: ExpectationSpec, exception: Any, *, decided_by: str | None = None
+) -> tuple[dict[str, Any], bool]:
+    """The details every GX check result carries (engine, expectation, the spec's meta and
+    GX's error message when the expectation raised; never a value), and whether it raised."""
+    details: dict[str, Any] = {"engine": "great_expectations", "expectation": spec.gx_type}
+    if decided_by is not None:
+        details["decided_by"] = decided_by
+    details.update({k: v for k, v in spec.meta.items() if k != "rows_in"})
+    raised = isinstance(exception, dict) and bool(exception.get("raised_exception"))
+    if raised:
+        details["error"] = str(exception.get("exception_message") or "")[:200]
+    return details, raised
+
+
 def to_check(
     spec: ExpectationSpec,
     success: bool | None,
@@ -98,14 +150,7 @@ def to_check(
     exception: Any,
     seconds: float,
 ) -> CheckResult:
-    details: dict[str, Any] = {
-        "engine": "great_expectations",
-        "expectation": spec.gx_type,
-        **{k: v for k, v in spec.meta.items() if k != "rows_in"},
-    }
-    raised = isinstance(exception, dict) and exception.get("raised_exception")
-    if raised:
-        details["error"] = str(exception.get("exception_message") or "")[:200]
+    details, raised = result_details(spec, exception)
     if "unexpected_count" in result:
         observed: Any = int(result["unexpected_count"])
         threshold: Any = 0

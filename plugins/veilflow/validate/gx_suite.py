@@ -38,7 +38,10 @@ from veilflow.validate.gx_engine import (
     GATE_WORK_MEM,
     RESULT_FORMAT,
     cache_data_docs_templates,
+    data_docs_actions,
     preload,
+    result_details,
+    results_by_spec,
     sqlalchemy_url,
     to_check,
 )
@@ -87,7 +90,6 @@ def run_expectations(
 
     cache_data_docs_templates()
     import great_expectations.expectations as gxe
-    from great_expectations.checkpoint.actions import UpdateDataDocsAction
     from great_expectations.expectations.row_conditions import Column
 
     # GX pins this module's logger to INFO at import, so its notes on temporary folders
@@ -146,21 +148,7 @@ def run_expectations(
         )
     ]
 
-    actions: list[Any] = []
-    if docs_dir is not None:
-        docs_dir.mkdir(parents=True, exist_ok=True)
-        context.add_data_docs_site(
-            site_name="run",
-            site_config={
-                "class_name": "SiteBuilder",
-                "store_backend": {
-                    "class_name": "TupleFilesystemStoreBackend",
-                    "base_directory": str(docs_dir),
-                },
-                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            },
-        )
-        actions.append(UpdateDataDocsAction(name="data_docs", site_names=["run"]))
+    actions = data_docs_actions(context, docs_dir)
     checkpoint = context.checkpoints.add(
         gx.Checkpoint(
             name=f"{suite_name}.{tables.tag}",
@@ -174,17 +162,12 @@ def run_expectations(
     seconds = time.perf_counter() - ran
 
     checks: list[CheckResult] = []
-    for run_result in result.run_results.values():
-        for r in run_result.results:
-            meta = (r.expectation_config.meta if r.expectation_config else None) or {}
-            spec = index.get(int(meta.get("veilflow_index", -1)))
-            if spec is None:
-                continue
-            checks.append(
-                to_check(
-                    spec, r.success, r.result or {}, r.exception_info, seconds / max(1, len(specs))
-                )
+    for spec, r in results_by_spec([result], index):
+        checks.append(
+            to_check(
+                spec, r.success, r.result or {}, r.exception_info, seconds / max(1, len(specs))
             )
+        )
     docs = str(docs_dir / "index.html") if docs_dir is not None else None
     log.info(
         "GX: %d expectations in %.2fs (import %.2fs)",
@@ -234,7 +217,6 @@ def run_summary_expectations(
 
     cache_data_docs_templates()
     import great_expectations.expectations as gxe
-    from great_expectations.checkpoint.actions import UpdateDataDocsAction
 
     logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.NOTSET)
     context = gx.get_context(mode="ephemeral")
@@ -262,21 +244,7 @@ def run_summary_expectations(
             meta={**meta, "veilflow_scope": "chunk summaries", "replaces": s.gx_type},
         )
 
-    actions: list[Any] = []
-    if docs_dir is not None:
-        docs_dir.mkdir(parents=True, exist_ok=True)
-        context.add_data_docs_site(
-            site_name="run",
-            site_config={
-                "class_name": "SiteBuilder",
-                "store_backend": {
-                    "class_name": "TupleFilesystemStoreBackend",
-                    "base_directory": str(docs_dir),
-                },
-                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            },
-        )
-        actions.append(UpdateDataDocsAction(name="data_docs", site_names=["run"]))
+    actions = data_docs_actions(context, docs_dir)
 
     results: list[Any] = []
     ran = time.perf_counter()
@@ -331,28 +299,16 @@ def run_summary_expectations(
     index = dict(enumerate(specs))
     checked = int(frame[ROWS_COLUMN].sum()) if ROWS_COLUMN in frame else 0
     checks: list[CheckResult] = []
-    for result in results:
-        for run_result in result.run_results.values():
-            for r in run_result.results:
-                meta = (r.expectation_config.meta if r.expectation_config else None) or {}
-                spec = index.get(int(meta.get("veilflow_index", -1)))
-                if spec is None:
-                    continue
-                each = seconds / max(1, len(specs))
-                if summary_column(spec) is None:
-                    checks.append(to_check(spec, r.success, r.result or {}, r.exception_info, each))
-                else:
-                    checks.append(
-                        _summary_check(
-                            spec,
-                            r.success,
-                            r.result or {},
-                            r.exception_info,
-                            each,
-                            checked,
-                            suppressed,
-                        )
-                    )
+    for spec, r in results_by_spec(results, index):
+        each = seconds / max(1, len(specs))
+        if summary_column(spec) is None:
+            checks.append(to_check(spec, r.success, r.result or {}, r.exception_info, each))
+        else:
+            checks.append(
+                _summary_check(
+                    spec, r.success, r.result or {}, r.exception_info, each, checked, suppressed
+                )
+            )
     checks.sort(key=lambda c: next(i for i, s in index.items() if _same(s, c)))
     log.info(
         "GX on chunk summaries: %d expectations in %.2fs",
@@ -379,15 +335,7 @@ def _summary_check(
     checked: int,
     suppressed: int,
 ) -> CheckResult:
-    details: dict[str, Any] = {
-        "engine": "great_expectations",
-        "expectation": spec.gx_type,
-        "decided_by": "chunk summaries",
-        **{k: v for k, v in spec.meta.items() if k != "rows_in"},
-    }
-    raised = isinstance(exception, dict) and exception.get("raised_exception")
-    if raised:
-        details["error"] = str(exception.get("exception_message") or "")[:200]
+    details, raised = result_details(spec, exception, decided_by="chunk summaries")
     value = result.get("observed_value")
     observed = int(value) if value is not None else None
     if spec.check == "row_count_parity":
