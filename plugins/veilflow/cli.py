@@ -9,7 +9,6 @@ import os
 import shlex
 import shutil
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -22,6 +21,7 @@ from veilflow.commands import (
     detector,
     erase,
     lineage,
+    policy_file,
     serve,
     validate,
     vault,
@@ -186,17 +186,6 @@ def seed(
             typer.echo(f"seeded {schema}.orders with {made:,} rows (seed {seed})")
 
 
-def _policy_path(policy: str) -> Path:
-    p = Path(policy)
-    if not p.exists() and not p.suffix:
-        from veilflow.config import settings
-
-        candidate = settings().policies_dir / f"{policy}.yaml"
-        if candidate.exists():
-            return candidate
-    return p
-
-
 @app.command()
 def check(policy: Annotated[str, typer.Argument(help="Policy file or dataset name.")]) -> None:
     """Validate a policy (operators and their parameters included) and print its hash.
@@ -204,7 +193,7 @@ def check(policy: Annotated[str, typer.Argument(help="Policy file or dataset nam
     from veilflow.pipeline.plan import check_operators
     from veilflow.policy import DatasetPolicy, load_any_policy
 
-    pol = load_any_policy(_policy_path(policy))
+    pol = load_any_policy(policy_file(policy))
     if isinstance(pol, DatasetPolicy):
         for table, sub in pol.table_policies().items():
             typer.echo(f"{pol.file}: table {table}: ok, {len(check_operators(sub))} columns")
@@ -244,7 +233,7 @@ def run(
     from veilflow.pipeline.runner import run_policy
     from veilflow.policy import DatasetPolicy, load_any_policy
 
-    pol = load_any_policy(_policy_path(policy))
+    pol = load_any_policy(policy_file(policy))
     if isinstance(pol, DatasetPolicy):
         from veilflow.pipeline.dataset import table_run_id
         from veilflow.pipeline.dataset_run import run_dataset

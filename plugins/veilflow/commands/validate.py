@@ -13,22 +13,12 @@ from typing import Annotated, Any, Literal
 
 import typer
 
+from veilflow.commands import policy_file
 from veilflow.errors import ValidationFailed, VeilflowError
 
 _FILE_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".parquet", ".pq")
 #: Class-size buckets for the text report when there are many distinct sizes.
 _BUCKETS = ((1, 1), (2, 2), (3, 4), (5, 9), (10, 19), (20, 49), (50, 99), (100, 999), (1000, None))
-
-
-def _policy_file(policy: str) -> Path:
-    p = Path(policy)
-    if not p.exists() and not p.suffix:
-        from veilflow.config import settings
-
-        named = settings().policies_dir / f"{policy}.yaml"
-        if named.exists():
-            return named
-    return p
 
 
 def _short(value: Any, width: int = 36) -> str:
@@ -85,7 +75,7 @@ def validate_cmd(
     from veilflow.pipeline.stages import validate
     from veilflow.policy.loader import load_policy
 
-    pol = load_policy(_policy_file(policy))
+    pol = load_policy(policy_file(policy))
     run_id = run or _latest_candidate_run(pol.dataset)
     try:
         say = (lambda m: typer.echo(f"  {m}", err=True)) if fmt == "text" else None

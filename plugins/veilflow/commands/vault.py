@@ -13,7 +13,7 @@ from typing import Annotated
 import psycopg
 import typer
 
-from veilflow.commands import command_group
+from veilflow.commands import command_group, policy_file
 from veilflow.errors import VeilflowError
 from veilflow.zones.logins import Duty
 
@@ -333,15 +333,6 @@ def audit_denials() -> None:
 
 
 # ------------------------------------------------------------------------------- reidentify
-def _policy_file(policy: str) -> Path:
-    from veilflow.config import settings
-
-    p = Path(policy)
-    if not p.exists() and not p.suffix:
-        candidate = settings().policies_dir / f"{policy}.yaml"
-        if candidate.exists():
-            return candidate
-    return p
 
 
 def reidentify_cmd(
@@ -368,7 +359,7 @@ def reidentify_cmd(
     from veilflow.vault.master import default_master_key
     from veilflow.vault.reidentify import reidentify
 
-    pol = load_policy(_policy_file(policy))
+    pol = load_policy(policy_file(policy))
     with _connect("steward") as conn:
         if query is not None:
             tokens: list[str | None] = [
