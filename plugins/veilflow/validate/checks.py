@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from typing import Any
 
 import psycopg
@@ -45,13 +45,7 @@ def no_raw_value_survives(
     results = []
     candidates: list[tuple[GateColumn, dict[str, Any]]] = []
     exact: list[GateColumn] = []
-    for col in ctx.columns:
-        if not col.hides_raw:
-            continue
-        spec = ctx.policy.columns.get(col.name)
-        params = dict(spec.params) if spec is not None else {}
-        if _shape_map(col, params) is not None:
-            continue
+    for col, params in format_checked_columns(ctx):
         if _has_format(col, params, "s") is not None and col.name in formats_passed:
             candidates.append((col, params))
         else:
@@ -169,6 +163,19 @@ _CLASS_TO = "9" * 10 + "a" * 26 + "A" * 26
 #: Values an operator could not transform in place and replaced by a readable token
 #: (``on_invalid: token``); counted by the transform, not a format violation.
 FALLBACK_PATTERN = readable_token_pattern()
+
+
+def format_checked_columns(ctx: GateContext) -> Iterator[tuple[GateColumn, dict[str, Any]]]:
+    """The columns that must hide their raw values and whose output keeps no shape of the
+    input, each with its operator's parameters: "no raw value survives" may rest on their
+    output format."""
+    for col in ctx.columns:
+        if not col.hides_raw:
+            continue
+        spec = ctx.policy.columns.get(col.name)
+        params = dict(spec.params) if spec is not None else {}
+        if _shape_map(col, params) is None:
+            yield col, params
 
 
 def _shape_map(col: GateColumn, params: dict[str, object]) -> tuple[str, str] | None:
@@ -303,6 +310,20 @@ def raw_values_in_text(
     ]
 
 
+def rederived_result(column: str, differ: int, sampled: int, seconds: float = 0.0) -> CheckResult:
+    """``token_rederived`` of one column: of ``sampled`` rows, ``differ`` whose output the
+    key does not derive again from the raw value (passes at zero)."""
+    return CheckResult(
+        "token_rederived",
+        differ == 0,
+        observed=differ,
+        threshold=0,
+        column=column,
+        details={"sampled": sampled},
+        seconds=seconds,
+    )
+
+
 def tokens_rederived(
     conn: psycopg.Connection, ctx: GateContext, sample: int = 1000
 ) -> list[CheckResult]:
@@ -368,15 +389,6 @@ def tokens_rederived(
         again = ctx.recompute(col.name, raw).astype(STRING)
         out = pd.Series([k[1] for k in kept], dtype=STRING)
         differ = int((again.fillna("\x00") != out.fillna("\x00")).sum())
-        results.append(
-            CheckResult(
-                "token_rederived",
-                differ == 0,
-                observed=differ,
-                threshold=0,
-                column=col.name,
-                details={"sampled": len(kept)},
-                seconds=time.perf_counter() - t + fetched / len(cols),
-            )
-        )
+        seconds = time.perf_counter() - t + fetched / len(cols)
+        results.append(rederived_result(col.name, differ, len(kept), seconds))
     return results

@@ -27,7 +27,12 @@ import pyarrow.compute as pc
 from veilflow.transform.base import STRING
 from veilflow.validate import sketch
 from veilflow.validate.canaries import NOT_HIDING, canary_leaks
-from veilflow.validate.checks import FALLBACK_PATTERN, _shape_map, value_determined
+from veilflow.validate.checks import (
+    FALLBACK_PATTERN,
+    _shape_map,
+    format_checked_columns,
+    value_determined,
+)
 from veilflow.validate.context import GateColumn, GateContext
 from veilflow.validate.gx_suite import (
     PER_ROW,
@@ -147,13 +152,7 @@ def _format_proofs(
     ctx: GateContext, raw: pd.DataFrame, out: pd.DataFrame, canary: np.ndarray
 ) -> dict[str, FormatProof]:
     proofs: dict[str, FormatProof] = {}
-    for col in ctx.columns:
-        if not col.hides_raw:
-            continue
-        spec = ctx.policy.columns.get(col.name)
-        params = dict(spec.params) if spec is not None else {}
-        if _shape_map(col, params) is not None:
-            continue
+    for col, params in format_checked_columns(ctx):
         raw_ok = has_format(col, params, _arrow(raw[col.name]))
         if raw_ok is None:
             continue

@@ -21,7 +21,7 @@ import psycopg
 from psycopg import sql
 
 from veilflow.validate import sketch
-from veilflow.validate.checks import _shape_map, token_results, value_determined
+from veilflow.validate.checks import _shape_map, rederived_result, token_results, value_determined
 from veilflow.validate.chunk_gate import PAIRS, RISK, UNIQUE, risk_setup, sketch_columns
 from veilflow.validate.context import GateContext
 from veilflow.validate.gx_suite import PER_ROW, ROWS_COLUMN, build_expectations, spec_key
@@ -304,16 +304,7 @@ def rederived_results(ctx: GateContext, s: Summaries) -> list[CheckResult]:
         if not tallies:
             continue
         differ = sum(t.unexpected for t in tallies)
-        results.append(
-            CheckResult(
-                "token_rederived",
-                differ == 0,
-                observed=differ,
-                threshold=0,
-                column=col.name,
-                details={"sampled": sum(t.checked for t in tallies)},
-            )
-        )
+        results.append(rederived_result(col.name, differ, sum(t.checked for t in tallies)))
     return results
 
 
