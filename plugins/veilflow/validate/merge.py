@@ -26,7 +26,7 @@ from veilflow.validate.chunk_gate import PAIRS, RISK, UNIQUE, risk_setup, sketch
 from veilflow.validate.context import GateContext
 from veilflow.validate.gx_suite import PER_ROW, ROWS_COLUMN, build_expectations, spec_key
 from veilflow.validate.report import CheckResult
-from veilflow.validate.rescan import rescan_columns
+from veilflow.validate.rescan import rescan_columns, residual_result
 from veilflow.validate.risk_metrics import Distance, RiskMetrics, metrics_from_histogram
 from veilflow.validate.summary import ChunkSummary, MalformedSummary, parse_summary
 from veilflow.zones.run_tables import CANARY
@@ -348,21 +348,13 @@ def rescan_result(ctx: GateContext, s: Summaries, suppressed: int) -> CheckResul
         replaced.update(c.rescan.replacements)
         for col, counts in c.rescan.findings.items():
             per_column.setdefault(col, Counter()).update(counts)
-    findings = sum(sum(v.values()) for v in per_column.values())
-    details: dict[str, Any] = {
-        "columns": columns,
-        "rows_scanned": scanned,
-        "rows_total": s.total("rows") - suppressed,
-        "replacements_seen": dict(sorted(replaced.items())),
-    }
-    if per_column:
-        details["findings"] = {c: dict(sorted(v.items())) for c, v in sorted(per_column.items())}
-    return CheckResult(
-        "residual_pii",
-        findings <= tolerance,
-        observed=findings,
-        threshold=tolerance,
-        details=details,
+    return residual_result(
+        columns,
+        {c: dict(sorted(v.items())) for c, v in sorted(per_column.items())},
+        scanned,
+        s.total("rows") - suppressed,
+        replaced,
+        tolerance,
     )
 
 
