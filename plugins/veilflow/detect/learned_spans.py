@@ -54,6 +54,17 @@ _MEASURE = re.compile(rf"\d[.,]\d|{_UNIT.pattern}")
 _PHONE_SHAPE = re.compile(r"^(?:\+|00|\(|0\d{8})|\d[ ./-]+\d")
 
 
+def _without_role_and_possessive(text: str, start: int, end: int) -> tuple[int, int, str]:
+    """A name span without the role words before it ("Dr.", "Patient:") and a possessive
+    after it ("'s")."""
+    lead = _LEAD_ROLES.match(text)
+    if lead:
+        start, text = start + lead.end(), text[lead.end() :]
+    if text.endswith(("'s", "’s")):
+        end, text = end - 2, text[:-2]
+    return start, end, text
+
+
 def ner_span(text: str, start: int, end: int, entity: str) -> tuple[int, int] | None:
     """A stock NER span as reported (narrowed), or None: a date needs a concrete date or
     time in it; a name or place starts with a capital (after "the "), holds no digit or
@@ -68,11 +79,7 @@ def ner_span(text: str, start: int, end: int, entity: str) -> tuple[int, int] | 
     if any(c.isdigit() or c in "@/\\#" for c in text):
         return None  # codes and references, not names or places
     if entity == "PERSON":
-        lead = _LEAD_ROLES.match(text)
-        if lead:
-            start, text = start + lead.end(), text[lead.end() :]
-        if text.endswith(("'s", "’s")):
-            end, text = end - 2, text[:-2]
+        start, end, text = _without_role_and_possessive(text, start, end)
     if not text or text in NOT_NAME or len(text) < 2:
         return None
     return start, end
@@ -111,11 +118,7 @@ def learned_span(
             ok = len(text) >= 5 and sum(c.isdigit() for c in text) >= 2
         return (start, end) if ok else None
     if entity == "PERSON":
-        lead = _LEAD_ROLES.match(text)
-        if lead:
-            start, text = start + lead.end(), text[lead.end() :]
-        if text.endswith(("'s", "’s")):
-            end, text = end - 2, text[:-2]
+        start, end, text = _without_role_and_possessive(text, start, end)
         if any(c.isdigit() or c in "@/\\#" for c in text):
             return None
         while True:
