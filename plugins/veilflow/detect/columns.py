@@ -30,9 +30,10 @@ from veilflow.detect.column_evidence import (
     VALUE_PATTERNS,
 )
 from veilflow.detect.gazetteers import gazetteers
-from veilflow.detect.identifiers import IDENTIFIER_ENTITIES, id_token_ok
+from veilflow.detect.identifiers import id_token_ok
 from veilflow.detect.shape import masked_shape
 from veilflow.policy.detection import DetectionSettings
+from veilflow.policy.entities import IDENTIFIER_ENTITIES
 from veilflow.transform.checksums import card_ok, iban_prefix, imei_ok, luhn_array, ssn_ok, vin_ok
 
 

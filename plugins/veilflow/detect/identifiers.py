@@ -30,17 +30,6 @@ from pathlib import Path
 from veilflow.detect.text_pattern import TextPattern, trie, words
 from veilflow.transform.checksums import imei_ok, vin_ok
 
-#: Entity types this module reports.
-IDENTIFIER_ENTITIES = (
-    "MEDICAL_RECORD_NUMBER",
-    "HEALTH_PLAN_ID",
-    "ACCOUNT_NUMBER",
-    "LICENSE_NUMBER",
-    "VEHICLE_ID",
-    "DEVICE_ID",
-    "BIOMETRIC_ID",
-)
-
 
 @dataclass(frozen=True)
 class Context:

@@ -30,7 +30,7 @@ from veilflow.detect.dates import DATE_PATTERNS
 from veilflow.detect.engine import english_words, load_nlp
 from veilflow.detect.findings import keep_findings
 from veilflow.detect.gazetteers import NOT_NAME, cities, gazetteers
-from veilflow.detect.identifiers import IDENTIFIER_ENTITIES, SHAPED, find_identifiers
+from veilflow.detect.identifiers import SHAPED, find_identifiers
 from veilflow.detect.learned_spans import (
     NER_LABELS,
     NER_SCORE,
@@ -53,6 +53,7 @@ from veilflow.detect.text_pattern import SEP, TextPattern, words
 from veilflow.detect.unexplained import HAS_LETTER, needs_model, needs_ner
 from veilflow.detect.vocabulary import Vocabulary
 from veilflow.policy.detection import DetectionSettings
+from veilflow.policy.entities import IDENTIFIER_ENTITIES
 
 log = logging.getLogger(__name__)
 

@@ -2,6 +2,18 @@
 
 from __future__ import annotations
 
+#: The identifiers named by a context word before them ("MRN: 00482913", "plate ABC-123"):
+#: the entity types ``detect.identifiers`` reports.
+IDENTIFIER_ENTITIES: tuple[str, ...] = (
+    "MEDICAL_RECORD_NUMBER",
+    "HEALTH_PLAN_ID",
+    "ACCOUNT_NUMBER",
+    "LICENSE_NUMBER",
+    "VEHICLE_ID",
+    "DEVICE_ID",
+    "BIOMETRIC_ID",
+)
+
 #: Every entity type the scanner reports, in the order findings win an overlap: a validated
 #: structured value (checksum, exact shape) beats a statistical guess, and an identifier
 #: named by its context word ("MRN: 00482913") beats the phone number it also looks like.

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from veilflow.policy.entities import IDENTIFIER_ENTITIES
+
 #: Entity types the residual-PII rescan counts by default: the identifying ones, each of the
 #: HIPAA Safe Harbor identifiers that names a person or a thing of theirs (records, accounts,
 #: plans, licences, vehicles, devices, biometrics, photos, web addresses). Places, dates,
@@ -20,13 +22,7 @@ RESCAN_ENTITIES = (
     "IP_ADDRESS",
     "US_BANK_NUMBER",
     "URL",
-    "MEDICAL_RECORD_NUMBER",
-    "HEALTH_PLAN_ID",
-    "ACCOUNT_NUMBER",
-    "LICENSE_NUMBER",
-    "VEHICLE_ID",
-    "DEVICE_ID",
-    "BIOMETRIC_ID",
+    *IDENTIFIER_ENTITIES,
     "PHOTO_FILE",
 )
 
