@@ -28,7 +28,20 @@ from pydantic import (
 
 from veilflow.errors import PolicyError
 from veilflow.policy.detection import DetectionSettings
-from veilflow.policy.model import IDENT, ColumnSpec, Policy, Source, Target
+from veilflow.policy.model import (
+    ColumnSpec,
+    Policy,
+    Source,
+    Target,
+    default_access,
+    nearest_line,
+)
+from veilflow.policy.names import (
+    NAME_RULE,
+    action_shorthand,
+    identifier,
+    identifier_keys,
+)
 from veilflow.policy.privacy import PrivacySettings, ValidationSettings
 from veilflow.policy.releases import RiskSettings
 
@@ -84,9 +97,7 @@ class TableSpec(_Strict):
     @field_validator("columns", mode="before")
     @classmethod
     def _shorthand(cls, v: Any) -> Any:
-        if isinstance(v, dict):
-            return {k: ({"action": s} if isinstance(s, str) else s) for k, s in v.items()}
-        return v
+        return action_shorthand(v)
 
 
 class DatasetPolicy(_Strict):
@@ -99,12 +110,7 @@ class DatasetPolicy(_Strict):
     subject: str | None = None
     subset: Subset | None = None
     tables: dict[str, TableSpec]
-    access: dict[str, list[str]] = Field(
-        default_factory=lambda: {
-            "ml_engineer": ["anonymized"],
-            "steward": ["restricted", "anonymized", "reidentify"],
-        }
-    )
+    access: dict[str, list[str]] = Field(default_factory=default_access)
 
     _file: str | None = PrivateAttr(default=None)
     _lines: dict[tuple[str, ...], int] = PrivateAttr(default_factory=dict)
@@ -113,19 +119,12 @@ class DatasetPolicy(_Strict):
     @field_validator("dataset")
     @classmethod
     def _dataset(cls, v: str) -> str:
-        if not IDENT.match(v):
-            raise ValueError("must be a lower-case identifier (letters, digits, _)")
-        return v
+        return identifier(v, NAME_RULE)
 
     @field_validator("tables")
     @classmethod
     def _tables(cls, v: dict[str, TableSpec]) -> dict[str, TableSpec]:
-        if not v:
-            raise ValueError("declare at least one table")
-        for name in v:
-            if not IDENT.match(name):
-                raise ValueError(f"table {name!r} is not a lower-case identifier")
-        return v
+        return identifier_keys(v, "table", "identifier")
 
     @model_validator(mode="after")
     def _graph(self) -> DatasetPolicy:
@@ -197,11 +196,7 @@ class DatasetPolicy(_Strict):
         return self._file
 
     def line_of(self, *path: str) -> int | None:
-        for n in range(len(path), 0, -1):
-            line = self._lines.get(tuple(path[:n]))
-            if line is not None:
-                return line
-        return None
+        return nearest_line(self._lines, path)
 
     @property
     def hash(self) -> str:

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from veilflow.policy.detection import DetectionSettings
+from veilflow.policy.names import (
+    COLUMN_RULE,
+    IDENT,
+    NAME_RULE,
+    action_shorthand,
+    identifier,
+    identifier_keys,
+)
 from veilflow.policy.operators import OperatorConfig, operator_config
 from veilflow.policy.privacy import PrivacySettings, ValidationSettings
 from veilflow.policy.releases import (
@@ -19,7 +26,6 @@ from veilflow.policy.releases import (
     UtilitySettings,
 )
 
-IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 ROLES = ("pipeline", "steward", "ml_engineer", "auditor", "admin")
 ZONES = ("restricted", "anonymized", "quarantine", "reidentify")
 
@@ -62,9 +68,7 @@ class Source(_Table):
     @field_validator("key")
     @classmethod
     def _key(cls, v: str) -> str:
-        if not IDENT.match(v):
-            raise ValueError("must be a lower-case SQL identifier")
-        return v
+        return identifier(v, COLUMN_RULE)
 
 
 class Target(_Table):
@@ -84,9 +88,25 @@ class Incremental(_Strict):
     @field_validator("cursor")
     @classmethod
     def _cursor(cls, v: str) -> str:
-        if not IDENT.match(v):
-            raise ValueError("must be a lower-case SQL identifier")
-        return v
+        return identifier(v, COLUMN_RULE)
+
+
+def nearest_line(lines: dict[tuple[str, ...], int], path: tuple[str, ...]) -> int | None:
+    """The YAML line of ``path`` in ``lines``, or of its nearest declared parent."""
+    for n in range(len(path), 0, -1):
+        line = lines.get(path[:n])
+        if line is not None:
+            return line
+    return None
+
+
+def default_access() -> dict[str, list[str]]:
+    """Who may read what when a policy says nothing (``access:``): ML engineers the
+    anonymized zone, stewards every zone and re-identification."""
+    return {
+        "ml_engineer": ["anonymized"],
+        "steward": ["restricted", "anonymized", "reidentify"],
+    }
 
 
 class ColumnSpec(BaseModel):
@@ -141,12 +161,7 @@ class Policy(_Strict):
     releases: list[ReleaseSpec] = Field(default_factory=list)
     utility: UtilitySettings | None = None
     synthetic: SyntheticSettings | None = None
-    access: dict[str, list[str]] = Field(
-        default_factory=lambda: {
-            "ml_engineer": ["anonymized"],
-            "steward": ["restricted", "anonymized", "reidentify"],
-        }
-    )
+    access: dict[str, list[str]] = Field(default_factory=default_access)
 
     _file: str | None = PrivateAttr(default=None)
     _lines: dict[tuple[str, ...], int] = PrivateAttr(default_factory=dict)
@@ -154,27 +169,17 @@ class Policy(_Strict):
     @field_validator("dataset")
     @classmethod
     def _dataset(cls, v: str) -> str:
-        if not IDENT.match(v):
-            raise ValueError("must be a lower-case identifier (letters, digits, _)")
-        return v
+        return identifier(v, NAME_RULE)
 
     @field_validator("columns", mode="before")
     @classmethod
     def _shorthand(cls, v: Any) -> Any:
-        # `amount: keep` is short for `amount: {action: keep}`.
-        if isinstance(v, dict):
-            return {k: ({"action": s} if isinstance(s, str) else s) for k, s in v.items()}
-        return v
+        return action_shorthand(v)
 
     @field_validator("columns")
     @classmethod
     def _columns(cls, v: dict[str, ColumnSpec]) -> dict[str, ColumnSpec]:
-        if not v:
-            raise ValueError("declare at least one column")
-        for name in v:
-            if not IDENT.match(name):
-                raise ValueError(f"column {name!r} is not a lower-case SQL identifier")
-        return v
+        return identifier_keys(v, "column", "SQL identifier")
 
     @field_validator("access")
     @classmethod
@@ -239,11 +244,7 @@ class Policy(_Strict):
     def line_of(self, *path: str) -> int | None:
         """The YAML line of ``path`` (e.g. ``("columns", "email", "keep_last")``), or of its
         nearest declared parent."""
-        for n in range(len(path), 0, -1):
-            line = self._lines.get(tuple(path[:n]))
-            if line is not None:
-                return line
-        return None
+        return nearest_line(self._lines, path)
 
     @property
     def hash(self) -> str:

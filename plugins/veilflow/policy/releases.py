@@ -11,12 +11,11 @@ admin (``veilflow budget set``), so whoever writes a policy cannot raise it.
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+from veilflow.policy.names import IDENT, NAME_RULE, identifier
 
 
 class _Strict(BaseModel):
@@ -68,9 +67,7 @@ class ReleaseSpec(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not IDENT.match(v):
-            raise ValueError("must be a lower-case identifier (letters, digits, _)")
-        return v
+        return identifier(v, NAME_RULE)
 
     @field_validator("group_by")
     @classmethod
