@@ -14,7 +14,6 @@ from typing import Any
 
 import psycopg
 
-from veilflow.vault.audit import AuditEntry
 from veilflow.vault.keys import list_keys
 from veilflow.zones.access import ROLES, ZONES
 from veilflow.zones.manifest import QuarantineEntry, RunManifest
@@ -196,48 +195,6 @@ def key_inventory(conn: psycopg.Connection, dataset: str | None = None) -> list[
         )
         for v in list_keys(conn, dataset)
     ]
-
-
-# ------------------------------------------------------------------------------- audit
-@dataclass(frozen=True)
-class AuditFilter:
-    action: str | None = None  # an action or its prefix (``key`` matches ``key.rotate``)
-    actor: str | None = None
-    target: str | None = None  # substring
-    outcome: str | None = None
-    since: date | None = None
-    until: date | None = None
-    airflow_user: str | None = None
-
-
-def audit_entries(
-    conn: psycopg.Connection, flt: AuditFilter, *, limit: int = 200
-) -> list[AuditEntry]:
-    """Matching entries, newest first."""
-    rows = conn.execute(
-        "SELECT seq, at, actor, action, target, purpose, count, outcome, details, row_hash"
-        " FROM governance.audit_log"
-        " WHERE (%(action)s::text IS NULL OR action = %(action)s OR action LIKE %(prefix)s)"
-        "   AND (%(actor)s::text IS NULL OR actor = %(actor)s)"
-        "   AND (%(target)s::text IS NULL OR strpos(target, %(target)s) > 0)"
-        "   AND (%(outcome)s::text IS NULL OR outcome = %(outcome)s)"
-        "   AND (%(since)s::date IS NULL OR at >= %(since)s::date)"
-        "   AND (%(until)s::date IS NULL OR at < %(until)s::date + 1)"
-        "   AND (%(airflow_user)s::text IS NULL OR details->>'airflow_user' = %(airflow_user)s)"
-        " ORDER BY seq DESC LIMIT %(limit)s",
-        {
-            "action": flt.action,
-            "prefix": f"{flt.action}.%" if flt.action else None,
-            "actor": flt.actor,
-            "target": flt.target,
-            "outcome": flt.outcome,
-            "since": flt.since,
-            "until": flt.until,
-            "airflow_user": flt.airflow_user,
-            "limit": limit,
-        },
-    ).fetchall()
-    return [AuditEntry(*r) for r in rows]
 
 
 # ------------------------------------------------------------------------------- access

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import psycopg
@@ -127,6 +127,49 @@ class AuditEntry:
         return "  ".join(bits)
 
 
+@dataclass(frozen=True)
+class AuditFilter:
+    """Which entries to list; None matches every value."""
+
+    action: str | None = None  # an action or its prefix (``key`` matches ``key.rotate``)
+    actor: str | None = None
+    target: str | None = None  # substring
+    outcome: str | None = None
+    since: date | None = None
+    until: date | None = None
+    airflow_user: str | None = None
+
+
+def audit_entries(
+    conn: psycopg.Connection, flt: AuditFilter, *, limit: int = 200
+) -> list[AuditEntry]:
+    """Matching entries, newest first (the UI's audit page; ``tail`` for the CLI)."""
+    rows = conn.execute(
+        "SELECT seq, at, actor, action, target, purpose, count, outcome, details, row_hash"
+        " FROM governance.audit_log"
+        " WHERE (%(action)s::text IS NULL OR action = %(action)s OR action LIKE %(prefix)s)"
+        "   AND (%(actor)s::text IS NULL OR actor = %(actor)s)"
+        "   AND (%(target)s::text IS NULL OR strpos(target, %(target)s) > 0)"
+        "   AND (%(outcome)s::text IS NULL OR outcome = %(outcome)s)"
+        "   AND (%(since)s::date IS NULL OR at >= %(since)s::date)"
+        "   AND (%(until)s::date IS NULL OR at < %(until)s::date + 1)"
+        "   AND (%(airflow_user)s::text IS NULL OR details->>'airflow_user' = %(airflow_user)s)"
+        " ORDER BY seq DESC LIMIT %(limit)s",
+        {
+            "action": flt.action,
+            "prefix": f"{flt.action}.%" if flt.action else None,
+            "actor": flt.actor,
+            "target": flt.target,
+            "outcome": flt.outcome,
+            "since": flt.since,
+            "until": flt.until,
+            "airflow_user": flt.airflow_user,
+            "limit": limit,
+        },
+    ).fetchall()
+    return [AuditEntry(*r) for r in rows]
+
+
 def tail(
     conn: psycopg.Connection,
     limit: int = 20,
@@ -135,20 +178,8 @@ def tail(
     actor: str | None = None,
 ) -> list[AuditEntry]:
     """The newest ``limit`` entries (optionally of one action prefix or actor), oldest first."""
-    rows = conn.execute(
-        "SELECT seq, at, actor, action, target, purpose, count, outcome, details, row_hash"
-        " FROM governance.audit_log"
-        " WHERE (%(action)s::text IS NULL OR action = %(action)s OR action LIKE %(prefix)s)"
-        "   AND (%(actor)s::text IS NULL OR actor = %(actor)s)"
-        " ORDER BY seq DESC LIMIT %(limit)s",
-        {
-            "action": action,
-            "prefix": f"{action}.%" if action else None,
-            "actor": actor,
-            "limit": limit,
-        },
-    ).fetchall()
-    return [AuditEntry(*r) for r in reversed(rows)]
+    newest = audit_entries(conn, AuditFilter(action=action, actor=actor), limit=limit)
+    return newest[::-1]
 
 
 @dataclass(frozen=True)

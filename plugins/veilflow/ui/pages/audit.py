@@ -5,11 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from veilflow.ui import queries
 from veilflow.ui.auth import AuthError, require
 from veilflow.ui.context import CurrentViewer, Ui, blank, day
 from veilflow.vault import access as vault_access
-from veilflow.vault.audit import verify
+from veilflow.vault.audit import AuditFilter, audit_entries, verify
 
 router = APIRouter()
 
@@ -37,7 +36,7 @@ def audit_index(
     out = blank(outcome)
     if out is not None and out not in AUDIT_OUTCOMES:
         raise AuthError(400, f"unknown outcome; one of {', '.join(AUDIT_OUTCOMES)}")
-    flt = queries.AuditFilter(
+    flt = AuditFilter(
         action=blank(action),
         actor=blank(actor),
         target=blank(target),
@@ -48,7 +47,7 @@ def audit_index(
     )
     with app.db(who, "audit") as conn:
         vault_access.require(conn, "audit.read", action="audit.tail", target="governance.audit_log")
-        entries = queries.audit_entries(conn, flt, limit=min(max(limit, 1), 2000))
+        entries = audit_entries(conn, flt, limit=min(max(limit, 1), 2000))
     chain = None
     if verify_chain:
         with app.db(who, "audit.verify") as conn:
