@@ -48,6 +48,14 @@ from veilflow.policy.releases import RiskSettings
 #: Actions a key that foreign keys refer to may take: deterministic under the scope's
 #: token key, the same value gives the same token in every table.
 JOINABLE_KEY_ACTIONS = ("tokenize",)
+#: Sections of a single-table policy that a dataset of several tables does not take yet,
+#: and what each makes (docs/policy.md, "Datasets of several tables").
+SINGLE_TABLE_ONLY = {
+    "incremental": "incremental runs",
+    "releases": "DP releases",
+    "utility": "a utility report",
+    "synthetic": "a synthetic table",
+}
 #: What a ``subset.where`` predicate may not hold: a second statement or a comment.
 _UNSAFE_PREDICATE = re.compile(r";|--|/\*|\*/")
 
@@ -294,3 +302,31 @@ class DatasetPolicy(_Strict):
         policy._file = self._file
         policy._lines = {path[2:]: line for path, line in self._lines.items() if path[:2] == prefix}
         return policy
+
+
+def refuse_single_table_sections(
+    data: dict[str, Any], lines: dict[tuple[str, ...], int], file: str
+) -> None:
+    """``PolicyError`` naming the line of a section only a single-table policy takes
+    (``SINGLE_TABLE_ONLY``), at the dataset's level or in one of its tables, rather than
+    a bare "unknown field"."""
+    tables = data.get("tables")
+    paths: list[tuple[str, ...]] = [(str(k),) for k in data]
+    if isinstance(tables, dict):
+        paths += [
+            ("tables", str(name), str(k))
+            for name, spec in tables.items()
+            if isinstance(spec, dict)
+            for k in spec
+        ]
+    for path in paths:
+        what = SINGLE_TABLE_ONLY.get(path[-1])
+        if what is not None:
+            raise PolicyError(
+                f"{path[-1]}: ({what}) is a section of a single-table policy that a dataset "
+                "of several tables does not take yet; run the table as a policy of its own "
+                "to have it",
+                file=file,
+                line=lines.get(path),
+                field=".".join(path),
+            )

@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from veilflow.errors import PolicyError
-from veilflow.policy.dataset import DatasetPolicy
+from veilflow.policy.dataset import DatasetPolicy, refuse_single_table_sections
 from veilflow.policy.model import Policy
 
 M = TypeVar("M", bound=BaseModel)
@@ -81,6 +81,7 @@ def parse_any_policy(text: str, file: str = "<policy>") -> Policy | DatasetPolic
     data, lines = _compose(text, file)
     if "tables" not in data:
         return _single(data, lines, file)
+    refuse_single_table_sections(data, lines, file)
     dataset = _validate(DatasetPolicy, data, lines, file)
     dataset._file = file
     dataset._lines = lines
