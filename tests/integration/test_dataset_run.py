@@ -253,6 +253,130 @@ def test_an_erased_customer_leaves_both_tables(
     assert verify(conn).ok
 
 
+def _request(ds: DatasetPolicy, zones_db: str, steward: str, subject: str) -> int:
+    """A steward records an erasure request for ``subject`` (not applied)."""
+    with psycopg.connect(_url(zones_db, steward), autocommit=True) as c:
+        keys = VaultKeyProvider(
+            default_master_key(),
+            lambda: psycopg.connect(_url(zones_db, steward), autocommit=True),
+            operation="reidentify",
+            purpose=REASON,
+        )
+        return request_dataset(c, ds, subject, REASON, keys)
+
+
+def _manifests(conn: psycopg.Connection, run_id: str) -> dict[str, dict[str, object]]:
+    """Each table's manifest of a dataset run, by table."""
+    rows = conn.execute(
+        "SELECT manifest FROM governance.runs WHERE run_id LIKE %s", (run_id + "/%",)
+    ).fetchall()
+    return {r[0]["dataset_run"]["table"]: r[0] for r in rows}
+
+
+def test_the_next_run_leaves_an_erased_customer_out_of_every_table_at_extract(
+    as_pipeline: str, conn: psycopg.Connection, role_logins: dict[str, str]
+) -> None:
+    """ADR 0022 and 0023: recorded, not yet applied, the request makes the next run take the
+    customer and their orders out of both snapshots, so every check counts the rows that
+    will be published and no order is left without its customer."""
+    ds = shop_policy()
+    run_dataset(ds)
+    subject, orders = conn.execute(
+        "SELECT customer_id, count(*) FROM restricted.orders GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1"
+    ).fetchone()  # type: ignore[misc]
+    assert orders >= 3
+    token = _token_of(ds, as_pipeline, str(subject))
+    where = "SELECT count(*) FROM {} WHERE customer_id = %s"
+    published = ("anonymized.shop_customers", "anonymized.shop_orders")
+    assert [_count(conn, where.format(t), token) for t in published] == [1, orders]
+    request_id = _request(ds, as_pipeline, role_logins["steward"], str(subject))
+
+    again = run_dataset(ds)
+    total = _count(conn, "SELECT count(*) FROM restricted.orders")
+    assert again.rows_published == {"customers": 1999, "orders": total - orders}
+    manifests = _manifests(conn, again.run_id)
+    # Left out at extract, counted in each table's manifest; nothing was left for publish.
+    assert manifests["customers"]["erased_left_out"] == 1
+    assert manifests["customers"]["rows_in"] == 1999
+    assert manifests["orders"]["erased_left_out"] == orders
+    assert manifests["orders"]["rows_in"] == total - orders
+    assert {m["erased_rows_left_out"] for m in manifests.values()} == {0}
+    # The foreign-key check saw no orphan: the orders left with their customer.
+    (fk,) = again.foreign_keys
+    assert (fk.rows, fk.source_orphans, fk.orphans) == (total - orders, 0, 0)
+
+    # No row of the subject in any table of the dataset, published or quarantined.
+    quarantined = [
+        str(r[0])
+        for r in conn.execute(
+            "SELECT quarantine_table FROM governance.quarantined WHERE dataset LIKE 'shop__%'"
+            " AND quarantine_table IS NOT NULL"
+        ).fetchall()
+    ]
+    for table in (*published, *quarantined):
+        if _count(
+            conn, "SELECT count(*) FROM pg_tables WHERE schemaname || '.' || tablename = %s", table
+        ):
+            assert _count(conn, where.format(table), token) == 0, table
+    assert _count(conn, ANON_JOIN) == total - orders
+    applied = conn.execute(
+        "SELECT applied_at IS NOT NULL FROM governance.erasure_requests WHERE id = %s",
+        (request_id,),
+    ).fetchone()
+    assert applied == (True,)  # the publish applied the request after it
+    assert verify(conn).ok
+
+
+def test_an_erased_customer_leaves_a_table_two_foreign_keys_down_at_extract(
+    as_pipeline: str, conn: psycopg.Connection, role_logins: dict[str, str]
+) -> None:
+    """A third table, order items referring to orders: the items of the erased customer's
+    orders are found by their orders' tokens and left out with them."""
+    conn.execute(
+        "CREATE TABLE restricted.order_items AS SELECT order_id * 10 + n AS item_id, order_id,"
+        " n AS quantity FROM restricted.orders, generate_series(1, 2) AS n"
+    )
+    conn.execute("ALTER TABLE restricted.order_items ADD PRIMARY KEY (item_id)")
+    conn.execute(
+        "ALTER TABLE restricted.order_items ADD FOREIGN KEY (order_id)"
+        " REFERENCES restricted.orders (order_id)"
+    )
+    conn.execute("GRANT SELECT ON restricted.order_items TO veilflow_pipeline")
+    items = (
+        "  items:\n"
+        "    source: {table: restricted.order_items, key: item_id}\n"
+        "    target: {table: anonymized.shop_items}\n"
+        "    foreign_keys: {order_id: orders}\n"
+        "    columns:\n"
+        "      item_id:  {action: tokenize}\n"
+        "      quantity: keep\n"
+    )
+    ds = shop_policy(edit=lambda text: text.replace("\naccess:", items + "\naccess:"))
+    assert ds.order == ["customers", "orders", "items"]
+    subject, orders = conn.execute(
+        "SELECT customer_id, count(*) FROM restricted.orders GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1"
+    ).fetchone()  # type: ignore[misc]
+    run_dataset(ds)  # the dataset's token key, which a request needs
+    _request(ds, as_pipeline, role_logins["steward"], str(subject))
+
+    done = run_dataset(ds)
+    total = _count(conn, "SELECT count(*) FROM restricted.order_items")
+    assert done.rows_published["items"] == total - 2 * orders
+    manifests = _manifests(conn, done.run_id)
+    assert [manifests[t]["erased_left_out"] for t in ds.order] == [1, orders, 2 * orders]
+    assert {m["erased_rows_left_out"] for m in manifests.values()} == {0}
+    assert all(fk.orphans == 0 for fk in done.foreign_keys)
+    # Every published item joins its published order, whose customer is published.
+    assert (
+        _count(
+            conn,
+            "SELECT count(*) FROM anonymized.shop_items i JOIN anonymized.shop_orders o"
+            " USING (order_id) JOIN anonymized.shop_customers c USING (customer_id)",
+        )
+        == total - 2 * orders
+    )
+
+
 def test_a_foreign_key_the_catalog_has_must_be_declared(
     as_pipeline: str, conn: psycopg.Connection
 ) -> None:

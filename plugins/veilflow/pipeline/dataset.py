@@ -3,7 +3,8 @@ and gated by the single-table stages as a policy of its own (``DatasetPolicy.tab
 under one key scope; the dataset adds what spans its tables:
 
 - extract in dependency order, a ``subset:`` following the foreign keys down, after a check
-  that every foreign key the catalog has between the dataset's tables is declared;
+  that every foreign key the catalog has between the dataset's tables is declared, erased
+  subjects left out of every table (``pipeline/erased_dataset.py``);
 - the foreign-key check of the gate (``veilflow.validate.foreign_keys``) once every table has
   passed its own gate;
 - one publish that swaps every table in one transaction (``veilflow.zones.publish_dataset``),
@@ -29,6 +30,7 @@ from veilflow.errors import PolicyError, ValidationFailed, VeilflowError
 from veilflow.lineage.emitter import emit_stage
 from veilflow.lineage.events import ParentRun
 from veilflow.pipeline import stages
+from veilflow.pipeline.erased_dataset import leave_out_erased, rows_left_out
 from veilflow.pipeline.manifest import load_manifest, save_manifest
 from veilflow.policy.dataset import DatasetPolicy
 from veilflow.transform.keys import KeyProvider
@@ -146,7 +148,14 @@ def extract_table(
     trun = table_run_id(run_id, table)
     with connect() as conn:
         check_catalog_keys(conn, ds, table)
-    result = stages.extract(policy, trun, keys, parent=parent, subset=_subset_rows(ds, table))
+    result = stages.extract(
+        policy,
+        trun,
+        keys,
+        parent=parent,
+        subset=_subset_rows(ds, table),
+        leave_out=leave_out_erased(ds, table, keys),
+    )
     refs = _references(ds, table)
     with connect() as conn:
         manifest = load_manifest(conn, trun)
@@ -304,7 +313,7 @@ class DatasetPublished:
     run_id: str
     #: Rows published, by table of the dataset.
     rows: dict[str, int]
-    #: Rows of erased subjects left out, by table.
+    #: Rows of erased subjects left out, by table (at extract, and at publish).
     left_out: dict[str, int]
 
 
@@ -365,7 +374,7 @@ def publish_dataset(
             return DatasetPublished(
                 run_id,
                 {t: m.rows_out or 0 for t, m in manifests.items()},
-                {t: m.erased_rows_left_out or 0 for t, m in manifests.items()},
+                {t: rows_left_out(m) for t, m in manifests.items()},
             )
         for table in ds.order:
             rt = table_tables(ds, run_id, table)
@@ -444,7 +453,7 @@ def publish_dataset(
     return DatasetPublished(
         run_id,
         published,
-        {t: manifests[t].erased_rows_left_out or 0 for t in ds.order},
+        {t: rows_left_out(manifests[t]) for t in ds.order},
     )
 
 

@@ -14,8 +14,10 @@ with erasure requests; publish still leaves the same tokens out of the version i
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import numpy as np
+import pandas as pd
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -37,6 +39,30 @@ from veilflow.zones.run_tables import ROW, RunTables, drop_snapshot_rows
 
 log = logging.getLogger(__name__)
 
+#: How a run's extract takes erased subjects out of its snapshot of ``rows`` rows, when
+#: not by the table's own key (a dataset's tables: ``pipeline/erased_dataset.py``):
+#: returns (rows left, rows left out).
+LeaveOut = Callable[[psycopg.Connection, RunTables, int], tuple[int, int]]
+
+
+def token_hits(
+    conn: psycopg.Connection,
+    policy: Policy,
+    values: pd.Series,
+    keys: KeyProvider,
+    tokens: list[str],
+) -> np.ndarray:
+    """Which of ``values`` (a key column, or a foreign-key column anonymized as that key)
+    have one of ``tokens`` as their token under any readable version of ``policy``'s token
+    key, with its key column's configuration."""
+    config = key_config(policy)
+    wanted = pa.array(tokens, type=pa.large_string())
+    hit = np.zeros(len(values), dtype=bool)
+    for version in token_versions(conn, policy):
+        out, _ = tokenize_array(values, keys.data_key(policy.scope, "token", version), config)
+        hit |= np.asarray(pc.is_in(out, value_set=wanted).fill_null(False), dtype=bool)
+    return hit
+
 
 def erased_rows(
     conn: psycopg.Connection, policy: Policy, rt: RunTables, keys: KeyProvider
@@ -46,7 +72,6 @@ def erased_rows(
     tokens = erased_tokens(conn, policy.dataset)
     if not tokens:
         return []
-    config = key_config(policy)
     key = policy.source.key
     frame = read_frame(
         conn,
@@ -55,11 +80,7 @@ def erased_rows(
         ),
         [ROW, key],
     )
-    wanted = pa.array(tokens, type=pa.large_string())
-    hit = np.zeros(len(frame), dtype=bool)
-    for version in token_versions(conn, policy):
-        out, _ = tokenize_array(frame[key], keys.data_key(policy.scope, "token", version), config)
-        hit |= np.asarray(pc.is_in(out, value_set=wanted).fill_null(False), dtype=bool)
+    hit = token_hits(conn, policy, frame[key], keys, tokens)
     return [int(r) for r in frame[ROW].to_numpy()[hit]]
 
 

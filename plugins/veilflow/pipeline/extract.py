@@ -12,7 +12,7 @@ from typing import Any
 from psycopg import sql
 
 from veilflow.lineage.events import ParentRun
-from veilflow.pipeline.erased import leave_out_erased
+from veilflow.pipeline.erased import LeaveOut, leave_out_erased
 from veilflow.pipeline.manifest import column_entries
 from veilflow.pipeline.plan import plan_policy
 from veilflow.pipeline.source_checks import check_keys, check_schema, scan_source
@@ -69,11 +69,14 @@ def extract(
     *,
     full: bool = False,
     subset: sql.Composable | None = None,
+    leave_out: LeaveOut | None = None,
 ) -> ExtractResult:
     """Check the source against the policy, snapshot it, plant canaries, cut key ranges.
     An incremental policy's run takes only the rows past the published cursor (ADR 0017)
     unless ``full``; with none, the run ends here, up to date. ``subset``: a predicate on
-    the source's rows, the only ones taken (a dataset's subset, ADR 0023)."""
+    the source's rows, the only ones taken (a dataset's subset, ADR 0023); ``leave_out``:
+    how erased subjects leave the snapshot, when not by the table's own key (a dataset's
+    tables, ADR 0023)."""
     from veilflow.pipeline import increment
 
     plan = plan_policy(policy, keys)
@@ -125,7 +128,10 @@ def extract(
         else:
             rows, taken = increment.take_rows(conn, policy, rt, declared, taking)
             manifest = manifest.but(incremental=taken)
-        rows, left_out = leave_out_erased(conn, policy, rt, keys, rows)
+        if leave_out is None:
+            rows, left_out = leave_out_erased(conn, policy, rt, keys, rows)
+        else:
+            rows, left_out = leave_out(conn, rt, rows)
         if left_out:
             manifest = manifest.but(erased_left_out=left_out)
         if taking is not None and rows == 0 and taking.mode == "append":
