@@ -37,7 +37,8 @@ from veilflow.privacy.budget import (
 from veilflow.privacy.dp import noise_of, privatize
 from veilflow.privacy.erased import not_erased
 from veilflow.zones.copy_io import write_frame
-from veilflow.zones.run_tables import CANARY, RunTables, table_exists
+from veilflow.zones.publish import swap_in
+from veilflow.zones.run_tables import CANARY, RunTables
 
 log = logging.getLogger(__name__)
 
@@ -235,24 +236,7 @@ def write_release(
     conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(schema, new)))
     conn.execute(sql.SQL("CREATE TABLE {} ({})").format(sql.Identifier(schema, new), defs))
     write_frame(conn, sql.Identifier(schema, new), frame)
-    for role in readers:
-        conn.execute(
-            sql.SQL("GRANT SELECT ON {} TO {}").format(
-                sql.Identifier(schema, new), sql.Identifier(role)
-            )
-        )
-    if table_exists(conn, schema, name):
-        conn.execute(
-            sql.SQL("ALTER TABLE {} RENAME TO {}").format(
-                sql.Identifier(schema, name), sql.Identifier(old)
-            )
-        )
-        conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(schema, old)))
-    conn.execute(
-        sql.SQL("ALTER TABLE {} RENAME TO {}").format(
-            sql.Identifier(schema, new), sql.Identifier(name)
-        )
-    )
+    swap_in(conn, schema, name, new, old, readers)
 
 
 def publish_releases(

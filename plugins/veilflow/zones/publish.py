@@ -53,6 +53,38 @@ def _kept_rows(
     return where, tuple(params)
 
 
+def swap_in(
+    conn: psycopg.Connection, schema: str, name: str, new: str, old: str, readers: Iterable[str]
+) -> None:
+    """Put the freshly built ``schema.new`` in place of ``schema.name``, readable by
+    ``readers``: a grant, then the swap (two renames and a drop), in the caller's
+    transaction, so readers see the old table or the new one, never none."""
+    for role in readers:
+        conn.execute(
+            sql.SQL("GRANT SELECT ON {} TO {}").format(
+                sql.Identifier(schema, new), sql.Identifier(role)
+            )
+        )
+    if table_exists(conn, schema, name):
+        conn.execute(
+            sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+                sql.Identifier(schema, name), sql.Identifier(old)
+            )
+        )
+        conn.execute(
+            sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+                sql.Identifier(schema, new), sql.Identifier(name)
+            )
+        )
+        conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(schema, old)))
+    else:
+        conn.execute(
+            sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+                sql.Identifier(schema, new), sql.Identifier(name)
+            )
+        )
+
+
 def publish_version(
     conn: psycopg.Connection,
     rt: RunTables,
@@ -85,31 +117,7 @@ def publish_version(
             params,
         )
         rows = max(built.rowcount, 0)  # CREATE TABLE AS reports the rows it wrote
-        for role in readers:
-            conn.execute(
-                sql.SQL("GRANT SELECT ON {} TO {}").format(
-                    sql.Identifier(target_schema, new), sql.Identifier(role)
-                )
-            )
-        # The swap: two renames and a drop, in the same transaction as the build.
-        if table_exists(conn, target_schema, target_table):
-            conn.execute(
-                sql.SQL("ALTER TABLE {} RENAME TO {}").format(
-                    sql.Identifier(target_schema, target_table), sql.Identifier(old)
-                )
-            )
-            conn.execute(
-                sql.SQL("ALTER TABLE {} RENAME TO {}").format(
-                    sql.Identifier(target_schema, new), sql.Identifier(target_table)
-                )
-            )
-            conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(target_schema, old)))
-        else:
-            conn.execute(
-                sql.SQL("ALTER TABLE {} RENAME TO {}").format(
-                    sql.Identifier(target_schema, new), sql.Identifier(target_table)
-                )
-            )
+        swap_in(conn, target_schema, target_table, new, old, readers)
         conn.execute(
             "INSERT INTO governance.published_versions (dataset, target_table, run_id, rows)"
             " VALUES (%s, %s, %s, %s) ON CONFLICT (dataset, run_id) DO UPDATE SET rows ="
