@@ -27,11 +27,11 @@ import psycopg
 from psycopg import sql
 
 from veilflow.errors import PolicyError, ValidationFailed, VeilflowError
-from veilflow.lineage.emitter import emit_stage
 from veilflow.lineage.events import ParentRun
 from veilflow.pipeline import stages
 from veilflow.pipeline.erased_dataset import leave_out_erased, rows_left_out
 from veilflow.pipeline.manifest import load_manifest, save_manifest
+from veilflow.pipeline.stage_context import StageContext, audit_run
 from veilflow.policy.dataset import DatasetPolicy
 from veilflow.transform.keys import KeyProvider
 from veilflow.validate.foreign_keys import ForeignKeyCount, count_orphans
@@ -41,8 +41,8 @@ from veilflow.vault.erasure_dataset import apply_dataset
 from veilflow.zones import runs
 from veilflow.zones.catalog import foreign_keys_of
 from veilflow.zones.db import connect
-from veilflow.zones.manifest import GateCheck, GateSummary, QuarantineEntry
-from veilflow.zones.publish import ROLE_NAMES, LeaveOut, quarantine_candidate
+from veilflow.zones.manifest import GateCheck, GateSummary
+from veilflow.zones.publish import ROLE_NAMES, LeaveOut
 from veilflow.zones.publish_dataset import TableVersion, candidate_rows, publish_versions
 from veilflow.zones.run_tables import RunTables, drop_run_tables, table_exists
 
@@ -59,6 +59,18 @@ def table_run_id(run_id: str, table: str) -> str:
 
 def table_tables(ds: DatasetPolicy, run_id: str, table: str) -> RunTables:
     return RunTables(ds.table_dataset(table), table_run_id(run_id, table))
+
+
+def table_stage(
+    conn: psycopg.Connection,
+    ds: DatasetPolicy,
+    run_id: str,
+    table: str,
+    stage: str,
+    parent: ParentRun | None = None,
+) -> StageContext:
+    """One table's part of a stage of the dataset run, as a single-table stage sees it."""
+    return StageContext(conn, ds.table_policy(table), table_run_id(run_id, table), stage, parent)
 
 
 # --------------------------------------------------------------------------- subset
@@ -264,27 +276,14 @@ def refuse_dataset(ds: DatasetPolicy, run_id: str, reasons: list[dict[str, Any]]
     """Quarantine every table's candidate with ``reasons`` and record the runs refused."""
     with connect() as conn:
         for table in ds.order:
-            rt = table_tables(ds, run_id, table)
-            moved = quarantine_candidate(conn, rt, reasons)
-            manifest = load_manifest(conn, rt.run_id)
-            manifest = manifest.but(quarantine=QuarantineEntry(table=moved, reasons=tuple(reasons)))
-            save_manifest(
-                conn,
-                rt.run_id,
-                manifest,
+            stage = table_stage(conn, ds, run_id, table, "quarantine")
+            stage.quarantine(
+                runs.load_manifest(conn, stage.run_id),
+                reasons,
                 status="quarantined",
-                finished_at=True,
                 error="the gate refused the dataset",
-            )
-            drop_run_tables(conn, rt)
-            conn.commit()
-            emit_stage(
-                conn,
-                stage="quarantine",
                 event_type="COMPLETE",
-                policy=ds.table_policy(table),
-                run_id=rt.run_id,
-                manifest=manifest,
+                audit=None,
             )
         _audit(
             conn,
@@ -381,15 +380,7 @@ def publish_dataset(
             if not table_exists(conn, "staging", rt.candidate_name):
                 raise VeilflowError(f"run {rt.run_id} has no candidate to publish")
         for table in ds.order:
-            emit_stage(
-                conn,
-                stage="publish",
-                event_type="START",
-                policy=ds.table_policy(table),
-                run_id=table_run_id(run_id, table),
-                manifest=manifests[table],
-                parent=parent,
-            )
+            table_stage(conn, ds, run_id, table, "publish", parent).emit("START", manifests[table])
         leave_out = _leave_out(conn, ds, run_id)
         before = {t: candidate_rows(conn, table_tables(ds, run_id, t)) for t in ds.order}
         conn.commit()
@@ -421,17 +412,10 @@ def publish_dataset(
                     finished_at=True,
                 )
         for table in ds.order:
-            drop_run_tables(conn, table_tables(ds, run_id, table))
+            stage = table_stage(conn, ds, run_id, table, "publish", parent)
+            drop_run_tables(conn, stage.tables)
             conn.commit()
-            emit_stage(
-                conn,
-                stage="publish",
-                event_type="COMPLETE",
-                policy=ds.table_policy(table),
-                run_id=table_run_id(run_id, table),
-                manifest=manifests[table],
-                parent=parent,
-            )
+            stage.emit("COMPLETE", manifests[table])
         _audit(
             conn,
             ds,
@@ -465,17 +449,14 @@ def _audit(
     count: int | None,
     **details: Any,
 ) -> None:
-    """Record a dataset run's outcome in the audit log (names and counts only)."""
-    from veilflow.vault.audit import record
-
-    try:
-        record(
-            conn,
-            "policy_run",
-            target=ds.dataset,
-            count=count,
-            outcome=outcome,
-            details={"run_id": run_id, "dataset": ds.dataset, "policy_hash": ds.hash, **details},
-        )
-    except VeilflowError as exc:
-        log.error("could not audit run %s: %s", run_id, exc)
+    """Record a dataset run's outcome in the audit log, once for all its tables."""
+    audit_run(
+        conn,
+        target=ds.dataset,
+        dataset=ds.dataset,
+        policy_hash=ds.hash,
+        run_id=run_id,
+        outcome=outcome,
+        count=count,
+        **details,
+    )

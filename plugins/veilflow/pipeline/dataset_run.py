@@ -3,16 +3,13 @@ tasks call, in the DAG's order (ADR 0023)."""
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from veilflow.errors import DatabaseUnavailable, VeilflowError
 from veilflow.pipeline.dataset import (
     check_foreign_keys,
     extract_table,
@@ -22,7 +19,7 @@ from veilflow.pipeline.dataset import (
     validate_table,
 )
 from veilflow.pipeline.keys import default_key_provider
-from veilflow.pipeline.runner import new_run_id
+from veilflow.pipeline.runner import fork_pool, new_run_id, preload_gate, stop_and_fail
 from veilflow.pipeline.stages import ChunkRef, ChunkResult, ExtractResult
 from veilflow.policy.dataset import DatasetPolicy
 from veilflow.transform.keys import KeyProvider
@@ -79,9 +76,7 @@ def _fork_workers(
     for policy in ds.table_policies().values():
         warm_scanner(policy)  # built once here, inherited by every forked worker
     _WORKER_STATE.update(ds=ds, run_id=run_id, keys=keys)
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
-    pool.submit(int).result()
-    return pool
+    return fork_pool(workers)
 
 
 def run_dataset(
@@ -103,12 +98,7 @@ def run_dataset(
     rows_in: dict[str, int] = {}
     n = workers if workers is not None else (os.cpu_count() or 1)
     pool = _fork_workers(ds, run_id, keys, n) if n > 1 else None
-    # Great Expectations imports for seconds, in the background while extract waits on
-    # PostgreSQL (as run_policy does): the gate's own late preload thread would race the
-    # gate's import of SQLAlchemy (a partially initialized module).
-    from veilflow.validate.gx_suite import preload
-
-    threading.Thread(target=preload, name="veilflow-gx-import", daemon=True).start()
+    preload_gate()  # as run_policy does
     try:
         extracted: dict[str, ExtractResult] = {}
         for table in ds.order:
@@ -128,18 +118,8 @@ def run_dataset(
             say(f"foreign key {c.describe()}")
         published = publish_dataset(ds, run_id)
     except BaseException as exc:
-        if pool is not None:
-            # Running chunks finish, queued ones are cancelled, before fail_dataset
-            # quarantines and drops the tables they write.
-            pool.shutdown(wait=True, cancel_futures=True)
-            pool = None
-        if isinstance(exc, DatabaseUnavailable):
-            raise
-        fail_dataset(ds, run_id, str(exc) if isinstance(exc, VeilflowError) else type(exc).__name__)
+        stop_and_fail(pool, exc, lambda error: fail_dataset(ds, run_id, error))
         raise
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
     return DatasetSummary(
         run_id=run_id,
         dataset=ds.dataset,

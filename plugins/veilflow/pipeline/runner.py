@@ -81,17 +81,40 @@ def _fork_workers(
     (a child would inherit a lock held by a thread it does not have). A fork pool starts
     all its workers at the first task, so one empty task forks them."""
     _WORKER_STATE.update(policy=policy, run_id=run_id, keys=keys)
+    return fork_pool(workers)
+
+
+def fork_pool(workers: int) -> ProcessPoolExecutor:
+    """A pool of ``workers`` processes forked now (one empty task forks them all), holding
+    what this process has built so far; call it before any other thread starts."""
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
     pool.submit(int).result()
     return pool
 
 
-def _preload_gate() -> None:
+def preload_gate() -> None:
     """Import Great Expectations (seconds of pure import) in a background thread while
-    extract waits on PostgreSQL and the workers transform, so the gate does not pay for it."""
+    extract waits on PostgreSQL and the workers transform, so the gate does not pay for it.
+    Start it early, once the workers have forked (a child would inherit a lock held by a
+    thread it does not have): a late preload would race the gate's own import of SQLAlchemy
+    (a partially initialized module)."""
     from veilflow.validate.gx_suite import preload
 
     threading.Thread(target=preload, name="veilflow-gx-import", daemon=True).start()
+
+
+def stop_and_fail(
+    pool: ProcessPoolExecutor | None, exc: BaseException, fail: Callable[[str], None]
+) -> None:
+    """After a run stopped on ``exc``: the chunk workers stop first (running chunks finish,
+    queued ones are cancelled), as they may still read the snapshot and write the
+    candidate that ``fail`` quarantines and drops; then ``fail`` records the failure with
+    its message, unless the database is what failed (nothing can be recorded or
+    quarantined without it)."""
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
+    if not isinstance(exc, DatabaseUnavailable):
+        fail(str(exc) if isinstance(exc, VeilflowError) else type(exc).__name__)
 
 
 def run_policy(
@@ -125,7 +148,7 @@ def run_policy(
         warm_scanner(policy)  # built once here, inherited by every forked chunk worker
     pool = _fork_workers(policy, run_id, keys, n) if n > 1 else None
     try:
-        _preload_gate()
+        preload_gate()
         ex = extract(policy, run_id, keys, full=full)
         t = lap("extract", t0)
         if ex.chunks:
@@ -147,19 +170,8 @@ def run_policy(
         pub = publish(policy, run_id)
         lap("publish", t)
     except BaseException as exc:
-        if pool is not None:
-            # Other chunk workers may still be reading the snapshot and writing the
-            # candidate: they stop (running chunks finish, queued ones are cancelled)
-            # before fail_run quarantines and drops those tables.
-            pool.shutdown(wait=True, cancel_futures=True)
-            pool = None
-        if isinstance(exc, DatabaseUnavailable):
-            raise  # nothing can be recorded or quarantined without the database
-        fail_run(policy, run_id, str(exc) if isinstance(exc, VeilflowError) else type(exc).__name__)
+        stop_and_fail(pool, exc, lambda error: fail_run(policy, run_id, error))
         raise
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
     return RunSummary(
         run_id=run_id,
         dataset=policy.dataset,

@@ -27,6 +27,35 @@ from veilflow.zones.run_tables import RunTables, drop_run_tables
 log = logging.getLogger(__name__)
 
 
+def audit_run(
+    conn: psycopg.Connection,
+    *,
+    target: str,
+    dataset: str,
+    policy_hash: str,
+    run_id: str,
+    outcome: str,
+    count: int | None,
+    **details: Any,
+) -> None:
+    """Record a run's outcome in the audit log (names and counts only): a table's run, or
+    a dataset's run of several tables (``target`` the dataset). Never raises for the audit
+    log being unavailable: the run's own outcome is what matters."""
+    from veilflow.vault.audit import record
+
+    try:
+        record(
+            conn,
+            "policy_run",
+            target=target,
+            count=count,
+            outcome=outcome,
+            details={"run_id": run_id, "dataset": dataset, "policy_hash": policy_hash, **details},
+        )
+    except VeilflowError as exc:
+        log.error("could not audit run %s: %s", run_id, exc)
+
+
 @dataclass(frozen=True)
 class StageContext:
     """One task of one stage of a run (``chunk`` for a transform task)."""
@@ -64,26 +93,17 @@ class StageContext:
         )
 
     def audit(self, outcome: str, count: int | None, **details: Any) -> None:
-        """Record the run's outcome in the audit log (names and counts only). Never raises
-        for the audit log being unavailable: the run's own outcome is what matters."""
-        from veilflow.vault.audit import record
-
-        try:
-            record(
-                self.conn,
-                "policy_run",
-                target=self.policy.target.table,
-                count=count,
-                outcome=outcome,
-                details={
-                    "run_id": self.run_id,
-                    "dataset": self.policy.dataset,
-                    "policy_hash": self.policy.hash,
-                    **details,
-                },
-            )
-        except VeilflowError as exc:
-            log.error("could not audit run %s: %s", self.run_id, exc)
+        """Record the run's outcome in the audit log (``audit_run``)."""
+        audit_run(
+            self.conn,
+            target=self.policy.target.table,
+            dataset=self.policy.dataset,
+            policy_hash=self.policy.hash,
+            run_id=self.run_id,
+            outcome=outcome,
+            count=count,
+            **details,
+        )
 
     def quarantine(
         self,
@@ -93,14 +113,14 @@ class StageContext:
         status: str,
         error: str,
         event_type: str,
-        audit: dict[str, Any],
+        audit: dict[str, Any] | None,
     ) -> tuple[str | None, RunManifest]:
         """End a refused (``status`` quarantined) or failed run: move its candidate to the
         quarantine zone with ``reasons``, record the run finished with ``error``, drop its
         staging, emit the quarantine event and audit the outcome. A quarantined run's
         manifest records where the candidate went; ``audit`` adds details to the audit
-        entry. Returns the quarantine table and the
-        manifest as recorded."""
+        entry, or is None where the caller audits (a dataset's tables, once for the
+        dataset). Returns the quarantine table and the manifest as recorded."""
         table = quarantine_candidate(self.conn, self.tables, list(reasons))
         if status == "failed":
             runs.finish_failed(self.conn, self.run_id, error)
@@ -118,5 +138,6 @@ class StageContext:
             stage="quarantine",
             error=error if event_type == "FAIL" else None,
         )
-        self.audit("error", manifest.rows_in, status=status, **audit)
+        if audit is not None:
+            self.audit("error", manifest.rows_in, status=status, **audit)
         return table, manifest
