@@ -81,7 +81,8 @@ def erase_cmd(
                 f"request {r.request}: {r.total} row(s) removed ({tables}); "
                 f"{r.left} left in any table of {dataset}"
                 + (
-                    f"; {r.suppressed} other row(s) suppressed in classes it left below k"
+                    f"; {r.suppressed} other row(s) suppressed to keep k (classes it left below k,"
+                    " and the rows that refer to them)"
                     if r.suppressed
                     else ""
                 )

@@ -275,6 +275,35 @@ def suppress_small_classes(
     qi = tuple(quasi_identifiers)
     if k <= 1 or not qi:
         return 0
+    victims = _small_class_rows(conn, table, qi, k, beside)
+    tbl = table_identifier(table)
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("SELECT count(*) FROM ({victims}) v").format(victims=victims))
+        row = cur.fetchone()
+        count = int(row[0]) if row else 0
+        if count == 0 or (max_rows is not None and count > max_rows):
+            return count
+        # (tableoid, ctid) names a row in a partitioned table too (ctid alone repeats
+        # across partitions).
+        cur.execute(
+            sql.SQL("DELETE FROM {tbl} WHERE (tableoid, ctid) IN ({victims})").format(
+                tbl=tbl, victims=victims
+            )
+        )
+        log.info("suppressed %d rows in classes smaller than k=%d in %s", cur.rowcount, k, table)
+        return int(cur.rowcount)
+
+
+def _small_class_rows(
+    conn: psycopg.Connection[Any],
+    table: str,
+    qi: tuple[str, ...],
+    k: int,
+    beside: str | None = None,
+) -> sql.Composable:
+    """A query of ``(tableoid, ctid)`` of ``table``'s rows in classes smaller than ``k``
+    (canaries neither counted nor named; with ``beside``, classes counted over both
+    tables)."""
     types = column_types(conn, table)
     require_columns(list(types), qi, None, f"table {table}")
     tbl = table_identifier(table)
@@ -301,18 +330,28 @@ def suppress_small_classes(
             pub=table_identifier(beside),
             k=sql.Literal(k),
         )
-    with conn.cursor() as cur:
-        cur.execute(sql.SQL("SELECT count(*) FROM ({victims}) v").format(victims=victims))
-        row = cur.fetchone()
-        count = int(row[0]) if row else 0
-        if count == 0 or (max_rows is not None and count > max_rows):
-            return count
-        # (tableoid, ctid) names a row in a partitioned table too (ctid alone repeats
-        # across partitions).
-        cur.execute(
-            sql.SQL("DELETE FROM {tbl} WHERE (tableoid, ctid) IN ({victims})").format(
-                tbl=tbl, victims=victims
-            )
-        )
-        log.info("suppressed %d rows in classes smaller than k=%d in %s", cur.rowcount, k, table)
-        return int(cur.rowcount)
+    return victims
+
+
+def suppress_small_classes_returning(
+    conn: psycopg.Connection[Any],
+    table: str,
+    quasi_identifiers: list[str] | tuple[str, ...],
+    k: int,
+    key: str,
+) -> list[str]:
+    """Delete the rows of ``table`` in classes smaller than ``k`` and return their ``key``
+    values as text: for a caller that must follow the suppressed rows into the tables that
+    refer to them (a dataset's erasure)."""
+    qi = tuple(quasi_identifiers)
+    if k <= 1 or not qi:
+        return []
+    victims = _small_class_rows(conn, table, qi, k)
+    rows = conn.execute(
+        sql.SQL(
+            "DELETE FROM {tbl} WHERE (tableoid, ctid) IN ({victims}) RETURNING {key}::text"
+        ).format(tbl=table_identifier(table), victims=victims, key=sql.Identifier(key))
+    ).fetchall()
+    if rows:
+        log.info("suppressed %d rows in classes smaller than k=%d in %s", len(rows), k, table)
+    return [str(r[0]) for r in rows]

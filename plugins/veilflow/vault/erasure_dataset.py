@@ -6,7 +6,10 @@ of the rows removed from its parent.
 The request is recorded under the dataset's name with the subject table's key column, as a
 single table's is (``veilflow.vault.erasure``); applying it walks the tables in dependency
 order, published versions and quarantined candidates alike, and proves by a second count that
-no row referring to the subject is left.
+no row referring to the subject is left. In the same transaction it keeps every published
+table's k, parents first: the rest of a class the request left below its table's k is
+suppressed, and so are the rows below that refer to a suppressed row, so that keeping k makes
+no orphan (ADR 0023).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from psycopg.types.json import Jsonb
 
 from veilflow.policy.dataset import DatasetPolicy
 from veilflow.transform.keys import KeyProvider
+from veilflow.validate.privacy import column_types, suppress_small_classes_returning
 from veilflow.vault.access import require
 from veilflow.vault.audit import record
 from veilflow.vault.erasure import ErasureError, ErasureReport, request
@@ -79,10 +83,39 @@ def _remove(
     return len(keys), keys, int(left[0]) if left else 0
 
 
+def _keep_k(conn: psycopg.Connection, ds: DatasetPolicy, removed: dict[str, int]) -> dict[str, int]:
+    """Keep each published table's k after a request removed rows, parents first: delete the
+    rows that refer to a row suppressed above, then the rows of the classes now smaller than
+    the table's k (its own quasi-identifiers; canaries aside). A class is measured only in a
+    table that lost rows. Returns the rows suppressed, by published table."""
+    suppressed: dict[str, int] = {}
+    gone: dict[str, list[str]] = {}
+    for table in ds.order:
+        spec = ds.tables[table]
+        published = spec.target.table
+        if not table_exists(conn, *published.split(".", 1)):
+            continue
+        keys: list[str] = []
+        for column, parent in spec.foreign_keys.items():
+            if gone.get(parent):
+                keys += _remove(conn, published, column, gone[parent], spec.source.key)[1]
+        if removed.get(published) or keys:
+            present = set(column_types(conn, published))
+            qi = [q for q in spec.privacy.quasi_identifiers if q in present]
+            keys += suppress_small_classes_returning(
+                conn, published, qi, spec.privacy.k, spec.source.key
+            )
+        if keys:
+            suppressed[published] = len(keys)
+            gone[table] = keys
+    return suppressed
+
+
 def apply_dataset(conn: psycopg.Connection, ds: DatasetPolicy) -> list[ErasureReport]:
     """Apply every pending request of the dataset (the pipeline's login): remove the
-    subjects' rows from every table of the dataset, vacuum the tables, record what was
-    removed. ``conn`` must be in autocommit mode (VACUUM)."""
+    subjects' rows from every table of the dataset, suppress what would leave a published
+    table below its k (``_keep_k``), vacuum the tables, record what was removed and
+    suppressed. ``conn`` must be in autocommit mode (VACUUM)."""
     require(conn, "encrypt", action="erasure.apply", target=ds.dataset)
     pending = conn.execute(
         "SELECT id, subject_tokens FROM governance.erasure_requests"
@@ -120,18 +153,25 @@ def apply_dataset(conn: psycopg.Connection, ds: DatasetPolicy) -> list[ErasureRe
                 raise ErasureError(
                     f"erasure request {request_id}: {left} row(s) still found after the delete"
                 )
+            suppressed = _keep_k(conn, ds, removed)
+            touched.update(suppressed)
             conn.execute(
                 "UPDATE governance.erasure_requests SET applied_at = now(),"
                 " applied_by = session_user, removed = %s::jsonb WHERE id = %s",
                 (Jsonb(removed), request_id),
             )
-        report = ErasureReport(int(request_id), ds.dataset, removed, left)
+        report = ErasureReport(int(request_id), ds.dataset, removed, left, sum(suppressed.values()))
         record(
             conn,
             "erasure.apply",
             target=ds.dataset,
             count=report.total,
-            details={"request": report.request, "removed": removed, "left": left},
+            details={
+                "request": report.request,
+                "removed": removed,
+                "left": left,
+                "suppressed_below_k": suppressed,
+            },
         )
         reports.append(report)
     for target in sorted(touched):
