@@ -198,31 +198,13 @@ def apply(
                     (tokens,),
                 ).fetchone()
                 left += int(still[0]) if still else 0
-            if left:
-                raise ErasureError(
-                    f"erasure request {request_id}: {left} row(s) still found after the delete"
-                )
+            require_none_left(request_id, left)
             suppressed = keep_k(conn, policy) if keep_k and removed.get(published, 0) else 0
             if suppressed:
                 touched.add(published_at)
-            conn.execute(
-                "UPDATE governance.erasure_requests SET applied_at = now(),"
-                " applied_by = session_user, removed = %s::jsonb WHERE id = %s",
-                (Jsonb(removed), request_id),
-            )
+            mark_applied(conn, request_id, removed)
         report = ErasureReport(int(request_id), policy.dataset, removed, left, suppressed)
-        record(
-            conn,
-            "erasure.apply",
-            target=policy.dataset,
-            count=report.total,
-            details={
-                "request": report.request,
-                "removed": removed,
-                "left": left,
-                "suppressed_below_k": suppressed,
-            },
-        )
+        audit_applied(conn, report, suppressed)
         reports.append(report)
     if any(r.removed.get(published, 0) for r in reports):
         forget_published_histogram(conn, policy.dataset)
@@ -232,6 +214,42 @@ def apply(
         conn.execute(sql.SQL("VACUUM (FULL) {}").format(sql.Identifier(schema, table)))
     log.info("applied %d erasure request(s) for %s", len(reports), policy.dataset)
     return reports
+
+
+def require_none_left(request_id: int, left: int) -> None:
+    """``ErasureError`` when the second count still finds rows of the subject."""
+    if left:
+        raise ErasureError(
+            f"erasure request {request_id}: {left} row(s) still found after the delete"
+        )
+
+
+def mark_applied(conn: psycopg.Connection, request_id: int, removed: dict[str, int]) -> None:
+    """Record on the request when, by whom and how many rows per table it removed."""
+    conn.execute(
+        "UPDATE governance.erasure_requests SET applied_at = now(),"
+        " applied_by = session_user, removed = %s::jsonb WHERE id = %s",
+        (Jsonb(removed), request_id),
+    )
+
+
+def audit_applied(
+    conn: psycopg.Connection, report: ErasureReport, suppressed: int | dict[str, int]
+) -> None:
+    """The audit entry of an applied request: counts only (rows removed per table, rows left,
+    rows suppressed to keep k, in all or per table)."""
+    record(
+        conn,
+        "erasure.apply",
+        target=report.dataset,
+        count=report.total,
+        details={
+            "request": report.request,
+            "removed": report.removed,
+            "left": report.left,
+            "suppressed_below_k": suppressed,
+        },
+    )
 
 
 def forget_published_histogram(conn: psycopg.Connection, dataset: str) -> None:

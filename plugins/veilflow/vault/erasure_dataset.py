@@ -18,14 +18,18 @@ import logging
 
 import psycopg
 from psycopg import sql
-from psycopg.types.json import Jsonb
 
 from veilflow.policy.dataset import DatasetPolicy
 from veilflow.transform.keys import KeyProvider
 from veilflow.validate.privacy import column_types, suppress_small_classes_returning
 from veilflow.vault.access import require
-from veilflow.vault.audit import record
-from veilflow.vault.erasure import ErasureError, ErasureReport, request
+from veilflow.vault.erasure import (
+    ErasureReport,
+    audit_applied,
+    mark_applied,
+    request,
+    require_none_left,
+)
 from veilflow.zones.run_tables import table_exists
 
 log = logging.getLogger(__name__)
@@ -149,30 +153,12 @@ def apply_dataset(conn: psycopg.Connection, ds: DatasetPolicy) -> list[ErasureRe
                         if n:
                             touched.add(target)
                 gone[table] = sorted(found)
-            if left:
-                raise ErasureError(
-                    f"erasure request {request_id}: {left} row(s) still found after the delete"
-                )
+            require_none_left(request_id, left)
             suppressed = _keep_k(conn, ds, removed)
             touched.update(suppressed)
-            conn.execute(
-                "UPDATE governance.erasure_requests SET applied_at = now(),"
-                " applied_by = session_user, removed = %s::jsonb WHERE id = %s",
-                (Jsonb(removed), request_id),
-            )
+            mark_applied(conn, request_id, removed)
         report = ErasureReport(int(request_id), ds.dataset, removed, left, sum(suppressed.values()))
-        record(
-            conn,
-            "erasure.apply",
-            target=ds.dataset,
-            count=report.total,
-            details={
-                "request": report.request,
-                "removed": removed,
-                "left": left,
-                "suppressed_below_k": suppressed,
-            },
-        )
+        audit_applied(conn, report, suppressed)
         reports.append(report)
     for target in sorted(touched):
         conn.execute(sql.SQL("VACUUM (FULL) {}").format(sql.Identifier(*target.split(".", 1))))
