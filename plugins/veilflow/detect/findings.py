@@ -9,11 +9,15 @@ import re
 from collections.abc import Callable
 
 from veilflow.detect.identifiers import card_grouped
-from veilflow.detect.spans import Span, resolve
+from veilflow.detect.roles import name_shaped, person_role
+from veilflow.detect.spans import Span, resolve, without_edges
 from veilflow.detect.vocabulary import Vocabulary
 
 #: Sources of statistical findings: spaCy's stock NER and the project's trained detector.
 _LEARNED = frozenset({"ner", "model"})
+
+_WORDS = re.compile(r"[^\W\d_][\w'’-]*")
+_AND = re.compile(r"[ \t]+(?:and|&)[ \t]+")
 
 _ADDRESS_GAP = re.compile(r"[ ]?,?[ ]{1,2}|[ ]*\n[ ]*")
 
@@ -101,7 +105,55 @@ def keep_findings(
             # "Rose Jordan" are people whatever the place lists say.
             continue
         kept.append(c)
-    return _join_addresses(text, resolve(kept))
+    found = {(c.start, c.end, c.entity) for c in kept}
+    return _join_addresses(text, _whole_words(text, resolve(kept), found, vocabulary))
+
+
+def _whole_words(
+    text: str, spans: list[Span], found: set[tuple[int, int, str]], vocabulary: Vocabulary
+) -> list[Span]:
+    """A model's name or place that resolution cut keeps what still reads as one: what is
+    left of "Ana Lima's" or "Oslo trip, " beside the rules' name or place ("'s", ", ",
+    " trip": no letter, or small dictionary words and no digit) is none; "379, rue" of an
+    address, or a capitalised rest ("am See" of "Zell am See") stays, as it may still be the
+    place's, unless the words around it say a person (``roles``). A span as a model found
+    it is left as it was held to be (``learned_spans``). A model's place shaped like a name
+    right after "<a name> and" is a name too: the two are of one kind ("Ana Lima and Koray
+    Ulu")."""
+    out: list[Span] = []
+    for s in spans:
+        last = out[-1] if out else None
+        if (
+            last is not None
+            and last.entity == "PERSON"
+            and s.entity == "LOCATION"
+            and s.source in _LEARNED
+            and _AND.fullmatch(text, last.end, s.start)
+            and name_shaped(text, s.start, s.end)
+        ):
+            s = Span(s.start, s.end, "PERSON", s.score, s.source)  # "Ana Lima and Koray Ulu"
+        if (
+            s.source in _LEARNED
+            and s.entity in ("PERSON", "LOCATION")
+            and (s.start, s.end, s.entity) not in found
+        ):
+            start, end = without_edges(text, s.start, s.end)
+            piece = text[start:end]
+            if end - start < 2 or not any(ch.isalpha() for ch in piece):
+                continue
+            if (
+                piece.islower()
+                and not any(ch.isdigit() for ch in piece)
+                and all(vocabulary.plain_word(w) for w in _WORDS.findall(piece))
+            ):
+                continue
+            entity = s.entity
+            if entity == "LOCATION" and person_role(text, start, end):
+                entity = "PERSON"  # "Reporter: Delios" of "Delios, Aggeles" beside a name
+            if (start, end, entity) != (s.start, s.end, s.entity):
+                s = Span(start, end, entity, s.score, s.source)
+        out.append(s)
+    return out
 
 
 def _join_addresses(text: str, spans: list[Span]) -> list[Span]:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from veilflow.detect.gazetteers import AMBIGUOUS_GIVEN, NOT_NAME
 from veilflow.detect.identifiers import identifier_phrases
 from veilflow.detect.patterns import MONTH
+from veilflow.detect.spans import EDGE as _EDGE
 from veilflow.detect.vocabulary import Vocabulary
 
 #: spaCy label → entity, with the score Presidio gives spaCy findings.
@@ -30,24 +31,29 @@ _DATE_EVIDENCE = re.compile(
     rf"\b{MONTH}\.?\s+\d|\d\s+{MONTH}\b|\b\d{{1,4}}[-/.]\d{{1,2}}[-/.]\d{{1,4}}\b|"
     r"\b(?:19|20)\d\d\b|\b\d{1,2}:\d\d\b|\b\d{1,2}\s?(?:am|pm|a\.m\.|p\.m\.)"
 )
-#: What no finding of the trained detector runs across: a line break, a " | " separator.
-_LINE_BREAK = re.compile(r"[ \t]*(?:\r?\n|[ \t]\|[ \t])[ \t]*")
+#: What no finding of the trained detector runs across: a line break, a " | " separator, the
+#: end of a sentence.
+_LINE_BREAK = re.compile(
+    r"[ \t]*(?:\r?\n|[ \t]\|[ \t])[ \t]*"
+    # a sentence's end: a small word of four letters or more, a full stop, a capital ("physio.
+    # Khristo walked"); "St. Kilda", "Dr. Lee" and "Apt. 4" are abbreviations, not ends
+    r"|(?<=[a-z]{4}\.)[ \t]+(?=[^\W\d_a-z])"
+)
 _LEAD_ROLES = re.compile(
     r"^(?:(?:Patient|Client|Customer|Agent|Caller|User|Member|Dear|Hi|Hello|"
     r"Hey|Thanks|Contact|Name|Attn|Employee|Tenant|Owner|Applicant|Driver|"
     r"Mr|Mrs|Ms|Dr)\.?[ ,:]+)+"
 )
 _ID_PREFIX = re.compile(r"([A-Za-z]{2,6})[-#:]?\d")
-#: Characters trimmed from the edges of a detector span.
-_EDGE = " \t\n,;:\"'“”‘’()[]-–—"
 #: Detector entities taken as found once trimmed (their shapes vary too much to check).
 _FREE_ENTITIES = frozenset({"DATE_TIME", "AGE_OVER_89"})
 _FIRST_WORD = re.compile(r"([^\W\d_][\w'’-]*)\s+(?=\S)")
 _NAME_WORDS = re.compile(r"[^\W\d_][\w'’-]*")
 
-#: A unit of measure, and with a decimal number what a lab value has and a place never has.
+#: A unit of measure, and with a decimal number or a distance ("walked 32 m") what a lab
+#: value or a measurement has and a place never has.
 _UNIT = re.compile(r"\b(?i:mmol|µmol|umol|mg|mcg|ml|dl|g/l|g/dl|mmhg|bpm|iu|kg|°c|°f)\b|%")
-_MEASURE = re.compile(rf"\d[.,]\d|{_UNIT.pattern}")
+_MEASURE = re.compile(rf"\d[.,]\d|{_UNIT.pattern}|\d[ ]?(?:m|km|cm|mm|ft|mi|yd)\b")
 #: Digits of a phone number set apart as phones are: "+45 1234 5678", "(030) 12345",
 #: "0812345678", or eight or more of them ("46244845": Danish and Norwegian numbers); a
 #: bare run of seven is more often a reference or an order number.
@@ -143,9 +149,35 @@ def learned_span(
     return start, end
 
 
+_LETTERS = re.compile(r"[^\W\d_]{2,}")
+
+
+def small_words(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` is written in small letters, not opening with a house
+    number, on a line that writes with capitals: no name or place there, whatever a model
+    makes of it ("Medication list confirmed: amlodipine 5 mg", "Gjorche: nope"); "379, rue"
+    is an address, and a line typed in lower case writes its names so ("ana: im in
+    berlin")."""
+    piece = text[start:end]
+    return piece.islower() and not piece[0].isdigit() and not typed_in_lower_case(text, start)
+
+
+def typed_in_lower_case(text: str, start: int) -> bool:
+    """Whether the line holding ``start`` is typed without capitals (codes aside): only there
+    is a model's name or place in lower case one ("ana: im in berlin"); on a line that writes
+    names with capitals, a lower-case span is a word ("Medication list confirmed: amlodipine",
+    "Gjorche: nope")."""
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", start)
+    line = text[line_start : line_end if line_end >= 0 else len(text)]
+    # A capital then small letters ("Medication", "Ana"); codes ("DE89") and acronyms aside.
+    return not any(w[0].isupper() and w[1].islower() for w in _LETTERS.findall(line))
+
+
 def within_lines(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
-    """A detector span cut at line breaks and " | " field separators: no name, place or
-    identifier runs across them ("... 72166 Bakar | Recipient: Mubina Yunusov, ...")."""
+    """A detector span cut at line breaks, " | " field separators and sentence ends: no
+    name, place or identifier runs across them ("... 72166 Bakar | Recipient: Mubina
+    Yunusov, ...", "physio. Khristo walked")."""
     for m in _LINE_BREAK.finditer(text, start, end):
         yield start, m.start()
         start = m.end()

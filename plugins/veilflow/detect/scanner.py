@@ -37,6 +37,7 @@ from veilflow.detect.learned_spans import (
     learned_span,
     named_nearby,
     ner_span,
+    small_words,
     within_lines,
 )
 from veilflow.detect.locators import LOCATOR_PATTERNS
@@ -44,7 +45,7 @@ from veilflow.detect.matmul import Matmul, one_blas_thread
 from veilflow.detect.model import MODEL_SCORE, DetectorRef, load_detector
 from veilflow.detect.model import resolve as resolve_detector
 from veilflow.detect.patterns import PATTERNS
-from veilflow.detect.roles import find_role_names, person_role
+from veilflow.detect.roles import field_label, find_role_names, person_role
 from veilflow.detect.rules import find_names, find_places
 from veilflow.detect.scan_input import normalize, pieces
 from veilflow.detect.spans import ENTITIES, Span
@@ -267,10 +268,25 @@ class Scanner:
                     entity = NER_LABELS.get(ent.label_)
                     if entity is None or (wanted is not None and entity not in wanted):
                         continue
-                    span = ner_span(ent.text, ent.start_char, ent.end_char, entity)
-                    if span is not None:
-                        s, e = span
-                        found[i].append(Span(s + offset, e + offset, entity, NER_SCORE, "ner"))
+                    for s, e in self._ner_spans(doc.text, ent.start_char, ent.end_char, entity):
+                        kind = entity
+                        if kind == "LOCATION" and person_role(doc.text, s, e):
+                            kind = "PERSON"  # a chat turn's speaker, "Hi Naira"
+                        found[i].append(Span(s + offset, e + offset, kind, NER_SCORE, "ner"))
+
+    def _ner_spans(self, text: str, start: int, end: int, entity: str) -> Iterator[tuple[int, int]]:
+        """A stock NER span as reported (``learned_spans.ner_span``), cut at line breaks like
+        the detector's; a piece of a cut span is held to what the detector's are
+        ("Tébessa\nDate of birth" is no name)."""
+        pieces = list(within_lines(text, start, end))
+        for s, e in pieces:
+            span = ner_span(text[s:e], s, e, entity)
+            if span is not None and field_label(text, *span):
+                continue
+            if span is not None and len(pieces) > 1:
+                span = self._learned_span(text[span[0] : span[1]], *span, entity)
+            if span is not None:
+                yield span
 
     def _find_learned(
         self,
@@ -301,6 +317,14 @@ class Scanner:
                         if span is None:
                             continue
                         s, e = span
+                        if entity in ("PERSON", "LOCATION") and field_label(doc.text, s, e):
+                            continue  # "Date of birth: ..."
+                        if (
+                            entity in ("PERSON", "LOCATION")
+                            and small_words(doc.text, s, e)
+                            and not person_role(doc.text, s, e)
+                        ):
+                            continue  # "Gjorche: nope", "confirmed: amlodipine", not "9, rue"
                         if entity == "LOCATION" and person_role(doc.text, s, e):
                             entity = "PERSON"  # "registered to Hoàng Dương"
                         found[i].append(Span(s + offset, e + offset, entity, MODEL_SCORE, "model"))

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from veilflow.policy.entities import ENTITIES as ENTITIES
 
 _RANK = {e: i for i, e in enumerate(ENTITIES)}
+#: Characters trimmed from the edges of a model's span.
+EDGE = " \t\n,;:\"'“”‘’()[]-–—"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,3 +76,11 @@ def resolve(spans: list[Span], min_len: int = 2) -> list[Span]:
                 else Span(start, end, s.entity, s.score, s.source)
             )
     return sorted(kept, key=lambda s: s.start)
+
+
+def without_edges(text: str, start: int, end: int) -> tuple[int, int]:
+    """``text[start:end]`` without spaces and punctuation at its edges."""
+    piece = text[start:end]
+    lead = len(piece) - len(piece.lstrip(EDGE))
+    start += lead
+    return start, start + len(piece[lead:].rstrip(EDGE + "."))
