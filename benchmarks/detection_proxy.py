@@ -21,11 +21,13 @@ training only, so proxy figures of two development models stay comparable.
 texts, seed 7), made of nothing the train split or heldout holds: templates written in other
 voices (clinical letters, customer-written tickets, group chats, e-mails with headers,
 forms), places and phone numbers of Faker locales neither split uses, and names of other
-unused Faker locales in Latin letters, filtered against the scanner's lists. Since no part
-of it was trained on, it scores the shipped detector (or ``--model``) with no development
-model; the ``dev`` set is then the train split's distribution as the shipped detector saw it
-(seed 7, so not its training texts). Cyrillic, Greek and Armenian names are written in Latin
-letters by text-unidecode (installed with python-slugify, an Airflow dependency).
+unused Faker locales in Latin letters, filtered against the scanner's lists; and its
+``fresh`` set of templates, written after the scanner changes that were steered on the
+others, as a check on text they did not see. Since no part of it was trained on, it scores
+the shipped detector (or ``--model``) with no development model; the ``dev`` set is then the
+train split's distribution as the shipped detector saw it (seed 7, so not its training
+texts). Cyrillic, Greek and Armenian names are written in Latin letters by text-unidecode
+(installed with python-slugify, an Airflow dependency).
 
 Not a product path: it swaps the corpus's split loader for the run's split objects.
 Training here is in-process; run it under ``PYTHONHASHSEED=0`` for the same bytes each time.
@@ -105,13 +107,15 @@ def _v2_spec() -> dict[str, Any]:
     return spec
 
 
-def v2_split(real: Split) -> Split:
-    """The second proxy: its own templates, text locales and name locales, over the train
-    split's other settings (IBAN countries, shared date formats without train's extras)."""
+def v2_split(real: Split, fresh: bool = False) -> Split:
+    """The second proxy: its own templates (``fresh``: those written after the changes
+    steered on the others), text locales and name locales, over the train split's other
+    settings (IBAN countries, shared date formats without train's extras)."""
     spec = _v2_spec()
+    key, prefix = ("fresh_templates", "proxy2-fresh") if fresh else ("templates", "proxy2")
     templates = tuple(
-        _parse("proxy2", family, i, text, str(V2_FILE))
-        for family, texts in spec["templates"].items()
+        _parse(prefix, family, i, text, str(V2_FILE))
+        for family, texts in spec[key].items()
         for i, text in enumerate(texts)
     )
     locales = tuple(spec["text_locales"])
@@ -304,7 +308,11 @@ def main() -> None:
     entities = tuple(json.loads((folder / "report.json").read_text())["training"]["entities"])
     ref = DetectorRef(folder.name, folder, entities, "registered")
     scanner = Scanner(DetectionSettings(detector="none"), detector=ref)
-    held = {"proxy2": v2_split(real)} if a.v2 else {"proxy": part(real, True)}
+    held = (
+        {"proxy2": v2_split(real), "proxy2-fresh": v2_split(real, fresh=True)}
+        if a.v2
+        else {"proxy": part(real, True)}
+    )
     dev = real if a.v2 else part(real, False)
     sets = held | ({} if a.no_dev else {"dev": dev})
     results = {
