@@ -13,7 +13,13 @@ from veilflow.detect.learned_spans import (
     typed_in_lower_case,
     within_lines,
 )
-from veilflow.detect.roles import chat_turns, field_label, find_role_names, person_role
+from veilflow.detect.roles import (
+    chat_turns,
+    field_label,
+    find_role_names,
+    person_role,
+    place_role,
+)
 from veilflow.detect.scanner import Scanner, scanner_for
 from veilflow.detect.spans import Span
 from veilflow.detect.vocabulary import Vocabulary
@@ -141,7 +147,9 @@ def test_a_line_typed_in_lower_case(text: str, word: str, lower: bool) -> None:
 
 
 VOCABULARY = Vocabulary(
-    frozenset({"trip", "data", "last", "weekend", "met", "rue"}), frozenset(), frozenset()
+    frozenset({"trip", "data", "last", "weekend", "met", "rue", "grew", "pending"}),
+    frozenset(),
+    frozenset(),
 )
 
 
@@ -238,3 +246,34 @@ def test_a_model_place_after_a_name_and_and_is_a_name() -> None:
 def test_small_words_on_a_line_with_capitals(text: str, word: str, small: bool) -> None:
     start = text.index(word)
     assert small_words(text, start, start + len(word)) is small
+
+
+@pytest.mark.parametrize(
+    ("text", "word", "place"),
+    [
+        ("Daphne still lives in Winterswijk Kotten, near the school.", "Winterswijk Kotten", True),
+        ("She grew up in Patricia Ville.", "Patricia Ville", True),
+        ("Servers in the Eric Ville data centre are down.", "Eric Ville", True),
+        ("Left the keys in Ana's car.", "Ana", False),  # the car is in it, not Ana
+        ("Spoke to Ana Lima today.", "Ana Lima", False),  # "to" takes people as well
+        ("Stuck near Unit 4 today.", "Unit 4", False),  # a digit: no name's shape
+    ],
+)
+def test_a_place_by_the_word_before_it(text: str, word: str, place: bool) -> None:
+    start = text.index(word)
+    assert place_role(text, start, start + len(word)) is place
+
+
+@pytest.mark.parametrize(
+    ("text", "entity", "kept"),
+    [
+        ("Enitsa Stoikov grew", "PERSON", "Enitsa Stoikov"),
+        ("Transfer to Lindseymouth pending", "LOCATION", "Transfer to Lindseymouth"),
+        ("Frankfurt am Main", "LOCATION", "Frankfurt am Main"),
+        ("im in berlin pending", "LOCATION", "im in berlin pending"),  # typed in lower case
+    ],
+)
+def test_a_model_span_ends_in_no_small_english_word(text: str, entity: str, kept: str) -> None:
+    span = learned_span(text, 0, len(text), entity, VOCABULARY)
+    assert span is not None
+    assert text[span[0] : span[1]] == kept

@@ -49,6 +49,7 @@ _ID_PREFIX = re.compile(r"([A-Za-z]{2,6})[-#:]?\d")
 _FREE_ENTITIES = frozenset({"DATE_TIME", "AGE_OVER_89"})
 _FIRST_WORD = re.compile(r"([^\W\d_][\w'’-]*)\s+(?=\S)")
 _NAME_WORDS = re.compile(r"[^\W\d_][\w'’-]*")
+_LAST_SMALL_WORD = re.compile(r"[ \t]+([a-z]+)$")
 
 #: A unit of measure, and with a decimal number or a distance ("walked 32 m") what a lab
 #: value or a measurement has and a place never has.
@@ -140,6 +141,12 @@ def learned_span(
             return None  # "Good morning", "What": English words, no given name among them
     elif _MEASURE.search(text):
         return None  # "K+ 4.9 mmol/L": a measurement, not an address
+    if not text.islower():
+        # A name or place ends in no small English word: "Enitsa Stoikov grew", "Lindseymouth
+        # pending" (a line typed in lower case aside).
+        while (m := _LAST_SMALL_WORD.search(text)) and vocabulary.is_word(m.group(1)):
+            text = text[: m.start()].rstrip(_EDGE)
+            end = start + len(text)
     if len(text) < 2 or text in NOT_NAME:
         return None
     if not any(c.isdigit() for c in text) and all(

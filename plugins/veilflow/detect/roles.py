@@ -72,6 +72,10 @@ _ROLE_AFTER = re.compile(
 )
 #: Right before a place: a preposition ("of Koper reports" is the owner's town reporting nothing).
 _PLACE_BEFORE = re.compile(r"\b(?i:of|in|from|at|near|to|into|via|around|outside)[ \t]+$")
+#: Right before a place and never a person: "in", "near", "into", "outside" ("grew up in
+#: Patricia Ville", "in the Eric Ville office"); "in Ana's car" is the car.
+_ONLY_PLACE_BEFORE = re.compile(r"\b(?i:in|near|into|outside)(?:[ \t]+the)?[ \t]+$")
+_POSSESSIVE_AFTER = re.compile(r"['’]s\b")
 #: A chat turn's speaker: the span opens its line (after an optional "[12:04]" stamp) and a
 #: colon or ">" follows it.
 _TURN_OPENS = re.compile(r"(?:^|\n)[ \t]*(?:\[[^\]\n]{1,30}\][ \t]*)?$")
@@ -86,6 +90,16 @@ _HEADER_FIELD = re.compile(r"(?i:from|to|cc|bcc|date|sent|subject|re|fwd?|reply-
 _NAME_SHAPED = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*(?:[ ][^\W\d_]+(?:['’-][^\W\d_]+)*){0,3}")
 #: How far back the words before a span are looked for.
 _REACH = 40
+
+
+def place_role(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` is shaped like a name and stands where only a place does:
+    right after "in", "near", "into" or "outside" ("she's in Béni Saf"), not a possessive."""
+    return (
+        name_shaped(text, start, end)
+        and _ONLY_PLACE_BEFORE.search(text, max(0, start - _REACH), start) is not None
+        and _POSSESSIVE_AFTER.match(text, end) is None
+    )
 
 
 def name_shaped(text: str, start: int, end: int) -> bool:

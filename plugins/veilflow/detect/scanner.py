@@ -45,10 +45,10 @@ from veilflow.detect.matmul import Matmul, one_blas_thread
 from veilflow.detect.model import MODEL_SCORE, DetectorRef, load_detector
 from veilflow.detect.model import resolve as resolve_detector
 from veilflow.detect.patterns import PATTERNS
-from veilflow.detect.roles import field_label, find_role_names, person_role
+from veilflow.detect.roles import field_label, find_role_names, person_role, place_role
 from veilflow.detect.rules import find_names, find_places
 from veilflow.detect.scan_input import normalize, pieces
-from veilflow.detect.spans import ENTITIES, Span
+from veilflow.detect.spans import ENTITIES, Span, without_edges
 from veilflow.detect.speakers import find_lower_names
 from veilflow.detect.text_pattern import SEP, TextPattern, words
 from veilflow.detect.unexplained import HAS_LETTER, needs_model, needs_ner
@@ -272,6 +272,8 @@ class Scanner:
                         kind = entity
                         if kind == "LOCATION" and person_role(doc.text, s, e):
                             kind = "PERSON"  # a chat turn's speaker, "Hi Naira"
+                        elif kind == "PERSON" and place_role(doc.text, s, e):
+                            kind = "LOCATION"  # "she's in Taman Maxwell"
                         found[i].append(Span(s + offset, e + offset, kind, NER_SCORE, "ner"))
 
     def _ner_spans(self, text: str, start: int, end: int, entity: str) -> Iterator[tuple[int, int]]:
@@ -280,9 +282,9 @@ class Scanner:
         ("Tébessa\nDate of birth" is no name)."""
         pieces = list(within_lines(text, start, end))
         for s, e in pieces:
-            span = ner_span(text[s:e], s, e, entity)
-            if span is not None and field_label(text, *span):
+            if field_label(text, *without_edges(text, s, e)):
                 continue
+            span = ner_span(text[s:e], s, e, entity)
             if span is not None and len(pieces) > 1:
                 span = self._learned_span(text[span[0] : span[1]], *span, entity)
             if span is not None:
@@ -311,14 +313,16 @@ class Scanner:
                         continue
                     for start, end in within_lines(doc.text, ent.start_char, ent.end_char):
                         entity = ent.label_
+                        if entity in ("PERSON", "LOCATION") and field_label(
+                            doc.text, *without_edges(doc.text, start, end)
+                        ):
+                            continue  # "Date of birth: ..."
                         span = self._learned_span(doc.text[start:end], start, end, entity)
                         if span is not None and entity in IDENTIFIER_ENTITIES:
                             span = span if named_nearby(doc.text, *span) else None
                         if span is None:
                             continue
                         s, e = span
-                        if entity in ("PERSON", "LOCATION") and field_label(doc.text, s, e):
-                            continue  # "Date of birth: ..."
                         if (
                             entity in ("PERSON", "LOCATION")
                             and small_words(doc.text, s, e)
@@ -327,6 +331,8 @@ class Scanner:
                             continue  # "Gjorche: nope", "confirmed: amlodipine", not "9, rue"
                         if entity == "LOCATION" and person_role(doc.text, s, e):
                             entity = "PERSON"  # "registered to Hoàng Dương"
+                        elif entity == "PERSON" and place_role(doc.text, s, e):
+                            entity = "LOCATION"  # "grew up in Patricia Ville"
                         found[i].append(Span(s + offset, e + offset, entity, MODEL_SCORE, "model"))
 
     def _learned_span(self, text: str, start: int, end: int, entity: str) -> tuple[int, int] | None:
