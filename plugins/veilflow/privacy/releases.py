@@ -3,7 +3,8 @@ snapshot and written to the anonymized zone, paid for from the dataset's budget.
 
 Order of a run's releases, all in one transaction: lock the dataset's budget, refuse (and
 audit the refusal) when the run would spend more than remains, compute every release's exact
-cells in PostgreSQL (only per-cell counts and clipped sums come back), add noise
+cells in PostgreSQL, in one scan of the snapshot shared by the releases (only per-group counts
+and clipped sums come back), add noise
 (:mod:`veilflow.privacy.dp`), write each table beside its old version and swap, record the
 spend. A refused run writes no release; a retried publish of a run that already spent
 releases nothing twice.
@@ -13,7 +14,9 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,32 +142,58 @@ def _cells(spec: ReleaseSpec) -> list[tuple[str, ...]]:
     return [tuple(c) for c in itertools.product(*axes)] if axes else [()]
 
 
-def exact_cells(
-    conn: psycopg.Connection,
-    snapshot: sql.Composable,
-    spec: ReleaseSpec,
-    rows: sql.Composable = sql.SQL("true"),
-) -> tuple[list[tuple[str, ...]], np.ndarray, np.ndarray]:
-    """Per cell: the exact count and clipped sum, computed in PostgreSQL on the real rows
-    (canaries left out, and rows failing ``rows``: erased subjects'). Rows outside the
-    declared groups or bins fall in no cell."""
-    groups = list(spec.group_by)
-    keys: list[sql.Composable] = [sql.SQL("{}::text").format(sql.Identifier(g)) for g in groups]
-    where: list[sql.Composable] = [sql.SQL("NOT {}").format(sql.Identifier(CANARY)), rows]
+#: A shared scan's groups are the combinations of its keys' values: releases share a scan
+#: while the product of their keys' declared values (each plus one: the values no release
+#: of the scan declares) stays within this, and start another scan beyond it. Undeclared
+#: values add groups of their own, one per distinct value in the rows the scan takes.
+SHARED_SCAN_CELLS = 1 << 16
+
+
+@dataclass(frozen=True)
+class ExactCells:
+    """One release's exact cells, before noise: never leaves the publishing process."""
+
+    cells: list[tuple[str, ...]]
+    counts: np.ndarray
+    sums: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """A release's part of a shared scan: its key expressions (with a name that tells the
+    same key of two releases apart from different ones), its rows and its measure."""
+
+    keys: list[tuple[tuple[object, ...], sql.Composable]]
+    where: sql.Composable
+    measure: sql.Composable | None
+
+
+def _shape(spec: ReleaseSpec) -> _Shape:
+    """The cells' keys, the rows that fall in a cell, and the clipped measure (a sum or
+    mean's), as ``exact_cells`` reads them."""
+    keys: list[tuple[tuple[object, ...], sql.Composable]] = [
+        (("column", g), sql.SQL("{}::text").format(sql.Identifier(g))) for g in spec.group_by
+    ]
+    where: list[sql.Composable] = []
     for g, values in spec.group_by.items():
         where.append(
             sql.SQL("{}::text = ANY({})").format(
                 sql.Identifier(g), sql.Literal([key_text(v) for v in values])
             )
         )
-    measure: sql.Composable = sql.SQL("0::float8")
+    measure: sql.Composable | None = None
     if spec.column is not None:
         col = sql.SQL("{}::float8").format(sql.Identifier(spec.column))
         where.append(sql.SQL("{} IS NOT NULL").format(sql.Identifier(spec.column)))
         if spec.statistic == "histogram":
             assert spec.bins is not None
-            edges = sql.Literal([float(b) for b in spec.bins])
-            keys.append(sql.SQL("width_bucket({}, {}::float8[])::text").format(col, edges))
+            edges = [float(b) for b in spec.bins]
+            keys.append(
+                (
+                    ("bins", spec.column, tuple(edges)),
+                    sql.SQL("width_bucket({}, {}::float8[])::text").format(col, sql.Literal(edges)),
+                )
+            )
             where.append(
                 sql.SQL("{c} >= {lo} AND {c} < {hi}").format(
                     c=col, lo=sql.Literal(spec.bins[0]), hi=sql.Literal(spec.bins[-1])
@@ -174,23 +203,117 @@ def exact_cells(
             measure = sql.SQL("least(greatest({}, {}), {})").format(
                 col, sql.Literal(spec.bounds[0]), sql.Literal(spec.bounds[1])
             )
-    n_keys = len(keys)
-    select = [*keys, sql.SQL("count(*)"), sql.SQL("coalesce(sum({}), 0)").format(measure)]
-    query = sql.SQL("SELECT {sel} FROM {snap} WHERE {where}{group}").format(
-        sel=sql.SQL(", ").join(select),
+    rows = sql.SQL(" AND ").join(where) if where else sql.SQL("true")
+    return _Shape(keys, rows, measure)
+
+
+def _key_values(spec: ReleaseSpec) -> dict[tuple[object, ...], set[str]]:
+    """The declared values of each of the release's keys."""
+    out: dict[tuple[object, ...], set[str]] = {
+        ("column", g): {key_text(v) for v in values} for g, values in spec.group_by.items()
+    }
+    if spec.statistic == "histogram":
+        assert spec.bins is not None and spec.column is not None
+        out[("bins", spec.column, tuple(float(b) for b in spec.bins))] = {
+            str(i) for i in range(1, len(spec.bins))
+        }
+    return out
+
+
+def _scans(specs: Sequence[ReleaseSpec]) -> list[list[int]]:
+    """The releases (by index) that share each scan: in order, while the product of the
+    keys' declared values (each plus one) stays within ``SHARED_SCAN_CELLS``."""
+    scans: list[list[int]] = []
+    values: dict[tuple[object, ...], set[str]] = {}
+    for i, spec in enumerate(specs):
+        merged = {k: set(v) for k, v in values.items()}
+        for k, v in _key_values(spec).items():
+            merged.setdefault(k, set()).update(v)
+        if scans and math.prod(len(v) + 1 for v in merged.values()) <= SHARED_SCAN_CELLS:
+            scans[-1].append(i)
+            values = merged
+        else:
+            scans.append([i])
+            values = {k: set(v) for k, v in _key_values(spec).items()}
+    return scans
+
+
+def exact_cells(
+    conn: psycopg.Connection,
+    snapshot: sql.Composable,
+    specs: Sequence[ReleaseSpec],
+    rows: sql.Composable = sql.SQL("true"),
+) -> list[ExactCells]:
+    """Per release, per cell: the exact count and clipped sum, computed in PostgreSQL on the
+    real rows (canaries left out, and rows failing ``rows``: erased subjects'). Rows outside
+    a release's declared groups or bins fall in none of its cells.
+
+    The releases share scans of the snapshot (one for the demo's three): one ``GROUP BY``
+    of every key the releases of a scan group by, each release's count and sum taken over
+    its own rows (``FILTER``), so every release's cell adds up exactly the rows its own
+    ``GROUP BY`` would; the cells are then added up here from the groups."""
+    out: dict[int, ExactCells] = {}
+    for scan in _scans(specs):
+        out.update(_scan(conn, snapshot, [(i, specs[i]) for i in scan], rows))
+    return [out[i] for i in range(len(specs))]
+
+
+def _scan(
+    conn: psycopg.Connection,
+    snapshot: sql.Composable,
+    specs: list[tuple[int, ReleaseSpec]],
+    rows: sql.Composable,
+) -> dict[int, ExactCells]:
+    shapes = [(i, spec, _shape(spec)) for i, spec in specs]
+    keys: dict[tuple[object, ...], sql.Composable] = {}
+    for _, _, shape in shapes:
+        for name, expr in shape.keys:
+            keys.setdefault(name, expr)
+    names = list(keys)
+    aggregates: list[sql.Composable] = []
+    for _, _, shape in shapes:
+        aggregates.append(sql.SQL("count(*) FILTER (WHERE {})").format(shape.where))
+        if shape.measure is not None:
+            aggregates.append(
+                sql.SQL("coalesce(sum({}) FILTER (WHERE {}), 0)").format(shape.measure, shape.where)
+            )
+    # A row no release takes is left out before it is grouped.
+    query = sql.SQL(
+        "SELECT {sel} FROM {snap} WHERE NOT {canary} AND {rows} AND ({any}){group}"
+    ).format(
+        sel=sql.SQL(", ").join([*(keys[n] for n in names), *aggregates]),
         snap=snapshot,
-        where=sql.SQL(" AND ").join(where),
+        canary=sql.Identifier(CANARY),
+        rows=rows,
+        any=sql.SQL(" OR ").join(sql.SQL("({})").format(s.where) for _, _, s in shapes),
         group=sql.SQL(" GROUP BY {}").format(
-            sql.SQL(", ").join(sql.SQL(str(i + 1)) for i in range(n_keys))
+            sql.SQL(", ").join(sql.SQL(str(i + 1)) for i in range(len(names)))
         )
-        if n_keys
+        if names
         else sql.SQL(""),
     )
-    found = {tuple(r[:n_keys]): (int(r[n_keys]), float(r[n_keys + 1])) for r in conn.execute(query)}
-    cells = _cells(spec)
-    counts = np.array([found.get(c, (0, 0.0))[0] for c in cells], dtype=np.int64)
-    sums = np.array([found.get(c, (0, 0.0))[1] for c in cells], dtype=np.float64)
-    return cells, counts, sums
+    # Where each release's key values, count and sum are in a row of the result.
+    columns: list[tuple[list[int], int, int | None]] = []
+    col = len(names)
+    for _, _, shape in shapes:
+        has_sum = shape.measure is not None
+        columns.append(([names.index(n) for n, _ in shape.keys], col, col + 1 if has_sum else None))
+        col += 2 if has_sum else 1
+    found: list[dict[tuple[str, ...], tuple[int, float]]] = [{} for _ in shapes]
+    for r in conn.execute(query):
+        for got, (at, count_at, sum_at) in zip(found, columns, strict=True):
+            count = int(r[count_at])
+            if count:  # a group with rows of this release: its keys are one of its cells
+                cell = tuple(r[k] for k in at)
+                n, total = got.get(cell, (0, 0.0))
+                got[cell] = (n + count, total + (0.0 if sum_at is None else float(r[sum_at])))
+    out: dict[int, ExactCells] = {}
+    for (i, spec, _), got in zip(shapes, found, strict=True):
+        cells = _cells(spec)
+        counts = np.array([got.get(c, (0, 0.0))[0] for c in cells], dtype=np.int64)
+        sums = np.array([got.get(c, (0, 0.0))[1] for c in cells], dtype=np.float64)
+        out[i] = ExactCells(cells, counts, sums)
+    return out
 
 
 def release_frame(
@@ -269,11 +392,12 @@ def publish_releases(
         why = refusal(policy.dataset, before, epsilon, delta)
         if why is None:
             keep = not_erased(conn, policy, RunTables(policy.dataset, run_id))
-            for spec in policy.releases:
-                cells, counts, sums = exact_cells(conn, snapshot, spec, keep)
-                values = privatize(spec, counts, sums)
+            exact = exact_cells(conn, snapshot, policy.releases, keep)
+            for spec, cells in zip(policy.releases, exact, strict=True):
+                values = privatize(spec, cells.counts, cells.sums)
                 table = spec.table_for(policy.dataset)
-                write_release(conn, table, spec, release_frame(spec, cells, values), readers, tag)
+                frame = release_frame(spec, cells.cells, values)
+                write_release(conn, table, spec, frame, readers, tag)
                 record_spend(conn, run_id, policy.dataset, spec)
                 noise = noise_of(spec)
                 results.append(
@@ -283,7 +407,7 @@ def publish_releases(
                         spec.statistic,
                         spec.column,
                         tuple(spec.group_by),
-                        len(cells),
+                        len(cells.cells),
                         spec.epsilon,
                         spec.delta,
                         noise.mechanism,
