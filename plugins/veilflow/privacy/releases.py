@@ -285,7 +285,12 @@ def _scan(
         snap=snapshot,
         canary=sql.Identifier(CANARY),
         rows=rows,
-        any=sql.SQL(" OR ").join(sql.SQL("({})").format(s.where) for _, _, s in shapes),
+        # A histogram's rows are tried last: its bin range casts the column to float8 twice
+        # a row, which a row another release takes is spared (the demo's scan: ~15% less).
+        any=sql.SQL(" OR ").join(
+            sql.SQL("({})").format(s.where)
+            for _, _, s in sorted(shapes, key=lambda t: t[1].statistic == "histogram")
+        ),
         group=sql.SQL(" GROUP BY {}").format(
             sql.SQL(", ").join(sql.SQL(str(i + 1)) for i in range(len(names)))
         )
