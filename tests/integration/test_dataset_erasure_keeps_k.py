@@ -18,9 +18,10 @@ import psycopg
 import pytest
 
 from veilflow.pipeline.dataset_run import run_dataset
+from veilflow.pipeline.erased_dataset import apply_dataset_erasures
 from veilflow.policy import DatasetPolicy, parse_any_policy
 from veilflow.vault.audit import verify
-from veilflow.vault.erasure_dataset import apply_dataset, request_dataset
+from veilflow.vault.erasure_dataset import request_dataset
 from veilflow.vault.master import default_master_key
 from veilflow.vault.provider import VaultKeyProvider
 
@@ -92,7 +93,7 @@ def test_applying_a_request_keeps_each_tables_k_and_makes_no_orphan(
             purpose=REASON,
         )
         request_dataset(c, clinic, "3", REASON, keys)
-        (report,) = apply_dataset(c, clinic)
+        (report,) = apply_dataset_erasures(c, clinic)
 
     assert report.removed == {"anonymized.members": 1, "anonymized.visits": 2}
     assert report.suppressed == 4 + 9

@@ -15,12 +15,13 @@ import pytest
 from veilflow.errors import PolicyError, ValidationFailed
 from veilflow.pipeline.dataset import publish_dataset
 from veilflow.pipeline.dataset_run import run_dataset
+from veilflow.pipeline.erased_dataset import apply_dataset_erasures
 from veilflow.pipeline.plan import plan_policy
 from veilflow.pipeline.seed import append_customers, seed_orders
 from veilflow.policy import DatasetPolicy, parse_any_policy
 from veilflow.transform.base import STRING, ChunkContext
 from veilflow.vault.audit import verify
-from veilflow.vault.erasure_dataset import apply_dataset, request_dataset
+from veilflow.vault.erasure_dataset import request_dataset
 from veilflow.vault.master import default_master_key
 from veilflow.vault.provider import VaultKeyProvider
 from veilflow.zones.db import with_database
@@ -238,8 +239,8 @@ def test_an_erased_customer_leaves_both_tables(
     ).fetchall()
     assert stored == [("shop", "customer_id", [token])]  # the token, not the key
     with psycopg.connect(_url(as_pipeline, role_logins["pipeline"]), autocommit=True) as c:
-        (report,) = apply_dataset(c, ds)
-        assert apply_dataset(c, ds) == []
+        (report,) = apply_dataset_erasures(c, ds)
+        assert apply_dataset_erasures(c, ds) == []
     assert report.request == request_id and report.left == 0
     assert report.removed == {"anonymized.shop_customers": 1, "anonymized.shop_orders": orders}
     assert rows() == (0, 0)

@@ -65,11 +65,11 @@ def erase_cmd(
         if subject is not None or reason is not None:
             raise VeilflowError("--apply takes only --dataset: it applies pending requests")
         from veilflow.pipeline.erased import apply_erasures
-        from veilflow.vault.erasure_dataset import apply_dataset
+        from veilflow.pipeline.erased_dataset import apply_dataset_erasures
 
         with connect(duty="pipeline", autocommit=True) as conn:
             reports = (
-                apply_dataset(conn, policy)
+                apply_dataset_erasures(conn, policy)
                 if isinstance(policy, DatasetPolicy)
                 else apply_erasures(conn, policy)
             )

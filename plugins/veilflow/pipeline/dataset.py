@@ -29,7 +29,7 @@ from psycopg import sql
 from veilflow.errors import PolicyError, ValidationFailed, VeilflowError
 from veilflow.lineage.events import ParentRun
 from veilflow.pipeline import stages
-from veilflow.pipeline.erased_dataset import leave_out_erased, rows_left_out
+from veilflow.pipeline.erased_dataset import apply_dataset_erasures, leave_out_erased, rows_left_out
 from veilflow.pipeline.manifest import load_manifest, save_manifest
 from veilflow.pipeline.stage_context import StageContext, audit_run
 from veilflow.policy.dataset import DatasetPolicy
@@ -37,7 +37,6 @@ from veilflow.transform.keys import KeyProvider
 from veilflow.validate.foreign_keys import ForeignKeyCount, count_orphans
 from veilflow.validate.report import GateReport
 from veilflow.vault.erasure import erased_tokens
-from veilflow.vault.erasure_dataset import apply_dataset
 from veilflow.zones import runs
 from veilflow.zones.catalog import foreign_keys_of
 from veilflow.zones.db import connect
@@ -432,7 +431,7 @@ def publish_dataset(
         run_id,
     )
     with connect(autocommit=True) as conn:
-        for report in apply_dataset(conn, ds):
+        for report in apply_dataset_erasures(conn, ds):
             log.info("erasure request %d applied: %d row(s) removed", report.request, report.total)
     return DatasetPublished(
         run_id,

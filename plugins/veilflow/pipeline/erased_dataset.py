@@ -34,10 +34,12 @@ from veilflow.pipeline.erased import LeaveOut, token_hits
 from veilflow.policy.dataset import DatasetPolicy
 from veilflow.transform.keys import KeyProvider
 from veilflow.transform.operators.tokenize import tokenize_array
-from veilflow.vault.erasure import erased_tokens, key_config, token_versions
+from veilflow.validate.privacy import column_types, suppress_small_classes_returning
+from veilflow.vault.erasure import ErasureReport, erased_tokens, key_config, token_versions
+from veilflow.vault.erasure_dataset import apply_dataset, remove_rows
 from veilflow.zones.copy_io import read_frame
 from veilflow.zones.manifest import RunManifest
-from veilflow.zones.run_tables import ROW, RunTables, drop_snapshot_rows
+from veilflow.zones.run_tables import ROW, RunTables, drop_snapshot_rows, table_exists
 
 log = logging.getLogger(__name__)
 
@@ -154,3 +156,39 @@ def leave_out_erased(ds: DatasetPolicy, table: str, keys: KeyProvider) -> LeaveO
         return left, rows - left
 
     return leave_out
+
+
+def keep_dataset_k(
+    conn: psycopg.Connection, ds: DatasetPolicy, removed: dict[str, int]
+) -> dict[str, int]:
+    """Keep each published table's k after a request removed rows, parents first: delete the
+    rows that refer to a row suppressed above (they would be orphans), then the rows of the
+    classes now smaller than the table's k (its own quasi-identifiers; canaries aside). A
+    class is measured only in a table that lost rows. Returns the rows suppressed, by
+    published table."""
+    suppressed: dict[str, int] = {}
+    gone: dict[str, list[str]] = {}
+    for table in ds.order:
+        spec = ds.tables[table]
+        published = spec.target.table
+        if not table_exists(conn, *published.split(".", 1)):
+            continue
+        keys: list[str] = []
+        for column, parent in spec.foreign_keys.items():
+            if gone.get(parent):
+                keys += remove_rows(conn, published, column, gone[parent], spec.source.key)[1]
+        if removed.get(published) or keys:
+            present = set(column_types(conn, published))
+            qi = [q for q in spec.privacy.quasi_identifiers if q in present]
+            keys += suppress_small_classes_returning(
+                conn, published, qi, spec.privacy.k, spec.source.key
+            )
+        if keys:
+            suppressed[published] = len(keys)
+            gone[table] = keys
+    return suppressed
+
+
+def apply_dataset_erasures(conn: psycopg.Connection, ds: DatasetPolicy) -> list[ErasureReport]:
+    """Apply the dataset's pending erasure requests, keeping every published table's k."""
+    return apply_dataset(conn, ds, keep_dataset_k)

@@ -9,19 +9,19 @@ order, published versions and quarantined candidates alike, and proves by a seco
 no row referring to the subject is left. In the same transaction it keeps every published
 table's k, parents first: the rest of a class the request left below its table's k is
 suppressed, and so are the rows below that refer to a suppressed row, so that keeping k makes
-no orphan (ADR 0023).
+no orphan (ADR 0023; the pipeline passes that step in, as it does for a table).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import psycopg
 from psycopg import sql
 
 from veilflow.policy.dataset import DatasetPolicy
 from veilflow.transform.keys import KeyProvider
-from veilflow.validate.privacy import column_types, suppress_small_classes_returning
 from veilflow.vault.access import require
 from veilflow.vault.erasure import (
     ErasureReport,
@@ -61,7 +61,7 @@ def dataset_tables(conn: psycopg.Connection, ds: DatasetPolicy, table: str) -> l
     return [t for t in found if table_exists(conn, *t.split(".", 1))]
 
 
-def _remove(
+def remove_rows(
     conn: psycopg.Connection,
     target: str,
     column: str,
@@ -87,38 +87,18 @@ def _remove(
     return len(keys), keys, int(left[0]) if left else 0
 
 
-def _keep_k(conn: psycopg.Connection, ds: DatasetPolicy, removed: dict[str, int]) -> dict[str, int]:
-    """Keep each published table's k after a request removed rows, parents first: delete the
-    rows that refer to a row suppressed above, then the rows of the classes now smaller than
-    the table's k (its own quasi-identifiers; canaries aside). A class is measured only in a
-    table that lost rows. Returns the rows suppressed, by published table."""
-    suppressed: dict[str, int] = {}
-    gone: dict[str, list[str]] = {}
-    for table in ds.order:
-        spec = ds.tables[table]
-        published = spec.target.table
-        if not table_exists(conn, *published.split(".", 1)):
-            continue
-        keys: list[str] = []
-        for column, parent in spec.foreign_keys.items():
-            if gone.get(parent):
-                keys += _remove(conn, published, column, gone[parent], spec.source.key)[1]
-        if removed.get(published) or keys:
-            present = set(column_types(conn, published))
-            qi = [q for q in spec.privacy.quasi_identifiers if q in present]
-            keys += suppress_small_classes_returning(
-                conn, published, qi, spec.privacy.k, spec.source.key
-            )
-        if keys:
-            suppressed[published] = len(keys)
-            gone[table] = keys
-    return suppressed
+#: What keeps the published tables' k after a request removed rows: given the rows removed
+#: per table, it returns the rows it suppressed per table (``pipeline.erased_dataset``).
+KeepK = Callable[[psycopg.Connection, DatasetPolicy, dict[str, int]], dict[str, int]]
 
 
-def apply_dataset(conn: psycopg.Connection, ds: DatasetPolicy) -> list[ErasureReport]:
+def apply_dataset(
+    conn: psycopg.Connection, ds: DatasetPolicy, keep_k: KeepK | None = None
+) -> list[ErasureReport]:
     """Apply every pending request of the dataset (the pipeline's login): remove the
-    subjects' rows from every table of the dataset, suppress what would leave a published
-    table below its k (``_keep_k``), vacuum the tables, record what was removed and
+    subjects' rows from every table of the dataset, then ``keep_k``
+    (``pipeline.erased_dataset.keep_dataset_k``) suppresses, in the same transaction, what
+    would leave a published table below its k; vacuum the tables, record what was removed and
     suppressed. ``conn`` must be in autocommit mode (VACUUM)."""
     require(conn, "encrypt", action="erasure.apply", target=ds.dataset)
     pending = conn.execute(
@@ -146,7 +126,7 @@ def apply_dataset(conn: psycopg.Connection, ds: DatasetPolicy) -> list[ErasureRe
                 found: set[str] = set(gone.get(table, []))
                 for target in tables[table]:
                     for column, values in refs:
-                        n, keys, still = _remove(conn, target, column, values, spec.source.key)
+                        n, keys, still = remove_rows(conn, target, column, values, spec.source.key)
                         removed[target] = removed.get(target, 0) + n
                         left += still
                         found.update(keys)
@@ -154,7 +134,7 @@ def apply_dataset(conn: psycopg.Connection, ds: DatasetPolicy) -> list[ErasureRe
                             touched.add(target)
                 gone[table] = sorted(found)
             require_none_left(request_id, left)
-            suppressed = _keep_k(conn, ds, removed)
+            suppressed = keep_k(conn, ds, removed) if keep_k else {}
             touched.update(suppressed)
             mark_applied(conn, request_id, removed)
         report = ErasureReport(int(request_id), ds.dataset, removed, left, sum(suppressed.values()))
