@@ -201,18 +201,26 @@ def _token_of(ds: DatasetPolicy, zones_db: str, key: str) -> str:
     return str(out.iloc[0])
 
 
+def _run_and_pick_a_customer(
+    ds: DatasetPolicy, conn: psycopg.Connection, zones_db: str
+) -> tuple[object, int, str]:
+    """Run the dataset; the customer with the most orders (at least 3): their key, their
+    number of orders and their token."""
+    run_dataset(ds)
+    subject, orders = conn.execute(
+        "SELECT customer_id, count(*) FROM restricted.orders GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1"
+    ).fetchone()  # type: ignore[misc]
+    assert orders >= 3
+    return subject, int(orders), _token_of(ds, zones_db, str(subject))
+
+
 def test_an_erased_customer_leaves_both_tables(
     as_pipeline: str,
     conn: psycopg.Connection,
     role_logins: dict[str, str],
 ) -> None:
     ds = shop_policy()
-    run_dataset(ds)
-    subject, orders = conn.execute(
-        "SELECT customer_id, count(*) FROM restricted.orders GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1"
-    ).fetchone()  # type: ignore[misc]
-    assert orders >= 3
-    token = _token_of(ds, as_pipeline, str(subject))
+    subject, orders, token = _run_and_pick_a_customer(ds, conn, as_pipeline)
 
     def rows() -> tuple[int, int]:
         return (
@@ -225,15 +233,7 @@ def test_an_erased_customer_leaves_both_tables(
         )
 
     assert rows() == (1, orders)
-    steward = role_logins["steward"]
-    with psycopg.connect(_url(as_pipeline, steward), autocommit=True) as c:
-        keys = VaultKeyProvider(
-            default_master_key(),
-            lambda: psycopg.connect(_url(as_pipeline, steward), autocommit=True),
-            operation="reidentify",
-            purpose=REASON,
-        )
-        request_id = request_dataset(c, ds, str(subject), REASON, keys)
+    request_id = _request(ds, as_pipeline, role_logins["steward"], str(subject))
     stored = conn.execute(
         "SELECT dataset, key_column, subject_tokens FROM governance.erasure_requests"
     ).fetchall()
@@ -281,12 +281,7 @@ def test_the_next_run_leaves_an_erased_customer_out_of_every_table_at_extract(
     customer and their orders out of both snapshots, so every check counts the rows that
     will be published and no order is left without its customer."""
     ds = shop_policy()
-    run_dataset(ds)
-    subject, orders = conn.execute(
-        "SELECT customer_id, count(*) FROM restricted.orders GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1"
-    ).fetchone()  # type: ignore[misc]
-    assert orders >= 3
-    token = _token_of(ds, as_pipeline, str(subject))
+    subject, orders, token = _run_and_pick_a_customer(ds, conn, as_pipeline)
     where = "SELECT count(*) FROM {} WHERE customer_id = %s"
     published = ("anonymized.shop_customers", "anonymized.shop_orders")
     assert [_count(conn, where.format(t), token) for t in published] == [1, orders]
