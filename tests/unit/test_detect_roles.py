@@ -277,3 +277,16 @@ def test_a_model_span_ends_in_no_small_english_word(text: str, entity: str, kept
     span = learned_span(text, 0, len(text), entity, VOCABULARY)
     assert span is not None
     assert text[span[0] : span[1]] == kept
+
+
+def test_irregular_forms_are_english_words() -> None:
+    """"Seen jointly with ..." opens with no name: the lemma index holds "see", the exception
+    tables hold "seen", and no ending taken off finds one from the other."""
+    from veilflow.detect.engine import english_words
+    from veilflow.detect.gazetteers import gazetteers
+
+    g = gazetteers()
+    vocabulary = Vocabulary(english_words(DetectionSettings().model), g.given, g.surnames)
+    for word in ("Seen", "Went", "Taken", "Children", "Written"):
+        assert vocabulary.plain_word(word), word
+    assert not vocabulary.plain_word("Kudriashova")

@@ -64,8 +64,8 @@ def load_nlp(model: str, matmul: Matmul = "numpy") -> Language:
 
 @lru_cache(maxsize=4)
 def english_words(model: str) -> frozenset[str]:
-    """Lower-case English words from the model's lemmatizer tables (WordNet-derived), or an
-    empty set when the model ships none."""
+    """Lower-case English words from the model's lemmatizer tables (WordNet-derived): lemmas
+    and their irregular forms, or an empty set when the model ships none."""
     import glob
 
     import spacy
@@ -78,4 +78,9 @@ def english_words(model: str) -> frozenset[str]:
     lookups = Lookups().from_disk(found[0].rsplit("/", 1)[0])
     if not lookups.has_table("lemma_index"):
         return frozenset()
-    return frozenset(w for words in lookups.get_table("lemma_index").values() for w in words)
+    words = {w for words in lookups.get_table("lemma_index").values() for w in words}
+    # The index holds lemmas only; irregular forms ("seen", "went", "children") are the
+    # exception tables' keys, which no ending taken off finds.
+    if lookups.has_table("lemma_exc"):
+        words.update(w for forms in lookups.get_table("lemma_exc").values() for w in forms)
+    return frozenset(words)
