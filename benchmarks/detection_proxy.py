@@ -84,6 +84,8 @@ def part(real: Split, held: bool) -> Split:
         name_locales=tuple(x for x in real.name_locales if (x in PROXY_NAME_LOCALES) == held),
         exclude_gazetteer_names=held,
         own_locale_names=0.0 if held else real.own_locale_names,
+        # the proxy set stays the texts it was (single names are a training option)
+        single_names=0.0 if held else real.single_names,
     )
 
 
@@ -130,6 +132,7 @@ def v2_split(real: Split, fresh: bool = False) -> Split:
         own_locale_names=0.0,
         extra_formats={},
         lowercase_chats=0.0,
+        single_names=0.0,
     )
 
 

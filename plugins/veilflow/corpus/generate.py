@@ -275,6 +275,9 @@ def render(template: Template, c: _Context) -> Doc:
         pos += len(literal)
         if kind is None:
             continue
+        if kind == "full" and c.split.single_names and c.d.chance(c.split.single_names):
+            # one name alone where the template writes it whole: more contexts for it
+            kind = "given" if c.d.chance(0.5) else "surname"
         value = _value(c, kind, ref)
         entity = SLOTS[kind]
         if entity is not None:

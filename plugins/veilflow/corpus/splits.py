@@ -113,6 +113,8 @@ class _SplitFile(BaseModel):
     extra_formats: dict[str, list[str]] = {}
     #: Share of chat texts written all in lower case, as people type in chats.
     lowercase_chats: float = 0.0
+    #: Share of a template's full names written as the given name or the surname alone.
+    single_names: float = 0.0
 
 
 class _Formats(BaseModel):
@@ -168,6 +170,7 @@ class Split:
     own_locale_names: float = 0.8
     extra_formats: dict[str, tuple[str, ...]] = field(default_factory=dict)
     lowercase_chats: float = 0.0
+    single_names: float = 0.0
 
     @property
     def all_name_locales(self) -> tuple[str, ...]:
@@ -242,6 +245,7 @@ def load_split(name: str) -> Split:
         own_locale_names=spec.own_locale_names,
         extra_formats={k: tuple(x) for k, x in spec.extra_formats.items()},
         lowercase_chats=spec.lowercase_chats,
+        single_names=spec.single_names,
     )
 
 
