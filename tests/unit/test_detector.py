@@ -7,6 +7,7 @@ not the model's quality (benchmarks/detection_generalization.py does that)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from veilflow.detector.registry import (
     model_digest,
     save_candidate,
 )
-from veilflow.detector.training import TrainingConfig, train, train_isolated
+from veilflow.detector.training import TrainingConfig, config_from_dict, train, train_isolated
 from veilflow.errors import PolicyError
 
 TINY = TrainingConfig(texts=100, epochs=2, seed=11)
@@ -55,6 +56,22 @@ def test_the_same_seed_trains_the_same_weights(tmp_path: Path) -> None:
     assert stats.texts == 100 and stats.labels > 100 and len(stats.losses) == 2
     assert model_digest(tmp_path / "a") == model_digest(tmp_path / "b")
     assert model_digest(tmp_path / "a") != model_digest(tmp_path / "c")
+
+
+def test_the_shipped_weights_are_the_running_averages(tmp_path: Path) -> None:
+    """Averaged weights are other weights than the last step's, from the same updates; a
+    version recorded before the option existed reads as trained without it."""
+    cfg = TrainingConfig(texts=40, epochs=1, seed=11)
+    docs = generate("train", cfg.texts, cfg.seed)
+    averaged, a = train(cfg, docs)
+    last, b = train(dataclasses.replace(cfg, averages=False), docs)
+    assert a.losses == b.losses
+    averaged.to_disk(tmp_path / "averaged")
+    last.to_disk(tmp_path / "last")
+    assert model_digest(tmp_path / "averaged") != model_digest(tmp_path / "last")
+    recorded = {k: v for k, v in cfg.as_dict().items() if k != "averages"}
+    assert config_from_dict(recorded).averages is False
+    assert config_from_dict(cfg.as_dict()).averages is True
 
 
 def test_training_takes_the_train_split_only() -> None:

@@ -59,6 +59,9 @@ class TrainingConfig:
     dropout: float = 0.1
     batch_start: int = 8
     batch_stop: int = 64
+    #: Keep the weights' running averages over training and ship those (Polyak averaging):
+    #: models of two seeds then differ less in what they find.
+    averages: bool = True
     entities: tuple[str, ...] = MODEL_ENTITIES
     split: str = "train"
 
@@ -153,7 +156,11 @@ def train(cfg: TrainingConfig, docs: list[Doc] | None = None) -> tuple[Language,
     for e in cfg.entities:
         ner.add_label(e)
     train_set, dropped = examples(nlp, docs, cfg.entities)
-    nlp.initialize(lambda: train_set)
+    optimizer = nlp.initialize(lambda: train_set)
+    if cfg.averages:
+        from thinc.api import Adam
+
+        optimizer = Adam(learn_rate=0.001, L2=0.01, grad_clip=1.0, use_averages=True)
     rng = np.random.default_rng(cfg.seed)
     stats = TrainingStats(
         texts=len(docs),
@@ -165,9 +172,13 @@ def train(cfg: TrainingConfig, docs: list[Doc] | None = None) -> tuple[Language,
         losses: dict[str, float] = {}
         sizes = compounding(cfg.batch_start, cfg.batch_stop, 1.001)
         for batch in util.minibatch([train_set[i] for i in order], size=sizes):  # type: ignore[no-untyped-call]
-            nlp.update(batch, drop=cfg.dropout, losses=losses)
+            nlp.update(batch, drop=cfg.dropout, losses=losses, sgd=optimizer)
         stats.losses.append(round(float(losses.get("ner", 0.0)), 3))
         log.info("epoch %d/%d: ner loss %.1f", epoch + 1, cfg.epochs, losses.get("ner", 0.0))
+    if cfg.averages:
+        with nlp.use_params(optimizer.averages):
+            averaged = nlp.to_bytes()
+        nlp.from_bytes(averaged)
     stats.seconds = round(time.perf_counter() - t0, 1)
     return nlp, stats
 
@@ -205,7 +216,8 @@ def read_docs(path: Path) -> list[Doc]:
 
 
 def config_from_dict(raw: dict[str, Any]) -> TrainingConfig:
-    return TrainingConfig(**{**raw, "entities": tuple(raw["entities"])})
+    # a version trained before averaging was an option was trained without it
+    return TrainingConfig(**{"averages": False, **raw, "entities": tuple(raw["entities"])})
 
 
 def train_isolated(cfg: TrainingConfig, docs: list[Doc]) -> tuple[Language, TrainingStats]:
