@@ -280,8 +280,8 @@ def test_a_model_span_ends_in_no_small_english_word(text: str, entity: str, kept
 
 
 def test_irregular_forms_are_english_words() -> None:
-    """"Seen jointly with ..." opens with no name: the lemma index holds "see", the exception
-    tables hold "seen", and no ending taken off finds one from the other."""
+    """A text opening "Seen jointly with ..." opens with no name: the lemma index holds "see", the
+    exception tables hold "seen", and no ending taken off finds one from the other."""
     from veilflow.detect.engine import english_words
     from veilflow.detect.gazetteers import gazetteers
 
