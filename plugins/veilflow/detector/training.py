@@ -156,11 +156,10 @@ def train(cfg: TrainingConfig, docs: list[Doc] | None = None) -> tuple[Language,
     for e in cfg.entities:
         ner.add_label(e)
     train_set, dropped = examples(nlp, docs, cfg.entities)
-    optimizer = nlp.initialize(lambda: train_set)
-    if cfg.averages:
-        from thinc.api import Adam
-
-        optimizer = Adam(learn_rate=0.001, L2=0.01, grad_clip=1.0, use_averages=True)
+    # The pipeline's own optimizer settings, keeping running averages when asked.
+    settings = {**nlp.config["training"]["optimizer"], "use_averages": cfg.averages}
+    optimizer = util.registry.resolve({"optimizer": settings})["optimizer"]
+    nlp.initialize(lambda: train_set, sgd=optimizer)
     rng = np.random.default_rng(cfg.seed)
     stats = TrainingStats(
         texts=len(docs),
