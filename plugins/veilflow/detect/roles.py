@@ -102,6 +102,17 @@ def place_role(text: str, start: int, end: int) -> bool:
     )
 
 
+def entity_by_role(text: str, start: int, end: int, entity: str) -> str:
+    """A learned place where the words around it say a person is a name ("registered to
+    Hoàng Dương", "Hi Naira"), a learned name where only a place stands is a place ("grew up
+    in Patricia Ville"); any other entity stays."""
+    if entity == "LOCATION" and person_role(text, start, end):
+        return "PERSON"
+    if entity == "PERSON" and place_role(text, start, end):
+        return "LOCATION"
+    return entity
+
+
 def name_shaped(text: str, start: int, end: int) -> bool:
     """Whether ``text[start:end]`` is one to four words of letters, no digit."""
     return _NAME_SHAPED.fullmatch(text, start, end) is not None

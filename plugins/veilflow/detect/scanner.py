@@ -45,7 +45,7 @@ from veilflow.detect.matmul import Matmul, one_blas_thread
 from veilflow.detect.model import MODEL_SCORE, DetectorRef, load_detector
 from veilflow.detect.model import resolve as resolve_detector
 from veilflow.detect.patterns import PATTERNS
-from veilflow.detect.roles import field_label, find_role_names, person_role, place_role
+from veilflow.detect.roles import entity_by_role, field_label, find_role_names, person_role
 from veilflow.detect.rules import find_names, find_places
 from veilflow.detect.scan_input import normalize, pieces
 from veilflow.detect.spans import ENTITIES, Span, without_edges
@@ -269,11 +269,7 @@ class Scanner:
                     if entity is None or (wanted is not None and entity not in wanted):
                         continue
                     for s, e in self._ner_spans(doc.text, ent.start_char, ent.end_char, entity):
-                        kind = entity
-                        if kind == "LOCATION" and person_role(doc.text, s, e):
-                            kind = "PERSON"  # a chat turn's speaker, "Hi Naira"
-                        elif kind == "PERSON" and place_role(doc.text, s, e):
-                            kind = "LOCATION"  # "she's in Taman Maxwell"
+                        kind = entity_by_role(doc.text, s, e, entity)  # "Hi Naira", "in Béni Saf"
                         found[i].append(Span(s + offset, e + offset, kind, NER_SCORE, "ner"))
 
     def _ner_spans(self, text: str, start: int, end: int, entity: str) -> Iterator[tuple[int, int]]:
@@ -329,10 +325,7 @@ class Scanner:
                             and not person_role(doc.text, s, e)
                         ):
                             continue  # "Gjorche: nope", "confirmed: amlodipine", not "9, rue"
-                        if entity == "LOCATION" and person_role(doc.text, s, e):
-                            entity = "PERSON"  # "registered to Hoàng Dương"
-                        elif entity == "PERSON" and place_role(doc.text, s, e):
-                            entity = "LOCATION"  # "grew up in Patricia Ville"
+                        entity = entity_by_role(doc.text, s, e, entity)
                         found[i].append(Span(s + offset, e + offset, entity, MODEL_SCORE, "model"))
 
     def _learned_span(self, text: str, start: int, end: int, entity: str) -> tuple[int, int] | None:
