@@ -93,7 +93,7 @@ KeepK = Callable[[psycopg.Connection, DatasetPolicy, dict[str, int]], dict[str, 
 
 
 def apply_dataset(
-    conn: psycopg.Connection, ds: DatasetPolicy, keep_k: KeepK | None = None
+    conn: psycopg.Connection, ds: DatasetPolicy, keep_k: KeepK
 ) -> list[ErasureReport]:
     """Apply every pending request of the dataset (the pipeline's login): remove the
     subjects' rows from every table of the dataset, then ``keep_k``
@@ -134,7 +134,7 @@ def apply_dataset(
                             touched.add(target)
                 gone[table] = sorted(found)
             require_none_left(request_id, left)
-            suppressed = keep_k(conn, ds, removed) if keep_k else {}
+            suppressed = keep_k(conn, ds, removed)
             touched.update(suppressed)
             mark_applied(conn, request_id, removed)
         report = ErasureReport(int(request_id), ds.dataset, removed, left, sum(suppressed.values()))
